@@ -1,0 +1,1 @@
+"""Constraints on modules and systems (installed as ``pikan.constraints``)."""

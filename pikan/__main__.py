@@ -1,0 +1,5 @@
+import sys
+
+from pikan.cli import main
+
+sys.exit(main())

@@ -1,0 +1,13 @@
+"""Errors a user can cause: bad specs and bad data.
+
+Both subclass ``ValueError`` so code that already catches ``ValueError`` keeps working.
+Messages name the offending item, what was expected, and a hint.
+"""
+
+
+class SpecError(ValueError):
+    """A system spec, module, constraint, expression or law is invalid."""
+
+
+class DataError(ValueError):
+    """Trajectory data (arrays, files) is invalid or does not match the spec."""

@@ -1,0 +1,1 @@
+"""Kolmogorov-Arnold Networks: splines, layers, networks, symbolic edges, attribution."""

@@ -1,0 +1,1 @@
+"""Catalogue of ready-made mechanical systems (installed as ``pikan.systems``)."""
