@@ -1,0 +1,332 @@
+r"""One KAN layer: a learnable function on every edge, summed into each output.
+
+Edge :math:`(i, j)` from input ``i`` to output ``j`` computes
+
+.. math:: \phi_{ij}(x) = m_{ij} \left[ (1 - s_{ij}) \left( w^b_{ij} b(x) + w^s_{ij} \sum_m c_{ijm}
+          B_m(x) \right) + s_{ij} \left( \alpha_{ij} f_{ij}(\beta_{ij} x + \gamma_{ij})
+          + \delta_{ij} \right) \right]
+
+with ``b`` the base function (SiLU), :math:`B_m` the B-spline bases of :mod:`pikan.kan.spline`,
+``m`` the pruning mask and ``s`` the symbolic mask: a symbolic edge is fixed to a library
+function ``f`` (:mod:`pikan.kan.symbolic`) with its own affine parameters. Output
+:math:`y_j = \sum_i \phi_{ij}(x_i)`.
+
+The numeric part is two matrix products (splines as one dense product over the
+``in * (G + k)`` bases, of which only ``k + 1`` per input are nonzero), so the layer costs
+about as much as a dense layer of that width. Symbolic edges are evaluated vectorized, one
+pass per distinct library function in use, never a loop over edges.
+
+``forward`` returns outputs only; :meth:`KANLayer.edge_outputs` is the separate, explicit
+call that gives per-edge values for plots, attribution and law extraction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from pikan.kan import spline
+
+_BASES: dict[str, Callable[[Tensor], Tensor]] = {
+    "silu": torch.nn.functional.silu,
+    "tanh": torch.tanh,
+    "identity": lambda x: x,
+    "zero": torch.zeros_like,
+}
+
+
+def _symbolic_library():
+    # Imported lazily: the library module is only needed once an edge is made symbolic.
+    from pikan.kan import symbolic
+
+    return symbolic
+
+
+class KANLayer(nn.Module):
+    """A KAN layer with ``in_dim * out_dim`` learnable edges.
+
+    Parameters
+    ----------
+    in_dim, out_dim : int
+        Number of inputs and outputs.
+    grid : int
+        Number of spline intervals inside ``grid_range``.
+    order : int
+        Spline order ``k`` (3 = cubic), in 1..5.
+    grid_range : (float, float)
+        Initial range of the grid, the same for every input.
+    base : str
+        Base function ``b``: ``"silu"`` (default), ``"tanh"``, ``"identity"`` or ``"zero"``.
+    noise_scale : float
+        Standard deviation of the initial spline coefficients.
+    generator : torch.Generator, optional
+        Source of the random initialization (for seeding).
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int,
+        grid: int = 5,
+        order: int = 3,
+        grid_range: tuple[float, float] = (-1.0, 1.0),
+        base: str = "silu",
+        noise_scale: float = 0.1,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        for name, value in (("in_dim", in_dim), ("out_dim", out_dim)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        spline.check_grid_args(grid, order)
+        if base not in _BASES:
+            raise ValueError(f"base must be one of {sorted(_BASES)}, got {base!r}")
+        lo, hi = grid_range
+        if not hi > lo:
+            raise ValueError(f"grid_range must be (lo, hi) with hi > lo, got {grid_range!r}")
+        self.in_dim, self.out_dim, self.order, self.base = in_dim, out_dim, order, base
+        dtype = torch.get_default_dtype()
+        knots = spline.uniform_knots(grid, order, lo, hi, in_dim, dtype=dtype)
+        self.register_buffer("knots", knots)
+        n_basis = grid + order
+
+        def rand(*shape):
+            return torch.rand(*shape, generator=generator, dtype=dtype)
+
+        def randn(*shape):
+            return torch.randn(*shape, generator=generator, dtype=dtype)
+
+        self.coef = nn.Parameter(noise_scale * randn(in_dim, n_basis, out_dim))
+        self.w_base = nn.Parameter((2 * rand(in_dim, out_dim) - 1) / in_dim**0.5)
+        self.w_spline = nn.Parameter(torch.full((in_dim, out_dim), 1 / in_dim**0.5, dtype=dtype))
+        self.register_buffer("mask", torch.ones(in_dim, out_dim, dtype=dtype))
+        self.register_buffer("sym_mask", torch.zeros(in_dim, out_dim, dtype=dtype))
+        self.register_buffer("sym_index", torch.zeros(in_dim, out_dim, dtype=torch.long))
+        affine = torch.tensor([1.0, 1.0, 0.0, 0.0], dtype=dtype).expand(in_dim, out_dim, 4)
+        self.sym_affine = nn.Parameter(affine.clone())
+        self._refresh()
+
+    # ------------------------------------------------------------------ structure state
+    @property
+    def grid(self) -> int:
+        """Number of grid intervals ``G``."""
+        return self.knots.shape[1] - 2 * self.order - 1
+
+    def _refresh(self) -> None:
+        """Recompute the Python-side flags derived from buffers (after any change of them)."""
+        steps = self.knots[:, 1:] - self.knots[:, :-1]
+        self._uniform = bool(torch.allclose(steps, steps[:, :1].expand_as(steps), rtol=1e-6))
+        pieces = spline.piece_polynomials(self.knots, self.order)
+        if "pieces" in self._buffers:
+            self.pieces = pieces
+        else:  # derived from the knots, so not saved in the state dict
+            self.register_buffer("pieces", pieces, persistent=False)
+        used = torch.unique(self.sym_index[self.sym_mask > 0]).tolist()
+        self._sym_used = tuple(int(i) for i in used)
+        self._has_numeric = bool((self.sym_mask < 1).any())
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Grids are refined and edges fixed after construction: adopt the stored shapes.
+        for name in ("knots", "coef"):
+            stored = state_dict.get(prefix + name)
+            current = getattr(self, name)
+            if stored is not None and stored.shape != current.shape:
+                fresh = torch.empty(stored.shape, dtype=current.dtype, device=current.device)
+                if isinstance(current, nn.Parameter):
+                    self.coef = nn.Parameter(fresh)
+                else:
+                    self.knots = fresh
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self._refresh()
+
+    # ------------------------------------------------------------------ evaluation
+    def _numeric_weights(self) -> tuple[Tensor, Tensor]:
+        keep = self.mask * (1 - self.sym_mask)
+        return self.w_base * keep, self.w_spline * keep
+
+    def _check(self, x: Tensor) -> None:
+        if x.dim() != 2 or x.shape[1] != self.in_dim:
+            raise ValueError(
+                f"input x must have shape (batch, {self.in_dim}), got {tuple(x.shape)}"
+            )
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Layer outputs.
+
+        Parameters
+        ----------
+        x : Tensor of shape (batch, in_dim)
+
+        Returns
+        -------
+        Tensor of shape (batch, out_dim)
+        """
+        self._check(x)
+        y = None
+        if self._has_numeric:
+            w_base, w_spline = self._numeric_weights()
+            basis = spline.dense_bases(x, self.knots, self.order, self.pieces, self._uniform)
+            coef = (self.coef * w_spline[:, None, :]).reshape(-1, self.out_dim)
+            y = basis.reshape(x.shape[0], -1) @ coef + _BASES[self.base](x) @ w_base
+        if self._sym_used:
+            sym = self._symbolic_edges(x).sum(1)
+            y = sym if y is None else y + sym
+        return y
+
+    def _symbolic_edges(self, x: Tensor) -> Tensor:
+        """Values of the symbolic edges, zero on the others: (batch, in_dim, out_dim)."""
+        symbolic = _symbolic_library()
+        a, b, c, d = self.sym_affine.unbind(-1)
+        z = x[:, :, None] * b + c
+        value = torch.zeros_like(z)
+        for k in self._sym_used:
+            primitive = symbolic.LIBRARY[symbolic.names()[k]]
+            active = self.sym_index == k
+            value = value + symbolic.safe_apply(primitive, z, active)
+        return (a * value + d) * (self.sym_mask * self.mask)
+
+    def edge_outputs(self, x: Tensor) -> Tensor:
+        """Value of every edge function at ``x`` (a separate call; ``forward`` stores nothing).
+
+        Parameters
+        ----------
+        x : Tensor of shape (batch, in_dim)
+
+        Returns
+        -------
+        Tensor of shape (batch, in_dim, out_dim); summing over ``in_dim`` gives ``forward(x)``.
+        """
+        self._check(x)
+        w_base, w_spline = self._numeric_weights()
+        splines = spline.evaluate(x, self.knots, self.coef, self.order, self.pieces, self._uniform)
+        out = splines * w_spline + _BASES[self.base](x)[:, :, None] * w_base
+        if self._sym_used:
+            out = out + self._symbolic_edges(x)
+        return out
+
+    def spline_part(self, x: Tensor) -> Tensor:
+        """Spline and base contribution of each edge, without weights' masks: (batch, in, out)."""
+        splines = spline.evaluate(x, self.knots, self.coef, self.order, self.pieces, self._uniform)
+        return splines * self.w_spline + _BASES[self.base](x)[:, :, None] * self.w_base
+
+    # ------------------------------------------------------------------ grids
+    @torch.no_grad()
+    def set_knots(self, knots: Tensor, x: Tensor) -> None:
+        """Move to new knots, refitting each edge's spline to keep the function (least squares).
+
+        Parameters
+        ----------
+        knots : Tensor of shape (in_dim, G' + 2k + 1)
+        x : Tensor of shape (batch, in_dim)
+            Sample inputs on which the old spline is matched.
+        """
+        old = spline.evaluate(x, self.knots, self.coef, self.order, self.pieces, self._uniform)
+        self.coef = nn.Parameter(spline.fit_coefficients(x, old, knots, self.order))
+        self.knots = knots.to(self.knots)
+        self._refresh()
+
+    @torch.no_grad()
+    def update_grid(self, x: Tensor, grid: int | None = None, adaptivity: float = 0.98) -> None:
+        """Adapt each input's knots to the distribution of ``x``, keeping the edge functions.
+
+        The new grid points mix sample quantiles (weight ``adaptivity``) with a uniform grid
+        over the sample range (weight ``1 - adaptivity``), as in KAN 2.0's ``grid_eps``.
+
+        Parameters
+        ----------
+        x : Tensor of shape (batch, in_dim)
+            Finite samples of the layer's inputs.
+        grid : int, optional
+            New number of intervals (default: keep the current one).
+        adaptivity : float in [0, 1]
+        """
+        self._check(x)
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError("x passed to update_grid contains NaN or inf values")
+        if x.shape[0] < 2:
+            raise ValueError(f"x passed to update_grid needs at least 2 samples, got {x.shape[0]}")
+        if not 0.0 <= adaptivity <= 1.0:
+            raise ValueError(f"adaptivity must be in [0, 1], got {adaptivity!r}")
+        grid = self.grid if grid is None else grid
+        spline.check_grid_args(grid, self.order)
+        sorted_x = torch.sort(x, dim=0).values
+        q = torch.linspace(0, 1, grid + 1, dtype=x.dtype, device=x.device)
+        adaptive = torch.quantile(sorted_x, q, dim=0).t()
+        lo, hi = sorted_x[0], sorted_x[-1]
+        span = (hi - lo).clamp_min(1e-6)
+        hi = lo + span
+        uniform = lo[:, None] + q[None, :] * span[:, None]
+        points = adaptivity * adaptive + (1 - adaptivity) * uniform
+        points = torch.cummax(points, dim=1).values
+        # keep a minimum spacing so no interval collapses
+        points = points + torch.arange(grid + 1, dtype=x.dtype, device=x.device) * 1e-6 * span[:, None]
+        self.set_knots(spline.extend_knots(points, self.order), x)
+
+    @torch.no_grad()
+    def refine(self, grid: int, x: Tensor | None = None) -> None:
+        """Grid extension: a finer uniform grid over the same range, same function.
+
+        Parameters
+        ----------
+        grid : int
+            New number of intervals (usually larger than the current one).
+        x : Tensor of shape (batch, in_dim), optional
+            Samples to match the old spline on; default: dense points over the old range.
+        """
+        spline.check_grid_args(grid, self.order)
+        lo = self.knots[:, self.order]
+        hi = self.knots[:, -self.order - 1]
+        knots = spline.uniform_knots(grid, self.order, lo, hi, dtype=self.knots.dtype,
+                                     device=self.knots.device)
+        n = max(4 * (grid + self.order), 64)
+        t = torch.linspace(0, 1, n, dtype=lo.dtype, device=lo.device)
+        dense = lo[None, :] + t[:, None] * (hi - lo)[None, :]
+        x = dense if x is None else torch.cat([dense, x.to(dense)], dim=0)
+        self.set_knots(knots, x)
+
+    # ------------------------------------------------------------------ symbolic edges
+    @torch.no_grad()
+    def set_symbolic(
+        self, i: int, j: int, name: str, a: float = 1.0, b: float = 1.0, c: float = 0.0,
+        d: float = 0.0,
+    ) -> None:
+        """Fix edge ``(i, j)`` to ``a * f(b * x + c) + d`` with ``f`` the library function ``name``."""
+        symbolic = _symbolic_library()
+        self._check_edge(i, j)
+        self.sym_index[i, j] = symbolic.index(name)
+        self.sym_mask[i, j] = 1.0
+        self.sym_affine[i, j] = torch.tensor([a, b, c, d], dtype=self.sym_affine.dtype)
+        self._refresh()
+
+    @torch.no_grad()
+    def unset_symbolic(self, i: int, j: int) -> None:
+        """Return edge ``(i, j)`` to its spline."""
+        self._check_edge(i, j)
+        self.sym_mask[i, j] = 0.0
+        self._refresh()
+
+    def symbolic_edge(self, i: int, j: int) -> tuple[str, tuple[float, float, float, float]] | None:
+        """The library function name and (a, b, c, d) of edge ``(i, j)``, or None if numeric."""
+        self._check_edge(i, j)
+        if self.sym_mask[i, j] == 0:
+            return None
+        name = _symbolic_library().names()[int(self.sym_index[i, j])]
+        return name, tuple(float(v) for v in self.sym_affine[i, j].detach())
+
+    @torch.no_grad()
+    def set_mask(self, mask: Tensor) -> None:
+        """Set the pruning mask (1 keeps an edge, 0 removes it): (in_dim, out_dim)."""
+        if tuple(mask.shape) != (self.in_dim, self.out_dim):
+            raise ValueError(f"mask must have shape {(self.in_dim, self.out_dim)}, got {tuple(mask.shape)}")
+        self.mask.copy_(mask)
+        self._refresh()
+
+    def _check_edge(self, i: int, j: int) -> None:
+        if not (0 <= i < self.in_dim and 0 <= j < self.out_dim):
+            raise ValueError(f"edge ({i}, {j}) out of range for a {self.in_dim}x{self.out_dim} layer")
+
+    def extra_repr(self) -> str:
+        return (f"in_dim={self.in_dim}, out_dim={self.out_dim}, grid={self.grid}, "
+                f"order={self.order}, base={self.base!r}")

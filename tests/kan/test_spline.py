@@ -1,0 +1,106 @@
+import numpy as np
+import pytest
+import torch
+from scipy.interpolate import BSpline
+
+from pikan.kan import spline
+
+
+def _knots(order, uniform, seed=0):
+    knots = spline.uniform_knots(6, order, -1.0, 2.0, 3)
+    if not uniform:
+        g = torch.Generator().manual_seed(seed)
+        knots = torch.sort(knots + 0.2 * torch.rand(knots.shape, generator=g), dim=1).values
+    return knots
+
+
+def _inside(knots, order, n=400, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    lo, hi = knots[:, order], knots[:, -order - 1]
+    return lo + torch.rand(n, knots.shape[0], generator=g) * (hi - lo)
+
+
+@pytest.mark.parametrize("order", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("uniform", [True, False])
+def test_bases_match_scipy(order, uniform):
+    knots = _knots(order, uniform)
+    x = _inside(knots, order)
+    dense = spline.dense_bases(x, knots, order, uniform=uniform)
+    reference, _ = spline.cox_de_boor(x, knots, order)
+    for i in range(knots.shape[0]):
+        t = knots[i].numpy()
+        m = len(t) - order - 1
+        expected = np.stack(
+            [BSpline(t, np.eye(m)[j], order, extrapolate=False)(x[:, i].numpy()) for j in range(m)],
+            axis=-1,
+        )
+        np.testing.assert_allclose(dense[:, i].numpy(), np.nan_to_num(expected), atol=1e-12)
+    values, _ = spline.local_bases(x, knots, order, uniform=uniform)
+    np.testing.assert_allclose(values.numpy(), reference.numpy(), atol=1e-12)
+
+
+@pytest.mark.parametrize("order", [1, 3, 5])
+def test_partition_of_unity_inside_grid(order):
+    knots = _knots(order, uniform=False)
+    x = _inside(knots, order)
+    total = spline.dense_bases(x, knots, order).sum(-1)
+    np.testing.assert_allclose(total.numpy(), 1.0, atol=1e-12)
+
+
+@pytest.mark.parametrize("order", [1, 2, 3])
+def test_approximation_error_converges_at_order_plus_one(order):
+    """Max error of a least-squares spline fit of sin falls like h^(k+1)."""
+    x = torch.linspace(-1, 1, 4001)[:, None]
+    target = torch.sin(3 * x)[:, :, None]
+    grids = [4, 8, 16, 32]
+    errors = []
+    for grid in grids:
+        knots = spline.uniform_knots(grid, order, -1.0, 1.0)
+        coef = spline.fit_coefficients(x, target, knots, order)
+        fitted = spline.evaluate(x, knots, coef, order, uniform=True)
+        errors.append(float((fitted - target).abs().max()))
+    slope = -np.polyfit(np.log(grids), np.log(errors), 1)[0]
+    assert order + 1 - 0.4 < slope < order + 1 + 0.6, (slope, errors)
+
+
+def test_derivatives_match_scipy_inside_grid():
+    order = 3
+    knots = _knots(order, uniform=False)[:1]
+    coef = torch.randn(knots.shape[1] - order - 1, 1, generator=torch.Generator().manual_seed(3))
+    x = _inside(knots, order, n=50)[:, :1].requires_grad_(True)
+    y = spline.evaluate(x, knots, coef[None], order).sum()
+    (dy,) = torch.autograd.grad(y, x, create_graph=True)
+    (d2y,) = torch.autograd.grad(dy.sum(), x)
+    ref = BSpline(knots[0].numpy(), coef[:, 0].numpy(), order)
+    np.testing.assert_allclose(dy[:, 0].detach().numpy(), ref.derivative(1)(x[:, 0].detach().numpy()), atol=1e-10)
+    np.testing.assert_allclose(d2y[:, 0].numpy(), ref.derivative(2)(x[:, 0].detach().numpy()), atol=1e-9)
+
+
+def test_gradcheck_bases():
+    knots = _knots(3, uniform=True)
+    x = _inside(knots, 3, n=20).requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda z: spline.dense_bases(z, knots, 3, uniform=True), (x,))
+    assert torch.autograd.gradgradcheck(lambda z: spline.dense_bases(z, knots, 3, uniform=True), (x,))
+
+
+def test_extrapolation_continues_the_edge_pieces():
+    """Outside the grid range the first/last cubic piece is continued (smooth, finite)."""
+    knots = spline.uniform_knots(4, 3, -1.0, 1.0)
+    coef = torch.randn(1, 7, 1, generator=torch.Generator().manual_seed(0))
+    for inside, outside in ((np.linspace(-1.0, -0.6, 7), -1.7), (np.linspace(0.6, 1.0, 7), 1.8)):
+        y = spline.evaluate(torch.tensor(inside)[:, None], knots, coef, 3, uniform=True)
+        piece = np.polyfit(inside, y[:, 0, 0].numpy(), 3)
+        value = spline.evaluate(torch.tensor([[outside]]), knots, coef, 3, uniform=True)
+        np.testing.assert_allclose(value.item(), np.polyval(piece, outside), rtol=1e-9)
+
+
+@pytest.mark.parametrize("grid, order, match", [(0, 3, "grid"), (5, 0, "order"), (5, 6, "order"),
+                                                (2.5, 3, "grid")])
+def test_bad_grid_arguments(grid, order, match):
+    with pytest.raises(ValueError, match=match):
+        spline.uniform_knots(grid, order, -1.0, 1.0)
+
+
+def test_bad_range():
+    with pytest.raises(ValueError, match="grid_range"):
+        spline.uniform_knots(5, 3, 1.0, -1.0)
