@@ -1,0 +1,551 @@
+"""Spec -> model: every module becomes a block, the blocks feed the equations of motion.
+
+:func:`compile` turns a :class:`~pikan.spec.System` into a :class:`Model` (a
+``torch.nn.Module``). Each module becomes a :class:`Block`: a :class:`~pikan.kan.KAN` when
+it is learned, or the compiled law when it has one. A block reads its named inputs from
+the state through its bindings (feature expressions), and its output enters the equations
+of motion according to its kind (see :mod:`pikan.mechanics`): a ``Potential`` through the
+gradient node ``-dV/dq`` (derived by autograd, never learned separately), a ``Dynamics``
+directly as a force on its output coordinates, a ``Dissipation`` through ``-dD/dv`` and a
+``Lagrangian`` through the Euler--Lagrange equations.
+
+Hard constraints hook in here. A module constraint object may define
+
+- ``rewrite(module, system) -> module``: a spec-level change applied before the block is
+  built (e.g. feed invariants instead of components);
+- ``wrap(fn, input_names) -> fn``: an output-level change of the block function
+  ``fn(z: (batch, n_inputs)) -> (batch, n_outputs)`` (e.g. symmetrize, softplus).
+
+Both are used only when ``constraint.mode == "hard"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import sympy
+import torch
+from torch import Tensor, nn
+
+from pikan import mechanics
+from pikan.errors import SpecError
+from pikan.expr import to_module, to_torch
+from pikan.kan.network import KAN
+from pikan.spec import Dissipation, Dynamics, Lagrangian, Module, Potential, System
+
+_SCALAR_KINDS = (Potential, Dissipation, Lagrangian)
+
+
+def _softplus_inverse(value: float) -> float:
+    return float(torch.log(torch.expm1(torch.tensor(value, dtype=torch.float64))))
+
+
+class _Bindings(nn.Module):
+    """Maps a state to a block's inputs, for every binding.
+
+    Linear bindings (plain coordinates, differences such as ``x2 - x1``) are one matrix
+    product; other feature expressions are compiled expressions evaluated per binding.
+    """
+
+    def __init__(self, module: Module, system: System) -> None:
+        super().__init__()
+        names = list(system.state_names)
+        symbols = [sympy.Symbol(n) for n in names]
+        params = {sympy.Symbol(k): v for k, v in system.params.items()}
+        bindings = [[sympy.sympify(b[name]).xreplace(params) for name in module.input_names]
+                    for b in module.input_bindings]
+        self.n_bindings, self.n_inputs = len(bindings), len(module.input_names)
+        linear = all(self._is_linear(e, symbols) for b in bindings for e in b)
+        self.linear = linear
+        if linear:
+            matrix = torch.zeros(len(names), self.n_bindings * self.n_inputs, dtype=torch.float64)
+            offset = torch.zeros(self.n_bindings * self.n_inputs, dtype=torch.float64)
+            for k, exprs in enumerate(bindings):
+                for j, e in enumerate(exprs):
+                    col = k * self.n_inputs + j
+                    poly = sympy.Poly(e, *symbols)
+                    for monom, coeff in poly.terms():
+                        if sum(monom) == 0:
+                            offset[col] = float(coeff)
+                        else:
+                            matrix[monom.index(1), col] = float(coeff)
+            self.register_buffer("matrix", matrix)
+            self.register_buffer("offset", offset)
+            self._exprs = []
+        else:
+            self._exprs = [[to_torch(e, names) for e in exprs] for exprs in bindings]
+
+    @staticmethod
+    def _is_linear(expr: sympy.Expr, symbols: list[sympy.Symbol]) -> bool:
+        if not expr.free_symbols <= set(symbols):
+            return False
+        try:
+            poly = sympy.Poly(expr, *symbols)
+        except sympy.PolynomialError:
+            return False
+        return poly.total_degree() <= 1 and all(c.is_number for c in poly.coeffs())
+
+    def forward(self, state: Tensor) -> Tensor:
+        """State ``(batch, 2n)`` -> inputs ``(n_bindings, batch, n_inputs)``."""
+        if self.linear:
+            z = state @ self.matrix.to(state.dtype) + self.offset.to(state.dtype)
+            return z.reshape(-1, self.n_bindings, self.n_inputs).transpose(0, 1)
+        columns = state.unbind(-1)
+        return torch.stack([torch.stack([f(*columns) for f in exprs], dim=-1)
+                            for exprs in self._exprs])
+
+
+class Block(nn.Module):
+    """What a module compiles to: a KAN (learned) or a compiled law (fixed).
+
+    Call it on the module's named inputs: ``block(z)`` with ``z`` of shape
+    ``(batch, n_inputs)`` in the order of ``input_names``, or ``block(x=..., y=...)``.
+    Scalar modules (Potential, Dissipation, Lagrangian) return ``(batch,)``; a Dynamics
+    block returns ``(batch, n_outputs)``.
+
+    Attributes
+    ----------
+    name, kind : str
+    input_names : tuple of str
+    output_names : tuple of str
+        Coordinates a Dynamics block pushes on; ``(name,)`` for scalar modules.
+    core : KAN or ExprModule or None
+    """
+
+    def __init__(self, module: Module, system: System, dtype: torch.dtype,
+                 seed: int | None = None) -> None:
+        super().__init__()
+        self.name, self.kind = module.name, module.kind
+        self.spec = module
+        self.input_names = tuple(module.input_names)
+        self.scalar = isinstance(module, _SCALAR_KINDS)
+        self.output_names = (module.name,) if self.scalar else tuple(module.outputs)
+        self.gyroscopic = isinstance(module, Dynamics) and module.gyroscopic
+        self.params = dict(system.params)
+        self.bindings = _Bindings(module, system)
+        self.law_inputs = self.input_names
+        if module.law is not None:
+            self.core = self._law_core(module.laws, trainable=False)
+            self.gyroscopic_learned = False
+        else:
+            self.core = self._kan_core(module, system, seed)
+        self.core.to(dtype)
+        hard = [c for c in module.constraints if getattr(c, "mode", "hard") == "hard"]
+        self._wrappers = [c for c in hard if hasattr(c, "wrap")]
+
+    # ------------------------------------------------------------------ construction
+    def _law_core(self, laws: Sequence[sympy.Expr], trainable: bool) -> nn.Module:
+        return nn.ModuleList([to_module(law, self.input_names, self.params,
+                                        trainable_constants=trainable) for law in laws])
+
+    def _kan_core(self, module: Module, system: System, seed: int | None) -> nn.Module:
+        self.gyroscopic_learned = self.gyroscopic
+        if self.gyroscopic:
+            velocities = dict(zip(system.velocities, system.coords))
+            moving = [velocities[n] for n in self.input_names if n in velocities]
+            if sorted(moving) != sorted(module.outputs):
+                raise SpecError(
+                    f"module {module.name!r}: a learned gyroscopic Dynamics computes F = B(q) v "
+                    f"on its outputs, so its velocity inputs must be exactly the velocities of "
+                    f"its outputs {list(module.outputs)}; got velocity inputs "
+                    f"{[n for n in self.input_names if n in velocities]}. Hint: inputs="
+                    f"{[system.velocities[system.coords.index(c)] for c in module.outputs]} "
+                    "plus any positions B depends on.")
+            self._velocity_slots = [self.input_names.index(
+                system.velocities[system.coords.index(c)]) for c in module.outputs]
+            self._field_slots = [i for i, n in enumerate(self.input_names) if n not in velocities]
+            n_pairs = len(module.outputs) * (len(module.outputs) - 1) // 2
+            if not self._field_slots:
+                generator = torch.Generator().manual_seed(seed or 0)
+                return _ConstantField(0.1 * torch.randn(n_pairs, generator=generator,
+                                                        dtype=torch.float64))
+            widths = [len(self._field_slots), *self._hidden(module), n_pairs]
+            names = [self.input_names[i] for i in self._field_slots]
+        else:
+            n_out = 1 if self.scalar else len(module.outputs)
+            widths = [len(self.input_names), *self._hidden(module), n_out]
+            names = list(self.input_names)
+        return KAN(widths, grid=module.grid, order=module.order, seed=seed,
+                   input_names=names, output_names=list(self.output_names)
+                   if not self.gyroscopic else None)
+
+    @staticmethod
+    def _hidden(module: Module) -> list:
+        hidden = list(module.hidden)
+        if module.mult and hidden:
+            hidden[0] = [hidden[0], module.mult]
+        return hidden
+
+    @property
+    def is_learned(self) -> bool:
+        """True when the block is a KAN (or a learned gyroscopic field)."""
+        return isinstance(self.core, (KAN, _ConstantField))
+
+    @property
+    def kan(self) -> KAN | None:
+        return self.core if isinstance(self.core, KAN) else None
+
+    def fix(self, law: sympy.Expr | Sequence[sympy.Expr], trainable: bool = True) -> None:
+        """Replace the core by a compiled law whose constants are trainable parameters."""
+        laws = list(law) if isinstance(law, (list, tuple)) else [law]
+        if len(laws) != len(self.output_names) and not self.scalar:
+            raise SpecError(f"module {self.name!r}: fix needs {len(self.output_names)} "
+                            f"expressions (one per output), got {len(laws)}.")
+        dtype = next(iter(self.bindings.buffers()), torch.zeros((), dtype=torch.float64)).dtype
+        self.core = self._law_core(laws, trainable).to(dtype)
+        self.gyroscopic_learned = False
+
+    # ------------------------------------------------------------------ evaluation
+    def _raw(self, z: Tensor) -> Tensor:
+        """Core on inputs ``(batch, n_inputs)`` -> ``(batch, n_outputs)``."""
+        if isinstance(self.core, nn.ModuleList):
+            columns = z.unbind(-1)
+            return torch.stack([law(*columns) for law in self.core], dim=-1)
+        if self.gyroscopic_learned:
+            field = self.core(z[:, self._field_slots]) if self._field_slots else \
+                self.core(z[:, :0])
+            return _antisymmetric_apply(field, z[:, self._velocity_slots])
+        return self.core(z)
+
+    def function(self, z: Tensor) -> Tensor:
+        """The module function with hard constraints applied: ``(batch, n_in) -> (batch, n_out)``."""
+        fn = self._raw
+        for constraint in self._wrappers:
+            fn = constraint.wrap(fn, self.input_names)
+        return fn(z)
+
+    def forward(self, z: Tensor | None = None, **named: Tensor) -> Tensor:
+        if z is None:
+            missing = [n for n in self.input_names if n not in named]
+            if missing or set(named) - set(self.input_names):
+                raise SpecError(f"module {self.name!r} takes inputs {list(self.input_names)}; "
+                                f"got {sorted(named)}.")
+            z = torch.stack([torch.as_tensor(named[n]) for n in self.input_names], dim=-1)
+        if z.shape[-1] != len(self.input_names):
+            raise SpecError(f"module {self.name!r} takes {len(self.input_names)} inputs "
+                            f"{list(self.input_names)}; got a tensor of shape {tuple(z.shape)}.")
+        out = self.function(z.reshape(-1, z.shape[-1]))
+        out = out.reshape(*z.shape[:-1], out.shape[-1])
+        return out[..., 0] if self.scalar else out
+
+    def inputs(self, state: Tensor) -> Tensor:
+        """Inputs for every binding: ``(n_bindings, batch, n_inputs)`` from a state ``(batch, 2n)``."""
+        return self.bindings(state)
+
+    def evaluate(self, state: Tensor) -> Tensor:
+        """Output summed over bindings: ``(batch, n_outputs)`` from a state ``(batch, 2n)``."""
+        z = self.inputs(state)
+        n_bind, batch = z.shape[0], z.shape[1]
+        out = self.function(z.reshape(n_bind * batch, -1))
+        return out.reshape(n_bind, batch, -1).sum(0)
+
+
+class _ConstantField(nn.Module):
+    """A learned constant antisymmetric field (e.g. a uniform magnetic field)."""
+
+    def __init__(self, init: Tensor) -> None:
+        super().__init__()
+        self.values = nn.Parameter(init)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.values.expand(z.shape[0], -1)
+
+
+def _antisymmetric_apply(upper: Tensor, v: Tensor) -> Tensor:
+    """``B v`` with ``B`` antisymmetric from its upper-triangle entries ``(batch, n(n-1)/2)``."""
+    n = v.shape[-1]
+    rows, cols = torch.triu_indices(n, n, offset=1, device=v.device)
+    b = torch.zeros(v.shape[0], n, n, dtype=v.dtype, device=v.device)
+    b = b.index_put((torch.arange(v.shape[0], device=v.device)[:, None], rows, cols), upper)
+    b = b - b.transpose(1, 2)
+    return (b @ v[..., None])[..., 0]
+
+
+class Model(nn.Module):
+    """A compiled system: blocks plus the equations of motion.
+
+    Attributes
+    ----------
+    spec : System
+    coords, velocities : tuple of str
+    modules_by_name : dict of str to Block
+    """
+
+    def __init__(self, spec: System, dtype: torch.dtype = torch.float64,
+                 seed: int | None = 0) -> None:
+        super().__init__()
+        self.spec = spec
+        self.coords, self.velocities = tuple(spec.coords), tuple(spec.velocities)
+        n = len(self.coords)
+        blocks = {}
+        for index, module in enumerate(spec.modules):
+            for constraint in module.constraints:
+                if getattr(constraint, "mode", "hard") == "hard" and hasattr(constraint, "rewrite"):
+                    module = constraint.rewrite(module, spec)
+            blocks[module.name] = Block(module, spec, dtype,
+                                        seed=None if seed is None else seed + index)
+        self.blocks = nn.ModuleDict(blocks)
+        if spec.masses == "learn":
+            raw = torch.full((n,), _softplus_inverse(1.0), dtype=dtype)
+            self.mass_raw = nn.Parameter(raw)
+        else:
+            masses = spec.masses if isinstance(spec.masses, tuple) else (spec.masses,) * n
+            self.register_buffer("fixed_masses", torch.tensor(masses, dtype=dtype))
+        self.formulation = spec.formulation
+        self._placements = {}
+        for name, block in self.blocks.items():
+            if block.kind == "Dynamics":
+                matrix = torch.zeros(len(block.output_names), n, dtype=dtype)
+                for row, coord in enumerate(block.output_names):
+                    matrix[row, self.coords.index(coord)] = 1.0
+                self.register_buffer(f"_place_{name}", matrix)
+                self._placements[name] = f"_place_{name}"
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def modules_by_name(self) -> dict[str, Block]:
+        return dict(self.blocks.items())
+
+    @property
+    def n_coords(self) -> int:
+        return len(self.coords)
+
+    @property
+    def masses(self) -> Tensor:
+        """Masses per coordinate, shape (n,)."""
+        if hasattr(self, "mass_raw"):
+            return torch.nn.functional.softplus(self.mass_raw)
+        return self.fixed_masses
+
+    def _of_kind(self, kind: str) -> list[Block]:
+        return [b for b in self.blocks.values() if b.kind == kind]
+
+    # ------------------------------------------------------------------ energies and forces
+    @staticmethod
+    def _state(q: Tensor, v: Tensor) -> Tensor:
+        return torch.cat([q, v], dim=-1)
+
+    def _scalar_sum(self, kind: str) -> Callable[[Tensor, Tensor], Tensor] | None:
+        blocks = self._of_kind(kind)
+        if not blocks:
+            return None
+
+        def total(q: Tensor, v: Tensor) -> Tensor:
+            state = self._state(q, v)
+            return sum(b.evaluate(state)[:, 0] for b in blocks)
+
+        return total
+
+    def _direct_force(self) -> Callable[[Tensor, Tensor], Tensor] | None:
+        blocks = self._of_kind("Dynamics")
+        if not blocks:
+            return None
+
+        def total(q: Tensor, v: Tensor) -> Tensor:
+            state = self._state(q, v)
+            return sum(b.evaluate(state) @ getattr(self, self._placements[b.name])
+                       for b in blocks)
+
+        return total
+
+    def potential(self, q: Tensor, v: Tensor | None = None) -> Tensor:
+        """Total potential energy, shape (batch,) (zero without Potential modules)."""
+        v = torch.zeros_like(q) if v is None else v
+        fn = self._scalar_sum("Potential")
+        return fn(q, v) if fn is not None else q.new_zeros(q.shape[0])
+
+    def forces(self, q: Tensor, v: Tensor) -> dict[str, Tensor]:
+        """Generalized force of every Newtonian module, ``{name: (batch, n)}``.
+
+        Potentials give ``-dV/dq``, Dissipations ``-dD/dv``, Dynamics their output placed on
+        their coordinates. Lagrangian modules have no separate force and are left out.
+        """
+        out = {}
+        state_fn = self._state
+        for name, block in self.blocks.items():
+            if block.kind == "Potential":
+                out[name] = -mechanics.gradient_q(
+                    lambda q_, v_, b=block: b.evaluate(state_fn(q_, v_))[:, 0], q, v)
+            elif block.kind == "Dissipation":
+                out[name] = -mechanics.gradient_v(
+                    lambda q_, v_, b=block: b.evaluate(state_fn(q_, v_))[:, 0], q, v)
+            elif block.kind == "Dynamics":
+                out[name] = block.evaluate(state_fn(q, v)) @ getattr(self, self._placements[name])
+        return out
+
+    def acceleration(self, q: Tensor, v: Tensor) -> Tensor:
+        """Accelerations from the equations of motion.
+
+        Parameters
+        ----------
+        q, v : Tensor of shape (batch, n)
+            Positions and velocities, in the order of ``coords``.
+
+        Returns
+        -------
+        Tensor of shape (batch, n)
+        """
+        self._check_state(q, v)
+        if self.formulation == "lagrangian":
+            generalized = None
+            extra = [f for f in (self._direct_force(),) if f is not None]
+            dissipation = self._scalar_sum("Dissipation")
+            if extra or dissipation is not None:
+                generalized = torch.zeros_like(q)
+                for f in extra:
+                    generalized = generalized + f(q, v)
+                if dissipation is not None:
+                    generalized = generalized - mechanics.gradient_v(dissipation, q, v)
+            return mechanics.lagrangian_acceleration(self._scalar_sum("Lagrangian"), q, v,
+                                                     generalized)
+        return mechanics.newtonian_acceleration(
+            self.masses, q, v, potential=self._scalar_sum("Potential"),
+            force=self._direct_force(), dissipation=self._scalar_sum("Dissipation"))
+
+    def vector_field(self, t: Tensor | float, y: Tensor) -> Tensor:
+        """``dy/dt`` for ``y = concat(q, v)`` of shape (batch, 2n): ``concat(v, a)``."""
+        n = self.n_coords
+        q, v = y[..., :n], y[..., n:]
+        return torch.cat([v, self.acceleration(q, v)], dim=-1)
+
+    def energy(self, q: Tensor, v: Tensor) -> Tensor:
+        """Total energy, shape (batch,): kinetic plus every potential (Lagrangian: v.dL/dv - L)."""
+        self._check_state(q, v)
+        if self.formulation == "lagrangian":
+            return mechanics.lagrangian_energy(self._scalar_sum("Lagrangian"), q, v)
+        return mechanics.kinetic_energy(self.masses, v) + self.potential(q, v)
+
+    def forward(self, q: Tensor, v: Tensor) -> Tensor:
+        """Same as :meth:`acceleration`."""
+        return self.acceleration(q, v)
+
+    def _check_state(self, q: Tensor, v: Tensor) -> None:
+        n = self.n_coords
+        if q.shape[-1] != n or v.shape != q.shape:
+            raise SpecError(f"system {self.spec.name!r} has {n} coordinates {list(self.coords)}: "
+                            f"q and v must both have shape (batch, {n}); got {tuple(q.shape)} "
+                            f"and {tuple(v.shape)}.")
+
+    # ------------------------------------------------------------------ module access
+    def module_inputs(self, name: str, q: Tensor, v: Tensor) -> Tensor:
+        """Inputs of module ``name`` on a batch of states, all bindings stacked:
+        ``(n_bindings * batch, n_inputs)``."""
+        block = self._block(name)
+        z = block.inputs(self._state(q, v))
+        return z.reshape(-1, z.shape[-1])
+
+    def _block(self, name: str) -> Block:
+        if name not in self.blocks:
+            raise SpecError(f"model of system {self.spec.name!r} has no module {name!r}; "
+                            f"modules: {', '.join(self.blocks)}.")
+        return self.blocks[name]
+
+    @torch.no_grad()
+    def adapt_grids(self, q: Tensor, v: Tensor, adaptivity: float = 0.98) -> None:
+        """Adapt the grids of every learned KAN block to its inputs on these states."""
+        for name, block in self.blocks.items():
+            if block.kan is not None:
+                z = self.module_inputs(name, q, v)
+                if block.gyroscopic_learned:
+                    z = z[:, block._field_slots]
+                block.kan.update_grid(z, adaptivity=adaptivity)
+
+    def fix(self, name: str, law, trainable: bool = True) -> None:
+        """Replace the KAN of module ``name`` by a compiled law with trainable constants.
+
+        ``law`` is a sympy expression (or list, for Dynamics), text, or a pikan Law.
+        """
+        from pikan.expr import parse
+
+        block = self._block(name)
+        law = getattr(law, "expr", law)
+        allowed = set(block.input_names) | set(block.params)
+        if isinstance(law, (list, tuple)):
+            exprs = [parse(e, allowed, where=f"module {name!r} law") for e in law]
+        else:
+            exprs = [parse(law, allowed, where=f"module {name!r} law")]
+        block.fix(exprs, trainable=trainable)
+
+    # ------------------------------------------------------------------ description
+    def graph(self, format: str = "dict") -> dict | str:
+        """The computation graph: state -> features -> modules -> gradient nodes -> forces -> accelerations.
+
+        Parameters
+        ----------
+        format : "dict" or "dot"
+            A dict with ``nodes`` (id -> {kind, label}) and ``edges`` (list of (from, to)),
+            or Graphviz DOT text.
+        """
+        nodes: dict[str, dict] = {}
+        edges: list[tuple[str, str]] = []
+        for name in self.coords + self.velocities:
+            nodes[name] = {"kind": "state", "label": name}
+        for c in self.coords:
+            nodes[f"a_{c}"] = {"kind": "acceleration", "label": f"a_{c}"}
+        for name, block in self.blocks.items():
+            label = f"{block.kind} {name}({', '.join(block.input_names)})"
+            label += " [KAN]" if block.is_learned else " [law]"
+            nodes[name] = {"kind": "module", "label": label, "learned": block.is_learned}
+            spec = block.spec
+            for k, binding in enumerate(spec.input_bindings):
+                for inp, expr in binding.items():
+                    sources = sorted(str(s) for s in sympy.sympify(expr).free_symbols
+                                     if str(s) in nodes and nodes[str(s)]["kind"] == "state")
+                    if str(expr) == inp and len(sources) == 1:
+                        edges.append((sources[0], name))
+                        continue
+                    feature = f"{name}.{inp}" + (f"[{k}]" if len(spec.input_bindings) > 1 else "")
+                    nodes[feature] = {"kind": "feature", "label": f"{inp} = {expr}"}
+                    edges += [(s, feature) for s in sources] + [(feature, name)]
+            if block.kind in ("Potential", "Dissipation"):
+                var = "q" if block.kind == "Potential" else "v"
+                grad = f"-d{name}/d{var}"
+                nodes[grad] = {"kind": "gradient", "label": grad}
+                edges.append((name, grad))
+                targets = [f"a_{c}" for c in self.coords]
+                edges += [(grad, t) for t in targets]
+            elif block.kind == "Dynamics":
+                edges += [(name, f"a_{c}") for c in block.output_names]
+            else:
+                node = f"Euler-Lagrange({name})"
+                nodes[node] = {"kind": "gradient", "label": "Euler-Lagrange"}
+                edges.append((name, node))
+                edges += [(node, f"a_{c}") for c in self.coords]
+        graph = {"system": self.spec.name, "formulation": self.formulation,
+                 "nodes": nodes, "edges": edges}
+        if format == "dict":
+            return graph
+        if format != "dot":
+            raise SpecError(f"graph format must be 'dict' or 'dot', got {format!r}.")
+        shapes = {"state": "ellipse", "feature": "note", "module": "box",
+                  "gradient": "diamond", "acceleration": "doublecircle"}
+        lines = [f'digraph "{self.spec.name}" {{', "  rankdir=LR;"]
+        for key, node in nodes.items():
+            lines.append(f'  "{key}" [label="{node["label"]}", shape={shapes[node["kind"]]}];')
+        lines += [f'  "{a}" -> "{b}";' for a, b in edges]
+        lines.append("}")
+        return "\n".join(lines)
+
+
+def compile(spec: System, dtype: torch.dtype = torch.float64, device=None,
+            seed: int | None = 0) -> Model:
+    """Compile a system spec into a :class:`Model`.
+
+    Parameters
+    ----------
+    spec : System
+    dtype : torch.dtype
+        float64 by default (float32 is a speed option).
+    device : str or torch.device, optional
+    seed : int, optional
+        Seed of the KAN initializations (module ``i`` uses ``seed + i``).
+
+    Returns
+    -------
+    Model
+    """
+    if not isinstance(spec, System):
+        raise SpecError(f"compile expects a pikan.System, got {type(spec).__name__}.")
+    model = Model(spec, dtype=dtype, seed=seed)
+    return model.to(device) if device is not None else model
+

@@ -1,0 +1,112 @@
+r"""Equations of motion from energy functions, as pure functions of tensors.
+
+Every function takes callables of the state ``(q, v)`` (each ``(batch, n)``) and returns
+tensors; derivatives come from ``torch.func`` so that the results can be differentiated
+again (training on forces needs double backward) and the functions work under
+``torch.func.vmap``.
+
+Newtonian form, with masses :math:`m`, potential :math:`V(q)`, direct forces
+:math:`F(q, v)` and Rayleigh dissipation :math:`D(v)`:
+
+.. math:: m \, a = -\partial_q V + F - \partial_v D .
+
+Lagrangian form, with :math:`L(q, v)` and generalized forces :math:`Q`:
+
+.. math:: \partial^2_{vv} L \; a = \partial_q L - (\partial_q \partial_v L)\, v + Q .
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+ScalarFn = Callable[[Tensor, Tensor], Tensor]  # (q, v) -> (batch,)
+VectorFn = Callable[[Tensor, Tensor], Tensor]  # (q, v) -> (batch, n)
+
+
+def gradient_q(energy: ScalarFn, q: Tensor, v: Tensor) -> Tensor:
+    """:math:`\\partial E / \\partial q` of a per-sample energy, shape (batch, n)."""
+    return torch.func.grad(lambda q_: energy(q_, v).sum())(q)
+
+
+def gradient_v(energy: ScalarFn, q: Tensor, v: Tensor) -> Tensor:
+    """:math:`\\partial E / \\partial v` of a per-sample energy, shape (batch, n)."""
+    return torch.func.grad(lambda v_: energy(q, v_).sum())(v)
+
+
+def newtonian_acceleration(
+    masses: Tensor,
+    q: Tensor,
+    v: Tensor,
+    potential: ScalarFn | None = None,
+    force: VectorFn | None = None,
+    dissipation: ScalarFn | None = None,
+) -> Tensor:
+    """Accelerations :math:`a = (-\\partial_q V + F - \\partial_v D) / m`.
+
+    Parameters
+    ----------
+    masses : Tensor of shape (n,)
+    q, v : Tensor of shape (batch, n)
+        Positions and velocities.
+    potential, dissipation : callable (q, v) -> (batch,), optional
+    force : callable (q, v) -> (batch, n), optional
+
+    Returns
+    -------
+    Tensor of shape (batch, n)
+    """
+    total = torch.zeros_like(q)
+    if potential is not None:
+        total = total - gradient_q(potential, q, v)
+    if force is not None:
+        total = total + force(q, v)
+    if dissipation is not None:
+        total = total - gradient_v(dissipation, q, v)
+    return total / masses
+
+
+def _per_sample(fn: ScalarFn) -> Callable[[Tensor, Tensor], Tensor]:
+    return lambda q, v: fn(q[None], v[None])[0]
+
+
+def lagrangian_acceleration(
+    lagrangian: ScalarFn, q: Tensor, v: Tensor, generalized_force: Tensor | None = None
+) -> Tensor:
+    """Accelerations from the Euler--Lagrange equations.
+
+    Solves :math:`\\partial^2_{vv} L \\, a = \\partial_q L - (\\partial_v \\partial_q L) v + Q`
+    per sample, with the Hessians from ``torch.func``.
+
+    Parameters
+    ----------
+    lagrangian : callable (q, v) -> (batch,)
+    q, v : Tensor of shape (batch, n)
+    generalized_force : Tensor of shape (batch, n), optional
+        Non-conservative forces :math:`Q` (dissipation, direct forces).
+
+    Returns
+    -------
+    Tensor of shape (batch, n)
+    """
+    single = _per_sample(lagrangian)
+    dl_dq = torch.func.vmap(torch.func.grad(single, argnums=0))(q, v)
+    dl_dv = torch.func.grad(single, argnums=1)
+    hess_vv = torch.func.vmap(torch.func.jacfwd(dl_dv, argnums=1))(q, v)
+    mixed = torch.func.vmap(torch.func.jacfwd(dl_dv, argnums=0))(q, v)  # d/dq (dL/dv)
+    rhs = dl_dq - (mixed @ v[..., None])[..., 0]
+    if generalized_force is not None:
+        rhs = rhs + generalized_force
+    return torch.linalg.solve(hess_vv, rhs[..., None])[..., 0]
+
+
+def lagrangian_energy(lagrangian: ScalarFn, q: Tensor, v: Tensor) -> Tensor:
+    """Energy :math:`E = v \\cdot \\partial_v L - L`, shape (batch,)."""
+    return (v * gradient_v(lagrangian, q, v)).sum(-1) - lagrangian(q, v)
+
+
+def kinetic_energy(masses: Tensor, v: Tensor) -> Tensor:
+    """:math:`T = \\sum_i m_i v_i^2 / 2`, shape (batch,)."""
+    return 0.5 * (masses * v**2).sum(-1)
