@@ -1,0 +1,1000 @@
+"""System specs: coordinates, masses, parameters and modules, as plain immutable data.
+
+A :class:`System` is what a physicist writes down: generalized coordinates, masses,
+named constants and a list of modules, each one physical subsystem (a
+:class:`Potential`, :class:`Dynamics`, :class:`Dissipation` or :class:`Lagrangian`).
+A module with a ``law`` is known; one without is learned by a KAN. ``compile`` turns a
+spec into a torch model; this file only holds the data, checks it, and writes it to
+and reads it from JSON. It never imports torch.
+
+Conventions
+-----------
+- Velocities are ``v_<coord>`` and accelerations ``a_<coord>`` unless ``velocities``
+  is given.
+- Every expression (laws, feature expressions, bindings) is parsed by
+  :func:`pikan.expr.parse` and stored as a sympy expression with real symbols.
+- Containers are tuples and :class:`FrozenMap` so specs are hashable and compare with
+  ``==`` (order matters: it fixes the order of a KAN's inputs).
+- Users' mistakes raise :class:`~pikan.errors.SpecError` naming the module and the
+  offending name, with a did-you-mean where one is close.
+
+Lagrangian systems
+------------------
+A system with :class:`Lagrangian` modules takes its equations of motion from the
+Euler-Lagrange equations of the sum of their ``L``. ``L`` already contains the kinetic
+and potential energy, so such a system may not also have :class:`Potential` modules
+(the potential would be counted twice) and its ``masses`` must stay at the default 1.0
+(they are not used). :class:`Dynamics` and :class:`Dissipation` modules are allowed
+beside a Lagrangian: they are generalized forces on the right-hand side,
+``d/dt dL/dv - dL/dq = F - dD/dv``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import itertools
+import json
+import math
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import KW_ONLY, dataclass, field
+from typing import Any, ClassVar
+
+import sympy
+
+from pikan.errors import SpecError
+from pikan.expr import did_you_mean, free_names, is_valid_name, parse, symbol, to_string
+
+__all__ = [
+    "Dissipation",
+    "Dynamics",
+    "FrozenMap",
+    "Lagrangian",
+    "Module",
+    "Potential",
+    "System",
+    "all_pairs",
+    "chain_pairs",
+    "register_constraint",
+]
+
+SPEC_VERSION = 1
+"""Version of the JSON layout written by :meth:`System.to_json`."""
+
+
+class FrozenMap(Mapping):
+    """An immutable, hashable, ordered mapping (what specs use instead of ``dict``).
+
+    Equality is order-sensitive and holds against any mapping with the same items in
+    the same order.
+    """
+
+    __slots__ = ("_dict", "_items")
+
+    def __init__(self, items: Mapping | Iterable[tuple[Any, Any]] = ()):
+        pairs = tuple(items.items() if isinstance(items, Mapping) else items)
+        object.__setattr__(self, "_items", pairs)
+        object.__setattr__(self, "_dict", dict(pairs))
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._dict[key]
+
+    def __iter__(self) -> Iterator:
+        return iter(self._dict)
+
+    def __len__(self) -> int:
+        return len(self._dict)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        return self._items == tuple(other.items())
+
+    def __hash__(self) -> int:
+        return hash(self._items)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("FrozenMap is immutable")
+
+    def __repr__(self) -> str:
+        return repr(self._dict)
+
+
+# ----------------------------------------------------------------- constraint registry
+
+_CONSTRAINT_TYPES: dict[str, type] = {}
+
+
+def register_constraint(cls: type) -> type:
+    """Class decorator: make a constraint class known to the JSON layer.
+
+    A constraint is a frozen dataclass whose init fields are JSON values (str, numbers,
+    bool, None, and tuples/lists/dicts of those; store sequences as tuples so a spec
+    read back from JSON compares equal). It is written as
+    ``{"type": ClassName, **fields}`` and read back through this registry.
+
+    If the class defines ``check_spec(system, module)``, :meth:`System.validate` calls it
+    for every instance attached to a module (``module`` is that module) or to the
+    system (``module`` is None); it raises :class:`SpecError` when the constraint does
+    not fit the spec (an unknown input name, a contradiction).
+    """
+    if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
+        raise TypeError(f"register_constraint expects a dataclass type, got {cls!r}")
+    known = _CONSTRAINT_TYPES.get(cls.__name__)
+    if known is not None and known is not cls and (
+        (known.__module__, known.__qualname__) != (cls.__module__, cls.__qualname__)
+    ):
+        raise SpecError(f"constraint type {cls.__name__!r} is already registered by "
+                        f"{known.__module__}.{known.__qualname__}; rename one of them.")
+    _CONSTRAINT_TYPES[cls.__name__] = cls
+    return cls
+
+
+def _json_value(value: Any, where: str) -> Any:
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise SpecError(f"{where}: the value {value!r} is not finite and cannot be written "
+                            "to JSON.")
+        return value
+    if isinstance(value, (tuple, list)):
+        return [_json_value(v, where) for v in value]
+    if isinstance(value, Mapping) and all(isinstance(k, str) for k in value):
+        return {k: _json_value(v, where) for k, v in value.items()}
+    raise SpecError(f"{where}: cannot write a {type(value).__name__} to JSON; constraint fields "
+                    "must be strings, numbers, booleans, None or sequences of those.")
+
+
+def _tuples(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_tuples(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _tuples(v) for k, v in value.items()}
+    return value
+
+
+def _constraint_to_dict(constraint: Any, where: str) -> dict:
+    cls = type(constraint)
+    if _CONSTRAINT_TYPES.get(cls.__name__) is not cls:
+        raise SpecError(f"{where}: constraint type {cls.__name__!r} is not registered; decorate "
+                        "its class with @pikan.spec.register_constraint to write it to JSON.")
+    out = {"type": cls.__name__}
+    for f in dataclasses.fields(constraint):
+        if f.init:
+            out[f.name] = _json_value(getattr(constraint, f.name), f"{where} {cls.__name__}")
+    return out
+
+
+def _constraint_from_dict(data: Any, where: str) -> Any:
+    if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+        raise SpecError(f"{where}: a constraint must be a JSON object with a 'type', got "
+                        f"{data!r}.")
+    name = data["type"]
+    if name not in _CONSTRAINT_TYPES:
+        try:  # the constraints library registers its classes when imported
+            importlib.import_module("pikan.constraints")
+        except ImportError:
+            pass
+    if name not in _CONSTRAINT_TYPES:
+        raise SpecError(f"{where}: unknown constraint type {name!r}; known types: "
+                        f"{', '.join(sorted(_CONSTRAINT_TYPES)) or 'none'}."
+                        + did_you_mean(name, _CONSTRAINT_TYPES))
+    fields = {k: _tuples(v) for k, v in data.items() if k != "type"}
+    try:
+        return _CONSTRAINT_TYPES[name](**fields)
+    except TypeError as error:
+        raise SpecError(f"{where}: constraint {name} cannot be built from {fields}: {error}.") from None
+
+
+# ------------------------------------------------------------------- small validators
+
+
+def _names(value: Any, what: str, *, allow_empty: bool = False) -> tuple[str, ...]:
+    """A tuple of valid, distinct variable names (a single string is one name)."""
+    if isinstance(value, str):
+        value = (value,)
+    if not isinstance(value, Iterable) or isinstance(value, Mapping):
+        raise SpecError(f"{what}: expected a list of names, got {value!r}.")
+    names = tuple(value)
+    if not names and not allow_empty:
+        raise SpecError(f"{what}: expected at least one name, got none.")
+    for name in names:
+        _check_name(name, what)
+    seen = set()
+    for name in names:
+        if name in seen:
+            raise SpecError(f"{what}: the name {name!r} appears twice.")
+        seen.add(name)
+    return names
+
+
+def _check_name(name: Any, what: str) -> None:
+    if not is_valid_name(name):
+        if isinstance(name, str) and name.isidentifier():
+            raise SpecError(f"{what}: {name!r} is reserved (a function, constant or keyword); "
+                            "choose another name.")
+        raise SpecError(f"{what}: {name!r} is not a valid name; use letters, digits and "
+                        "underscores, not starting with a digit (e.g. 'x1', 'theta').")
+
+
+def _positive_int(value: Any, what: str, *, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise SpecError(f"{what}: expected an integer >= {minimum}, got {value!r}.")
+    return value
+
+
+def _number(value: Any, what: str) -> float:
+    if isinstance(value, (bool, str)):
+        raise SpecError(f"{what}: expected a number, got {value!r}.")
+    try:
+        number = float(value)  # also numpy scalars
+    except (TypeError, ValueError):
+        raise SpecError(f"{what}: expected a number, got {value!r}.") from None
+    if not math.isfinite(number):
+        raise SpecError(f"{what}: expected a finite number, got {value!r}.")
+    return number
+
+
+def _unwrap_law(law: Any) -> Any:
+    """A law may be text, sympy, a number, or an object with an ``.expr`` (a pikan Law)."""
+    if law is not None and not isinstance(law, (str, sympy.Basic)) and hasattr(law, "expr"):
+        law = law.expr
+        if callable(law):
+            law = law()
+    return law
+
+
+# ---------------------------------------------------------------------------- modules
+
+
+@dataclass(frozen=True)
+class Module:
+    """Base of the module kinds; not used directly.
+
+    Parameters
+    ----------
+    name : str
+        Unique within the system.
+    inputs : list of str or dict of str to str
+        Names of coordinates, velocities or params; or, as a dict, input names mapped to
+        feature expressions of the state (``{"r": "sqrt(x**2 + y**2)"}``; an entry
+        ``"x": "x"`` is a plain input). With ``bindings``, the input names are formal
+        names the bindings assign.
+    law : str, sympy.Expr, or None
+        The closed form in the input names and the system's params. None: learned.
+    hidden : list of int
+        Hidden layer widths of the KAN (``[]``: a single KAN layer).
+    grid : int
+        Number of B-spline grid intervals.
+    order : int
+        B-spline order (3: cubic).
+    mult : int
+        Number of multiplication nodes in the first hidden layer.
+    constraints : list
+        Constraint objects (see :mod:`pikan.constraints`).
+    bindings : list of dict
+        Apply the module, with one set of weights, to several assignments of its
+        inputs; each dict maps every input name to an expression of the state. The
+        module's contribution is the sum over bindings. See :func:`chain_pairs`.
+    """
+
+    kind: ClassVar[str] = "Module"
+
+    name: str
+    inputs: Mapping[str, sympy.Expr]
+    _: KW_ONLY
+    law: Any = None
+    hidden: tuple[int, ...] = (8,)
+    grid: int = 5
+    order: int = 3
+    mult: int = 0
+    constraints: tuple = ()
+    bindings: tuple[FrozenMap, ...] = ()
+
+    def __post_init__(self) -> None:
+        if type(self) is Module:
+            raise SpecError("Module is the base class; use Potential, Dynamics, Dissipation or "
+                            "Lagrangian.")
+        if not isinstance(self.name, str) or not self.name.isidentifier():
+            raise SpecError(f"{self.kind} name {self.name!r} is not a valid name; use letters, "
+                            "digits and underscores (e.g. 'V', 'bond').")
+        where = f"module {self.name!r}"
+        set_ = object.__setattr__
+        set_(self, "inputs", self._normalize_inputs(self.inputs, where))
+        hidden = self.hidden
+        hidden = (hidden,) if isinstance(hidden, int) and not isinstance(hidden, bool) else hidden
+        if not isinstance(hidden, Iterable):
+            raise SpecError(f"{where} hidden: expected a list of layer widths, got {hidden!r}.")
+        set_(self, "hidden", tuple(_positive_int(h, f"{where} hidden") for h in hidden))
+        _positive_int(self.grid, f"{where} grid")
+        _positive_int(self.order, f"{where} order")
+        _positive_int(self.mult, f"{where} mult", minimum=0)
+        if self.mult and not self.hidden:
+            raise SpecError(f"{where} mult: multiplication nodes live in the first hidden layer, "
+                            "but hidden is empty; give hidden=[...] too.")
+        constraints = self.constraints
+        if dataclasses.is_dataclass(constraints) or not isinstance(constraints, Iterable):
+            constraints = (constraints,)
+        set_(self, "constraints", tuple(constraints))
+        for c in self.constraints:
+            if isinstance(c, type) or not dataclasses.is_dataclass(c):
+                raise SpecError(f"{where} constraints: expected constraint objects such as "
+                                f"Even('x'), got {c!r}.")
+        set_(self, "bindings", self._normalize_bindings(self.bindings, where))
+        set_(self, "law", self._normalize_law(_unwrap_law(self.law), where))
+
+    # ------------------------------------------------------------ normalization
+
+    @staticmethod
+    def _normalize_inputs(inputs: Any, where: str) -> FrozenMap:
+        if isinstance(inputs, Mapping):
+            items = []
+            for name, expression in inputs.items():
+                _check_name(name, f"{where} inputs")
+                items.append((name, parse(expression, where=f"{where} feature {name!r}")))
+            if not items:
+                raise SpecError(f"{where} inputs: expected at least one input, got none.")
+            return FrozenMap(items)
+        names = _names(inputs, f"{where} inputs")
+        return FrozenMap((name, symbol(name)) for name in names)
+
+    def _normalize_bindings(self, bindings: Any, where: str) -> tuple[FrozenMap, ...]:
+        if bindings is None:
+            return ()
+        if isinstance(bindings, Mapping):
+            bindings = (bindings,)
+        out = []
+        for i, binding in enumerate(bindings):
+            if not isinstance(binding, Mapping):
+                raise SpecError(f"{where} binding {i}: expected a dict of input name -> "
+                                f"expression, got {binding!r}.")
+            keys, names = set(binding), set(self.inputs)
+            if keys != names:
+                missing, extra = sorted(names - keys), sorted(keys - names)
+                hint = "".join(did_you_mean(k, names) for k in extra[:1])
+                raise SpecError(
+                    f"{where} binding {i}: keys must be the module's inputs "
+                    f"({', '.join(self.inputs)}); missing: {', '.join(missing) or 'none'}, "
+                    f"unknown: {', '.join(map(repr, extra)) or 'none'}.{hint}")
+            out.append(FrozenMap(
+                (name, parse(binding[name], where=f"{where} binding {i} input {name!r}"))
+                for name in self.inputs))
+        if out and self.features:
+            raise SpecError(f"{where}: give either feature expressions in inputs or bindings, not "
+                            f"both; with bindings, inputs are plain names ({', '.join(self.inputs)}) "
+                            "and each binding gives their expressions.")
+        return tuple(out)
+
+    def _normalize_law(self, law: Any, where: str) -> Any:
+        if law is None:
+            return None
+        return parse(law, where=f"{where} law")
+
+    # ------------------------------------------------------------- properties
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        """The input names, in the order they feed the block."""
+        return tuple(self.inputs)
+
+    @property
+    def features(self) -> FrozenMap:
+        """The derived inputs: name -> expression (plain inputs left out)."""
+        return FrozenMap((k, e) for k, e in self.inputs.items() if e != symbol(k))
+
+    @property
+    def input_bindings(self) -> tuple[FrozenMap, ...]:
+        """Every binding as input name -> sympy expression of the state and params.
+
+        Without ``bindings`` this is one binding: the inputs themselves (a plain input
+        maps to its own symbol, a feature to its expression).
+        """
+        return self.bindings if self.bindings else (self.inputs,)
+
+    @property
+    def is_learned(self) -> bool:
+        """True when the module has no law and is learned by a KAN."""
+        return self.law is None
+
+    @property
+    def laws(self) -> tuple[sympy.Expr, ...]:
+        """The law as a tuple of expressions, one per output (empty when learned)."""
+        if self.law is None:
+            return ()
+        return self.law if isinstance(self.law, tuple) else (self.law,)
+
+    def replace(self, **changes: Any) -> Module:
+        """A copy with some fields changed (checked again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict; :meth:`System.from_dict` reads it back."""
+        where = f"module {self.name!r}"
+        if self.features:
+            inputs: Any = {k: to_string(e) for k, e in self.inputs.items()}
+        else:
+            inputs = list(self.inputs)
+        if self.law is None:
+            law: Any = None
+        elif isinstance(self.law, tuple):
+            law = [to_string(e) for e in self.law]
+        else:
+            law = to_string(self.law)
+        out = {"kind": self.kind, "name": self.name, "inputs": inputs, "law": law,
+               "hidden": list(self.hidden), "grid": self.grid, "order": self.order,
+               "mult": self.mult,
+               "constraints": [_constraint_to_dict(c, where) for c in self.constraints],
+               "bindings": [{k: to_string(e) for k, e in b.items()} for b in self.bindings]}
+        return out
+
+
+@dataclass(frozen=True)
+class Potential(Module):
+    """A scalar potential energy ``V`` of the coordinates; its force is ``-dV/dq``.
+
+    Inputs may depend on coordinates and params only (a velocity-dependent term belongs
+    in a :class:`Dynamics` or a :class:`Lagrangian`). See :class:`Module` for the fields.
+    """
+
+    kind: ClassVar[str] = "Potential"
+
+
+@dataclass(frozen=True)
+class Dissipation(Module):
+    """A Rayleigh dissipation function ``D(v) >= 0``; its force is ``-dD/dv``.
+
+    Inputs may depend on velocities and params only. See :class:`Module` for the fields.
+    """
+
+    kind: ClassVar[str] = "Dissipation"
+
+
+@dataclass(frozen=True)
+class Lagrangian(Module):
+    """A Lagrangian ``L(q, v)``; accelerations come from the Euler-Lagrange equations.
+
+    A system with Lagrangian modules may not also have Potential modules and does not
+    use ``masses`` (``L`` contains both energies). See :class:`Module` for the fields.
+    """
+
+    kind: ClassVar[str] = "Lagrangian"
+
+
+@dataclass(frozen=True)
+class Dynamics(Module):
+    """A direct force on named coordinates: non-conservative or unknown physics.
+
+    Parameters
+    ----------
+    outputs : list of str
+        The coordinates the force pushes on, one force component each.
+    law : list of str or sympy.Expr, optional
+        One expression per output.
+    gyroscopic : bool
+        Parametrize the force as ``F = B v`` with ``B`` antisymmetric over the outputs'
+        velocities (the magnetic-force form): it does no work, so energy is conserved by
+        construction. Needs at least two outputs. A law may then also use the outputs'
+        velocities, and must do no work (``sum_i v_i F_i == 0``, checked symbolically).
+
+    Bindings are not supported on Dynamics (the outputs are fixed per module).
+    See :class:`Module` for the other fields.
+    """
+
+    kind: ClassVar[str] = "Dynamics"
+
+    _: KW_ONLY
+    outputs: tuple[str, ...] = ()
+    gyroscopic: bool = False
+
+    def __post_init__(self) -> None:
+        where = f"module {self.name!r}"
+        object.__setattr__(self, "outputs", _names(self.outputs, f"{where} outputs"))
+        if not isinstance(self.gyroscopic, bool):
+            raise SpecError(f"{where} gyroscopic: expected True or False, got {self.gyroscopic!r}.")
+        if self.gyroscopic and len(self.outputs) < 2:
+            raise SpecError(f"{where}: a gyroscopic force F = B v with B antisymmetric needs at "
+                            f"least two outputs, got {list(self.outputs)}.")
+        super().__post_init__()
+        if self.bindings:
+            raise SpecError(f"{where}: bindings are supported on Potential, Dissipation and "
+                            "Lagrangian modules, not on Dynamics; write one Dynamics per force "
+                            "or a scalar module whose gradient gives the force.")
+
+    def _normalize_law(self, law: Any, where: str) -> Any:
+        if law is None:
+            return None
+        if isinstance(law, (str, sympy.Expr, int, float)):
+            law = (law,)
+        elif isinstance(law, sympy.MatrixBase):
+            law = tuple(law)
+        if not isinstance(law, Iterable):
+            raise SpecError(f"{where} law: expected one expression per output "
+                            f"({', '.join(self.outputs)}), got {law!r}.")
+        law = tuple(_unwrap_law(component) for component in law)
+        if len(law) != len(self.outputs):
+            raise SpecError(f"{where} law: expected {len(self.outputs)} expressions, one per "
+                            f"output ({', '.join(self.outputs)}), got {len(law)}.")
+        return tuple(parse(component, where=f"{where} law for {output!r}")
+                     for component, output in zip(law, self.outputs))
+
+    def to_dict(self) -> dict:
+        out = super().to_dict()
+        out["outputs"] = list(self.outputs)
+        out["gyroscopic"] = self.gyroscopic
+        return out
+
+
+_MODULE_KINDS: dict[str, type[Module]] = {
+    cls.kind: cls for cls in (Potential, Dynamics, Dissipation, Lagrangian)
+}
+
+
+def _module_from_dict(data: Any, where: str) -> Module:
+    if not isinstance(data, dict):
+        raise SpecError(f"{where}: expected a JSON object for a module, got {data!r}.")
+    kind = data.get("kind")
+    if kind not in _MODULE_KINDS:
+        raise SpecError(f"{where}: unknown module kind {kind!r}; expected one of "
+                        f"{', '.join(_MODULE_KINDS)}." + did_you_mean(str(kind), _MODULE_KINDS))
+    cls = _MODULE_KINDS[kind]
+    where = f"{where} ({kind} {data.get('name')!r})"
+    allowed = {f.name for f in dataclasses.fields(cls) if f.init}
+    kwargs = {k: v for k, v in data.items() if k != "kind"}
+    for key in kwargs:
+        if key not in allowed:
+            raise SpecError(f"{where}: unknown field {key!r}." + did_you_mean(key, allowed))
+    for key in ("name", "inputs"):
+        if key not in kwargs:
+            raise SpecError(f"{where}: the field {key!r} is missing.")
+    kwargs["constraints"] = tuple(_constraint_from_dict(c, f"{where} constraints")
+                                  for c in kwargs.get("constraints") or ())
+    return cls(**kwargs)
+
+
+# ----------------------------------------------------------------------------- system
+
+
+@dataclass(frozen=True)
+class System:
+    """A mechanical system: coordinates, masses, params and modules.
+
+    Parameters
+    ----------
+    name : str
+    coords : list of str
+        Generalized coordinates ``q``, shape ``(n_coords,)`` in every state tensor.
+    modules : list of Module
+        Potentials, Dynamics, Dissipations and Lagrangians; their names are unique.
+    masses : float, list of float, or "learn"
+        One mass for every coordinate, one per coordinate, or learned positive masses.
+        Not used (must stay 1.0) when the system has Lagrangian modules.
+    params : dict of str to float
+        Named constants usable in every expression.
+    constraints : list
+        System-level constraints such as ``Conserved("energy")``.
+    velocities : list of str, optional
+        Velocity names; default ``v_<coord>``.
+
+    Examples
+    --------
+    >>> truth = System("trap", coords=["x", "y"], params={"k": 0.8},
+    ...                modules=[Potential("V", inputs=["x", "y"], law="k*(x**2 + y**2)/2")])
+    >>> spec = truth.learn("V", hidden=[4])
+    >>> spec.learned
+    ('V',)
+    """
+
+    name: str
+    coords: tuple[str, ...]
+    modules: tuple[Module, ...] = ()
+    masses: float | tuple[float, ...] | str = 1.0
+    params: Mapping[str, float] = field(default_factory=FrozenMap)
+    constraints: tuple = ()
+    velocities: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise SpecError(f"System name: expected a non-empty string, got {self.name!r}.")
+        where = f"system {self.name!r}"
+        set_(self, "coords", _names(self.coords, f"{where} coords"))
+        if self.velocities is None:
+            velocities = tuple(f"v_{c}" for c in self.coords)
+        else:
+            velocities = _names(self.velocities, f"{where} velocities")
+            if len(velocities) != len(self.coords):
+                raise SpecError(f"{where} velocities: expected one name per coordinate "
+                                f"({', '.join(self.coords)}), got {len(velocities)}.")
+        set_(self, "velocities", velocities)
+        if not isinstance(self.params, Mapping):
+            raise SpecError(f"{where} params: expected a dict of name -> number, got "
+                            f"{self.params!r}.")
+        for name in self.params:
+            _check_name(name, f"{where} params")
+        set_(self, "params", FrozenMap(
+            (k, _number(v, f"{where} param {k!r}")) for k, v in self.params.items()))
+        set_(self, "masses", self._normalize_masses(self.masses, where))
+        modules = self.modules
+        if isinstance(modules, Module):
+            modules = (modules,)
+        if not isinstance(modules, Iterable):
+            raise SpecError(f"{where} modules: expected a list of modules, got {modules!r}.")
+        set_(self, "modules", tuple(modules))
+        for m in self.modules:
+            if not isinstance(m, Module):
+                raise SpecError(f"{where} modules: expected Potential, Dynamics, Dissipation or "
+                                f"Lagrangian instances, got {m!r}.")
+        constraints = self.constraints
+        if dataclasses.is_dataclass(constraints) or not isinstance(constraints, Iterable):
+            constraints = (constraints,)
+        set_(self, "constraints", tuple(constraints))
+        self.validate()
+
+    def _normalize_masses(self, masses: Any, where: str) -> float | tuple[float, ...] | str:
+        if isinstance(masses, str):
+            if masses != "learn":
+                raise SpecError(f"{where} masses: expected a number, a list of numbers or "
+                                f"'learn', got {masses!r}.")
+            return masses
+        if isinstance(masses, Iterable):
+            values = tuple(_number(m, f"{where} masses") for m in masses)
+            if len(values) != len(self.coords):
+                raise SpecError(f"{where} masses: expected {len(self.coords)} masses, one per "
+                                f"coordinate ({', '.join(self.coords)}), got {len(values)}.")
+        else:
+            values = (_number(masses, f"{where} masses"),)
+        for coord, m in zip(self.coords, values * len(self.coords) if len(values) == 1 else values):
+            if m <= 0:
+                raise SpecError(f"{where} masses: the mass of {coord!r} is {m}; masses must be "
+                                "positive.")
+        return values if isinstance(masses, Iterable) else values[0]
+
+    # ---------------------------------------------------------------- names
+
+    @property
+    def accelerations(self) -> tuple[str, ...]:
+        """Acceleration names ``a_<coord>``."""
+        return tuple(f"a_{c}" for c in self.coords)
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        """Coordinates then velocities: the layout of a state vector ``y = (q, v)``."""
+        return self.coords + self.velocities
+
+    @property
+    def n_coords(self) -> int:
+        return len(self.coords)
+
+    @property
+    def module_names(self) -> tuple[str, ...]:
+        return tuple(m.name for m in self.modules)
+
+    @property
+    def learned(self) -> tuple[str, ...]:
+        """Names of the modules without a law (learned by a KAN)."""
+        return tuple(m.name for m in self.modules if m.law is None)
+
+    @property
+    def known(self) -> tuple[str, ...]:
+        """Names of the modules with a law."""
+        return tuple(m.name for m in self.modules if m.law is not None)
+
+    @property
+    def formulation(self) -> str:
+        """``"lagrangian"`` when the system has Lagrangian modules, else ``"newtonian"``."""
+        return "lagrangian" if any(isinstance(m, Lagrangian) for m in self.modules) else "newtonian"
+
+    def module(self, name: str) -> Module:
+        """The module called ``name``."""
+        for m in self.modules:
+            if m.name == name:
+                return m
+        raise SpecError(f"system {self.name!r} has no module {name!r}; modules: "
+                        f"{', '.join(self.module_names) or 'none'}."
+                        + did_you_mean(str(name), self.module_names))
+
+    # ------------------------------------------------------------- copies
+
+    def replace(self, **changes: Any) -> System:
+        """A copy with some fields changed (checked again)."""
+        return dataclasses.replace(self, **changes)
+
+    def _replace_module(self, new: Module) -> System:
+        return self.replace(modules=tuple(new if m.name == new.name else m for m in self.modules))
+
+    def learn(self, name: str, **kan_options: Any) -> System:
+        """A copy in which module ``name`` is learned (its law removed).
+
+        Parameters
+        ----------
+        name : str
+        **kan_options
+            Other module fields to change at the same time: ``hidden``, ``grid``,
+            ``order``, ``mult``, ``constraints`` (replaces the list), ``inputs``,
+            ``bindings``.
+        """
+        module = self.module(name)
+        allowed = {f.name for f in dataclasses.fields(module) if f.init} - {"name", "law"}
+        for key in kan_options:
+            if key not in allowed:
+                raise SpecError(f"learn({name!r}): unknown option {key!r}; options: "
+                                f"{', '.join(sorted(allowed))}." + did_you_mean(key, allowed))
+        return self._replace_module(module.replace(law=None, **kan_options))
+
+    def with_laws(self, laws: Mapping[str, Any]) -> System:
+        """A copy with laws filled in.
+
+        Parameters
+        ----------
+        laws : mapping of module name -> law
+            A law is expression text, a sympy expression, a list of those (one per
+            output, for Dynamics) or an object with an ``.expr`` attribute (a pikan Law).
+            None makes the module learned.
+        """
+        items = laws.items() if hasattr(laws, "items") else laws
+        new = {}
+        for name, law in items:
+            new[name] = self.module(name).replace(law=_unwrap_law(law))
+        return self.replace(modules=tuple(new.get(m.name, m) for m in self.modules))
+
+    # ----------------------------------------------------------- validation
+
+    def validate(self) -> None:
+        """Check the whole spec; raise :class:`SpecError` on the first problem.
+
+        Called at construction. Checks name collisions, that every name in inputs,
+        features, bindings and laws is known, what each module kind may depend on,
+        Dynamics outputs, the Lagrangian rules (see the module docstring) and each
+        constraint's own ``check_spec``.
+        """
+        where = f"system {self.name!r}"
+        owners: dict[str, str] = {}
+        for kind, names in (("coordinate", self.coords), ("velocity", self.velocities),
+                            ("acceleration", self.accelerations),
+                            ("param", tuple(self.params)), ("module", self.module_names)):
+            for name in names:
+                if name in owners:
+                    uses = (f"by two {kind}s" if owners[name] == kind
+                            else f"both as a {owners[name]} and as a {kind}")
+                    raise SpecError(f"{where}: the name {name!r} is used {uses}; names must be "
+                                    "unique.")
+                owners[name] = kind
+        for m in self.modules:
+            self._validate_module(m)
+        if self.formulation == "lagrangian":
+            potentials = [m.name for m in self.modules if isinstance(m, Potential)]
+            if potentials:
+                raise SpecError(
+                    f"{where}: Potential module(s) {', '.join(map(repr, potentials))} beside a "
+                    "Lagrangian would count the potential energy twice: L = T - V already "
+                    "contains it. Put V into the Lagrangian or use Potentials with masses "
+                    "(Newtonian form) instead.")
+            if self.masses != 1.0:
+                raise SpecError(f"{where} masses: a Lagrangian contains the kinetic energy, so "
+                                f"masses are not used; leave masses at its default (got "
+                                f"{self.masses!r}).")
+        for c in self.constraints:
+            if hasattr(c, "check_spec"):
+                c.check_spec(self, None)
+
+    def _validate_module(self, m: Module) -> None:
+        where = f"module {m.name!r}"
+        state = set(self.state_names) | set(self.params)
+        for name in m.inputs:
+            is_plain = m.inputs[name] == symbol(name) and not m.bindings
+            if is_plain:
+                if name not in state:
+                    raise SpecError(
+                        f"{where} input {name!r} is not a coordinate, velocity or param of "
+                        f"system {self.name!r}." + did_you_mean(name, state)
+                        + " A derived input needs an expression: inputs={'r': 'sqrt(x**2 + y**2)'}.")
+            elif name in state:
+                what = "feature" if not m.bindings else "binding input"
+                raise SpecError(f"{where} {what} {name!r} shadows a coordinate, velocity or param "
+                                "of the same name; give it another name.")
+        depends: set[str] = set()
+        for i, binding in enumerate(m.input_bindings):
+            for name, expression in binding.items():
+                label = (f"{where} binding {i} input {name!r}" if m.bindings
+                         else f"{where} feature {name!r}")
+                unknown = sorted(free_names(expression) - state)
+                if unknown:
+                    raise SpecError(f"{label}: unknown name {unknown[0]!r}; expressions of the "
+                                    "state may use coordinates, velocities and params."
+                                    + did_you_mean(unknown[0], state))
+                depends |= free_names(expression)
+        if isinstance(m, Potential) and depends & set(self.velocities):
+            raise SpecError(f"{where}: a Potential depends on coordinates only, but its inputs use "
+                            f"{', '.join(sorted(depends & set(self.velocities)))}; put "
+                            "velocity-dependent terms in a Dynamics or a Lagrangian.")
+        if isinstance(m, Dissipation) and depends & set(self.coords):
+            raise SpecError(f"{where}: a Dissipation depends on velocities only, but its inputs "
+                            f"use {', '.join(sorted(depends & set(self.coords)))}.")
+        law_names = set(m.inputs) | set(self.params)
+        if isinstance(m, Dynamics):
+            for output in m.outputs:
+                if output not in self.coords:
+                    raise SpecError(f"{where} output {output!r} is not a coordinate of system "
+                                    f"{self.name!r} ({', '.join(self.coords)})."
+                                    + did_you_mean(output, self.coords))
+            if m.gyroscopic:
+                law_names |= {self.velocities[self.coords.index(o)] for o in m.outputs}
+        for component in m.laws:
+            unknown = sorted(free_names(component) - law_names)
+            if unknown:
+                name = unknown[0]
+                hint = (" It is a state variable: add it to the module's inputs."
+                        if name in state else did_you_mean(name, law_names))
+                raise SpecError(f"{where} law: unknown name {name!r}; a law may use the "
+                                f"module's inputs ({', '.join(m.inputs)}) and the system's params "
+                                f"({', '.join(self.params) or 'none'}).{hint}")
+        if isinstance(m, Dynamics) and m.gyroscopic and m.law is not None:
+            power = sum(symbol(self.velocities[self.coords.index(o)]) * f
+                        for o, f in zip(m.outputs, m.law))
+            if sympy.expand(power) != 0 and sympy.simplify(power) != 0:
+                raise SpecError(f"{where} law: a gyroscopic force must do no work, but "
+                                f"v . F = {power} is not zero; use F = B v with B antisymmetric "
+                                "(e.g. ['w*v_y', '-w*v_x']) or set gyroscopic=False.")
+        for c in m.constraints:
+            if hasattr(c, "check_spec"):
+                c.check_spec(self, m)
+
+    # ----------------------------------------------------------------- JSON
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict (expressions as text); :meth:`from_dict` reads it back."""
+        where = f"system {self.name!r}"
+        return {
+            "pikan_spec": SPEC_VERSION,
+            "name": self.name,
+            "coords": list(self.coords),
+            "velocities": list(self.velocities),
+            "masses": list(self.masses) if isinstance(self.masses, tuple) else self.masses,
+            "params": dict(self.params),
+            "constraints": [_constraint_to_dict(c, where) for c in self.constraints],
+            "modules": [m.to_dict() for m in self.modules],
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """The spec as JSON text; ``System.from_json(spec.to_json()) == spec``."""
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> System:
+        """Read a spec written by :meth:`to_dict`; expressions go through the safe parser."""
+        if not isinstance(data, dict):
+            raise SpecError(f"spec JSON: expected an object, got {type(data).__name__}.")
+        version = data.get("pikan_spec")
+        if version != SPEC_VERSION:
+            raise SpecError(f"spec JSON: 'pikan_spec' is {version!r}; this pikan reads version "
+                            f"{SPEC_VERSION}.")
+        allowed = {f.name for f in dataclasses.fields(cls)} | {"pikan_spec"}
+        for key in data:
+            if key not in allowed:
+                raise SpecError(f"spec JSON: unknown field {key!r}." + did_you_mean(key, allowed))
+        for key in ("name", "coords"):
+            if key not in data:
+                raise SpecError(f"spec JSON: the field {key!r} is missing.")
+        where = f"spec JSON system {data['name']!r}"
+        modules = data.get("modules") or []
+        if not isinstance(modules, list):
+            raise SpecError(f"{where}: 'modules' must be a list.")
+        return cls(
+            name=data["name"],
+            coords=data["coords"],
+            modules=tuple(_module_from_dict(m, f"{where} module {i}")
+                          for i, m in enumerate(modules)),
+            masses=data.get("masses", 1.0),
+            params=data.get("params") or {},
+            constraints=tuple(_constraint_from_dict(c, f"{where} constraints")
+                              for c in data.get("constraints") or ()),
+            velocities=data.get("velocities"),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> System:
+        """Read a spec written by :meth:`to_json`."""
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, TypeError) as error:
+            raise SpecError(f"spec JSON: not valid JSON ({error}).") from None
+        return cls.from_dict(data)
+
+
+# ---------------------------------------------------------------------- binding helpers
+
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+_SITE = re.compile(r"(?P<site>[ab])(?:\[(?P<index>\d+)\])?")
+
+
+def _fill(template: str, a: str | tuple[str, ...], b: str | tuple[str, ...]) -> str:
+    def one(match: re.Match) -> str:
+        site = _SITE.fullmatch(match.group(1))
+        if site is None:
+            raise SpecError(f"binding template {template!r}: unknown placeholder "
+                            f"{match.group(0)!r}; use {{a}}, {{b}} or {{a[0]}}, {{b[1]}}.")
+        value = a if site["site"] == "a" else b
+        if site["index"] is None:
+            if not isinstance(value, str):
+                raise SpecError(f"binding template {template!r}: sites have several "
+                                f"coordinates {value}; index them as {{a[0]}}.")
+            return value
+        if isinstance(value, str):
+            raise SpecError(f"binding template {template!r}: the site {value!r} is a single "
+                            f"coordinate; write {{{site['site']}}} without an index.")
+        index = int(site["index"])
+        if index >= len(value):
+            raise SpecError(f"binding template {template!r}: index {index} is out of range for "
+                            f"the site {value}.")
+        return value[index]
+
+    return _PLACEHOLDER.sub(one, template)
+
+
+def _pair_bindings(pairs: Iterable[tuple[Any, Any]], expr: str | Mapping[str, str],
+                   name: str) -> list[dict[str, str]]:
+    templates = dict(expr) if isinstance(expr, Mapping) else {name: expr}
+    return [{key: _fill(t, a, b) for key, t in templates.items()} for a, b in pairs]
+
+
+def _sites(coords: Sequence[str | Sequence[str]]) -> list[str | tuple[str, ...]]:
+    sites = [c if isinstance(c, str) else tuple(c) for c in coords]
+    if len(sites) < 2:
+        raise SpecError(f"pair bindings need at least two sites, got {sites}.")
+    return sites
+
+
+def chain_pairs(coords: Sequence[str | Sequence[str]], expr: str | Mapping[str, str] = "{b} - {a}",
+                name: str = "d", periodic: bool = False) -> list[dict[str, str]]:
+    """Bindings for nearest neighbours along a chain: one per consecutive pair (a, b).
+
+    Parameters
+    ----------
+    coords : list of str, or list of tuples of str
+        The sites in chain order: coordinate names, or one tuple of coordinates per
+        particle (``[("x1", "y1"), ("x2", "y2")]``).
+    expr : str or dict of str to str
+        Template of the input's expression: ``{a}`` and ``{b}`` are the two sites, and
+        ``{a[0]}``, ``{b[1]}`` their components when sites are tuples. A dict maps
+        several input names to templates (then ``name`` is unused).
+    name : str
+        The module input the template defines.
+    periodic : bool
+        Also bind the last site to the first (a ring).
+
+    Returns
+    -------
+    list of dict
+        One binding per pair, for a module's ``bindings=``.
+
+    Examples
+    --------
+    >>> chain_pairs(["x1", "x2", "x3"])
+    [{'d': 'x2 - x1'}, {'d': 'x3 - x2'}]
+    >>> chain_pairs([("x1", "y1"), ("x2", "y2")], expr="sqrt(({b[0]}-{a[0]})**2 + ({b[1]}-{a[1]})**2)", name="r")
+    [{'r': 'sqrt((x2-x1)**2 + (y2-y1)**2)'}]
+    """
+    sites = _sites(coords)
+    pairs = list(itertools.pairwise(sites))
+    if periodic:
+        if len(sites) < 3:
+            raise SpecError(f"a periodic chain needs at least three sites, got {sites}.")
+        pairs.append((sites[-1], sites[0]))
+    return _pair_bindings(pairs, expr, name)
+
+
+def all_pairs(coords: Sequence[str | Sequence[str]], expr: str | Mapping[str, str] = "{b} - {a}",
+              name: str = "d") -> list[dict[str, str]]:
+    """Bindings for every unordered pair of sites (a, b), a before b: the N-body way.
+
+    Same parameters as :func:`chain_pairs`.
+
+    Examples
+    --------
+    >>> all_pairs(["x1", "x2", "x3"])
+    [{'d': 'x2 - x1'}, {'d': 'x3 - x1'}, {'d': 'x3 - x2'}]
+    """
+    sites = _sites(coords)
+    return _pair_bindings(itertools.combinations(sites, 2), expr, name)

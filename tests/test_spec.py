@@ -1,0 +1,360 @@
+"""Tests for pikan/spec.py: system specs, validation, immutability and JSON."""
+
+import dataclasses
+import json
+
+import pytest
+import sympy
+
+from pikan.errors import SpecError
+from pikan.expr import parse, symbol
+from pikan.spec import (
+    Dissipation,
+    Dynamics,
+    FrozenMap,
+    Lagrangian,
+    Module,
+    Potential,
+    System,
+    all_pairs,
+    chain_pairs,
+    register_constraint,
+)
+
+
+@register_constraint
+@dataclasses.dataclass(frozen=True)
+class EvenIn:
+    """A stand-in for a pikan.constraints class: the JSON layer only needs the registry."""
+
+    name: str
+    mode: str = "hard"
+    weight: float = 1.0
+
+    def check_spec(self, system, module):
+        if module is not None and self.name not in module.inputs:
+            raise SpecError(f"EvenIn({self.name!r}) on module {module.name!r}: no such input.")
+
+
+@register_constraint
+@dataclasses.dataclass(frozen=True)
+class ConservedThing:
+    quantity: str
+    groups: tuple = ()
+
+
+def trap(**changes):
+    spec = System(
+        "trap", coords=["x", "y"], masses=1.0, params={"k": 0.8, "w": 1.2},
+        modules=[Potential("V", inputs=["x", "y"], law="k*(x**2 + y**2)/2"),
+                 Dynamics("F", inputs=["v_x", "v_y"], outputs=["x", "y"],
+                          law=["w*v_y", "-w*v_x"])])
+    return spec.replace(**changes) if changes else spec
+
+
+def double_pendulum():
+    law = "v_a**2 + v_b**2/2 + v_a*v_b*cos(a - b) + 2*g*cos(a) + g*cos(b)"
+    return System(
+        "double_pendulum", coords=["a", "b"], params={"g": 9.81, "c": 0.1},
+        modules=[Lagrangian("L", inputs=["a", "b", "v_a", "v_b"], law=law),
+                 Dissipation("D", inputs={"s": "v_a**2 + v_b**2"}, law="c*s/2")],
+        constraints=[ConservedThing("momentum", groups=(("a", "b"),))])
+
+
+def chain():
+    coords = ["x1", "x2", "x3"]
+    return System("chain", coords=coords, masses=[1.0, 2.0, 3.0], params={"k": 2.0},
+                  modules=[Potential("bond", inputs=["d"], law="k*d**2/2",
+                                     bindings=chain_pairs(coords)),
+                           Potential("wall", inputs={"u": "x1**2 + x3**2"}, law="u/2",
+                                     constraints=[EvenIn("u")])])
+
+
+# ------------------------------------------------------------------ construction
+
+
+def test_names_and_properties():
+    spec = trap()
+    assert spec.coords == ("x", "y")
+    assert spec.velocities == ("v_x", "v_y")
+    assert spec.accelerations == ("a_x", "a_y")
+    assert spec.state_names == ("x", "y", "v_x", "v_y")
+    assert spec.known == ("V", "F") and spec.learned == ()
+    assert spec.formulation == "newtonian" and double_pendulum().formulation == "lagrangian"
+    assert spec.module("F").outputs == ("x", "y")
+    assert spec.module("V").law == parse("k*(x**2 + y**2)/2")
+    assert spec.module("F").laws == (symbol("w") * symbol("v_y"), -symbol("w") * symbol("v_x"))
+    custom = System("p", coords=["q"], velocities=["qdot"],
+                    modules=[Dissipation("D", inputs=["qdot"])])
+    assert custom.state_names == ("q", "qdot") and custom.accelerations == ("a_q",)
+    # a spec is hashable data; lists become tuples
+    assert hash(spec) == hash(trap()) and spec == trap()
+    assert isinstance(spec.modules, tuple) and isinstance(spec.params, FrozenMap)
+
+
+def test_inputs_features_and_bindings_normalize():
+    m = Potential("V", inputs={"x": "x", "r": "sqrt(x**2 + y**2)"})
+    assert m.input_names == ("x", "r")
+    assert m.features == {"r": parse("sqrt(x**2 + y**2)")}
+    assert m.input_bindings == (m.inputs,)
+    assert Potential("V", inputs=["x"]) == Potential("V", inputs={"x": "x"})
+    assert Potential("V", inputs="x").input_names == ("x",)
+    b = Potential("bond", inputs=["dx", "dy"],
+                  bindings=[{"dy": "y2 - y1", "dx": "x2 - x1"}])
+    # binding keys are put in input order
+    assert tuple(b.bindings[0]) == ("dx", "dy")
+    assert b.input_bindings[0]["dy"] == symbol("y2") - symbol("y1")
+    assert Potential("V", inputs=["x"], hidden=4).hidden == (4,)
+
+
+def test_chain_and_all_pairs():
+    assert chain_pairs(["x1", "x2", "x3"]) == [{"d": "x2 - x1"}, {"d": "x3 - x2"}]
+    assert chain_pairs(["x1", "x2", "x3"], periodic=True)[-1] == {"d": "x1 - x3"}
+    assert all_pairs(["x1", "x2", "x3"]) == [{"d": "x2 - x1"}, {"d": "x3 - x1"}, {"d": "x3 - x2"}]
+    sites = [("x1", "y1"), ("x2", "y2"), ("x3", "y3")]
+    r = all_pairs(sites, expr="sqrt(({b[0]} - {a[0]})**2 + ({b[1]} - {a[1]})**2)", name="r")
+    assert len(r) == 3 and r[0] == {"r": "sqrt((x2 - x1)**2 + (y2 - y1)**2)"}
+    both = chain_pairs(sites[:2], expr={"dx": "{b[0]} - {a[0]}", "dy": "{b[1]} - {a[1]}"})
+    assert both == [{"dx": "x2 - x1", "dy": "y2 - y1"}]
+    nbody = System("nbody", coords=[c for s in sites for c in s],
+                   modules=[Potential("pair", inputs=["r"], law="-1/r", bindings=r)])
+    assert len(nbody.module("pair").bindings) == 3
+    for bad, match in [({"expr": "{c} - {a}"}, "unknown placeholder"),
+                       ({"expr": "{a[2]}"}, "out of range"),
+                       ({"expr": "{a}"}, "index them")]:
+        with pytest.raises(SpecError, match=match):
+            chain_pairs(sites, **bad)
+    with pytest.raises(SpecError, match="at least two sites"):
+        chain_pairs(["x1"])
+    with pytest.raises(SpecError, match="single coordinate"):
+        chain_pairs(["x1", "x2"], expr="{a[0]}")
+
+
+# --------------------------------------------------------- learn / with_laws
+
+
+def test_learn_and_with_laws_are_immutable():
+    truth = trap()
+    spec = truth.learn("V", hidden=[4], grid=7, constraints=[EvenIn("x")]).learn("F")
+    assert truth == trap() and truth.known == ("V", "F")  # unchanged
+    assert spec.learned == ("V", "F") and spec.known == ()
+    v = spec.module("V")
+    assert v.law is None and v.is_learned and v.hidden == (4,) and v.grid == 7
+    assert v.constraints == (EvenIn("x"),)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.name = "other"
+
+    class Law:  # what pikan.laws will hand over: an object with .expr
+        def __init__(self, expr):
+            self.expr = expr
+
+    filled = spec.with_laws({"V": Law(parse("0.4*x**2 + 0.4*y**2")),
+                             "F": [sympy.Symbol("w") * sympy.Symbol("v_y"), "-w*v_x"]})
+    assert spec.learned == ("V", "F")
+    assert filled.module("V").law == parse("0.4*x**2 + 0.4*y**2")
+    assert filled.module("F").law == truth.module("F").law
+    assert filled.module("V").hidden == (4,)  # KAN options survive
+    assert spec.with_laws({"F": Law([sympy.Integer(0), "w*v_x"])}).module("F").laws[0] == 0
+    assert spec.with_laws({"V": "k*x**2"}).with_laws({"V": None}) == spec
+    assert truth.replace(params={"k": 1.0, "w": 1.2}).params["k"] == 1.0
+
+
+def test_learn_and_with_laws_errors():
+    spec = trap()
+    with pytest.raises(SpecError, match=r"no module 'VV'.*Did you mean 'V'\?"):
+        spec.learn("VV")
+    with pytest.raises(SpecError, match=r"unknown option 'gird'.*Did you mean 'grid'\?"):
+        spec.learn("V", gird=5)
+    with pytest.raises(SpecError, match=r"no module 'G'"):
+        spec.with_laws({"G": "x"})
+    with pytest.raises(SpecError, match=r"module 'V' law: unknown name 'kk'.*Did you mean 'k'\?"):
+        spec.with_laws({"V": "kk*x**2"})
+
+
+# --------------------------------------------------------------------- JSON
+
+
+@pytest.mark.parametrize("build", [
+    trap,
+    lambda: trap().learn("V", hidden=[4, 3], grid=7, order=2, mult=1).learn("F"),
+    double_pendulum,
+    lambda: double_pendulum().learn("L", constraints=[EvenIn("v_a")]),
+    chain,
+    lambda: chain().learn("bond").replace(masses="learn"),
+    lambda: System("magnet", coords=["x", "y"], params={"B": 0.3}, velocities=["u", "w"],
+                   modules=[Dynamics("Lorentz", inputs=["x", "y"], outputs=["x", "y"],
+                                     gyroscopic=True, law=["B*w*(1 + x**2)", "-B*u*(1 + x**2)"]),
+                            Dissipation("D", inputs=["u", "w"], law="0.05*(u**2 + w**2)")]),
+])
+def test_json_round_trip(build):
+    spec = build()
+    text = spec.to_json()
+    json.loads(text)  # plain JSON
+    again = System.from_json(text)
+    assert again == spec
+    assert again.to_json() == text
+    assert hash(again) == hash(spec)
+
+
+def test_json_covers_every_module_kind():
+    kinds = {m.kind for b in (trap, double_pendulum, chain) for m in b().modules}
+    assert kinds == {"Potential", "Dynamics", "Dissipation", "Lagrangian"}
+
+
+def test_json_floats_are_exact():
+    value = 0.1 + 0.2  # not representable in 15 digits
+    spec = System("s", coords=["x"], params={"k": value},
+                  modules=[Potential("V", inputs=["x"], law=f"{value!r}*k*x**2")])
+    again = System.from_json(spec.to_json())
+    assert again == spec and again.params["k"] == value
+
+
+def test_json_errors_and_unsafe_text():
+    data = chain().to_dict()
+    data["modules"][0]["law"] = "__import__('os').system('touch pwned')"
+    with pytest.raises(SpecError, match="module 'bond' law"):
+        System.from_dict(data)
+    cases = [
+        (lambda d: d.update(pikan_spec=99), "pikan_spec"),
+        (lambda d: d.update(colour="red"), "unknown field 'colour'"),
+        (lambda d: d["modules"][0].update(kind="Potentail"), r"Did you mean 'Potential'\?"),
+        (lambda d: d["modules"][0].update(gird=5), r"unknown field 'gird'.*Did you mean 'grid'"),
+        (lambda d: d["modules"][1]["constraints"].append({"type": "Evenn", "name": "u"}),
+         r"unknown constraint type 'Evenn'.*Did you mean 'EvenIn'\?"),
+        (lambda d: d["modules"][1]["constraints"].append({"type": "EvenIn", "nme": "u"}),
+         "constraint EvenIn cannot be built"),
+        (lambda d: d["modules"][0].pop("inputs"), "'inputs' is missing"),
+    ]
+    for change, match in cases:
+        data = chain().to_dict()
+        change(data)
+        with pytest.raises(SpecError, match=match):
+            System.from_dict(data)
+    with pytest.raises(SpecError, match="not valid JSON"):
+        System.from_json("{not json")
+
+
+def test_unregistered_constraint_cannot_be_written():
+    @dataclasses.dataclass(frozen=True)
+    class Private:
+        name: str
+
+    spec = trap().learn("V", constraints=[Private("x")])
+    with pytest.raises(SpecError, match="'Private' is not registered"):
+        spec.to_json()
+
+
+# --------------------------------------------------------------- validation
+
+SPEC_ERRORS = [
+    # unknown names, with suggestions
+    (lambda: System("s", coords=["x", "y"], modules=[Potential("V", inputs=["x", "yy"])]),
+     r"module 'V' input 'yy' is not a coordinate.*Did you mean 'y'\?"),
+    (lambda: System("s", coords=["x", "y"],
+                    modules=[Potential("V", inputs={"r": "sqrt(x**2 + yy**2)"})]),
+     r"module 'V' feature 'r': unknown name 'yy'.*Did you mean 'y'\?"),
+    (lambda: System("s", coords=["x1", "x2", "x3"],
+                    modules=[Potential("b", inputs=["d"], bindings=chain_pairs(["x1", "x2", "x4"]))]),
+     r"module 'b' binding 1 input 'd': unknown name 'x4'"),
+    (lambda: System("s", coords=["x"], params={"k": 1.0},
+                    modules=[Potential("V", inputs=["x"], law="kk*x**2")]),
+     r"module 'V' law: unknown name 'kk'.*Did you mean 'k'\?"),
+    (lambda: System("s", coords=["x", "y"], modules=[Potential("V", inputs=["x"], law="x*y")]),
+     r"module 'V' law: unknown name 'y'.*add it to the module's inputs"),
+    (lambda: System("s", coords=["x"], modules=[Dynamics("F", inputs=["x"], outputs=["x"],
+                                                           law=["q*x"])]),
+     r"module 'F' law.*unknown name 'q'"),
+    # duplicates and collisions
+    (lambda: System("s", coords=["x", "x"]), r"coords: the name 'x' appears twice"),
+    (lambda: System("s", coords=["x"], modules=[Potential("V", inputs=["x"]),
+                                                Potential("V", inputs=["x"])]),
+     r"'V' is used by two modules"),
+    (lambda: System("s", coords=["x"], params={"x": 1.0}),
+     r"'x' is used both as a coordinate and as a param"),
+    (lambda: System("s", coords=["x"], modules=[Potential("x", inputs=["x"])]),
+     r"'x' is used both as a coordinate and as a module"),
+    (lambda: System("s", coords=["x", "v_x"]),
+     r"'v_x' is used both as a coordinate and as a velocity"),
+    (lambda: System("s", coords=["x", "y"], modules=[Potential("V", inputs={"y": "x**2"})]),
+     r"module 'V' feature 'y' shadows"),
+    (lambda: Potential("V", inputs=["x", "x"]), r"module 'V' inputs: the name 'x' appears twice"),
+    # what each kind may depend on
+    (lambda: System("s", coords=["x"], modules=[Dynamics("F", inputs=["x"], outputs=["z"])]),
+     r"module 'F' output 'z' is not a coordinate"),
+    (lambda: System("s", coords=["x"], modules=[Dissipation("D", inputs=["x", "v_x"])]),
+     r"module 'D': a Dissipation depends on velocities only.*x"),
+    (lambda: System("s", coords=["x"], modules=[Dissipation("D", inputs={"e": "v_x*x"})]),
+     r"module 'D': a Dissipation depends on velocities only"),
+    (lambda: System("s", coords=["x"], modules=[Potential("V", inputs=["x", "v_x"])]),
+     r"module 'V': a Potential depends on coordinates only.*v_x"),
+    (lambda: System("s", coords=["a"], modules=[Lagrangian("L", inputs=["a", "v_a"]),
+                                                Potential("V", inputs=["a"])]),
+     r"Potential module\(s\) 'V' beside a Lagrangian would count the potential energy twice"),
+    (lambda: System("s", coords=["a"], masses=2.0, modules=[Lagrangian("L", inputs=["a"])]),
+     r"masses are not used"),
+    # masses and coords
+    (lambda: System("s", coords=["x", "y"], masses=[1.0, -1.0]), r"mass of 'y' is -1.0"),
+    (lambda: System("s", coords=["x", "y"], masses=0.0), r"mass of 'x' is 0.0"),
+    (lambda: System("s", coords=["x", "y"], masses=[1.0, 2.0, 3.0]), r"expected 2 masses"),
+    (lambda: System("s", coords=["x"], masses="heavy"), r"masses: expected a number"),
+    (lambda: System("s", coords=["x"], masses=float("nan")), r"finite"),
+    (lambda: System("s", coords=[]), r"coords: expected at least one name"),
+    (lambda: System("s", coords=["x"], velocities=["u", "w"]), r"velocities: expected one name per coordinate"),
+    (lambda: System("s", coords=["pi"]), r"'pi' is reserved"),
+    (lambda: System("s", coords=["sin"]), r"'sin' is reserved"),
+    (lambda: System("s", coords=["E"]), r"'E' is reserved"),
+    (lambda: System("s", coords=["1x"]), r"'1x' is not a valid name"),
+    (lambda: System("s", coords=["x"], params={"k": "big"}), r"param 'k': expected a number"),
+    (lambda: System("", coords=["x"]), r"System name"),
+    # module structure
+    (lambda: Potential("b", inputs=["d"], bindings=[{"e": "x2 - x1"}]),
+     r"module 'b' binding 0: keys must be the module's inputs.*missing: d.*'e'"),
+    (lambda: Potential("b", inputs={"d": "x2 - x1"}, bindings=[{"d": "x2 - x1"}]),
+     r"module 'b': give either feature expressions in inputs or bindings"),
+    (lambda: System("s", coords=["x1", "x2"],
+                    modules=[Potential("b", inputs=["x1"], bindings=[{"x1": "x2 - x1"}])]),
+     r"module 'b' binding input 'x1' shadows"),
+    (lambda: Dynamics("F", inputs=["x", "y"], outputs=["x", "y"], law=["x"]),
+     r"module 'F' law: expected 2 expressions, one per output"),
+    (lambda: Dynamics("F", inputs=["x"]), r"module 'F' outputs: expected at least one name"),
+    (lambda: Dynamics("F", inputs=["x"], outputs=["x"], gyroscopic=True),
+     r"module 'F'.*at least two outputs"),
+    (lambda: System("s", coords=["x", "y"], modules=[
+        Dynamics("F", inputs=["x"], outputs=["x", "y"], gyroscopic=True, law=["v_y", "v_x"])]),
+     r"module 'F' law: a gyroscopic force must do no work"),
+    (lambda: Dynamics("F", inputs=["d"], outputs=["x"], bindings=[{"d": "x"}]),
+     r"module 'F': bindings are supported on Potential"),
+    (lambda: Potential("V", inputs=["x"], grid=0), r"module 'V' grid: expected an integer >= 1"),
+    (lambda: Potential("V", inputs=["x"], hidden=[4, 0]), r"module 'V' hidden"),
+    (lambda: Potential("V", inputs=["x"], hidden=[], mult=2), r"module 'V' mult"),
+    (lambda: Potential("V", inputs=[]), r"module 'V' inputs: expected at least one"),
+    (lambda: Potential("V", inputs=["x"], law="x.__class__"), r"module 'V' law.*attribute"),
+    (lambda: Potential("V", inputs=["x"], constraints=[EvenIn]), r"module 'V' constraints"),
+    (lambda: Potential("my V", inputs=["x"]), r"'my V' is not a valid name"),
+    (lambda: Module("V", inputs=["x"]), r"Module is the base class"),
+    (lambda: System("s", coords=["x"], modules=[Potential]), r"modules: expected"),
+    # constraint hooks see the spec
+    (lambda: System("s", coords=["x"], modules=[Potential("V", inputs=["x"],
+                                                          constraints=[EvenIn("y")])]),
+     r"EvenIn\('y'\) on module 'V': no such input"),
+]
+
+
+@pytest.mark.parametrize("build, match", SPEC_ERRORS)
+def test_spec_errors_name_the_offender(build, match):
+    with pytest.raises(SpecError, match=match):
+        build()
+
+
+def test_allowed_combinations():
+    # Dynamics and Dissipation beside a Lagrangian are generalized forces
+    spec = double_pendulum().replace(modules=double_pendulum().modules + (
+        Dynamics("drive", inputs=["a"], outputs=["a"], law=["0.1*sin(a)"]),))
+    assert spec.formulation == "lagrangian"
+    # params may be module inputs; a module may have no law and no modules is a free particle
+    System("s", coords=["x"], params={"k": 1.0}, modules=[Potential("V", inputs=["x", "k"])])
+    assert System("free", coords=["x"]).modules == ()
+    # a gyroscopic law may use the outputs' velocities and must be work-free up to algebra
+    System("s", coords=["x", "y"], modules=[Dynamics(
+        "F", inputs=["x"], outputs=["x", "y"], gyroscopic=True,
+        law=["cos(x)**2*v_y + sin(x)**2*v_y", "-v_x"])])
