@@ -22,9 +22,10 @@ Grammar
 Everything else (attribute access, subscripts, strings, lambdas, comprehensions,
 comparisons, keyword arguments, unknown names) raises :class:`~pikan.errors.SpecError`.
 
-Symbols are real: every variable becomes ``sympy.Symbol(name, real=True)`` (see
-:func:`symbol`), so sympy may simplify ``sqrt(x**2)`` to ``Abs(x)``. Floats are kept
-in double precision, and :func:`to_string` prints them exactly, so
+Every variable becomes the plain ``sympy.Symbol(name)`` (no assumptions; see
+:func:`symbol`), so code elsewhere can build matching symbols with ``sympy.Symbol``;
+symbols with assumptions in sympy input are replaced by plain ones. Floats are kept in
+double precision, and :func:`to_string` prints them exactly, so
 ``parse(to_string(e)) == e``.
 """
 
@@ -209,12 +210,12 @@ _OPERATOR_WORDS: dict[type, str] = {
 
 
 def symbol(name: str) -> sympy.Symbol:
-    """The canonical sympy symbol for a variable: ``Symbol(name, real=True)``.
+    """The canonical sympy symbol for a variable: the plain ``sympy.Symbol(name)``.
 
     Every expression that passes through :func:`parse` uses these symbols, so two
     expressions over the same names compare equal.
     """
-    return sympy.Symbol(name, real=True)
+    return sympy.Symbol(name)
 
 
 def is_valid_name(name: object) -> bool:
@@ -272,7 +273,7 @@ def parse(
     Returns
     -------
     sympy.Expr
-        With canonical real symbols (:func:`symbol`) and double-precision floats.
+        With canonical plain symbols (:func:`symbol`) and double-precision floats.
 
     Raises
     ------
@@ -756,7 +757,7 @@ def _lift_constants(expr: sympy.Expr) -> tuple[sympy.Expr, list[sympy.Dummy], li
     originals: list[sympy.Number] = []
 
     def lift(number: sympy.Number) -> sympy.Dummy:
-        dummy = sympy.Dummy(f"c{len(dummies)}", real=True)
+        dummy = sympy.Dummy(f"c{len(dummies)}")
         dummies.append(dummy)
         originals.append(number)
         return dummy
@@ -792,7 +793,8 @@ class ExprModule(torch.nn.Module):
     Attributes
     ----------
     constants : torch.nn.Parameter, shape (n_constants,)
-        The trainable constants, in the order found in the tree (see :func:`to_module`).
+        The trainable constants, in the order found in the tree (see :func:`to_module`);
+        an empty buffer when ``trainable_constants=False``.
     inputs : tuple of str
     """
 
@@ -806,9 +808,11 @@ class ExprModule(torch.nn.Module):
             self._lifted, self._dummies, self._originals = _lift_constants(expr)
         else:
             self._lifted, self._dummies, self._originals = expr, [], []
-        values = [float(v) for v in self._originals]
-        self.constants = torch.nn.Parameter(torch.tensor(values, dtype=torch.get_default_dtype()),
-                                            requires_grad=trainable_constants)
+        values = torch.tensor([float(v) for v in self._originals], dtype=torch.get_default_dtype())
+        if trainable_constants:
+            self.constants = torch.nn.Parameter(values)
+        else:  # a buffer, so a fixed law adds nothing to model.parameters()
+            self.register_buffer("constants", values)
         index = {d: k for k, d in enumerate(self._dummies)}
         self._fn = _Compiler(self.inputs, self.params, index, label).compile(self._lifted)
 

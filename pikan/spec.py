@@ -12,7 +12,8 @@ Conventions
 - Velocities are ``v_<coord>`` and accelerations ``a_<coord>`` unless ``velocities``
   is given.
 - Every expression (laws, feature expressions, bindings) is parsed by
-  :func:`pikan.expr.parse` and stored as a sympy expression with real symbols.
+  :func:`pikan.expr.parse` and stored as a sympy expression over plain
+  ``sympy.Symbol(name)`` symbols.
 - Containers are tuples and :class:`FrozenMap` so specs are hashable and compare with
   ``==`` (order matters: it fixes the order of a KAN's inputs).
 - Users' mistakes raise :class:`~pikan.errors.SpecError` naming the module and the
