@@ -62,7 +62,7 @@ def scores(kan, x: Tensor) -> Scores:
     edges, nodes = [], [node_score]
     for index in reversed(range(len(acts))):
         act = acts[index]
-        n_sum, n_mult = kan.widths[index + 1]
+        n_sum = kan.widths[index + 1][0]
         sub_score = torch.cat([node_score[:n_sum], node_score[n_sum:].repeat_interleave(2)])
         sub_std = act.subnodes.std(0)
         edge = act.edges.std(0) * (sub_score / (sub_std + _EPS))[None, :]

@@ -1,0 +1,224 @@
+
+import pytest
+import torch
+
+from pikan.compile import compile
+from pikan.errors import SpecError
+from pikan.spec import Dissipation, Dynamics, Lagrangian, Potential, System, chain_pairs
+
+
+def _states(n, batch=32, seed=0, scale=1.0):
+    g = torch.Generator().manual_seed(seed)
+    return (scale * (2 * torch.rand(batch, n, generator=g) - 1),
+            2 * torch.rand(batch, n, generator=g) - 1)
+
+
+def _close(a, b):
+    torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-10)
+
+
+def test_harmonic_oscillator_1d():
+    spec = System("harmonic", coords=["x"], masses=2.0, params={"k": 3.0},
+                  modules=[Potential("V", inputs=["x"], law="k*x**2/2")])
+    q, v = _states(1)
+    model = compile(spec)
+    _close(model.acceleration(q, v), -3.0 * q / 2.0)
+    _close(model.energy(q, v), (v**2 + 1.5 * q**2)[:, 0])
+
+
+def test_pendulum():
+    spec = System("pendulum", coords=["theta"], params={"g": 9.81, "l": 2.0},
+                  modules=[Potential("V", inputs=["theta"], law="-g/l*cos(theta)")])
+    q, v = _states(1, scale=3.0)
+    _close(compile(spec).acceleration(q, v), -9.81 / 2.0 * torch.sin(q))
+
+
+def test_anisotropic_with_damping_per_coordinate_masses():
+    spec = System("aniso", coords=["x", "y"], masses=[1.0, 2.0],
+                  modules=[Potential("V", inputs=["x", "y"], law="x**2/2 + y**2"),
+                           Dissipation("D", inputs=["v_x", "v_y"], law="0.1*(v_x**2 + v_y**2)/2")])
+    q, v = _states(2)
+    expected = torch.stack([-q[:, 0] - 0.1 * v[:, 0], (-2 * q[:, 1] - 0.1 * v[:, 1]) / 2], 1)
+    _close(compile(spec).acceleration(q, v), expected)
+
+
+def test_charged_particle_in_magnetic_field_and_trap():
+    spec = System("lorentz", coords=["x", "y"], params={"k": 0.8, "w": 1.2},
+                  modules=[Potential("V", inputs=["x", "y"], law="k*(x**2 + y**2)/2"),
+                           Dynamics("F", inputs=["v_x", "v_y"], outputs=["x", "y"],
+                                    law=["w*v_y", "-w*v_x"], gyroscopic=True)])
+    q, v = _states(2)
+    expected = -0.8 * q + 1.2 * torch.stack([v[:, 1], -v[:, 0]], 1)
+    model = compile(spec)
+    _close(model.acceleration(q, v), expected)
+    # the magnetic force does no work: dE/dt = v . F_magnetic = 0
+    power = (v * model.forces(q, v)["F"]).sum(-1)
+    assert float(power.abs().max()) < 1e-14
+
+
+def test_spring_chain_with_shared_bond_bindings():
+    coords = ["x1", "x2", "x3"]
+    spec = System("chain", coords=coords, params={"k": 2.0},
+                  modules=[Potential("bond", inputs=["d"], law="k*d**2/2 + d**4/4",
+                                     bindings=chain_pairs(coords, name="d"))])
+    q, v = _states(3)
+    d1, d2 = q[:, 1] - q[:, 0], q[:, 2] - q[:, 1]
+
+    def f(d):  # tension: dV/dd
+        return 2.0 * d + d**3
+
+    expected = torch.stack([f(d1), f(d2) - f(d1), -f(d2)], 1)
+    model = compile(spec)
+    _close(model.acceleration(q, v), expected)
+    assert model.blocks["bond"].bindings.linear
+
+
+def test_lagrangian_double_pendulum():
+    # unit masses and lengths, g = 9.81
+    law = ("(2*w1**2 + w2**2 + 2*w1*w2*cos(t1 - t2))/2 + 9.81*(2*cos(t1) + cos(t2))")
+    spec = System("double_pendulum", coords=["t1", "t2"], velocities=["w1", "w2"],
+                  modules=[Lagrangian("L", inputs=["t1", "t2", "w1", "w2"], law=law)])
+    q, v = _states(2, scale=2.0)
+    t1, t2, w1, w2 = q[:, 0], q[:, 1], v[:, 0], v[:, 1]
+    g, delta = 9.81, t1 - t2
+    den = 3 - torch.cos(2 * delta)
+    a1 = (-3 * g * torch.sin(t1) - g * torch.sin(t1 - 2 * t2)
+          - 2 * torch.sin(delta) * (w2**2 + w1**2 * torch.cos(delta))) / den
+    a2 = (2 * torch.sin(delta) * (2 * w1**2 + 2 * g * torch.cos(t1)
+                                  + w2**2 * torch.cos(delta))) / den
+    model = compile(spec)
+    _close(model.acceleration(q, v), torch.stack([a1, a2], 1))
+    energy = (2 * w1**2 + w2**2 + 2 * w1 * w2 * torch.cos(delta)) / 2 - g * (2 * torch.cos(t1) + torch.cos(t2))
+    _close(model.energy(q, v), energy)
+
+
+def test_central_potential_through_feature():
+    spec = System("kepler", coords=["x", "y"], params={"GM": 1.5},
+                  modules=[Potential("V", inputs={"r": "sqrt(x**2 + y**2)"}, law="-GM/r")])
+    q, v = _states(2)
+    q = q + 2.0  # keep away from r = 0
+    r = q.norm(dim=1, keepdim=True)
+    _close(compile(spec).acceleration(q, v), -1.5 * q / r**3)
+
+
+def _learned():
+    truth = System("aniso", coords=["x", "y"],
+                   modules=[Potential("V", inputs=["x", "y"], law="x**2/2 + y**2"),
+                            Dynamics("F", inputs=["x", "v_x", "v_y"], outputs=["x", "y"],
+                                     law=["-0.1*v_x", "x*v_y"])])
+    return truth.learn("V", hidden=[4], grid=5).learn("F", hidden=[3])
+
+
+def test_learned_potential_force_equals_finite_difference_gradient():
+    model = compile(_learned())
+    q, v = _states(2, batch=8)
+    force = model.forces(q, v)["V"]
+    eps = 1e-6
+    for i in range(2):
+        dq = torch.zeros_like(q)
+        dq[:, i] = eps
+        fd = -(model.potential(q + dq) - model.potential(q - dq)) / (2 * eps)
+        torch.testing.assert_close(force[:, i], fd, atol=1e-8, rtol=1e-7)
+
+
+def test_acceleration_loss_trains_through_double_backward():
+    truth = System("aniso", coords=["x", "y"],
+                   modules=[Potential("V", inputs=["x", "y"], law="x**2/2 + y**2")])
+    model = compile(truth.learn("V", hidden=[4]))
+    q, v = _states(2, batch=128)
+    target = compile(truth).acceleration(q, v)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(60):
+        opt.zero_grad()
+        loss = ((model.acceleration(q, v) - target) ** 2).mean()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.2 * losses[0]
+
+
+def test_gradcheck_accelerations_wrt_parameters_and_state():
+    model = compile(_learned())
+    block = model.blocks["V"].kan
+    q, v = _states(2, batch=3)
+    q.requires_grad_(True)
+    coef = block.layers[0].coef
+
+    def f(q, coef):
+        params = {"blocks.V.core.layers.0.coef": coef}
+        return torch.func.functional_call(model, params, (q, v))
+
+    assert torch.autograd.gradcheck(f, (q, coef.detach().clone().requires_grad_(True)))
+
+
+def test_vmap_over_states_equals_batched_call():
+    model = compile(_learned())
+    q, v = _states(2, batch=6)
+    batched = model.acceleration(q, v)
+    single = torch.func.vmap(lambda qi, vi: model.acceleration(qi[None], vi[None])[0])(q, v)
+    torch.testing.assert_close(single, batched, atol=1e-12, rtol=0)
+
+
+def test_vector_field_energy_and_block_call():
+    model = compile(_learned())
+    q, v = _states(2, batch=5)
+    dy = model.vector_field(0.0, torch.cat([q, v], 1))
+    _close(dy[:, :2], v)
+    _close(dy[:, 2:], model.acceleration(q, v))
+    block = model.modules_by_name["V"]
+    _close(block(x=q[:, 0], y=q[:, 1]), block(q))
+    _close(model.energy(q, v), 0.5 * (v**2).sum(1) + block(q))
+
+
+def test_learned_gyroscopic_dynamics_conserves_energy_exactly():
+    spec = System("lorentz", coords=["x", "y"],
+                  modules=[Potential("V", inputs=["x", "y"], law="(x**2 + y**2)/2"),
+                           Dynamics("F", inputs=["x", "y", "v_x", "v_y"], outputs=["x", "y"],
+                                    gyroscopic=True)])
+    model = compile(spec)
+    q, v = _states(2)
+    power = (v * model.forces(q, v)["F"]).sum(-1)
+    assert float(power.abs().max()) < 1e-14
+    assert float(model.forces(q, v)["F"].abs().max()) > 0
+
+
+def test_learned_masses_are_positive_parameters():
+    spec = System("h", coords=["x"], masses="learn", modules=[Potential("V", inputs=["x"], law="x**2/2")])
+    model = compile(spec)
+    assert model.mass_raw.requires_grad
+    torch.testing.assert_close(model.masses, torch.ones(1, dtype=torch.float64))
+
+
+def test_float32_model():
+    model = compile(_learned(), dtype=torch.float32)
+    q, v = _states(2)
+    assert model.acceleration(q.float(), v.float()).dtype == torch.float32
+
+
+def test_graph_names_modules_features_gradients():
+    spec = System("kepler", coords=["x", "y"],
+                  modules=[Potential("V", inputs={"r": "sqrt(x**2 + y**2)"})])
+    graph = compile(spec).graph()
+    kinds = {k: n["kind"] for k, n in graph["nodes"].items()}
+    assert kinds["V"] == "module" and kinds["-dV/dq"] == "gradient"
+    assert ("V", "-dV/dq") in graph["edges"] and ("-dV/dq", "a_x") in graph["edges"]
+    assert any(n["kind"] == "feature" and "sqrt" in n["label"] for n in graph["nodes"].values())
+    assert compile(spec).graph("dot").startswith('digraph "kepler"')
+
+
+def test_state_shape_errors_are_spec_errors():
+    model = compile(_learned())
+    with pytest.raises(SpecError, match="coordinates"):
+        model.acceleration(torch.zeros(3, 3), torch.zeros(3, 3))
+    with pytest.raises(SpecError, match="no module 'W'"):
+        model.module_inputs("W", torch.zeros(1, 2), torch.zeros(1, 2))
+
+
+def test_fix_replaces_kan_with_trainable_law():
+    model = compile(_learned())
+    model.fix("V", "0.4*x**2 + 1.1*y**2")
+    q, _ = _states(2)
+    _close(model.potential(q), 0.4 * q[:, 0] ** 2 + 1.1 * q[:, 1] ** 2)
+    assert model.blocks["V"].core[0].constants.requires_grad
+    assert not model.blocks["V"].is_learned
