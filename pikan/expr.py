@@ -313,7 +313,14 @@ def parse(
     except (RecursionError, MemoryError, ValueError) as error:
         raise SpecError(f"{label}: the expression is too deeply nested or too large "
                         f"({type(error).__name__}).") from None
-    expr = _TextParser(text, allowed_set, label).visit(tree.body, 0)
+    try:
+        expr = _TextParser(text, allowed_set, label).visit(tree.body, 0)
+    except SpecError:
+        raise
+    except (ArithmeticError, ValueError, TypeError, RecursionError, MemoryError) as error:
+        # sympy evaluates numeric subexpressions eagerly (exp(1e308), ...)
+        raise SpecError(f"{label}: a constant in the expression cannot be evaluated "
+                        f"({type(error).__name__}).") from None
     return _check_sympy(expr, allowed_set, label)
 
 
@@ -376,7 +383,7 @@ class _TextParser:
 
     def _power(self, base: sympy.Expr, exponent: sympy.Expr, node: ast.AST) -> sympy.Expr:
         # sympy evaluates number**number exactly: 10**10**10 would never finish
-        if base.is_Number and exponent.is_Number and base != 0 and abs(base) != 1:
+        if base.is_Number and exponent.is_Number and not base.is_zero and abs(base) != 1:
             try:
                 bits = abs(float(exponent)) * abs(_log2_abs(base))
             except OverflowError:
@@ -466,14 +473,14 @@ def _check_sympy(expr: sympy.Basic, allowed: frozenset[str] | None, label: str) 
             continue
         if node.is_Float:
             if not math.isfinite(float(node)):
-                raise SpecError(f"{label}: the number {node} is not finite.")
+                raise SpecError(f"{label}: the number {node!s} is not finite.")
             if node != sympy.Float(float(node)) or node._prec != 53:
                 replace[node] = sympy.Float(float(node))
             continue
         if node.is_Rational or node in (sympy.pi, sympy.E):
             continue
         if node in (sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
-            raise SpecError(f"{label}: the expression contains {node} (a division by zero or an "
+            raise SpecError(f"{label}: the expression contains {node!s} (a division by zero or an "
                             "infinite value).")
         if node == sympy.I:
             raise SpecError(f"{label}: the expression is complex (contains I); only real "
@@ -481,7 +488,7 @@ def _check_sympy(expr: sympy.Basic, allowed: frozenset[str] | None, label: str) 
         if isinstance(node, sympy.Pow):
             base, exponent = node.args
             if base.is_Number and base.is_negative and exponent.is_Number and not exponent.is_integer:
-                raise SpecError(f"{label}: {node} is complex (a fractional power of a negative "
+                raise SpecError(f"{label}: {node!s} is complex (a fractional power of a negative "
                                 "number).")
         elif not isinstance(node, (sympy.Add, sympy.Mul)) and type(node) not in _SYMPY_FUNCTIONS:
             raise SpecError(f"{label}: {type(node).__name__} ({_short(str(node), 40)}) is not "
@@ -588,9 +595,9 @@ class _Compiler:
         try:
             value = complex(node.xreplace(self.params).evalf(30))
         except (TypeError, ValueError):
-            raise SpecError(f"{self.label}: the constant {node} has no numeric value.") from None
+            raise SpecError(f"{self.label}: the constant {node!s} has no numeric value.") from None
         if value.imag != 0 or not math.isfinite(value.real):
-            raise SpecError(f"{self.label}: the constant {node} is not a finite real number "
+            raise SpecError(f"{self.label}: the constant {node!s} is not a finite real number "
                             f"({value}).")
         return value.real
 
@@ -640,9 +647,8 @@ def _prepare(expr: sympy.Expr | str, inputs: Sequence[str], params: Mapping[str,
     params = dict(params or {})
     if len(set(inputs)) != len(inputs):
         raise SpecError(f"{label}: duplicate input names in {list(inputs)}.")
-    overlap = set(inputs) & set(params)
-    if overlap:
-        raise SpecError(f"{label}: {_listing(overlap)} given both as inputs and as params.")
+    # a param fed to a block as an input (inputs=["x", "k"]) is an input there
+    params = {name: value for name, value in params.items() if name not in inputs}
     expr = parse(expr, set(inputs) | set(params), where="compiling")
     return expr, inputs, params
 
@@ -683,7 +689,8 @@ def _finish(result: torch.Tensor | float, xs: list[torch.Tensor]) -> torch.Tenso
     else:
         shape, dtype, device = torch.Size(()), torch.get_default_dtype(), None
     if not isinstance(result, torch.Tensor):
-        return torch.full(shape, result, dtype=dtype, device=device)
+        # through float64: a constant beyond float32's range becomes inf, as in arithmetic
+        return torch.full(shape, result, dtype=torch.float64, device=device).to(dtype)
     if result.shape != shape:
         result = torch.broadcast_to(result, shape)
     return result
@@ -730,7 +737,7 @@ def to_torch(expr: sympy.Expr | str, inputs: Sequence[str],
     inputs : sequence of str
         Argument names, in positional order.
     params : mapping of str to float, optional
-        Fixed values for named constants.
+        Fixed values for named constants; a name that is also an input is an input.
 
     Returns
     -------
@@ -823,10 +830,12 @@ class ExprModule(torch.nn.Module):
     def expr(self) -> sympy.Expr:
         """The expression with the current constant values (unchanged ones keep their
         original exact form, e.g. the integer 2)."""
-        values = self.constants.detach().cpu().tolist()
+        values = self.constants.detach().cpu()
         replace = {}
         for dummy, original, value in zip(self._dummies, self._originals, values):
-            replace[dummy] = original if float(original) == value else sympy.Float(value)
+            # unchanged: the original rounded to the parameter's dtype (float32 too)
+            unchanged = torch.tensor(float(original), dtype=value.dtype) == value
+            replace[dummy] = original if unchanged else sympy.Float(value.item())
         return self._lifted.xreplace(replace)
 
     def extra_repr(self) -> str:

@@ -834,9 +834,9 @@ class System:
         if isinstance(m, Dynamics) and m.gyroscopic and m.law is not None:
             power = sum(symbol(self.velocities[self.coords.index(o)]) * f
                         for o, f in zip(m.outputs, m.law))
-            if sympy.expand(power) != 0 and sympy.simplify(power) != 0:
+            if not (sympy.expand(power).is_zero or sympy.simplify(power).is_zero):
                 raise SpecError(f"{where} law: a gyroscopic force must do no work, but "
-                                f"v . F = {power} is not zero; use F = B v with B antisymmetric "
+                                f"v . F = {power!s} is not zero; use F = B v with B antisymmetric "
                                 "(e.g. ['w*v_y', '-w*v_x']) or set gyroscopic=False.")
         for c in m.constraints:
             if hasattr(c, "check_spec"):

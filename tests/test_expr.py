@@ -2,6 +2,7 @@
 
 import math
 import os
+import random
 import sys
 
 import numpy as np
@@ -166,6 +167,9 @@ def test_unsafe_text_is_rejected_without_running_anything(text, tmp_path, monkey
         "x+" * 9_000 + "x",
         "x" * 30_000,
         "9" * 5_000,
+        "E**1e308",
+        "exp(1000.0)",
+        "-1./0.0",
         "",
         "   ",
     ],
@@ -173,6 +177,25 @@ def test_unsafe_text_is_rejected_without_running_anything(text, tmp_path, monkey
 def test_huge_or_deep_input_is_a_spec_error(text):
     with pytest.raises(SpecError):
         parse(text, ["x"])
+
+
+def test_random_token_soup_only_raises_spec_error():
+    """Random strings of expression tokens: a sympy expression that prints and parses back,
+    or a SpecError, never another exception."""
+    tokens = ["x", "y", "0", "1", "2", "0.5", "1e308", "0.0", ".", "e", "+", "-", "*", "/",
+              "**", "^", "(", ")", ",", "sin(", "log(", "sqrt(", "atan2(", "acos(", "exp(",
+              "abs(", "pi", "E", " ", "[", "'", "_", "lambda", ":"]
+    generator = random.Random(0)
+    parsed = 0
+    for _ in range(1500):
+        text = "".join(generator.choice(tokens) for _ in range(generator.randint(1, 12)))
+        try:
+            expr = parse(text, ["x", "y"])
+        except SpecError:
+            continue
+        parsed += 1
+        assert parse(to_string(expr), ["x", "y"]) == expr
+    assert parsed > 20  # the soup does exercise the accepting path
 
 
 def test_long_flat_sum_is_fine():
@@ -281,6 +304,9 @@ def test_to_torch_constants_and_broadcasting():
     # inputs broadcast together; an expression ignoring one still has the full shape
     f = to_torch("x", ["x", "y"])
     assert f(torch.ones(3, 1), torch.ones(4)).shape == (3, 4)
+    # a param that is also an input is read from the input
+    shadow = to_torch("k*x", ["x", "k"], {"k": 5.0})
+    assert shadow(torch.tensor(2.0), torch.tensor(3.0)).item() == 6.0
     g = to_torch("x*y", ["x", "y"])
     assert torch.equal(g(torch.arange(3.0)[:, None], torch.arange(4.0)),
                        torch.arange(3.0)[:, None] * torch.arange(4.0))
@@ -385,5 +411,6 @@ def test_to_module_is_functional_and_dtype_movable(rng):
     grads = torch.func.grad(lambda p: torch.func.functional_call(module, p, (xs,)).sum())(params)
     outer = module.constants.tolist().index(1.5)
     assert torch.allclose(grads["constants"][outer], torch.exp(-0.25 * xs**2).sum())
-    module32 = module.float()
+    module32 = to_module("1.7*x + 0.1", ["x"]).float()
     assert module32(xs.float()).dtype == torch.float32
+    assert module32.expr() == parse("1.7*x + 0.1")  # float32 rounding is not a change
