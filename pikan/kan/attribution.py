@@ -7,7 +7,8 @@ its incoming edges). Scores flow from the outputs (each scores 1) back to the in
 .. math:: E_{l,ij} = \sigma^{e}_{l,ij} \, \frac{A_{l+1,j}}{\sigma^{s}_{l,j} + \epsilon}, \qquad
           A_{l,i} = \sum_j E_{l,ij},
 
-where a multiplication node passes its score to both factors. ``E`` is the edge score (a
+where a multiplication node passes its score to both factors. A skip path
+(``jump=True``) adds :math:`\sigma(x_i W_{ij}) / \sigma(y_j)` to input ``i``. ``E`` is the edge score (a
 share of the downstream score carried by the edge), ``A`` the node score. The input scores
 :math:`A_{0,i}` are reported normalized to sum to one.
 """
@@ -69,6 +70,11 @@ def scores(kan, x: Tensor) -> Scores:
         edges.insert(0, edge)
         node_score = edge.sum(1)
         nodes.insert(0, node_score)
+    if kan.jump is not None:  # the skip path carries its own share of each output
+        out_std = (acts[-1].nodes + x @ kan.jump).std(0)
+        jump = (kan.jump_outputs(x).std(0) / (out_std + _EPS)[None, :]).sum(1)
+        node_score = node_score + jump
+        nodes[0] = node_score
     total = float(node_score.sum())
     values = (node_score / total if total > 0 else node_score).tolist()
     return Scores(edges, nodes, dict(zip(kan.input_names, values)))

@@ -87,6 +87,9 @@ class KAN(nn.Module):
         Seed for the initialization (independent of the global RNG).
     input_names, output_names : list of str, optional
         Names for inputs and outputs (used by plots and law extraction).
+    jump : bool
+        Add a linear skip path from inputs to outputs, ``y = KAN(x) + x W`` (the "JumpKAN"
+        idea): linear terms then need no spline, and law extraction reads them from ``W``.
     """
 
     def __init__(
@@ -100,6 +103,7 @@ class KAN(nn.Module):
         seed: int | None = None,
         input_names: Sequence[str] | None = None,
         output_names: Sequence[str] | None = None,
+        jump: bool = False,
     ) -> None:
         super().__init__()
         self.widths = _parse_widths(widths)
@@ -114,6 +118,10 @@ class KAN(nn.Module):
         self.layers = nn.ModuleList(layers)
         self.input_names = self._names(input_names, "x", self.in_dim, "input_names")
         self.output_names = self._names(output_names, "y", self.out_dim, "output_names")
+        self.jump = None
+        if jump:
+            dtype = torch.get_default_dtype()
+            self.jump = nn.Parameter(torch.zeros(self.in_dim, self.out_dim, dtype=dtype))
 
     @staticmethod
     def _names(names, prefix, count, argument):
@@ -139,6 +147,7 @@ class KAN(nn.Module):
             "widths": [list(w) if w[1] else w[0] for w in self.widths],
             "grid": first.grid, "order": first.order, "base": first.base,
             "input_names": list(self.input_names), "output_names": list(self.output_names),
+            "jump": self.jump is not None,
         }
 
     # ------------------------------------------------------------------ evaluation
@@ -164,9 +173,18 @@ class KAN(nn.Module):
         if x.dim() != 2 or x.shape[1] != self.in_dim:
             raise ValueError(f"KAN input x must have shape (batch, {self.in_dim}), "
                              f"got {tuple(x.shape)}")
+        inputs = x
         for index, layer in enumerate(self.layers):
             x = self._combine(index, layer(x))
+        if self.jump is not None:
+            x = x + inputs @ self.jump
         return x
+
+    def jump_outputs(self, x: Tensor) -> Tensor | None:
+        """Contribution of the linear skip path per (input, output): ``(batch, in, out)``."""
+        if self.jump is None:
+            return None
+        return x[:, :, None] * self.jump
 
     def activations(self, x: Tensor) -> list[LayerActivations]:
         """Per-layer inputs, edge values, subnodes and nodes on a batch (for plots, extraction).
@@ -177,7 +195,9 @@ class KAN(nn.Module):
 
         Returns
         -------
-        list of :class:`LayerActivations`, one per layer.
+        list of :class:`LayerActivations`, one per layer. The skip path of a ``jump=True``
+        network is not included (see :meth:`jump_outputs`); the last layer's ``nodes`` are
+        then the network output minus the skip path.
         """
         out = []
         for index, layer in enumerate(self.layers):

@@ -121,3 +121,18 @@ def test_bad_input_names_and_input_width():
         KAN([2, 1])(torch.zeros(3, 3))
     with pytest.raises(ValueError, match="NaN"):
         KAN([2, 1]).update_grid(torch.tensor([[0.0, float("nan")], [1.0, 1.0]]))
+
+
+def test_jump_path_carries_linear_terms_and_counts_in_attribution():
+    from pikan.kan.attribution import scores
+
+    kan = KAN([2, 3, 1], seed=0, jump=True)
+    x = torch.rand(200, 2) * 2 - 1
+    y0 = kan(x)
+    with torch.no_grad():
+        kan.jump.copy_(torch.tensor([[3.0], [0.0]]))
+    torch.testing.assert_close(kan(x), y0 + 3.0 * x[:, :1], atol=1e-12, rtol=0)
+    assert scores(kan, x).inputs["x0"] > scores(kan, x).inputs["x1"]
+    other = KAN(**kan.config())
+    other.load_state_dict(kan.state_dict())
+    torch.testing.assert_close(other(x), kan(x), atol=0, rtol=0)
