@@ -30,11 +30,12 @@ import csv
 import json
 import os
 import uuid
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from math import factorial
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import h5py
 import numpy as np
@@ -125,10 +126,14 @@ def _check_finite(array: np.ndarray, name: str, label: str, t: np.ndarray, coord
     where = tuple(int(i) for i in np.argwhere(bad)[0])
     kind = "NaN" if np.isnan(array[where]) else "infinite"
     if name == "t":
-        raise DataError(f"{label}: t is {kind} at time index {where[0]}; "
-                        "hint: drop the sample or fix its time stamp")
-    raise DataError(f"{label}: {name} is {kind} at time index {where[0]} (t = {t[where[0]]:g}), "
-                    f"coordinate '{coords[where[1]]}'; hint: drop or interpolate missing samples")
+        raise DataError(
+            f"{label}: t is {kind} at time index {where[0]}; "
+            "hint: drop the sample or fix its time stamp"
+        )
+    raise DataError(
+        f"{label}: {name} is {kind} at time index {where[0]} (t = {t[where[0]]:g}), "
+        f"coordinate '{coords[where[1]]}'; hint: drop or interpolate missing samples"
+    )
 
 
 def _validated(t, q, v, a, coords: tuple[str, ...], label: str) -> Trajectory:
@@ -143,9 +148,11 @@ def _validated(t, q, v, a, coords: tuple[str, ...], label: str) -> Trajectory:
     steps = np.diff(t)
     if (steps <= 0).any():
         k = int(np.argmax(steps <= 0))
-        raise DataError(f"{label}: t is not strictly increasing at time index {k + 1} "
-                        f"(t[{k}] = {float(t[k])!r}, t[{k + 1}] = {float(t[k + 1])!r}); "
-                        "hint: sort samples by time and drop duplicates")
+        raise DataError(
+            f"{label}: t is not strictly increasing at time index {k + 1} "
+            f"(t[{k}] = {float(t[k])!r}, t[{k + 1}] = {float(t[k + 1])!r}); "
+            "hint: sort samples by time and drop duplicates"
+        )
     arrays = {}
     for name, x in (("q", q), ("v", v), ("a", a)):
         if x is None:
@@ -153,8 +160,10 @@ def _validated(t, q, v, a, coords: tuple[str, ...], label: str) -> Trajectory:
             continue
         x = _as_float(x, name, label)
         if x.shape != (T, n):
-            raise DataError(f"{label}: {name} has shape {x.shape}, expected ({T}, {n}): "
-                            f"{T} samples (the length of t) by {n} coordinates {list(coords)}")
+            raise DataError(
+                f"{label}: {name} has shape {x.shape}, expected ({T}, {n}): "
+                f"{T} samples (the length of t) by {n} coordinates {list(coords)}"
+            )
         _check_finite(x, name, label, t, coords)
         arrays[name] = x
     return Trajectory(t, arrays["q"], arrays["v"], arrays["a"])
@@ -162,8 +171,10 @@ def _validated(t, q, v, a, coords: tuple[str, ...], label: str) -> Trajectory:
 
 def _validated_coords(coords) -> tuple[str, ...]:
     if isinstance(coords, str) or coords is None:
-        raise DataError(f"coords must be a list of coordinate names, got {coords!r}; "
-                        "hint: coords=['x'] for a single coordinate")
+        raise DataError(
+            f"coords must be a list of coordinate names, got {coords!r}; "
+            "hint: coords=['x'] for a single coordinate"
+        )
     coords = tuple(coords)
     if not coords or not all(isinstance(c, str) and c for c in coords):
         raise DataError(f"coords must be a non-empty list of non-empty names, got {list(coords)}")
@@ -182,7 +193,9 @@ def _validated_masses(masses, n: int):
     if array.ndim == 0:
         return float(array)
     if array.shape != (n,) or not np.isfinite(array).all():
-        raise DataError(f"masses has shape {array.shape}, expected a scalar or ({n},) finite values")
+        raise DataError(
+            f"masses has shape {array.shape}, expected a scalar or ({n},) finite values"
+        )
     return _readonly(array)
 
 
@@ -194,7 +207,9 @@ def _validated_params(params) -> dict | None:
     try:
         return json.loads(json.dumps(params))
     except (TypeError, ValueError) as error:
-        raise DataError(f"params must be JSON-serializable (numbers, strings, lists): {error}") from None
+        raise DataError(
+            f"params must be JSON-serializable (numbers, strings, lists): {error}"
+        ) from None
 
 
 # ----------------------------------------------------------------------------- container
@@ -222,23 +237,41 @@ class Trajectories:
         accelerations present in some trajectories only, bad metadata.
     """
 
-    def __init__(self, trajectories: Sequence[Trajectory], coords: Sequence[str], *,
-                 system: str | None = None, masses=None, params: dict | None = None,
-                 _labels: Sequence[str] | None = None):
+    def __init__(
+        self,
+        trajectories: Sequence[Trajectory],
+        coords: Sequence[str],
+        *,
+        system: str | None = None,
+        masses=None,
+        params: dict | None = None,
+        _labels: Sequence[str] | None = None,
+    ):
         self._coords = _validated_coords(coords)
         trajectories = list(trajectories)
         if not trajectories:
-            raise DataError("no trajectories: expected at least one; hint: check the input arrays or file")
-        labels = list(_labels) if _labels is not None else [f"trajectory {i}" for i in range(len(trajectories))]
-        self._records = tuple(_validated(r.t, r.q, r.v, r.a, self._coords, label)
-                              for r, label in zip(trajectories, labels))
+            raise DataError(
+                "no trajectories: expected at least one; hint: check the input arrays or file"
+            )
+        labels = (
+            list(_labels)
+            if _labels is not None
+            else [f"trajectory {i}" for i in range(len(trajectories))]
+        )
+        self._records = tuple(
+            _validated(r.t, r.q, r.v, r.a, self._coords, label)
+            for r, label in zip(trajectories, labels)
+        )
         for name in ("v", "a"):
             have = [getattr(r, name) is not None for r in self._records]
             if any(have) and not all(have):
                 missing = [labels[i] for i, h in enumerate(have) if not h]
-                raise DataError(f"{name} is present in some trajectories but missing in {', '.join(missing[:5])}"
-                                f"{' ...' if len(missing) > 5 else ''}; hint: give {name} for every "
-                                "trajectory or for none (with_derivatives() can estimate it)")
+                raise DataError(
+                    f"{name} is present in some trajectories but missing in "
+                    f"{', '.join(missing[:5])}"
+                    f"{' ...' if len(missing) > 5 else ''}; hint: give {name} for every "
+                    "trajectory or for none (with_derivatives() can estimate it)"
+                )
         if system is not None and not isinstance(system, str):
             raise DataError(f"system must be a name (str), got {system!r}")
         self.system = system
@@ -246,13 +279,25 @@ class Trajectories:
         self.params = _validated_params(params)
 
     def _like(self, records: Sequence[Trajectory]) -> Trajectories:
-        return Trajectories(records, self._coords, system=self.system, masses=self.masses, params=self.params)
+        return Trajectories(
+            records, self._coords, system=self.system, masses=self.masses, params=self.params
+        )
 
     # ---------------------------------------------------------------- constructors
 
     @classmethod
-    def from_arrays(cls, t, q, v=None, a=None, *, coords: Sequence[str], system: str | None = None,
-                    masses=None, params: dict | None = None) -> Trajectories:
+    def from_arrays(
+        cls,
+        t,
+        q,
+        v=None,
+        a=None,
+        *,
+        coords: Sequence[str],
+        system: str | None = None,
+        masses=None,
+        params: dict | None = None,
+    ) -> Trajectories:
         """Build from arrays: one trajectory, a batch of equal-length ones, or lists of ragged ones.
 
         Parameters
@@ -269,7 +314,9 @@ class Trajectories:
             Metadata, see :class:`Trajectories`.
         """
         coords = _validated_coords(coords)
-        ragged = isinstance(q, (list, tuple)) and (isinstance(t, (list, tuple)) or np.ndim(q[0]) >= 2)
+        ragged = isinstance(q, (list, tuple)) and (
+            isinstance(t, (list, tuple)) or np.ndim(q[0]) >= 2
+        )
         if ragged:
             qs = list(q)
         else:
@@ -299,10 +346,19 @@ class Trajectories:
         return cls(records, coords, system=system, masses=masses, params=params)
 
     @classmethod
-    def from_csv(cls, path, *, time: str = "t", coords: Sequence[str], trajectory: str | None = "id",
-                 velocities: Sequence[str] | bool | None = None,
-                 accelerations: Sequence[str] | bool | None = None,
-                 system: str | None = None, masses=None, params: dict | None = None) -> Trajectories:
+    def from_csv(
+        cls,
+        path,
+        *,
+        time: str = "t",
+        coords: Sequence[str],
+        trajectory: str | None = "id",
+        velocities: Sequence[str] | bool | None = None,
+        accelerations: Sequence[str] | bool | None = None,
+        system: str | None = None,
+        masses=None,
+        params: dict | None = None,
+    ) -> Trajectories:
         """Read a long-format CSV file: a header row, then one row per sample.
 
         Parameters
@@ -327,7 +383,9 @@ class Trajectories:
         with open(path, newline="") as handle:
             rows = list(csv.reader(handle))
         if not rows:
-            raise DataError(f"{path}: the file is empty; expected a header row and one row per sample")
+            raise DataError(
+                f"{path}: the file is empty; expected a header row and one row per sample"
+            )
         header = [name.strip() for name in rows[0]]
         rows = [row for row in rows[1:] if row]
         columns = {name: j for j, name in enumerate(header)}
@@ -348,12 +406,16 @@ class Trajectories:
         wanted = [time, *coords, *(vel or []), *(acc or []), *([trajectory] if trajectory else [])]
         missing = [c for c in wanted if c not in columns]
         if missing:
-            hint = " (pass trajectory=None for a single trajectory)" if trajectory in missing else ""
+            hint = (
+                " (pass trajectory=None for a single trajectory)" if trajectory in missing else ""
+            )
             raise DataError(f"{path}: missing column(s) {missing}; found {header}{hint}")
         if not rows:
             raise DataError(f"{path}: has a header but no samples")
         numeric = [time, *coords, *(vel or []), *(acc or [])]
-        cells = np.array([[row[columns[c]] if columns[c] < len(row) else "" for c in numeric] for row in rows])
+        cells = np.array(
+            [[row[columns[c]] if columns[c] < len(row) else "" for c in numeric] for row in rows]
+        )
         try:
             values = cells.astype(np.float64)
         except ValueError:
@@ -361,10 +423,14 @@ class Trajectories:
                 try:
                     float(cells[i, j])
                 except ValueError:
-                    raise DataError(f"{path}: line {i + 2}, column '{numeric[j]}' holds {str(cells[i, j])!r}, "
-                                    "expected a number") from None
+                    raise DataError(
+                        f"{path}: line {i + 2}, column '{numeric[j]}' holds {str(cells[i, j])!r}, "
+                        "expected a number"
+                    ) from None
             raise
-        ids = [row[columns[trajectory]].strip() for row in rows] if trajectory else ["0"] * len(rows)
+        ids = (
+            [row[columns[trajectory]].strip() for row in rows] if trajectory else ["0"] * len(rows)
+        )
         unique = list(dict.fromkeys(ids))
         try:
             unique.sort(key=float)
@@ -377,9 +443,14 @@ class Trajectories:
         records, labels = [], []
         for k, key in enumerate(unique):
             block = values[groups[key]]
-            records.append(Trajectory(block[:, 0], block[:, 1:1 + n],
-                                      block[:, 1 + n:1 + 2 * n] if vel else None,
-                                      block[:, 1 + n + (n if vel else 0):] if acc else None))
+            records.append(
+                Trajectory(
+                    block[:, 0],
+                    block[:, 1 : 1 + n],
+                    block[:, 1 + n : 1 + 2 * n] if vel else None,
+                    block[:, 1 + n + (n if vel else 0) :] if acc else None,
+                )
+            )
             labels.append(f"{path.name}: trajectory {k} (id {key!r})")
         return cls(records, coords, system=system, masses=masses, params=params, _labels=labels)
 
@@ -443,21 +514,27 @@ class Trajectories:
         trajectory_ids : ndarray of int, shape (n_samples,)
         """
         if not self.has_velocities:
-            raise DataError("the data has no velocities; hint: call data.with_derivatives() to estimate them")
+            raise DataError(
+                "the data has no velocities; hint: call data.with_derivatives() to estimate them"
+            )
         return self._concat("q"), self._concat("v"), self.trajectory_ids()
 
     def accelerations(self) -> tuple[np.ndarray, np.ndarray]:
         """Flattened accelerations (n_samples, n) and trajectory ids (n_samples,)."""
         if not self.has_accelerations:
-            raise DataError("the data has no accelerations; hint: call data.with_derivatives() to estimate them")
+            raise DataError(
+                "the data has no accelerations; hint: call data.with_derivatives() to estimate them"
+            )
         return self._concat("a"), self.trajectory_ids()
 
     def check_coords(self, coords: Sequence[str]) -> None:
         """Raise DataError unless ``coords`` equals the data's coordinate names, in order."""
         if tuple(coords) != self._coords:
-            raise DataError(f"the data's coordinates {list(self._coords)} do not match the system's "
-                            f"coordinates {list(coords)}; hint: rename or reorder the data's columns "
-                            "(same names, same order) or fix the spec's coords")
+            raise DataError(
+                f"the data's coordinates {list(self._coords)} do not match the system's "
+                f"coordinates {list(coords)}; hint: rename or reorder the data's columns "
+                "(same names, same order) or fix the spec's coords"
+            )
 
     # ---------------------------------------------------------------- selections
 
@@ -477,12 +554,14 @@ class Trajectories:
         """
         N = len(self)
         if N < 2:
-            raise DataError(f"cannot split {N} trajectory: split is by trajectory, never by time point, "
-                            "so it needs at least 2; hint: simulate or load more trajectories, or cut "
-                            "the long one into pieces with from_arrays")
+            raise DataError(
+                f"cannot split {N} trajectory: split is by trajectory, never by time point, "
+                "so it needs at least 2; hint: simulate or load more trajectories, or cut "
+                "the long one into pieces with from_arrays"
+            )
         if not 0.0 < fraction < 1.0:
             raise DataError(f"split fraction must lie strictly between 0 and 1, got {fraction}")
-        n_first = min(max(int(round(fraction * N)), 1), N - 1)
+        n_first = min(max(round(fraction * N), 1), N - 1)
         order = np.random.default_rng(seed).permutation(N)
         return self.subset(np.sort(order[:n_first])), self.subset(np.sort(order[n_first:]))
 
@@ -492,13 +571,17 @@ class Trajectories:
         Raises DataError when a trajectory is shorter than ``length``.
         """
         if int(length) != length or length < 2 or int(stride) != stride or stride < 1:
-            raise DataError(f"windows needs an integer length >= 2 and stride >= 1, got {length}, {stride}")
+            raise DataError(
+                f"windows needs an integer length >= 2 and stride >= 1, got {length}, {stride}"
+            )
         length, stride = int(length), int(stride)
         for i, r in enumerate(self._records):
             if len(r) < length:
-                raise DataError(f"trajectory {i} has {len(r)} samples, too short for windows of length "
-                                f"{length} (needs at least {length}); hint: use a shorter window or drop it "
-                                "with subset()")
+                raise DataError(
+                    f"trajectory {i} has {len(r)} samples, too short for windows of length "
+                    f"{length} (needs at least {length}); hint: use a shorter window or drop it "
+                    "with subset()"
+                )
 
         def cut(name):
             if getattr(self._records[0], name) is None:
@@ -543,8 +626,13 @@ class Trajectories:
             records.append(Trajectory(r.t, q, v, r.a if keep_accelerations else None))
         return self._like(records)
 
-    def with_derivatives(self, method: str = "savgol", window: int | None = None, order: int | None = None,
-                         overwrite: bool = False) -> Trajectories:
+    def with_derivatives(
+        self,
+        method: str = "savgol",
+        window: int | None = None,
+        order: int | None = None,
+        overwrite: bool = False,
+    ) -> Trajectories:
         """Estimate missing velocities and accelerations from the positions.
 
         Both are differentiated from q (never a from v), so they are consistent with q.
@@ -564,7 +652,9 @@ class Trajectories:
             Recompute v and a even when present.
         """
         if method not in ("savgol", "finite_difference"):
-            raise DataError(f"unknown derivative method {method!r}; expected 'savgol' or 'finite_difference'")
+            raise DataError(
+                f"unknown derivative method {method!r}; expected 'savgol' or 'finite_difference'"
+            )
         if method == "finite_difference" and order not in (None, 2):
             raise DataError(f"finite differences are second order; got order={order}")
         polyorder = 4 if order is None else order
@@ -579,7 +669,10 @@ class Trajectories:
                     est = {d: finite_difference(r.t, r.q, d) for d in need}
                 else:
                     dt = _uniform_step(r.t)
-                    est = {d: savgol_derivative(r.q, dt, d, window=window, polyorder=polyorder) for d in need}
+                    est = {
+                        d: savgol_derivative(r.q, dt, d, window=window, polyorder=polyorder)
+                        for d in need
+                    }
             except DataError as error:
                 raise DataError(f"trajectory {i}: {error}") from None
             records.append(Trajectory(r.t, r.q, est.get(1, r.v), est.get(2, r.a)))
@@ -615,22 +708,32 @@ class Trajectories:
         lengths = self.lengths
         steps = np.concatenate([np.diff(r.t) for r in self._records])
         t0, t1 = min(r.t[0] for r in self._records), max(r.t[-1] for r in self._records)
-        parts = [f"system={self.system!r}, " if self.system else "",
-                 f"coords={list(self._coords)}, {len(self)} trajectories, {self.n_samples} samples ",
-                 f"(T = {lengths.min()})" if lengths.min() == lengths.max()
-                 else f"(T = {lengths.min()}..{lengths.max()})",
-                 f", t in [{t0:g}, {t1:g}]"]
+        parts = [
+            f"system={self.system!r}, " if self.system else "",
+            f"coords={list(self._coords)}, {len(self)} trajectories, {self.n_samples} samples ",
+            f"(T = {lengths.min()})"
+            if lengths.min() == lengths.max()
+            else f"(T = {lengths.min()}..{lengths.max()})",
+            f", t in [{t0:g}, {t1:g}]",
+        ]
         if steps.size:
-            parts.append(f", dt = {steps.min():g}" if np.ptp(steps) <= UNIFORM_STEP_RTOL * steps.mean()
-                         else f", dt = {steps.min():g}..{steps.max():g}")
-        known = [name for name, flag in (("v", self.has_velocities), ("a", self.has_accelerations)) if flag]
+            parts.append(
+                f", dt = {steps.min():g}"
+                if np.ptp(steps) <= UNIFORM_STEP_RTOL * steps.mean()
+                else f", dt = {steps.min():g}..{steps.max():g}"
+            )
+        known = [
+            name
+            for name, flag in (("v", self.has_velocities), ("a", self.has_accelerations))
+            if flag
+        ]
         parts.append(f", with {', '.join(known)}" if known else ", positions only")
         return f"Trajectories({''.join(parts)})"
 
     # ---------------------------------------------------------------- HDF5
 
     def save(self, path) -> None:
-        """Write the HDF5 schema to ``path`` atomically (temp file in the same folder, then rename)."""
+        """Write the HDF5 schema to ``path`` atomically: a temp file in the same folder, renamed."""
         path = Path(path)
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
         try:
@@ -652,14 +755,18 @@ class Trajectories:
         try:
             f = h5py.File(path, "r")
         except OSError as error:
-            raise DataError(f"{path} is not a readable HDF5 file ({error}); expected a pikan "
-                            f"trajectories file; hint: the file may be truncated (an interrupted copy) "
-                            "or another format (for CSV use Trajectories.from_csv)") from None
+            raise DataError(
+                f"{path} is not a readable HDF5 file ({error}); expected a pikan "
+                f"trajectories file; hint: the file may be truncated (an interrupted copy) "
+                "or another format (for CSV use Trajectories.from_csv)"
+            ) from None
         try:
             with f:
                 return _read_hdf5(f, path)
         except OSError as error:
-            raise DataError(f"{path}: reading failed ({error}); the file may be truncated or corrupt") from None
+            raise DataError(
+                f"{path}: reading failed ({error}); the file may be truncated or corrupt"
+            ) from None
 
 
 def _write_hdf5(f: h5py.File, data: Trajectories) -> None:
@@ -693,13 +800,17 @@ def _read_hdf5(f: h5py.File, path: Path) -> Trajectories:
     fmt = _text(f.attrs.get("format"))
     if fmt != FORMAT:
         found = "missing" if "format" not in f.attrs else repr(f.attrs["format"])
-        raise DataError(f"{path}: attribute 'format' is {found}, expected {FORMAT!r}; "
-                        "hint: this HDF5 file does not follow the pikan trajectories schema")
+        raise DataError(
+            f"{path}: attribute 'format' is {found}, expected {FORMAT!r}; "
+            "hint: this HDF5 file does not follow the pikan trajectories schema"
+        )
     version = f.attrs.get("version")
     version = version.item() if isinstance(version, np.generic) else version
     if not isinstance(version, (int, float)) or version != VERSION:
-        raise DataError(f"{path}: unsupported schema version {version!r}; this pikan reads version "
-                        f"{VERSION}; hint: upgrade pikan or rewrite the file")
+        raise DataError(
+            f"{path}: unsupported schema version {version!r}; this pikan reads version "
+            f"{VERSION}; hint: upgrade pikan or rewrite the file"
+        )
     raw = f.attrs.get("coords")
     if raw is None:
         raise DataError(f"{path}: attribute 'coords' is missing; expected the coordinate names")
@@ -707,17 +818,21 @@ def _read_hdf5(f: h5py.File, path: Path) -> Trajectories:
     if any(c is None for c in coords):
         raise DataError(f"{path}: attribute 'coords' must hold strings, got {raw!r}")
     system = _text(f.attrs["system"]) if "system" in f.attrs else None
-    masses = f.attrs["masses"] if "masses" in f.attrs else None
+    masses = f.attrs.get("masses", None)
     params = None
     if "params" in f.attrs:
         try:
             params = json.loads(_text(f.attrs["params"]) or "")
         except ValueError:
-            raise DataError(f"{path}: attribute 'params' is not JSON text: {f.attrs['params']!r}") from None
+            raise DataError(
+                f"{path}: attribute 'params' is not JSON text: {f.attrs['params']!r}"
+            ) from None
     group = f.get("trajectories")
     if not isinstance(group, h5py.Group) or len(group) == 0:
-        raise DataError(f"{path}: contains no trajectories (expected groups under /trajectories); "
-                        "hint: the file is empty or was written by another tool")
+        raise DataError(
+            f"{path}: contains no trajectories (expected groups under /trajectories); "
+            "hint: the file is empty or was written by another tool"
+        )
     names = sorted(group.keys())
     if all(name.isdigit() for name in names):
         names.sort(key=int)
@@ -729,8 +844,10 @@ def _read_hdf5(f: h5py.File, path: Path) -> Trajectories:
             raise DataError(f"{label} is not a group; expected datasets t, q (and v, a) inside it")
         for required in ("t", "q"):
             if not isinstance(member.get(required), h5py.Dataset):
-                raise DataError(f"{label} has no dataset {required!r}; expected "
-                                f"{'t (T,)' if required == 't' else 'q (T, n)'}")
+                raise DataError(
+                    f"{label} has no dataset {required!r}; expected "
+                    f"{'t (T,)' if required == 't' else 'q (T, n)'}"
+                )
         arrays = {}
         for key in ("t", "q", "v", "a"):
             dataset = member.get(key)
@@ -743,10 +860,14 @@ def _read_hdf5(f: h5py.File, path: Path) -> Trajectories:
         records.append(Trajectory(**arrays))
         labels.append(label)
     try:
-        return Trajectories(records, coords, system=system, masses=masses, params=params, _labels=labels)
+        return Trajectories(
+            records, coords, system=system, masses=masses, params=params, _labels=labels
+        )
     except DataError as error:
         message = str(error)
-        raise DataError(message if message.startswith(path.name) else f"{path}: {message}") from None
+        raise DataError(
+            message if message.startswith(path.name) else f"{path}: {message}"
+        ) from None
 
 
 # ----------------------------------------------------------------------------- derivative estimates
@@ -779,8 +900,10 @@ def finite_difference(t: np.ndarray, y: np.ndarray, deriv: int = 1) -> np.ndarra
     if need is None:
         raise DataError(f"finite_difference computes deriv 1 or 2, got {deriv}")
     if T < need:
-        raise DataError(f"has {T} samples, too short for the finite-difference stencil of derivative "
-                        f"{deriv} (needs at least {need})")
+        raise DataError(
+            f"has {T} samples, too short for the finite-difference stencil of derivative "
+            f"{deriv} (needs at least {need})"
+        )
     if deriv == 1:
         return np.gradient(y, t, axis=0, edge_order=2)
     start = np.clip(np.arange(T) - 1, 0, T - 4)
@@ -799,9 +922,11 @@ def _uniform_step(t: np.ndarray) -> float:
         raise DataError("has 1 sample, too short for a Savitzky–Golay estimate")
     dt = float(steps.mean())
     if np.ptp(steps) > UNIFORM_STEP_RTOL * dt:
-        raise DataError(f"time steps are not uniform (dt from {steps.min():g} to {steps.max():g}); "
-                        "Savitzky–Golay needs uniform steps; hint: use method='finite_difference' "
-                        "(non-uniform steps) or resample onto a uniform grid")
+        raise DataError(
+            f"time steps are not uniform (dt from {steps.min():g} to {steps.max():g}); "
+            "Savitzky–Golay needs uniform steps; hint: use method='finite_difference' "
+            "(non-uniform steps) or resample onto a uniform grid"
+        )
     return dt
 
 
@@ -828,13 +953,13 @@ def _savgol_table(window: int, polyorder: int, deriv: int):
     for k in range(d, p + 1):
         G[:, k] = np.prod(np.arange(k, k - d, -1)) * uj ** (k - d)
     Z = np.linalg.solve(R.T, G.T)
-    rows = (Q @ Z).T / s ** d
+    rows = (Q @ Z).T / s**d
     gain = np.sum(Z * Z, axis=0) / s ** (2 * d)
     # residual of the least-squares fit of u^k, differentiated: the estimator's error on u^k
     err = {}
     for k in (p + 1, p + 2):
         coeffs = np.zeros(k + 1)
-        coeffs[:p + 1] = np.linalg.solve(R, Q.T @ u ** k)
+        coeffs[: p + 1] = np.linalg.solve(R, Q.T @ u**k)
         coeffs[k] -= 1.0
         err[k] = np.polynomial.polynomial.polyval(uj, np.polynomial.polynomial.polyder(coeffs, d))
     m1 = err[p + 1] * s ** (p + 1 - d) / factorial(p + 1)
@@ -879,7 +1004,7 @@ def _derivative_scales(y: np.ndarray, dt: float, sigma: float, orders: Sequence[
     estimates = []
     for taper in (np.hanning(T), scipy.signal.windows.blackmanharris(T)):
         power = np.abs(np.fft.rfft(x * taper)) ** 2
-        total, floor = power[1:].sum(), 10.0 * sigma ** 2 * np.sum(taper ** 2)
+        total, floor = power[1:].sum(), 10.0 * sigma**2 * np.sum(taper**2)
         if total == 0.0:
             return np.zeros_like(orders)
         if not estimates:
@@ -897,7 +1022,7 @@ def _derivative_scales(y: np.ndarray, dt: float, sigma: float, orders: Sequence[
             omega = (peaks + offset) * bin_width
             minima = np.concatenate([[0], scipy.signal.find_peaks(-power)[0], [power.shape[0]]])
             cells = np.searchsorted(minima, peaks, side="right")
-            weights = np.array([power[minima[c - 1]:minima[c]].sum() for c in cells])
+            weights = np.array([power[minima[c - 1] : minima[c]].sum() for c in cells])
         moments = (weights[:, None] * omega[:, None] ** (2 * orders)).sum(axis=0) / total
         estimates.append(total_std * np.sqrt(moments))
     return np.min(estimates, axis=0)
@@ -940,11 +1065,18 @@ def savgol_window(y: np.ndarray, dt: float, deriv: int = 2, polyorder: int = 4) 
         return smallest
     sigma = float(noise_level(y))
     r1, r2 = _derivative_scales(y, dt, sigma, (polyorder + 1, polyorder + 2))
-    candidates = sorted({int(w) | 1 for w in np.geomspace(smallest, largest, 40)} & set(range(smallest, largest + 1)))
+    candidates = sorted(
+        {int(w) | 1 for w in np.geomspace(smallest, largest, 40)}
+        & set(range(smallest, largest + 1))
+    )
     best, best_cost = smallest, np.inf
     for W in candidates:
         _, gain, m1, m2 = _savgol_table(W, polyorder, deriv)
-        mse = sigma ** 2 * gain + (r1 * m1 * dt ** (polyorder + 1)) ** 2 + (r2 * m2 * dt ** (polyorder + 2)) ** 2
+        mse = (
+            sigma**2 * gain
+            + (r1 * m1 * dt ** (polyorder + 1)) ** 2
+            + (r2 * m2 * dt ** (polyorder + 2)) ** 2
+        )
         m = (W - 1) // 2
         cost = (T - 2 * m) * mse[-1] + 2.0 * mse[:-1].sum()
         if cost < best_cost:
@@ -952,8 +1084,9 @@ def savgol_window(y: np.ndarray, dt: float, deriv: int = 2, polyorder: int = 4) 
     return best
 
 
-def savgol_derivative(y: np.ndarray, dt: float, deriv: int = 1, window: int | None = None,
-                      polyorder: int = 4) -> np.ndarray:
+def savgol_derivative(
+    y: np.ndarray, dt: float, deriv: int = 1, window: int | None = None, polyorder: int = 4
+) -> np.ndarray:
     """Savitzky–Golay derivative of uniformly sampled data.
 
     Inside: the derivative at the centre of the least-squares polynomial of order
@@ -977,23 +1110,30 @@ def savgol_derivative(y: np.ndarray, dt: float, deriv: int = 1, window: int | No
     """
     y = np.asarray(y, dtype=np.float64)
     if not 1 <= deriv <= polyorder:
-        raise DataError(f"Savitzky–Golay needs 1 <= deriv <= polyorder, got deriv={deriv}, polyorder={polyorder}")
+        raise DataError(
+            f"Savitzky–Golay needs 1 <= deriv <= polyorder, "
+            f"got deriv={deriv}, polyorder={polyorder}"
+        )
     columns = y.reshape(y.shape[0], -1)
     T = columns.shape[0]
     if window is not None and (int(window) != window or window % 2 == 0 or window <= polyorder):
-        raise DataError(f"Savitzky–Golay window must be an odd integer > polyorder ({polyorder}), got {window}")
+        raise DataError(
+            f"Savitzky–Golay window must be an odd integer > polyorder ({polyorder}), got {window}"
+        )
     need = window if window is not None else polyorder + 1 + polyorder % 2
     if T < need:
-        raise DataError(f"has {T} samples, too short for the Savitzky–Golay stencil (window {need}, "
-                        f"polyorder {polyorder}; needs at least {need} samples); hint: use a smaller "
-                        "window or order, or method='finite_difference'")
+        raise DataError(
+            f"has {T} samples, too short for the Savitzky–Golay stencil (window {need}, "
+            f"polyorder {polyorder}; needs at least {need} samples); hint: use a smaller "
+            "window or order, or method='finite_difference'"
+        )
     out = np.empty_like(columns)
     for c in range(columns.shape[1]):
         col = columns[:, c]
         W = int(window) if window is not None else savgol_window(col, dt, deriv, polyorder)
-        rows = _savgol_table(W, polyorder, deriv)[0] / dt ** deriv
+        rows = _savgol_table(W, polyorder, deriv)[0] / dt**deriv
         m = (W - 1) // 2
         out[:, c] = correlate1d(col, rows[m], mode="constant")
         out[:m, c] = rows[:m] @ col[:W]
-        out[T - m:, c] = ((-1) ** deriv * (rows[:m] @ col[::-1][:W]))[::-1]
+        out[T - m :, c] = ((-1) ** deriv * (rows[:m] @ col[::-1][:W]))[::-1]
     return out.reshape(y.shape)

@@ -20,7 +20,7 @@ from pikan.errors import DataError
 def oscillator(t, phase=0.0, omega=1.0):
     """Closed-form harmonic oscillator q = cos(omega t + phase): q, v, a of shape (T, 1)."""
     arg = omega * t + phase
-    return np.cos(arg)[:, None], -omega * np.sin(arg)[:, None], -omega**2 * np.cos(arg)[:, None]
+    return np.cos(arg)[:, None], -omega * np.sin(arg)[:, None], -(omega**2) * np.cos(arg)[:, None]
 
 
 def rel_rms(estimate, truth):
@@ -32,9 +32,20 @@ def ragged(rng):
     """Three trajectories of different lengths and steps, with v, a and full metadata."""
     ts = [np.cumsum(rng.uniform(0.01, 0.02, size=T)) for T in (5, 17, 1)]
     return Trajectories(
-        [Trajectory(t, rng.normal(size=(len(t), 2)), rng.normal(size=(len(t), 2)), rng.normal(size=(len(t), 2)))
-         for t in ts],
-        coords=["x", "y"], system="ragged", masses=[1.0, 2.5], params={"k": 0.1, "g": 9.81})
+        [
+            Trajectory(
+                t,
+                rng.normal(size=(len(t), 2)),
+                rng.normal(size=(len(t), 2)),
+                rng.normal(size=(len(t), 2)),
+            )
+            for t in ts
+        ],
+        coords=["x", "y"],
+        system="ragged",
+        masses=[1.0, 2.5],
+        params={"k": 0.1, "g": 9.81},
+    )
 
 
 def assert_same(a: Trajectories, b: Trajectories):
@@ -68,7 +79,9 @@ def test_save_load_round_trip_is_bit_for_bit(tmp_path, ragged):
 
 
 def test_round_trip_positions_only_without_metadata(tmp_path):
-    data = Trajectories.from_arrays(np.linspace(0, 1, 11), np.arange(22.0).reshape(11, 2), coords=["a", "b"])
+    data = Trajectories.from_arrays(
+        np.linspace(0, 1, 11), np.arange(22.0).reshape(11, 2), coords=["a", "b"]
+    )
     data.save(tmp_path / "plain.h5")
     loaded = Trajectories.load(tmp_path / "plain.h5")
     assert_same(data, loaded)
@@ -152,21 +165,40 @@ def _write(path, *, format="pikan-trajectories", version=1, groups=None, coords=
 GOOD = {"0000": {"t": np.arange(4.0), "q": np.zeros((4, 1))}}
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(format="something-else", groups=GOOD), r"attribute 'format' is .*something-else.*expected 'pikan-trajectories'"),
-    (dict(format=None, groups=GOOD), r"attribute 'format' is missing"),
-    (dict(version=2, groups=GOOD), r"unsupported schema version 2.*reads version 1"),
-    (dict(groups={"0000": {"t": np.arange(4.0)}}), r"trajectory 0 \(/trajectories/0000\) has no dataset 'q'"),
-    (dict(groups=None), r"contains no trajectories"),
-    (dict(groups={}), r"contains no trajectories"),
-    (dict(groups={"0000": {"t": np.arange(4.0), "q": np.zeros((3, 1))}}),
-     r"/trajectories/0000\): q has shape \(3, 1\), expected \(4, 1\)"),
-    (dict(groups={"0000": {"t": np.arange(4.0), "q": np.array([[0.0], [1.0], [np.nan], [2.0]])}}),
-     r"/trajectories/0000\): q is NaN at time index 2 \(t = 2\), coordinate 'x'"),
-    (dict(groups={"0000": {"t": np.array([0.0, 1.0, 1.0, 2.0]), "q": np.zeros((4, 1))}}),
-     r"/trajectories/0000\): t is not strictly increasing at time index 2"),
-    (dict(groups=GOOD, coords=("x", "y")), r"q has shape \(4, 1\), expected \(4, 2\)"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (
+            {"format": "something-else", "groups": GOOD},
+            r"attribute 'format' is .*something-else.*expected 'pikan-trajectories'",
+        ),
+        ({"format": None, "groups": GOOD}, r"attribute 'format' is missing"),
+        ({"version": 2, "groups": GOOD}, r"unsupported schema version 2.*reads version 1"),
+        (
+            {"groups": {"0000": {"t": np.arange(4.0)}}},
+            r"trajectory 0 \(/trajectories/0000\) has no dataset 'q'",
+        ),
+        ({"groups": None}, r"contains no trajectories"),
+        ({"groups": {}}, r"contains no trajectories"),
+        (
+            {"groups": {"0000": {"t": np.arange(4.0), "q": np.zeros((3, 1))}}},
+            r"/trajectories/0000\): q has shape \(3, 1\), expected \(4, 1\)",
+        ),
+        (
+            {
+                "groups": {
+                    "0000": {"t": np.arange(4.0), "q": np.array([[0.0], [1.0], [np.nan], [2.0]])}
+                }
+            },
+            r"/trajectories/0000\): q is NaN at time index 2 \(t = 2\), coordinate 'x'",
+        ),
+        (
+            {"groups": {"0000": {"t": np.array([0.0, 1.0, 1.0, 2.0]), "q": np.zeros((4, 1))}}},
+            r"/trajectories/0000\): t is not strictly increasing at time index 2",
+        ),
+        ({"groups": GOOD, "coords": ("x", "y")}, r"q has shape \(4, 1\), expected \(4, 2\)"),
+    ],
+)
 def test_load_rejects_bad_files(tmp_path, kwargs, message):
     path = tmp_path / "bad.h5"
     _write(path, **kwargs)
@@ -196,11 +228,15 @@ def test_load_rejects_missing_non_hdf5_and_truncated_files(tmp_path, ragged):
 
 def test_from_arrays_layouts():
     t = np.linspace(0, 1, 6)
-    batch = Trajectories.from_arrays(t, np.zeros((3, 6, 2)), v=np.ones((3, 6, 2)), coords=["x", "y"])
+    batch = Trajectories.from_arrays(
+        t, np.zeros((3, 6, 2)), v=np.ones((3, 6, 2)), coords=["x", "y"]
+    )
     assert len(batch) == 3 and batch.has_velocities and not batch.has_accelerations
     single = Trajectories.from_arrays(t, np.arange(6.0), coords=["x"])
     assert len(single) == 1 and single[0].q.shape == (6, 1)
-    lists = Trajectories.from_arrays([t, t[:4]], [np.zeros((6, 2)), np.zeros((4, 2))], coords=["x", "y"])
+    lists = Trajectories.from_arrays(
+        [t, t[:4]], [np.zeros((6, 2)), np.zeros((4, 2))], coords=["x", "y"]
+    )
     assert list(lists.lengths) == [6, 4]
     per_row_t = Trajectories.from_arrays(np.stack([t, t + 1]), np.zeros((2, 6, 1)), coords=["x"])
     assert per_row_t[1].t[0] == 1.0
@@ -210,28 +246,65 @@ def test_from_arrays_layouts():
     assert made[0].q[0, 0] == 0.0 and not made[0].q.flags.writeable
 
 
-@pytest.mark.parametrize("build, message", [
-    (lambda t: Trajectories.from_arrays([t, t], [np.zeros((5, 1)), np.array([0, 1, 2, np.nan, 4.0])[:, None]],
-                                        coords=["x"]),
-     r"trajectory 1: q is NaN at time index 3 \(t = 0.75\), coordinate 'x'"),
-    (lambda t: Trajectories.from_arrays(t, np.zeros((5, 2)), v=np.full((5, 2), np.inf), coords=["x", "y"]),
-     r"trajectory 0: v is infinite at time index 0"),
-    (lambda t: Trajectories.from_arrays(t[::-1], np.zeros((5, 1)), coords=["x"]),
-     r"trajectory 0: t is not strictly increasing at time index 1 \(t\[0\] = 1.0, t\[1\] = 0.75\)"),
-    (lambda t: Trajectories.from_arrays(t, np.zeros((4, 1)), coords=["x"]),
-     r"trajectory 0: q has shape \(4, 1\), expected \(5, 1\)"),
-    (lambda t: Trajectories.from_arrays(t, np.zeros((5, 3)), coords=["x", "y"]),
-     r"q has shape \(5, 3\), expected \(5, 2\): 5 samples .* 2 coordinates \['x', 'y'\]"),
-    (lambda t: Trajectories([Trajectory(t, np.zeros((5, 1)), np.zeros((5, 1))), Trajectory(t, np.zeros((5, 1)))],
-                            coords=["x"]),
-     r"v is present in some trajectories but missing in trajectory 1"),
-    (lambda t: Trajectories([], coords=["x"]), r"no trajectories"),
-    (lambda t: Trajectories.from_arrays(t, np.zeros((5, 1)), coords="x"), r"coords must be a list"),
-    (lambda t: Trajectories.from_arrays(t, np.zeros((5, 1)), coords=["x"], masses=[1.0, 2.0]),
-     r"masses has shape \(2,\)"),
-    (lambda t: Trajectories.from_arrays(t, np.zeros((2, 5, 1)), v=np.zeros((3, 5, 1)), coords=["x"]),
-     r"v holds 3 trajectories, q holds 2"),
-])
+@pytest.mark.parametrize(
+    "build, message",
+    [
+        (
+            lambda t: Trajectories.from_arrays(
+                [t, t], [np.zeros((5, 1)), np.array([0, 1, 2, np.nan, 4.0])[:, None]], coords=["x"]
+            ),
+            r"trajectory 1: q is NaN at time index 3 \(t = 0.75\), coordinate 'x'",
+        ),
+        (
+            lambda t: Trajectories.from_arrays(
+                t, np.zeros((5, 2)), v=np.full((5, 2), np.inf), coords=["x", "y"]
+            ),
+            r"trajectory 0: v is infinite at time index 0",
+        ),
+        (
+            lambda t: Trajectories.from_arrays(t[::-1], np.zeros((5, 1)), coords=["x"]),
+            (
+                r"trajectory 0: t is not strictly increasing at time index 1 "
+                r"\(t\[0\] = 1.0, t\[1\] = 0.75\)"
+            ),
+        ),
+        (
+            lambda t: Trajectories.from_arrays(t, np.zeros((4, 1)), coords=["x"]),
+            r"trajectory 0: q has shape \(4, 1\), expected \(5, 1\)",
+        ),
+        (
+            lambda t: Trajectories.from_arrays(t, np.zeros((5, 3)), coords=["x", "y"]),
+            r"q has shape \(5, 3\), expected \(5, 2\): 5 samples .* 2 coordinates \['x', 'y'\]",
+        ),
+        (
+            lambda t: Trajectories(
+                [
+                    Trajectory(t, np.zeros((5, 1)), np.zeros((5, 1))),
+                    Trajectory(t, np.zeros((5, 1))),
+                ],
+                coords=["x"],
+            ),
+            r"v is present in some trajectories but missing in trajectory 1",
+        ),
+        (lambda t: Trajectories([], coords=["x"]), r"no trajectories"),
+        (
+            lambda t: Trajectories.from_arrays(t, np.zeros((5, 1)), coords="x"),
+            r"coords must be a list",
+        ),
+        (
+            lambda t: Trajectories.from_arrays(
+                t, np.zeros((5, 1)), coords=["x"], masses=[1.0, 2.0]
+            ),
+            r"masses has shape \(2,\)",
+        ),
+        (
+            lambda t: Trajectories.from_arrays(
+                t, np.zeros((2, 5, 1)), v=np.zeros((3, 5, 1)), coords=["x"]
+            ),
+            r"v holds 3 trajectories, q holds 2",
+        ),
+    ],
+)
 def test_construction_errors_name_the_problem(build, message):
     with pytest.raises(DataError, match=message):
         build(np.linspace(0, 1, 5))
@@ -240,7 +313,9 @@ def test_construction_errors_name_the_problem(build, message):
 def test_check_coords_names_both_lists():
     data = Trajectories.from_arrays(np.arange(3.0), np.zeros((3, 2)), coords=["x", "y"])
     data.check_coords(["x", "y"])
-    with pytest.raises(DataError, match=r"data's coordinates \['x', 'y'\] .* system's coordinates \['y', 'x'\]"):
+    with pytest.raises(
+        DataError, match=r"data's coordinates \['x', 'y'\] .* system's coordinates \['y', 'x'\]"
+    ):
         data.check_coords(["y", "x"])
 
 
@@ -264,13 +339,17 @@ def test_states_accelerations_and_tensors(ragged):
         positions_only.states()
     with pytest.raises(DataError, match="no accelerations"):
         positions_only.accelerations()
-    assert "3 trajectories, 23 samples (T = 1..17)" in repr(ragged) and "system='ragged'" in repr(ragged)
+    assert "3 trajectories, 23 samples (T = 1..17)" in repr(ragged) and "system='ragged'" in repr(
+        ragged
+    )
 
 
 def test_windows_shapes_and_content():
     t = np.arange(10.0)
     q = np.stack([np.arange(20.0).reshape(10, 2), 100 + np.arange(20.0).reshape(10, 2)])
-    data = Trajectories.from_arrays([t, t[:7]], [q[0], q[1, :7]], v=[-q[0], -q[1, :7]], coords=["x", "y"])
+    data = Trajectories.from_arrays(
+        [t, t[:7]], [q[0], q[1, :7]], v=[-q[0], -q[1, :7]], coords=["x", "y"]
+    )
     w = data.windows(4, stride=2)
     # trajectory 0: starts 0, 2, 4, 6; trajectory 1 (7 samples): starts 0, 2
     assert w.q.shape == (6, 4, 2) and w.v.shape == (6, 4, 2) and w.t.shape == (6, 4) and w.a is None
@@ -279,7 +358,9 @@ def test_windows_shapes_and_content():
     np.testing.assert_array_equal(w.q[1], q[0, 2:6])
     np.testing.assert_array_equal(w.t[5], t[2:6])
     np.testing.assert_array_equal(w.v[4], -q[1, 0:4])
-    with pytest.raises(DataError, match=r"trajectory 1 has 7 samples, too short for windows of length 8"):
+    with pytest.raises(
+        DataError, match=r"trajectory 1 has 7 samples, too short for windows of length 8"
+    ):
         data.windows(8)
 
 
@@ -315,7 +396,10 @@ def test_with_noise_is_relative_and_seeded(rng):
     residual = (noisy[0].q - q) / q.std(axis=0)
     np.testing.assert_allclose(residual.std(axis=0), 0.01, rtol=0.05)
     assert not np.array_equal(noisy[0].v, clean[0].v)
-    assert not noisy.has_accelerations and clean.with_noise(0.01, keep_accelerations=True).has_accelerations
+    assert (
+        not noisy.has_accelerations
+        and clean.with_noise(0.01, keep_accelerations=True).has_accelerations
+    )
     np.testing.assert_array_equal(noisy[0].q, clean.with_noise(0.01, seed=1)[0].q)
     assert not np.array_equal(noisy[0].q, clean.with_noise(0.01, seed=2)[0].q)
 
@@ -373,9 +457,15 @@ def test_finite_differences_on_clean_oscillator():
 def test_finite_differences_are_exact_for_low_degree_polynomials_on_non_uniform_steps(rng):
     t = np.cumsum(rng.uniform(0.05, 0.3, size=30))
     y = np.stack([1 + 2 * t - 3 * t**2, 0.5 * t**3 - t], axis=1)
-    np.testing.assert_allclose(finite_difference(t, y[:, :1], 1), (2 - 6 * t)[:, None], rtol=1e-9, atol=1e-9)
-    np.testing.assert_allclose(finite_difference(t, y, 2), np.stack([np.full_like(t, -6.0), 3 * t], 1),
-                               rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(
+        finite_difference(t, y[:, :1], 1), (2 - 6 * t)[:, None], rtol=1e-9, atol=1e-9
+    )
+    np.testing.assert_allclose(
+        finite_difference(t, y, 2),
+        np.stack([np.full_like(t, -6.0), 3 * t], 1),
+        rtol=1e-8,
+        atol=1e-8,
+    )
 
 
 def test_finite_differences_converge_at_second_order_on_non_uniform_steps(rng):
@@ -385,7 +475,7 @@ def test_finite_differences_converge_at_second_order_on_non_uniform_steps(rng):
         h = 10.0 / n
         t = np.arange(n + 1) * h
         t[1:-1] += h * jitter[: n - 1]
-        q, v, a = oscillator(t)
+        q, _v, a = oscillator(t)
         errors.append(rel_rms(finite_difference(t, q, 2), a))
         steps.append(h)
     slope = np.polyfit(np.log(steps), np.log(errors), 1)[0]
@@ -426,16 +516,25 @@ def test_savgol_stays_accurate_for_high_order_and_wide_windows():
 
 def test_derivative_errors_name_the_trajectory():
     t = np.linspace(0, 1, 50)
-    short = Trajectories.from_arrays([t, t[:3]], [np.zeros((50, 1)), np.zeros((3, 1))], coords=["x"])
-    with pytest.raises(DataError, match=r"trajectory 1: has 3 samples, too short for the Savitzky–Golay stencil"):
+    short = Trajectories.from_arrays(
+        [t, t[:3]], [np.zeros((50, 1)), np.zeros((3, 1))], coords=["x"]
+    )
+    with pytest.raises(
+        DataError, match=r"trajectory 1: has 3 samples, too short for the Savitzky–Golay stencil"
+    ):
         short.with_derivatives("savgol")
-    with pytest.raises(DataError, match=r"trajectory 1: has 3 samples, too short for the finite-difference "
-                                        r"stencil of derivative 2 \(needs at least 4\)"):
+    with pytest.raises(
+        DataError,
+        match=r"trajectory 1: has 3 samples, too short for the finite-difference "
+        r"stencil of derivative 2 \(needs at least 4\)",
+    ):
         short.with_derivatives("finite_difference")
     with pytest.raises(DataError, match=r"trajectory 0: has 50 samples, too short .*window 51"):
         short.with_derivatives("savgol", window=51)
     uneven = Trajectories.from_arrays(t**2, np.zeros((50, 1)), coords=["x"])
-    with pytest.raises(DataError, match=r"trajectory 0: time steps are not uniform.*finite_difference"):
+    with pytest.raises(
+        DataError, match=r"trajectory 0: time steps are not uniform.*finite_difference"
+    ):
         uneven.with_derivatives("savgol")
     assert uneven.with_derivatives("finite_difference").has_accelerations
 
