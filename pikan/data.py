@@ -314,6 +314,8 @@ class Trajectories:
             Metadata, see :class:`Trajectories`.
         """
         coords = _validated_coords(coords)
+        if isinstance(q, (list, tuple)) and len(q) == 0:
+            raise DataError("no trajectories: q is an empty list")
         ragged = isinstance(q, (list, tuple)) and (
             isinstance(t, (list, tuple)) or np.ndim(q[0]) >= 2
         )
@@ -616,6 +618,8 @@ class Trajectories:
         """
         if not np.isfinite(level) or level < 0:
             raise DataError(f"noise level must be a finite number >= 0, got {level}")
+        if level == 0:
+            return self
         rng = np.random.default_rng(seed)
         scale_q = level * self._concat("q").std(axis=0)
         scale_v = level * self._concat("v").std(axis=0) if self.has_velocities else None

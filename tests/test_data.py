@@ -287,6 +287,7 @@ def test_from_arrays_layouts():
             r"v is present in some trajectories but missing in trajectory 1",
         ),
         (lambda t: Trajectories([], coords=["x"]), r"no trajectories"),
+        (lambda t: Trajectories.from_arrays(t, [], coords=["x"]), r"no trajectories"),
         (
             lambda t: Trajectories.from_arrays(t, np.zeros((5, 1)), coords="x"),
             r"coords must be a list",
@@ -402,6 +403,9 @@ def test_with_noise_is_relative_and_seeded(rng):
     )
     np.testing.assert_array_equal(noisy[0].q, clean.with_noise(0.01, seed=1)[0].q)
     assert not np.array_equal(noisy[0].q, clean.with_noise(0.01, seed=2)[0].q)
+    assert clean.with_noise(0.0) is clean
+    with pytest.raises(DataError, match="noise level must be a finite number >= 0"):
+        clean.with_noise(-0.01)
 
 
 # ----------------------------------------------------------------------------- CSV
