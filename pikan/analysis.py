@@ -1,0 +1,355 @@
+r"""What a trained model says about the physics: importance, structure, energy drift.
+
+- :func:`importance`: per module, how much each named input matters (KAN 2.0 attribution
+  for KAN blocks; gradient sensitivity for law blocks), and for the whole system how much
+  each state variable matters for each acceleration (through features, gradient nodes and
+  modules).
+- :func:`structure`: tests on one learned module (additive and multiplicative
+  separability, swap symmetry, parity), each with a statistic and a verdict, and spec
+  rewrites that :meth:`Suggestion.apply` performs.
+- :func:`energy_drift`: relative change of the model's energy along trajectories.
+
+Sensitivity of output ``y`` to input ``z_i`` on data is
+:math:`S_i = \mathrm{mean}|\partial y / \partial z_i| \cdot \mathrm{std}(z_i)`: the change of
+``y`` when ``z_i`` moves by its typical spread. Scores are normalized to sum to one.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from pikan.errors import SpecError
+from pikan.kan.attribution import scores as kan_scores
+
+
+def _states(model, data) -> tuple[Tensor, Tensor]:
+    """(q, v) tensors in the model's dtype from Trajectories or a (q, v) pair."""
+    dtype = next(iter(model.buffers()), torch.zeros((), dtype=torch.float64)).dtype
+    device = next(iter(model.buffers()), torch.zeros(())).device
+    if hasattr(data, "states"):
+        data.check_coords(model.coords)
+        q, v, _ = data.states()
+    else:
+        q, v = data
+    return (torch.as_tensor(np.asarray(q), dtype=dtype, device=device),
+            torch.as_tensor(np.asarray(v), dtype=dtype, device=device))
+
+
+def _subsample(q: Tensor, v: Tensor, limit: int, seed: int) -> tuple[Tensor, Tensor]:
+    if q.shape[0] <= limit:
+        return q, v
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(q.shape[0], generator=g)[:limit].to(q.device)
+    return q[idx], v[idx]
+
+
+def _normalized(values: dict[str, float]) -> dict[str, float]:
+    total = sum(values.values())
+    return {k: (v / total if total > 0 else 0.0) for k, v in values.items()}
+
+
+def _sensitivity(fn, z: Tensor) -> Tensor:
+    """mean |d fn / d z_i| * std(z_i) per input, summed over outputs: (n_inputs,)."""
+    zg = z.detach().clone().requires_grad_(True)
+    out = fn(zg)
+    out = out.reshape(out.shape[0], -1)
+    total = torch.zeros(z.shape[1], dtype=z.dtype, device=z.device)
+    for k in range(out.shape[1]):
+        (grad,) = torch.autograd.grad(out[:, k].sum(), zg, retain_graph=True)
+        total = total + grad.abs().mean(0) * z.std(0)
+    return total.detach()
+
+
+@dataclass(frozen=True)
+class Importance:
+    """Importance scores of a model on data.
+
+    Attributes
+    ----------
+    modules : dict
+        ``modules[name][input]``: normalized importance of each named input of each module
+        (sums to one per module). KAN blocks use KAN 2.0 attribution scores; law blocks use
+        gradient sensitivity (module docstring).
+    system : dict
+        ``system[acceleration][state]``: normalized sensitivity of each acceleration to each
+        state variable (coordinates and velocities), through the whole model.
+    """
+
+    modules: dict[str, dict[str, float]]
+    system: dict[str, dict[str, float]]
+
+    def __getitem__(self, name: str) -> dict[str, float]:
+        if name in self.modules:
+            return self.modules[name]
+        if name in self.system:
+            return self.system[name]
+        raise SpecError(f"importance has no module or acceleration {name!r}; modules: "
+                        f"{sorted(self.modules)}, accelerations: {sorted(self.system)}.")
+
+    def __str__(self) -> str:
+        lines = []
+        for name, table in {**self.modules, **self.system}.items():
+            ranked = sorted(table.items(), key=lambda kv: -kv[1])
+            lines.append(f"{name}: " + ", ".join(f"{k} {v:.3f}" for k, v in ranked))
+        return "\n".join(lines)
+
+
+def importance(model, data, max_samples: int = 2000, seed: int = 0) -> Importance:
+    """Per-module input importance and system-level state importance.
+
+    Parameters
+    ----------
+    model : pikan.Model
+    data : Trajectories or (q, v) arrays of shape (N, n)
+    max_samples : int
+        States are subsampled to at most this many (seeded).
+
+    Returns
+    -------
+    Importance
+    """
+    q, v = _subsample(*_states(model, data), max_samples, seed)
+    modules = {}
+    for name, block in model.blocks.items():
+        z = model.module_inputs(name, q, v).detach()
+        kan = block.kan
+        if kan is not None and not block.gyroscopic_learned and not block._wrappers:
+            raw = kan_scores(kan, z).inputs
+            values = dict(zip(block.input_names, raw.values()))
+        else:
+            values = dict(zip(block.input_names, _sensitivity(block.function, z).tolist()))
+        modules[name] = _normalized(values)
+    state = torch.cat([q, v], dim=1).detach()
+    n = model.n_coords
+    names = list(model.coords) + list(model.velocities)
+    system = {}
+    sg = state.clone().requires_grad_(True)
+    acc = model.acceleration(sg[:, :n], sg[:, n:])
+    for j, coord in enumerate(model.coords):
+        (grad,) = torch.autograd.grad(acc[:, j].sum(), sg, retain_graph=True)
+        values = (grad.abs().mean(0) * state.std(0)).tolist()
+        system[f"a_{coord}"] = _normalized(dict(zip(names, values)))
+    return Importance(modules, system)
+
+
+# ---------------------------------------------------------------------- structure
+@dataclass(frozen=True)
+class Suggestion:
+    """A spec rewrite suggested by a structure test.
+
+    Attributes
+    ----------
+    kind : str
+        ``"split"`` (additive separability: one module per group of inputs),
+        ``"constraint"`` (add a constraint to the module).
+    module : str
+    text : str
+        Human-readable description, e.g. ``"V(x, y) = f(x) + g(y): split into two Potentials"``.
+    groups : tuple of tuple of str
+        For ``"split"``: the input groups of the new modules.
+    constraint : object, optional
+        For ``"constraint"``: the constraint to add.
+    """
+
+    kind: str
+    module: str
+    text: str
+    groups: tuple[tuple[str, ...], ...] = ()
+    constraint: object = None
+
+    def apply(self, spec):
+        """The spec with this rewrite applied (a new System)."""
+        module = spec.module(self.module)
+        if self.kind == "constraint":
+            new = module.replace(constraints=(*module.constraints, self.constraint))
+            return spec.replace(modules=tuple(new if m.name == module.name else m
+                                              for m in spec.modules))
+        if self.kind != "split":
+            raise SpecError(f"unknown suggestion kind {self.kind!r}")
+        parts = []
+        for group in self.groups:
+            inputs = {k: e for k, e in module.inputs.items() if k in group}
+            parts.append(module.replace(name=f"{module.name}_{'_'.join(group)}",
+                                        inputs=inputs, law=None))
+        modules = []
+        for m in spec.modules:
+            modules += parts if m.name == module.name else [m]
+        return spec.replace(modules=tuple(modules))
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
+class Test:
+    """One structure test: its statistic (0 = property holds exactly) and verdict."""
+
+    name: str
+    inputs: tuple[str, ...]
+    statistic: float
+    holds: bool
+
+
+@dataclass(frozen=True)
+class Structure:
+    """Results of :func:`structure` on one module."""
+
+    module: str
+    tests: list[Test]
+    suggestions: list[Suggestion] = field(default_factory=list)
+
+    def get(self, name: str, *inputs: str) -> Test:
+        """The test called ``name`` on these inputs (e.g. ``get("additive", "x", "y")``)."""
+        for test in self.tests:
+            if test.name == name and (not inputs or test.inputs == tuple(inputs)):
+                return test
+        raise SpecError(f"no structure test {name!r} on {inputs} for module {self.module!r}.")
+
+    def __str__(self) -> str:
+        lines = [f"structure of module {self.module!r}:"]
+        for t in self.tests:
+            verdict = "yes" if t.holds else "no"
+            lines.append(f"  {t.name:>15}({', '.join(t.inputs)}): {verdict:>3}  "
+                         f"(statistic {t.statistic:.2e})")
+        lines += [f"  suggestion: {s}" for s in self.suggestions]
+        return "\n".join(lines)
+
+
+def _derivatives(fn, z: Tensor):
+    """Values, gradients (N, d) and Hessians (N, d, d) of a scalar module function."""
+    def single(zi):
+        return fn(zi[None])[0, 0]
+
+    value = fn(z)[:, 0]
+    grad = torch.func.vmap(torch.func.grad(single))(z)
+    hess = torch.func.vmap(torch.func.hessian(single))(z)
+    return value.detach(), grad.detach(), hess.detach()
+
+
+def structure(model, data, module: str, threshold: float = 0.05, max_samples: int = 1000,
+              seed: int = 0) -> Structure:
+    r"""Test separability, symmetry and parity of a scalar module on its data.
+
+    Statistics (0 when the property holds exactly):
+
+    - additive separability of inputs ``i, j``: :math:`\mathrm{mean}|f_{ij}| /
+      \sqrt{\mathrm{mean}|f_{ii}| \, \mathrm{mean}|f_{jj}|}`, normalized mixed partial;
+    - multiplicative separability: :math:`\mathrm{mean}|f f_{ij} - f_i f_j| /
+      \mathrm{mean}(|f f_{ij}| + |f_i f_j|)` (zero iff ``log|f|`` is additively separable);
+    - swap symmetry of ``i, j``: :math:`\mathrm{rms}(f(z) - f(z_{i \leftrightarrow j})) /
+      \mathrm{std}(f)`;
+    - parity (even) in ``i``: :math:`\mathrm{rms}(f(z) - f(z_i \to -z_i)) / \mathrm{std}(f)`.
+
+    A property is accepted when its statistic is below ``threshold``.
+
+    Parameters
+    ----------
+    model : pikan.Model
+    data : Trajectories or (q, v)
+    module : str
+        Name of a scalar module (Potential, Dissipation, Lagrangian).
+
+    Returns
+    -------
+    Structure
+    """
+    block = model._block(module)
+    if not block.scalar:
+        raise SpecError(f"structure tests need a scalar module; {module!r} is a {block.kind} "
+                        "with vector output. Hint: test one of its outputs by hand.")
+    q, v = _subsample(*_states(model, data), max_samples, seed)
+    z = model.module_inputs(module, q, v).detach()
+    names = block.input_names
+    f, g, h = _derivatives(block.function, z)
+    scale = float(f.std()) + 1e-300
+    tests = []
+    eps = 1e-300
+    for i, j in itertools.combinations(range(len(names)), 2):
+        pair = (names[i], names[j])
+        mixed = h[:, i, j].abs().mean()
+        own = (h[:, i, i].abs().mean() * h[:, j, j].abs().mean()).sqrt()
+        stat = float(mixed / (own + g[:, [i, j]].abs().mean() * 1e-3 + eps))
+        tests.append(Test("additive", pair, stat, stat < threshold))
+        num = (f * h[:, i, j] - g[:, i] * g[:, j]).abs().mean()
+        den = ((f * h[:, i, j]).abs() + (g[:, i] * g[:, j]).abs()).mean()
+        stat = float(num / (den + eps))
+        tests.append(Test("multiplicative", pair, stat, stat < threshold))
+        swapped = z.clone()
+        swapped[:, [i, j]] = z[:, [j, i]]
+        with torch.no_grad():
+            diff = block.function(swapped)[:, 0] - f
+        stat = float(diff.pow(2).mean().sqrt() / scale)
+        tests.append(Test("swap symmetric", pair, stat, stat < threshold))
+    for i, name in enumerate(names):
+        flipped = z.clone()
+        flipped[:, i] = -z[:, i]
+        with torch.no_grad():
+            diff = block.function(flipped)[:, 0] - f
+        stat = float(diff.pow(2).mean().sqrt() / scale)
+        tests.append(Test("even", (name,), stat, stat < threshold))
+    return Structure(module, tests, _suggest(block, names, tests))
+
+
+def _suggest(block, names, tests) -> list[Suggestion]:
+    suggestions = []
+    if len(names) > 1:
+        # groups: connected components of the "not additively separable" graph
+        parent = {n: n for n in names}
+
+        def find(n):
+            while parent[n] != n:
+                n = parent[n]
+            return n
+
+        for t in tests:
+            if t.name == "additive" and not t.holds:
+                parent[find(t.inputs[0])] = find(t.inputs[1])
+        groups: dict[str, list[str]] = {}
+        for n in names:
+            groups.setdefault(find(n), []).append(n)
+        if len(groups) > 1:
+            parts = tuple(tuple(g) for g in groups.values())
+            pieces = " + ".join(f"f{k + 1}({', '.join(g)})" for k, g in enumerate(parts))
+            suggestions.append(Suggestion(
+                "split", block.name,
+                f"{block.name}({', '.join(names)}) = {pieces}: split into {len(parts)} "
+                f"{block.kind} modules", groups=parts))
+    try:
+        from pikan import constraints as library
+    except ImportError:  # the constraints library is optional for suggestions
+        return suggestions
+    for t in tests:
+        if t.name == "swap symmetric" and t.holds and hasattr(library, "Symmetric"):
+            suggestions.append(Suggestion(
+                "constraint", block.name, f"{block.name} is symmetric in {', '.join(t.inputs)}: "
+                f"add Symmetric{t.inputs}", constraint=library.Symmetric(*t.inputs)))
+        if t.name == "even" and t.holds and hasattr(library, "Even"):
+            suggestions.append(Suggestion(
+                "constraint", block.name, f"{block.name} is even in {t.inputs[0]}: add "
+                f"Even({t.inputs[0]!r})", constraint=library.Even(t.inputs[0])))
+    return suggestions
+
+
+# ---------------------------------------------------------------------- energy
+def energy_drift(model, data) -> float:
+    """Largest relative change of the model's energy along each trajectory of ``data``.
+
+    ``max_t |E(t) - E(0)| / (|E(0)| + std_E)`` with ``std_E`` the spread of energies over the
+    data (so a trajectory near zero energy does not blow the ratio up). 0 for an exactly
+    conserving model on exact data.
+    """
+    worst = 0.0
+    energies = []
+    for trajectory in data:
+        q, v = _states(model, (trajectory.q, trajectory.v))
+        with torch.no_grad() if model.formulation != "lagrangian" else torch.enable_grad():
+            energies.append(model.energy(q, v).detach())
+    spread = float(torch.cat(energies).std()) if len(energies) else 0.0
+    for e in energies:
+        worst = max(worst, float((e - e[0]).abs().max() / (e[0].abs() + spread + 1e-300)))
+    return worst
