@@ -270,6 +270,37 @@ def test_canonical_parameters(rng):
         assert np.all(get(f.name).in_domain(f.b * x + f.c)), f
 
 
+def _affine_in(g, h):
+    """Whether h = alpha * g + beta exactly (to rounding), by linear least squares."""
+    design = np.stack([g, np.ones_like(g)], axis=1)
+    coef, *_ = np.linalg.lstsq(design, h, rcond=None)
+    return np.allclose(design @ coef, h, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("name", symbolic.names())
+def test_fit_rules_state_true_symmetries(name):
+    """The fit drops redundant parameters using these identities, so each must really hold."""
+    rule, prim = symbolic._RULES[name], get(name)
+    f = prim.numpy_fn
+    z = _inside(prim, 41)
+    if rule.kind == "general":
+        neg = -z[prim.in_domain(-z)]
+        expected = {"odd": -f(-neg), "even": f(-neg), "logistic": 1 - f(-neg)}.get(rule.symmetry)
+        if expected is not None:
+            np.testing.assert_allclose(f(neg), expected, rtol=1e-12, atol=1e-12)
+            u = np.linspace(-0.3, 0.5, 21)  # b*u + c stays inside every domain
+            b, c = symbolic._canonical_bc(rule, -1.5, 0.2 + 2 * rule.period)
+            assert b > 0 and _affine_in(f(b * u + c), f(-1.5 * u + 0.2))
+        if rule.period:
+            np.testing.assert_allclose(f(z + rule.period / 2), -f(z), atol=1e-12)
+    elif rule.kind == "shift":  # f(s z) affine in f(z): fixing b to +-1 loses nothing
+        for scale in (2.0, *(() if -1 in rule.signs else (-1.0,))):
+            zz = z[prim.in_domain(scale * z)]
+            assert _affine_in(f(zz), f(scale * zz)), scale
+    elif rule.kind == "scale":  # f(z + c) = e^c f(z): c = 0 loses nothing
+        np.testing.assert_allclose(f(z + 0.7), math.exp(0.7) * f(z), rtol=1e-12)
+
+
 def test_constant_y_is_the_zero_function(rng):
     x = rng.uniform(-1, 1, 50)
     fits = fit_edge(x, np.full_like(x, 3.0))
