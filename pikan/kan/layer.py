@@ -22,7 +22,7 @@ call that gives per-edge values for plots, attribution and law extraction.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -63,6 +63,13 @@ class KANLayer(nn.Module):
         Standard deviation of the initial spline coefficients.
     generator : torch.Generator, optional
         Source of the random initialization (for seeding).
+    experts : list of str, optional
+        Hybrid symbolic edges: beside its spline, each edge gets a gated mixture of these
+        library functions, each with learnable affine parameters,
+        :math:`\phi = g_s \phi_{spline} + \sum_e g_e (a_e f_e(b_e x + c_e) + d_e)` with gates
+        :math:`g = \mathrm{softmax}(\ell / T)`. Lowering the temperature ``T`` and the gate
+        entropy penalty drive each edge toward one expert or the spline; :meth:`snap` then
+        fixes decisive edges to their expert. Arguments outside an expert's domain give 0.
     """
 
     def __init__(
@@ -75,6 +82,7 @@ class KANLayer(nn.Module):
         base: str = "silu",
         noise_scale: float = 0.1,
         generator: torch.Generator | None = None,
+        experts: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
         for name, value in (("in_dim", in_dim), ("out_dim", out_dim)):
@@ -106,6 +114,19 @@ class KANLayer(nn.Module):
         self.register_buffer("sym_index", torch.zeros(in_dim, out_dim, dtype=torch.long))
         affine = torch.tensor([1.0, 1.0, 0.0, 0.0], dtype=dtype).expand(in_dim, out_dim, 4)
         self.sym_affine = nn.Parameter(affine.clone())
+        self.experts = tuple(experts or ())
+        if self.experts:
+            symbolic = _symbolic_library()
+            for name in self.experts:
+                symbolic.get(name)  # unknown names raise SpecError with a suggestion
+            n_exp = len(self.experts)
+            self.expert_logits = nn.Parameter(torch.zeros(in_dim, out_dim, n_exp + 1, dtype=dtype))
+            init = torch.zeros(in_dim, out_dim, n_exp, 4, dtype=dtype)
+            init[..., 0] = 0.1 * randn(in_dim, out_dim, n_exp)
+            init[..., 1] = 1.0
+            self.expert_affine = nn.Parameter(init)
+            self.register_buffer("expert_mask", torch.ones(in_dim, out_dim, n_exp + 1, dtype=dtype))
+            self.register_buffer("temperature", torch.tensor(1.0, dtype=dtype))
         self._refresh()
 
     # ------------------------------------------------------------------ structure state
@@ -144,7 +165,65 @@ class KANLayer(nn.Module):
     # ------------------------------------------------------------------ evaluation
     def _numeric_weights(self) -> tuple[Tensor, Tensor]:
         keep = self.mask * (1 - self.sym_mask)
+        if self.experts:
+            keep = keep * self.gates()[..., -1]
         return self.w_base * keep, self.w_spline * keep
+
+    def gates(self) -> Tensor:
+        """Expert gates per edge, last entry the spline: (in_dim, out_dim, n_experts + 1)."""
+        logits = self.expert_logits / self.temperature
+        logits = logits.masked_fill(self.expert_mask == 0, float("-inf"))
+        return torch.softmax(logits, dim=-1)
+
+    def gate_entropy(self) -> Tensor:
+        """Mean entropy of the gates of live numeric edges (0: every edge decided)."""
+        g = self.gates()
+        entropy = -(g * torch.log(g.clamp_min(1e-30))).sum(-1)
+        keep = self.mask * (1 - self.sym_mask)
+        return (entropy * keep).sum() / keep.sum().clamp_min(1.0)
+
+    def _expert_edges(self, x: Tensor) -> Tensor:
+        """Gated expert mixture of every numeric edge: (batch, in_dim, out_dim)."""
+        symbolic = _symbolic_library()
+        gates = self.gates()[..., :-1]
+        a, b, c, d = self.expert_affine.unbind(-1)
+        z = x[:, :, None, None] * b + c  # (batch, in, out, experts)
+        values = []
+        for e, name in enumerate(self.experts):
+            prim = symbolic.get(name)
+            ze = z[..., e]
+            values.append(symbolic.safe_apply(prim, ze, prim.in_domain(ze.detach())))
+        mixed = (gates * (a * torch.stack(values, dim=-1) + d)).sum(-1)
+        return mixed * (self.mask * (1 - self.sym_mask))
+
+    @torch.no_grad()
+    def snap(self, threshold: float = 0.9) -> list[tuple[int, int, str]]:
+        """Fix edges whose gate is decisive: an expert above ``threshold`` becomes a symbolic
+        edge with its affine parameters; a spline above it drops its experts.
+
+        Returns
+        -------
+        list of (i, j, name) for every edge decided (name ``"spline"`` for spline edges).
+        """
+        if not self.experts:
+            return []
+        gates = self.gates()
+        decided = []
+        for i in range(self.in_dim):
+            for j in range(self.out_dim):
+                if self.mask[i, j] == 0 or self.sym_mask[i, j] == 1:
+                    continue
+                best = int(gates[i, j].argmax())
+                if gates[i, j, best] < threshold:
+                    continue
+                if best == len(self.experts):
+                    self.expert_mask[i, j, :-1] = 0
+                    decided.append((i, j, "spline"))
+                else:
+                    a, b, c, d = self.expert_affine[i, j, best].tolist()
+                    self.set_symbolic(i, j, self.experts[best], a, b, c, d)
+                    decided.append((i, j, self.experts[best]))
+        return decided
 
     def _check(self, x: Tensor) -> None:
         if x.dim() != 2 or x.shape[1] != self.in_dim:
@@ -170,6 +249,8 @@ class KANLayer(nn.Module):
             basis = spline.dense_bases(x, self.knots, self.order, self.pieces, self._uniform)
             coef = (self.coef * w_spline[:, None, :]).reshape(-1, self.out_dim)
             y = basis.reshape(x.shape[0], -1) @ coef + _BASES[self.base](x) @ w_base
+        if self.experts and self._has_numeric:
+            y = y + self._expert_edges(x).sum(1)
         if self._sym_used:
             sym = self._symbolic_edges(x).sum(1)
             y = sym if y is None else y + sym
@@ -202,6 +283,8 @@ class KANLayer(nn.Module):
         w_base, w_spline = self._numeric_weights()
         splines = spline.evaluate(x, self.knots, self.coef, self.order, self.pieces, self._uniform)
         out = splines * w_spline + _BASES[self.base](x)[:, :, None] * w_base
+        if self.experts:
+            out = out + self._expert_edges(x)
         if self._sym_used:
             out = out + self._symbolic_edges(x)
         return out

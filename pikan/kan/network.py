@@ -87,6 +87,8 @@ class KAN(nn.Module):
         Seed for the initialization (independent of the global RNG).
     input_names, output_names : list of str, optional
         Names for inputs and outputs (used by plots and law extraction).
+    experts : list of str, optional
+        Hybrid symbolic edges on every layer (see :class:`~pikan.kan.layer.KANLayer`).
     jump : bool
         Add a linear skip path from inputs to outputs, ``y = KAN(x) + x W`` (the "JumpKAN"
         idea): linear terms then need no spline, and law extraction reads them from ``W``.
@@ -104,6 +106,7 @@ class KAN(nn.Module):
         input_names: Sequence[str] | None = None,
         output_names: Sequence[str] | None = None,
         jump: bool = False,
+        experts: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
         self.widths = _parse_widths(widths)
@@ -114,7 +117,7 @@ class KAN(nn.Module):
         for (n_in, m_in), (n_out, m_out) in zip(self.widths[:-1], self.widths[1:]):
             layers.append(KANLayer(n_in + m_in, n_out + 2 * m_out, grid=grid, order=order,
                                    grid_range=grid_range, base=base, noise_scale=noise_scale,
-                                   generator=generator))
+                                   generator=generator, experts=experts))
         self.layers = nn.ModuleList(layers)
         self.input_names = self._names(input_names, "x", self.in_dim, "input_names")
         self.output_names = self._names(output_names, "y", self.out_dim, "output_names")
@@ -147,7 +150,7 @@ class KAN(nn.Module):
             "widths": [list(w) if w[1] else w[0] for w in self.widths],
             "grid": first.grid, "order": first.order, "base": first.base,
             "input_names": list(self.input_names), "output_names": list(self.output_names),
-            "jump": self.jump is not None,
+            "jump": self.jump is not None, "experts": list(first.experts) or None,
         }
 
     # ------------------------------------------------------------------ evaluation
@@ -328,6 +331,25 @@ class KAN(nn.Module):
                         removed += [(index + 1, node, j) for j in outgoing]
                         removed += [(index, i, s) for i, s in incoming]
         return removed
+
+    # ------------------------------------------------------------------ hybrid experts
+    def set_temperature(self, temperature: float) -> None:
+        """Gate temperature of every hybrid layer (lower: gates closer to one-hot)."""
+        if not temperature > 0:
+            raise ValueError(f"temperature must be positive, got {temperature!r}")
+        for layer in self.layers:
+            if layer.experts:
+                layer.temperature.fill_(float(temperature))
+
+    def gate_entropy(self) -> Tensor:
+        """Sum over hybrid layers of the mean gate entropy (a sparsity penalty for gates)."""
+        terms = [layer.gate_entropy() for layer in self.layers if layer.experts]
+        return sum(terms) if terms else torch.zeros(())
+
+    def snap(self, threshold: float = 0.9) -> list[tuple[int, int, int, str]]:
+        """Fix every decisive hybrid edge (see :meth:`KANLayer.snap`): ``(layer, i, j, name)``."""
+        return [(index, i, j, name) for index, layer in enumerate(self.layers)
+                for i, j, name in layer.snap(threshold)]
 
     # ------------------------------------------------------------------ symbolic edges
     def set_symbolic(self, layer: int, i: int, j: int, name: str, a: float = 1.0,

@@ -122,3 +122,52 @@ def test_wrong_input_width_and_nan_grid_update():
         layer.update_grid(x)
     with pytest.raises(ValueError, match="edge"):
         layer.set_symbolic(5, 0, "sin")
+
+
+def test_hybrid_expert_gates_temperature_and_snapping():
+    layer = KANLayer(2, 1, experts=["x^2", "sin"], generator=torch.Generator().manual_seed(0))
+    gates = layer.gates()
+    torch.testing.assert_close(gates.sum(-1), torch.ones(2, 1))
+    torch.testing.assert_close(gates, torch.full((2, 1, 3), 1 / 3))  # zero logits: uniform
+    x = torch.rand(50, 2) * 2 - 1
+    torch.testing.assert_close(layer.edge_outputs(x).sum(1), layer(x), atol=1e-12, rtol=0)
+    with torch.no_grad():
+        layer.expert_logits[0, 0] = torch.tensor([2.0, 0.0, 0.0])   # leans to x^2
+        layer.expert_logits[1, 0] = torch.tensor([0.0, 0.0, 2.0])   # leans to the spline
+        layer.expert_affine[0, 0, 0] = torch.tensor([0.5, 1.0, 0.0, 0.0])
+    assert float(layer.gates()[0, 0, 0]) < 0.9
+    layer.temperature.fill_(0.1)  # colder gates are closer to one-hot
+    assert float(layer.gates()[0, 0, 0]) > 0.99
+    assert float(layer.gate_entropy()) < 0.1
+    decided = layer.snap(threshold=0.9)
+    assert decided == [(0, 0, "x^2"), (1, 0, "spline")]
+    assert layer.symbolic_edge(0, 0)[0] == "x^2"
+    edges = layer.edge_outputs(x)
+    torch.testing.assert_close(edges[:, 0, 0], 0.5 * x[:, 0] ** 2, atol=1e-12, rtol=0)
+    assert float(layer.gates()[1, 0, -1]) == 1.0  # spline edge lost its experts
+
+
+def test_hybrid_layer_learns_and_snaps_the_right_experts():
+    torch.manual_seed(0)
+    from pikan.kan.network import KAN
+
+    kan = KAN([2, 1], experts=["x", "x^2", "sin", "exp"], seed=0)
+    x = torch.rand(300, 2) * 2 - 1
+    y = 0.5 * x[:, :1] ** 2 + torch.sin(2 * x[:, 1:])
+    opt = torch.optim.Adam(kan.parameters(), lr=3e-2)
+    for step in range(500):
+        kan.set_temperature(max(0.995**step, 0.05))
+        opt.zero_grad()
+        loss = ((kan(x) - y) ** 2).mean() + 1e-3 * kan.gate_entropy()
+        loss.backward()
+        opt.step()
+    decided = dict(((i, j), name) for _, i, j, name in kan.snap(0.8))
+    assert decided.get((1, 0)) == "sin"
+    assert float(((kan(x) - y) ** 2).mean()) < 1e-6
+
+
+def test_unknown_expert_is_a_spec_error():
+    from pikan.errors import SpecError
+
+    with pytest.raises(SpecError, match="sinn"):
+        KANLayer(2, 1, experts=["sinn"])
