@@ -1,11 +1,21 @@
-"""The ``pikan`` command."""
+"""The ``pikan`` command: demo, systems, simulate, discover, laws, plot.
+
+Errors a user can cause reach the terminal as one line and exit code 2 (1 for other
+failures), never a traceback, unless ``--debug`` is given.
+"""
 
 from __future__ import annotations
 
 import argparse
+import runpy
 import sys
+import time
+from pathlib import Path
 
 from pikan._version import __version__
+from pikan.errors import DataError, SpecError
+
+DEMO_SYSTEM = "anisotropic"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -14,16 +24,241 @@ def _parser() -> argparse.ArgumentParser:
         description="Physics-informed KANs: learn mechanical systems and extract their laws.",
     )
     parser.add_argument("--version", action="version", version=f"pikan {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="simulate a catalogue system, discover its laws, write plots")
+    demo.add_argument("system", nargs="?", default=DEMO_SYSTEM,
+                      help=f"catalogue name (default: {DEMO_SYSTEM}; see `pikan systems`)")
+    demo.add_argument("-o", "--out", default=None, help="run directory (default: runs/<system>)")
+    demo.add_argument("--quick", action="store_true", help="a small, fast run (smoke test)")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--noise", type=float, default=0.0, help="relative position noise")
+
+    sub.add_parser("systems", help="list the systems catalogue")
+
+    simulate = sub.add_parser("simulate", help="simulate a catalogue system to an HDF5 file")
+    simulate.add_argument("system", help="catalogue name")
+    simulate.add_argument("-o", "--out", required=True, help="output .h5 file")
+    simulate.add_argument("--n", type=int, default=None, help="number of trajectories")
+    simulate.add_argument("--t-end", type=float, default=None, help="end time")
+    simulate.add_argument("--dt", type=float, default=None, help="time step of the samples")
+    simulate.add_argument("--noise", type=float, default=0.0, help="relative position noise")
+    simulate.add_argument("--seed", type=int, default=0)
+
+    discover = sub.add_parser("discover", help="learn a spec from data and extract its laws")
+    discover.add_argument("spec", help="catalogue name, or a Python file that defines `spec` "
+                                       "(the file is run, like any Python config)")
+    discover.add_argument("data", help="trajectories: .h5 (pikan schema) or .csv")
+    discover.add_argument("-o", "--out", required=True, help="run directory")
+    discover.add_argument("--steps", type=int, default=None)
+    discover.add_argument("--device", default="auto")
+    discover.add_argument("--seed", type=int, default=0)
+    discover.add_argument("--resume", default=None, help="model.pt of an interrupted run")
+    discover.add_argument("--no-plots", action="store_true")
+    discover.add_argument("--quiet", action="store_true", help="no progress display")
+
+    laws = sub.add_parser("laws", help="print the laws of a run directory")
+    laws.add_argument("run")
+    laws.add_argument("--format", choices=["text", "markdown", "json", "latex"], default="text")
+
+    plot = sub.add_parser("plot", help="(re)write the plots of a run directory")
+    plot.add_argument("run")
     return parser
+
+
+def _catalogue():
+    import pikan.systems
+
+    return pikan.systems
+
+
+def _load_spec(source: str):
+    """A catalogue name -> its learning spec; a .py file -> the `spec` it defines."""
+    from pikan.spec import System
+
+    path = Path(source)
+    if path.suffix == ".py":
+        if not path.is_file():
+            raise SpecError(f"spec file {source!r} not found")
+        try:
+            namespace = runpy.run_path(str(path))
+        except SpecError:
+            raise
+        except Exception as error:  # noqa: BLE001 - a config file may fail in any way
+            raise SpecError(f"running spec file {source!r} failed: {type(error).__name__}: "
+                            f"{error}") from error
+        spec = namespace.get("spec")
+        if not isinstance(spec, System):
+            raise SpecError(f"spec file {source!r} must define `spec = pikan.System(...)`; "
+                            f"found {type(spec).__name__ if spec is not None else 'no spec'}.")
+        return spec
+    return _catalogue().get(source).model()
+
+
+def _load_data(source: str):
+    from pikan.data import Trajectories
+
+    path = Path(source)
+    if not path.is_file():
+        raise DataError(f"data file {source!r} not found")
+    if path.suffix.lower() == ".csv":
+        raise DataError(f"{source}: CSV needs column names; load it in Python with "
+                        "pikan.Trajectories.from_csv(path, time=..., coords=[...]) and save it "
+                        "as .h5 first.")
+    return Trajectories.load(path)
+
+
+def _simulate(name: str, n=None, t_end=None, dt=None, noise=0.0, seed=0):
+    import pikan
+
+    entry = _catalogue().get(name)
+    settings = dict(entry.simulation)
+    if n is not None:
+        settings["n_trajectories"] = n
+    if t_end is not None:
+        settings["t"] = (settings["t"][0], t_end)
+    if dt is not None:
+        settings["dt"] = dt
+    return pikan.simulate(entry.truth(), noise=noise, seed=seed,
+                          initial=entry.sample_initial, **settings), entry
+
+
+def _cmd_systems(args) -> int:
+    catalogue = _catalogue()
+    for name in catalogue.names():
+        entry = catalogue.get(name)
+        summary = entry.description.strip().splitlines()[0]
+        print(f"{name:18s} {summary}")
+    return 0
+
+
+def _cmd_simulate(args) -> int:
+    data, _ = _simulate(args.system, args.n, args.t_end, args.dt, args.noise, args.seed)
+    data.save(args.out)
+    print(f"wrote {args.out}: {data}")
+    return 0
+
+
+def _print_laws(laws, truth: dict | None = None) -> None:
+    from pikan.laws import equivalent
+
+    for name, law in laws.items():
+        line = f"  {law}"
+        if truth and name in truth:
+            match = equivalent(law.expr, truth[name])
+            line += f"\n      truth: {truth[name]}   [{'recovered' if match else 'NOT recovered'}]"
+        print(line)
+
+
+def _cmd_demo(args) -> int:
+    from pikan.discover import discover
+
+    entry = _catalogue().get(args.system)
+    out = Path(args.out or f"runs/{args.system}")
+    settings = dict(entry.simulation)
+    steps = None
+    if args.quick:
+        settings["n_trajectories"] = min(settings["n_trajectories"], 6)
+        settings["t"] = (settings["t"][0], min(settings["t"][1], 4.0))
+        steps = 150
+    start = time.perf_counter()
+    print(f"[pikan] simulating {entry.name}: {settings['n_trajectories']} trajectories, "
+          f"t = {settings['t']}, dt = {settings['dt']}, noise = {args.noise}")
+    import pikan
+
+    data = pikan.simulate(entry.truth(), noise=args.noise, seed=args.seed,
+                          initial=entry.sample_initial, **settings)
+    run = discover(entry.model(), data, out=out, steps=steps, seed=args.seed,
+                   progress=not args.quick, refine_steps=50 if args.quick else 200)
+    print(f"\nlaws of {entry.name} (discovered in {time.perf_counter() - start:.0f} s):")
+    _print_laws(run.laws, entry.laws())
+    verification = run.report.get("verification", {})
+    if verification.get("summary"):
+        print(f"\n{verification['summary']}")
+    print(f"\nrun directory: {out}  (laws.json, laws.md, report.json, plots/)")
+    return 0
+
+
+def _cmd_discover(args) -> int:
+    from pikan.discover import discover
+
+    spec = _load_spec(args.spec)
+    data = _load_data(args.data)
+    run = discover(spec, data, out=args.out, steps=args.steps, seed=args.seed,
+                   device=args.device, resume=args.resume, plots=not args.no_plots,
+                   progress=not args.quiet)
+    print("\nlaws:")
+    _print_laws(run.laws)
+    print(f"\nrun directory: {args.out}")
+    return 0
+
+
+def _cmd_laws(args) -> int:
+    from pikan.laws import Laws
+
+    path = Path(args.run) / "laws.json"
+    if not path.is_file():
+        raise DataError(f"{args.run} has no laws.json; hint: pass a run directory written by "
+                        "`pikan discover` or `pikan demo`.")
+    laws = Laws.from_json(path.read_text())
+    if args.format == "json":
+        print(laws.to_json())
+    elif args.format == "markdown":
+        print(laws.to_markdown())
+    elif args.format == "latex":
+        for name, law in laws.items():
+            print(f"{name}: {law.latex()}")
+    else:
+        print(laws)
+    return 0
+
+
+def _cmd_plot(args) -> int:
+    from pikan.discover import Run, load_run, write_plots
+
+    spec, model, laws, report, data = load_run(args.run)
+    law_model = None
+    if laws is not None:
+        import pikan
+
+        law_model = pikan.compile(spec.with_laws(laws))
+    run = Run(model, laws or {}, report, Path(args.run), None, law_model)
+    for path in write_plots(run, data):
+        print(path)
+    return 0
+
+
+_COMMANDS = {"demo": _cmd_demo, "systems": _cmd_systems, "simulate": _cmd_simulate,
+             "discover": _cmd_discover, "laws": _cmd_laws, "plot": _cmd_plot}
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``pikan`` console script; returns the exit code."""
     parser = _parser()
-    parser.parse_args(argv)
-    parser.print_help()
-    return 0
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return _COMMANDS[args.command](args)
+    except (SpecError, DataError) as error:
+        if args.debug:
+            raise
+        print(f"pikan {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"pikan {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # noqa: BLE001 - one line, not a traceback, unless --debug
+        if args.debug:
+            raise
+        print(f"pikan {args.command}: failed: {type(error).__name__}: {error} "
+              "(run with --debug for the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
     sys.exit(main())
+
+

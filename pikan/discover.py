@@ -1,0 +1,310 @@
+"""The whole pipeline in one call: compile -> recipe fit -> extract -> fix and refine -> verify.
+
+:func:`discover` returns a :class:`Run` and, with ``out``, writes a run directory::
+
+    RUN/
+      spec.json      the learning spec
+      data.h5        the trajectories used (HDF5 schema of pikan.data)
+      model.pt       checkpoint of the trained KAN model (pikan.load_model reads it)
+      laws.json      extracted laws after constant refinement (pikan.Laws.from_json)
+      laws.md        the same as a Markdown table
+      report.json    losses, verification, constraint violations, importance, timings, versions
+      plots/*.png    edge activations, trajectories, energy, loss curves, importance, graph
+
+Every file is written atomically; a crash leaves the files already finished intact.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import platform
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from pikan._version import __version__
+from pikan.compile import Model, compile
+from pikan.errors import SpecError
+from pikan.spec import System
+
+
+@dataclass
+class Run:
+    """What :func:`discover` returns.
+
+    Attributes
+    ----------
+    model : Model
+        The trained KAN model.
+    laws : Laws
+        One law per learned module, constants refined end to end.
+    report : dict
+        Everything in ``report.json``.
+    path : Path or None
+        The run directory (None when ``out`` was not given).
+    fit : FitResult
+        The training history of the KAN model.
+    law_model : Model
+        The model with every learned module fixed to its law (constants trained).
+    """
+
+    model: Model
+    laws: object
+    report: dict
+    path: Path | None
+    fit: object = None
+    law_model: Model | None = None
+    plots: list = field(default_factory=list)
+
+    def __str__(self) -> str:
+        lines = [f"run of system {self.model.spec.name!r}" +
+                 (f" in {self.path}" if self.path else "")]
+        lines += [f"  {line}" for line in str(self.laws).splitlines()]
+        verification = self.report.get("verification", {})
+        if verification:
+            lines.append(f"  verification: {verification.get('summary', '')}")
+        return "\n".join(lines)
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _jsonable(value):
+    """Plain JSON types from dataclasses, tensors, numpy and sympy values."""
+    if hasattr(value, "to_dict"):
+        return _jsonable(value.to_dict())
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)):
+        return value if not (isinstance(value, float) and not math.isfinite(value)) else str(value)
+    if isinstance(value, torch.Tensor):
+        return _jsonable(value.detach().cpu().tolist())
+    if hasattr(value, "tolist"):
+        return _jsonable(value.tolist())
+    if hasattr(value, "__dataclass_fields__"):
+        return {k: _jsonable(getattr(value, k)) for k in value.__dataclass_fields__}
+    return str(value)
+
+
+def refine_constants(model: Model, laws, data, steps: int = 200, seed: int = 0,
+                     progress: bool = False):
+    """Fix every learned module to its law and train the law constants end to end.
+
+    Parameters
+    ----------
+    model : Model
+        The trained KAN model (left unchanged; a copy is fixed).
+    laws : Laws
+    data : Trajectories
+    steps : int
+        Optimizer steps of the constant refinement (0: fix only).
+
+    Returns
+    -------
+    (Model, dict)
+        The law model and ``{module: refined expression(s)}``.
+    """
+    from pikan.train import fit
+
+    law_model = copy.deepcopy(model)
+    for name in laws:
+        law_model.fix(name, laws[name].expr, trainable=True)
+    if steps > 0 and any(p.requires_grad for p in law_model.parameters()):
+        fit(law_model, data, steps=steps, recipe="plain", seed=seed, progress=progress)
+    refined = {}
+    for name in laws:
+        exprs = [law.expr() for law in law_model.blocks[name].core]
+        refined[name] = exprs if law_model.blocks[name].kind == "Dynamics" else exprs[0]
+    return law_model, refined
+
+
+def discover(spec: System, data, out=None, *, steps: int | None = None, seed: int = 0,
+             device="auto", progress: bool = True, resume=None, refine_steps: int = 200,
+             plots: bool = True, verify_laws: bool = True) -> Run:
+    """Learn a system from trajectories and return its laws, with a run directory.
+
+    Parameters
+    ----------
+    spec : System
+        The learning spec (modules without a law are learned).
+    data : Trajectories
+    out : str or Path, optional
+        Run directory (created; existing files are replaced).
+    steps : int, optional
+        Training steps of the recipe (default: chosen by :func:`pikan.fit` from the data).
+    seed : int
+    device : "auto", str or torch.device
+    progress : bool
+        Progress display of training and the stage lines.
+    resume : str or Path, optional
+        A ``model.pt`` checkpoint of an interrupted run of the same spec.
+    refine_steps : int
+        Steps of end-to-end constant refinement of the fixed laws.
+    plots : bool
+        Write ``plots/*.png`` (needs ``out``).
+    verify_laws : bool
+        Re-simulate with the laws and compare with the data and the KAN model.
+
+    Returns
+    -------
+    Run
+    """
+    from pikan.extract import extract
+    from pikan.laws import Laws
+    from pikan.train import fit
+
+    if not isinstance(spec, System):
+        raise SpecError(f"discover expects a pikan.System spec, got {type(spec).__name__}.")
+    if not spec.learned:
+        raise SpecError(f"system {spec.name!r} has no learned module: every module has a law. "
+                        f"Hint: spec.learn({spec.module_names[0]!r}) makes one learned.")
+    data.check_coords(spec.coords)
+    path = Path(out) if out is not None else None
+    if path is not None:
+        path.mkdir(parents=True, exist_ok=True)
+        _atomic_write_text(path / "spec.json", spec.to_json())
+        data.save(path / "data.h5")
+    say = (lambda text: print(text, flush=True)) if progress else (lambda text: None)
+    timings = {}
+
+    start = time.perf_counter()
+    model = compile(spec, seed=seed)
+    say(f"[pikan] training {len(spec.learned)} learned module(s) of {spec.name!r} "
+        f"on {len(data)} trajectories")
+    result = fit(model, data, steps=steps, seed=seed, device=device, progress=progress,
+                 checkpoint=path / "model.pt" if path else None, resume=resume)
+    timings["fit_s"] = time.perf_counter() - start
+    model = model.cpu()
+
+    start = time.perf_counter()
+    say("[pikan] extracting laws")
+    laws = extract(model, data, seed=seed)
+    timings["extract_s"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    say("[pikan] refining constants end to end")
+    law_model, refined = refine_constants(model, laws, data, steps=refine_steps, seed=seed)
+    laws = laws.with_exprs(refined) if hasattr(laws, "with_exprs") else laws
+    timings["refine_s"] = time.perf_counter() - start
+
+    report = {
+        "system": spec.name,
+        "versions": {"pikan": __version__, "torch": torch.__version__,
+                     "python": platform.python_version()},
+        "fit": {"best_val": result.best_val, "steps": result.steps,
+                "choices": result.choices, "events": result.events},
+        "laws": {name: {"expr": str(law), "r2": getattr(law, "r2", None),
+                        "rmse": getattr(law, "rmse", None),
+                        "complexity": getattr(law, "complexity", None)}
+                 for name, law in laws.items()},
+    }
+    if verify_laws:
+        from pikan.verify import verify
+
+        start = time.perf_counter()
+        say("[pikan] verifying the laws by re-simulation")
+        verification = verify(spec.with_laws(laws), data, model=model, seed=seed)
+        report["verification"] = _jsonable(verification)
+        report["verification"]["summary"] = str(verification)
+        timings["verify_s"] = time.perf_counter() - start
+    report.update(_diagnostics(model, data))
+    report["timings"] = timings
+    run = Run(model, laws, _jsonable(report), path, result, law_model)
+    if path is not None:
+        _atomic_write_text(path / "laws.json", laws.to_json())
+        _atomic_write_text(path / "laws.md", laws.to_markdown())
+        _atomic_write_text(path / "report.json", json.dumps(run.report, indent=1))
+        if plots:
+            run.plots = write_plots(run, data)
+        say(f"[pikan] run written to {path}")
+    return run
+
+
+def _diagnostics(model: Model, data) -> dict:
+    """Constraint violations and importance for the report (empty parts on failure)."""
+    from pikan.analysis import importance
+
+    out = {}
+    try:
+        out["importance"] = _jsonable(importance(model, data))
+    except (ValueError, RuntimeError) as error:
+        out["importance"] = {"error": str(error)}
+    try:
+        from pikan.check import check_constraints
+
+        out["constraints"] = _jsonable(check_constraints(model, data))
+    except ImportError:
+        pass
+    except (ValueError, RuntimeError) as error:
+        out["constraints"] = {"error": str(error)}
+    return out
+
+
+def write_plots(run: Run, data) -> list[Path]:
+    """Write the standard figures of a run into ``run.path / "plots"``; returns the files."""
+    import matplotlib.pyplot as plt
+
+    from pikan import plot
+    from pikan.analysis import importance
+
+    folder = run.path / "plots"
+    folder.mkdir(parents=True, exist_ok=True)
+    figures = {}
+    for name, block in run.model.blocks.items():
+        if block.kan is not None:
+            figures[f"activations_{name}"] = lambda n=name: plot.activations(run.model, data, n)
+    for name in run.laws:
+        figures[f"pareto_{name}"] = lambda n=name: plot.pareto(run.laws[n])
+    models = [run.model] + ([run.law_model] if run.law_model is not None else [])
+    figures["trajectories"] = lambda: plot.trajectories(data, *models, labels=["KAN", "laws"])
+    figures["energy"] = lambda: plot.energy(run.law_model or run.model, data)
+    if run.fit is not None and len(run.fit.history):
+        figures["loss"] = lambda: plot.history(list(run.fit.history))
+    imp = importance(run.model, data)
+    figures["importance"] = lambda: plot.importance(imp)
+    figures["graph"] = lambda: plot.graph(run.model, imp)
+    written = []
+    for key, make in figures.items():
+        fig = make()
+        target = folder / f"{key}.png"
+        tmp = folder / f".{key}.{uuid.uuid4().hex[:8]}.png"
+        fig.savefig(tmp, dpi=110)
+        plt.close(fig)
+        os.replace(tmp, target)
+        written.append(target)
+    return written
+
+
+def load_run(path):
+    """Read a run directory back: ``(spec, model, laws, report, data)``."""
+    from pikan.data import Trajectories
+    from pikan.laws import Laws
+    from pikan.train import load_model
+
+    path = Path(path)
+    if not (path / "spec.json").is_file():
+        raise SpecError(f"{path} is not a pikan run directory (no spec.json); hint: pass the "
+                        "folder given to discover(out=...) or `pikan discover -o`.")
+    spec = System.from_json((path / "spec.json").read_text())
+    model = load_model(path / "model.pt")
+    laws = Laws.from_json((path / "laws.json").read_text()) if (path / "laws.json").is_file() else None
+    report = json.loads((path / "report.json").read_text()) if (path / "report.json").is_file() else {}
+    data = Trajectories.load(path / "data.h5")
+    return spec, model, laws, report, data
