@@ -85,7 +85,7 @@ def main() -> None:
     try:
         from kan import MultKAN
 
-        pykan = MultKAN(width=WIDTHS, grid=5, k=3, seed=0, auto_save=False, device="cpu")
+        pykan = MultKAN(width=list(WIDTHS), grid=5, k=3, seed=0, auto_save=False, device="cpu")
         pykan.speed()
         models["pykan"] = pykan.to(dtype)
     except ImportError:
