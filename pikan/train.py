@@ -1,0 +1,1131 @@
+"""Training: :func:`fit`, the progressive KAN recipe, checkpoints, and a run that survives faults.
+
+::
+
+    result = pikan.fit(model, data, steps=2000, checkpoint="runs/trap/ckpt.pt")
+    model = pikan.load_model("runs/trap/ckpt.pt")
+    pikan.fit(model, data, resume="runs/trap/ckpt.pt")       # continues where it stopped
+
+The losses are pure functions in :mod:`pikan.losses`; this module holds the state: the
+recipe position, optimizers, mini-batch sampler, validation and restore-best, faults,
+checkpoints and the progress display.
+
+A fit runs a :class:`Recipe`, a list of :class:`Stage` records. The default is the KAN 2.0
+progressive recipe: fit the coarse grid with sparsity regularization -> prune edges by
+attribution -> adapt the grids to the data -> refine the grids -> fit again (Adam, then
+L-BFGS). Every stage reports what it did (edges pruned, inputs removed, grid sizes) as an
+event in the history. Before the first stage the grids of every learned KAN are adapted
+to the training data (the initial grids span (-1, 1), the data usually does not).
+
+Checkpoints hold the spec (JSON), the state dict, the optimizer, the sampler and torch RNG
+states, the best state of the current stage, the history, the resolved options and the
+recipe position; they are written atomically (temp file, fsync, ``os.replace``) and read
+with ``torch.load(weights_only=True)``. Resuming gives the same parameters as a run that
+was never stopped (same ops, same batches).
+
+Faults: a step whose loss, gradient or new parameters are not finite is rejected, the
+last good state is restored, the learning rate is halved and a ``fault`` event is logged;
+after ``max_faults`` faults in a row :class:`TrainingError` is raised, the model holding
+the last good parameters and the checkpoint on disk left as it was. Ctrl-C saves a
+checkpoint of the last completed step and returns the partial :class:`FitResult`.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import sys
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pikan import losses
+from pikan.errors import DataError
+
+FORMAT = "pikan-checkpoint"
+VERSION = 1
+KINDS = ("fit", "prune", "adapt", "refine")
+OPTIMIZERS = ("adam", "adamw", "lbfgs", "adam+lbfgs")
+LOSSES = ("auto", "acceleration", "rollout")
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on: repeated non-finite steps. The last checkpoint stays intact."""
+
+
+class _Fault(Exception):
+    """A rejected step (non-finite loss, gradient or parameters)."""
+
+
+class _Stop(Exception):
+    """The callback asked to stop."""
+
+
+# ----------------------------------------------------------------------------- recipe
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of a :class:`Recipe`.
+
+    Build stages with the constructors :meth:`fit`, :meth:`prune`, :meth:`adapt` and
+    :meth:`refine`.
+
+    Attributes
+    ----------
+    kind : {"fit", "prune", "adapt", "refine"}
+    steps : int
+        Optimizer steps of a fit stage.
+    optimizer : {"adam", "adamw", "lbfgs", "adam+lbfgs"}
+        ``"adam+lbfgs"`` is expanded by :class:`Recipe` into an Adam stage (3/4 of the
+        steps) and an L-BFGS stage (1/4).
+    lr : float or None
+        Base learning rate (None: the fit's ``lr`` for Adam, 1 for L-BFGS).
+    sparsity : float
+        Weight of the KAN sparsity penalty (:func:`pikan.losses.sparsity`).
+    patience : int or None
+        Validation checks without improvement before the stage stops early (None: auto).
+    threshold : float
+        Prune: edges scoring below ``threshold`` times the layer's largest score go.
+    grid : int or None
+        Refine: the new number of grid intervals (None: twice the current grid).
+    """
+
+    kind: str
+    steps: int = 0
+    optimizer: str = "adam"
+    lr: float | None = None
+    sparsity: float = 0.0
+    patience: int | None = None
+    threshold: float = 0.02
+    grid: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"stage kind must be one of {KINDS}, got {self.kind!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.kind == "fit" and (int(self.steps) != self.steps or self.steps < 1):
+            raise ValueError(f"a fit stage needs steps >= 1, got {self.steps!r}")
+        if self.sparsity < 0 or (self.lr is not None and not self.lr > 0):
+            raise ValueError(f"stage needs sparsity >= 0 and lr > 0, got {self.sparsity}, {self.lr}")
+        if self.grid is not None and (int(self.grid) != self.grid or self.grid < 1):
+            raise ValueError(f"refine grid must be a positive integer, got {self.grid!r}")
+
+    @classmethod
+    def fit(cls, steps: int, optimizer: str = "adam", lr: float | None = None,
+            sparsity: float = 0.0, patience: int | None = None) -> Stage:
+        """Train for ``steps`` optimizer steps (with early stopping and restore-best)."""
+        return cls("fit", steps=int(steps), optimizer=optimizer, lr=lr, sparsity=sparsity,
+                   patience=patience)
+
+    @classmethod
+    def prune(cls, threshold: float = 0.02) -> Stage:
+        """Mask edges whose attribution score on the training data is below ``threshold``."""
+        return cls("prune", threshold=threshold)
+
+    @classmethod
+    def adapt(cls) -> Stage:
+        """Move every learned KAN's grid to the quantiles of its inputs on the training data."""
+        return cls("adapt")
+
+    @classmethod
+    def refine(cls, grid: int | None = None) -> Stage:
+        """Refine every learned KAN to ``grid`` intervals (default: twice the current)."""
+        return cls("refine", grid=grid)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        if self.kind == "fit":
+            extra = f", sparsity={self.sparsity:g}" if self.sparsity else ""
+            return f"fit({self.steps} {self.optimizer}{extra})"
+        if self.kind == "prune":
+            return f"prune({self.threshold:g})"
+        if self.kind == "refine":
+            return f"refine({self.grid or 'x2'})"
+        return "adapt"
+
+
+class Recipe:
+    """A sequence of stages run by :func:`fit`.
+
+    Parameters
+    ----------
+    stages : sequence of Stage
+        ``"adam+lbfgs"`` fit stages are split into an Adam and an L-BFGS stage.
+
+    Examples
+    --------
+    >>> Recipe([Stage.fit(300, sparsity=1e-3), Stage.prune(), Stage.adapt(),
+    ...         Stage.refine(10), Stage.fit(300, "adam+lbfgs")])
+    Recipe(fit(300 adam, sparsity=0.001) -> prune(0.02) -> adapt -> refine(10) -> fit(225 adam) -> fit(75 lbfgs))
+    """
+
+    def __init__(self, stages) -> None:
+        expanded = []
+        for stage in stages:
+            if not isinstance(stage, Stage):
+                raise ValueError(f"a Recipe holds Stage records, got {stage!r}; hint: "
+                                 "Stage.fit(steps), Stage.prune(), Stage.adapt(), Stage.refine()")
+            if stage.kind == "fit" and stage.optimizer == "adam+lbfgs":
+                n_lbfgs = max(1, stage.steps // 4)
+                if stage.steps > n_lbfgs:
+                    expanded.append(Stage.fit(stage.steps - n_lbfgs, "adam", stage.lr,
+                                              stage.sparsity, stage.patience))
+                expanded.append(Stage.fit(n_lbfgs, "lbfgs", None, stage.sparsity, stage.patience))
+            else:
+                expanded.append(stage)
+        if not any(s.kind == "fit" for s in expanded):
+            raise ValueError("a Recipe needs at least one fit stage")
+        self.stages = tuple(expanded)
+
+    @classmethod
+    def default(cls, steps: int = 800, sparsity: float = 1e-3, threshold: float = 0.02,
+                grid: int | None = None, optimizer: str | None = None,
+                refine: bool = True) -> Recipe:
+        """The progressive recipe: 40 % of ``steps`` fitting the coarse grid with sparsity,
+        prune, adapt, refine (to ``grid``; default twice the current; skipped with
+        ``refine=False``), 60 % fitting again.
+
+        Both fits run Adam then L-BFGS (unless ``optimizer`` says otherwise): pruning needs a
+        converged fit, since an irrelevant input's edges only flatten out once the data are
+        matched."""
+        coarse = max(2, round(0.4 * steps))
+        middle = [Stage.prune(threshold), Stage.adapt()] + ([Stage.refine(grid)] if refine else [])
+        return cls([Stage.fit(coarse, optimizer or "adam+lbfgs", sparsity=sparsity), *middle,
+                    Stage.fit(max(2, steps - coarse), optimizer or "adam+lbfgs")])
+
+    @classmethod
+    def plain(cls, steps: int = 800, optimizer: str = "adam+lbfgs") -> Recipe:
+        """A single fit stage: no sparsity, pruning or refinement."""
+        return cls([Stage.fit(steps, optimizer)])
+
+    @property
+    def total_steps(self) -> int:
+        return sum(s.steps for s in self.stages if s.kind == "fit")
+
+    def to_list(self) -> list[dict]:
+        return [s.to_dict() for s in self.stages]
+
+    @classmethod
+    def from_list(cls, items) -> Recipe:
+        return cls([Stage(**item) for item in items])
+
+    def __len__(self) -> int:
+        return len(self.stages)
+
+    def __iter__(self):
+        return iter(self.stages)
+
+    def __getitem__(self, index: int) -> Stage:
+        return self.stages[index]
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Recipe) and self.stages == other.stages
+
+    def __repr__(self) -> str:
+        return f"Recipe({' -> '.join(str(s) for s in self.stages)})"
+
+
+# ----------------------------------------------------------------------------- results
+
+
+@dataclass
+class History:
+    """What a fit did.
+
+    Attributes
+    ----------
+    rows : list of dict
+        One per accepted optimizer step: ``step``, ``stage`` (index), ``optimizer``,
+        ``lr``, ``loss`` (the batch objective), one key per loss term (``acceleration`` or
+        ``rollout``, ``sparsity``, soft-constraint penalties; weighted, they sum to
+        ``loss``), ``train`` (the data term) and ``val`` (validation data loss, None on
+        steps without a check).
+    events : list of dict
+        ``kind`` in ``adapt``, ``prune``, ``refine``, ``fault``, ``early_stop``,
+        ``restore_best``, ``interrupt``, ``resume``, each with ``step`` and ``stage``.
+    """
+
+    rows: list = field(default_factory=list)
+    events: list = field(default_factory=list)
+
+    def column(self, key: str) -> list:
+        """Values of ``key`` over the rows (None where a row lacks it)."""
+        return [row.get(key) for row in self.rows]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self):
+        return iter(self.rows)
+
+
+@dataclass
+class FitResult:
+    """The outcome of :func:`fit`.
+
+    Attributes
+    ----------
+    history : History
+    best_val : float
+        Validation data loss of the returned parameters (the restored best of the last fit
+        stage; the training subset when there is no validation split).
+    choices : dict
+        Every option as resolved (loss and why, steps, recipe, lr, batch size, device,
+        dtype, window, ...), with the reasons of automatic choices.
+    wall_time : float
+        Seconds spent in this call.
+    steps : int
+        Optimizer steps taken, including those before a resume.
+    interrupted : bool
+        True when stopped by Ctrl-C or the callback (a checkpoint was written if a path
+        was given).
+    checkpoint : str or None
+    """
+
+    history: History
+    best_val: float
+    choices: dict
+    wall_time: float
+    steps: int
+    interrupted: bool = False
+    checkpoint: str | None = None
+
+    @property
+    def events(self) -> list:
+        return self.history.events
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def _atomic_save(obj, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            torch.save(obj, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def read_checkpoint(path) -> dict:
+    """Load a checkpoint written by :func:`fit` (``torch.load(weights_only=True)``, on CPU).
+
+    Raises
+    ------
+    DataError
+        Missing, truncated or foreign files.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"no such checkpoint: {path}")
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - any unpickling failure means a bad file
+        raise DataError(f"{path} is not a readable pikan checkpoint ({type(error).__name__}: "
+                        f"{error}); hint: the file may be truncated or from another program")
+    if not isinstance(ck, dict) or ck.get("format") != FORMAT:
+        raise DataError(f"{path} is not a pikan checkpoint (format {ck.get('format')!r} "
+                        f"expected {FORMAT!r})" if isinstance(ck, dict) else
+                        f"{path} is not a pikan checkpoint")
+    if ck.get("version") != VERSION:
+        raise DataError(f"{path}: unsupported checkpoint version {ck.get('version')!r}; this "
+                        f"pikan reads version {VERSION}")
+    return ck
+
+
+def load_model(path, device=None):
+    """Rebuild a trained model from a checkpoint: compile the stored spec, load the weights.
+
+    Pruning masks and refined grids come back with the state dict.
+
+    Parameters
+    ----------
+    path : str or Path
+    device : str or torch.device, optional
+
+    Returns
+    -------
+    Model
+    """
+    from pikan.compile import compile as compile_spec
+    from pikan.spec import System
+
+    ck = read_checkpoint(path)
+    model = compile_spec(System.from_json(ck["spec"]), dtype=getattr(torch, ck["dtype"]))
+    model.load_state_dict(ck["model"])
+    return model.to(device) if device is not None else model
+
+
+# ----------------------------------------------------------------------------- data on device
+
+
+class _Data:
+    """Training and validation tensors for one loss, on the device, made once."""
+
+    def __init__(self, data, config: dict, device, dtype, seed: int) -> None:
+        kind = config["loss"]
+        self.kind = kind
+        measured_v = data.has_velocities
+        need = (not data.has_accelerations) if kind == "acceleration" else not measured_v
+        if need:
+            data = data.with_derivatives(method=config["derivatives"])
+        if len(data) >= 2 and config["val_fraction"] > 0:
+            train, val = data.split(1.0 - config["val_fraction"], seed=seed)
+        else:
+            train, val = data, None
+
+        def tensor(x):
+            return torch.as_tensor(np.ascontiguousarray(x), dtype=dtype, device=device)
+
+        q, v, _ = train.states()
+        self.q, self.v = tensor(q), tensor(v)  # training states (grids, pruning)
+        self.tensors, self.val = {}, {}
+        if kind == "acceleration":
+            for part, target in (("train", train), ("val", val)):
+                if target is None:
+                    continue
+                qp, vp, _ = target.states()
+                ap, _ = target.accelerations()
+                store = self.tensors if part == "train" else self.val
+                store.update(q=tensor(qp), v=tensor(vp), a=tensor(ap))
+            self.scales = {"a": losses.coordinate_scale(self.tensors["a"], center=False)}
+        else:
+            length, every = config["window"], config["every"]
+            for part, target in (("train", train), ("val", val)):
+                if target is None:
+                    continue
+                w = target.windows((length - 1) * every + 1, stride=every)
+                store = self.tensors if part == "train" else self.val
+                store.update(t=tensor(w.t[:, ::every]), q=tensor(w.q[:, ::every]),
+                             v=tensor(w.v[:, ::every]))
+            self.scales = {"q": losses.coordinate_scale(self.q)}
+            if measured_v:
+                self.scales["v"] = losses.coordinate_scale(self.v)
+        self.n_train = self.tensors["q"].shape[0]
+        self.has_val = bool(self.val)
+        if not self.has_val:  # early stopping then watches a fixed training subset
+            self.val = self.tensors
+        generator = torch.Generator().manual_seed(seed + 1)
+        n_val = self.val["q"].shape[0]
+        cap = config["eval_size"]
+        self.val_index = (torch.randperm(n_val, generator=generator)[:cap].sort().values
+                          if n_val > cap else torch.arange(n_val)).to(device)
+        n_full = min(self.n_train, config["lbfgs_batch"])
+        self.full_index = (torch.randperm(self.n_train, generator=generator)[:n_full].sort().values
+                           ).to(device)
+        self.n_states = self.q.shape[0]
+        cap_states = 20000
+        self.state_index = (torch.randperm(self.n_states, generator=generator)[:cap_states]
+                            .sort().values.to(device) if self.n_states > cap_states else None)
+
+    def states(self):
+        """Training states (capped at 20000) for grid adaptation and pruning."""
+        if self.state_index is None:
+            return self.q, self.v
+        return self.q[self.state_index], self.v[self.state_index]
+
+
+def _window_choice(data, length_hint: int | None) -> tuple[int, int, str]:
+    """Rollout window: ``(points per window, sample stride, reason)``.
+
+    A window spans about a quarter of the fastest time scale ``2 pi std(q) / std(v)`` in
+    15 integration steps (one per saved point), shortened to fit the shortest trajectory.
+    """
+    rates, steps = [], []
+    estimated = data if data.has_velocities else data.with_derivatives()
+    for record in estimated:
+        spread_q, spread_v = record.q.std(axis=0), record.v.std(axis=0)
+        rates += [sv / sq for sq, sv in zip(spread_q, spread_v) if sq > 0 and sv > 0]
+        steps.append(np.median(np.diff(record.t)) if len(record) > 1 else np.inf)
+    dt = float(np.median(steps))
+    shortest = int(data.lengths.min())
+    omega = max(rates) if rates else 1.0 / dt
+    span = 0.25 * 2 * np.pi / omega
+    length = length_hint or 16
+    every = max(1, int(round(span / dt / (length - 1))))
+    while (length - 1) * every + 1 > shortest and every > 1:
+        every -= 1
+    length = min(length, shortest)
+    if length < 2:
+        raise DataError(f"rollout needs trajectories of at least 2 samples; the shortest has {shortest}")
+    reason = (f"{length} points {every} samples apart ({(length - 1) * every * dt:.3g} time "
+              f"units, a quarter of the time scale 2 pi std(q)/std(v) = {2 * np.pi / omega:.3g})")
+    return length, every, reason
+
+
+# ----------------------------------------------------------------------------- progress
+
+
+class _Progress:
+    """tqdm on a terminal; otherwise a line every ``every`` steps; nothing when disabled."""
+
+    def __init__(self, enabled: bool, total: int, initial: int, every: int) -> None:
+        self.enabled, self.every, self.total, self.bar = enabled, every, total, None
+        self.start, self.initial = time.perf_counter(), initial
+        if enabled and sys.stderr.isatty():
+            try:
+                from tqdm.auto import tqdm
+            except ImportError:
+                tqdm = None
+            if tqdm is not None:
+                self.bar = tqdm(total=total, initial=initial, file=sys.stderr,
+                                dynamic_ncols=True, desc="fit")
+
+    def update(self, row: dict) -> None:
+        if not self.enabled:
+            return
+        text = f"loss {row['loss']:.3e}" + (f" val {row['val']:.3e}" if row["val"] is not None else "")
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix_str(f"stage {row['stage']} {text}", refresh=False)
+            return
+        step = row["step"]
+        if step % self.every == 0 or step == self.total:
+            done = step - self.initial
+            rate = (time.perf_counter() - self.start) / max(done, 1)
+            eta = rate * max(self.total - step, 0)
+            print(f"[pikan fit] step {step}/{self.total} stage {row['stage']} {row['optimizer']} "
+                  f"{text} lr {row['lr']:.2e} eta {eta:.0f}s", file=sys.stderr, flush=True)
+
+    def message(self, text: str) -> None:
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.write(f"[pikan fit] {text}", file=sys.stderr)
+        else:
+            print(f"[pikan fit] {text}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+# ----------------------------------------------------------------------------- the trainer
+
+
+def _finite(tensors) -> bool:
+    return all(bool(torch.isfinite(t).all()) for t in tensors)
+
+
+def _clone_state(model) -> dict:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _grid_report(model) -> dict:
+    out = {}
+    for name, kan in losses.learned_kans(model).items():
+        first = kan.layers[0]
+        lo, hi = first.knots[:, first.order], first.knots[:, -first.order - 1]
+        out[name] = {"grid": [layer.grid for layer in kan.layers],
+                     "ranges": {n: [float(a), float(b)]
+                                for n, a, b in zip(kan.input_names, lo.tolist(), hi.tolist())},
+                     "edges": len(kan.live_edges())}
+    return out
+
+
+class _Trainer:
+    """Runs a recipe on one model and one prepared dataset; owns every piece of state."""
+
+    def __init__(self, model, data: _Data, recipe: Recipe, config: dict, device, callback,
+                 progress: bool, checkpoint: Path | None) -> None:
+        self.model, self.data, self.recipe, self.config = model, data, recipe, config
+        self.device, self.callback, self.checkpoint = device, callback, checkpoint
+        self.penalties = losses.soft_penalties(model)
+        self.history = History()
+        self.stage_index = self.stage_step = self.global_step = 0
+        self.started = False
+        self.optimizer = None
+        self.best = None  # {"state", "objective", "val", "step"}
+        self.bad_evals = 0
+        self.lr_scale = 1.0
+        self.faults_in_row = 0
+        self.generator = torch.Generator().manual_seed(int(config["seed"]))
+        self.perm, self.pos = None, 0
+        self.snapshot = None
+        self.show_progress = progress
+        self.last_val = None
+
+    # ------------------------------------------------------------------ state
+    def _state(self) -> dict:
+        """Everything a resume needs except the history (cloned)."""
+        opt = self.optimizer
+        return {
+            "position": {"stage": self.stage_index, "stage_step": self.stage_step,
+                         "global_step": self.global_step, "started": self.started},
+            "model": _clone_state(self.model),
+            "optimizer": copy.deepcopy(opt.state_dict()) if opt is not None else None,
+            "best": None if self.best is None else dict(self.best),
+            "bad_evals": self.bad_evals, "lr_scale": self.lr_scale,
+            "faults_in_row": self.faults_in_row, "last_val": self.last_val,
+            "sampler": {"generator": self.generator.get_state(),
+                        "perm": None if self.perm is None else self.perm.cpu().clone(),
+                        "pos": self.pos},
+            "history_len": [len(self.history.rows), len(self.history.events)],
+        }
+
+    def _load_state(self, state: dict, model_too: bool = True) -> None:
+        pos = state["position"]
+        self.stage_index, self.stage_step = pos["stage"], pos["stage_step"]
+        self.global_step, self.started = pos["global_step"], pos["started"]
+        if model_too:
+            self.model.load_state_dict(state["model"])
+        self.optimizer = None
+        if state["optimizer"] is not None:
+            self.optimizer = self._make_optimizer(self.recipe[self.stage_index])
+            self.optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))
+        self.best = None if state["best"] is None else dict(state["best"])
+        if self.best is not None:
+            self.best["state"] = {k: v.to(self.device) for k, v in self.best["state"].items()}
+        self.bad_evals, self.lr_scale = state["bad_evals"], state["lr_scale"]
+        self.faults_in_row, self.last_val = state["faults_in_row"], state["last_val"]
+        sampler = state["sampler"]
+        self.generator.set_state(sampler["generator"])
+        self.perm = None if sampler["perm"] is None else sampler["perm"].to(self.device)
+        self.pos = sampler["pos"]
+        rows, events = state["history_len"]
+        del self.history.rows[rows:], self.history.events[events:]
+
+    def _save(self, state: dict | None = None) -> None:
+        if self.checkpoint is None:
+            return
+        state = self._state() if state is None else state
+        ck = {"format": FORMAT, "version": VERSION, "spec": self.model.spec.to_json(),
+              "dtype": str(self.config["dtype"]).replace("torch.", ""),
+              "config": self.config, "recipe": self.recipe.to_list(),
+              "scales": {k: v.cpu() for k, v in self.data.scales.items()},
+              "history": {"rows": self.history.rows[:state["history_len"][0]],
+                          "events": self.history.events[:state["history_len"][1]]},
+              "rng": {"torch": torch.get_rng_state()}, **state}
+        ck["model"] = {k: v.cpu() for k, v in ck["model"].items()}
+        if ck["best"] is not None:
+            ck["best"] = dict(ck["best"], state={k: v.cpu() for k, v in ck["best"]["state"].items()})
+        _atomic_save(ck, self.checkpoint)
+
+    def _event(self, kind: str, **info) -> None:
+        self.history.events.append({"kind": kind, "step": self.global_step,
+                                    "stage": self.stage_index, **info})
+
+    # ------------------------------------------------------------------ optimizers
+    def _params(self):
+        return [p for p in self.model.parameters() if p.requires_grad]
+
+    def _make_optimizer(self, stage: Stage):
+        params = self._params()
+        if stage.optimizer == "lbfgs":
+            return torch.optim.LBFGS(params, lr=1.0, max_iter=1, max_eval=25, history_size=20,
+                                     line_search_fn="strong_wolfe", tolerance_grad=1e-14,
+                                     tolerance_change=1e-16)
+        decay = self.config["weight_decay"] if stage.optimizer == "adamw" else 0.0
+        named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        groups = [{"params": [p for n, p in named if not n.endswith("sym_affine")],
+                   "weight_decay": decay},
+                  {"params": [p for n, p in named if n.endswith("sym_affine")],
+                   "weight_decay": 0.0}]
+        groups = [g for g in groups if g["params"]]
+        cls = torch.optim.AdamW if stage.optimizer == "adamw" else torch.optim.Adam
+        return cls(groups, lr=self._base_lr(stage))
+
+    def _base_lr(self, stage: Stage) -> float:
+        if stage.lr is not None:
+            return stage.lr
+        return 1.0 if stage.optimizer == "lbfgs" else self.config["lr"]
+
+    def _lr(self, stage: Stage) -> float:
+        base = self._base_lr(stage) * self.lr_scale
+        if stage.optimizer == "lbfgs":
+            return base
+        progress = (self.stage_step - 1) / max(stage.steps - 1, 1)
+        return base * (0.1 + 0.45 * (1 + math.cos(math.pi * progress)))  # cosine to base/10
+
+    # ------------------------------------------------------------------ batches and losses
+    def _next_batch(self) -> torch.Tensor:
+        n, size = self.data.n_train, self.config["batch_size"]
+        if size >= n:
+            return torch.arange(n, device=self.device)
+        if self.perm is None or self.pos + size > n:
+            self.perm = torch.randperm(n, generator=self.generator).to(self.device)
+            self.pos = 0
+        index = self.perm[self.pos:self.pos + size]
+        self.pos += size
+        return index
+
+    def _terms(self, store: dict, index: torch.Tensor, stage: Stage) -> dict:
+        model, scales = self.model, self.data.scales
+        if self.data.kind == "acceleration":
+            q, v = store["q"][index], store["v"][index]
+            terms = {"acceleration": losses.acceleration_loss(model, q, v, store["a"][index],
+                                                              scales["a"])}
+        else:
+            qw, vw = store["q"][index], store["v"][index]
+            terms = {"rollout": losses.rollout_loss(model, qw, vw, store["t"][index], scales["q"],
+                                                    scales.get("v"), self.config["rollout_method"])}
+            q, v = qw[:, 0], vw[:, 0]
+        if stage.sparsity > 0:
+            terms["sparsity"] = stage.sparsity * losses.sparsity(
+                model, q, v, *self.config["sparsity_weights"])
+        for penalty in self.penalties:
+            terms[penalty.name] = penalty.weight * penalty.fn(model, q, v)
+        return terms
+
+    def _evaluate(self, stage: Stage) -> tuple[float, float]:
+        with torch.no_grad():
+            terms = self._terms(self.data.val, self.data.val_index, stage)
+        values = {k: float(v.detach()) for k, v in terms.items()}
+        return values[self.data.kind], sum(values.values())
+
+    # ------------------------------------------------------------------ steps
+    def _adam_step(self, stage: Stage) -> dict:
+        opt = self.optimizer
+        opt.zero_grad(set_to_none=True)
+        terms = self._terms(self.data.tensors, self._next_batch(), stage)
+        total = sum(terms.values())
+        if not _finite([total]):
+            raise _Fault(f"non-finite loss ({float(total.detach())})")
+        total.backward()
+        clip = self.config["clip"]
+        norm = torch.nn.utils.clip_grad_norm_(self._params(), math.inf if clip is None else clip)
+        if not _finite([norm]):
+            raise _Fault("non-finite gradient")
+        opt.step()
+        return terms
+
+    def _lbfgs_step(self, stage: Stage) -> dict:
+        opt, seen = self.optimizer, {}
+
+        def closure():
+            opt.zero_grad(set_to_none=True)
+            terms = self._terms(self.data.tensors, self.data.full_index, stage)
+            total = sum(terms.values())
+            if not _finite([total]):
+                raise _Fault(f"non-finite loss ({float(total.detach())})")
+            total.backward()
+            for p in self._params():  # LBFGS flattens grads with view()
+                if p.grad is not None and not p.grad.is_contiguous():
+                    p.grad = p.grad.contiguous()
+            if not _finite(p.grad for p in self._params() if p.grad is not None):
+                raise _Fault("non-finite gradient")
+            if not seen:
+                seen.update(terms)
+            return total
+
+        opt.step(closure)
+        return seen
+
+    def _fault(self, reason: str, stage: Stage) -> None:
+        good = self.snapshot
+        self.model.load_state_dict(good["model"])
+        if self.optimizer is not None and good["optimizer"] is not None:
+            self.optimizer.load_state_dict(copy.deepcopy(good["optimizer"]))
+        self.faults_in_row += 1
+        self.lr_scale *= 0.5
+        self._event("fault", reason=reason, lr_scale=self.lr_scale, in_row=self.faults_in_row)
+        self.progress.message(f"step {self.global_step}: {reason}; step rejected, last good "
+                              f"state restored, learning rate x{self.lr_scale:g}")
+        if self.faults_in_row >= self.config["max_faults"]:
+            where = (f"the checkpoint {self.checkpoint} is left as it was" if self.checkpoint
+                     else "no checkpoint was requested")
+            raise TrainingError(
+                f"training stopped at step {self.global_step} (stage {self.stage_index}: "
+                f"{stage}) after {self.faults_in_row} non-finite steps in a row (last: {reason}). "
+                f"The model holds the last good parameters; {where}. Hint: lower lr, set clip, "
+                "check the data for outliers, or shorten rollout windows.")
+        self.snapshot = self._state()
+
+    def _one_step(self, stage: Stage) -> None:
+        self.stage_step += 1
+        self.global_step += 1
+        lr = self._lr(stage)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        try:
+            terms = (self._lbfgs_step if stage.optimizer == "lbfgs" else self._adam_step)(stage)
+            if not _finite(p.detach() for p in self._params()):
+                raise _Fault("non-finite parameters after the step")
+        except _Fault as fault:
+            self._fault(str(fault), stage)
+            return
+        self.faults_in_row = 0
+        values = {k: float(v.detach()) for k, v in terms.items()}
+        row = {"step": self.global_step, "stage": self.stage_index, "optimizer": stage.optimizer,
+               "lr": lr, "loss": sum(values.values()), **values,
+               "train": values[self.data.kind], "val": None}
+        every = self.config["eval_every"] if stage.optimizer != "lbfgs" else 1
+        if self.stage_step % every == 0 or self.stage_step == stage.steps:
+            val, objective = self._evaluate(stage)
+            row["val"] = self.last_val = val
+            if self.best is None or objective < self.best["objective"]:
+                improved = self.best is None or objective < self.best["objective"] * (1 - 1e-3)
+                self.best = {"state": _clone_state(self.model), "objective": objective,
+                             "val": val, "step": self.global_step}
+                self.bad_evals = 0 if improved else self.bad_evals + 1
+            else:
+                self.bad_evals += 1
+        self.history.rows.append(row)
+        self.snapshot = self._state()
+        self.progress.update(row)
+        if self.checkpoint is not None and self.global_step % self.config["checkpoint_every"] == 0:
+            self._save(self.snapshot)
+        if self.callback is not None and self.callback(self.model, row):
+            raise _Stop
+
+    def _patience(self, stage: Stage) -> int:
+        if stage.patience is not None:
+            return stage.patience
+        if stage.optimizer == "lbfgs":
+            return 10
+        return max(10, stage.steps // self.config["eval_every"] // 4)
+
+    def _fit_stage(self, stage: Stage) -> None:
+        if self.optimizer is None:
+            self.optimizer = self._make_optimizer(stage)
+            self.snapshot = self._state()
+        patience = self._patience(stage)
+        while self.stage_step < stage.steps:
+            self._one_step(stage)
+            if self.bad_evals >= patience and self.stage_step < stage.steps:
+                self._event("early_stop", after=self.stage_step, of=stage.steps,
+                            patience=patience)
+                break
+        if self.best is not None:
+            self.model.load_state_dict(self.best["state"])
+            self.last_val = self.best["val"]
+            self._event("restore_best", best_step=self.best["step"], val=self.best["val"])
+
+    def _structure(self, stage: Stage) -> None:
+        q, v = self.data.states()
+        model = self.model
+        if stage.kind == "adapt":
+            model.adapt_grids(q, v)
+            self._event("adapt", modules=_grid_report(model))
+            return
+        for name, kan in losses.learned_kans(model).items():
+            x = losses.kan_inputs(model, name, q, v)
+            if stage.kind == "prune":
+                result = kan.prune(x, threshold=stage.threshold)
+                first = kan.layers[0].mask
+                removed = [n for i, n in enumerate(kan.input_names) if not bool(first[i].any())]
+                self._event("prune", module=name, threshold=stage.threshold,
+                            pruned=[list(e) for e in result["pruned"]],
+                            edges_pruned=len(result["pruned"]), alive=result["alive"],
+                            inputs_removed=removed)
+                if removed:
+                    self.progress.message(f"pruned module {name!r}: inputs {removed} removed")
+            else:
+                before = [layer.grid for layer in kan.layers]
+                kan.refine(stage.grid or 2 * before[0], x)
+                self._event("refine", module=name, grid_from=before,
+                            grid_to=[layer.grid for layer in kan.layers])
+
+    # ------------------------------------------------------------------ run
+    def run(self, resumed: bool) -> bool:
+        """Run the recipe from the current position; True when interrupted."""
+        self.progress = _Progress(self.show_progress, self.recipe.total_steps, self.global_step,
+                                  self.config["log_every"])
+        interrupted = False
+        try:
+            if not self.started:
+                self.model.adapt_grids(*self.data.states())
+                self.started = True
+                self._event("adapt", modules=_grid_report(self.model), initial=True)
+            if self.snapshot is None:
+                self.snapshot = self._state()
+            while self.stage_index < len(self.recipe):
+                stage = self.recipe[self.stage_index]
+                if stage.kind == "fit":
+                    self._fit_stage(stage)
+                else:
+                    self._structure(stage)
+                self.stage_index += 1
+                self.stage_step = 0
+                self.optimizer, self.best, self.bad_evals = None, None, 0
+                self.snapshot = self._state()
+        except (KeyboardInterrupt, _Stop) as stop:
+            interrupted = True
+            self._load_state(self.snapshot)
+            self._event("interrupt", reason="callback" if isinstance(stop, _Stop) else "Ctrl-C")
+            self.snapshot = self._state()
+            self.progress.message(f"interrupted at step {self.global_step}"
+                                  + (f"; checkpoint {self.checkpoint}" if self.checkpoint else ""))
+        finally:
+            self.progress.close()
+        self._save(self.snapshot)
+        return interrupted
+
+
+# ----------------------------------------------------------------------------- fit
+
+_NUMERIC_OPTIONS = ("loss", "steps", "optimizer", "lr", "batch_size", "weight_decay", "clip",
+                    "val_fraction", "sparsity", "derivatives", "window", "rollout_method",
+                    "dtype", "seed", "max_faults", "eval_every")
+
+
+def _velocity_free(model) -> bool:
+    """True when the model's accelerations cannot depend on velocities (Verlet applies):
+    Newtonian, fixed masses, and only Potential modules whose inputs are positions."""
+    spec = model.spec
+    if spec.formulation != "newtonian" or spec.masses == "learn":
+        return False
+    velocities = set(spec.velocities)
+    for module in spec.modules:
+        if module.kind != "Potential":
+            return False
+        for binding in module.input_bindings:
+            for expr in binding.values():
+                names = {str(s) for s in getattr(expr, "free_symbols", ())}
+                if names & velocities or (not names and str(expr) in velocities):
+                    return False
+    return True
+
+
+def _resolve(model, data, opts: dict, device) -> tuple[dict, Recipe]:
+    """Every option resolved, with the reasons of the automatic choices."""
+    config = {}
+    reasons = {}
+    loss = opts["loss"] or "auto"
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    if loss == "auto":
+        loss, reasons["loss"] = losses.choose_loss(data)
+    else:
+        reasons["loss"] = "given"
+    config["loss"] = loss
+    config["derivatives"] = opts["derivatives"] or "savgol"
+    dtype = opts["dtype"] or (torch.float64 if device.type == "cpu" else torch.float32)
+    config["dtype"] = str(dtype).replace("torch.", "")
+    config["seed"] = int(opts["seed"] or 0)
+    config["val_fraction"] = 0.2 if opts["val_fraction"] is None else float(opts["val_fraction"])
+    n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    if loss == "rollout":
+        method = opts["rollout_method"] or "auto"
+        if method not in ("auto", "rk4", "verlet"):
+            raise ValueError(f"rollout_method must be 'auto', 'rk4' or 'verlet', got {method!r}")
+        if method == "auto":
+            method = "verlet" if _velocity_free(model) else "rk4"
+            reasons["rollout_method"] = (
+                "velocity Verlet: the accelerations do not depend on velocities (symplectic, "
+                "one force evaluation per step)" if method == "verlet" else
+                "RK4: the accelerations depend on velocities")
+        config["rollout_method"] = method
+        length, every, reasons["window"] = _window_choice(data, opts["window"])
+        config["window"], config["every"] = length, every
+        default_steps, default_batch, full = 300, 64, 128
+    else:
+        config["rollout_method"], config["window"], config["every"] = None, None, None
+        default_steps = 800 if n_params <= 2000 else 2000
+        default_batch, full = 1024, 8192
+    steps = opts["steps"]
+    config["steps"] = int(steps) if steps is not None else default_steps
+    reasons["steps"] = "given" if steps is not None else (
+        f"default for the {loss} loss and {n_params} parameters")
+    config["batch_size"] = int(opts["batch_size"] or default_batch)
+    config["lbfgs_batch"] = max(full, config["batch_size"])
+    config["eval_size"] = 8192 if loss == "acceleration" else 512
+    config["lr"] = float(opts["lr"] or 1e-2)
+    config["weight_decay"] = float(opts["weight_decay"] or 0.0)
+    config["clip"] = 10.0 if opts["clip"] is None else (None if opts["clip"] is False
+                                                        else float(opts["clip"]))
+    config["sparsity"] = 1e-3 if opts["sparsity"] is None else float(opts["sparsity"])
+    config["sparsity_weights"] = [1.0, 2.0]
+    config["max_faults"] = int(opts["max_faults"] or 5)
+    recipe = opts["recipe"]
+    if isinstance(recipe, Recipe) or (recipe is not None and not isinstance(recipe, str)):
+        if steps is not None or opts["optimizer"] is not None:
+            raise ValueError("give steps and optimizers in the recipe's stages, not as fit "
+                             "options, when passing a Recipe")
+        recipe = recipe if isinstance(recipe, Recipe) else Recipe(recipe)
+        reasons["recipe"] = "given"
+        config["steps"] = recipe.total_steps
+    elif recipe in (None, "auto", "default"):
+        learned = bool(losses.learned_kans(model))
+        if learned and loss == "rollout":
+            recipe = Recipe.default(config["steps"], sparsity=config["sparsity"],
+                                    optimizer=opts["optimizer"], refine=False)
+            reasons["recipe"] = ("the progressive KAN recipe without grid refinement (noisy "
+                                 "data: a finer grid fits the noise)")
+        elif learned:
+            recipe = Recipe.default(config["steps"], sparsity=config["sparsity"],
+                                    optimizer=opts["optimizer"])
+            reasons["recipe"] = "the progressive KAN recipe (the model has learned KAN blocks)"
+        else:
+            recipe = Recipe.plain(config["steps"], opts["optimizer"] or "adam+lbfgs")
+            reasons["recipe"] = "a single fit stage (no learned KAN blocks to prune or refine)"
+    elif recipe == "plain":
+        recipe = Recipe.plain(config["steps"], opts["optimizer"] or "adam+lbfgs")
+        reasons["recipe"] = "given"
+    else:
+        raise ValueError(f"recipe must be a Recipe, a list of Stage, 'default' or 'plain', "
+                         f"got {recipe!r}")
+    config["eval_every"] = int(opts["eval_every"] or max(1, recipe.total_steps // 100))
+    config["optimizer"] = opts["optimizer"]
+    config["recipe"] = str(recipe)
+    config["reasons"] = reasons
+    return config, recipe
+
+
+def fit(model, data, *, loss: str | None = None, steps: int | None = None, recipe=None,
+        optimizer: str | None = None, lr: float | None = None, batch_size: int | None = None,
+        weight_decay: float | None = None, clip: float | bool | None = None,
+        val_fraction: float | None = None, sparsity: float | None = None,
+        derivatives: str | None = None, window: int | None = None,
+        rollout_method: str | None = None, device="auto", dtype: torch.dtype | None = None,
+        seed: int | None = None, checkpoint=None, checkpoint_every: int | None = None,
+        resume=None, progress: bool = True, log_every: int | None = None,
+        eval_every: int | None = None, max_faults: int | None = None,
+        callback=None) -> FitResult:
+    """Train a compiled model on trajectories.
+
+    Every option has a default chosen from the data and the model; ``result.choices`` says
+    what was chosen and why.
+
+    Parameters
+    ----------
+    model : Model
+        A compiled system (:func:`pikan.compile`); trained in place (moved to ``device``
+        and ``dtype``).
+    data : Trajectories
+        Its coordinates must equal the model's (else :class:`DataError`, before training).
+    loss : {"auto", "acceleration", "rollout"}
+        ``"auto"`` follows :func:`pikan.losses.choose_loss`: accelerations when the data
+        has them or its positions are clean, rollout otherwise.
+    steps : int
+        Total optimizer steps of the automatic recipe (default 800 for accelerations, 2000
+        for models over 2000 parameters, 300 for rollouts).
+    recipe : Recipe, list of Stage, "default" or "plain"
+        Default: the progressive recipe (:meth:`Recipe.default`) when the model has
+        learned KAN blocks.
+    optimizer : {"adam", "adamw", "lbfgs", "adam+lbfgs"}
+        Replaces the optimizers of the automatic recipe.
+    lr : float
+        Adam/AdamW base learning rate (default 1e-2; cosine decay to a tenth per stage).
+        L-BFGS uses 1 with a strong-Wolfe line search.
+    batch_size : int
+        States (acceleration) or windows (rollout) per Adam step (default 1024 / 64).
+        L-BFGS uses a fixed subset of up to 8192 states / 128 windows.
+    weight_decay : float
+        AdamW decay (default 0).
+    clip : float or False
+        Gradient norm clipping for Adam (default 10; False: off).
+    val_fraction : float
+        Share of trajectories held out for validation (default 0.2; split by trajectory).
+        Each fit stage stops early when the validation objective stalls and restores its best.
+    sparsity : float
+        Weight of the KAN sparsity penalty in the coarse stage of the default recipe (1e-3).
+    derivatives : {"savgol", "finite_difference"}
+        How missing velocities and accelerations are estimated from positions.
+    window : int
+        Points per rollout window (default 16, spaced to cover a quarter of the time scale).
+    rollout_method : {"auto", "rk4", "verlet"}
+        Integrator of the rollout loss. "auto": velocity Verlet when the accelerations cannot
+        depend on velocities (potentials of positions only; symplectic, one force evaluation
+        per step, frequency error about (omega h)^2/24 ~ 5e-4 with the default window),
+        else RK4.
+    device : "auto", str or torch.device
+        "auto": CUDA when available. The data moves to the device once.
+    dtype : torch.dtype
+        Default float64 on CPU, float32 on CUDA.
+    seed : int
+        Seeds the split, the batches and the subsets (default 0).
+    checkpoint : str or Path, optional
+        Written every ``checkpoint_every`` steps (default 100), after interrupts and at the end.
+    resume : str or Path, optional
+        A checkpoint of an earlier fit of this model's spec: continue exactly where it
+        stopped, with the options stored in it (options passed here must agree).
+    progress : bool
+        tqdm on a terminal, else a line every ``log_every`` steps on stderr.
+    eval_every : int
+        Adam steps between validation checks (default steps/100; L-BFGS: every step).
+    max_faults : int
+        Non-finite steps in a row before :class:`TrainingError` (default 5).
+    callback : callable ``callback(model, row) -> bool``, optional
+        Called after every accepted step; returning True stops the fit like Ctrl-C.
+
+    Returns
+    -------
+    FitResult
+
+    Raises
+    ------
+    DataError
+        Coordinates of data and model differ; unusable data.
+    TrainingError
+        Repeated non-finite steps.
+    """
+    wall = time.perf_counter()
+    coords = getattr(model, "coords", None)
+    if coords is None or not callable(getattr(model, "acceleration", None)):
+        raise TypeError(f"fit expects a compiled pikan Model, got {type(model).__name__}")
+    data.check_coords(coords)
+    opts = dict(loss=loss, steps=steps, recipe=recipe, optimizer=optimizer, lr=lr,
+                batch_size=batch_size, weight_decay=weight_decay, clip=clip,
+                val_fraction=val_fraction, sparsity=sparsity, derivatives=derivatives,
+                window=window, rollout_method=rollout_method, dtype=dtype, seed=seed,
+                max_faults=max_faults, eval_every=eval_every)
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device)
+    ck = None
+    if resume is not None:
+        ck = read_checkpoint(resume)
+        if ck["spec"] != model.spec.to_json():
+            raise DataError(f"checkpoint {resume} was written for another spec (system "
+                            f"{ck['spec'][:60]!r}...); hint: compile the stored spec with "
+                            "pikan.load_model(path) and resume that model")
+        config, recipe_obj = ck["config"], Recipe.from_list(ck["recipe"])
+        _check_resume_options(opts, config, resume)
+    else:
+        config, recipe_obj = _resolve(model, data, opts, device)
+    config["checkpoint_every"] = int(checkpoint_every or config.get("checkpoint_every") or 100)
+    config["log_every"] = int(log_every or max(1, recipe_obj.total_steps // 20))
+    torch_dtype = getattr(torch, config["dtype"])
+    model.to(device=device, dtype=torch_dtype)
+    prepared = _Data(data, config, device, torch_dtype, config["seed"])
+    if ck is not None:
+        prepared.scales = {k: v.to(device=device, dtype=torch_dtype) for k, v in ck["scales"].items()}
+    path = Path(checkpoint) if checkpoint is not None else (Path(resume) if resume else None)
+    trainer = _Trainer(model, prepared, recipe_obj, config, device, callback, progress, path)
+    if ck is not None:
+        trainer.history = History(list(ck["history"]["rows"]), list(ck["history"]["events"]))
+        torch.set_rng_state(ck["rng"]["torch"])
+        trainer._load_state(ck)
+        trainer._event("resume", path=str(resume))
+        trainer.snapshot = trainer._state()
+    interrupted = trainer.run(resumed=ck is not None)
+    choices = {k: v for k, v in config.items() if k != "reasons"}
+    choices.update(device=str(device), n_train=prepared.n_train, validation=prepared.has_val,
+                   reasons=dict(config["reasons"]))
+    best = trainer.last_val if trainer.last_val is not None else float("nan")
+    return FitResult(trainer.history, best, choices, time.perf_counter() - wall,
+                     trainer.global_step, interrupted, str(path) if path else None)
+
+
+def _check_resume_options(opts: dict, config: dict, resume) -> None:
+    """Options passed together with ``resume`` must agree with the stored ones."""
+    stored = dict(config)
+    stored["recipe"] = None  # a recipe object cannot be compared to its text; refuse changes
+    for key in _NUMERIC_OPTIONS:
+        value = opts.get(key)
+        if value is None:
+            continue
+        if key == "dtype":
+            value = str(value).replace("torch.", "")
+        if value != stored.get(key):
+            raise ValueError(f"resume={str(resume)!r}: option {key}={value!r} differs from the "
+                             f"checkpoint's {stored.get(key)!r}; a resumed fit continues with the "
+                             "stored options (leave them out)")
+    if opts.get("recipe") is not None:
+        raise ValueError(f"resume={str(resume)!r}: the recipe is stored in the checkpoint; "
+                         "leave recipe out")
