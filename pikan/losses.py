@@ -23,7 +23,8 @@ means a relative RMS error of about ``1e-3`` whatever the units:
   learned block on the batch's module inputs; :func:`soft_penalties` gathers the spec's
   soft constraints.
 
-:func:`choose_loss` is the documented rule behind ``fit(loss="auto")``.
+:func:`choose_loss` is the documented rule behind ``fit(loss="auto")``;
+:func:`rollout_window` and :func:`velocity_free` pick the rollout's window and integrator.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import torch
 from torch import Tensor
 
 from pikan.data import Trajectories, noise_level
+from pikan.errors import DataError
 from pikan.integrate import rk4_step
 
 CLEAN_NOISE = 1e-6
@@ -305,3 +307,68 @@ def choose_loss(data: Trajectories) -> tuple[str, str]:
     return "rollout", (f"positions are noisy (relative noise {noise:.1e} > {CLEAN_NOISE:.0e}) "
                        "and the data has no accelerations: rollout matching needs no derivative "
                        "estimates")
+
+
+def rollout_window(data: Trajectories, length: int | None = None) -> tuple[int, int, str]:
+    r"""The default rollout window for ``data``: how many points, how many samples apart.
+
+    A window covers about a quarter of the fastest time scale of the data,
+    :math:`2\pi \, \mathrm{std}(q) / \mathrm{std}(v)` (the period of an oscillator), with
+    one integration step per saved point: long enough that the force shows above the
+    position noise, short enough that the rollout stays cheap and stable. Velocities are
+    estimated (Savitzky--Golay) when the data has none. The window is shortened to fit the
+    shortest trajectory.
+
+    Parameters
+    ----------
+    data : Trajectories
+    length : int, optional
+        Points per window (default 16).
+
+    Returns
+    -------
+    (length, every, reason) : (int, int, str)
+        Points per window, the sample stride between them, and a sentence saying why.
+    """
+    rates, steps = [], []
+    estimated = data if data.has_velocities else data.with_derivatives()
+    for record in estimated:
+        spread_q, spread_v = record.q.std(axis=0), record.v.std(axis=0)
+        rates += [sv / sq for sq, sv in zip(spread_q, spread_v) if sq > 0 and sv > 0]
+        steps.append(np.median(np.diff(record.t)) if len(record) > 1 else np.inf)
+    dt = float(np.median(steps))
+    shortest = int(data.lengths.min())
+    if shortest < 2:
+        raise DataError(f"rollout matching needs trajectories of at least 2 samples; the "
+                        f"shortest has {shortest}; hint: drop it with data.subset(...)")
+    omega = max(rates) if rates else 1.0 / dt
+    length = min(int(length or 16), shortest)
+    if length < 2:
+        raise DataError(f"rollout windows need at least 2 points, got length={length}")
+    every = max(1, round(0.25 * 2 * np.pi / omega / dt / (length - 1)))
+    while (length - 1) * every + 1 > shortest and every > 1:
+        every -= 1
+    reason = (f"{length} points {every} samples apart ({(length - 1) * every * dt:.3g} time "
+              f"units; the time scale 2 pi std(q)/std(v) is {2 * np.pi / omega:.3g})")
+    return length, every, reason
+
+
+def velocity_free(model) -> bool:
+    """Whether the model's accelerations cannot depend on velocities, so Verlet applies.
+
+    True for a Newtonian model with fixed masses whose modules are all Potentials of
+    positions (no velocity in any binding).
+    """
+    spec = model.spec
+    if spec.formulation != "newtonian" or spec.masses == "learn":
+        return False
+    velocities = set(spec.velocities)
+    for module in spec.modules:
+        if module.kind != "Potential":
+            return False
+        for binding in module.input_bindings:
+            for expr in binding.values():
+                names = {str(s) for s in getattr(expr, "free_symbols", ())}
+                if names & velocities or (not names and str(expr) in velocities):
+                    return False
+    return True

@@ -38,7 +38,7 @@ import os
 import sys
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -46,11 +46,10 @@ import torch
 
 from pikan import losses
 from pikan.errors import DataError
+from pikan.recipe import Recipe, Stage
 
 FORMAT = "pikan-checkpoint"
 VERSION = 1
-KINDS = ("fit", "prune", "adapt", "refine")
-OPTIMIZERS = ("adam", "adamw", "lbfgs", "adam+lbfgs")
 LOSSES = ("auto", "acceleration", "rollout")
 
 
@@ -64,174 +63,6 @@ class _Fault(Exception):
 
 class _Stop(Exception):
     """The callback asked to stop."""
-
-
-# ----------------------------------------------------------------------------- recipe
-
-
-@dataclass(frozen=True)
-class Stage:
-    """One stage of a :class:`Recipe`.
-
-    Build stages with the constructors :meth:`fit`, :meth:`prune`, :meth:`adapt` and
-    :meth:`refine`.
-
-    Attributes
-    ----------
-    kind : {"fit", "prune", "adapt", "refine"}
-    steps : int
-        Optimizer steps of a fit stage.
-    optimizer : {"adam", "adamw", "lbfgs", "adam+lbfgs"}
-        ``"adam+lbfgs"`` is expanded by :class:`Recipe` into an Adam stage (3/4 of the
-        steps) and an L-BFGS stage (1/4).
-    lr : float or None
-        Base learning rate (None: the fit's ``lr`` for Adam, 1 for L-BFGS).
-    sparsity : float
-        Weight of the KAN sparsity penalty (:func:`pikan.losses.sparsity`).
-    patience : int or None
-        Validation checks without improvement before the stage stops early (None: auto).
-    threshold : float
-        Prune: edges scoring below ``threshold`` times the layer's largest score go.
-    grid : int or None
-        Refine: the new number of grid intervals (None: twice the current grid).
-    """
-
-    kind: str
-    steps: int = 0
-    optimizer: str = "adam"
-    lr: float | None = None
-    sparsity: float = 0.0
-    patience: int | None = None
-    threshold: float = 0.02
-    grid: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"stage kind must be one of {KINDS}, got {self.kind!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if self.kind == "fit" and (int(self.steps) != self.steps or self.steps < 1):
-            raise ValueError(f"a fit stage needs steps >= 1, got {self.steps!r}")
-        if self.sparsity < 0 or (self.lr is not None and not self.lr > 0):
-            raise ValueError(f"stage needs sparsity >= 0 and lr > 0, got {self.sparsity}, {self.lr}")
-        if self.grid is not None and (int(self.grid) != self.grid or self.grid < 1):
-            raise ValueError(f"refine grid must be a positive integer, got {self.grid!r}")
-
-    @classmethod
-    def fit(cls, steps: int, optimizer: str = "adam", lr: float | None = None,
-            sparsity: float = 0.0, patience: int | None = None) -> Stage:
-        """Train for ``steps`` optimizer steps (with early stopping and restore-best)."""
-        return cls("fit", steps=int(steps), optimizer=optimizer, lr=lr, sparsity=sparsity,
-                   patience=patience)
-
-    @classmethod
-    def prune(cls, threshold: float = 0.02) -> Stage:
-        """Mask edges whose attribution score on the training data is below ``threshold``."""
-        return cls("prune", threshold=threshold)
-
-    @classmethod
-    def adapt(cls) -> Stage:
-        """Move every learned KAN's grid to the quantiles of its inputs on the training data."""
-        return cls("adapt")
-
-    @classmethod
-    def refine(cls, grid: int | None = None) -> Stage:
-        """Refine every learned KAN to ``grid`` intervals (default: twice the current)."""
-        return cls("refine", grid=grid)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def __str__(self) -> str:
-        if self.kind == "fit":
-            extra = f", sparsity={self.sparsity:g}" if self.sparsity else ""
-            return f"fit({self.steps} {self.optimizer}{extra})"
-        if self.kind == "prune":
-            return f"prune({self.threshold:g})"
-        if self.kind == "refine":
-            return f"refine({self.grid or 'x2'})"
-        return "adapt"
-
-
-class Recipe:
-    """A sequence of stages run by :func:`fit`.
-
-    Parameters
-    ----------
-    stages : sequence of Stage
-        ``"adam+lbfgs"`` fit stages are split into an Adam and an L-BFGS stage.
-
-    Examples
-    --------
-    >>> Recipe([Stage.fit(300, sparsity=1e-3), Stage.prune(), Stage.adapt(),
-    ...         Stage.refine(10), Stage.fit(300, "adam+lbfgs")])
-    Recipe(fit(300 adam, sparsity=0.001) -> prune(0.02) -> adapt -> refine(10) -> fit(225 adam) -> fit(75 lbfgs))
-    """
-
-    def __init__(self, stages) -> None:
-        expanded = []
-        for stage in stages:
-            if not isinstance(stage, Stage):
-                raise ValueError(f"a Recipe holds Stage records, got {stage!r}; hint: "
-                                 "Stage.fit(steps), Stage.prune(), Stage.adapt(), Stage.refine()")
-            if stage.kind == "fit" and stage.optimizer == "adam+lbfgs":
-                n_lbfgs = max(1, stage.steps // 4)
-                if stage.steps > n_lbfgs:
-                    expanded.append(Stage.fit(stage.steps - n_lbfgs, "adam", stage.lr,
-                                              stage.sparsity, stage.patience))
-                expanded.append(Stage.fit(n_lbfgs, "lbfgs", None, stage.sparsity, stage.patience))
-            else:
-                expanded.append(stage)
-        if not any(s.kind == "fit" for s in expanded):
-            raise ValueError("a Recipe needs at least one fit stage")
-        self.stages = tuple(expanded)
-
-    @classmethod
-    def default(cls, steps: int = 800, sparsity: float = 1e-3, threshold: float = 0.02,
-                grid: int | None = None, optimizer: str | None = None,
-                refine: bool = True) -> Recipe:
-        """The progressive recipe: 40 % of ``steps`` fitting the coarse grid with sparsity,
-        prune, adapt, refine (to ``grid``; default twice the current; skipped with
-        ``refine=False``), 60 % fitting again.
-
-        Both fits run Adam then L-BFGS (unless ``optimizer`` says otherwise): pruning needs a
-        converged fit, since an irrelevant input's edges only flatten out once the data are
-        matched."""
-        coarse = max(2, round(0.4 * steps))
-        middle = [Stage.prune(threshold), Stage.adapt()] + ([Stage.refine(grid)] if refine else [])
-        return cls([Stage.fit(coarse, optimizer or "adam+lbfgs", sparsity=sparsity), *middle,
-                    Stage.fit(max(2, steps - coarse), optimizer or "adam+lbfgs")])
-
-    @classmethod
-    def plain(cls, steps: int = 800, optimizer: str = "adam+lbfgs") -> Recipe:
-        """A single fit stage: no sparsity, pruning or refinement."""
-        return cls([Stage.fit(steps, optimizer)])
-
-    @property
-    def total_steps(self) -> int:
-        return sum(s.steps for s in self.stages if s.kind == "fit")
-
-    def to_list(self) -> list[dict]:
-        return [s.to_dict() for s in self.stages]
-
-    @classmethod
-    def from_list(cls, items) -> Recipe:
-        return cls([Stage(**item) for item in items])
-
-    def __len__(self) -> int:
-        return len(self.stages)
-
-    def __iter__(self):
-        return iter(self.stages)
-
-    def __getitem__(self, index: int) -> Stage:
-        return self.stages[index]
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, Recipe) and self.stages == other.stages
-
-    def __repr__(self) -> str:
-        return f"Recipe({' -> '.join(str(s) for s in self.stages)})"
 
 
 # ----------------------------------------------------------------------------- results
@@ -437,34 +268,6 @@ class _Data:
         if self.state_index is None:
             return self.q, self.v
         return self.q[self.state_index], self.v[self.state_index]
-
-
-def _window_choice(data, length_hint: int | None) -> tuple[int, int, str]:
-    """Rollout window: ``(points per window, sample stride, reason)``.
-
-    A window spans about a quarter of the fastest time scale ``2 pi std(q) / std(v)`` in
-    15 integration steps (one per saved point), shortened to fit the shortest trajectory.
-    """
-    rates, steps = [], []
-    estimated = data if data.has_velocities else data.with_derivatives()
-    for record in estimated:
-        spread_q, spread_v = record.q.std(axis=0), record.v.std(axis=0)
-        rates += [sv / sq for sq, sv in zip(spread_q, spread_v) if sq > 0 and sv > 0]
-        steps.append(np.median(np.diff(record.t)) if len(record) > 1 else np.inf)
-    dt = float(np.median(steps))
-    shortest = int(data.lengths.min())
-    omega = max(rates) if rates else 1.0 / dt
-    span = 0.25 * 2 * np.pi / omega
-    length = length_hint or 16
-    every = max(1, int(round(span / dt / (length - 1))))
-    while (length - 1) * every + 1 > shortest and every > 1:
-        every -= 1
-    length = min(length, shortest)
-    if length < 2:
-        raise DataError(f"rollout needs trajectories of at least 2 samples; the shortest has {shortest}")
-    reason = (f"{length} points {every} samples apart ({(length - 1) * every * dt:.3g} time "
-              f"units, a quarter of the time scale 2 pi std(q)/std(v) = {2 * np.pi / omega:.3g})")
-    return length, every, reason
 
 
 # ----------------------------------------------------------------------------- progress
@@ -873,24 +676,6 @@ _NUMERIC_OPTIONS = ("loss", "steps", "optimizer", "lr", "batch_size", "weight_de
                     "dtype", "seed", "max_faults", "eval_every")
 
 
-def _velocity_free(model) -> bool:
-    """True when the model's accelerations cannot depend on velocities (Verlet applies):
-    Newtonian, fixed masses, and only Potential modules whose inputs are positions."""
-    spec = model.spec
-    if spec.formulation != "newtonian" or spec.masses == "learn":
-        return False
-    velocities = set(spec.velocities)
-    for module in spec.modules:
-        if module.kind != "Potential":
-            return False
-        for binding in module.input_bindings:
-            for expr in binding.values():
-                names = {str(s) for s in getattr(expr, "free_symbols", ())}
-                if names & velocities or (not names and str(expr) in velocities):
-                    return False
-    return True
-
-
 def _resolve(model, data, opts: dict, device) -> tuple[dict, Recipe]:
     """Every option resolved, with the reasons of the automatic choices."""
     config = {}
@@ -914,13 +699,13 @@ def _resolve(model, data, opts: dict, device) -> tuple[dict, Recipe]:
         if method not in ("auto", "rk4", "verlet"):
             raise ValueError(f"rollout_method must be 'auto', 'rk4' or 'verlet', got {method!r}")
         if method == "auto":
-            method = "verlet" if _velocity_free(model) else "rk4"
+            method = "verlet" if losses.velocity_free(model) else "rk4"
             reasons["rollout_method"] = (
                 "velocity Verlet: the accelerations do not depend on velocities (symplectic, "
                 "one force evaluation per step)" if method == "verlet" else
                 "RK4: the accelerations depend on velocities")
         config["rollout_method"] = method
-        length, every, reasons["window"] = _window_choice(data, opts["window"])
+        length, every, reasons["window"] = losses.rollout_window(data, opts["window"])
         config["window"], config["every"] = length, every
         default_steps, default_batch, full = 300, 64, 128
     else:
@@ -1069,11 +854,11 @@ def fit(model, data, *, loss: str | None = None, steps: int | None = None, recip
     if coords is None or not callable(getattr(model, "acceleration", None)):
         raise TypeError(f"fit expects a compiled pikan Model, got {type(model).__name__}")
     data.check_coords(coords)
-    opts = dict(loss=loss, steps=steps, recipe=recipe, optimizer=optimizer, lr=lr,
-                batch_size=batch_size, weight_decay=weight_decay, clip=clip,
-                val_fraction=val_fraction, sparsity=sparsity, derivatives=derivatives,
-                window=window, rollout_method=rollout_method, dtype=dtype, seed=seed,
-                max_faults=max_faults, eval_every=eval_every)
+    opts = {"loss": loss, "steps": steps, "recipe": recipe, "optimizer": optimizer, "lr": lr,
+            "batch_size": batch_size, "weight_decay": weight_decay, "clip": clip,
+            "val_fraction": val_fraction, "sparsity": sparsity, "derivatives": derivatives,
+            "window": window, "rollout_method": rollout_method, "dtype": dtype, "seed": seed,
+            "max_faults": max_faults, "eval_every": eval_every}
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(device)

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 import torch
+from pikan.constraints import Even
 
 from pikan import losses
 from pikan.compile import compile
-from pikan.constraints import Even
 from pikan.data import Trajectories
 from pikan.integrate import simulate
 from pikan.spec import Potential, System

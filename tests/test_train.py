@@ -3,10 +3,10 @@ import os
 import numpy as np
 import pytest
 import torch
+from pikan.constraints import Even
 
 from pikan import losses, train
 from pikan.compile import compile
-from pikan.constraints import Even
 from pikan.data import Trajectories
 from pikan.errors import DataError
 from pikan.integrate import simulate
@@ -43,9 +43,9 @@ def parameters(model) -> dict:
 
 def assert_same_parameters(a: dict, b: dict, tol: float = 1e-10):
     assert a.keys() == b.keys()
-    for key in a:
-        assert a[key].shape == b[key].shape, key
-        assert float((a[key] - b[key]).abs().max(), ) <= tol, key
+    for key, value in a.items():
+        assert value.shape == b[key].shape, key
+        assert float((value - b[key]).abs().max()) <= tol, key
 
 
 # ----------------------------------------------------------------------------- accuracy
@@ -120,22 +120,6 @@ def test_recipe_prunes_the_irrelevant_input():
     assert prune["inputs_removed"] == ["y"] and prune["pruned"] == [[0, 1, 0]]
     assert prune["edges_pruned"] == 1 and prune["alive"] == 1
     assert acceleration_error(model, data) < 1e-3
-
-
-def test_recipe_expands_adam_then_lbfgs_and_validates():
-    recipe = Recipe([Stage.fit(100, "adam+lbfgs", sparsity=1e-3), Stage.prune(0.1),
-                     Stage.adapt(), Stage.refine(8)])
-    kinds = [(s.kind, s.optimizer, s.steps) for s in recipe]
-    assert kinds[:2] == [("fit", "adam", 75), ("fit", "lbfgs", 25)]
-    assert recipe.total_steps == 100 and recipe[1].sparsity == 1e-3
-    assert Recipe.from_list(recipe.to_list()) == recipe
-    assert "refine" not in repr(Recipe.default(100, refine=False))
-    with pytest.raises(ValueError, match="stage kind"):
-        Stage("train")
-    with pytest.raises(ValueError, match="optimizer"):
-        Stage.fit(10, "sgd")
-    with pytest.raises(ValueError, match="at least one fit"):
-        Recipe([Stage.prune()])
 
 
 def test_soft_constraint_penalty_enters_the_loss():
