@@ -164,7 +164,7 @@ class Conserved(Constraint):
                        "angular_momentum": _angular_problem}[self.quantity](self, system)
             if problem:
                 raise SpecError(f"{where}: {self.label} cannot hold by construction: {problem} "
-                                f"Hint: use Conserved({self.quantity!r}, mode='soft') for a "
+                                f"Or use Conserved({self.quantity!r}, mode='soft') for a "
                                 "penalty instead.")
 
     # --------------------------------------------------------------- measures
@@ -427,10 +427,12 @@ def _momentum_problem(constraint: Conserved, system) -> str | None:
                         "momentum. Hint: make it depend on relative velocities only.")
             if not _invariant(expressions, system, _shift(system, group, velocities=False)):
                 what = "law" if is_law else "inputs"
+                members = tuple(c for c in group if c in _inputs_of(m))
+                hint = (f"Hint: feed differences, e.g. TranslationInvariant({members}) on module "
+                        f"{m.name!r}." if len(members) > 1 and not is_law else
+                        "It exerts an external force on the group.")
                 return (f"the {m.kind} {m.name!r} has {what} that change when {list(group)} are "
-                        "translated together. Hint: feed differences, e.g. "
-                        f"TranslationInvariant({tuple(c for c in group if c in _inputs_of(m))}) "
-                        f"on module {m.name!r}.")
+                        f"translated together. {hint}")
     return None
 
 
