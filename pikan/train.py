@@ -32,7 +32,6 @@ checkpoint of the last completed step and returns the partial :class:`FitResult`
 
 from __future__ import annotations
 
-import copy
 import math
 import os
 import sys
@@ -115,7 +114,8 @@ class FitResult:
     wall_time : float
         Seconds spent in this call.
     steps : int
-        Optimizer steps taken, including those before a resume.
+        Optimizer steps attempted, including those before a resume and rejected ones (each
+        rejected step has a ``fault`` event and no row).
     interrupted : bool
         True when stopped by Ctrl-C or the callback (a checkpoint was written if a path
         was given).
@@ -168,10 +168,10 @@ def read_checkpoint(path) -> dict:
     except Exception as error:  # noqa: BLE001 - any unpickling failure means a bad file
         raise DataError(f"{path} is not a readable pikan checkpoint ({type(error).__name__}: "
                         f"{error}); hint: the file may be truncated or from another program")
-    if not isinstance(ck, dict) or ck.get("format") != FORMAT:
-        raise DataError(f"{path} is not a pikan checkpoint (format {ck.get('format')!r} "
-                        f"expected {FORMAT!r})" if isinstance(ck, dict) else
-                        f"{path} is not a pikan checkpoint")
+    found = ck.get("format") if isinstance(ck, dict) else type(ck).__name__
+    if found != FORMAT:
+        raise DataError(f"{path} is not a pikan checkpoint (found {found!r}, expected a dict "
+                        f"with format {FORMAT!r}); hint: pass a file written by pikan.fit")
     if ck.get("version") != VERSION:
         raise DataError(f"{path}: unsupported checkpoint version {ck.get('version')!r}; this "
                         f"pikan reads version {VERSION}")
@@ -328,6 +328,18 @@ def _clone_state(model) -> dict:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
+def _clone_tree(obj):
+    """A copy of nested dicts, lists and tuples with every tensor cloned (a cheap deepcopy
+    for optimizer state dicts)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().clone()
+    if isinstance(obj, dict):
+        return {k: _clone_tree(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_clone_tree(v) for v in obj)
+    return obj
+
+
 def _grid_report(model) -> dict:
     out = {}
     for name, kan in losses.learned_kans(model).items():
@@ -370,7 +382,7 @@ class _Trainer:
             "position": {"stage": self.stage_index, "stage_step": self.stage_step,
                          "global_step": self.global_step, "started": self.started},
             "model": _clone_state(self.model),
-            "optimizer": copy.deepcopy(opt.state_dict()) if opt is not None else None,
+            "optimizer": _clone_tree(opt.state_dict()) if opt is not None else None,
             "best": None if self.best is None else dict(self.best),
             "bad_evals": self.bad_evals, "lr_scale": self.lr_scale,
             "faults_in_row": self.faults_in_row, "last_val": self.last_val,
@@ -380,16 +392,15 @@ class _Trainer:
             "history_len": [len(self.history.rows), len(self.history.events)],
         }
 
-    def _load_state(self, state: dict, model_too: bool = True) -> None:
+    def _load_state(self, state: dict) -> None:
         pos = state["position"]
         self.stage_index, self.stage_step = pos["stage"], pos["stage_step"]
         self.global_step, self.started = pos["global_step"], pos["started"]
-        if model_too:
-            self.model.load_state_dict(state["model"])
+        self.model.load_state_dict(state["model"])
         self.optimizer = None
         if state["optimizer"] is not None:
             self.optimizer = self._make_optimizer(self.recipe[self.stage_index])
-            self.optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))
+            self.optimizer.load_state_dict(_clone_tree(state["optimizer"]))
         self.best = None if state["best"] is None else dict(state["best"])
         if self.best is not None:
             self.best["state"] = {k: v.to(self.device) for k, v in self.best["state"].items()}
@@ -532,7 +543,7 @@ class _Trainer:
         good = self.snapshot
         self.model.load_state_dict(good["model"])
         if self.optimizer is not None and good["optimizer"] is not None:
-            self.optimizer.load_state_dict(copy.deepcopy(good["optimizer"]))
+            self.optimizer.load_state_dict(_clone_tree(good["optimizer"]))
         self.faults_in_row += 1
         self.lr_scale *= 0.5
         self._event("fault", reason=reason, lr_scale=self.lr_scale, in_row=self.faults_in_row)
@@ -598,11 +609,12 @@ class _Trainer:
             self.snapshot = self._state()
         patience = self._patience(stage)
         while self.stage_step < stage.steps:
-            self._one_step(stage)
-            if self.bad_evals >= patience and self.stage_step < stage.steps:
+            # checked before the step, so a run resumed right after the deciding step stops too
+            if self.bad_evals >= patience:
                 self._event("early_stop", after=self.stage_step, of=stage.steps,
                             patience=patience)
                 break
+            self._one_step(stage)
         if self.best is not None:
             self.model.load_state_dict(self.best["state"])
             self.last_val = self.best["val"]
@@ -634,17 +646,18 @@ class _Trainer:
                             grid_to=[layer.grid for layer in kan.layers])
 
     # ------------------------------------------------------------------ run
-    def run(self, resumed: bool) -> bool:
+    def run(self) -> bool:
         """Run the recipe from the current position; True when interrupted."""
         self.progress = _Progress(self.show_progress, self.recipe.total_steps, self.global_step,
                                   self.config["log_every"])
         interrupted = False
+        if self.snapshot is None:
+            self.snapshot = self._state()
         try:
             if not self.started:
                 self.model.adapt_grids(*self.data.states())
                 self.started = True
                 self._event("adapt", modules=_grid_report(self.model), initial=True)
-            if self.snapshot is None:
                 self.snapshot = self._state()
             while self.stage_index < len(self.recipe):
                 stage = self.recipe[self.stage_index]
@@ -854,6 +867,10 @@ def fit(model, data, *, loss: str | None = None, steps: int | None = None, recip
     if coords is None or not callable(getattr(model, "acceleration", None)):
         raise TypeError(f"fit expects a compiled pikan Model, got {type(model).__name__}")
     data.check_coords(coords)
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ValueError(f"model of system {model.spec.name!r} has no trainable parameters: every "
+                         "module has a fixed law; hint: spec.learn(name) makes a module learned, "
+                         "model.fix(name, law, trainable=True) trains a law's constants")
     opts = {"loss": loss, "steps": steps, "recipe": recipe, "optimizer": optimizer, "lr": lr,
             "batch_size": batch_size, "weight_decay": weight_decay, "clip": clip,
             "val_fraction": val_fraction, "sparsity": sparsity, "derivatives": derivatives,
@@ -888,7 +905,7 @@ def fit(model, data, *, loss: str | None = None, steps: int | None = None, recip
         trainer._load_state(ck)
         trainer._event("resume", path=str(resume))
         trainer.snapshot = trainer._state()
-    interrupted = trainer.run(resumed=ck is not None)
+    interrupted = trainer.run()
     choices = {k: v for k, v in config.items() if k != "reasons"}
     choices.update(device=str(device), n_train=prepared.n_train, validation=prepared.has_val,
                    reasons=dict(config["reasons"]))

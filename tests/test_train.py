@@ -342,6 +342,27 @@ def test_early_stopping_restores_the_best_validation_state(harmonic_data):
     assert trainer_val["step"] == restore["best_step"]
 
 
+def test_resume_right_at_an_early_stop_decision(harmonic_data, tmp_path):
+    recipe = Recipe([Stage.fit(400, "adam", patience=3), Stage.fit(5, "lbfgs")])
+    options = {"recipe": recipe, "eval_every": 5, "lr": 0.05, "progress": False}
+    reference = compile(HARMONIC.learn("V", hidden=[], grid=5))
+    full = fit(reference, harmonic_data, **options)
+    stop = next(e for e in full.events if e["kind"] == "early_stop")["step"]
+    path = tmp_path / "ckpt.pt"
+    model = compile(HARMONIC.learn("V", hidden=[], grid=5))
+    fit(model, harmonic_data, checkpoint=path, callback=lambda m, row: row["step"] == stop,
+        **options)
+    resumed = fit(compile(HARMONIC.learn("V", hidden=[], grid=5)), harmonic_data, resume=path,
+                  progress=False)
+    assert resumed.steps == full.steps
+    assert_same_parameters(parameters(load_model(path)), parameters(reference))
+
+
+def test_model_without_trainable_parameters_is_refused(harmonic_data):
+    with pytest.raises(ValueError, match="no trainable parameters"):
+        fit(compile(HARMONIC), harmonic_data, progress=False)
+
+
 def test_float32_and_progress_lines(harmonic_data, capsys):
     model = compile(HARMONIC.learn("V", hidden=[], grid=5))
     result = fit(model, harmonic_data, recipe="plain", steps=20, dtype=torch.float32,
