@@ -83,7 +83,8 @@ class Constraint:
         try:
             weight = float(self.weight)
         except (TypeError, ValueError):
-            raise SpecError(f"{kind} weight: expected a number >= 0, got {self.weight!r}.") from None
+            raise SpecError(f"{kind} weight: expected a number >= 0, "
+                            f"got {self.weight!r}.") from None
         if not math.isfinite(weight) or weight < 0:
             raise SpecError(f"{kind} weight: expected a finite number >= 0, got {self.weight!r}.")
         object.__setattr__(self, "weight", weight)
@@ -98,12 +99,12 @@ class Constraint:
         return []
 
     # ----------------------------------------------------------------- measures
-    def residual(self, model, q: Tensor, v: Tensor, module: str | None = None,
-                 generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-        """Residual and scale on states ``q, v`` ``(batch, n)``: two tensors of one shape.
+    def residual(self, model, q: Tensor, v: Tensor, module: str | None = None
+                 ) -> tuple[Tensor, Tensor]:
+        """Residual ``r`` and scale ``s`` on states ``q, v`` of shape ``(batch, n)``.
 
-        ``generator`` drives the random transformations some constraints sample (random
-        rotations, shifts); None uses torch's global generator.
+        Both are tensors with a leading batch axis (not necessarily of one shape); ``r`` is
+        zero exactly where the constraint holds. Deterministic: no random sampling.
         """
         raise NotImplementedError
 
@@ -125,16 +126,25 @@ class Constraint:
         r, _ = self.residual(model, q, v, module)
         return (r**2).mean()
 
-    def violation(self, model, q, v, module: str | None = None, seed: int = 0) -> float:
+    def violation(self, model, q, v, module: str | None = None) -> float:
         """Scale-free violation ``rms(r) / rms(s)`` on states ``q, v`` (0: satisfied).
 
-        Random transformations are drawn from a generator seeded with ``seed``, so the
-        number is reproducible. Returns ``inf`` when the scale vanishes but the residual
-        does not.
+        Parameters
+        ----------
+        model : pikan.compile.Model
+        q, v : array or Tensor of shape (batch, n_coords)
+        module : str, optional
+            The module a module constraint is attached to (looked up when omitted).
+
+        Returns
+        -------
+        float
+            0 when the constraint holds; ``inf`` when the scale vanishes but the residual
+            does not.
         """
         q, v = as_states(model, q, v)
-        generator = torch.Generator().manual_seed(seed)
-        r, s = self.residual(model, q, v, module, generator)
+        with torch.enable_grad():  # some measures differentiate the module
+            r, s = self.residual(model, q, v, module)
         return ratio(r.detach(), s.detach())
 
     def data_violation(self, data, model=None) -> float | None:
@@ -279,6 +289,17 @@ def module_inputs(model, name: str, q: Tensor, v: Tensor) -> Tensor:
     per_binding = [torch.stack([f(*columns) for f in fns], dim=-1)
                    for fns in _binding_functions(model.spec.module(name), model.spec)]
     return torch.cat(per_binding, dim=0)
+
+
+def gradients(fn: Callable[[Tensor], Tensor], z: Tensor) -> Tensor:
+    """Per-sample input gradients of every output: ``(batch, n_outputs, n_inputs)``.
+
+    Differentiable again (``torch.func.grad`` composes with autograd), so a penalty built
+    on it trains.
+    """
+    n_out = fn(z[:1]).shape[-1]
+    return torch.stack([torch.func.grad(lambda z_, k=k: fn(z_)[:, k].sum())(z)
+                        for k in range(n_out)], dim=1)
 
 
 def input_index(names: Sequence[str], name: str, constraint: Constraint) -> int:

@@ -48,8 +48,15 @@ from pikan.errors import SpecError
 from pikan.expr import symbol
 from pikan.spec import Dissipation, Dynamics, Lagrangian, Potential, register_constraint
 
-from .base import (Constraint, apply_rewrites, evaluate, random_states, same_values,
-                   substitute_inputs, trajectories)
+from .base import (
+    Constraint,
+    apply_rewrites,
+    evaluate,
+    random_states,
+    same_values,
+    substitute_inputs,
+    trajectories,
+)
 
 QUANTITIES = ("energy", "momentum", "angular_momentum")
 
@@ -168,7 +175,7 @@ class Conserved(Constraint):
                                 "penalty instead.")
 
     # --------------------------------------------------------------- measures
-    def residual(self, model, q, v, module=None, generator=None):
+    def residual(self, model, q, v, module=None):
         """The rate of change of the quantity and the magnitudes it is made of."""
         forces, momentum, kinds = _generalized_forces(model, q, v)
         spec = model.spec
@@ -479,7 +486,8 @@ def _angular_problem(constraint: Conserved, system) -> str | None:
         mass = dict(zip(system.coords, masses))
         for u in vectors:
             if len({mass[c] for c in u}) != 1:
-                return f"the components of {u} have different masses, so p = m v is not parallel to v."
+                return (f"the components of {u} have different masses, so p = m v is not "
+                        "parallel to v.")
     for m in system.modules:
         expressions, is_law = _module_expressions(m, system)
         acts = (set(m.outputs) & set(listed) if isinstance(m, Dynamics)

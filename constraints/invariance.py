@@ -22,9 +22,14 @@ Inputs not named by a constraint pass through unchanged. The block's input names
 (that is the point); the violation of every constraint is still measured on the
 module's original inputs. A module with a law is not rewritten (a law is what it is).
 
-Soft versions penalize ``f(T z) - f(z)`` for a random rotation (one per state, drawn
-from O(d), applied to all listed vectors at once) or a random shift of each group (one
-per state, of the size of the group's spread).
+Soft versions penalize the infinitesimal form of the invariance at the training states
+(Lie derivatives, exact at the data and free of extrapolation): for a translation group
+:math:`G`, :math:`\sum_{i \in G} \partial f / \partial z_i`; for rotations, every generator
+:math:`\sum_k (u_{k,a}\, \partial f/\partial u_{k,b} - u_{k,b}\, \partial f/\partial u_{k,a})`,
+:math:`a < b`, over the listed vectors :math:`u_k`. The measure divides by the bound these
+sums obey (:math:`\sqrt{|G|}\,|\nabla_G f|` and :math:`\sum_k |u_k|\,|\nabla_{u_k} f|`), so
+it lies in [0, 1]. A rotation generator tests proper rotations (SO(d)); the hard version
+is invariant under reflections too.
 """
 
 from __future__ import annotations
@@ -34,21 +39,29 @@ from dataclasses import dataclass
 
 import sympy
 import torch
-from torch import Tensor
 
 from pikan.errors import SpecError
 from pikan.expr import is_valid_name, symbol
 from pikan.spec import register_constraint
 
-from .base import names_tuple, substitute_inputs
-from .symmetry import _Invariance
+from .base import (
+    Constraint,
+    attached_module,
+    check_input_names,
+    gradients,
+    module_function,
+    module_inputs,
+    names_tuple,
+    substitute_inputs,
+)
 
 
 def _groups_from_args(args: tuple, keyword, kind: str, what: str) -> tuple[tuple[str, ...], ...]:
     """``("x", "y")`` -> one group; ``(("x1", "y1"), ("x2", "y2"))`` -> several."""
     if keyword is not None:
         if args:
-            raise SpecError(f"{kind}: give the {what}s either positionally or as {what}s=, not both.")
+            raise SpecError(f"{kind}: give the {what}s either positionally or as {what}s=, "
+                            "not both.")
         args = tuple(keyword)
     if not args:
         raise SpecError(f"{kind}: expected at least one {what} of input names, got none.")
@@ -65,17 +78,9 @@ def _label(vector: Sequence[str]) -> str:
     return "_".join(vector)
 
 
-def _random_orthogonal(batch: int, d: int, generator, like: Tensor) -> Tensor:
-    """Random orthogonal matrices ``(batch, d, d)`` (Haar measure on O(d))."""
-    a = torch.randn(batch, d, d, generator=generator, dtype=torch.float64)
-    q, r = torch.linalg.qr(a)
-    q = q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1))[:, None, :]
-    return q.to(dtype=like.dtype, device=like.device)
-
-
 @register_constraint
 @dataclass(frozen=True, init=False)
-class RotationInvariant(_Invariance):
+class RotationInvariant(Constraint):
     """The module depends on vectors only through their norms and dot products.
 
     Parameters
@@ -86,7 +91,7 @@ class RotationInvariant(_Invariance):
         have the same dimension (>= 2).
     mode : "hard" or "soft"
         Hard: the block is fed squared norms and dot products (see the module docstring).
-        Soft: penalty ``f(Rz) - f(z)`` under random rotations ``R``.
+        Soft: penalty on the rotation generators applied to ``f``.
     weight : float
     """
 
@@ -109,36 +114,37 @@ class RotationInvariant(_Invariance):
     def _label_parts(self) -> list[str]:
         return ["(" + ", ".join(g) + ")" for g in self.vectors]
 
-    def _transforms(self, names, generators_only, generator=None):
-        names = tuple(names)
-        index = [[names.index(n) for n in g] for g in self.vectors]
+    def residual(self, model, q, v, module=None):
+        """Rotation generators applied to ``f`` and their bound (see the module docstring)."""
+        name = attached_module(model, self, module)
+        fn = module_function(model, name)
+        z = module_inputs(model, name, q, v)
+        names = model.spec.module(name).input_names
+        grad = gradients(fn, z)  # (batch, n_out, n_in)
+        index = [[names.index(n) for n in u] for u in self.vectors]
         d = len(self.vectors[0])
-
-        def rotate(z: Tensor) -> Tensor:
-            rotation = _random_orthogonal(z.shape[0], d, generator, z)
-            columns = list(z.unbind(-1))
-            for positions in index:
-                u = torch.stack([columns[p] for p in positions], dim=-1)
-                u = (rotation @ u[..., None])[..., 0]
-                for j, p in enumerate(positions):
-                    columns[p] = u[:, j]
-            return torch.stack(columns, dim=-1)
-
-        return [rotate]
+        generators = []
+        for a in range(d):
+            for b in range(a + 1, d):
+                generators.append(sum(z[:, None, u[a]] * grad[:, :, u[b]]
+                                      - z[:, None, u[b]] * grad[:, :, u[a]] for u in index))
+        bound = sum(z[:, u].norm(dim=-1)[:, None] * grad[:, :, u].norm(dim=-1) for u in index)
+        residual = torch.stack(generators, dim=-1)
+        return residual, bound[..., None].expand_as(residual)
 
     def rewrite(self, module, system):
         """Hard version: feed invariant features instead of components (module docstring)."""
         return _rewrite(self, module)
 
     def _check(self, system, module) -> None:
-        super()._check(system, module)
+        check_input_names(self, module, self.used_inputs)
         if self.mode == "hard" and module.law is None:
             invariant_features(module)  # raises for combinations pikan cannot build
 
 
 @register_constraint
 @dataclass(frozen=True, init=False)
-class TranslationInvariant(_Invariance):
+class TranslationInvariant(Constraint):
     """The module depends on each group of inputs only through differences.
 
     Parameters
@@ -150,7 +156,7 @@ class TranslationInvariant(_Invariance):
         Each group has at least two inputs.
     mode : "hard" or "soft"
         Hard: the block is fed ``x_k - x_1`` instead of ``x_1, ..., x_k``. Soft: penalty
-        ``f(z + s) - f(z)`` under random shifts ``s`` of each group.
+        on ``sum_k df/dx_k`` (the derivative along a shift of the group).
     weight : float
     """
 
@@ -175,30 +181,24 @@ class TranslationInvariant(_Invariance):
     def _label_parts(self) -> list[str]:
         return ["(" + ", ".join(g) + ")" for g in self.groups]
 
-    def _transforms(self, names, generators_only, generator=None):
-        names = tuple(names)
+    def residual(self, model, q, v, module=None):
+        """``sum_{i in G} df/dz_i`` per group and its bound (see the module docstring)."""
+        name = attached_module(model, self, module)
+        fn = module_function(model, name)
+        z = module_inputs(model, name, q, v)
+        names = model.spec.module(name).input_names
+        grad = gradients(fn, z)
         index = [[names.index(n) for n in g] for g in self.groups]
-
-        def shift(z: Tensor) -> Tensor:
-            columns = list(z.unbind(-1))
-            for positions in index:
-                values = torch.stack([columns[p] for p in positions], dim=-1)
-                spread = values.detach().std() if values.numel() > 1 else values.new_ones(())
-                spread = torch.where(spread > 0, spread, torch.ones_like(spread))
-                s = torch.randn(z.shape[0], generator=generator, dtype=torch.float64)
-                s = s.to(dtype=z.dtype, device=z.device) * spread
-                for p in positions:
-                    columns[p] = columns[p] + s
-            return torch.stack(columns, dim=-1)
-
-        return [shift]
+        residual = torch.stack([grad[:, :, g].sum(-1) for g in index], dim=-1)
+        bound = torch.stack([len(g) ** 0.5 * grad[:, :, g].norm(dim=-1) for g in index], dim=-1)
+        return residual, bound
 
     def rewrite(self, module, system):
         """Hard version: feed differences instead of the group members (module docstring)."""
         return _rewrite(self, module)
 
     def _check(self, system, module) -> None:
-        super()._check(system, module)
+        check_input_names(self, module, self.used_inputs)
         if self.mode == "hard" and module.law is None:
             invariant_features(module)
 

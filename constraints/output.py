@@ -20,8 +20,16 @@ from torch import Tensor
 from pikan.errors import SpecError
 from pikan.spec import Dissipation, Dynamics, register_constraint
 
-from .base import (Constraint, attached_module, check_input_names, input_index, module_function,
-                   module_inputs, names_tuple)
+from .base import (
+    Constraint,
+    attached_module,
+    check_input_names,
+    gradients,
+    input_index,
+    module_function,
+    module_inputs,
+    names_tuple,
+)
 
 TRANSFORMS = ("softplus", "square")
 
@@ -66,7 +74,7 @@ class Positive(Constraint):
             return lambda z: fn(z) ** 2
         return lambda z: torch.nn.functional.softplus(fn(z))
 
-    def residual(self, model, q, v, module=None, generator=None):
+    def residual(self, model, q, v, module=None):
         """The negative part ``max(-f, 0)`` and ``f`` on the module's inputs."""
         name = attached_module(model, self, module)
         f = module_function(model, name)(module_inputs(model, name, q, v))
@@ -136,15 +144,13 @@ class Monotonic(Constraint):
     def _label_parts(self) -> list[str]:
         return [self.name] + ([] if self.increasing else ["decreasing"])
 
-    def residual(self, model, q, v, module=None, generator=None):
+    def residual(self, model, q, v, module=None):
         """The wrong-signed part of ``df/dx`` and ``df/dx`` itself, per output."""
         name = attached_module(model, self, module)
         fn = module_function(model, name)
         z = module_inputs(model, name, q, v)
         index = input_index(model.spec.module(name).input_names, self.name, self)
-        n_out = fn(z[:1]).shape[-1]
-        slopes = torch.stack([torch.func.grad(lambda z_, k=k: fn(z_)[:, k].sum())(z)[:, index]
-                              for k in range(n_out)], dim=-1)
+        slopes = gradients(fn, z)[:, :, index]
         sign = 1.0 if self.increasing else -1.0
         return torch.relu(-sign * slopes), slopes
 

@@ -10,9 +10,12 @@ weights:
     f_\text{sym}(z) = \frac{1}{|G|} \sum_{\pi \in G} f(\pi z)
 
 with :math:`P` negating one input and :math:`G` the permutations of the listed inputs.
-Soft versions penalize :math:`f(Pz) - f(z)` (or :math:`f(Pz) + f(z)`) on the training
-states. The measure (see :mod:`pikan.constraints.base`) is
-``rms(f(Tz) - s f(z)) / rms(centered f)`` over the generators ``T`` of the group.
+Soft versions penalize :math:`f(Tz) - f(z)` (odd: :math:`f(Pz) + f(z)`) on the training
+states, for the generators :math:`T` of the group (one negation; a swap and a cycle of the
+permuted groups). The measure (see :mod:`pikan.constraints.base`) divides the rms of
+that residual by the rms of ``f`` over all evaluated points, centered for even and
+symmetric constraints (a potential is defined up to a constant), not for odd ones (a
+constant offset violates oddness).
 """
 
 from __future__ import annotations
@@ -28,16 +31,27 @@ from torch import Tensor
 from pikan.errors import SpecError
 from pikan.spec import register_constraint
 
-from .base import (Constraint, attached_module, centered, check_input_names, input_index,
-                   evaluate, module_function, module_inputs, names_tuple, random_states,
-                   same_values)
+from .base import (
+    Constraint,
+    attached_module,
+    centered,
+    check_input_names,
+    evaluate,
+    input_index,
+    module_function,
+    module_inputs,
+    names_tuple,
+    random_states,
+    same_values,
+)
 
 MAX_HARD_GROUPS = 5
 """Hard Symmetric averages over all k! permutations; above this many groups use soft."""
 
 
-class _Invariance(Constraint):
-    """A constraint ``f(T z) = sign * f(z)`` for a list of input transformations ``T``."""
+class _FiniteSymmetry(Constraint):
+    """``f(T z) = sign * f(z)`` for the elements ``T`` of a finite group of input
+    transformations; hard: the block averaged over the group."""
 
     sign: ClassVar[float] = 1.0
 
@@ -46,20 +60,19 @@ class _Invariance(Constraint):
         """The module inputs this constraint refers to."""
         raise NotImplementedError
 
-    def _transforms(self, names: Sequence[str], generators_only: bool,
-                    generator: torch.Generator | None = None
+    def _transforms(self, names: Sequence[str], generators_only: bool
                     ) -> list[Callable[[Tensor], Tensor]]:
         """Input transformations ``(batch, n_inputs) -> (batch, n_inputs)``: the group's
         generators (for measures) or all its non-identity elements (for averaging)."""
         raise NotImplementedError
 
-    def residual(self, model, q, v, module=None, generator=None):
+    def residual(self, model, q, v, module=None):
         """``f(T z) - sign f(z)`` for every generator ``T``, and the centered values of ``f``."""
         name = attached_module(model, self, module)
         fn = module_function(model, name)
         z = module_inputs(model, name, q, v)
         names = model.spec.module(name).input_names
-        transforms = self._transforms(names, generators_only=True, generator=generator)
+        transforms = self._transforms(names, generators_only=True)
         batch = z.shape[0]
         out = fn(torch.cat([z] + [t(z) for t in transforms], dim=0))
         f0, moved = out[:batch], out[batch:].reshape(len(transforms), batch, -1)
@@ -67,13 +80,6 @@ class _Invariance(Constraint):
         # a constant); an odd one against its size (a constant offset violates oddness)
         scale = centered(out) if self.sign == 1.0 else out
         return (moved - self.sign * f0).reshape(-1, out.shape[-1]), scale
-
-    def _check(self, system, module) -> None:
-        check_input_names(self, module, self.used_inputs)
-
-
-class _Transformations(_Invariance):
-    """A finite symmetry group, enforced (hard) by averaging the block over it."""
 
     def wrap(self, fn: Callable[[Tensor], Tensor], input_names: Sequence[str]
              ) -> Callable[[Tensor], Tensor]:
@@ -93,7 +99,7 @@ class _Transformations(_Invariance):
         return symmetrized
 
     def _check(self, system, module) -> None:
-        super()._check(system, module)
+        check_input_names(self, module, self.used_inputs)
         if self.mode == "hard" and module.law is None:
             _check_against_rewrites(self, system, module)
 
@@ -142,7 +148,7 @@ def _flip(index: int) -> Callable[[Tensor], Tensor]:
 
 @register_constraint
 @dataclass(frozen=True)
-class Even(_Transformations):
+class Even(_FiniteSymmetry):
     """The module is even in one input: ``f(..., -x, ...) = f(..., x, ...)``.
 
     Parameters
@@ -171,13 +177,14 @@ class Even(_Transformations):
     def _label_parts(self) -> list[str]:
         return [self.name]
 
-    def _transforms(self, names, generators_only, generator=None):
+    def _transforms(self, names, generators_only):
         return [_flip(input_index(names, self.name, self))]
 
     def _check(self, system, module) -> None:
         super()._check(system, module)
         for other in module.constraints:
-            if isinstance(other, Even) and type(other) is not type(self) and other.name == self.name:
+            if (isinstance(other, Even) and type(other) is not type(self)
+                    and other.name == self.name):
                 raise SpecError(f"module {module.name!r}: Even({self.name}) and Odd({self.name}) "
                                 "together force the module to zero; keep one of them.")
 
@@ -220,7 +227,7 @@ def _permutation(positions: Sequence[Sequence[int]], order: Sequence[int], n: in
 
 @register_constraint
 @dataclass(frozen=True, init=False)
-class Symmetric(_Transformations):
+class Symmetric(_FiniteSymmetry):
     """The module is invariant under permuting some inputs (or groups of inputs).
 
     ``Symmetric("x", "y")``: ``f(x, y) = f(y, x)``. ``Symmetric(("x1", "y1"), ("x2", "y2"))``:
@@ -288,7 +295,7 @@ class Symmetric(_Transformations):
     def _label_parts(self) -> list[str]:
         return [g[0] if len(g) == 1 else "(" + ", ".join(g) + ")" for g in self.groups]
 
-    def _transforms(self, names, generators_only, generator=None):
+    def _transforms(self, names, generators_only):
         positions = [[input_index(names, n, self) for n in g] for g in self.groups]
         k, n = len(positions), len(names)
         if generators_only:

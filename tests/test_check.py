@@ -3,15 +3,23 @@ import json
 import numpy as np
 import pytest
 import torch
+from pikan.constraints import (
+    Conserved,
+    Even,
+    Monotonic,
+    Odd,
+    Positive,
+    RotationInvariant,
+    Symmetric,
+    TranslationInvariant,
+)
 
 from pikan.check import check_constraints
 from pikan.compile import compile
-from pikan.constraints import (Conserved, Even, Monotonic, Odd, Positive, RotationInvariant,
-                               Symmetric, TranslationInvariant)
 from pikan.data import Trajectories
 from pikan.errors import DataError
 from pikan.integrate import rk4
-from pikan.spec import Dissipation, Dynamics, Potential, System
+from pikan.spec import Dissipation, Potential, System
 
 
 def _spec():

@@ -6,7 +6,8 @@ import torch
 from pikan.compile import compile
 
 
-def uniform(batch: int, n: int, seed: int = 0, low: float = -1.0, high: float = 1.0) -> torch.Tensor:
+def uniform(batch: int, n: int, seed: int = 0, low: float = -1.0,
+            high: float = 1.0) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     return low + (high - low) * torch.rand(batch, n, generator=g)
 

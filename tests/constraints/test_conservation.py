@@ -1,15 +1,18 @@
 import numpy as np
 import pytest
 import torch
-
 from pikan.constraints import Conserved, RotationInvariant, TranslationInvariant, soft_penalty
+
 from pikan.data import Trajectories
 from pikan.errors import SpecError
 from pikan.integrate import rk4, rk4_step
 from pikan.spec import Dissipation, Dynamics, Lagrangian, Potential, System
 
+ENERGY = Conserved("energy")
+MOMENTUM = Conserved("momentum")
 
-def _magnetic_trap(extra=(), constraints=(Conserved("energy"),)):
+
+def _magnetic_trap(extra=(), constraints=(ENERGY,)):
     """Charged particle: learned potential, harmonic trap, learned magnetic field B(x, y)."""
     return System("lorentz", coords=["x", "y"], params={"k": 1.0}, constraints=list(constraints),
                   modules=[Potential("V", inputs=["x", "y"], hidden=[2], grid=3),
@@ -99,7 +102,7 @@ def test_soft_energy_lowers_violation_tenfold(states, fit, build):
 # --------------------------------------------------------------------------- momentum
 
 
-def _pair(modules, constraints=(Conserved("momentum"),), coords=("x1", "x2")):
+def _pair(modules, constraints=(MOMENTUM,), coords=("x1", "x2")):
     return System("pair", coords=list(coords), constraints=list(constraints), modules=modules)
 
 

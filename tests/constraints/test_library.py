@@ -3,11 +3,21 @@
 import numpy as np
 import pytest
 import torch
+from pikan.constraints import (
+    Conserved,
+    Even,
+    Monotonic,
+    Odd,
+    Positive,
+    RotationInvariant,
+    Symmetric,
+    TranslationInvariant,
+    declared,
+    soft_penalty,
+)
+from pikan.constraints.base import attached_module, trajectories
 
 from pikan.compile import compile
-from pikan.constraints import (Conserved, Even, Monotonic, Odd, Positive, RotationInvariant,
-                               Symmetric, TranslationInvariant, declared, soft_penalty)
-from pikan.constraints.base import attached_module, trajectories
 from pikan.errors import DataError, SpecError
 from pikan.spec import Dissipation, Potential, System
 

@@ -1,8 +1,15 @@
 import pytest
 import torch
+from pikan.constraints import (
+    Even,
+    Monotonic,
+    Positive,
+    RotationInvariant,
+    default_constraints,
+    module_function,
+    soft_penalty,
+)
 
-from pikan.constraints import (Even, Monotonic, Positive, RotationInvariant, default_constraints,
-                               module_function, soft_penalty)
 from pikan.errors import SpecError
 from pikan.spec import Dissipation, Dynamics, Potential, System
 
@@ -45,7 +52,8 @@ def _soft_pair(constraint, target, states, fit, build, inputs=("x", "y"), steps=
     for constraints in ([], [constraint]):
         model = build(_system(constraints, inputs=inputs), seed=0)
         block = model.blocks["V"]
-        fit(model, lambda: ((block(q) - target(q)) ** 2).mean() + soft_penalty(model, q, q),
+        fit(model, lambda m=model, b=block: ((b(q) - target(q)) ** 2).mean()
+            + soft_penalty(m, q, q),
             steps=steps, lr=0.03)
         out.append(constraint.violation(model, q, q, module="V"))
     return out

@@ -1,7 +1,7 @@
 import pytest
 import torch
-
 from pikan.constraints import Even, Odd, Positive, Symmetric, soft_penalty
+
 from pikan.errors import SpecError
 from pikan.spec import Dynamics, Potential, System
 
@@ -66,7 +66,8 @@ def _soft_fit(constraint, target, states, fit, build, steps=100):
     for constraints in ([], [constraint]):
         model = build(_system(constraints), seed=0)
         block = model.blocks["V"]
-        fit(model, lambda: ((block(q) - target(q)) ** 2).mean() + soft_penalty(model, q, v),
+        fit(model, lambda m=model, b=block: ((b(q) - target(q)) ** 2).mean()
+            + soft_penalty(m, q, v),
             steps=steps, lr=0.03)
         results.append(constraint.violation(model, q, v, module="V"))
     return results
@@ -99,7 +100,7 @@ def test_wrapped_block_keeps_torch_func_and_double_backward(states, fit, build):
     q = states(128, 2, seed=4)
     v = torch.zeros_like(q)
     target = -torch.stack([q[:, 0], 2 * q[:, 1]], 1)  # V = x^2/2 + y^2
-    loss = lambda: ((model.acceleration(q, v) - target) ** 2).mean()  # noqa: E731
+    loss = lambda: ((model.acceleration(q, v) - target) ** 2).mean()
     first = float(loss())
     last = fit(model, loss, steps=60, lr=0.03)
     assert last < first / 5
