@@ -4,12 +4,15 @@ The public API is re-exported here; nothing is defined in this file.
 """
 
 from pikan._version import __version__
+from pikan.analysis import Importance, Structure, energy_drift, importance, structure
+from pikan.check import ConstraintReport, check_constraints
 from pikan.compile import Model, compile
 from pikan.data import Trajectories
 from pikan.errors import DataError, SpecError
 from pikan.integrate import simulate
 from pikan.kan import KAN
 from pikan.spec import Dissipation, Dynamics, Lagrangian, Potential, System, all_pairs, chain_pairs
+from pikan.train import FitResult, Recipe, Stage, TrainingError, fit, load_model
 
 __all__ = [
     "__version__",
@@ -17,4 +20,7 @@ __all__ = [
     "System", "Potential", "Dynamics", "Dissipation", "Lagrangian", "chain_pairs", "all_pairs",
     "compile", "Model", "KAN",
     "Trajectories", "simulate",
+    "fit", "Recipe", "Stage", "FitResult", "TrainingError", "load_model",
+    "check_constraints", "ConstraintReport",
+    "importance", "Importance", "structure", "Structure", "energy_drift",
 ]

@@ -210,8 +210,9 @@ class Block(nn.Module):
     def function(self, z: Tensor) -> Tensor:
         """The module function with hard constraints applied: ``(batch, n_in) -> (batch, n_out)``."""
         fn = self._raw
-        for constraint in self._wrappers:
-            fn = constraint.wrap(fn, self.input_names)
+        if self.is_learned:  # a law (given, or fixed after extraction) is the module's output
+            for constraint in self._wrappers:
+                fn = constraint.wrap(fn, self.input_names)
         return fn(z)
 
     def forward(self, z: Tensor | None = None, **named: Tensor) -> Tensor:
@@ -278,7 +279,10 @@ class Model(nn.Module):
         self.coords, self.velocities = tuple(spec.coords), tuple(spec.velocities)
         n = len(self.coords)
         blocks = {}
+        from pikan.constraints import default_constraints
+
         for index, module in enumerate(spec.modules):
+            module = module.replace(constraints=module.constraints + default_constraints(module))
             for constraint in module.constraints:
                 if getattr(constraint, "mode", "hard") == "hard" and hasattr(constraint, "rewrite"):
                     module = constraint.rewrite(module, spec)
