@@ -1,0 +1,467 @@
+r"""Law extraction: a closed form for every learned module, and for static data.
+
+:func:`extract` reads each learned module of a trained model as a formula. The module is
+sampled on its *real* input distribution (the features of the data's states, every
+binding stacked), and turned into a fit target:
+
+- ``Potential`` and ``Dissipation``: the generalized force the module exerts,
+  :math:`\sum_b J_b^T \nabla E(z_b)` over its bindings (gradients by autograd, binding
+  Jacobians :math:`J_b = \partial z_b/\partial q`, or :math:`\partial/\partial v`). These
+  energies are only defined up to an additive constant, so candidates are fitted on forces
+  and carry no constant; a part of the learned function that exerts no force (a term
+  linear in the bond length of a chain with fixed ends, where the bond lengths sum to a
+  constant) costs nothing, and the simpler law without it wins;
+- ``Lagrangian``: the gradient of the block in its inputs. A Lagrangian is defined up to a
+  constant *and* a total time derivative; only the constant is removed (a KAN Lagrangian
+  is extracted as the function it is), so its extraction is limited: compare laws by
+  re-simulation (:func:`pikan.verify`);
+- ``Dynamics``: the values of each output, one law per output.
+
+Candidates are pooled from three generators:
+
+(a) the KAN read edge by edge (:mod:`pikan.kan_formula`): ``a*f(b*x + c) + d`` per live
+    edge of the pruned KAN, composed through sums and multiplication nodes;
+(b) sparse regression over term libraries in the inputs (:mod:`pikan.regress`):
+    polynomials with cross terms, unary library functions and their products;
+(c) structure tests (:mod:`pikan.separate`): additive and multiplicative separability from
+    mixed second derivatives of the block, which split it into pieces of fewer inputs
+    (one-input pieces fitted by :func:`~pikan.kan.symbolic.fit_edge`).
+
+Every candidate's constants are refit by nonlinear least squares against the module and
+snapped to simple values where the error barely moves (:mod:`pikan.refit`). The law is
+the simplest member of the Pareto front (complexity vs relative error) whose error is
+within a factor 1.5 of ``max(best error, tolerance)``; the tolerance defaults to the
+model's own force error on the data relative to the module's scale (a law cannot be asked
+to match the KAN better than the KAN matches the physics). The front is kept as ``law.alternatives``.
+
+:func:`find_law` is the static-regression path: samples ``(X, y)`` that are not
+trajectories. It fits a small KAN (with multiplication nodes) as a differentiable
+surrogate, pools the same generators plus target transforms, rational functions and power
+laws, and refits every candidate against the data themselves.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import sympy
+import torch
+
+from pikan.errors import DataError, SpecError
+from pikan.expr import is_valid_name
+from pikan.kan.network import KAN
+from pikan.kan_formula import kan_formulas
+from pikan.laws import Alternative, Law, Laws, in_state
+from pikan.refit import Fit, Target, _evaluate, complexity, fit_candidates, pareto, select
+from pikan.regress import monomial_candidates, rational_candidates, regression_candidates
+from pikan.separate import additive_model_candidates, structure_candidates
+
+__all__ = ["extract", "find_law"]
+
+_SCALAR = ("Potential", "Dissipation", "Lagrangian")
+_TOLERANCE_RANGE = (1e-7, 0.2)
+
+
+# ------------------------------------------------------------------ shared core
+
+
+def _solve(target: Target, fn: Callable | None, kan_exprs: Sequence[sympy.Expr],
+           library: Sequence[str] | None, tolerance: float, seed: int,
+           static: bool = False) -> tuple[Fit | None, list[Fit]]:
+    """Pool every generator's candidates for one target; return (chosen fit, all fits)."""
+    cands: list[tuple[sympy.Expr, str]] = []
+    for c in regression_candidates(target, library, transforms=static):
+        cands.append((c.expr, c.source))
+    if static:
+        cands += [(c.expr, c.source) for c in rational_candidates(target, seed=seed)]
+        cands += [(c.expr, c.source) for c in monomial_candidates(target)]
+    for c in additive_model_candidates(target, library, seed):
+        cands.append((c.expr, c.source))
+    if fn is not None:
+        for c in structure_candidates(fn, target.z, target.names, target.kind, library,
+                                      tolerance=tolerance, seed=seed):
+            cands.append((c.expr, c.source))
+    for k, e in enumerate(kan_exprs):
+        if e is not None and not e.has(sympy.nan):
+            cands.append((e, "kan" if k == 0 else f"kan:{k}"))
+    fits = fit_candidates(cands, target, tolerance)
+    chosen = select(fits, tolerance)
+    if chosen is not None:
+        chosen = _tidy(chosen, target)
+    return chosen, fits
+
+
+def _tidy(fit: Fit, target: Target) -> Fit:
+    """The simplest equal form of a law (sympy simplification, kept only if it fits as well)."""
+    if fit.complexity > 60:
+        return fit
+    best = fit
+    for form in (sympy.cancel, sympy.simplify):
+        try:
+            e = form(fit.expr)
+        except (TypeError, ValueError, RecursionError, NotImplementedError):
+            continue
+        if target.kind == "gradient" and isinstance(e, sympy.Add):
+            e = sympy.Add(*[a for a in e.args if a.free_symbols])
+        c = complexity(e)
+        if c >= best.complexity:
+            continue
+        err, rmse = _evaluate(target, e)
+        if math.isfinite(err) and err <= fit.error * (1 + 1e-6) + 1e-12:
+            best = Fit(e, err, rmse, c, fit.source, fit.snapped)
+    return best
+
+
+def _alternatives(fits: Sequence[Fit], output: str | None = None) -> list[Alternative]:
+    return [Alternative(f.expr, f.complexity, f.error, f.source, output, f.rmse)
+            for f in pareto(fits)]
+
+
+def _rows(n: int, limit: int, seed: int) -> np.ndarray:
+    if n <= limit:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, limit, replace=False))
+
+
+# ------------------------------------------------------------------ trained models
+
+
+def _force_error(model, data, q: np.ndarray, v: np.ndarray, rows: np.ndarray) -> float | None:
+    """Absolute RMS error of the model's generalized forces ``m * a`` on the data rows.
+
+    None when the data give no accelerations (not even estimated ones).
+    """
+    try:
+        source = data if data.has_accelerations else data.with_derivatives()
+        a = source.accelerations()[0][rows]
+    except (DataError, ValueError):
+        return None
+    dtype = next((p.dtype for p in model.parameters()), torch.float64)
+    pred = model.acceleration(torch.as_tensor(q, dtype=dtype),
+                              torch.as_tensor(v, dtype=dtype)).detach().cpu().numpy()
+    masses = getattr(model, "masses", None)
+    m = np.ones(q.shape[1]) if masses is None else masses.detach().cpu().numpy()
+    if not np.all(np.isfinite(pred)) or a.shape != pred.shape:
+        return None
+    return float(np.sqrt(np.mean(((pred - a) * m) ** 2)))
+
+
+def _tolerance(given: float | None, force_error: float | None, target: Target) -> float:
+    """The module's selection tolerance: given, or the model's force error relative to the
+    module's own scale (a small module cannot be asked to be relatively as exact as the
+    whole acceleration)."""
+    if given is not None:
+        return float(given)
+    if force_error is None:
+        return 1e-3
+    return float(np.clip(force_error / target.scale, *_TOLERANCE_RANGE))
+
+
+def _block_target(block, z: np.ndarray, output: int | None) -> Target:
+    """Values of one output, or the gradient in the module's inputs (Lagrangian)."""
+    dtype = next((p.dtype for p in block.parameters()), torch.float64)
+    zt = torch.tensor(z, dtype=dtype, requires_grad=True)
+    values = block.function(zt)
+    names = tuple(block.input_names)
+    if output is not None:
+        return Target(names, z, "values", values[:, output].detach().cpu().numpy().astype(float))
+    (g,) = torch.autograd.grad(values[:, 0].sum(), zt, allow_unused=True)
+    g = torch.zeros_like(zt) if g is None else g
+    return Target(names, z, "gradient", g.detach().cpu().numpy().astype(float))
+
+
+def _force_target(block, q: np.ndarray, v: np.ndarray, wrt: str) -> Target:
+    r"""The generalized force of a Potential (``wrt="q"``) or Dissipation (``"v"``) module.
+
+    The target is :math:`\sum_b J_b^T \nabla E(z_b)` over the bindings ``b`` (the force up
+    to sign), with the binding Jacobians :math:`J_b = \partial z_b / \partial q` (or
+    :math:`\partial v`) as the projection: candidates are judged by the force they exert.
+    """
+    dtype = next((p.dtype for p in block.parameters()), torch.float64)
+    qt = torch.as_tensor(q, dtype=dtype).clone().requires_grad_(wrt == "q")
+    vt = torch.as_tensor(v, dtype=dtype).clone().requires_grad_(wrt == "v")
+    x = qt if wrt == "q" else vt
+    z = block.inputs(torch.cat([qt, vt], dim=-1))  # (B, N, d)
+    b_count, n, d = z.shape
+    m = x.shape[1]
+    projection = torch.zeros(b_count, n, d, m, dtype=dtype)
+    for b in range(b_count):
+        for k in range(d):
+            if not z.requires_grad:
+                continue
+            (jac,) = torch.autograd.grad(z[b, :, k].sum(), x, retain_graph=True,
+                                         allow_unused=True)
+            if jac is not None:
+                projection[b, :, k, :] = jac
+    flat = z.detach().reshape(b_count * n, d).clone().requires_grad_(True)
+    energy = block.function(flat)[:, 0]
+    (g,) = torch.autograd.grad(energy.sum(), flat, allow_unused=True)
+    g = torch.zeros_like(flat) if g is None else g
+    force = torch.einsum("bnk,bnkm->nm", g.detach().reshape(b_count, n, d), projection)
+    return Target(tuple(block.input_names), flat.detach().numpy().astype(float), "gradient",
+                  force.numpy().astype(float), projection=projection.numpy().astype(float))
+
+
+def _kan_exprs(block, z: np.ndarray, library, seed: int) -> dict[str, list[sympy.Expr]]:
+    """Edge-wise formulas of the block's KAN, when the KAN alone is the block function."""
+    kan = block.kan
+    if kan is None or getattr(block, "gyroscopic_learned", False):
+        return {}
+    with torch.no_grad():
+        zt = torch.as_tensor(z, dtype=next(kan.parameters()).dtype)
+        if not torch.allclose(block.function(zt), kan(zt), rtol=1e-9, atol=1e-12):
+            return {}  # a hard constraint wraps the KAN: its edges are not the module
+    return kan_formulas(kan, z, list(block.input_names), library, seed=seed)
+
+
+def _module_law(model, name: str, q: np.ndarray, v: np.ndarray, library,
+                tolerance: float | None, force_error: float | None, seed: int,
+                max_samples: int) -> Law:
+    block = model.blocks[name]
+    n_bindings = len(block.spec.input_bindings)
+    rows = _rows(q.shape[0], max(max_samples // n_bindings, 50), seed)
+    q, v = q[rows], v[rows]
+    dtype = next((p.dtype for p in model.parameters()), torch.float64)
+    z = model.module_inputs(name, torch.as_tensor(q, dtype=dtype),
+                            torch.as_tensor(v, dtype=dtype)).detach().cpu().numpy()
+    z = z.astype(np.float64)
+    kan = _kan_exprs(block, z, library, seed)
+    variants = list(kan.values())
+    spec_module = block.spec
+    if block.kind in _SCALAR:
+        if block.kind == "Lagrangian":
+            target = _block_target(block, z, None)
+        else:
+            target = _force_target(block, q, v, "q" if block.kind == "Potential" else "v")
+
+        def fn(zt, b=block):
+            return b.function(zt)[:, 0]
+
+        tol = _tolerance(tolerance, force_error, target)
+        chosen, fits = _solve(target, fn, [e[0] for e in variants], library, tol, seed)
+        if chosen is None:
+            raise DataError(f"module {name!r}: no candidate law is finite on the module's "
+                            "inputs; hint: check the data and the trained model.")
+        return Law(name, block.kind, tuple(block.input_names), chosen.expr,
+                   in_state(chosen.expr, spec_module), chosen.r2, chosen.rmse, chosen.error,
+                   chosen.complexity, tuple(_alternatives(fits)))
+    exprs, alternatives, errors, rmses = [], [], [], []
+    for k, output in enumerate(block.output_names):
+        target = _block_target(block, z, k)
+
+        def fn(zt, b=block, k=k):
+            return b.function(zt)[:, k]
+
+        tol = _tolerance(tolerance, force_error, target)
+        chosen, fits = _solve(target, fn, [e[k] for e in variants], library, tol, seed)
+        if chosen is None:
+            raise DataError(f"module {name!r} output {output!r}: no candidate law is finite "
+                            "on the module's inputs.")
+        exprs.append(chosen.expr)
+        alternatives += _alternatives(fits, output)
+        errors.append(chosen.error)
+        rmses.append(chosen.rmse)
+    error = max(errors)
+    return Law(name, block.kind, tuple(block.input_names), exprs,
+               [in_state(e, spec_module) for e in exprs], 1.0 - error**2,
+               float(np.sqrt(np.mean(np.square(rmses)))), error, complexity(exprs),
+               tuple(alternatives), tuple(block.output_names))
+
+
+def extract(model, data, modules: Sequence[str] | None = None,
+            library: Sequence[str] | None = None, seed: int = 0, progress: bool = False,
+            tolerance: float | None = None, max_samples: int = 1500) -> Laws:
+    """A closed-form law for every learned module of a trained model.
+
+    Parameters
+    ----------
+    model : Model
+        A compiled, trained model (:func:`pikan.compile`).
+    data : Trajectories
+        States whose features define each module's input distribution (the training
+        data, or any data from the same regime).
+    modules : sequence of str, optional
+        Modules to extract (default: every learned module).
+    library : sequence of str, optional
+        Symbolic primitives allowed (default: the whole library,
+        :func:`pikan.kan.symbolic.names`).
+    seed : int
+        Seeds the sample subsets and the edge fits.
+    progress : bool
+        Print one line per module to stderr.
+    tolerance : float, optional
+        Relative error a correct law is expected to have anyway (see the module
+        docstring). Default, per module: the RMS error of the model's forces ``m * a`` on
+        the data (accelerations of the data, or estimated from positions) over the RMS of
+        the module's own target, clipped to [1e-7, 0.2]; 1e-3 when the data give no
+        accelerations.
+    max_samples : int
+        Module input samples used (a seeded subset).
+
+    Returns
+    -------
+    Laws
+        Module name -> :class:`~pikan.laws.Law`, with the model's spec attached.
+
+    Raises
+    ------
+    SpecError
+        An unknown module, or a module that is not learned.
+    """
+    names = list(modules) if modules is not None else [
+        n for n, b in model.blocks.items() if b.is_learned]
+    for n in names:
+        if n not in model.blocks:
+            raise SpecError(f"extract: the model has no module {n!r}; modules: "
+                            f"{', '.join(model.blocks)}.")
+    data.check_coords(model.coords)
+    q, v, _ = data.states()
+    rows = _rows(q.shape[0], max_samples, seed)
+    q, v = q[rows], v[rows]
+    force_error = None if tolerance is not None else _force_error(model, data, q, v, rows)
+    laws = []
+    for n in names:
+        start = time.perf_counter()
+        law = _module_law(model, n, q, v, library, tolerance, force_error, seed, max_samples)
+        laws.append(law)
+        if progress:
+            print(f"[pikan] extract {n}: {law}  (error {law.error:.2g}, "
+                  f"{time.perf_counter() - start:.1f} s)", file=sys.stderr)
+    return Laws(laws, spec=model.spec)
+
+
+# ------------------------------------------------------------------ static regression
+
+
+def _lbfgs(kan: KAN, x: torch.Tensor, y: torch.Tensor, rounds: int, penalty: float) -> None:
+    """``rounds`` L-BFGS steps (20 iterations each) on the mean squared error (+ sparsity)."""
+    opt = torch.optim.LBFGS(kan.parameters(), max_iter=20, history_size=10,
+                            line_search_fn="strong_wolfe", tolerance_grad=1e-32,
+                            tolerance_change=1e-32)
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.mean((kan(x)[:, 0] - y) ** 2)
+        if penalty:
+            loss = loss + penalty * kan.regularization(x)
+        loss.backward()
+        for p in kan.parameters():  # L-BFGS flattens gradients with view()
+            if p.grad is not None and not p.grad.is_contiguous():
+                p.grad = p.grad.contiguous()
+        return loss
+
+    for _ in range(rounds):
+        opt.step(closure)
+
+
+def _fit_surrogate(x: np.ndarray, y: np.ndarray, names: Sequence[str], seed: int,
+                   steps: int) -> tuple[KAN, float, float]:
+    """A small KAN fitted to standardized ``y`` by the KAN recipe: (kan, mean, std).
+
+    Widths ``[d, [max(d, 3), 1], 1]`` (one multiplication node when d >= 2). The recipe:
+    uniform grid over the inputs, L-BFGS with the sparsity penalty, prune by attribution,
+    L-BFGS, then grid refinement 5 -> 10 -> 20 with L-BFGS after each. ``steps`` is the
+    total number of L-BFGS iterations (20 per round).
+    """
+    d = x.shape[1]
+    widths = [d, max(2 * d + 1, 3), 1]
+    kan = KAN(widths, grid=5, seed=seed, input_names=list(names)).to(torch.float64)
+    mean, std = float(np.mean(y)), float(np.std(y)) or 1.0
+    xt = torch.as_tensor(x, dtype=torch.float64)
+    yt = torch.as_tensor((y - mean) / std, dtype=torch.float64)
+    rounds = max(steps // 20 // 4, 1)
+    kan.update_grid(xt, adaptivity=0.0)
+    _lbfgs(kan, xt, yt, rounds, 1e-4)
+    kan.prune(xt, threshold=1e-2)
+    _lbfgs(kan, xt, yt, rounds, 0.0)
+    for grid in (10, 20):
+        kan.refine(grid, xt)
+        _lbfgs(kan, xt, yt, rounds, 0.0)
+    return kan, mean, std
+
+
+def find_law(X, y, names: Sequence[str], output: str = "y", seed: int = 0, steps: int = 800,
+             library: Sequence[str] | None = None, tolerance: float = 1e-6,
+             max_samples: int = 2000) -> Law:
+    """A closed-form law ``output = f(names)`` from static samples (not trajectories).
+
+    Fits a small KAN with a multiplication node (the recipe: L-BFGS with a sparsity
+    penalty, pruning, L-BFGS, grid refinement 5 -> 10 -> 20; ``steps`` L-BFGS iterations in
+    all), pools candidates from its edges, from sparse regression
+    over term libraries (also on transformed targets ``y^2, 1/y, 1/y^2, log|y|,
+    sqrt(y)``), from rational functions ``P/Q``, power laws, and structure tests on the
+    KAN; refits every candidate's constants against the data and selects from the Pareto
+    front (see :mod:`pikan.extract`).
+
+    Parameters
+    ----------
+    X : array, shape (N, d)
+    y : array, shape (N,)
+    names : sequence of str
+        The d input names.
+    output : str
+        Name of the law (``Law.module``).
+    seed : int
+    steps : int
+        L-BFGS iterations of the KAN surrogate (0: no KAN; regression only).
+    library : sequence of str, optional
+        Symbolic primitives allowed (default: all).
+    tolerance : float
+        Relative error treated as negligible (raise it to the noise level of ``y``).
+    max_samples : int
+        Samples used (a seeded subset).
+
+    Returns
+    -------
+    Law
+        ``kind="Function"``; ``expr`` in ``names``.
+
+    Raises
+    ------
+    SpecError
+        Names that are not valid variable names or do not match ``X``.
+    DataError
+        Shapes that disagree, fewer than 10 samples, or non-finite values.
+    """
+    x = np.asarray(X, dtype=np.float64)
+    yy = np.asarray(y, dtype=np.float64)
+    names = [str(n) for n in names]
+    if x.ndim != 2:
+        raise DataError(f"find_law: X must have shape (N, d), got {x.shape}.")
+    if yy.shape != (x.shape[0],):
+        raise DataError(f"find_law: y must have shape ({x.shape[0]},) to match X, got "
+                        f"{yy.shape}.")
+    if len(names) != x.shape[1]:
+        raise SpecError(f"find_law: X has {x.shape[1]} columns but {len(names)} names were "
+                        f"given ({names}); expected one name per column.")
+    for n in [*names, output]:
+        if not is_valid_name(n):
+            raise SpecError(f"find_law: {n!r} is not a valid variable name; use letters, "
+                            "digits and underscores, not a function name such as 'sin'.")
+    if len(set(names)) != len(names):
+        raise SpecError(f"find_law: duplicate input names in {names}.")
+    if x.shape[0] < 10:
+        raise DataError(f"find_law: got {x.shape[0]} samples, expected at least 10.")
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(yy))):
+        raise DataError("find_law: X and y must be finite; drop or impute NaN/inf rows.")
+    rows = _rows(x.shape[0], max_samples, seed)
+    x, yy = x[rows], yy[rows]
+    target = Target(tuple(names), x, "values", yy)
+    fn, kan_exprs = None, []
+    if steps > 0:
+        kan, mean, std = _fit_surrogate(x, yy, names, seed, steps)
+
+        def fn(zt, kan=kan, mean=mean, std=std):
+            return mean + std * kan(zt)[:, 0]
+
+        formulas = kan_formulas(kan, x, names, library, seed=seed)
+        kan_exprs = [sympy.Float(mean) + sympy.Float(std) * e[0] for e in formulas.values()]
+    chosen, fits = _solve(target, fn, kan_exprs, library, tolerance, seed, static=True)
+    if chosen is None:
+        raise DataError("find_law: no candidate law is finite on the data.")
+    return Law(output, "Function", tuple(names), chosen.expr, chosen.expr, chosen.r2,
+               chosen.rmse, chosen.error, chosen.complexity, tuple(_alternatives(fits)))

@@ -1,0 +1,614 @@
+r"""Constants of candidate laws: fit targets, least-squares refit, snapping, complexity, selection.
+
+Every law candidate, whatever generator proposed it, is a sympy expression in a module's
+input names whose numeric constants are ``sympy.Float``. This file turns such a candidate
+into a :class:`Fit` against a :class:`Target`:
+
+1. **refit** (:func:`refit`): every Float becomes a free parameter (integers, rationals and
+   ``pi`` are structure and stay fixed) and ``scipy.optimize.least_squares`` minimizes the
+   residual against the target: values :math:`e(z) - y`, or gradients
+   :math:`\nabla_{z} e(z) - g` (potentials and dissipation functions are only defined up to an
+   additive constant, so they are fitted on their gradients);
+2. **snap** (:func:`snap`): constants are replaced, one at a time and simplest first, by
+   simple values (0, integers, small rationals, rational multiples of :math:`\pi`) when the
+   refit error barely moves (:data:`SNAP_SLACK`);
+3. **select** (:func:`select`): the Pareto front of (complexity, error) and the simplest
+   member whose error is within :data:`SELECT_FACTOR` of ``max(best error, tolerance)``.
+
+Errors are *relative*: the RMS residual divided by the RMS spread of the target (values:
+its standard deviation; gradients: the RMS of the gradient), so 1e-3 means 0.1 %.
+
+Candidates are evaluated with a small numpy tree-walker (:func:`numpy_function`) instead of
+:func:`pikan.expr.to_torch`: refits evaluate thousands of small expressions, where numpy is
+several times faster than torch's per-op overhead. It compiles a validated sympy tree into
+closures; no text is ever evaluated.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import scipy.optimize
+import sympy
+
+__all__ = [
+    "SELECT_FACTOR",
+    "SNAP_SLACK",
+    "Fit",
+    "Target",
+    "complexity",
+    "numpy_function",
+    "pareto",
+    "refit",
+    "select",
+    "snap",
+]
+
+SELECT_FACTOR = 1.5
+"""A candidate is acceptable when its error is at most this times max(best error, tolerance)."""
+
+SNAP_SLACK = 0.1
+"""A snap is kept when the error grows by at most this fraction (plus a tenth of the tolerance)."""
+
+_BIG = 1e6  # residual used where a candidate is not finite during a refit
+
+# ------------------------------------------------------------------ numpy evaluation
+
+_NP_UNARY: dict[type, Callable[[np.ndarray], np.ndarray]] = {
+    sympy.sin: np.sin,
+    sympy.cos: np.cos,
+    sympy.tan: np.tan,
+    sympy.exp: np.exp,
+    sympy.log: np.log,
+    sympy.Abs: np.abs,
+    sympy.sign: np.sign,
+    sympy.tanh: np.tanh,
+    sympy.sinh: np.sinh,
+    sympy.cosh: np.cosh,
+    sympy.asin: np.arcsin,
+    sympy.acos: np.arccos,
+    sympy.atan: np.arctan,
+    sympy.asinh: np.arcsinh,
+    sympy.acosh: np.arccosh,
+    sympy.atanh: np.arctanh,
+}
+
+
+def _compile(node: sympy.Expr, index: dict[str, int]) -> Callable[[Sequence], np.ndarray | float]:
+    if not node.free_symbols:
+        value = complex(node.evalf())
+        real = value.real if value.imag == 0 else math.nan
+        return lambda cols: real
+    if isinstance(node, sympy.Symbol):
+        i = index[node.name]
+        return lambda cols: cols[i]
+    if isinstance(node, (sympy.Add, sympy.Mul)):
+        fns = [_compile(a, index) for a in node.args]
+        if isinstance(node, sympy.Add):
+            def add(cols):
+                out = fns[0](cols)
+                for fn in fns[1:]:
+                    out = out + fn(cols)
+                return out
+            return add
+
+        def mul(cols):
+            out = fns[0](cols)
+            for fn in fns[1:]:
+                out = out * fn(cols)
+            return out
+        return mul
+    if isinstance(node, sympy.Pow):
+        base, exponent = node.args
+        b = _compile(base, index)
+        if exponent.is_Number:
+            e = float(exponent)
+            if e == 0.5:
+                return lambda cols: np.sqrt(b(cols))
+            if e == -0.5:
+                return lambda cols: 1.0 / np.sqrt(b(cols))
+            if e == int(e) and abs(e) <= 64:
+                n = int(e)
+                if n >= 0:
+                    return lambda cols: b(cols) ** n
+                return lambda cols: 1.0 / b(cols) ** (-n)
+            return lambda cols: np.power(b(cols), e)
+        ex = _compile(exponent, index)
+        return lambda cols: np.power(b(cols), ex(cols))
+    if isinstance(node, sympy.atan2):
+        y, x = (_compile(a, index) for a in node.args)
+        return lambda cols: np.arctan2(y(cols), x(cols))
+    if type(node) in _NP_UNARY:
+        fn, arg = _NP_UNARY[type(node)], _compile(node.args[0], index)
+        return lambda cols: fn(arg(cols))
+    raise ValueError(f"cannot evaluate {type(node).__name__} in {node}")
+
+
+def numpy_function(expr: sympy.Expr, names: Sequence[str]) -> Callable[..., np.ndarray]:
+    """Compile a sympy expression to a numpy function of named columns.
+
+    Parameters
+    ----------
+    expr : sympy.Expr
+        Free symbols among ``names``.
+    names : sequence of str
+        Positional argument names.
+
+    Returns
+    -------
+    callable
+        ``f(*columns) -> ndarray``: columns are arrays of shape (N,) or scalars; the result
+        has the broadcast shape (a constant expression returns a float). Evaluated under
+        ``np.errstate(all="ignore")``: values outside a function's domain give NaN/inf.
+    """
+    index = {name: i for i, name in enumerate(names)}
+    missing = {s.name for s in expr.free_symbols} - set(index)
+    if missing:
+        raise ValueError(f"expression {expr} uses {sorted(missing)} not in {list(names)}")
+    fn = _compile(expr, index)
+
+    def call(*cols):
+        with np.errstate(all="ignore"):
+            return fn(cols)
+
+    return call
+
+
+# ------------------------------------------------------------------ complexity
+
+_FUNCTION_COST = {sympy.sin: 3, sympy.cos: 3, sympy.tan: 4, sympy.exp: 2, sympy.log: 2,
+                  sympy.Abs: 3, sympy.sign: 3, sympy.tanh: 3, sympy.sinh: 3, sympy.cosh: 3,
+                  sympy.asin: 4, sympy.acos: 4, sympy.atan: 4, sympy.asinh: 4,
+                  sympy.acosh: 4, sympy.atanh: 4, sympy.atan2: 4}
+
+
+def complexity(expr) -> int:
+    """Size of an expression: the cost of a law in the Pareto trade-off.
+
+    Symbols and exact numbers (integers, rationals, ``pi``) cost 1, a fitted float constant
+    2 (it is a free parameter: between two laws that fit equally well the one with exact
+    constants wins); a sum or product of ``n`` terms ``n - 1``; a power 1 (a square root
+    2); a function its library cost (``exp``/``log`` 2, ``sin``/``cos``/``tanh`` 3, inverse
+    trigonometric 4). A ``-1`` coefficient (a sign) is free. Lists (Dynamics) sum.
+    """
+    if isinstance(expr, (list, tuple)):
+        return sum(complexity(e) for e in expr)
+    expr = sympy.sympify(expr)
+    if expr.is_Atom:
+        return 2 if expr.is_Float else 1
+    if isinstance(expr, sympy.Mul):
+        args = [a for a in expr.args if a != -1]
+        return max(len(args) - 1, 0) + sum(complexity(a) for a in args)
+    if isinstance(expr, sympy.Add):
+        return len(expr.args) - 1 + sum(complexity(a) for a in expr.args)
+    if isinstance(expr, sympy.Pow):
+        base, e = expr.args
+        own = 2 if e in (sympy.Rational(1, 2), sympy.Rational(-1, 2)) else 1
+        extra = 0 if e.is_Integer or e.is_Rational else complexity(e)
+        return own + complexity(base) + extra
+    cost = _FUNCTION_COST.get(type(expr), 3)
+    return cost + sum(complexity(a) for a in expr.args)
+
+
+# ------------------------------------------------------------------ targets and fits
+
+
+@dataclass(frozen=True)
+class Target:
+    r"""What candidates are fitted to: samples of a module (or data) on its input distribution.
+
+    Attributes
+    ----------
+    names : tuple of str
+        Input names, one per column of ``z``.
+    z : ndarray, shape (N, d), or (B * N, d) with a projection
+        Input samples.
+    kind : {"values", "gradient"}
+        Fit ``e(z) ~ y`` (values, ``y`` of shape (N,)) or the gradient of ``e``.
+    y : ndarray
+        Values (N,); gradient components ``de/dz[:, k]`` for ``k`` in ``columns``, shape
+        (N, len(columns)); or, with a projection, generalized forces (N, m).
+    columns : tuple of int
+        For gradients: the inputs whose partial derivatives are fitted (default all).
+    projection : ndarray, shape (B, N, d, m), optional
+        For gradients: the Jacobians :math:`\partial z_{b,k} / \partial q_i` of ``B``
+        bindings (``z`` stacked binding-major); the fitted quantity is then
+        :math:`\sum_b J_b^T \nabla e(z_b)`, the module's generalized force (up to sign).
+        Directions the bindings cannot see (a term linear in the bond length of a chain
+        with fixed ends) then cost nothing and simpler laws win.
+    """
+
+    names: tuple[str, ...]
+    z: np.ndarray
+    kind: str
+    y: np.ndarray
+    columns: tuple[int, ...] = ()
+    projection: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "names", tuple(self.names))
+        object.__setattr__(self, "z", np.asarray(self.z, dtype=np.float64))
+        object.__setattr__(self, "y", np.asarray(self.y, dtype=np.float64))
+        if self.kind == "gradient" and (not self.columns or self.projection is not None):
+            object.__setattr__(self, "columns", tuple(range(self.z.shape[1])))
+        if self.projection is not None:
+            p = np.asarray(self.projection, dtype=np.float64)
+            object.__setattr__(self, "projection", p)
+            b, n, d, m = p.shape
+            if self.z.shape != (b * n, d) or self.y.shape != (n, m):
+                raise ValueError(f"projected target: z {self.z.shape}, y {self.y.shape} and "
+                                 f"projection {p.shape} disagree")
+        elif self.kind == "gradient" and self.y.shape != (self.z.shape[0], len(self.columns)):
+            raise ValueError(f"gradient target has shape {self.y.shape}, expected "
+                             f"{(self.z.shape[0], len(self.columns))}")
+        if self.kind == "values" and self.y.shape != (self.z.shape[0],):
+            raise ValueError(f"value target has shape {self.y.shape}, expected ({self.z.shape[0]},)")
+
+    @property
+    def scale(self) -> float:
+        """RMS spread of the target: std of values, RMS of gradient components."""
+        if self.kind == "values":
+            s = float(np.std(self.y))
+            return s if s > 1e-300 else max(float(np.sqrt(np.mean(self.y**2))), 1e-300)
+        return max(float(np.sqrt(np.mean(self.y**2))), 1e-300)
+
+    def project(self, gradients: np.ndarray) -> np.ndarray:
+        """Gradients (B * N, len(columns)) -> the target's layout (N, m) or unchanged."""
+        if self.projection is None:
+            return gradients
+        b, n, d, _ = self.projection.shape
+        return np.einsum("bnk,bnkm->nm", gradients.reshape(b, n, d), self.projection)
+
+    def evaluator(self, expr: sympy.Expr, params: Sequence[sympy.Symbol] = ()) -> Callable:
+        """``f(constants) -> predictions`` in the target's layout, flattened."""
+        names = list(self.names) + [p.name for p in params]
+        cols = [self.z[:, k] for k in range(self.z.shape[1])]
+        n = self.z.shape[0]
+        if self.kind == "values":
+            fns = [numpy_function(expr, names)]
+        else:
+            real = {sympy.Symbol(nm): sympy.Symbol(nm, real=True) for nm in self.names}
+            back = {v: k for k, v in real.items()}
+            e = expr.xreplace(real)
+            fns = [numpy_function(sympy.diff(e, real[sympy.Symbol(self.names[k])]).xreplace(back),
+                                  names) for k in self.columns]
+
+        def predict(constants: Sequence[float]) -> np.ndarray:
+            out = [np.broadcast_to(np.asarray(fn(*cols, *constants), dtype=np.float64), (n,))
+                   for fn in fns]
+            if self.kind == "values":
+                return out[0]
+            return self.project(np.stack(out, axis=1)).ravel()
+
+        return predict
+
+    def flat(self) -> np.ndarray:
+        return self.y.ravel()
+
+
+@dataclass(frozen=True)
+class Fit:
+    """A candidate law fitted to a target.
+
+    Attributes
+    ----------
+    expr : sympy.Expr
+        In the target's input names, constants refit.
+    error : float
+        Relative RMS residual (see the module docstring); inf when not finite.
+    rmse : float
+        Absolute RMS residual.
+    complexity : int
+    source : str
+        The generator that proposed it (``"regression:poly2"``, ``"kan"``, ``"structure"``...).
+    """
+
+    expr: sympy.Expr
+    error: float
+    rmse: float
+    complexity: int
+    source: str = ""
+    snapped: bool = field(default=False, compare=False)
+
+    @property
+    def r2(self) -> float:
+        return 1.0 - self.error**2 if math.isfinite(self.error) else -math.inf
+
+
+def _integral_exponents(expr: sympy.Expr) -> sympy.Expr:
+    """x**2.0 -> x**2, so integral exponents are structure, not constants."""
+    rep = {}
+    for p in expr.atoms(sympy.Pow):
+        e = p.exp
+        if e.is_Float and float(e) == int(float(e)):
+            rep[p] = sympy.Pow(p.base, sympy.Integer(int(float(e))))
+    return expr.xreplace(rep) if rep else expr
+
+
+def lift(expr: sympy.Expr) -> tuple[sympy.Expr, list[sympy.Symbol], list[float]]:
+    """Replace every Float occurrence by its own parameter symbol ``_c0, _c1, ...``."""
+    params: list[sympy.Symbol] = []
+    values: list[float] = []
+
+    def walk(node):
+        if node.is_Float:
+            s = sympy.Symbol(f"_c{len(params)}")
+            params.append(s)
+            values.append(float(node))
+            return s
+        if node.is_Atom:
+            return node
+        if isinstance(node, sympy.Pow) and node.exp.is_Rational:
+            return sympy.Pow(walk(node.base), node.exp)
+        return node.func(*[walk(a) for a in node.args])
+
+    return walk(_integral_exponents(expr)), params, values
+
+
+def _residual_fn(target: Target, lifted: sympy.Expr, params: list[sympy.Symbol]):
+    predict = target.evaluator(lifted, params)
+    flat, scale = target.flat(), target.scale
+
+    def residual(c):
+        return (predict(c) - flat) / scale
+
+    return residual
+
+
+def _evaluate(target: Target, expr: sympy.Expr) -> tuple[float, float]:
+    """(relative error, rmse) of a fixed expression."""
+    try:
+        pred = target.evaluator(expr)(())
+    except (ValueError, TypeError, OverflowError, ZeroDivisionError):
+        return math.inf, math.inf
+    r = pred - target.flat()
+    if not np.all(np.isfinite(r)):
+        return math.inf, math.inf
+    rmse = float(np.sqrt(np.mean(r * r)))
+    return rmse / target.scale, rmse
+
+
+def refit(expr: sympy.Expr, target: Target, source: str = "", max_nfev: int = 200) -> Fit:
+    """Refit the Float constants of ``expr`` to ``target`` by nonlinear least squares.
+
+    Parameters
+    ----------
+    expr : sympy.Expr
+        Candidate in ``target.names``.
+    target : Target
+    source : str
+        Recorded on the returned :class:`Fit`.
+    max_nfev : int
+        Evaluation budget of ``scipy.optimize.least_squares`` (Levenberg--Marquardt with a
+        finite-difference Jacobian; the trust-region method where LM cannot run).
+
+    Returns
+    -------
+    Fit
+        With error inf when the candidate is not finite on the samples.
+    """
+    expr = sympy.sympify(expr)
+    if target.kind == "gradient":
+        expr = _drop_constant(expr)
+    try:
+        lifted, params, x0 = lift(expr)
+    except (TypeError, ValueError):
+        return Fit(expr, math.inf, math.inf, complexity(expr), source)
+    if not params:
+        err, rmse = _evaluate(target, expr)
+        return Fit(expr, err, rmse, complexity(expr), source)
+    try:
+        residual = _residual_fn(target, lifted, params)
+        r0 = residual(x0)
+    except (ValueError, TypeError, OverflowError, ZeroDivisionError):
+        return Fit(expr, math.inf, math.inf, complexity(expr), source)
+    if not np.all(np.isfinite(r0)):
+        return Fit(expr, math.inf, math.inf, complexity(expr), source)
+
+    def safe(c):
+        r = residual(c)
+        return np.where(np.isfinite(r), r, _BIG)
+
+    x0 = np.asarray(x0, dtype=np.float64)
+    method = "lm" if r0.size >= x0.size else "trf"
+    try:
+        sol = scipy.optimize.least_squares(safe, x0, method=method, x_scale="jac", ftol=1e-13,
+                                           xtol=1e-13, gtol=1e-13, max_nfev=max_nfev)
+        x = sol.x if float(sol.fun @ sol.fun) <= float(r0 @ r0) else x0
+    except (ValueError, np.linalg.LinAlgError):
+        x = x0
+    fitted = lifted.xreplace({p: sympy.Float(float(v)) for p, v in zip(params, x)})
+    err, rmse = _evaluate(target, fitted)
+    if not math.isfinite(err):  # the optimizer left the domain: keep the start
+        fitted = expr
+        err, rmse = _evaluate(target, expr)
+    return Fit(fitted, err, rmse, complexity(fitted), source)
+
+
+def _drop_constant(expr: sympy.Expr) -> sympy.Expr:
+    """Remove the additive constant of a sum (invisible to a gradient fit)."""
+    if isinstance(expr, sympy.Add):
+        kept = [a for a in expr.args if a.free_symbols]
+        return sympy.Add(*kept) if kept else sympy.Integer(0)
+    return expr
+
+
+# ------------------------------------------------------------------ snapping
+
+
+def _nice_values(c: float, rtol: float) -> list[sympy.Expr]:
+    """Simple numbers within ``rtol`` (relative) of ``c``, simplest first."""
+    out: list[tuple[int, sympy.Expr]] = []
+    if c == 0 or not math.isfinite(c):
+        return []
+    for q in range(1, 13):
+        p = round(c * q)
+        if p != 0 and abs(p / q - c) <= rtol * abs(c) and math.gcd(p, q) == 1:
+            out.append((q + len(str(abs(p))), sympy.Rational(p, q)))
+    r = c / math.pi
+    for q in (1, 2, 3, 4, 6):
+        p = round(r * q)
+        if p != 0 and abs(p / q - r) <= rtol * abs(r) and math.gcd(p, q) == 1:
+            out.append((q + 4, sympy.Rational(p, q) * sympy.pi))
+    out.sort(key=lambda t: t[0])
+    seen, values = set(), []
+    for _, v in out:
+        if v not in seen:
+            seen.add(v)
+            values.append(v)
+    return values
+
+
+def snap(fit: Fit, target: Target, tolerance: float = 0.0, rtol: float = 0.05,
+         max_trials: int = 40) -> Fit:
+    """Replace constants by simple values where the error barely moves.
+
+    Constants are tried in order of their relative distance to the nearest simple value
+    (0 is tried for every constant: a term that does not matter is dropped). After each
+    trial the remaining Float constants are refit; the trial is kept when the error is at
+    most ``(1 + SNAP_SLACK) * error + 0.1 * tolerance``.
+
+    Parameters
+    ----------
+    fit : Fit
+    target : Target
+    tolerance : float
+        Relative error considered negligible (the selection tolerance).
+    rtol : float
+        How far (relative) a constant may be from a simple value to be tried.
+    max_trials : int
+        Cap on refits.
+
+    Returns
+    -------
+    Fit
+        ``snapped=True``; the same expression when no snap was accepted.
+    """
+    current = fit
+    trials = 0
+    rejected: set[tuple[str, str]] = set()
+    while trials < max_trials and math.isfinite(current.error):
+        lifted, params, values = lift(current.expr)
+        options = []
+        for k, (p, v) in enumerate(zip(params, values)):
+            for nice in [sympy.Integer(0), *_nice_values(v, rtol)]:
+                dist = abs(v) if nice == 0 else abs(float(nice) - v) / abs(v)
+                rank = dist if nice != 0 else 0.5 + dist  # zeros after close simple values
+                key = (str(sympy.srepr(lifted)), f"{k}={nice}")
+                if key not in rejected:
+                    options.append((rank, k, nice, key))
+        if not options:
+            break
+        options.sort(key=lambda t: t[0])
+        accepted = False
+        for _, k, nice, key in options:
+            trials += 1
+            trial = lifted.xreplace({params[k]: nice})
+            trial = trial.xreplace({p: sympy.Float(v) for i, (p, v) in
+                                    enumerate(zip(params, values)) if i != k})
+            new = refit(trial, target, current.source)
+            limit = (1 + SNAP_SLACK) * current.error + 0.1 * tolerance
+            if math.isfinite(new.error) and new.error <= limit:
+                current = new
+                accepted = True
+                break
+            rejected.add(key)
+            if trials >= max_trials:
+                break
+        if not accepted:
+            break
+    return replace(current, snapped=True)
+
+
+# ------------------------------------------------------------------ selection
+
+
+def pareto(fits: Sequence[Fit]) -> list[Fit]:
+    """The Pareto front of (complexity, error): ordered by complexity, each strictly better."""
+    finite = sorted((f for f in fits if math.isfinite(f.error)),
+                    key=lambda f: (f.complexity, f.error))
+    front: list[Fit] = []
+    for f in finite:
+        if not front or f.error < front[-1].error * (1 - 1e-9) - 1e-300:
+            front.append(f)
+    return front
+
+
+def select(fits: Sequence[Fit], tolerance: float = 0.0,
+           factor: float = SELECT_FACTOR) -> Fit | None:
+    r"""The chosen law: the simplest Pareto member with error at most
+    :math:`\mathrm{factor}\cdot\max(e^*, \mathrm{tolerance})`, where :math:`e^*` is the best
+    error.
+
+    ``tolerance`` is the error a correct law is expected to have anyway (the KAN's own fit
+    error, or the data's noise): below it, a more complex candidate is not better, only
+    fitting noise. Returns None when no candidate is finite.
+    """
+    front = pareto(fits)
+    if not front:
+        return None
+    best = min(f.error for f in front)
+    limit = factor * max(best, tolerance)
+    for f in front:
+        if f.error <= limit:
+            return f
+    return front[-1]
+
+
+def rounded_key(expr: sympy.Expr, digits: int = 3) -> str:
+    """A key that identifies candidates equal up to small changes of their constants."""
+    rep = {f: sympy.Float(float(f"{float(f):.{digits}g}")) for f in expr.atoms(sympy.Float)}
+    return sympy.srepr(expr.xreplace(rep))
+
+
+def fit_candidates(candidates: Sequence[tuple[sympy.Expr, str]], target: Target,
+                   tolerance: float = 0.0, slack: float = 3.0, max_snap: int = 8,
+                   max_refit: int = 60) -> list[Fit]:
+    """Refit a pool of candidates, snap the Pareto front, return every fit.
+
+    Duplicates (equal up to their constants' third significant digit) are dropped. All
+    candidates are first evaluated as proposed; only those within ``slack`` times the
+    best error of candidates at most as complex are refit (a candidate far off the front
+    will not reach it by moving its constants a little), at most ``max_refit`` of them.
+    The ``max_snap`` simplest members of the refit front are then snapped (:func:`snap`).
+
+    Parameters
+    ----------
+    candidates : sequence of (expr, source)
+    target : Target
+    tolerance : float
+        Relative error considered negligible (see :func:`select`).
+
+    Returns
+    -------
+    list of Fit
+        Refit candidates and their snapped versions.
+    """
+    seen: dict[str, tuple[sympy.Expr, str]] = {}
+    for expr, source in candidates:
+        expr = sympy.sympify(expr)
+        if expr.has(sympy.nan, sympy.zoo, sympy.oo, -sympy.oo) or not expr.free_symbols:
+            continue
+        key = rounded_key(expr)
+        if key not in seen:
+            seen[key] = (expr, source)
+    first = []
+    for expr, source in seen.values():
+        err, _ = _evaluate(target, _drop_constant(expr) if target.kind == "gradient" else expr)
+        first.append((complexity(expr), err, expr, source))
+    first.sort(key=lambda t: (t[0], t[1]))
+    shortlist, best = [], math.inf
+    for c, err, expr, source in first:
+        if not math.isfinite(err):
+            continue
+        if err <= slack * best or err <= tolerance:
+            shortlist.append((err, expr, source))
+        best = min(best, err)
+    if len(shortlist) > max_refit:  # keep the most accurate ones
+        shortlist = sorted(shortlist, key=lambda t: t[0])[:max_refit]
+    fits = [refit(expr, target, source) for _, expr, source in shortlist]
+    snapped = [snap(f, target, tolerance) for f in pareto(fits)[:max_snap]]
+    return fits + snapped
