@@ -98,6 +98,10 @@ class FrozenMap(Mapping):
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("FrozenMap is immutable")
 
+    def __reduce__(self):
+        # rebuild through __init__ (copy, deepcopy and pickle cannot set attributes)
+        return (FrozenMap, (self._items,))
+
     def __repr__(self) -> str:
         return repr(self._dict)
 

@@ -358,3 +358,17 @@ def test_allowed_combinations():
     System("s", coords=["x", "y"], modules=[Dynamics(
         "F", inputs=["x"], outputs=["x", "y"], gyroscopic=True,
         law=["cos(x)**2*v_y + sin(x)**2*v_y", "-v_x"])])
+
+
+def test_specs_survive_copy_deepcopy_and_pickle():
+    import copy
+    import pickle
+
+    from pikan.spec import FrozenMap, Potential, System
+
+    spec = System("s", coords=["x"], params={"k": 2.0},
+                  modules=[Potential("V", inputs={"r": "sqrt(x**2)"}, law="k*r**2/2")])
+    for clone in (copy.copy(spec), copy.deepcopy(spec), pickle.loads(pickle.dumps(spec))):
+        assert clone == spec
+    frozen = FrozenMap({"a": 1})
+    assert copy.deepcopy(frozen) == frozen
