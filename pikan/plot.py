@@ -247,8 +247,9 @@ def graph(model, imp=None) -> Figure:
         node = g["nodes"][key]
         ax.text(x, y, node["label"], ha="center", va="center", fontsize=8,
                 bbox={"boxstyle": "round", "fc": colors[node["kind"]], "ec": "0.5"})
+    ys = [y for _, y in placed.values()]
     ax.set_xlim(-0.6, 4.6)
+    ax.set_ylim(min(ys) - 0.8, max(ys) + 0.8)
     ax.axis("off")
     ax.set_title(f"{g['system']}: {g['formulation']} graph")
-    fig.tight_layout()
     return fig
