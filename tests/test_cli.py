@@ -1,0 +1,97 @@
+"""The `pikan` console script, run as a user would: through subprocess."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+PIKAN = shutil.which("pikan") or ""
+
+
+def _run(*args, cwd=None):
+    command = [PIKAN, *args] if PIKAN else [sys.executable, "-m", "pikan", *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    return subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=cwd, env=env)
+
+
+def test_help_and_version():
+    result = _run("--help")
+    assert result.returncode == 0
+    for command in ("demo", "systems", "simulate", "discover", "laws", "plot"):
+        assert command in result.stdout
+    assert _run("--version").stdout.startswith("pikan ")
+
+
+def test_systems_lists_the_catalogue():
+    result = _run("systems")
+    assert result.returncode == 0
+    names = [line.split()[0] for line in result.stdout.splitlines()]
+    assert {"harmonic", "kepler", "double_pendulum", "charged_particle"} <= set(names)
+
+
+def test_demo_quick_recovers_and_writes_a_run(tmp_path):
+    out = tmp_path / "demo"
+    result = _run("demo", "--quick", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "[recovered]" in result.stdout and "NOT recovered" not in result.stdout
+    for name in ("spec.json", "model.pt", "laws.json", "laws.md", "report.json", "data.h5"):
+        assert (out / name).is_file(), name
+    assert (out / "plots" / "activations_V.png").stat().st_size > 1000
+    report = json.loads((out / "report.json").read_text())
+    assert {"fit", "laws", "verification", "importance", "timings", "versions"} <= set(report)
+
+
+def test_simulate_discover_laws_plot_round_trip(tmp_path):
+    data = tmp_path / "harmonic.h5"
+    result = _run("simulate", "harmonic", "-o", str(data), "--n", "6", "--t-end", "6")
+    assert result.returncode == 0, result.stderr
+    run = tmp_path / "run"
+    result = _run("discover", "harmonic", str(data), "-o", str(run), "--steps", "200", "--quiet",
+                  "--no-plots")
+    assert result.returncode == 0, result.stderr
+    assert "V(x)" in result.stdout
+    result = _run("laws", str(run), "--format", "json")
+    assert result.returncode == 0, result.stderr
+    laws = json.loads(result.stdout)
+    assert "V" in json.dumps(laws)
+    result = _run("plot", str(run))
+    assert result.returncode == 0, result.stderr
+    assert (run / "plots" / "trajectories.png").is_file()
+
+
+def test_spec_file_is_loaded(tmp_path):
+    spec_file = tmp_path / "spec.py"
+    spec_file.write_text(
+        "import pikan\n"
+        "spec = pikan.System('osc', coords=['x'], modules=[pikan.Potential('V', inputs=['x'])])\n")
+    data = tmp_path / "d.h5"
+    assert _run("simulate", "harmonic", "-o", str(data), "--n", "4", "--t-end", "4").returncode == 0
+    result = _run("discover", str(spec_file), str(data), "-o", str(tmp_path / "r"), "--steps", "60",
+                  "--quiet", "--no-plots")
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("case", ["missing data", "bad spec file", "corrupt hdf5", "unknown system",
+                                  "not a run"])
+def test_errors_are_one_line_with_exit_code(tmp_path, case):
+    corrupt = tmp_path / "corrupt.h5"
+    corrupt.write_bytes(b"\x89HDF\r\n\x1a\n" + b"garbage" * 10)
+    bad_spec = tmp_path / "bad.py"
+    bad_spec.write_text("spec = 42\n")
+    args = {
+        "missing data": ["discover", "harmonic", str(tmp_path / "nope.h5"), "-o", str(tmp_path / "r")],
+        "bad spec file": ["discover", str(bad_spec), str(corrupt), "-o", str(tmp_path / "r")],
+        "corrupt hdf5": ["discover", "harmonic", str(corrupt), "-o", str(tmp_path / "r")],
+        "unknown system": ["simulate", "keplr", "-o", str(tmp_path / "x.h5")],
+        "not a run": ["laws", str(tmp_path)],
+    }[case]
+    result = _run(*args)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    expected = {"missing data": "not found", "bad spec file": "must define", "corrupt hdf5": "corrupt.h5",
+                "unknown system": "kepler", "not a run": "laws.json"}[case]
+    assert expected in result.stderr
