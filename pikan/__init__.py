@@ -8,11 +8,15 @@ from pikan.analysis import Importance, Structure, energy_drift, importance, stru
 from pikan.check import ConstraintReport, check_constraints
 from pikan.compile import Model, compile
 from pikan.data import Trajectories
+from pikan.discover import Run, discover
 from pikan.errors import DataError, SpecError
+from pikan.extract import extract, find_law
 from pikan.integrate import simulate
 from pikan.kan import KAN
+from pikan.laws import Law, Laws, equivalent
 from pikan.spec import Dissipation, Dynamics, Lagrangian, Potential, System, all_pairs, chain_pairs
 from pikan.train import FitResult, Recipe, Stage, TrainingError, fit, load_model
+from pikan.verify import VerifyReport, verify
 
 __all__ = [
     "__version__",
@@ -23,4 +27,6 @@ __all__ = [
     "fit", "Recipe", "Stage", "FitResult", "TrainingError", "load_model",
     "check_constraints", "ConstraintReport",
     "importance", "Importance", "structure", "Structure", "energy_drift",
+    "extract", "find_law", "Law", "Laws", "equivalent", "verify", "VerifyReport",
+    "discover", "Run",
 ]

@@ -25,6 +25,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"pikan {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for torch (default: $OMP_NUM_THREADS, else 1: physics "
+                             "models are small and thread synchronization costs more than it "
+                             "gains, badly so on a busy machine)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     demo = sub.add_parser("demo", help="simulate a catalogue system, discover its laws, write plots")
@@ -240,6 +244,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    import os
+
+    import torch
+
+    torch.set_num_threads(args.threads or int(os.environ.get("OMP_NUM_THREADS", 0) or 1))
     try:
         return _COMMANDS[args.command](args)
     except (SpecError, DataError) as error:

@@ -167,7 +167,6 @@ def discover(spec: System, data, out=None, *, steps: int | None = None, seed: in
     Run
     """
     from pikan.extract import extract
-    from pikan.laws import Laws
     from pikan.train import fit
 
     if not isinstance(spec, System):
@@ -201,7 +200,6 @@ def discover(spec: System, data, out=None, *, steps: int | None = None, seed: in
     start = time.perf_counter()
     say("[pikan] refining constants end to end")
     law_model, refined = refine_constants(model, laws, data, steps=refine_steps, seed=seed)
-    laws = laws.with_exprs(refined) if hasattr(laws, "with_exprs") else laws
     timings["refine_s"] = time.perf_counter() - start
 
     report = {
@@ -210,20 +208,21 @@ def discover(spec: System, data, out=None, *, steps: int | None = None, seed: in
                      "python": platform.python_version()},
         "fit": {"best_val": result.best_val, "steps": result.steps,
                 "choices": result.choices, "events": result.events},
-        "laws": {name: {"expr": str(law), "r2": getattr(law, "r2", None),
-                        "rmse": getattr(law, "rmse", None),
-                        "complexity": getattr(law, "complexity", None)}
-                 for name, law in laws.items()},
     }
     if verify_laws:
         from pikan.verify import verify
 
         start = time.perf_counter()
         say("[pikan] verifying the laws by re-simulation")
-        verification = verify(spec.with_laws(laws), data, model=model, seed=seed)
+        laws, verification, choice = _pick_refinement(spec, laws, refined, data, model, seed,
+                                                       verify)
+        report["refinement"] = choice
         report["verification"] = _jsonable(verification)
         report["verification"]["summary"] = str(verification)
         timings["verify_s"] = time.perf_counter() - start
+    report["laws"] = {name: law.to_dict() for name, law in laws.items()}
+    if report.get("refinement", {}).get("used") != "refined":
+        law_model = compile(spec.with_laws(laws), seed=seed)
     report.update(_diagnostics(model, data))
     report["timings"] = timings
     run = Run(model, laws, _jsonable(report), path, result, law_model)
@@ -255,6 +254,28 @@ def _diagnostics(model: Model, data) -> dict:
     except (ValueError, RuntimeError) as error:
         out["constraints"] = {"error": str(error)}
     return out
+
+
+def _pick_refinement(spec, laws, refined, data, model, seed, verify):
+    """Keep the end-to-end refined constants only when they verify clearly better.
+
+    Extraction snaps constants to simple values when the fit barely moves; refinement on the
+    trajectory loss can undo that for noise-level gains, so the refined laws must cut the
+    rollout error by at least 20%.
+    """
+    extracted = verify(spec.with_laws(laws), data, model=model, seed=seed)
+    choice = {"extracted_rollout_error": extracted.rollout_error, "used": "extracted"}
+    try:
+        candidate = laws.with_exprs(refined)
+        improved = verify(spec.with_laws(candidate), data, model=model, seed=seed)
+    except (SpecError, ValueError) as error:  # e.g. a refined gyroscopic law that does work
+        choice["refined_error"] = str(error)
+        return laws, extracted, choice
+    choice["refined_rollout_error"] = improved.rollout_error
+    if improved.rollout_error < 0.8 * extracted.rollout_error:
+        choice["used"] = "refined"
+        return candidate, improved, choice
+    return laws, extracted, choice
 
 
 def write_plots(run: Run, data) -> list[Path]:
