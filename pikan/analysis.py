@@ -36,8 +36,9 @@ def _states(model, data) -> tuple[Tensor, Tensor]:
         q, v, _ = data.states()
     else:
         q, v = data
-    return (torch.as_tensor(np.asarray(q), dtype=dtype, device=device),
-            torch.as_tensor(np.asarray(v), dtype=dtype, device=device))
+    # copies: Trajectories arrays are read-only, torch wants writable memory
+    return (torch.tensor(np.array(q), dtype=dtype, device=device),
+            torch.tensor(np.array(v), dtype=dtype, device=device))
 
 
 def _subsample(q: Tensor, v: Tensor, limit: int, seed: int) -> tuple[Tensor, Tensor]:
@@ -323,12 +324,17 @@ def _suggest(block, names, tests) -> list[Suggestion]:
         from pikan import constraints as library
     except ImportError:  # the constraints library is optional for suggestions
         return suggestions
+    declared = set(block.spec.constraints)
     for t in tests:
         if t.name == "swap symmetric" and t.holds and hasattr(library, "Symmetric"):
+            if library.Symmetric(*t.inputs) in declared:
+                continue
             suggestions.append(Suggestion(
                 "constraint", block.name, f"{block.name} is symmetric in {', '.join(t.inputs)}: "
                 f"add Symmetric{t.inputs}", constraint=library.Symmetric(*t.inputs)))
         if t.name == "even" and t.holds and hasattr(library, "Even"):
+            if library.Even(t.inputs[0]) in declared:
+                continue
             suggestions.append(Suggestion(
                 "constraint", block.name, f"{block.name} is even in {t.inputs[0]}: add "
                 f"Even({t.inputs[0]!r})", constraint=library.Even(t.inputs[0])))

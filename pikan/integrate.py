@@ -404,7 +404,7 @@ def simulate(
         return model.vector_field(time, y).detach()
 
     def tensor(x):
-        return torch.as_tensor(x, dtype=dtype, device=device)
+        return torch.as_tensor(np.array(x), dtype=dtype, device=device)  # copy: inputs may be read-only
 
     if method == "dop853":
 
