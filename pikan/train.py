@@ -14,8 +14,9 @@ A fit runs a :class:`Recipe`, a list of :class:`Stage` records. The default is t
 progressive recipe: fit the coarse grid with sparsity regularization -> prune edges by
 attribution -> adapt the grids to the data -> refine the grids -> fit again (Adam, then
 L-BFGS). Every stage reports what it did (edges pruned, inputs removed, grid sizes) as an
-event in the history. Before the first stage the grids of every learned KAN are adapted
-to the training data (the initial grids span (-1, 1), the data usually does not).
+event in the history. Before the first stage the grids of every learned KAN are placed on
+the training data (the initial grids span (-1, 1), the data usually does not; see
+:func:`_initial_grids`).
 
 Checkpoints hold the spec (JSON), the state dict, the optimizer, the sampler and torch RNG
 states, the best state of the current stage, the history, the resolved options and the
@@ -340,6 +341,42 @@ def _clone_tree(obj):
     return obj
 
 
+def _never_adapted(layer) -> bool:
+    """Whether a KAN layer still has the construction grid: uniform on (-1, 1)."""
+    from pikan.kan.spline import uniform_knots
+
+    fresh = uniform_knots(layer.grid, layer.order, -1.0, 1.0, layer.in_dim,
+                          dtype=layer.knots.dtype, device=layer.knots.device)
+    return bool(torch.allclose(layer.knots, fresh))
+
+
+@torch.no_grad()
+def _initial_grids(model, q: torch.Tensor, v: torch.Tensor) -> None:
+    """Place every learned KAN's grids on the data before the first fit.
+
+    A KAN that was never adapted holds a random initialization on (-1, 1) whose splines
+    are extrapolated polynomials outside that range; keeping that function on data far
+    outside (what ``adapt_grids`` does) starts training from forces orders of magnitude
+    off. Such a KAN is re-initialized on the data instead: layer by layer, the grid moves to
+    the layer's inputs and the spline coefficients return to their initial values, so the
+    fit starts from the same small random functions, now spread over the data range. KANs
+    adapted before (a model trained earlier) keep their functions (``adapt_grids``).
+    """
+    kept = False
+    for name, kan in losses.learned_kans(model).items():
+        if not all(_never_adapted(layer) for layer in kan.layers):
+            kept = True
+            continue
+        x0 = losses.kan_inputs(model, name, q, v)
+        for index, layer in enumerate(kan.layers):
+            x = x0 if index == 0 else kan.activations(x0)[index - 1].nodes
+            coef = layer.coef.detach().clone()
+            layer.update_grid(x, adaptivity=0.0)
+            layer.coef.copy_(coef)
+    if kept:
+        model.adapt_grids(q, v)
+
+
 def _grid_report(model) -> dict:
     out = {}
     for name, kan in losses.learned_kans(model).items():
@@ -655,7 +692,7 @@ class _Trainer:
             self.snapshot = self._state()
         try:
             if not self.started:
-                self.model.adapt_grids(*self.data.states())
+                _initial_grids(self.model, *self.data.states())
                 self.started = True
                 self._event("adapt", modules=_grid_report(self.model), initial=True)
                 self.snapshot = self._state()

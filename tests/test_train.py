@@ -107,6 +107,30 @@ def test_rollout_on_noisy_positions_beats_finite_difference_accelerations():
     assert e_finite > 10 * e_rollout
 
 
+def test_initial_grids_restart_a_fresh_kan_on_far_away_data():
+    # positions up to ~7, far outside the construction grid (-1, 1)
+    data = simulate(HARMONIC, n_trajectories=4, t=(0, 2), dt=0.01, seed=0,
+                    initial=np.array([[5.0, 0.0], [-4.0, 3.0], [2.0, -5.0], [0.5, 6.0]]))
+    q, v, _ = (torch.tensor(x) for x in data.states())
+    model = compile(HARMONIC.learn("V", hidden=[3], grid=5))
+    kan = model.blocks["V"].kan
+    extrapolated = float(model.acceleration(q, v).abs().max())
+    train._initial_grids(model, q, v)
+    placed = float(model.acceleration(q, v).abs().max())
+    first = kan.layers[0]
+    assert float(first.knots[0, first.order]) == pytest.approx(float(q.min()), rel=1e-4)
+    assert float(first.knots[0, -first.order - 1]) == pytest.approx(float(q.max()), rel=1e-4)
+    print(f"largest initial force: {extrapolated:.3g} extrapolated, {placed:.3g} re-initialized")
+    assert extrapolated > 100 and placed < 10
+    # an adapted KAN is not re-initialized: its grids move keeping its function (adapt_grids)
+    twin = compile(HARMONIC.learn("V", hidden=[3], grid=5))
+    twin.load_state_dict(model.state_dict())
+    half = len(q) // 2
+    train._initial_grids(model, q[:half], v[:half])
+    twin.adapt_grids(q[:half], v[:half])
+    assert_same_parameters(parameters(model), parameters(twin), tol=1e-12)
+
+
 # ----------------------------------------------------------------------------- recipe
 
 
