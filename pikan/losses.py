@@ -18,7 +18,7 @@ means a relative RMS error of about ``1e-3`` whatever the units:
             \left(\frac{\hat q_j(t_{bi}) - q_{bij}}{\sigma_{q,j}}\right)^2
             \;[+ \text{the same for } v].
 
-  No derivative of the data is differentiated: the robust choice for noisy positions.
+  No derivative of the data is estimated: the robust choice for noisy positions.
 - :func:`sparsity` is the KAN 2.0 penalty (l1 + entropy of edge magnitudes) of every
   learned block on the batch's module inputs; :func:`soft_penalties` gathers the spec's
   soft constraints.
