@@ -300,4 +300,4 @@ def fit_coefficients(
     eye = torch.eye(gram.shape[-1], dtype=gram.dtype, device=gram.device)
     gram = gram + ridge * scale[:, None, None] * eye
     rhs = basis.transpose(1, 2) @ y.permute(1, 0, 2)
-    return torch.linalg.solve(gram, rhs)
+    return torch.linalg.solve(gram, rhs).contiguous()  # L-BFGS views gradients flat
