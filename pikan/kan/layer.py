@@ -144,6 +144,11 @@ class KANLayer(nn.Module):
             self.pieces = pieces
         else:  # derived from the knots, so not saved in the state dict
             self.register_buffer("pieces", pieces, persistent=False)
+        keep = self.mask * (1 - self.sym_mask)  # numeric edges: derived, so not saved
+        if "keep" in self._buffers:
+            self.keep = keep
+        else:
+            self.register_buffer("keep", keep, persistent=False)
         used = torch.unique(self.sym_index[self.sym_mask > 0]).tolist()
         self._sym_used = tuple(int(i) for i in used)
         self._has_numeric = bool((self.sym_mask < 1).any())
@@ -164,7 +169,7 @@ class KANLayer(nn.Module):
 
     # ------------------------------------------------------------------ evaluation
     def _numeric_weights(self) -> tuple[Tensor, Tensor]:
-        keep = self.mask * (1 - self.sym_mask)
+        keep = self.keep
         if self.experts:
             keep = keep * self.gates()[..., -1]
         return self.w_base * keep, self.w_spline * keep

@@ -211,11 +211,14 @@ def local_bases(
     """
     if pieces is None:
         pieces = piece_polynomials(knots, order)
-    idx = interval_index(x, knots, order, uniform)
-    if uniform:
-        h = knots[:, 1] - knots[:, 0]
-        u = (x - knots[:, 0]) / h - idx.to(x.dtype)
+    if uniform:  # one scaled coordinate gives both the cell and the local coordinate
+        origin = knots[:, 0]
+        scaled = (x - origin) * (1 / (knots[:, 1] - origin))
+        cell = torch.floor(scaled.detach()).clamp(order, n_bases(knots, order) - 1)
+        u = scaled - cell
+        idx = cell.long()
     else:
+        idx = interval_index(x, knots, order)
         left = torch.gather(knots, 1, idx.t()).t()
         right = torch.gather(knots, 1, idx.t() + 1).t()
         u = (x - left) / (right - left)
