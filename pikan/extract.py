@@ -24,20 +24,24 @@ Candidates are pooled from three generators:
 (b) sparse regression over term libraries in the inputs (:mod:`pikan.regress`):
     polynomials with cross terms, unary library functions and their products;
 (c) structure tests (:mod:`pikan.separate`): additive and multiplicative separability from
-    mixed second derivatives of the block, which split it into pieces of fewer inputs
-    (one-input pieces fitted by :func:`~pikan.kan.symbolic.fit_edge`).
+    mixed second derivatives of the block (and, for value targets, an additive spline
+    model of the samples), which split it into pieces of fewer inputs (one-input pieces
+    fitted by :func:`~pikan.kan.symbolic.fit_edge`).
 
+(a) is the slowest (one ``fit_edge`` over the library per live edge) and rarely gives the
+simplest law, so it runs only when (b) and (c) leave every candidate above the tolerance.
 Every candidate's constants are refit by nonlinear least squares against the module and
 snapped to simple values where the error barely moves (:mod:`pikan.refit`). The law is
 the simplest member of the Pareto front (complexity vs relative error) whose error is
 within a factor 1.5 of ``max(best error, tolerance)``; the tolerance defaults to the
 model's own force error on the data relative to the module's scale (a law cannot be asked
-to match the KAN better than the KAN matches the physics). The front is kept as ``law.alternatives``.
+to match the KAN better than the KAN matches the physics). The front is kept as
+``law.alternatives``.
 
 :func:`find_law` is the static-regression path: samples ``(X, y)`` that are not
-trajectories. It fits a small KAN (with multiplication nodes) as a differentiable
-surrogate, pools the same generators plus target transforms, rational functions and power
-laws, and refits every candidate against the data themselves.
+trajectories. It pools the same generators plus target transforms, rational functions and
+power laws, with a small KAN fitted as a differentiable surrogate when the direct
+generators fall short, and refits every candidate against the data themselves.
 """
 
 from __future__ import annotations
@@ -69,26 +73,33 @@ _TOLERANCE_RANGE = (1e-7, 0.2)
 # ------------------------------------------------------------------ shared core
 
 
-def _solve(target: Target, fn: Callable | None, kan_exprs: Sequence[sympy.Expr],
+def _solve(target: Target, fn: Callable | None, kan_exprs: Callable[[], Sequence],
            library: Sequence[str] | None, tolerance: float, seed: int,
            static: bool = False) -> tuple[Fit | None, list[Fit]]:
-    """Pool every generator's candidates for one target; return (chosen fit, all fits)."""
+    """Pool the generators' candidates for one target; return (chosen fit, all fits).
+
+    Sparse regression, the additive spline model and the structure tests run first; the
+    KAN edge formulas (``kan_exprs()``, the slowest generator: one ``fit_edge`` per live
+    edge) only when none of those candidates reaches the tolerance.
+    """
     cands: list[tuple[sympy.Expr, str]] = []
     for c in regression_candidates(target, library, transforms=static):
         cands.append((c.expr, c.source))
     if static:
         cands += [(c.expr, c.source) for c in rational_candidates(target, seed=seed)]
         cands += [(c.expr, c.source) for c in monomial_candidates(target)]
-    for c in additive_model_candidates(target, library, seed):
-        cands.append((c.expr, c.source))
+    cands += [(c.expr, c.source) for c in additive_model_candidates(target, library, seed)]
     if fn is not None:
         for c in structure_candidates(fn, target.z, target.names, target.kind, library,
                                       tolerance=tolerance, seed=seed):
             cands.append((c.expr, c.source))
-    for k, e in enumerate(kan_exprs):
-        if e is not None and not e.has(sympy.nan):
-            cands.append((e, "kan" if k == 0 else f"kan:{k}"))
     fits = fit_candidates(cands, target, tolerance)
+    best = min((f.error for f in fits), default=math.inf)
+    if best > tolerance:
+        extra = [(e, "kan" if k == 0 else f"kan:{k}") for k, e in enumerate(kan_exprs())
+                 if e is not None and not e.has(sympy.nan)]
+        if extra:
+            fits += fit_candidates(extra, target, tolerance)
     chosen = select(fits, tolerance)
     if chosen is not None:
         chosen = _tidy(chosen, target)
@@ -229,8 +240,13 @@ def _module_law(model, name: str, q: np.ndarray, v: np.ndarray, library,
     z = model.module_inputs(name, torch.as_tensor(q, dtype=dtype),
                             torch.as_tensor(v, dtype=dtype)).detach().cpu().numpy()
     z = z.astype(np.float64)
-    kan = _kan_exprs(block, z, library, seed)
-    variants = list(kan.values())
+    cache: dict = {}
+
+    def variants() -> list[list[sympy.Expr]]:
+        if "kan" not in cache:
+            cache["kan"] = list(_kan_exprs(block, z, library, seed).values())
+        return cache["kan"]
+
     spec_module = block.spec
     if block.kind in _SCALAR:
         if block.kind == "Lagrangian":
@@ -242,7 +258,8 @@ def _module_law(model, name: str, q: np.ndarray, v: np.ndarray, library,
             return b.function(zt)[:, 0]
 
         tol = _tolerance(tolerance, force_error, target)
-        chosen, fits = _solve(target, fn, [e[0] for e in variants], library, tol, seed)
+        chosen, fits = _solve(target, fn, lambda: [e[0] for e in variants()], library, tol,
+                              seed)
         if chosen is None:
             raise DataError(f"module {name!r}: no candidate law is finite on the module's "
                             "inputs; hint: check the data and the trained model.")
@@ -257,7 +274,8 @@ def _module_law(model, name: str, q: np.ndarray, v: np.ndarray, library,
             return b.function(zt)[:, k]
 
         tol = _tolerance(tolerance, force_error, target)
-        chosen, fits = _solve(target, fn, [e[k] for e in variants], library, tol, seed)
+        chosen, fits = _solve(target, fn, lambda k=k: [e[k] for e in variants()], library,
+                              tol, seed)
         if chosen is None:
             raise DataError(f"module {name!r} output {output!r}: no candidate law is finite "
                             "on the module's inputs.")
@@ -362,10 +380,10 @@ def _fit_surrogate(x: np.ndarray, y: np.ndarray, names: Sequence[str], seed: int
                    steps: int) -> tuple[KAN, float, float]:
     """A small KAN fitted to standardized ``y`` by the KAN recipe: (kan, mean, std).
 
-    Widths ``[d, [max(d, 3), 1], 1]`` (one multiplication node when d >= 2). The recipe:
-    uniform grid over the inputs, L-BFGS with the sparsity penalty, prune by attribution,
-    L-BFGS, then grid refinement 5 -> 10 -> 20 with L-BFGS after each. ``steps`` is the
-    total number of L-BFGS iterations (20 per round).
+    Widths ``[d, 2d + 1, 1]``. The recipe: uniform grid over the inputs, 100 Adam steps,
+    L-BFGS with the sparsity penalty, prune by attribution, L-BFGS, then grid refinement
+    5 -> 10 -> 20 with L-BFGS after each. ``steps`` is the total number of L-BFGS
+    iterations (20 per round).
     """
     d = x.shape[1]
     widths = [d, max(2 * d + 1, 3), 1]
@@ -375,6 +393,11 @@ def _fit_surrogate(x: np.ndarray, y: np.ndarray, names: Sequence[str], seed: int
     yt = torch.as_tensor((y - mean) / std, dtype=torch.float64)
     rounds = max(steps // 20 // 4, 1)
     kan.update_grid(xt, adaptivity=0.0)
+    adam = torch.optim.Adam(kan.parameters(), lr=1e-2)
+    for _ in range(100):  # L-BFGS alone can stall on a KAN's first steps
+        adam.zero_grad()
+        torch.mean((kan(xt)[:, 0] - yt) ** 2).backward()
+        adam.step()
     _lbfgs(kan, xt, yt, rounds, 1e-4)
     kan.prune(xt, threshold=1e-2)
     _lbfgs(kan, xt, yt, rounds, 0.0)
@@ -389,13 +412,20 @@ def find_law(X, y, names: Sequence[str], output: str = "y", seed: int = 0, steps
              max_samples: int = 2000) -> Law:
     """A closed-form law ``output = f(names)`` from static samples (not trajectories).
 
-    Fits a small KAN with a multiplication node (the recipe: L-BFGS with a sparsity
-    penalty, pruning, L-BFGS, grid refinement 5 -> 10 -> 20; ``steps`` L-BFGS iterations in
-    all), pools candidates from its edges, from sparse regression
-    over term libraries (also on transformed targets ``y^2, 1/y, 1/y^2, log|y|,
-    sqrt(y)``), from rational functions ``P/Q``, power laws, and structure tests on the
-    KAN; refits every candidate's constants against the data and selects from the Pareto
-    front (see :mod:`pikan.extract`).
+    Two stages, every candidate's constants refit against the data themselves:
+
+    1. on the data directly: sparse regression over term libraries (also on transformed
+       targets ``y^2, 1/y, 1/y^2, log|y|, sqrt(y)``), rational functions ``P/Q``, power
+       laws and the additive spline model (:mod:`pikan.separate`);
+    2. when no stage-1 candidate reaches ``tolerance``: a small KAN ``[d, 2d + 1, 1]`` is
+       fitted by the recipe (Adam, L-BFGS with a sparsity penalty, pruning, L-BFGS, grid
+       refinement 5 -> 10 -> 20; ``steps`` L-BFGS iterations in all) as a differentiable
+       surrogate for the structure tests, and, if still needed, its edges are read as
+       formulas (:mod:`pikan.kan_formula`).
+
+    The law is selected from the Pareto front of all candidates (see :mod:`pikan.extract`).
+    A KAN is never fitted when stage 1 already explains the data (exact data from a law
+    the libraries can express): it could only add more complex alternatives.
 
     Parameters
     ----------
@@ -407,7 +437,7 @@ def find_law(X, y, names: Sequence[str], output: str = "y", seed: int = 0, steps
         Name of the law (``Law.module``).
     seed : int
     steps : int
-        L-BFGS iterations of the KAN surrogate (0: no KAN; regression only).
+        L-BFGS iterations of the KAN surrogate (0: never fit one; stage 1 only).
     library : sequence of str, optional
         Symbolic primitives allowed (default: all).
     tolerance : float
@@ -451,16 +481,25 @@ def find_law(X, y, names: Sequence[str], output: str = "y", seed: int = 0, steps
     rows = _rows(x.shape[0], max_samples, seed)
     x, yy = x[rows], yy[rows]
     target = Target(tuple(names), x, "values", yy)
-    fn, kan_exprs = None, []
-    if steps > 0:
+    chosen, fits = _solve(target, None, list, library, tolerance, seed, static=True)
+    if steps > 0 and (chosen is None or chosen.error > tolerance):
         kan, mean, std = _fit_surrogate(x, yy, names, seed, steps)
 
         def fn(zt, kan=kan, mean=mean, std=std):
             return mean + std * kan(zt)[:, 0]
 
-        formulas = kan_formulas(kan, x, names, library, seed=seed)
-        kan_exprs = [sympy.Float(mean) + sympy.Float(std) * e[0] for e in formulas.values()]
-    chosen, fits = _solve(target, fn, kan_exprs, library, tolerance, seed, static=True)
+        def kan_exprs():
+            formulas = kan_formulas(kan, x, names, library, seed=seed)
+            return [sympy.Float(mean) + sympy.Float(std) * e[0] for e in formulas.values()]
+
+        cands = [(c.expr, c.source) for c in structure_candidates(
+            fn, x, names, "values", library, tolerance=tolerance, seed=seed)]
+        fits += fit_candidates(cands, target, tolerance)
+        if min((f.error for f in fits), default=math.inf) > tolerance:
+            fits += fit_candidates([(e, "kan") for e in kan_exprs()], target, tolerance)
+        chosen = select(fits, tolerance)
+        if chosen is not None:
+            chosen = _tidy(chosen, target)
     if chosen is None:
         raise DataError("find_law: no candidate law is finite on the data.")
     return Law(output, "Function", tuple(names), chosen.expr, chosen.expr, chosen.r2,

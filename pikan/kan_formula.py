@@ -48,7 +48,7 @@ def _edge_fits(net: KAN, z: torch.Tensor, library: Sequence[str] | None,
         if x.size > _EDGE_SAMPLES:
             rows = rng.choice(x.size, _EDGE_SAMPLES, replace=False)
             x, y = x[rows], y[rows]
-        scale = float(np.abs(acts[layer].subnodes[:, j]).max()) + 1e-300
+        scale = float(acts[layer].subnodes[:, j].abs().max()) + 1e-300
         if np.ptp(x) == 0 or np.ptp(y) <= 1e-9 * scale:
             out[(layer, i, j)] = float(np.mean(y))
             continue

@@ -5,8 +5,9 @@ input names whose numeric constants are ``sympy.Float``. This file turns such a 
 into a :class:`Fit` against a :class:`Target`:
 
 1. **refit** (:func:`refit`): every Float becomes a free parameter (integers, rationals and
-   ``pi`` are structure and stay fixed) and ``scipy.optimize.least_squares`` minimizes the
-   residual against the target: values :math:`e(z) - y`, or gradients
+   ``pi`` are structure and stay fixed; a value candidate without an additive constant
+   gets one when its mean residual is not negligible) and
+   ``scipy.optimize.least_squares`` minimizes the residual against the target: values :math:`e(z) - y`, or gradients
    :math:`\nabla_{z} e(z) - g` (potentials and dissipation functions are only defined up to an
    additive constant, so they are fitted on their gradients);
 2. **snap** (:func:`snap`): constants are replaced, one at a time and simplest first, by
@@ -26,6 +27,7 @@ closures; no text is ever evaluated.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -270,11 +272,7 @@ class Target:
         if self.kind == "values":
             fns = [numpy_function(expr, names)]
         else:
-            real = {sympy.Symbol(nm): sympy.Symbol(nm, real=True) for nm in self.names}
-            back = {v: k for k, v in real.items()}
-            e = expr.xreplace(real)
-            fns = [numpy_function(sympy.diff(e, real[sympy.Symbol(self.names[k])]).xreplace(back),
-                                  names) for k in self.columns]
+            fns = [numpy_function(_derivative(expr, self.names[k]), names) for k in self.columns]
 
         def predict(constants: Sequence[float]) -> np.ndarray:
             out = [np.broadcast_to(np.asarray(fn(*cols, *constants), dtype=np.float64), (n,))
@@ -287,6 +285,19 @@ class Target:
 
     def flat(self) -> np.ndarray:
         return self.y.ravel()
+
+
+@functools.lru_cache(maxsize=4096)
+def _derivative(expr: sympy.Expr, name: str) -> sympy.Expr:
+    """``d expr / d name`` with the variable taken as real (so ``d|x|/dx = sign(x)``).
+
+    Cached: the pre-screening, the refit and the snapping of a candidate differentiate the
+    same lifted expression, and symbolic differentiation dominates their cost.
+    """
+    real = {s: sympy.Symbol(s.name, real=True) for s in expr.free_symbols}
+    back = {v: k for k, v in real.items()}
+    return sympy.diff(expr.xreplace(real), real[sympy.Symbol(name)]).xreplace(back) \
+        if sympy.Symbol(name) in real else sympy.Integer(0)
 
 
 @dataclass(frozen=True)
@@ -361,7 +372,8 @@ def _residual_fn(target: Target, lifted: sympy.Expr, params: list[sympy.Symbol])
 def _evaluate(target: Target, expr: sympy.Expr) -> tuple[float, float]:
     """(relative error, rmse) of a fixed expression."""
     try:
-        pred = target.evaluator(expr)(())
+        lifted, params, values = lift(expr)
+        pred = target.evaluator(lifted, params)(values)
     except (ValueError, TypeError, OverflowError, ZeroDivisionError):
         return math.inf, math.inf
     r = pred - target.flat()
@@ -393,6 +405,8 @@ def refit(expr: sympy.Expr, target: Target, source: str = "", max_nfev: int = 20
     expr = sympy.sympify(expr)
     if target.kind == "gradient":
         expr = _drop_constant(expr)
+    else:
+        expr = _with_offset(expr, target)
     try:
         lifted, params, x0 = lift(expr)
     except (TypeError, ValueError):
@@ -420,12 +434,28 @@ def refit(expr: sympy.Expr, target: Target, source: str = "", max_nfev: int = 20
         x = sol.x if float(sol.fun @ sol.fun) <= float(r0 @ r0) else x0
     except (ValueError, np.linalg.LinAlgError):
         x = x0
+    r = residual(x)
+    if not np.all(np.isfinite(r)):  # the optimizer left the domain: keep the start
+        x, r = x0, r0
     fitted = lifted.xreplace({p: sympy.Float(float(v)) for p, v in zip(params, x)})
-    err, rmse = _evaluate(target, fitted)
-    if not math.isfinite(err):  # the optimizer left the domain: keep the start
-        fitted = expr
-        err, rmse = _evaluate(target, expr)
-    return Fit(fitted, err, rmse, complexity(fitted), source)
+    err = float(np.sqrt(np.mean(r * r)))
+    return Fit(fitted, err, err * target.scale, complexity(fitted), source)
+
+
+def _with_offset(expr: sympy.Expr, target: Target) -> sympy.Expr:
+    """Add a free additive constant to a value candidate that lacks one, when its mean
+    residual is more than 1e-6 of the target's spread (sympy drops a literal ``+ 0.0``, so
+    generators cannot leave one at zero)."""
+    if any(t.is_Number for t in sympy.Add.make_args(expr)):
+        return expr
+    try:
+        pred = target.evaluator(expr)(())
+    except (ValueError, TypeError, OverflowError, ZeroDivisionError):
+        return expr
+    offset = float(np.mean(target.y - pred))
+    if not math.isfinite(offset) or abs(offset) <= 1e-6 * target.scale:
+        return expr
+    return expr + sympy.Float(offset)
 
 
 def _drop_constant(expr: sympy.Expr) -> sympy.Expr:

@@ -1,0 +1,298 @@
+"""Tests for pikan/extract.py: extract() on trained models and find_law() on static data.
+
+Two kinds of model are used. *Fitted to the truth*: the KAN of a learned module is fitted
+directly to the true module function on the data's input distribution, which isolates
+extraction from training. *End to end*: simulate -> train on accelerations (a small local
+L-BFGS loop) -> extract. Two end-to-end systems run by default, the rest are slow.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sympy
+import torch
+from pikan.constraints import Even, Positive
+
+import pikan
+from pikan import Dissipation, Potential, System
+from pikan.errors import DataError, SpecError
+from pikan.expr import parse
+from pikan.extract import extract, find_law
+from pikan.laws import Laws, equivalent
+from pikan.refit import numpy_function
+
+FEYNMAN = Path("/work/shared/data/feynman_mechanics.json")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_blas_thread():
+    """Small least-squares problems: extra BLAS threads only add contention on a loaded
+    machine (a 1000x200 QR took 1.7 s with two threads, 20 ms with one)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # optional: only speed depends on it
+        yield
+        return
+    with threadpool_limits(1):
+        yield
+
+
+# ------------------------------------------------------------------ systems
+
+
+def _central():
+    return System("central", coords=["x", "y"], modules=[
+        Potential("V", inputs={"r": "sqrt(x**2 + y**2)"}, law="r**4/4 - r**2")])
+
+
+SYSTEMS = {
+    # name: (truth, learn options per module, true laws in the module's input names)
+    "harmonic": (System("harmonic", coords=["x"], params={"k": 1.3},
+                        modules=[Potential("V", inputs=["x"], law="k*x**2/2")]),
+                 {"V": {"hidden": []}}, {"V": "0.65*x**2"}),
+    "pendulum": (System("pendulum", coords=["theta"], params={"g": 9.81},
+                        modules=[Potential("V", inputs=["theta"], law="-g*cos(theta)")]),
+                 {"V": {"hidden": [], "grid": 8}}, {"V": "-9.81*cos(theta)"}),
+    "anisotropic": (System("anisotropic", coords=["x", "y"],
+                           modules=[Potential("V", inputs=["x", "y"], law="x**2/2 + y**2")]),
+                    {"V": {"hidden": [4]}}, {"V": "x**2/2 + y**2"}),
+    "duffing": (System("duffing", coords=["x"], params={"c": 0.1}, modules=[
+                    Potential("V", inputs=["x"], law="x**2/2 + x**4/4"),
+                    Dissipation("D", inputs=["v_x"], law="c*v_x**2/2")]),
+                {"V": {"hidden": [], "constraints": [Even("x")]},
+                 "D": {"hidden": [], "constraints": [Even("v_x"), Positive()]}},
+                {"V": "x**2/2 + x**4/4", "D": "0.05*v_x**2"}),
+    "central": (_central(), {"V": {"hidden": []}}, {"V": "r**4/4 - r**2"}),
+    "chain": (System("chain", coords=["x1", "x2", "x3"], modules=[
+                  Potential("bond", inputs=["d"], bindings=pikan.chain_pairs(["x1", "x2", "x3"]),
+                            law="d**2/2 + d**4/4")]),
+              {"bond": {"hidden": []}}, {"bond": "d**2/2 + d**4/4"}),
+    "coupled": (System("coupled", coords=["x", "y"], modules=[
+                    Potential("V", inputs=["x", "y"], law="(x**2 + y**2)/2 + x**2*y**2/4")]),
+                {"V": {"hidden": [4]}}, {"V": "(x**2 + y**2)/2 + x**2*y**2/4"}),
+}
+
+
+def _learning_spec(name):
+    truth, options, _ = SYSTEMS[name]
+    spec = truth
+    for module, opts in options.items():
+        spec = spec.learn(module, **opts)
+    return spec
+
+
+def _simulate(name, noise=0.0, n=8):
+    truth = SYSTEMS[name][0]
+    return pikan.simulate(truth, n_trajectories=n, t=(0.0, 6.0), dt=0.05, noise=noise, seed=0)
+
+
+def _lbfgs(params, loss_fn, rounds, warmup=100):
+    """``warmup`` Adam steps (L-BFGS alone can stall on a KAN's first steps), then L-BFGS."""
+    adam = torch.optim.Adam(params, lr=1e-2)
+    for _ in range(warmup):
+        adam.zero_grad()
+        loss_fn().backward()
+        adam.step()
+    opt = torch.optim.LBFGS(params, max_iter=20, history_size=10, line_search_fn="strong_wolfe",
+                            tolerance_grad=1e-32, tolerance_change=1e-32)
+
+    def closure():
+        opt.zero_grad()
+        loss = loss_fn()
+        loss.backward()
+        for p in params:  # L-BFGS flattens gradients with view()
+            if p.grad is not None and not p.grad.is_contiguous():
+                p.grad = p.grad.contiguous()
+        return loss
+
+    for _ in range(rounds):
+        opt.step(closure)
+    return float(loss_fn().detach())
+
+
+def _train(model, data, rounds=20):
+    """Train every learned block on the data's accelerations (estimated when noisy)."""
+    if not data.has_accelerations:
+        data = data.with_derivatives()
+    q, v, _ = data.states()
+    a, _ = data.accelerations()
+    q, v, a = (torch.tensor(t) for t in (q, v, a))
+    model.adapt_grids(q, v)
+    params = [p for p in model.parameters() if p.requires_grad]
+    scale = a.pow(2).mean()
+    return _lbfgs(params, lambda: ((model.acceleration(q, v) - a) ** 2).mean() / scale, rounds)
+
+
+def _fit_to_truth(model, truth, data, rounds=15):
+    """Fit every learned block's KAN directly to the true module function on its inputs."""
+    q, v, _ = data.states()
+    q, v = torch.tensor(q), torch.tensor(v)
+    true_model = pikan.compile(truth)
+    model.adapt_grids(q, v)
+    for name, block in model.blocks.items():
+        if block.kan is None:
+            continue
+        z = model.module_inputs(name, q, v).detach()
+        want = true_model.blocks[name].function(z).detach()
+        want = want - want.mean(0)  # energies are defined up to a constant
+        params = list(block.kan.parameters())
+        _lbfgs(params, lambda b=block, z=z, w=want: ((b.function(z) - b.function(z).mean(0)
+                                                      - w) ** 2).mean(), rounds)
+
+
+def _check(laws, name, rtol=0.01):
+    for module, truth in SYSTEMS[name][2].items():
+        assert equivalent(laws[module], truth, rtol=rtol), f"{module}: {laws[module]}"
+
+
+# ------------------------------------------------------------------ extract: fitted to the truth
+
+
+@pytest.mark.parametrize("name", [
+    "coupled",
+    pytest.param("harmonic", marks=pytest.mark.slow),
+    pytest.param("pendulum", marks=pytest.mark.slow),
+    pytest.param("anisotropic", marks=pytest.mark.slow),
+    pytest.param("duffing", marks=pytest.mark.slow),
+    pytest.param("central", marks=pytest.mark.slow),
+    pytest.param("chain", marks=pytest.mark.slow),
+])
+def test_extract_from_kans_fitted_to_the_true_modules(name):
+    data = _simulate(name)
+    model = pikan.compile(_learning_spec(name), seed=0)
+    _fit_to_truth(model, SYSTEMS[name][0], data)
+    laws = extract(model, data, seed=0)
+    assert set(laws) == set(SYSTEMS[name][2])
+    _check(laws, name)
+
+
+def test_extract_law_fields_and_state_form():
+    data = _simulate("central", n=3)
+    model = pikan.compile(_learning_spec("central"), seed=0)
+    _fit_to_truth(model, _central(), data)
+    laws = extract(model, data, seed=0)
+    law = laws["V"]
+    assert law.kind == "Potential" and law.inputs == ("r",) and law.module == "V"
+    assert equivalent(law, "r**4/4 - r**2")
+    x, y = sympy.symbols("x y")
+    state = sympy.expand(law.in_state.xreplace({x: sympy.Float(0.6), y: sympy.Float(0.8)}))
+    assert abs(float(state) - (0.25 - 1.0)) < 0.01 * 1.0  # r = 1
+    assert law.r2 > 0.999 and law.error < 0.03 and law.rmse > 0 and law.complexity > 0
+    assert law.alternatives and law.alternatives[0].complexity <= law.complexity
+    assert str(law).startswith("V(r) = ") and str(law).endswith("+ const")
+    assert laws.spec == model.spec
+    assert Laws.from_json(laws.to_json())["V"].expr == law.expr
+    # back into the spec language, and compiled
+    spec2 = model.spec.with_laws(laws)
+    assert not spec2.learned
+    q = torch.tensor([[0.6, 0.8]])
+    force = pikan.compile(spec2).forces(q, torch.zeros_like(q))["V"]
+    # V'(r) = r**3 - 2 r = -1 at r = 1: the force -V'(r) r/|r| points outwards
+    assert torch.allclose(force, torch.tensor([[0.6, 0.8]]), atol=0.02)
+
+
+# ------------------------------------------------------------------ extract: end to end
+
+
+@pytest.mark.parametrize("name", [
+    "harmonic", "duffing",
+    pytest.param("pendulum", marks=pytest.mark.slow),
+    pytest.param("anisotropic", marks=pytest.mark.slow),
+    pytest.param("central", marks=pytest.mark.slow),
+    pytest.param("chain", marks=pytest.mark.slow),
+    pytest.param("coupled", marks=pytest.mark.slow),
+])
+def test_end_to_end_simulate_train_extract(name):
+    data = _simulate(name)
+    model = pikan.compile(_learning_spec(name), seed=0)
+    loss = _train(model, data, rounds=20 if name != "chain" else 60)
+    assert loss < 1e-3
+    laws = extract(model, data, seed=0)
+    _check(laws, name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["harmonic", "pendulum", "anisotropic", "duffing", "central",
+                                  "chain", "coupled"])
+def test_end_to_end_with_one_percent_position_noise(name):
+    data = _simulate(name, noise=0.01, n=12)
+    model = pikan.compile(_learning_spec(name), seed=0)
+    _train(model, data, rounds=20 if name != "chain" else 60)
+    laws = extract(model, data, seed=0)
+    _check(laws, name, rtol=0.03)
+
+
+def test_extract_rejects_unknown_modules():
+    data = _simulate("harmonic", n=2)
+    model = pikan.compile(_learning_spec("harmonic"))
+    with pytest.raises(SpecError, match="no module 'W'"):
+        extract(model, data, modules=["W"])
+
+
+# ------------------------------------------------------------------ find_law
+
+
+def test_find_law_product(rng):
+    s = rng.uniform(-1, 1, size=(600, 2))
+    law = find_law(s, s[:, 0] * s[:, 1], names=["x", "y"], output="f", seed=0)
+    x, y = sympy.symbols("x y")
+    assert law.expr == x * y and law.kind == "Function" and law.inputs == ("x", "y")
+    assert str(law) == "f(x, y) = x*y"
+
+
+@pytest.mark.slow
+def test_find_law_pykan_readme_example(rng):
+    s = rng.uniform(-1, 1, size=(1000, 2))
+    values = np.exp(np.sin(np.pi * s[:, 0]) + s[:, 1] ** 2)
+    law = find_law(s, values, names=["x", "y"], output="f", seed=0)
+    assert equivalent(law.expr, "exp(sin(pi*x) + y**2)", up_to_constant=False)
+
+
+def _feynman(entry, n=800, seed=0):
+    names = [v["name"] for v in entry["variables"]]
+    rng = np.random.default_rng(seed)
+    x = np.column_stack([rng.uniform(*v["range"], n) for v in entry["variables"]])
+    truth = parse(entry["formula"], names)
+    return x, numpy_function(truth, names)(*x.T), names, truth
+
+
+def _feynman_entries():
+    return json.loads(FEYNMAN.read_text())["equations"] if FEYNMAN.is_file() else []
+
+
+@pytest.mark.skipif(not FEYNMAN.is_file(), reason="shared Feynman data not available")
+@pytest.mark.parametrize("eq_id", ["I.12.11", "I.18.4",
+                                   pytest.param("I.10.7", marks=pytest.mark.slow)])
+def test_find_law_feynman_by_regression(eq_id):
+    entry = next(e for e in _feynman_entries() if e["id"] == eq_id)
+    x, y, names, truth = _feynman(entry)
+    law = find_law(x, y, names=names, output=entry["output"], steps=0)
+    assert equivalent(law.expr, truth, up_to_constant=False, positive=True), str(law)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not FEYNMAN.is_file(), reason="shared Feynman data not available")
+def test_find_law_recovers_all_feynman_mechanics_formulas():
+    recovered = []
+    for entry in _feynman_entries():
+        x, y, names, truth = _feynman(entry)
+        law = find_law(x, y, names=names, output=entry["output"], seed=0)
+        if equivalent(law.expr, truth, up_to_constant=False, positive=True):
+            recovered.append(entry["id"])
+    assert len(recovered) == len(_feynman_entries()), recovered
+
+
+def test_find_law_input_errors(rng):
+    s = rng.uniform(-1, 1, size=(50, 2))
+    with pytest.raises(DataError, match="shape"):
+        find_law(s, s[:10, 0], names=["x", "y"], steps=0)
+    with pytest.raises(SpecError, match="2 columns"):
+        find_law(s, s[:, 0], names=["x"], steps=0)
+    with pytest.raises(SpecError, match="not a valid variable name"):
+        find_law(s, s[:, 0], names=["x", "sin"], steps=0)
+    bad = s.copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(DataError, match="finite"):
+        find_law(bad, s[:, 0], names=["x", "y"], steps=0)
