@@ -45,7 +45,7 @@ def _symbolic_library():
 
 
 class KANLayer(nn.Module):
-    """A KAN layer with ``in_dim * out_dim`` learnable edges.
+    r"""A KAN layer with ``in_dim * out_dim`` learnable edges.
 
     Parameters
     ----------
