@@ -8,7 +8,8 @@
 
 The losses are pure functions in :mod:`pikan.losses`; this module holds the state: the
 recipe position, optimizers, mini-batch sampler, validation and restore-best, faults,
-checkpoints and the progress display.
+checkpoints and the progress display. With ``distributed``, the same trainer runs in every
+process of a torchrun launch on its share of each batch (:mod:`pikan.distributed`).
 
 A fit runs a :class:`Recipe`, a list of :class:`Stage` records. The default is the KAN 2.0
 progressive recipe: fit the coarse grid with sparsity regularization -> prune edges by
@@ -25,8 +26,9 @@ with ``torch.load(weights_only=True)``. Resuming gives the same parameters as a 
 was never stopped (same ops, same batches).
 
 Faults: a step whose loss, gradient or new parameters are not finite is rejected, the
-last good state is restored, the learning rate is halved and a ``fault`` event is logged;
-after ``max_faults`` faults in a row :class:`TrainingError` is raised, the model holding
+last good state is restored, the learning rate is halved and a ``fault`` event is logged
+(the check is an Adam step's one host synchronization: it fetches the loss values for the
+history and the finiteness flags together); after ``max_faults`` faults in a row :class:`TrainingError` is raised, the model holding
 the last good parameters and the checkpoint on disk left as it was. Ctrl-C saves a
 checkpoint of the last completed step and returns the partial :class:`FitResult`.
 """
@@ -44,6 +46,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pikan import distributed as _distributed
 from pikan import losses
 from pikan.errors import DataError
 from pikan.recipe import Recipe, Stage
@@ -204,6 +207,23 @@ def load_model(path, device=None):
 
 # ----------------------------------------------------------------------------- data on device
 
+_PIN_BYTES = 1 << 20
+
+
+def _to_device(x, dtype, device) -> torch.Tensor:
+    """``x`` (array) as a ``dtype`` tensor on ``device``, converted on the host and copied once.
+
+    For CUDA, arrays of 1 MiB or more go through pinned host memory and are copied without
+    blocking the host (the copy overlaps with preparing the next array).
+    """
+    host = torch.as_tensor(np.ascontiguousarray(x), dtype=dtype)
+    if device.type != "cuda":
+        return host.to(device)
+    pin = host.numel() * host.element_size() >= _PIN_BYTES
+    if pin:
+        host = host.pin_memory()
+    return host.to(device, non_blocking=pin)
+
 
 class _Data:
     """Training and validation tensors for one loss, on the device, made once."""
@@ -221,7 +241,7 @@ class _Data:
             train, val = data, None
 
         def tensor(x):
-            return torch.as_tensor(np.ascontiguousarray(x), dtype=dtype, device=device)
+            return _to_device(x, dtype, device)
 
         q, v, _ = train.states()
         self.q, self.v = tensor(q), tensor(v)  # training states (grids, pruning)
@@ -321,8 +341,46 @@ class _Progress:
 # ----------------------------------------------------------------------------- the trainer
 
 
-def _finite(tensors) -> bool:
-    return all(bool(torch.isfinite(t).all()) for t in tensors)
+def _finite_flag(tensors) -> torch.Tensor:
+    """Whether every entry of every tensor is finite, as a device tensor (no host sync)."""
+    flags = [torch.isfinite(t.detach()).all() for t in tensors]
+    return torch.stack(flags).all() if flags else torch.ones((), dtype=torch.bool)
+
+
+def _to_host(values: torch.Tensor, *flags: torch.Tensor) -> tuple[list, list]:
+    """Loss values and boolean flags in one device-to-host copy (a training step's one sync).
+
+    Returns
+    -------
+    (values, flags) : (list of float, list of bool)
+    """
+    host = torch.cat([values.reshape(-1)] + [f.to(values).reshape(1) for f in flags]).tolist()
+    m = values.numel()
+    return host[:m], [bool(x) for x in host[m:]]
+
+
+def _first_states(kind: str, q: torch.Tensor, v: torch.Tensor) -> tuple:
+    """The states a batch's sparsity and penalties are measured on: the samples themselves
+    (acceleration), or the first state of each window (rollout)."""
+    return (q, v) if kind == "acceleration" else (q[:, 0], v[:, 0])
+
+
+def _compiled(fn, option):
+    """``fn`` through ``torch.compile`` (``option``: True for the default backend, or a
+    backend name), with a clear error when it cannot be compiled."""
+    backend = "inductor" if option is True else str(option)
+    compiled = torch.compile(fn, backend=backend, dynamic=None)
+
+    def call(*args):
+        try:
+            return compiled(*args)
+        except torch._dynamo.exc.TorchDynamoException as error:
+            first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise RuntimeError(f"fit(compile={option!r}): torch.compile failed on this model's "
+                               f"loss ({type(error).__name__}: {first}); hint: compile=False "
+                               "(the default) trains the same model without it") from error
+
+    return call
 
 
 def _clone_state(model) -> dict:
@@ -393,9 +451,12 @@ class _Trainer:
     """Runs a recipe on one model and one prepared dataset; owns every piece of state."""
 
     def __init__(self, model, data: _Data, recipe: Recipe, config: dict, device, callback,
-                 progress: bool, checkpoint: Path | None) -> None:
+                 progress: bool, checkpoint: Path | None, ctx=None, compile=False) -> None:
         self.model, self.data, self.recipe, self.config = model, data, recipe, config
         self.device, self.callback, self.checkpoint = device, callback, checkpoint
+        self.ctx = ctx  # pikan.distributed.Context, None for one process
+        self.is_main = ctx is None or ctx.is_main
+        self.term_fn = _compiled(self._compute_terms, compile) if compile else self._compute_terms
         self.penalties = losses.soft_penalties(model)
         self.history = History()
         self.stage_index = self.stage_step = self.global_step = 0
@@ -406,9 +467,9 @@ class _Trainer:
         self.lr_scale = 1.0
         self.faults_in_row = 0
         self.generator = torch.Generator().manual_seed(int(config["seed"]))
-        self.perm, self.pos = None, 0
+        self.perm, self.perm_device, self.pos = None, None, 0  # the epoch's order (CPU, device)
         self.snapshot = None
-        self.show_progress = progress
+        self.show_progress = progress and self.is_main
         self.last_val = None
 
     # ------------------------------------------------------------------ state
@@ -423,9 +484,8 @@ class _Trainer:
             "best": None if self.best is None else dict(self.best),
             "bad_evals": self.bad_evals, "lr_scale": self.lr_scale,
             "faults_in_row": self.faults_in_row, "last_val": self.last_val,
-            "sampler": {"generator": self.generator.get_state(),
-                        "perm": None if self.perm is None else self.perm.cpu().clone(),
-                        "pos": self.pos},
+            "sampler": {"generator": self.generator.get_state(), "perm": self.perm,
+                        "pos": self.pos},  # perm: a CPU tensor, replaced (never changed) per epoch
             "history_len": [len(self.history.rows), len(self.history.events)],
         }
 
@@ -445,13 +505,14 @@ class _Trainer:
         self.faults_in_row, self.last_val = state["faults_in_row"], state["last_val"]
         sampler = state["sampler"]
         self.generator.set_state(sampler["generator"])
-        self.perm = None if sampler["perm"] is None else sampler["perm"].to(self.device)
+        self.perm = sampler["perm"]
+        self.perm_device = None if self.perm is None else self.perm.to(self.device)
         self.pos = sampler["pos"]
         rows, events = state["history_len"]
         del self.history.rows[rows:], self.history.events[events:]
 
     def _save(self, state: dict | None = None) -> None:
-        if self.checkpoint is None:
+        if self.checkpoint is None or not self.is_main:
             return
         state = self._state() if state is None else state
         ck = {"format": FORMAT, "version": VERSION, "spec": self.model.spec.to_json(),
@@ -504,76 +565,127 @@ class _Trainer:
 
     # ------------------------------------------------------------------ batches and losses
     def _next_batch(self) -> torch.Tensor:
+        """Indices of the next global batch: the same on every process (one seeded sampler)."""
         n, size = self.data.n_train, self.config["batch_size"]
         if size >= n:
             return torch.arange(n, device=self.device)
         if self.perm is None or self.pos + size > n:
-            self.perm = torch.randperm(n, generator=self.generator).to(self.device)
+            self.perm = torch.randperm(n, generator=self.generator)
+            self.perm_device = self.perm.to(self.device)  # once per epoch
             self.pos = 0
-        index = self.perm[self.pos:self.pos + size]
+        index = self.perm_device[self.pos:self.pos + size]
         self.pos += size
         return index
 
-    def _terms(self, store: dict, index: torch.Tensor, stage: Stage) -> dict:
+    def _terms(self, store: dict, index: torch.Tensor, stage: Stage,
+               compiled: bool = True) -> dict:
+        """This process's share of the loss terms on the global batch ``index``.
+
+        One process: the terms. ``K`` processes: the sample-mean terms (data loss, soft
+        penalties) on this process's slice of the batch times its weight, the sparsity
+        penalty on the whole batch over ``K``; summed over processes they are the
+        one-process terms (see :mod:`pikan.distributed`).
+        """
+        weight = whole = whole_states = None
+        local = index
+        if self.ctx is not None:
+            start, stop, weight = _distributed.shard(index.shape[0], self.ctx)
+            local, whole = index[start:stop], 1.0 / self.ctx.world_size
+            if stage.sparsity > 0:
+                whole_states = _first_states(self.data.kind, store["q"][index], store["v"][index])
+        batch = {key: x[local] for key, x in store.items()}
+        fn = self.term_fn if compiled else self._compute_terms
+        return fn(batch, stage.sparsity, weight, whole, whole_states)
+
+    def _compute_terms(self, batch: dict, sparsity: float, weight, whole, whole_states) -> dict:
+        """Loss terms on one batch of tensors (what ``compile=True`` compiles).
+
+        ``weight`` multiplies the sample-mean terms and ``whole`` the sparsity penalty, which
+        is measured on ``whole_states`` when given (both None for one process).
+        """
         model, scales = self.model, self.data.scales
+        q, v = _first_states(self.data.kind, batch["q"], batch["v"])
         if self.data.kind == "acceleration":
-            q, v = store["q"][index], store["v"][index]
-            terms = {"acceleration": losses.acceleration_loss(model, q, v, store["a"][index],
-                                                              scales["a"])}
+            data_term = losses.acceleration_loss(model, q, v, batch["a"], scales["a"])
         else:
-            qw, vw = store["q"][index], store["v"][index]
-            terms = {"rollout": losses.rollout_loss(model, qw, vw, store["t"][index], scales["q"],
-                                                    scales.get("v"), self.config["rollout_method"])}
-            q, v = qw[:, 0], vw[:, 0]
-        if stage.sparsity > 0:
-            terms["sparsity"] = stage.sparsity * losses.sparsity(
-                model, q, v, *self.config["sparsity_weights"])
+            data_term = losses.rollout_loss(model, batch["q"], batch["v"], batch["t"], scales["q"],
+                                            scales.get("v"), self.config["rollout_method"])
+        terms = {self.data.kind: data_term}
+        if sparsity > 0:
+            sq, sv = (q, v) if whole_states is None else whole_states
+            terms["sparsity"] = sparsity * losses.sparsity(model, sq, sv,
+                                                           *self.config["sparsity_weights"])
         for penalty in self.penalties:
             terms[penalty.name] = penalty.weight * penalty.fn(model, q, v)
+        if weight is not None:
+            terms = {k: t * (whole if k == "sparsity" else weight) for k, t in terms.items()}
         return terms
+
+    def _reduce(self, terms: dict, params: list) -> torch.Tensor:
+        """The loss terms as one tensor; with ``K`` processes gradients and terms summed over
+        them (one all-reduce)."""
+        values = torch.stack([t.detach() for t in terms.values()])
+        if self.ctx is None:
+            return values
+        return _distributed.reduce_gradients(params, values, self.ctx)
 
     def _evaluate(self, stage: Stage) -> tuple[float, float]:
         with torch.no_grad():
-            terms = self._terms(self.data.val, self.data.val_index, stage)
-        values = {k: float(v.detach()) for k, v in terms.items()}
+            terms = self._terms(self.data.val, self.data.val_index, stage, compiled=False)
+            values = torch.stack([t.detach() for t in terms.values()])
+            if self.ctx is not None:  # validation reduced across processes: same on every one
+                values = _distributed.all_reduce(values, self.ctx)
+        values = dict(zip(terms, values.tolist()))
         return values[self.data.kind], sum(values.values())
 
     # ------------------------------------------------------------------ steps
     def _adam_step(self, stage: Stage) -> dict:
-        opt = self.optimizer
+        """One Adam/AdamW step. Its only host synchronization fetches the loss values and the
+        fault flags together, after ``opt.step()``: a rejected step is undone by
+        :meth:`_fault` (parameters and optimizer state from the last snapshot)."""
+        opt, params = self.optimizer, self._params()
         opt.zero_grad(set_to_none=True)
         terms = self._terms(self.data.tensors, self._next_batch(), stage)
-        total = sum(terms.values())
-        if not _finite([total]):
-            raise _Fault(f"non-finite loss ({float(total.detach())})")
-        total.backward()
+        sum(terms.values()).backward()
+        values = self._reduce(terms, params)
         clip = self.config["clip"]
-        norm = torch.nn.utils.clip_grad_norm_(self._params(), math.inf if clip is None else clip)
-        if not _finite([norm]):
-            raise _Fault("non-finite gradient")
+        norm = torch.nn.utils.clip_grad_norm_(params, math.inf if clip is None else clip)
         opt.step()
-        return terms
+        found, (grad_ok, params_ok) = _to_host(values, torch.isfinite(norm), _finite_flag(params))
+        total = sum(found)
+        if not math.isfinite(total):
+            raise _Fault(f"non-finite loss ({total})")
+        if not grad_ok:
+            raise _Fault("non-finite gradient")
+        if not params_ok:
+            raise _Fault("non-finite parameters after the step")
+        return dict(zip(terms, found))
 
     def _lbfgs_step(self, stage: Stage) -> dict:
-        opt, seen = self.optimizer, {}
+        opt, params, seen = self.optimizer, self._params(), {}
 
         def closure():
             opt.zero_grad(set_to_none=True)
             terms = self._terms(self.data.tensors, self.data.full_index, stage)
-            total = sum(terms.values())
-            if not _finite([total]):
-                raise _Fault(f"non-finite loss ({float(total.detach())})")
-            total.backward()
-            for p in self._params():  # LBFGS flattens grads with view()
+            sum(terms.values()).backward()
+            values = self._reduce(terms, params)  # inside the closure: every evaluation
+            for p in params:  # LBFGS flattens grads with view()
                 if p.grad is not None and not p.grad.is_contiguous():
                     p.grad = p.grad.contiguous()
-            if not _finite(p.grad for p in self._params() if p.grad is not None):
+            found, (grad_ok,) = _to_host(values, _finite_flag(
+                [p.grad for p in params if p.grad is not None]))
+            total = sum(found)
+            if not math.isfinite(total):
+                raise _Fault(f"non-finite loss ({total})")
+            if not grad_ok:
                 raise _Fault("non-finite gradient")
             if not seen:
-                seen.update(terms)
-            return total
+                seen.update(zip(terms, found))
+            return values.sum()
 
         opt.step(closure)
+        if not bool(_finite_flag(params)):
+            raise _Fault("non-finite parameters after the step")
         return seen
 
     def _fault(self, reason: str, stage: Stage) -> None:
@@ -603,14 +715,11 @@ class _Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         try:
-            terms = (self._lbfgs_step if stage.optimizer == "lbfgs" else self._adam_step)(stage)
-            if not _finite(p.detach() for p in self._params()):
-                raise _Fault("non-finite parameters after the step")
+            values = (self._lbfgs_step if stage.optimizer == "lbfgs" else self._adam_step)(stage)
         except _Fault as fault:
             self._fault(str(fault), stage)
             return
         self.faults_in_row = 0
-        values = {k: float(v.detach()) for k, v in terms.items()}
         row = {"step": self.global_step, "stage": self.stage_index, "optimizer": stage.optimizer,
                "lr": lr, "loss": sum(values.values()), **values,
                "train": values[self.data.kind], "val": None}
@@ -630,8 +739,12 @@ class _Trainer:
         self.progress.update(row)
         if self.checkpoint is not None and self.global_step % self.config["checkpoint_every"] == 0:
             self._save(self.snapshot)
-        if self.callback is not None and self.callback(self.model, row):
-            raise _Stop
+        if self.callback is not None:
+            stop = bool(self.callback(self.model, row))
+            if self.ctx is not None:  # a stop on one process stops them all
+                stop = _distributed.any_true(stop, self.ctx)
+            if stop:
+                raise _Stop
 
     def _patience(self, stage: Stage) -> int:
         if stage.patience is not None:
@@ -657,7 +770,28 @@ class _Trainer:
             self.last_val = self.best["val"]
             self._event("restore_best", best_step=self.best["step"], val=self.best["val"])
 
+    def _share(self, events_from: int) -> None:
+        """Every process takes rank 0's model (its state dict) and its events since
+        ``events_from``: structural decisions are rank 0's."""
+        if self.ctx is None:
+            return
+        payload = None
+        if self.is_main:
+            payload = {"model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+                       "events": self.history.events[events_from:]}
+        payload = _distributed.broadcast(payload, self.ctx)
+        if not self.is_main:
+            self.model.load_state_dict(payload["model"])  # adopts refined grid shapes
+            self.history.events[events_from:] = payload["events"]
+
     def _structure(self, stage: Stage) -> None:
+        """A prune, adapt or refine stage: done on rank 0, then shared."""
+        events_from = len(self.history.events)
+        if self.is_main:
+            self._restructure(stage)
+        self._share(events_from)
+
+    def _restructure(self, stage: Stage) -> None:
         q, v = self.data.states()
         model = self.model
         if stage.kind == "adapt":
@@ -691,11 +825,14 @@ class _Trainer:
         if self.snapshot is None:
             self.snapshot = self._state()
         try:
+            events_from = len(self.history.events)
             if not self.started:
-                _initial_grids(self.model, *self.data.states())
+                if self.is_main:
+                    _initial_grids(self.model, *self.data.states())
+                    self._event("adapt", modules=_grid_report(self.model), initial=True)
                 self.started = True
-                self._event("adapt", modules=_grid_report(self.model), initial=True)
-                self.snapshot = self._state()
+            self._share(events_from)  # every process starts from rank 0's model
+            self.snapshot = self._state()
             while self.stage_index < len(self.recipe):
                 stage = self.recipe[self.stage_index]
                 if stage.kind == "fit":
@@ -820,7 +957,7 @@ def fit(model, data, *, loss: str | None = None, steps: int | None = None, recip
         seed: int | None = None, checkpoint=None, checkpoint_every: int | None = None,
         resume=None, progress: bool = True, log_every: int | None = None,
         eval_every: int | None = None, max_faults: int | None = None,
-        callback=None) -> FitResult:
+        callback=None, distributed="auto", compile=False) -> FitResult:
     """Train a compiled model on trajectories.
 
     Every option has a default chosen from the data and the model; ``result.choices`` says
@@ -848,8 +985,9 @@ def fit(model, data, *, loss: str | None = None, steps: int | None = None, recip
         Adam/AdamW base learning rate (default 1e-2; cosine decay to a tenth per stage).
         L-BFGS uses 1 with a strong-Wolfe line search.
     batch_size : int
-        States (acceleration) or windows (rollout) per Adam step (default 1024 / 64).
-        L-BFGS uses a fixed subset of up to 8192 states / 128 windows.
+        States (acceleration) or windows (rollout) per Adam step (default 1024 / 64), over
+        all processes of a distributed fit. L-BFGS uses a fixed subset of up to 8192 states /
+        128 windows.
     weight_decay : float
         AdamW decay (default 0).
     clip : float or False
@@ -869,7 +1007,8 @@ def fit(model, data, *, loss: str | None = None, steps: int | None = None, recip
         per step, frequency error about (omega h)^2/24 ~ 5e-4 with the default window),
         else RK4.
     device : "auto", str or torch.device
-        "auto": CUDA when available. The data moves to the device once.
+        "auto": CUDA when available (``cuda:LOCAL_RANK`` in a distributed fit). The data
+        moves to the device once (through pinned host memory for large arrays on CUDA).
     dtype : torch.dtype
         Default float64 on CPU, float32 on CUDA.
     seed : int
@@ -886,7 +1025,23 @@ def fit(model, data, *, loss: str | None = None, steps: int | None = None, recip
     max_faults : int
         Non-finite steps in a row before :class:`TrainingError` (default 5).
     callback : callable ``callback(model, row) -> bool``, optional
-        Called after every accepted step; returning True stops the fit like Ctrl-C.
+        Called after every accepted step; returning True stops the fit like Ctrl-C (in a
+        distributed fit, True on any process stops every process).
+    distributed : True, False or "auto"
+        Data-parallel training over the processes of a torchrun launch
+        (:mod:`pikan.distributed`): each global batch of ``batch_size`` is split across the
+        ``K`` processes, gradients and validation losses are summed over them, structural
+        stages run on rank 0 and are broadcast, and only rank 0 writes checkpoints and
+        progress. The result equals a one-process fit (same batches) up to rounding.
+        "auto" (default): on when ``WORLD_SIZE > 1``. The process group is created from
+        torchrun's environment unless one exists (NCCL on CUDA, gloo on the CPU; timeout
+        :data:`pikan.distributed.DEFAULT_TIMEOUT`; call :func:`pikan.distributed.init` first
+        for another).
+    compile : bool or str
+        Run the batch loss through ``torch.compile`` (True: the default backend; a string
+        names a backend). Off by default: compiling takes tens of seconds to minutes and
+        again after every grid refinement; on the CPU it pays off for rollout losses in long
+        fits (README, "Speed").
 
     Returns
     -------
@@ -908,6 +1063,10 @@ def fit(model, data, *, loss: str | None = None, steps: int | None = None, recip
         raise ValueError(f"model of system {model.spec.name!r} has no trainable parameters: every "
                          "module has a fixed law; hint: spec.learn(name) makes a module learned, "
                          "model.fix(name, law, trainable=True) trains a law's constants")
+    ctx = None
+    if _distributed.requested(distributed):
+        ctx = _distributed.init(device)
+        device = ctx.device
     opts = {"loss": loss, "steps": steps, "recipe": recipe, "optimizer": optimizer, "lr": lr,
             "batch_size": batch_size, "weight_decay": weight_decay, "clip": clip,
             "val_fraction": val_fraction, "sparsity": sparsity, "derivatives": derivatives,
@@ -935,7 +1094,8 @@ def fit(model, data, *, loss: str | None = None, steps: int | None = None, recip
     if ck is not None:
         prepared.scales = {k: v.to(device=device, dtype=torch_dtype) for k, v in ck["scales"].items()}
     path = Path(checkpoint) if checkpoint is not None else (Path(resume) if resume else None)
-    trainer = _Trainer(model, prepared, recipe_obj, config, device, callback, progress, path)
+    trainer = _Trainer(model, prepared, recipe_obj, config, device, callback, progress, path,
+                       ctx, compile)
     if ck is not None:
         trainer.history = History(list(ck["history"]["rows"]), list(ck["history"]["events"]))
         torch.set_rng_state(ck["rng"]["torch"])
@@ -945,7 +1105,9 @@ def fit(model, data, *, loss: str | None = None, steps: int | None = None, recip
     interrupted = trainer.run()
     choices = {k: v for k, v in config.items() if k != "reasons"}
     choices.update(device=str(device), n_train=prepared.n_train, validation=prepared.has_val,
-                   reasons=dict(config["reasons"]))
+                   compile=compile, reasons=dict(config["reasons"]),
+                   distributed=None if ctx is None else {
+                       "world_size": ctx.world_size, "rank": ctx.rank, "backend": ctx.backend})
     best = trainer.last_val if trainer.last_val is not None else float("nan")
     return FitResult(trainer.history, best, choices, time.perf_counter() - wall,
                      trainer.global_step, interrupted, str(path) if path else None)
