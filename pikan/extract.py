@@ -11,10 +11,13 @@ binding stacked), and turned into a fit target:
   and carry no constant; a part of the learned function that exerts no force (a term
   linear in the bond length of a chain with fixed ends, where the bond lengths sum to a
   constant) costs nothing, and the simpler law without it wins;
-- ``Lagrangian``: the gradient of the block in its inputs. A Lagrangian is defined up to a
-  constant *and* a total time derivative; only the constant is removed (a KAN Lagrangian
-  is extracted as the function it is), so its extraction is limited: compare laws by
-  re-simulation (:func:`pikan.verify`);
+- ``Lagrangian``: the values of the block, with a free additive constant (left out of the
+  law). A Lagrangian is defined up to a constant *and* a scale and a total time
+  derivative; only the constant is removed (a KAN Lagrangian is extracted as the
+  function it is), and on trajectory data ``(q, v)`` fill thin sets (energy levels), where
+  values are determined but derivatives across them are not, so values are fitted, not
+  gradients. Lagrangian extraction is therefore limited: check laws by re-simulation
+  (:func:`pikan.verify`);
 - ``Dynamics``: the values of each output, one law per output.
 
 Candidates are pooled from three generators:
@@ -60,7 +63,16 @@ from pikan.expr import is_valid_name
 from pikan.kan.network import KAN
 from pikan.kan_formula import kan_formulas
 from pikan.laws import Alternative, Law, Laws, in_state
-from pikan.refit import Fit, Target, _evaluate, complexity, fit_candidates, pareto, select
+from pikan.refit import (
+    Fit,
+    Target,
+    complexity,
+    drop_constant,
+    evaluate,
+    fit_candidates,
+    pareto,
+    select,
+)
 from pikan.regress import monomial_candidates, rational_candidates, regression_candidates
 from pikan.separate import additive_model_candidates, structure_candidates
 
@@ -121,7 +133,7 @@ def _tidy(fit: Fit, target: Target) -> Fit:
         c = complexity(e)
         if c >= best.complexity:
             continue
-        err, rmse = _evaluate(target, e)
+        err, rmse = evaluate(target, e)
         if math.isfinite(err) and err <= fit.error * (1 + 1e-6) + 1e-12:
             best = Fit(e, err, rmse, c, fit.source, fit.snapped)
     return best
@@ -161,13 +173,16 @@ def _force_error(model, data, q: np.ndarray, v: np.ndarray, rows: np.ndarray) ->
     return float(np.sqrt(np.mean(((pred - a) * m) ** 2)))
 
 
-def _tolerance(given: float | None, force_error: float | None, target: Target) -> float:
+def _tolerance(given: float | None, force_error: float | None, target: Target,
+               kind: str) -> float:
     """The module's selection tolerance: given, or the model's force error relative to the
     module's own scale (a small module cannot be asked to be relatively as exact as the
-    whole acceleration)."""
+    whole acceleration). Lagrangians get 1e-3: their accelerations go through the inverse
+    of the Hessian in the velocities, which amplifies small errors of ``L``, so the force
+    error overstates how far a good law may be from the block."""
     if given is not None:
         return float(given)
-    if force_error is None:
+    if force_error is None or kind == "Lagrangian":
         return 1e-3
     return float(np.clip(force_error / target.scale, *_TOLERANCE_RANGE))
 
@@ -250,22 +265,23 @@ def _module_law(model, name: str, q: np.ndarray, v: np.ndarray, library,
     spec_module = block.spec
     if block.kind in _SCALAR:
         if block.kind == "Lagrangian":
-            target = _block_target(block, z, None)
+            target = _block_target(block, z, 0)
         else:
             target = _force_target(block, q, v, "q" if block.kind == "Potential" else "v")
 
         def fn(zt, b=block):
             return b.function(zt)[:, 0]
 
-        tol = _tolerance(tolerance, force_error, target)
+        tol = _tolerance(tolerance, force_error, target, block.kind)
         chosen, fits = _solve(target, fn, lambda: [e[0] for e in variants()], library, tol,
                               seed)
         if chosen is None:
             raise DataError(f"module {name!r}: no candidate law is finite on the module's "
                             "inputs; hint: check the data and the trained model.")
-        return Law(name, block.kind, tuple(block.input_names), chosen.expr,
-                   in_state(chosen.expr, spec_module), chosen.r2, chosen.rmse, chosen.error,
-                   chosen.complexity, tuple(_alternatives(fits)))
+        expr = drop_constant(chosen.expr)  # energies are defined up to a constant
+        return Law(name, block.kind, tuple(block.input_names), expr,
+                   in_state(expr, spec_module), chosen.r2, chosen.rmse, chosen.error,
+                   complexity(expr), tuple(_alternatives(fits)))
     exprs, alternatives, errors, rmses = [], [], [], []
     for k, output in enumerate(block.output_names):
         target = _block_target(block, z, k)
@@ -273,7 +289,7 @@ def _module_law(model, name: str, q: np.ndarray, v: np.ndarray, library,
         def fn(zt, b=block, k=k):
             return b.function(zt)[:, k]
 
-        tol = _tolerance(tolerance, force_error, target)
+        tol = _tolerance(tolerance, force_error, target, block.kind)
         chosen, fits = _solve(target, fn, lambda k=k: [e[k] for e in variants()], library,
                               tol, seed)
         if chosen is None:
@@ -355,9 +371,16 @@ def extract(model, data, modules: Sequence[str] | None = None,
 # ------------------------------------------------------------------ static regression
 
 
-def _lbfgs(kan: KAN, x: torch.Tensor, y: torch.Tensor, rounds: int, penalty: float) -> None:
-    """``rounds`` L-BFGS steps (20 iterations each) on the mean squared error (+ sparsity)."""
-    opt = torch.optim.LBFGS(kan.parameters(), max_iter=20, history_size=10,
+def _lbfgs(kan: KAN, x: torch.Tensor, y: torch.Tensor, rounds: int, penalty: float,
+           params: Sequence[torch.Tensor] | None = None) -> None:
+    """``rounds`` L-BFGS steps (20 iterations each) on the mean squared error (+ sparsity).
+
+    ``params`` (default all): with the base and spline scales free, L-BFGS from a fresh
+    KAN often stalls (the scales multiply the spline coefficients); fitting the
+    coefficients alone first is close to linear least squares and converges quickly.
+    """
+    opt = torch.optim.LBFGS(kan.parameters() if params is None else params, max_iter=20,
+                            history_size=10,
                             line_search_fn="strong_wolfe", tolerance_grad=1e-32,
                             tolerance_change=1e-32)
 
@@ -380,9 +403,9 @@ def _fit_surrogate(x: np.ndarray, y: np.ndarray, names: Sequence[str], seed: int
                    steps: int) -> tuple[KAN, float, float]:
     """A small KAN fitted to standardized ``y`` by the KAN recipe: (kan, mean, std).
 
-    Widths ``[d, 2d + 1, 1]``. The recipe: uniform grid over the inputs, 100 Adam steps,
-    L-BFGS with the sparsity penalty, prune by attribution, L-BFGS, then grid refinement
-    5 -> 10 -> 20 with L-BFGS after each. ``steps`` is the total number of L-BFGS
+    Widths ``[d, 2d + 1, 1]``. The recipe: uniform grid over the inputs, L-BFGS on the
+    spline coefficients, L-BFGS with the sparsity penalty, prune by attribution, L-BFGS,
+    then grid refinement 5 -> 10 -> 20 with L-BFGS after each. ``steps`` is the total number of L-BFGS
     iterations (20 per round).
     """
     d = x.shape[1]
@@ -393,11 +416,8 @@ def _fit_surrogate(x: np.ndarray, y: np.ndarray, names: Sequence[str], seed: int
     yt = torch.as_tensor((y - mean) / std, dtype=torch.float64)
     rounds = max(steps // 20 // 4, 1)
     kan.update_grid(xt, adaptivity=0.0)
-    adam = torch.optim.Adam(kan.parameters(), lr=1e-2)
-    for _ in range(100):  # L-BFGS alone can stall on a KAN's first steps
-        adam.zero_grad()
-        torch.mean((kan(xt)[:, 0] - yt) ** 2).backward()
-        adam.step()
+    coefficients = [p for n, p in kan.named_parameters() if n.endswith("coef")]
+    _lbfgs(kan, xt, yt, rounds, 0.0, coefficients)  # see _lbfgs: scales fixed first
     _lbfgs(kan, xt, yt, rounds, 1e-4)
     kan.prune(xt, threshold=1e-2)
     _lbfgs(kan, xt, yt, rounds, 0.0)
@@ -418,8 +438,8 @@ def find_law(X, y, names: Sequence[str], output: str = "y", seed: int = 0, steps
        targets ``y^2, 1/y, 1/y^2, log|y|, sqrt(y)``), rational functions ``P/Q``, power
        laws and the additive spline model (:mod:`pikan.separate`);
     2. when no stage-1 candidate reaches ``tolerance``: a small KAN ``[d, 2d + 1, 1]`` is
-       fitted by the recipe (Adam, L-BFGS with a sparsity penalty, pruning, L-BFGS, grid
-       refinement 5 -> 10 -> 20; ``steps`` L-BFGS iterations in all) as a differentiable
+       fitted by the recipe (L-BFGS on the spline coefficients, then with a sparsity
+       penalty, pruning, L-BFGS, grid refinement 5 -> 10 -> 20; ``steps`` L-BFGS iterations in all) as a differentiable
        surrogate for the structure tests, and, if still needed, its edges are read as
        formulas (:mod:`pikan.kan_formula`).
 

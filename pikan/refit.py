@@ -42,6 +42,10 @@ __all__ = [
     "Fit",
     "Target",
     "complexity",
+    "drop_constant",
+    "evaluate",
+    "fit_candidates",
+    "lift",
     "numpy_function",
     "pareto",
     "refit",
@@ -369,7 +373,7 @@ def _residual_fn(target: Target, lifted: sympy.Expr, params: list[sympy.Symbol])
     return residual
 
 
-def _evaluate(target: Target, expr: sympy.Expr) -> tuple[float, float]:
+def evaluate(target: Target, expr: sympy.Expr) -> tuple[float, float]:
     """(relative error, rmse) of a fixed expression."""
     try:
         lifted, params, values = lift(expr)
@@ -383,7 +387,8 @@ def _evaluate(target: Target, expr: sympy.Expr) -> tuple[float, float]:
     return rmse / target.scale, rmse
 
 
-def refit(expr: sympy.Expr, target: Target, source: str = "", max_nfev: int = 200) -> Fit:
+def refit(expr: sympy.Expr, target: Target, source: str = "", max_nfev: int = 200,
+          offset: bool = True) -> Fit:
     """Refit the Float constants of ``expr`` to ``target`` by nonlinear least squares.
 
     Parameters
@@ -396,6 +401,9 @@ def refit(expr: sympy.Expr, target: Target, source: str = "", max_nfev: int = 20
     max_nfev : int
         Evaluation budget of ``scipy.optimize.least_squares`` (Levenberg--Marquardt with a
         finite-difference Jacobian; the trust-region method where LM cannot run).
+    offset : bool
+        For value targets, add a free additive constant when the candidate lacks one and
+        its mean residual is not negligible (off while snapping, which may drop it).
 
     Returns
     -------
@@ -404,15 +412,15 @@ def refit(expr: sympy.Expr, target: Target, source: str = "", max_nfev: int = 20
     """
     expr = sympy.sympify(expr)
     if target.kind == "gradient":
-        expr = _drop_constant(expr)
-    else:
+        expr = drop_constant(expr)
+    elif offset:
         expr = _with_offset(expr, target)
     try:
         lifted, params, x0 = lift(expr)
     except (TypeError, ValueError):
         return Fit(expr, math.inf, math.inf, complexity(expr), source)
     if not params:
-        err, rmse = _evaluate(target, expr)
+        err, rmse = evaluate(target, expr)
         return Fit(expr, err, rmse, complexity(expr), source)
     try:
         residual = _residual_fn(target, lifted, params)
@@ -458,7 +466,7 @@ def _with_offset(expr: sympy.Expr, target: Target) -> sympy.Expr:
     return expr + sympy.Float(offset)
 
 
-def _drop_constant(expr: sympy.Expr) -> sympy.Expr:
+def drop_constant(expr: sympy.Expr) -> sympy.Expr:
     """Remove the additive constant of a sum (invisible to a gradient fit)."""
     if isinstance(expr, sympy.Add):
         kept = [a for a in expr.args if a.free_symbols]
@@ -496,8 +504,9 @@ def snap(fit: Fit, target: Target, tolerance: float = 0.0, rtol: float = 0.05,
          max_trials: int = 40) -> Fit:
     """Replace constants by simple values where the error barely moves.
 
-    Constants are tried in order of their relative distance to the nearest simple value
-    (0 is tried for every constant: a term that does not matter is dropped). After each
+    Constants are tried in order of their relative distance to the nearest simple value;
+    0 is tried for every constant (a term that does not matter is dropped), after the
+    close simple values unless the constant is tiny next to the largest one. After each
     trial the remaining Float constants are refit; the trial is kept when the error is at
     most ``(1 + SNAP_SLACK) * error + 0.1 * tolerance``.
 
@@ -523,10 +532,12 @@ def snap(fit: Fit, target: Target, tolerance: float = 0.0, rtol: float = 0.05,
     while trials < max_trials and math.isfinite(current.error):
         lifted, params, values = lift(current.expr)
         options = []
+        largest = max((abs(v) for v in values), default=1.0) or 1.0
         for k, (p, v) in enumerate(zip(params, values)):
             for nice in [sympy.Integer(0), *_nice_values(v, rtol)]:
-                dist = abs(v) if nice == 0 else abs(float(nice) - v) / abs(v)
-                rank = dist if nice != 0 else 0.5 + dist  # zeros after close simple values
+                dist = abs(float(nice) - v) / abs(v) if nice != 0 else 0.0
+                # zeros after close simple values, except for constants tiny next to the others
+                rank = dist if nice != 0 else min(0.5 + abs(v), abs(v) / largest)
                 key = (str(sympy.srepr(lifted)), f"{k}={nice}")
                 if key not in rejected:
                     options.append((rank, k, nice, key))
@@ -539,7 +550,7 @@ def snap(fit: Fit, target: Target, tolerance: float = 0.0, rtol: float = 0.05,
             trial = lifted.xreplace({params[k]: nice})
             trial = trial.xreplace({p: sympy.Float(v) for i, (p, v) in
                                     enumerate(zip(params, values)) if i != k})
-            new = refit(trial, target, current.source)
+            new = refit(trial, target, current.source, offset=False)
             limit = (1 + SNAP_SLACK) * current.error + 0.1 * tolerance
             if math.isfinite(new.error) and new.error <= limit:
                 current = new
@@ -627,7 +638,7 @@ def fit_candidates(candidates: Sequence[tuple[sympy.Expr, str]], target: Target,
             seen[key] = (expr, source)
     first = []
     for expr, source in seen.values():
-        err, _ = _evaluate(target, _drop_constant(expr) if target.kind == "gradient" else expr)
+        err, _ = evaluate(target, drop_constant(expr) if target.kind == "gradient" else expr)
         first.append((complexity(expr), err, expr, source))
     first.sort(key=lambda t: (t[0], t[1]))
     shortlist, best = [], math.inf
