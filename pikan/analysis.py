@@ -36,9 +36,13 @@ def _states(model, data) -> tuple[Tensor, Tensor]:
         q, v, _ = data.states()
     else:
         q, v = data
-    # copies: Trajectories arrays are read-only, torch wants writable memory
-    return (torch.tensor(np.array(q), dtype=dtype, device=device),
-            torch.tensor(np.array(v), dtype=dtype, device=device))
+    def tensor(x):
+        if isinstance(x, torch.Tensor):
+            return x.detach().to(dtype=dtype, device=device)
+        # a copy: Trajectories arrays are read-only, torch wants writable memory
+        return torch.tensor(np.array(x), dtype=dtype, device=device)
+
+    return tensor(q), tensor(v)
 
 
 def _subsample(q: Tensor, v: Tensor, limit: int, seed: int) -> tuple[Tensor, Tensor]:
