@@ -303,6 +303,32 @@ def broadcast(obj, ctx: Context):
     return box[0]
 
 
+def check_same(summary, what: str, ctx: Context) -> None:
+    """Raise :class:`pikan.DataError` unless ``summary`` (a small picklable value) is equal on
+    every process: a distributed fit needs the same data and options everywhere.
+
+    Parameters
+    ----------
+    summary : picklable
+        A fingerprint, e.g. sizes and sums of the training tensors.
+    what : str
+        What it summarizes, for the message.
+    """
+    found = [None] * ctx.world_size
+    try:
+        torch.distributed.all_gather_object(found, summary)
+    except RuntimeError as error:
+        raise _failed(ctx, "comparing the data", error) from error
+    differing = [rank for rank, other in enumerate(found) if other != found[0]]
+    if differing:
+        from pikan.errors import DataError
+
+        raise DataError(f"distributed fit: {what} differ between processes (rank 0: "
+                        f"{found[0]}, rank {differing[0]}: {found[differing[0]]}); every process "
+                        "must pass the same data and options (the batches are split, not the "
+                        "data set); hint: load the same file, or seed the simulation")
+
+
 def any_true(flag: bool, ctx: Context) -> bool:
     """Whether ``flag`` is true on any process (e.g. a callback asked to stop)."""
     value = torch.tensor([1.0 if flag else 0.0], device=ctx.device)

@@ -1091,6 +1091,9 @@ def fit(model, data, *, loss: str | None = None, steps: int | None = None, recip
     torch_dtype = getattr(torch, config["dtype"])
     model.to(device=device, dtype=torch_dtype)
     prepared = _Data(data, config, device, torch_dtype, config["seed"])
+    if ctx is not None:
+        _distributed.check_same(_fingerprint(prepared, config), "the training data or options",
+                                ctx)
     if ck is not None:
         prepared.scales = {k: v.to(device=device, dtype=torch_dtype) for k, v in ck["scales"].items()}
     path = Path(checkpoint) if checkpoint is not None else (Path(resume) if resume else None)
@@ -1111,6 +1114,14 @@ def fit(model, data, *, loss: str | None = None, steps: int | None = None, recip
     best = trainer.last_val if trainer.last_val is not None else float("nan")
     return FitResult(trainer.history, best, choices, time.perf_counter() - wall,
                      trainer.global_step, interrupted, str(path) if path else None)
+
+
+def _fingerprint(prepared: _Data, config: dict) -> tuple:
+    """Sizes, sums and resolved options that must agree between the processes of a
+    distributed fit."""
+    sums = tuple(f"{float(x.double().sum()):.6g}" for x in prepared.tensors.values())
+    options = tuple(str(config[k]) for k in ("loss", "recipe", "batch_size", "seed", "dtype"))
+    return prepared.n_train, len(prepared.val["q"]), sums, options
 
 
 def _check_resume_options(opts: dict, config: dict, resume) -> None:

@@ -1,4 +1,4 @@
-"""Distributed training (pikan.distributed + fit(distributed=True)) and device coverage.
+"""Distributed training (pikan.distributed + fit(distributed=True)), devices and compile=.
 
 The multi-process tests start two worker processes the way torchrun does (environment
 variables RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT; gloo on the CPU), each
@@ -24,6 +24,7 @@ from pikan.constraints import Even
 
 from pikan import distributed, train
 from pikan.compile import compile
+from pikan.errors import DataError
 from pikan.integrate import simulate
 from pikan.recipe import Recipe, Stage
 from pikan.spec import Potential, System
@@ -42,14 +43,14 @@ def _spec():
     return ANISOTROPIC.learn("V", hidden=[3], grid=4, constraints=[Even("x", mode="soft")])
 
 
-def _fit(case: str, **kw):
+def _fit(case: str, noise_seed: int = 1, **kw):
     """The fits compared between one and two processes (same data, options and seed)."""
     if case == "acceleration":  # 8 trajectories, 1280 training states, batch 100 of them
         data = simulate(ANISOTROPIC, n_trajectories=8, t=(0, 2), dt=0.01, seed=0)
         options = {"recipe": RECIPE, "batch_size": 100, "eval_every": 2}
     else:  # noisy positions: rollout windows, velocity Verlet, batch 7 windows
         data = simulate(ANISOTROPIC, n_trajectories=8, t=(0, 2), dt=0.02, seed=0)
-        data = data.with_noise(0.01, seed=1)
+        data = data.with_noise(0.01, seed=noise_seed)
         options = {"recipe": Recipe([Stage.fit(3, "adam", sparsity=1e-3), Stage.fit(1, "lbfgs")]),
                    "loss": "rollout", "window": 5, "batch_size": 7, "eval_every": 1}
     model = compile(_spec(), seed=0)
@@ -105,6 +106,10 @@ def _worker(argv: list[str]) -> None:
                         "choices": result.choices, "stderr": stderr.getvalue()}
     report["saves"] = saves
     torch.save(report, out / f"rank{rank}.pt")
+    try:  # each rank with its own noise: not the same data
+        _fit("rollout", noise_seed=1 + rank, progress=False)
+    except DataError as error:
+        (out / f"rank{rank}.mismatch").write_text(str(error))
     if args.fail_at:
         def callback(model, row):
             if rank == 1 and row["step"] == args.fail_at:
@@ -207,6 +212,14 @@ def test_only_rank_zero_writes_checkpoints_and_progress(two_ranks):
     assert reports[0]["saves"] and all(Path(p).name == "ckpt.pt" for p in reports[0]["saves"])
 
 
+def test_different_data_on_the_ranks_is_refused(two_ranks):
+    out, _, _ = two_ranks
+    for rank in range(2):
+        message = (out / f"rank{rank}.mismatch").read_text()
+        assert "the training data or options differ between processes" in message
+        assert "rank 0: (66, 22, (" in message and "rank 1: (66, 22, (" in message
+
+
 def test_a_failing_rank_takes_the_job_down_with_a_clear_error(two_ranks):
     out, _, (rank0, rank1) = two_ranks  # the launch ended within LAUNCH_TIMEOUT: no hang
     assert rank1.returncode != 0 and "rank 1 broke on purpose at step 2" in rank1.stderr
@@ -263,6 +276,24 @@ def test_fit_on_each_device_matches_the_cpu(device):
         assert all(p.device.type == where for p in model.parameters())
         states[where] = _state(model)
     assert _max_difference(states["cpu"], states[device]) < 1e-8
+
+
+def test_compiled_loss_trains_like_the_eager_one():
+    # aot_eager: dynamo traces the loss (forces by torch.func.grad inside) and AOTAutograd
+    # its backward, without inductor's C++ build (the speed option is compile=True)
+    data = simulate(ANISOTROPIC, n_trajectories=2, t=(0, 1), dt=0.02, seed=0)
+    states, graphs = {}, {}
+    for option in (False, "aot_eager"):
+        torch._dynamo.reset()
+        torch._dynamo.utils.counters.clear()
+        model = compile(ANISOTROPIC.learn("V", hidden=[], grid=4), seed=0)
+        result = train.fit(model, data, recipe=Recipe([Stage.fit(4, "adam", sparsity=1e-3)]),
+                           batch_size=32, compile=option, progress=False)
+        assert result.choices["compile"] == option
+        states[option] = _state(model)
+        graphs[option] = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    assert graphs == {False: 0, "aot_eager": 1}  # one graph: no break at torch.func.grad
+    assert _max_difference(states[False], states["aot_eager"]) < 1e-12
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["worker"]:
