@@ -155,8 +155,9 @@ def init(device="auto", timeout: timedelta = DEFAULT_TIMEOUT) -> Context:
     Parameters
     ----------
     device : "auto", str or torch.device
-        ``"auto"``: ``cuda:LOCAL_RANK`` when CUDA is available, else the CPU. ``"cuda"``
-        without an index means ``cuda:LOCAL_RANK``.
+        ``"auto"``: ``cuda:LOCAL_RANK`` when CUDA is available (a new group then uses
+        NCCL), else the CPU (gloo); with an existing group, CUDA for NCCL and the CPU for
+        any other backend. ``"cuda"`` without an index means ``cuda:LOCAL_RANK``.
     timeout : timedelta
         How long a collective waits for the other processes before failing.
 
@@ -174,11 +175,13 @@ def init(device="auto", timeout: timedelta = DEFAULT_TIMEOUT) -> Context:
     if not dist.is_available():
         raise ValueError("distributed training needs a torch built with torch.distributed")
     local_rank = int(os.environ.get("LOCAL_RANK", "0") or 0)
-    device = _device(device, local_rank)
     if dist.is_initialized():
         backend = str(dist.get_backend())
         timeout = _TIMEOUTS.get(id(dist.group.WORLD))
-    else:
+        if device == "auto":
+            device = "cuda" if backend == "nccl" else "cpu"
+    device = _device(device, local_rank)
+    if not dist.is_initialized():
         missing = [k for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
                    if k not in os.environ]
         if missing:

@@ -28,9 +28,10 @@ was never stopped (same ops, same batches).
 Faults: a step whose loss, gradient or new parameters are not finite is rejected, the
 last good state is restored, the learning rate is halved and a ``fault`` event is logged
 (the check is an Adam step's one host synchronization: it fetches the loss values for the
-history and the finiteness flags together); after ``max_faults`` faults in a row :class:`TrainingError` is raised, the model holding
-the last good parameters and the checkpoint on disk left as it was. Ctrl-C saves a
-checkpoint of the last completed step and returns the partial :class:`FitResult`.
+history and the finiteness flags together); after ``max_faults`` faults in a row
+:class:`TrainingError` is raised, the model holding the last good parameters and the
+checkpoint on disk left as it was. Ctrl-C saves a checkpoint of the last completed step and
+returns the partial :class:`FitResult`.
 """
 
 from __future__ import annotations
@@ -592,7 +593,8 @@ class _Trainer:
             start, stop, weight = _distributed.shard(index.shape[0], self.ctx)
             local, whole = index[start:stop], 1.0 / self.ctx.world_size
             if stage.sparsity > 0:
-                whole_states = _first_states(self.data.kind, store["q"][index], store["v"][index])
+                q, v = _first_states(self.data.kind, store["q"], store["v"])
+                whole_states = q[index], v[index]
         batch = {key: x[local] for key, x in store.items()}
         fn = self.term_fn if compiled else self._compute_terms
         return fn(batch, stage.sparsity, weight, whole, whole_states)
@@ -1039,9 +1041,9 @@ def fit(model, data, *, loss: str | None = None, steps: int | None = None, recip
         for another).
     compile : bool or str
         Run the batch loss through ``torch.compile`` (True: the default backend; a string
-        names a backend). Off by default: compiling takes tens of seconds to minutes and
-        again after every grid refinement; on the CPU it pays off for rollout losses in long
-        fits (README, "Speed").
+        names a backend). Off by default: compiling takes tens of seconds to minutes, again
+        after every grid refinement, and on the CPU it pays off only for rollout losses in
+        fits of thousands of steps (measurements in the README).
 
     Returns
     -------
