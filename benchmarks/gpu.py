@@ -109,7 +109,7 @@ def main() -> None:
     batch, masses, rounds = (65536, 1000, args.rounds) if not args.quick else (512, 20, 2)
     rows = kan_throughput(device, batch, rounds)
     rows.append(chain_step(device, masses, 16, rounds))
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or platform.machine())
     print(f"\n{time.strftime('%Y-%m-%d')}, device: {name}, torch {torch.__version__}\n")
     print("| case | implementation | ms | samples/s | peak GPU MB |")
     print("|---|---|---|---|---|")

@@ -192,6 +192,8 @@ def _cmd_discover(args) -> int:
     run = discover(spec, data, out=args.out, steps=args.steps, seed=args.seed,
                    device=args.device, resume=args.resume, plots=not args.no_plots,
                    progress=not args.quiet)
+    if run.laws is None:  # a rank other than 0 of a torchrun launch: rank 0 reports
+        return 0
     print("\nlaws:")
     _print_laws(run.laws)
     print(f"\nrun directory: {args.out}")

@@ -127,7 +127,8 @@ def refine_constants(model: Model, laws, data, steps: int = 200, seed: int = 0,
     for name in laws:
         law_model.fix(name, laws[name].expr, trainable=True)
     if steps > 0 and any(p.requires_grad for p in law_model.parameters()):
-        fit(law_model, data, steps=steps, recipe="plain", seed=seed, progress=progress)
+        fit(law_model, data, steps=steps, recipe="plain", seed=seed, progress=progress,
+            distributed=False)  # runs on rank 0 alone
     refined = {}
     for name in laws:
         exprs = [law.expr() for law in law_model.blocks[name].core]
@@ -137,7 +138,7 @@ def refine_constants(model: Model, laws, data, steps: int = 200, seed: int = 0,
 
 def discover(spec: System, data, out=None, *, steps: int | None = None, seed: int = 0,
              device="auto", progress: bool = True, resume=None, refine_steps: int = 200,
-             plots: bool = True, verify_laws: bool = True) -> Run:
+             plots: bool = True, verify_laws: bool = True, distributed="auto") -> Run:
     """Learn a system from trajectories and return its laws, with a run directory.
 
     Parameters
@@ -161,11 +162,17 @@ def discover(spec: System, data, out=None, *, steps: int | None = None, seed: in
         Write ``plots/*.png`` (needs ``out``).
     verify_laws : bool
         Re-simulate with the laws and compare with the data and the KAN model.
+    distributed : True, False or "auto"
+        Train data-parallel over the processes of a torchrun launch (:func:`pikan.fit`);
+        "auto": when ``WORLD_SIZE > 1``. Every process trains; rank 0 alone then extracts,
+        refines, verifies, prints and writes the run directory, and the other processes
+        return a Run with the trained model, ``laws=None``, an empty report and no path.
 
     Returns
     -------
     Run
     """
+    from pikan.distributed import is_main_process
     from pikan.extract import extract
     from pikan.train import fit
 
@@ -175,12 +182,13 @@ def discover(spec: System, data, out=None, *, steps: int | None = None, seed: in
         raise SpecError(f"system {spec.name!r} has no learned module: every module has a law. "
                         f"Hint: spec.learn({spec.module_names[0]!r}) makes one learned.")
     data.check_coords(spec.coords)
+    main = is_main_process(distributed)
     path = Path(out) if out is not None else None
-    if path is not None:
+    if path is not None and main:
         path.mkdir(parents=True, exist_ok=True)
         _atomic_write_text(path / "spec.json", spec.to_json())
         data.save(path / "data.h5")
-    say = (lambda text: print(text, flush=True)) if progress else (lambda text: None)
+    say = (lambda text: print(text, flush=True)) if progress and main else (lambda text: None)
     timings = {}
 
     start = time.perf_counter()
@@ -188,9 +196,12 @@ def discover(spec: System, data, out=None, *, steps: int | None = None, seed: in
     say(f"[pikan] training {len(spec.learned)} learned module(s) of {spec.name!r} "
         f"on {len(data)} trajectories")
     result = fit(model, data, steps=steps, seed=seed, device=device, progress=progress,
-                 checkpoint=path / "model.pt" if path else None, resume=resume)
+                 checkpoint=path / "model.pt" if path else None, resume=resume,
+                 distributed=distributed)
     timings["fit_s"] = time.perf_counter() - start
     model = model.cpu()
+    if not main:  # rank 0 extracts, verifies and writes the run; the other ranks are done
+        return Run(model, None, {}, None, result)
 
     start = time.perf_counter()
     say("[pikan] extracting laws")
