@@ -3,9 +3,10 @@
 The story: we track planets around a star of unknown mass (GM = 2 in the simulation) with
 0.1 % position noise. The learning spec from the catalogue, ``pikan.systems.get("kepler")``,
 says only that the force is central: the potential is a function of the feature
-``r = sqrt(x**2 + y**2)``, learned by a KAN. :func:`pikan.discover` trains it (velocities
-and accelerations are estimated from the noisy positions), reads the KAN as a formula,
-refines its constants end to end and re-simulates the orbits with the law. The expected
+``r = sqrt(x**2 + y**2)``, learned by a KAN. :func:`pikan.discover` trains it (on noisy
+data without accelerations, :func:`pikan.fit` matches short simulated stretches of the
+orbits instead of accelerations), reads the KAN as a formula, refines its constants end
+to end and re-simulates the orbits with the law. The expected
 answer is Newton's potential ``V(r) = -GM/r``, with GM = 2 read off the orbits.
 
 Run it::
