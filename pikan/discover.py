@@ -126,7 +126,7 @@ def refine_constants(model: Model, laws, data, steps: int = 200, seed: int = 0,
     law_model = copy.deepcopy(model)
     for name in laws:
         law_model.fix(name, laws[name].expr, trainable=True)
-    if steps > 0 and any(p.requires_grad for p in law_model.parameters()):
+    if steps > 0 and any(p.requires_grad and p.numel() for p in law_model.parameters()):
         fit(law_model, data, steps=steps, recipe="plain", seed=seed, progress=progress,
             distributed=False)  # runs on rank 0 alone
     refined = {}
@@ -202,6 +202,9 @@ def discover(spec: System, data, out=None, *, steps: int | None = None, seed: in
     model = model.cpu()
     if not main:  # rank 0 extracts, verifies and writes the run; the other ranks are done
         return Run(model, None, {}, None, result)
+    if not data.has_velocities:  # positions only: extraction, verification and plots need v
+        say("[pikan] estimating velocities from positions (Savitzky-Golay)")
+        data = data.with_derivatives()
 
     start = time.perf_counter()
     say("[pikan] extracting laws")
