@@ -1,0 +1,91 @@
+"""Smoke test of the benchmark suites: ``benchmarks/run_all.py --quick`` in a subprocess.
+
+Checks that every suite runs and writes well-formed JSON with the documented fields, and
+two numbers that must hold even at quick sizes (pikan recovers the harmonic potential and
+the law ``F = mu*Nn``). Peers that are not installed are skipped by the suites themselves,
+so this runs with or without the ``bench`` extra.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("bench")
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run_all.py"), "--quick",
+                           "--results", str(folder)], check=False, capture_output=True,
+                          text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return folder, proc.stdout
+
+
+def _load(folder: Path, name: str) -> dict:
+    return json.loads((folder / f"{name}.json").read_text())  # strict JSON (no NaN)
+
+
+def _number_or_none(value) -> bool:
+    return value is None or (isinstance(value, (int, float)) and math.isfinite(value))
+
+
+def test_every_suite_writes_json(results):
+    folder, stdout = results
+    for name in ("discovery", "feynman", "speed", "kan_speed", "train_speed", "compile_speed",
+                 "run_all"):
+        data = _load(folder, name)
+        assert data["benchmark"] == name
+    assert "| system | noise |" in stdout and "## Summary" in stdout
+
+
+def test_discovery_rows(results):
+    folder, _ = results
+    data = _load(folder, "discovery")
+    assert data["mode"] == "quick" and data["machine"]["cores"] >= 1
+    assert len(data["rows"]) >= 1
+    for row in data["rows"]:
+        assert row["system"] == "harmonic" and row["noise"] == 0.0
+        pikan = row["pikan"]
+        assert pikan["error"] is None
+        assert pikan["modules"]["V"]["recovered"] is True  # V = x**2/2 at noise 0
+        assert pikan["constant_error"] <= 0.03
+        for key in ("rollout_error", "energy_drift", "wall_s"):
+            assert _number_or_none(pikan[key])
+        assert pikan["rollout_error"] < 0.05
+        assert isinstance(row["hnn"]["params"], int) and row["hnn"]["params"] > 0
+        if importlib.util.find_spec("pysindy"):
+            assert row["sindy"]["recovered"] is True  # a = -x is in any polynomial library
+        if importlib.util.find_spec("kan"):
+            assert isinstance(row["pykan"]["recovered"], bool)
+    assert any(line.startswith("- noise 0:") for line in data["targets"])
+
+
+def test_feynman_rows(results):
+    folder, _ = results
+    data = _load(folder, "feynman")
+    (row,) = data["rows"]
+    assert row["id"] == "I.12.1"
+    assert row["pikan"]["recovered"] is True and row["pikan"]["error"] is None
+    assert row["pikan"]["wall_s"] > 0
+    for peer in ("pykan", "gplearn"):
+        assert row[peer] is None or isinstance(row[peer]["recovered"], bool)
+
+
+def test_speed_scaling(results):
+    folder, _ = results
+    data = _load(folder, "speed")
+    chain = data["chain"]
+    assert [r["n"] for r in chain] == sorted(r["n"] for r in chain) and len(chain) == 3
+    assert all(r["epoch_s"] > 0 and r["steps_per_epoch"] >= 1 for r in chain)
+    assert math.isfinite(data["exponent"])
+    for part in ("kan_speed", "train_speed", "compile_speed"):
+        assert "error" not in data["parts"][part], data["parts"][part]
