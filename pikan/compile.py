@@ -167,7 +167,7 @@ class Block(nn.Module):
             names = list(self.input_names)
         return KAN(widths, grid=module.grid, order=module.order, seed=seed,
                    input_names=names, output_names=list(self.output_names)
-                   if not self.gyroscopic else None)
+                   if not self.gyroscopic else None, jump=module.jump)
 
     @staticmethod
     def _hidden(module: Module) -> list:

@@ -277,6 +277,9 @@ class Module:
         B-spline order (3: cubic).
     mult : int
         Number of multiplication nodes in the first hidden layer.
+    jump : bool
+        Add a linear skip path to the KAN, ``y = KAN(z) + z W`` (linear terms need no
+        spline, and extraction reads them from ``W``).
     constraints : list
         Constraint objects (see :mod:`pikan.constraints`).
     bindings : list of dict
@@ -295,6 +298,7 @@ class Module:
     grid: int = 5
     order: int = 3
     mult: int = 0
+    jump: bool = False
     constraints: tuple = ()
     bindings: tuple[FrozenMap, ...] = ()
 
@@ -429,7 +433,7 @@ class Module:
             law = to_string(self.law)
         out = {"kind": self.kind, "name": self.name, "inputs": inputs, "law": law,
                "hidden": list(self.hidden), "grid": self.grid, "order": self.order,
-               "mult": self.mult,
+               "mult": self.mult, "jump": self.jump,
                "constraints": [_constraint_to_dict(c, where) for c in self.constraints],
                "bindings": [{k: to_string(e) for k, e in b.items()} for b in self.bindings]}
         return out

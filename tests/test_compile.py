@@ -222,3 +222,36 @@ def test_fix_replaces_kan_with_trainable_law():
     _close(model.potential(q), 0.4 * q[:, 0] ** 2 + 1.1 * q[:, 1] ** 2)
     assert model.blocks["V"].core[0].constants.requires_grad
     assert not model.blocks["V"].is_learned
+
+
+
+def test_linear_dynamics_term_is_read_exactly_from_the_jump_path():
+    import sympy
+
+    from pikan.kan_formula import kan_formulas
+
+    """F = -0.7 x: with jump=True the KAN needs no spline; the formula is the jump weight."""
+    truth = pikan.System("drag", coords=["x"],
+                         modules=[pikan.Dynamics("F", inputs=["x"], outputs=["x"], law=["-0.7*x"])])
+    spec = truth.learn("F", hidden=[], jump=True)
+    assert pikan.System.from_json(spec.to_json()) == spec
+    model = pikan.compile(spec)
+    kan = model.blocks["F"].kan
+    q = torch.linspace(-1, 1, 200, dtype=torch.float64)[:, None]
+    v = torch.zeros_like(q)
+    target = -0.7 * q
+    opt = torch.optim.Adam(model.parameters(), lr=3e-2)
+    for _ in range(300):
+        opt.zero_grad()
+        loss = ((model.acceleration(q, v) - target) ** 2).mean() + 1e-2 * kan.regularization()
+        loss.backward()
+        opt.step()
+    spline_edge = kan.activations(q)[0].edges[:, 0, 0]
+    assert float(spline_edge.abs().max()) < 0.05 * 0.7  # the jump path carries the force
+    formula = kan_formulas(kan, q, names=["x"])["kan"][0]
+    x = sympy.Symbol("x")
+    assert abs(float(formula.coeff(x)) + 0.7) < 0.007, formula
+    assert abs(float(formula.subs(x, 0))) < 1e-3, formula
+    laws = pikan.extract(model, pikan.Trajectories.from_arrays(
+        torch.linspace(0, 1, 200).numpy(), q.numpy(), v=v.numpy(), a=target.numpy(), coords=["x"]))
+    assert pikan.equivalent(laws["F"].expr[0], "-0.7*x", up_to_constant=False, rtol=1e-3)
