@@ -113,7 +113,7 @@ def interval_index(x: Tensor, knots: Tensor, order: int, uniform: bool = False) 
         idx = torch.floor((x.detach() - knots[:, 0]) / h).long()
     else:
         idx = torch.searchsorted(knots, x.detach().t().contiguous(), right=True).t() - 1
-    return idx.clamp(order, last)
+    return idx.clamp(order, last)  # NaN sorts last: clamped into range, outputs stay NaN
 
 
 def cox_de_boor(x: Tensor, knots: Tensor, order: int) -> tuple[Tensor, Tensor]:
@@ -214,7 +214,8 @@ def local_bases(
     if uniform:  # one scaled coordinate gives both the cell and the local coordinate
         origin = knots[:, 0]
         scaled = (x - origin) * (1 / (knots[:, 1] - origin))
-        cell = torch.floor(scaled.detach()).clamp(order, n_bases(knots, order) - 1)
+        # nan_to_num: a NaN input gives NaN outputs, not an out-of-range index
+        cell = torch.floor(scaled.detach()).nan_to_num(order).clamp(order, n_bases(knots, order) - 1)
         u = scaled - cell
         idx = cell.long()
     else:

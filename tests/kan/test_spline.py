@@ -104,3 +104,12 @@ def test_bad_grid_arguments(grid, order, match):
 def test_bad_range():
     with pytest.raises(ValueError, match="grid_range"):
         spline.uniform_knots(5, 3, 1.0, -1.0)
+
+
+def test_nan_inputs_give_nan_outputs_not_index_errors():
+    for uniform in (True, False):
+        knots = _knots(3, uniform)
+        x = torch.tensor([[0.1, float("nan"), float("inf")]])
+        basis = spline.dense_bases(x, knots, 3, uniform=uniform)
+        assert torch.isfinite(basis[0, 0]).all()
+        assert torch.isnan(basis[0, 1]).any()
