@@ -72,3 +72,13 @@ def test_importance_trajectories_energy_history_graph(trained, tmp_path):
     assert "Potential V(x, y) [KAN]" in labels and "-dV/dq" in labels
     with pytest.raises(SpecError, match="empty"):
         plot.history([])
+
+
+def test_pareto_front_of_an_extracted_law(trained, tmp_path):
+    _, model, data = trained
+    law = pikan.extract(model, data)["V"]
+    fig = _save(plot.pareto(law), tmp_path, "pareto")
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "complexity" and ax.get_ylabel() == "RMSE"
+    assert len(ax.lines) == (2 if law.alternatives else 1)
+    assert "V(x, y)" in ax.get_title()
