@@ -50,19 +50,20 @@ def available(module: str) -> bool:
 # ------------------------------------------------------------------ law comparison
 
 
-class _Timeout(TimeoutError):
-    pass
+class Timeout(BaseException):
+    """A time limit ran out. A BaseException, so that no ``except Exception`` in the code
+    being timed (pikan's and the peers' fallbacks) can swallow it."""
 
 
 @contextlib.contextmanager
 def time_limit(seconds: float):
-    """Raise :class:`_Timeout` after ``seconds`` (main thread on Unix; no limit elsewhere)."""
+    """Raise :class:`Timeout` after ``seconds`` (main thread on Unix; no limit elsewhere)."""
     if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGALRM"):
         yield
         return
 
     def handler(signum, frame):
-        raise _Timeout()
+        raise Timeout()
 
     old = signal.signal(signal.SIGALRM, handler)
     signal.setitimer(signal.ITIMER_REAL, seconds)
@@ -73,9 +74,9 @@ def time_limit(seconds: float):
         signal.signal(signal.SIGALRM, old)
 
 
-def matches(expr, truth, *, up_to_constant: bool, rtol: float = RTOL, positive: bool = False,
-            seconds: float = 20.0) -> bool:
-    """:func:`pikan.laws.equivalent` with a time limit; any failure (or timeout) is False."""
+def _match(expr, truth, up_to_constant: bool, rtol: float, positive: bool,
+           seconds: float) -> bool | None:
+    """:func:`pikan.laws.equivalent` with a time limit: True, False, or None on timeout."""
     from pikan.laws import equivalent
 
     if expr is None:
@@ -84,25 +85,41 @@ def matches(expr, truth, *, up_to_constant: bool, rtol: float = RTOL, positive: 
         with time_limit(seconds):
             return bool(equivalent(expr, truth, up_to_constant=up_to_constant, rtol=rtol,
                                    positive=positive))
-    except Exception:  # noqa: BLE001 (a failure is a result)
+    except Timeout:
+        return None
+    except Exception:  # noqa: BLE001 (sympy fails in many ways on odd peer output: no match)
         return False
 
 
-def constant_error(expr, truth, *, up_to_constant: bool, positive: bool = False) -> float | None:
+def matches(expr, truth, *, up_to_constant: bool, rtol: float = RTOL, positive: bool = False,
+            seconds: float = 20.0) -> bool:
+    """:func:`pikan.laws.equivalent` with a time limit; any failure (or timeout) is False."""
+    return bool(_match(expr, truth, up_to_constant, rtol, positive, seconds))
+
+
+def constant_error(expr, truth, *, up_to_constant: bool, positive: bool = False,
+                   seconds: float = 20.0) -> float | None:
     """The largest relative constant error of a law of the right form.
 
     Measured as the smallest ``rtol`` at which :func:`pikan.laws.equivalent` accepts the law
     (log bisection between 1e-8 and 0.5, to about 2 %); None when it is not accepted even
-    at 0.5 (a wrong form).
+    at 0.5 (a wrong form) or that check times out. A later timeout ends the bisection with
+    the smallest ``rtol`` accepted so far (an upper bound).
     """
     low, high = 1e-8, 0.5
-    if not matches(expr, truth, up_to_constant=up_to_constant, rtol=high, positive=positive):
+    if not _match(expr, truth, up_to_constant, high, positive, seconds):
         return None
-    if matches(expr, truth, up_to_constant=up_to_constant, rtol=low, positive=positive):
+    first = _match(expr, truth, up_to_constant, low, positive, seconds)
+    if first is None:
+        return high
+    if first:
         return low
     for _ in range(10):
         mid = math.sqrt(low * high)
-        if matches(expr, truth, up_to_constant=up_to_constant, rtol=mid, positive=positive):
+        verdict = _match(expr, truth, up_to_constant, mid, positive, seconds)
+        if verdict is None:
+            break
+        if verdict:
             high = mid
         else:
             low = mid
@@ -159,15 +176,20 @@ def pykan_formula(x: np.ndarray, y: np.ndarray, names, hidden=(), mult: int = 0,
     (pikan's module layout). Workflow (pykan's tutorials): ``fit`` (L-BFGS, ``steps``,
     sparsity ``lamb``), ``prune``, ``fit``, ``auto_symbolic(lib)``, ``fit`` (the symbolic
     edges' affine parameters), ``symbolic_formula``, then ``ex_round(formula, 4)`` as the
-    tutorials print it (drops the ~1e-5 offsets that the affine fits leave). pykan's
-    default float32, 80/20 train/test split. ``seconds``: a time limit for the whole call
-    (:class:`TimeoutError` after it).
+    tutorials print it (drops the ~1e-5 offsets that the affine fits leave). ``y`` is
+    standardized for pykan and the formula mapped back (module values can be small, and
+    the sparsity penalty then shrinks every edge to zero); without a hidden layer there is
+    nothing to prune and no penalty. pykan's default float32, 80/20 train/test split.
+    ``seconds``: a time limit for the whole call (:class:`Timeout` after it).
     """
     from kan import MultKAN
     from kan.utils import ex_round
 
     y = y.reshape(len(y), -1)
     d, k = x.shape[1], y.shape[1]
+    mean, std = y.mean(0), y.std(0)
+    std = np.where(std > 0, std, 1.0)
+    y = (y - mean) / std
     width = [d]
     for i, h in enumerate(hidden):
         width.append([int(h), int(mult)] if i == 0 and mult else int(h))
@@ -183,15 +205,18 @@ def pykan_formula(x: np.ndarray, y: np.ndarray, names, hidden=(), mult: int = 0,
                 "test_input": xt[cut:], "test_label": yt[cut:]}
         model = MultKAN(width=copy.deepcopy(width), grid=grid, k=3, seed=seed, auto_save=False,
                         ckpt_path=tmp, device="cpu")  # pykan mutates width: pass a copy
-        model.fit(data, opt="LBFGS", steps=steps, lamb=lamb)
+        model.fit(data, opt="LBFGS", steps=steps, lamb=lamb if len(width) > 2 else 0.0)
         if len(width) > 2:  # nothing to prune without a hidden layer
             model = model.prune()
             model.auto_save = False
-            model.fit(data, opt="LBFGS", steps=steps)
+            # grid updates after pruning can hit an empty least-squares problem in pykan
+            # 0.2.8 (curve2coef: UnboundLocalError); the grid was fitted before pruning
+            model.fit(data, opt="LBFGS", steps=steps, update_grid=False)
         model.auto_symbolic(lib=list(lib), verbose=0)
         model.fit(data, opt="LBFGS", steps=steps, update_grid=False)
         formulas, _ = model.symbolic_formula(var=[sympy.Symbol(n) for n in names])
-    return [ex_round(sympy.sympify(f), 4) for f in formulas]
+    return [sympy.Float(s) * ex_round(sympy.sympify(f), 4) + sympy.Float(m)
+            for f, m, s in zip(formulas, mean, std)]
 
 
 # ------------------------------------------------------------------ gplearn
