@@ -614,7 +614,9 @@ def fit_candidates(candidates: Sequence[tuple[sympy.Expr, str]], target: Target,
     candidates are first evaluated as proposed; only those within ``slack`` times the
     best error of candidates at most as complex are refit (a candidate far off the front
     will not reach it by moving its constants a little), at most ``max_refit`` of them.
-    The ``max_snap`` simplest members of the refit front are then snapped (:func:`snap`).
+    The members of the refit front the selection could pick (error within 10 times its
+    limit, see :func:`select`) are then snapped (:func:`snap`), at most ``max_snap``,
+    simplest first.
 
     Parameters
     ----------
@@ -651,5 +653,11 @@ def fit_candidates(candidates: Sequence[tuple[sympy.Expr, str]], target: Target,
     if len(shortlist) > max_refit:  # keep the most accurate ones
         shortlist = sorted(shortlist, key=lambda t: t[0])[:max_refit]
     fits = [refit(expr, target, source) for _, expr, source in shortlist]
-    snapped = [snap(f, target, tolerance) for f in pareto(fits)[:max_snap]]
+    front = pareto(fits)
+    if not front:
+        return fits
+    # snap the members the selection could pick (within 10x of its limit), simplest first
+    limit = SELECT_FACTOR * max(min(f.error for f in front), tolerance)
+    near = [f for f in front if f.error <= 10 * limit][:max_snap]
+    snapped = [snap(f, target, tolerance) for f in near]
     return fits + snapped

@@ -237,9 +237,12 @@ def test_end_to_end_simulate_train_extract(name):
 @pytest.mark.parametrize("name", ["harmonic", "pendulum", "anisotropic", "duffing", "central",
                                   "chain", "coupled"])
 def test_end_to_end_with_one_percent_position_noise(name):
+    """Noisy positions only: trained by pikan.fit (a rollout loss; acceleration matching on
+    differentiated noisy positions is biased), then extracted."""
     data = _simulate(name, noise=0.01, n=12)
+    assert not data.has_accelerations
     model = pikan.compile(_learning_spec(name), seed=0)
-    _train(model, data, rounds=12 if name != "chain" else 30)
+    pikan.fit(model, data, progress=False, seed=0)
     laws = extract(model, data, seed=0)
     _check(laws, name, rtol=0.03)
 
