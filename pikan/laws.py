@@ -27,7 +27,7 @@ from sympy.printing.str import StrPrinter
 from pikan.errors import SpecError
 from pikan.expr import parse, to_string
 
-__all__ = ["Alternative", "Law", "Laws", "equivalent"]
+__all__ = ["Alternative", "Law", "Laws", "equivalent", "in_state"]
 
 LAWS_VERSION = 1
 """Version of the JSON layout written by :meth:`Laws.to_json`."""
@@ -472,7 +472,7 @@ def _numeric(a: sympy.Expr, b: sympy.Expr, up_to_constant: bool, rtol: float) ->
     Returns ``{"mixed": bool | None, "positive": bool | None}``: None where fewer than 16
     points are finite and real for both.
     """
-    from pikan.refit import numpy_function
+    from pikan.expr_numpy import numpy_function
 
     names = sorted({s.name for s in a.free_symbols | b.free_symbols})
     if not names:

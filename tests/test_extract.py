@@ -19,9 +19,9 @@ import pikan
 from pikan import Dissipation, Dynamics, Lagrangian, Potential, System
 from pikan.errors import DataError, SpecError
 from pikan.expr import parse
+from pikan.expr_numpy import numpy_function
 from pikan.extract import extract, find_law
 from pikan.laws import Laws, equivalent
-from pikan.refit import numpy_function
 
 FEYNMAN = Path("/work/shared/data/feynman_mechanics.json")
 

@@ -5,16 +5,13 @@ import math
 import numpy as np
 import pytest
 import sympy
-import torch
 
-from pikan.expr import to_torch
 from pikan.refit import (
     Fit,
     Target,
     complexity,
     fit_candidates,
     lift,
-    numpy_function,
     pareto,
     refit,
     select,
@@ -35,18 +32,6 @@ def _one_blas_thread():
         return
     with threadpool_limits(1):
         yield
-
-
-@pytest.mark.parametrize("text", [
-    "3*x**2 - y/2 + 1", "exp(-x**2)*sin(2*y + 0.3)", "sqrt(x**2 + y**2) + abs(x)",
-    "log(x**2 + 1)/(y**2 + 2)", "atan(x) + tanh(y) - cosh(x/3)", "x**0.5 + x**-2.5",
-])
-def test_numpy_function_agrees_with_the_torch_compiler(text, rng):
-    z = rng.uniform(0.2, 2.0, size=(64, 2))
-    expr = sympy.sympify(text)
-    got = numpy_function(expr, ["x", "y"])(z[:, 0], z[:, 1])
-    want = to_torch(expr, ["x", "y"])(torch.tensor(z[:, 0]), torch.tensor(z[:, 1])).numpy()
-    np.testing.assert_allclose(got, want, rtol=1e-13)
 
 
 def test_lift_gives_every_float_occurrence_its_own_parameter():
