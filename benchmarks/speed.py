@@ -40,50 +40,72 @@ FULL = {"ns": (10, 100, 1000), "states": 4096, "batch": 256, "epochs": 4, "round
 QUICK = {"ns": (4, 8, 16), "states": 256, "batch": 64, "epochs": 2, "rounds": 3}
 
 
-def chain_scaling(ns, states: int, batch: int, epochs: int, seed: int = 0) -> list[dict]:
-    """Time per epoch of :func:`pikan.fit` on spring chains of ``ns`` masses."""
-    import pikan.systems
-
+def _chain_epoch(entry, n: int, states: int, batch: int, epochs: int, seed: int) -> dict:
     import pikan
     from pikan.recipe import Recipe, Stage
+
+    # 8 trajectories of states / 8 samples each (RK4: cheap for N = 1000 too)
+    per = max(2, math.ceil(states / 8))
+    start = time.perf_counter()
+    data = entry.simulate(params={"n": n}, n_trajectories=8, t=(0.0, 0.02 * (per - 1)),
+                          dt=0.02, method="rk4", seed=seed)
+    model = pikan.compile(entry.model(n=n), seed=seed)
+    setup = time.perf_counter() - start
+    train_states = round(0.8 * len(data)) * per  # fit holds out 20 % of the trajectories
+    steps_per_epoch = max(1, math.ceil(train_states / batch))
+    stamps = []
+
+    def stamp(model, row):
+        stamps.append(time.perf_counter())
+        return False
+
+    start = time.perf_counter()
+    pikan.fit(model, data, loss="acceleration", batch_size=batch,
+              recipe=Recipe([Stage.fit(steps_per_epoch * epochs + 1, "adam")]),
+              eval_every=10**6, seed=seed, progress=False, callback=stamp)
+    total = time.perf_counter() - start
+    steps = [b - a for a, b in itertools.pairwise(stamps)]
+    epoch = [sum(steps[k:k + steps_per_epoch])
+             for k in range(0, len(steps) - steps_per_epoch + 1, steps_per_epoch)]
+    later = epoch[1:] or epoch
+    return {"n": n, "bonds": n + 1, "states_per_epoch": train_states, "batch": batch,
+            "steps_per_epoch": steps_per_epoch, "epoch_s": statistics.median(later),
+            "epochs_timed": len(later), "step_ms": 1e3 * statistics.median(steps),
+            "fit_total_s": total, "setup_s": setup, "error": None}
+
+
+def chain_scaling(ns, states: int, batch: int, epochs: int, seed: int = 0,
+                  seconds: float = 300.0) -> list[dict]:
+    """Time per epoch of :func:`pikan.fit` on spring chains of ``ns`` masses.
+
+    Each N gets ``seconds`` for simulation, compilation and training; a failure or a
+    timeout is recorded in the row (``error``) and that N is left out of the fit.
+    """
+    import pikan.systems
+    from _peers import Timeout, time_limit
 
     entry = pikan.systems.get("spring_chain")
     rows = []
     for n in ns:
-        # 8 trajectories of states / 8 samples each (RK4: cheap for N = 1000 too)
-        per = max(2, math.ceil(states / 8))
-        data = entry.simulate(params={"n": n}, n_trajectories=8, t=(0.0, 0.02 * (per - 1)),
-                              dt=0.02, method="rk4", seed=seed)
-        model = pikan.compile(entry.model(n=n), seed=seed)
-        train_states = round(0.8 * len(data)) * per  # fit holds out 20 % of the trajectories
-        steps_per_epoch = max(1, math.ceil(train_states / batch))
-        stamps = []
-
-        def stamp(model, row, stamps=stamps):
-            stamps.append(time.perf_counter())
-            return False
-
         start = time.perf_counter()
-        result = pikan.fit(model, data, loss="acceleration", batch_size=batch,
-                           recipe=Recipe([Stage.fit(steps_per_epoch * epochs + 1, "adam")]),
-                           eval_every=10**6, seed=seed, progress=False, callback=stamp)
-        total = time.perf_counter() - start
-        steps = [b - a for a, b in itertools.pairwise(stamps)]
-        epoch = [sum(steps[k:k + steps_per_epoch])
-                 for k in range(0, len(steps) - steps_per_epoch + 1, steps_per_epoch)]
-        later = epoch[1:] or epoch
-        rows.append({"n": n, "bonds": n + 1, "coords": n, "states_per_epoch": train_states,
-                     "batch": batch, "steps_per_epoch": steps_per_epoch,
-                     "epoch_s": statistics.median(later), "epochs_timed": len(later),
-                     "step_ms": 1e3 * statistics.median(steps), "fit_total_s": total,
-                     "n_train": result.choices.get("n_train")})
+        try:
+            with time_limit(seconds):
+                rows.append(_chain_epoch(entry, n, states, batch, epochs, seed))
+        except Timeout:
+            rows.append({"n": n, "bonds": n + 1, "error": f"Timeout after {seconds:g} s"})
+        except Exception as error:  # noqa: BLE001 (a failure is a result)
+            rows.append({"n": n, "bonds": n + 1, "error": f"{type(error).__name__}: "
+                         f"{str(error)[:120]} (after {time.perf_counter() - start:.0f} s)"})
     return rows
 
 
-def exponent(rows: list[dict]) -> tuple[float, float]:
-    """Slope of log(epoch time) vs log(N) over all points, and over the last two."""
-    n = np.log([r["n"] for r in rows])
-    t = np.log([r["epoch_s"] for r in rows])
+def exponent(rows: list[dict]) -> tuple[float | None, float | None]:
+    """Slope of log(epoch time) vs log(N) over the Ns that ran, and over the last two."""
+    done = [r for r in rows if r.get("epoch_s")]
+    if len(done) < 2:
+        return None, None
+    n = np.log([r["n"] for r in done])
+    t = np.log([r["epoch_s"] for r in done])
     slope = float(np.polyfit(n, t, 1)[0])
     last = float((t[-1] - t[-2]) / (n[-1] - n[-2]))
     return slope, last
@@ -139,12 +161,16 @@ def main(argv=None) -> dict:
         lines += [f"### {name}", kept.strip() or parts[name].get("error", ""), ""]
     lines += ["### spring chain scaling (pikan.fit, acceleration loss, Adam, float64)", "",
               _report.table(["N masses", "bonds", "states / epoch", "steps / epoch",
-                             "ms / step", "s / epoch"],
-                            [[r["n"], r["bonds"], r["states_per_epoch"], r["steps_per_epoch"],
-                              r["step_ms"], r["epoch_s"]] for r in rows]),
-              "", (f"fitted exponent (time per epoch ~ N^k): k = {slope:.2f} over "
-                   f"N = {', '.join(str(r['n']) for r in rows)}; {last:.2f} between the last "
-                   "two (target <= 1.1)")]
+                             "ms / step", "s / epoch", "setup s (simulate + compile)", "note"],
+                            [[r["n"], r["bonds"], r.get("states_per_epoch"),
+                              r.get("steps_per_epoch"), r.get("step_ms"), r.get("epoch_s"),
+                              r.get("setup_s"), r["error"] or ""] for r in rows]), ""]
+    ran = ", ".join(str(r["n"]) for r in rows if r.get("epoch_s"))
+    if slope is None:
+        lines.append("fitted exponent: fewer than two chain sizes ran (target <= 1.1)")
+    else:
+        lines.append(f"fitted exponent (time per epoch ~ N^k): k = {slope:.2f} over N = {ran}; "
+                     f"{last:.2f} between the last two (target <= 1.1)")
     text = "\n".join(lines)
     print("\n" + text)
     result = {"benchmark": "speed", "mode": "quick" if args.quick else "full", "machine": info,

@@ -85,7 +85,8 @@ def test_speed_scaling(results):
     data = _load(folder, "speed")
     chain = data["chain"]
     assert [r["n"] for r in chain] == sorted(r["n"] for r in chain) and len(chain) == 3
-    assert all(r["epoch_s"] > 0 and r["steps_per_epoch"] >= 1 for r in chain)
+    assert all(r["error"] is None and r["epoch_s"] > 0 and r["steps_per_epoch"] >= 1
+               for r in chain)
     assert math.isfinite(data["exponent"])
     for part in ("kan_speed", "train_speed", "compile_speed"):
         assert "error" not in data["parts"][part], data["parts"][part]
