@@ -251,6 +251,30 @@ def _unwrap_law(law: Any) -> Any:
     return law
 
 
+def _in_original_inputs(law: Any, module: Module, system: System) -> Any:
+    """A law learned on the inputs a hard constraint rewrote, written in the module's own.
+
+    A learned module with a hard invariance (``RotationInvariant``, ...) is fed invariant
+    features (``x2_y2_minus_x1_y1_sq``), so its extracted law is written in them. A module
+    with a law is not rewritten, so the features' expressions are substituted. Laws that
+    already use the module's inputs pass unchanged.
+    """
+    if law is None:
+        return law
+    exprs = law if isinstance(law, (list, tuple)) else [law]
+    exprs = [parse(e) if isinstance(e, str) else sympy.sympify(e) for e in exprs]
+    known = set(module.input_names) | set(system.params)
+    if all({s.name for s in e.free_symbols} <= known for e in exprs):
+        return law
+    probe = module.replace(inputs=list(module.input_names), bindings=())
+    for constraint in module.constraints:
+        if getattr(constraint, "mode", "hard") == "hard" and hasattr(constraint, "rewrite"):
+            probe = constraint.rewrite(probe, system)
+    features = {symbol(k): v for k, v in probe.inputs.items() if k not in module.input_names}
+    exprs = [e.xreplace(features) for e in exprs]
+    return exprs if isinstance(law, (list, tuple)) else exprs[0]
+
+
 # ---------------------------------------------------------------------------- modules
 
 
@@ -745,7 +769,8 @@ class System:
         items = laws.items() if hasattr(laws, "items") else laws
         new = {}
         for name, law in items:
-            new[name] = self.module(name).replace(law=_unwrap_law(law))
+            module = self.module(name)
+            new[name] = module.replace(law=_in_original_inputs(_unwrap_law(law), module, self))
         return self.replace(modules=tuple(new.get(m.name, m) for m in self.modules))
 
     # ----------------------------------------------------------- validation

@@ -171,6 +171,22 @@ def test_learn_and_with_laws_errors():
         spec.with_laws({"V": "kk*x**2"})
 
 
+def test_with_laws_writes_laws_on_rewritten_inputs_in_the_modules_own():
+    # a hard invariance feeds the KAN invariant features; extracted laws use their names
+    from pikan.constraints import RotationInvariant, TranslationInvariant
+
+    coords = ["x1", "y1", "x2", "y2"]
+    spec = System("pair", coords=coords, modules=[Potential(
+        "V", inputs=coords, constraints=[TranslationInvariant(["x1", "x2"], ["y1", "y2"]),
+                                         RotationInvariant(("x1", "y1"), ("x2", "y2"))])])
+    feature = "x2_y2_minus_x1_y1_sq"
+    filled = spec.with_laws({"V": f"-1/sqrt({feature})"})
+    expected = parse("-1/sqrt((x2 - x1)**2 + (y2 - y1)**2)")
+    assert sympy.simplify(filled.module("V").law - expected) == 0
+    with pytest.raises(SpecError, match="unknown name 'r_typo'"):
+        spec.with_laws({"V": "r_typo**2"})
+
+
 # --------------------------------------------------------------------- JSON
 
 
