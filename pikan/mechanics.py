@@ -102,7 +102,11 @@ def lagrangian_acceleration(
     rhs = dl_dq - (mixed @ v[..., None])[..., 0]
     if generalized_force is not None:
         rhs = rhs + generalized_force
-    return torch.linalg.solve(hess_vv, rhs[..., None])[..., 0]
+    # a learned L can have a singular d2L/dv2 somewhere: those states get NaN accelerations
+    # (training counts them as faults, verification as a failed rollout) instead of an error
+    solution, info = torch.linalg.solve_ex(hess_vv, rhs[..., None])
+    singular = (info != 0)[..., None]
+    return torch.where(singular, torch.full_like(rhs, float("nan")), solution[..., 0])
 
 
 def lagrangian_energy(lagrangian: ScalarFn, q: Tensor, v: Tensor) -> Tensor:

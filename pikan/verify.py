@@ -92,7 +92,10 @@ def _rollouts(model, starts: np.ndarray, times: np.ndarray, method: str) -> np.n
     """States (T, n_traj, 2n) from the shared relative time grid ``times``."""
     from pikan.integrate import simulate
 
-    sim = simulate(model, t=times, initial=starts, method=method, noise=0.0)
+    try:
+        sim = simulate(model, t=times, initial=starts, method=method, noise=0.0)
+    except DataError:  # the rollout diverged (or hit a singular mass matrix): infinitely wrong
+        return np.full((times.size, *np.shape(starts)), np.inf)
     return np.stack([np.concatenate([r.q, r.v], axis=1) for r in sim], axis=1)
 
 
@@ -108,6 +111,9 @@ def _energy(model, states: np.ndarray) -> np.ndarray:
 
 def _metrics(states: np.ndarray, reference: np.ndarray, energy_fn, scale: float):
     n = states.shape[-1] // 2
+    if not np.isfinite(states).all():
+        return float("inf"), float("inf"), np.full(states.shape[:-1], np.inf), \
+            (float("inf"),) * states.shape[1]
     q_sim, q_ref = states[..., :n], reference[..., :n]
     spread = np.sum((q_ref - q_ref.reshape(-1, n).mean(0)) ** 2)
     total = float(np.sqrt(np.sum((q_sim - q_ref) ** 2) / max(spread, 1e-300)))

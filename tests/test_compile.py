@@ -94,6 +94,17 @@ def test_lagrangian_double_pendulum():
     _close(model.energy(q, v), energy)
 
 
+def test_singular_mass_matrix_gives_nan_accelerations_only_where_singular():
+    # d2L/dv2 = x**2 vanishes at x = 0: no acceleration there, an ordinary one elsewhere
+    spec = System("degenerate", coords=["x"],
+                  modules=[Lagrangian("L", inputs=["x", "v_x"], law="x**2*v_x**2/2")])
+    q = torch.tensor([[0.0], [1.0]], dtype=torch.float64)
+    v = torch.ones(2, 1, dtype=torch.float64)
+    a = compile(spec).acceleration(q, v)
+    assert torch.isnan(a[0]).all()
+    _close(a[1:], torch.tensor([[-1.0]], dtype=torch.float64))  # x a = -v**2 at x = 1, v = 1
+
+
 def test_central_potential_through_feature():
     spec = System("kepler", coords=["x", "y"], params={"GM": 1.5},
                   modules=[Potential("V", inputs={"r": "sqrt(x**2 + y**2)"}, law="-GM/r")])

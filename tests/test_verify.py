@@ -72,3 +72,16 @@ def test_report_is_reproducible_with_a_seed(data):
     b = verify(_oscillator(k=1.05), data, n_initial=3, seed=5)
     assert a == b
     assert np.isfinite(a.rollout_error)
+
+
+def test_a_law_with_a_singular_mass_matrix_verifies_as_infinitely_wrong():
+    # L linear in v_x: d2L/dv2 = 0, no acceleration exists; verification reports, not raises
+    from pikan import Lagrangian
+
+    truth = System("osc", coords=["x"], modules=[
+        Lagrangian("L", inputs=["x", "v_x"], law="v_x**2/2 - x**2/2")])
+    data = pikan.simulate(truth, n_trajectories=2, t=(0.0, 1.0), dt=0.05, seed=0)
+    report = verify(truth.with_laws({"L": "v_x - x**2/2"}), data, seed=0)
+    assert report.rollout_error == np.inf and report.energy_drift == np.inf
+    assert all(e == np.inf for e in report.per_trajectory)
+    assert "rollout error inf" in str(report)
