@@ -391,20 +391,22 @@ class Model(nn.Module):
         """
         self._check_state(q, v)
         if self.formulation == "lagrangian":
-            generalized = None
-            extra = [f for f in (self._direct_force(),) if f is not None]
-            dissipation = self._scalar_sum("Dissipation")
-            if extra or dissipation is not None:
-                generalized = torch.zeros_like(q)
-                for f in extra:
-                    generalized = generalized + f(q, v)
-                if dissipation is not None:
-                    generalized = generalized - mechanics.gradient_v(dissipation, q, v)
             return mechanics.lagrangian_acceleration(self._scalar_sum("Lagrangian"), q, v,
-                                                     generalized)
+                                                     self.generalized_force(q, v))
         return mechanics.newtonian_acceleration(
             self.masses, q, v, potential=self._scalar_sum("Potential"),
             force=self._direct_force(), dissipation=self._scalar_sum("Dissipation"))
+
+    def generalized_force(self, q: Tensor, v: Tensor) -> Tensor | None:
+        """The non-conservative generalized forces ``Q = F - dD/dv`` of the Dynamics and
+        Dissipation modules, shape (batch, n); None when the system has neither."""
+        force, dissipation = self._direct_force(), self._scalar_sum("Dissipation")
+        if force is None and dissipation is None:
+            return None
+        total = torch.zeros_like(q) if force is None else force(q, v)
+        if dissipation is not None:
+            total = total - mechanics.gradient_v(dissipation, q, v)
+        return total
 
     def vector_field(self, t: Tensor | float, y: Tensor) -> Tensor:
         """``dy/dt`` for ``y = concat(q, v)`` of shape (batch, 2n): ``concat(v, a)``."""

@@ -11,13 +11,15 @@ binding stacked), and turned into a fit target:
   and carry no constant; a part of the learned function that exerts no force (a term
   linear in the bond length of a chain with fixed ends, where the bond lengths sum to a
   constant) costs nothing, and the simpler law without it wins;
-- ``Lagrangian``: the values of the block, with a free additive constant (left out of the
-  law). A Lagrangian is defined up to a constant *and* a scale and a total time
-  derivative; only the constant is removed (a KAN Lagrangian is extracted as the
-  function it is), and on trajectory data ``(q, v)`` fill thin sets (energy levels), where
-  values are determined but derivatives across them are not, so values are fitted, not
-  gradients. Lagrangian extraction is therefore limited: check laws by re-simulation
-  (:func:`pikan.verify`);
+- ``Lagrangian``: a Lagrangian is defined up to a constant, a scale and a total time
+  derivative, so the block's values are one arbitrary member of a family. The system's
+  only Lagrangian module is read through the motion instead: sparse regression of the
+  Euler--Lagrange equations on a term library against the data's accelerations (measured,
+  or estimated from positions), :mod:`pikan.lagrange_fit`, scaled to the model's mass
+  matrix. That law is taken when it predicts the accelerations at least as well as the
+  trained model (or within 5 times the tolerance). Otherwise (several Lagrangian modules,
+  terms outside the library) the block's values are fitted, with a free additive
+  constant: limited, check such laws by re-simulation (:func:`pikan.verify`);
 - ``Dynamics``: the values of each output, one law per output.
 
 Candidates are pooled from three generators:
@@ -62,6 +64,7 @@ from pikan.errors import DataError, SpecError
 from pikan.expr import is_valid_name
 from pikan.kan.network import KAN
 from pikan.kan_formula import kan_formulas
+from pikan.lagrange_fit import euler_lagrange_fits
 from pikan.laws import Alternative, Law, Laws, in_state
 from pikan.refit import (
     Fit,
@@ -183,6 +186,16 @@ def _force_error(model, data, q: np.ndarray, v: np.ndarray,
     return error
 
 
+def _accelerations(model, data, rows: np.ndarray) -> tuple[np.ndarray, bool] | None:
+    """The data's accelerations on ``rows`` (estimated from positions when absent) and
+    whether they were measured; None when they cannot be had."""
+    try:
+        source = data if data.has_accelerations else data.with_derivatives()
+        return source.accelerations()[0][rows], data.has_accelerations
+    except (DataError, ValueError):
+        return None
+
+
 def _tolerance(given: float | None, force_error: float | None, target: Target,
                kind: str) -> float:
     """The module's selection tolerance (see :func:`extract`).
@@ -257,13 +270,42 @@ def _kan_exprs(block, z: np.ndarray, library, seed: int) -> dict[str, list[sympy
     return kan_formulas(kan, z, list(block.input_names), library, seed=seed)
 
 
+def _euler_lagrange_law(model, name: str, q: np.ndarray, v: np.ndarray,
+                        accelerations: tuple[np.ndarray, bool] | None,
+                        force_error: float | None) -> Law | None:
+    """The law of the system's only Lagrangian module by Euler--Lagrange regression
+    (:mod:`pikan.lagrange_fit`), when it predicts the accelerations at least as well as
+    the trained model does (or within 5 times the selection tolerance); else None."""
+    spec = model.spec
+    if accelerations is None or [m.name for m in spec.modules
+                                 if m.kind == "Lagrangian"] != [name]:
+        return None
+    a, measured = accelerations
+    fits = euler_lagrange_fits(model, name, q, v, a)
+    tol = 1e-3 if measured else _ESTIMATED_CAP
+    chosen = select(fits, tol)
+    if chosen is None:
+        return None
+    scale = float(np.sqrt(np.mean(a**2))) or 1.0
+    model_error = force_error / scale if force_error is not None else math.inf
+    if chosen.error > max(5 * tol, model_error):
+        return None
+    block = model.blocks[name]
+    expr = drop_constant(chosen.expr)
+    return Law(name, block.kind, tuple(block.input_names), expr, in_state(expr, block.spec),
+               chosen.r2, chosen.rmse, chosen.error, complexity(expr),
+               tuple(_alternatives(fits)))
+
+
 def _module_law(model, name: str, q: np.ndarray, v: np.ndarray, library,
                 tolerance: float | None, force_error: float | None, seed: int,
-                max_samples: int) -> Law:
+                max_samples: int, accelerations: tuple[np.ndarray, bool] | None = None) -> Law:
     block = model.blocks[name]
     n_bindings = len(block.spec.input_bindings)
     rows = _rows(q.shape[0], max(max_samples // n_bindings, 50), seed)
     q, v = q[rows], v[rows]
+    if accelerations is not None:
+        accelerations = (accelerations[0][rows], accelerations[1])
     dtype = next((p.dtype for p in model.parameters()), torch.float64)
     z = model.module_inputs(name, torch.as_tensor(q, dtype=dtype),
                             torch.as_tensor(v, dtype=dtype)).detach().cpu().numpy()
@@ -278,6 +320,9 @@ def _module_law(model, name: str, q: np.ndarray, v: np.ndarray, library,
     spec_module = block.spec
     if block.kind in _SCALAR:
         if block.kind == "Lagrangian":
+            law = _euler_lagrange_law(model, name, q, v, accelerations, force_error)
+            if law is not None:
+                return law
             target = _block_target(block, z, 0)
         else:
             target = _force_target(block, q, v, "q" if block.kind == "Potential" else "v")
@@ -371,11 +416,16 @@ def extract(model, data, modules: Sequence[str] | None = None,
     q, v, _ = data.states()
     rows = _rows(q.shape[0], max_samples, seed)
     q, v = q[rows], v[rows]
-    force_error = None if tolerance is not None else _force_error(model, data, q, v, rows)
+    force_error = _force_error(model, data, q, v, rows)
+    accelerations = (_accelerations(model, data, rows)
+                     if any(model.blocks[n].kind == "Lagrangian" for n in names) else None)
+    if tolerance is not None:
+        force_error = None
     laws = []
     for n in names:
         start = time.perf_counter()
-        law = _module_law(model, n, q, v, library, tolerance, force_error, seed, max_samples)
+        law = _module_law(model, n, q, v, library, tolerance, force_error, seed, max_samples,
+                          accelerations)
         laws.append(law)
         if progress:
             print(f"[pikan] extract {n}: {law}  (error {law.error:.2g}, "

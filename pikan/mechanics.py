@@ -36,6 +36,14 @@ def gradient_v(energy: ScalarFn, q: Tensor, v: Tensor) -> Tensor:
     return torch.func.grad(lambda v_: energy(q, v_).sum())(v)
 
 
+def mass_matrix(lagrangian: ScalarFn, q: Tensor, v: Tensor) -> Tensor:
+    """The generalized mass matrix :math:`\\partial^2 L / \\partial v \\partial v`, shape
+    (batch, n, n)."""
+    rows = [torch.func.grad(lambda v_, i=i: gradient_v(lagrangian, q, v_)[:, i].sum())(v)
+            for i in range(v.shape[-1])]
+    return torch.stack(rows, dim=-2)
+
+
 def newtonian_acceleration(
     masses: Tensor,
     q: Tensor,
