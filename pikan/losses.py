@@ -36,7 +36,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from pikan.data import Trajectories, noise_level
+from pikan.data import Trajectories
+from pikan.derivatives import noise_level
 from pikan.errors import DataError
 from pikan.integrate import rk4_step
 
