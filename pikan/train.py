@@ -7,9 +7,10 @@
     pikan.fit(model, data, resume="runs/trap/ckpt.pt")       # continues where it stopped
 
 The losses are pure functions in :mod:`pikan.losses`; this module holds the state: the
-recipe position, optimizers, mini-batch sampler, validation and restore-best, faults,
-checkpoints and the progress display. With ``distributed``, the same trainer runs in every
-process of a torchrun launch on its share of each batch (:mod:`pikan.distributed`).
+recipe position, optimizers, mini-batch sampler, validation and restore-best, faults, what
+goes into a checkpoint (the file itself: :mod:`pikan.checkpoint`) and when the progress
+display (:mod:`pikan.progress`) is updated. With ``distributed``, the same trainer runs in
+every process of a torchrun launch on its share of each batch (:mod:`pikan.distributed`).
 
 A fit runs a :class:`Recipe`, a list of :class:`Stage` records. The default is the KAN 2.0
 progressive recipe: fit the coarse grid with sparsity regularization -> prune edges by
@@ -19,11 +20,9 @@ event in the history. Before the first stage the grids of every learned KAN are 
 the training data (the initial grids span (-1, 1), the data usually does not; see
 :func:`_initial_grids`).
 
-Checkpoints hold the spec (JSON), the state dict, the optimizer, the sampler and torch RNG
-states, the best state of the current stage, the history, the resolved options and the
-recipe position; they are written atomically (temp file, fsync, ``os.replace``) and read
-with ``torch.load(weights_only=True)``. Resuming gives the same parameters as a run that
-was never stopped (same ops, same batches).
+Checkpoints (:mod:`pikan.checkpoint`) hold everything a resume needs and are written
+atomically. Resuming gives the same parameters as a run that was never stopped (same ops,
+same batches).
 
 Faults: a step whose loss, gradient or new parameters are not finite is rejected, the
 last good state is restored, the learning rate is halved and a ``fault`` event is logged
@@ -37,10 +36,7 @@ returns the partial :class:`FitResult`.
 from __future__ import annotations
 
 import math
-import os
-import sys
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,11 +45,15 @@ import torch
 
 from pikan import distributed as _distributed
 from pikan import losses
+from pikan.checkpoint import FORMAT, VERSION, load_model, read_checkpoint
+from pikan.checkpoint import write_checkpoint as _atomic_save  # a global: tests count writes
 from pikan.errors import DataError
+from pikan.progress import Progress
 from pikan.recipe import Recipe, Stage
 
-FORMAT = "pikan-checkpoint"
-VERSION = 1
+__all__ = ["FORMAT", "LOSSES", "VERSION", "FitResult", "History", "Recipe", "Stage",
+           "TrainingError", "fit", "load_model", "read_checkpoint"]
+
 LOSSES = ("auto", "acceleration", "rollout")
 
 
@@ -140,72 +140,6 @@ class FitResult:
         return self.history.events
 
 
-# ----------------------------------------------------------------------------- checkpoints
-
-
-def _atomic_save(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def read_checkpoint(path) -> dict:
-    """Load a checkpoint written by :func:`fit` (``torch.load(weights_only=True)``, on CPU).
-
-    Raises
-    ------
-    DataError
-        Missing, truncated or foreign files.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"no such checkpoint: {path}")
-    try:
-        ck = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - any unpickling failure means a bad file
-        raise DataError(f"{path} is not a readable pikan checkpoint ({type(error).__name__}: "
-                        f"{error}); hint: the file may be truncated or from another program")
-    found = ck.get("format") if isinstance(ck, dict) else type(ck).__name__
-    if found != FORMAT:
-        raise DataError(f"{path} is not a pikan checkpoint (found {found!r}, expected a dict "
-                        f"with format {FORMAT!r}); hint: pass a file written by pikan.fit")
-    if ck.get("version") != VERSION:
-        raise DataError(f"{path}: unsupported checkpoint version {ck.get('version')!r}; this "
-                        f"pikan reads version {VERSION}")
-    return ck
-
-
-def load_model(path, device=None):
-    """Rebuild a trained model from a checkpoint: compile the stored spec, load the weights.
-
-    Pruning masks and refined grids come back with the state dict.
-
-    Parameters
-    ----------
-    path : str or Path
-    device : str or torch.device, optional
-
-    Returns
-    -------
-    Model
-    """
-    from pikan.compile import compile as compile_spec
-    from pikan.spec import System
-
-    ck = read_checkpoint(path)
-    model = compile_spec(System.from_json(ck["spec"]), dtype=getattr(torch, ck["dtype"]))
-    model.load_state_dict(ck["model"])
-    return model.to(device) if device is not None else model
-
-
 # ----------------------------------------------------------------------------- data on device
 
 _PIN_BYTES = 1 << 20
@@ -290,53 +224,6 @@ class _Data:
         if self.state_index is None:
             return self.q, self.v
         return self.q[self.state_index], self.v[self.state_index]
-
-
-# ----------------------------------------------------------------------------- progress
-
-
-class _Progress:
-    """tqdm on a terminal; otherwise a line every ``every`` steps; nothing when disabled."""
-
-    def __init__(self, enabled: bool, total: int, initial: int, every: int) -> None:
-        self.enabled, self.every, self.total, self.bar = enabled, every, total, None
-        self.start, self.initial = time.perf_counter(), initial
-        if enabled and sys.stderr.isatty():
-            try:
-                from tqdm.auto import tqdm
-            except ImportError:
-                tqdm = None
-            if tqdm is not None:
-                self.bar = tqdm(total=total, initial=initial, file=sys.stderr,
-                                dynamic_ncols=True, desc="fit")
-
-    def update(self, row: dict) -> None:
-        if not self.enabled:
-            return
-        text = f"loss {row['loss']:.3e}" + (f" val {row['val']:.3e}" if row["val"] is not None else "")
-        if self.bar is not None:
-            self.bar.update(1)
-            self.bar.set_postfix_str(f"stage {row['stage']} {text}", refresh=False)
-            return
-        step = row["step"]
-        if step % self.every == 0 or step == self.total:
-            done = step - self.initial
-            rate = (time.perf_counter() - self.start) / max(done, 1)
-            eta = rate * max(self.total - step, 0)
-            print(f"[pikan fit] step {step}/{self.total} stage {row['stage']} {row['optimizer']} "
-                  f"{text} lr {row['lr']:.2e} eta {eta:.0f}s", file=sys.stderr, flush=True)
-
-    def message(self, text: str) -> None:
-        if not self.enabled:
-            return
-        if self.bar is not None:
-            self.bar.write(f"[pikan fit] {text}", file=sys.stderr)
-        else:
-            print(f"[pikan fit] {text}", file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 # ----------------------------------------------------------------------------- the trainer
@@ -821,7 +708,7 @@ class _Trainer:
     # ------------------------------------------------------------------ run
     def run(self) -> bool:
         """Run the recipe from the current position; True when interrupted."""
-        self.progress = _Progress(self.show_progress, self.recipe.total_steps, self.global_step,
+        self.progress = Progress(self.show_progress, self.recipe.total_steps, self.global_step,
                                   self.config["log_every"])
         interrupted = False
         if self.snapshot is None:
