@@ -40,6 +40,11 @@ def _softplus_inverse(value: float) -> float:
     return float(torch.log(torch.expm1(torch.tensor(value, dtype=torch.float64))))
 
 
+_DENSE_LIMIT = 1 << 16
+"""Binding matrices up to this many entries are one dense product; larger sparse ones
+(a chain of N masses has an (2N, N + 1) matrix with two entries per column) gather."""
+
+
 class _Bindings(nn.Module):
     """Maps a state to a block's inputs, for every binding.
 
@@ -55,38 +60,66 @@ class _Bindings(nn.Module):
         bindings = [[sympy.sympify(b[name]).xreplace(params) for name in module.input_names]
                     for b in module.input_bindings]
         self.n_bindings, self.n_inputs = len(bindings), len(module.input_names)
-        linear = all(self._is_linear(e, symbols) for b in bindings for e in b)
-        self.linear = linear
+        state_symbols = set(symbols)
+        terms = [[self._linear_terms(e, state_symbols) for e in b] for b in bindings]
+        linear = all(t is not None for b in terms for t in b)
+        self.linear, self.sparse = linear, False
         if linear:
+            index = {n: i for i, n in enumerate(names)}
             matrix = torch.zeros(len(names), self.n_bindings * self.n_inputs, dtype=torch.float64)
             offset = torch.zeros(self.n_bindings * self.n_inputs, dtype=torch.float64)
-            for k, exprs in enumerate(bindings):
-                for j, e in enumerate(exprs):
+            for k, row in enumerate(terms):
+                for j, (coeffs, constant) in enumerate(row):
                     col = k * self.n_inputs + j
-                    poly = sympy.Poly(e, *symbols)
-                    for monom, coeff in poly.terms():
-                        if sum(monom) == 0:
-                            offset[col] = float(coeff)
-                        else:
-                            matrix[monom.index(1), col] = float(coeff)
-            self.register_buffer("matrix", matrix)
+                    offset[col] = constant
+                    for name, c in coeffs.items():
+                        matrix[index[name], col] = c
             self.register_buffer("offset", offset)
+            nonzero = (matrix != 0).sum(0)
+            self.sparse = matrix.numel() > _DENSE_LIMIT and int(nonzero.max()) * 8 < len(names)
+            if self.sparse:  # many bindings of few coordinates each (a long chain): gather
+                width = max(int(nonzero.max()), 1)
+                index = torch.zeros(matrix.shape[1], width, dtype=torch.long)
+                coef = torch.zeros(matrix.shape[1], width, dtype=torch.float64)
+                for col in range(matrix.shape[1]):
+                    rows = torch.nonzero(matrix[:, col]).flatten()
+                    index[col, :len(rows)] = rows
+                    coef[col, :len(rows)] = matrix[rows, col]
+                self.register_buffer("index", index)
+                self.register_buffer("coef", coef)
+            else:
+                self.register_buffer("matrix", matrix)
             self._exprs = []
         else:
             self._exprs = [[to_torch(e, names) for e in exprs] for exprs in bindings]
 
     @staticmethod
-    def _is_linear(expr: sympy.Expr, symbols: list[sympy.Symbol]) -> bool:
-        if not expr.free_symbols <= set(symbols):
-            return False
-        try:
-            poly = sympy.Poly(expr, *symbols)
-        except sympy.PolynomialError:
-            return False
-        return poly.total_degree() <= 1 and all(c.is_number for c in poly.coeffs())
+    def _linear_terms(expr: sympy.Expr,
+                      symbols: set[sympy.Symbol]) -> tuple[dict[str, float], float] | None:
+        """``({name: coefficient}, constant)`` of an affine expression of the state, else None.
+
+        By derivatives rather than ``sympy.Poly`` over every state symbol: a Poly in 2,000
+        generators (a chain of 1,000 masses) recurses once per generator and overflows the
+        stack.
+        """
+        free = expr.free_symbols
+        if not free <= symbols:
+            return None
+        coeffs = {}
+        for s in free:
+            d = sympy.diff(expr, s)
+            if not d.is_number:
+                return None
+            coeffs[s.name] = float(d)
+        constant = sympy.sympify(expr.xreplace({s: 0 for s in free}))
+        return (coeffs, float(constant)) if constant.is_number else None
 
     def forward(self, state: Tensor) -> Tensor:
         """State ``(batch, 2n)`` -> inputs ``(n_bindings, batch, n_inputs)``."""
+        if self.linear and self.sparse:
+            z = (state[:, self.index] * self.coef.to(state.dtype)).sum(-1) \
+                + self.offset.to(state.dtype)
+            return z.reshape(-1, self.n_bindings, self.n_inputs).transpose(0, 1)
         if self.linear:
             z = state @ self.matrix.to(state.dtype) + self.offset.to(state.dtype)
             return z.reshape(-1, self.n_bindings, self.n_inputs).transpose(0, 1)

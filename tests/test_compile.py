@@ -75,6 +75,22 @@ def test_spring_chain_with_shared_bond_bindings():
     assert model.blocks["bond"].bindings.linear
 
 
+def test_long_chain_gathers_its_bindings_and_matches_the_closed_form():
+    # 300 masses: the (600, 301) binding matrix is large and sparse, so it is gathered
+    coords = [f"x{i}" for i in range(300)]
+    spec = System("chain", coords=coords, params={"k": 2.0},
+                  modules=[Potential("bond", inputs=["d"], law="k*d**2/2 + d**4/4",
+                                     bindings=chain_pairs(coords, name="d"))])
+    q, v = _states(300)
+    d = q[:, 1:] - q[:, :-1]
+    tension = 2.0 * d + d**3
+    zero = torch.zeros(q.shape[0], 1, dtype=q.dtype)
+    expected = torch.cat([tension, zero], 1) - torch.cat([zero, tension], 1)
+    model = compile(spec)
+    assert model.blocks["bond"].bindings.linear and model.blocks["bond"].bindings.sparse
+    _close(model.acceleration(q, v), expected)
+
+
 def test_lagrangian_double_pendulum():
     # unit masses and lengths, g = 9.81
     law = ("(2*w1**2 + w2**2 + 2*w1*w2*cos(t1 - t2))/2 + 9.81*(2*cos(t1) + cos(t2))")
