@@ -480,13 +480,15 @@ class Model(nn.Module):
         return self.blocks[name]
 
     @torch.no_grad()
-    def adapt_grids(self, q: Tensor, v: Tensor, adaptivity: float = 0.0) -> None:
+    def adapt_grids(self, q: Tensor, v: Tensor, adaptivity: float | str = "auto") -> None:
         """Adapt the grids of every learned KAN block to its inputs on these states.
 
-        The default ``adaptivity=0`` spreads a uniform grid over each input's data range
+        The default ``"auto"`` spreads a uniform grid over each input's data range
         (KAN 2.0 uses sample quantiles, ``0.98``): trajectories cover their range fairly
         evenly, uniform knots give smoother edges to extract laws from, and uniform grids
-        take the fast spline path (one shared piece polynomial).
+        take the fast spline path (one shared piece polynomial). Only a layer with a
+        heavily skewed input gets half-quantile knots
+        (:func:`pikan.kan.layer.auto_adaptivity`).
         """
         for name, block in self.blocks.items():
             if block.kan is not None:

@@ -213,7 +213,15 @@ def discover(spec: System, data, out=None, *, steps: int | None = None, seed: in
 
     start = time.perf_counter()
     say("[pikan] refining constants end to end")
-    law_model, refined = refine_constants(model, laws, data, steps=refine_steps, seed=seed)
+    from pikan.train import TrainingError
+
+    refine_error = None
+    try:
+        law_model, refined = refine_constants(model, laws, data, steps=refine_steps, seed=seed)
+    except TrainingError as error:  # e.g. a law with a pole inside the data: keep it as is
+        refine_error = str(error)
+        say(f"[pikan] constant refinement failed, extracted constants kept: {error}")
+        law_model, refined = refine_constants(model, laws, data, steps=0, seed=seed)
     timings["refine_s"] = time.perf_counter() - start
 
     report = {
@@ -231,6 +239,8 @@ def discover(spec: System, data, out=None, *, steps: int | None = None, seed: in
         laws, verification, choice = _pick_refinement(spec, laws, refined, data, model, seed,
                                                        verify)
         report["refinement"] = choice
+        if refine_error is not None:
+            choice["refine_error"] = refine_error
         report["verification"] = _jsonable(verification)
         report["verification"]["summary"] = str(verification)
         timings["verify_s"] = time.perf_counter() - start

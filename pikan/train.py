@@ -317,7 +317,7 @@ def _initial_grids(model, q: torch.Tensor, v: torch.Tensor) -> None:
         for index, layer in enumerate(kan.layers):
             x = x0 if index == 0 else kan.activations(x0)[index - 1].nodes
             coef = layer.coef.detach().clone()
-            layer.update_grid(x, adaptivity=0.0)
+            layer.update_grid(x, adaptivity="auto")
             layer.coef.copy_(coef)
     if kept:
         model.adapt_grids(q, v)

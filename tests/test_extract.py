@@ -319,3 +319,24 @@ def test_find_law_input_errors(rng):
     bad[3, 1] = np.nan
     with pytest.raises(DataError, match="finite"):
         find_law(bad, s[:, 0], names=["x", "y"], steps=0)
+
+
+def test_the_data_pick_the_simplest_law_that_explains_them():
+    from pikan.extract import _simplest_on_data
+    from pikan.refit import Fit
+
+    truth = System("kepler", coords=["x", "y"], modules=[
+        Potential("V", inputs={"r": "sqrt(x**2 + y**2)"}, law="-1/r")])
+    data = pikan.simulate(truth, n_trajectories=4, t=(0.0, 3.0), dt=0.05, seed=0,
+                          initial=lambda rng: (np.array([rng.uniform(0.8, 1.2), 0.0]),
+                                               np.array([0.0, rng.uniform(0.9, 1.1)])))
+    q, v, _ = data.states()
+    a, _ = data.accelerations()
+    model = pikan.compile(truth.learn("V"), seed=0)
+    r = sympy.Symbol("r")
+    close = Fit(-1.036 / (r + 0.018), 0.013, 0.013, 8, "test")  # what a biased KAN prefers
+    fits = [Fit(-0.5 / r, 0.5, 0.5, 5, "test"), Fit(-1 / r, 0.0155, 0.0155, 2, "test"), close]
+    assert _simplest_on_data(model, "V", fits, close, q, v, (a, True)).expr == -1 / r
+    # a simpler law that the data reject is not taken
+    wrong = [Fit(-0.5 / r, 0.01, 0.01, 5, "test"), close]
+    assert _simplest_on_data(model, "V", wrong, close, q, v, (a, True)) is close

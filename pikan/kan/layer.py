@@ -44,6 +44,25 @@ def _symbolic_library():
     return symbolic
 
 
+SKEW_LIMIT = 0.2
+"""An input is skewed when its median lies in the outer fifth of its range."""
+
+
+def auto_adaptivity(x: Tensor) -> float:
+    """Grid adaptivity for samples ``x`` (batch, in_dim): 0 (a uniform grid) unless some
+    input's median lies in the outer :data:`SKEW_LIMIT` of its range, then 0.5.
+
+    Trajectories usually cover their range evenly, and uniform knots are the fast path.
+    A feature with a long tail (the squared separation of two bodies on eccentric orbits:
+    most samples near 1, a few at 13) would leave most of the data in one or two cells of
+    a uniform grid, where a coarse spline cannot follow a ``1/sqrt(s)`` potential.
+    """
+    lo, hi = x.min(0).values, x.max(0).values
+    position = (x.median(0).values - lo) / (hi - lo).clamp_min(1e-12)
+    skewed = (position < SKEW_LIMIT) | (position > 1 - SKEW_LIMIT)
+    return 0.5 if bool(skewed.any()) else 0.0
+
+
 class KANLayer(nn.Module):
     r"""A KAN layer with ``in_dim * out_dim`` learnable edges.
 
@@ -316,7 +335,8 @@ class KANLayer(nn.Module):
         self._refresh()
 
     @torch.no_grad()
-    def update_grid(self, x: Tensor, grid: int | None = None, adaptivity: float = 0.98) -> None:
+    def update_grid(self, x: Tensor, grid: int | None = None,
+                    adaptivity: float | str = 0.98) -> None:
         """Adapt each input's knots to the distribution of ``x``, keeping the edge functions.
 
         The new grid points mix sample quantiles (weight ``adaptivity``) with a uniform grid
@@ -328,9 +348,13 @@ class KANLayer(nn.Module):
             Finite samples of the layer's inputs.
         grid : int, optional
             New number of intervals (default: keep the current one).
-        adaptivity : float in [0, 1]
+        adaptivity : float in [0, 1], or "auto"
+            "auto": uniform (0, the fast spline path) unless some input is heavily skewed
+            over its range, then half quantiles (:func:`auto_adaptivity`).
         """
         self._check(x)
+        if adaptivity == "auto":
+            adaptivity = auto_adaptivity(x)
         if not bool(torch.isfinite(x).all()):
             raise ValueError("x passed to update_grid contains NaN or inf values")
         if x.shape[0] < 2:

@@ -171,3 +171,22 @@ def test_unknown_expert_is_a_spec_error():
 
     with pytest.raises(SpecError, match="sinn"):
         KANLayer(2, 1, experts=["sinn"])
+
+
+def test_auto_adaptivity_keeps_uniform_grids_unless_an_input_is_skewed():
+    from pikan.kan.layer import auto_adaptivity
+
+    g = torch.Generator().manual_seed(0)
+    even = torch.rand(2000, 2, generator=g) * 4 - 2
+    assert auto_adaptivity(even) == 0.0
+    layer = KANLayer(2, 1, grid=5)
+    layer.update_grid(even, adaptivity="auto")
+    assert layer._uniform
+    # a long tail (squared separations of eccentric orbits): most samples in the first fifth
+    exponential = -torch.log(torch.rand(2000, 1, generator=g))
+    tail = torch.cat([even[:, :1], 0.6 + exponential], dim=1)
+    assert auto_adaptivity(tail) == 0.5
+    layer.update_grid(tail, adaptivity="auto")
+    knots = layer.knots[1, layer.order:-layer.order]
+    widths = knots[1:] - knots[:-1]
+    assert not layer._uniform and widths[0] < 0.5 * widths[-1]  # finer where the data are
