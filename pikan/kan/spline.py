@@ -233,7 +233,9 @@ def local_bases(
         grid = pieces.shape[1]
         flat = pieces.reshape(-1, order + 1, order + 1)
         which = (idx - order) + grid * torch.arange(x.shape[1], device=x.device)
-        values = (powers[..., None, :] @ flat[which]).squeeze(-2)
+        # a product and a sum, not a batched matmul of a broadcast: AOTAutograd's backward
+        # of the latter views an expanded tensor and fails under torch.compile
+        values = (powers[..., :, None] * flat[which]).sum(-2)
     return values, idx - order
 
 
