@@ -271,9 +271,11 @@ def _kan_exprs(block, z: np.ndarray, library, seed: int) -> dict[str, list[sympy
     return kan_formulas(kan, z, list(block.input_names), library, seed=seed)
 
 
-OCCAM_SLACK = 0.02
+OCCAM_SLACK = 0.005
 """A simpler law replaces the chosen one when its acceleration error on the data is at most
-this much (relative) larger."""
+this much (relative) larger. Measured: at 1 % position noise ``-1/r`` was 0.09 % worse on
+the data than the biased ``-1.04/(r + 0.02)``; at 5 % noise dropping the real ``d**4/8`` of
+a spring chain's bond cost 1.8 %."""
 
 
 def _simplest_on_data(model, name: str, fits: Sequence[Fit], chosen: Fit, q: np.ndarray,
