@@ -258,6 +258,8 @@ def dense_bases(
     values, start = local_bases(x, knots, order, pieces, uniform)
     index = start[..., None] + torch.arange(order + 1, device=x.device)
     shape = (*x.shape, n_bases(knots, order))
+    # out of place: an in-place scatter_ into fresh zeros saves a copy but breaks
+    # torch.func.vmap (the buffer is not batched while the values are)
     return torch.zeros(shape, dtype=values.dtype, device=values.device).scatter(-1, index, values)
 
 
