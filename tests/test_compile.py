@@ -3,7 +3,6 @@ import pytest
 import torch
 
 import pikan
-
 from pikan.compile import compile
 from pikan.errors import SpecError
 from pikan.spec import Dissipation, Dynamics, Lagrangian, Potential, System, chain_pairs

@@ -16,27 +16,6 @@ def rel_rms(estimate, truth):
     return float(np.sqrt(np.mean((estimate - truth) ** 2) / np.mean(truth**2)))
 
 
-@pytest.fixture
-def ragged(rng):
-    """Three trajectories of different lengths and steps, with v, a and full metadata."""
-    ts = [np.cumsum(rng.uniform(0.01, 0.02, size=T)) for T in (5, 17, 1)]
-    return Trajectories(
-        [
-            Trajectory(
-                t,
-                rng.normal(size=(len(t), 2)),
-                rng.normal(size=(len(t), 2)),
-                rng.normal(size=(len(t), 2)),
-            )
-            for t in ts
-        ],
-        coords=["x", "y"],
-        system="ragged",
-        masses=[1.0, 2.5],
-        params={"k": 0.1, "g": 9.81},
-    )
-
-
 # ----------------------------------------------------------------------------- construction
 
 

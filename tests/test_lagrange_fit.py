@@ -1,11 +1,11 @@
 """Tests for pikan/lagrange_fit.py: Lagrangian laws by Euler-Lagrange regression."""
 
 import numpy as np
+import pikan.systems
 import pytest
 import sympy
 
 import pikan
-import pikan.systems
 from pikan import Dissipation, Lagrangian, System
 from pikan.expr import parse
 from pikan.lagrange_fit import euler_lagrange_fits, library_terms

@@ -7,29 +7,8 @@ import h5py
 import numpy as np
 import pytest
 
-from pikan.data import Trajectories, Trajectory
+from pikan.data import Trajectories
 from pikan.errors import DataError
-
-
-@pytest.fixture
-def ragged(rng):
-    """Three trajectories of different lengths and steps, with v, a and full metadata."""
-    ts = [np.cumsum(rng.uniform(0.01, 0.02, size=T)) for T in (5, 17, 1)]
-    return Trajectories(
-        [
-            Trajectory(
-                t,
-                rng.normal(size=(len(t), 2)),
-                rng.normal(size=(len(t), 2)),
-                rng.normal(size=(len(t), 2)),
-            )
-            for t in ts
-        ],
-        coords=["x", "y"],
-        system="ragged",
-        masses=[1.0, 2.5],
-        params={"k": 0.1, "g": 9.81},
-    )
 
 
 def assert_same(a: Trajectories, b: Trajectories):

@@ -1,11 +1,11 @@
 """discover on catalogue data recovers the catalogue's laws (harmonic and Kepler by default)."""
 
 import numpy as np
+import pikan.systems
 import pytest
 import sympy
 
 import pikan
-import pikan.systems
 
 FAST = ["harmonic", "kepler"]
 SLOW = ["pendulum", "anisotropic", "duffing", "spring_chain", "charged_particle", "two_body",
