@@ -4,8 +4,13 @@ A :class:`System` is what a physicist writes down: generalized coordinates, mass
 named constants and a list of modules, each one physical subsystem (a
 :class:`Potential`, :class:`Dynamics`, :class:`Dissipation` or :class:`Lagrangian`).
 A module with a ``law`` is known; one without is learned by a KAN. ``compile`` turns a
-spec into a torch model; this file only holds the data, checks it, and writes it to
-and reads it from JSON. It never imports torch.
+spec into a torch model; this file only holds the data and checks it. It never imports
+torch.
+
+Two neighbours hold the rest of the spec language, and this file re-exports their
+public names: :mod:`pikan.spec_json` writes specs to and reads them from JSON (and
+keeps the constraint registry, :func:`register_constraint`); :mod:`pikan.bindings`
+writes ``bindings=`` lists (:func:`chain_pairs`, :func:`all_pairs`).
 
 Conventions
 -----------
@@ -33,19 +38,18 @@ beside a Lagrangian: they are generalized forces on the right-hand side,
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import itertools
-import json
 import math
-import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, ClassVar
 
 import sympy
 
+from pikan import spec_json
+from pikan.bindings import all_pairs, chain_pairs
 from pikan.errors import SpecError
-from pikan.expr import did_you_mean, free_names, is_valid_name, parse, symbol, to_string
+from pikan.expr import did_you_mean, free_names, is_valid_name, parse, symbol
+from pikan.spec_json import register_constraint
 
 __all__ = [
     "Dissipation",
@@ -60,8 +64,8 @@ __all__ = [
     "register_constraint",
 ]
 
-SPEC_VERSION = 1
-"""Version of the JSON layout written by :meth:`System.to_json`."""
+SPEC_VERSION = spec_json.SPEC_VERSION
+"""Version of the JSON layout written by :meth:`System.to_json` (see :mod:`pikan.spec_json`)."""
 
 
 class FrozenMap(Mapping):
@@ -104,93 +108,6 @@ class FrozenMap(Mapping):
 
     def __repr__(self) -> str:
         return repr(self._dict)
-
-
-# ----------------------------------------------------------------- constraint registry
-
-_CONSTRAINT_TYPES: dict[str, type] = {}
-
-
-def register_constraint(cls: type) -> type:
-    """Class decorator: make a constraint class known to the JSON layer.
-
-    A constraint is a frozen dataclass whose init fields are JSON values (str, numbers,
-    bool, None, and tuples/lists/dicts of those; store sequences as tuples so a spec
-    read back from JSON compares equal). It is written as
-    ``{"type": ClassName, **fields}`` and read back through this registry.
-
-    If the class defines ``check_spec(system, module)``, :meth:`System.validate` calls it
-    for every instance attached to a module (``module`` is that module) or to the
-    system (``module`` is None); it raises :class:`SpecError` when the constraint does
-    not fit the spec (an unknown input name, a contradiction).
-    """
-    if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
-        raise TypeError(f"register_constraint expects a dataclass type, got {cls!r}")
-    known = _CONSTRAINT_TYPES.get(cls.__name__)
-    if known is not None and known is not cls and (
-        (known.__module__, known.__qualname__) != (cls.__module__, cls.__qualname__)
-    ):
-        raise SpecError(f"constraint type {cls.__name__!r} is already registered by "
-                        f"{known.__module__}.{known.__qualname__}; rename one of them.")
-    _CONSTRAINT_TYPES[cls.__name__] = cls
-    return cls
-
-
-def _json_value(value: Any, where: str) -> Any:
-    if value is None or isinstance(value, (str, bool, int)):
-        return value
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise SpecError(f"{where}: the value {value!r} is not finite and cannot be written "
-                            "to JSON.")
-        return value
-    if isinstance(value, (tuple, list)):
-        return [_json_value(v, where) for v in value]
-    if isinstance(value, Mapping) and all(isinstance(k, str) for k in value):
-        return {k: _json_value(v, where) for k, v in value.items()}
-    raise SpecError(f"{where}: cannot write a {type(value).__name__} to JSON; constraint fields "
-                    "must be strings, numbers, booleans, None or sequences of those.")
-
-
-def _tuples(value: Any) -> Any:
-    if isinstance(value, list):
-        return tuple(_tuples(v) for v in value)
-    if isinstance(value, dict):
-        return {k: _tuples(v) for k, v in value.items()}
-    return value
-
-
-def _constraint_to_dict(constraint: Any, where: str) -> dict:
-    cls = type(constraint)
-    if _CONSTRAINT_TYPES.get(cls.__name__) is not cls:
-        raise SpecError(f"{where}: constraint type {cls.__name__!r} is not registered; decorate "
-                        "its class with @pikan.spec.register_constraint to write it to JSON.")
-    out = {"type": cls.__name__}
-    for f in dataclasses.fields(constraint):
-        if f.init:
-            out[f.name] = _json_value(getattr(constraint, f.name), f"{where} {cls.__name__}")
-    return out
-
-
-def _constraint_from_dict(data: Any, where: str) -> Any:
-    if not isinstance(data, dict) or not isinstance(data.get("type"), str):
-        raise SpecError(f"{where}: a constraint must be a JSON object with a 'type', got "
-                        f"{data!r}.")
-    name = data["type"]
-    if name not in _CONSTRAINT_TYPES:
-        try:  # the constraints library registers its classes when imported
-            importlib.import_module("pikan.constraints")
-        except ImportError:
-            pass
-    if name not in _CONSTRAINT_TYPES:
-        raise SpecError(f"{where}: unknown constraint type {name!r}; known types: "
-                        f"{', '.join(sorted(_CONSTRAINT_TYPES)) or 'none'}."
-                        + did_you_mean(name, _CONSTRAINT_TYPES))
-    fields = {k: _tuples(v) for k, v in data.items() if k != "type"}
-    try:
-        return _CONSTRAINT_TYPES[name](**fields)
-    except TypeError as error:
-        raise SpecError(f"{where}: constraint {name} cannot be built from {fields}: {error}.") from None
 
 
 # ------------------------------------------------------------------- small validators
@@ -443,24 +360,11 @@ class Module:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
-        """A JSON-ready dict; :meth:`System.from_dict` reads it back."""
-        where = f"module {self.name!r}"
-        if self.features:
-            inputs: Any = {k: to_string(e) for k, e in self.inputs.items()}
-        else:
-            inputs = list(self.inputs)
-        if self.law is None:
-            law: Any = None
-        elif isinstance(self.law, tuple):
-            law = [to_string(e) for e in self.law]
-        else:
-            law = to_string(self.law)
-        out = {"kind": self.kind, "name": self.name, "inputs": inputs, "law": law,
-               "hidden": list(self.hidden), "grid": self.grid, "order": self.order,
-               "mult": self.mult, "jump": self.jump,
-               "constraints": [_constraint_to_dict(c, where) for c in self.constraints],
-               "bindings": [{k: to_string(e) for k, e in b.items()} for b in self.bindings]}
-        return out
+        """A JSON-ready dict; :meth:`System.from_dict` reads it back.
+
+        See :func:`pikan.spec_json.module_to_dict` for the layout.
+        """
+        return spec_json.module_to_dict(self)
 
 
 @dataclass(frozen=True)
@@ -552,38 +456,10 @@ class Dynamics(Module):
         return tuple(parse(component, where=f"{where} law for {output!r}")
                      for component, output in zip(law, self.outputs))
 
-    def to_dict(self) -> dict:
-        out = super().to_dict()
-        out["outputs"] = list(self.outputs)
-        out["gyroscopic"] = self.gyroscopic
-        return out
-
 
 _MODULE_KINDS: dict[str, type[Module]] = {
     cls.kind: cls for cls in (Potential, Dynamics, Dissipation, Lagrangian)
 }
-
-
-def _module_from_dict(data: Any, where: str) -> Module:
-    if not isinstance(data, dict):
-        raise SpecError(f"{where}: expected a JSON object for a module, got {data!r}.")
-    kind = data.get("kind")
-    if kind not in _MODULE_KINDS:
-        raise SpecError(f"{where}: unknown module kind {kind!r}; expected one of "
-                        f"{', '.join(_MODULE_KINDS)}." + did_you_mean(str(kind), _MODULE_KINDS))
-    cls = _MODULE_KINDS[kind]
-    where = f"{where} ({kind} {data.get('name')!r})"
-    allowed = {f.name for f in dataclasses.fields(cls) if f.init}
-    kwargs = {k: v for k, v in data.items() if k != "kind"}
-    for key in kwargs:
-        if key not in allowed:
-            raise SpecError(f"{where}: unknown field {key!r}." + did_you_mean(key, allowed))
-    for key in ("name", "inputs"):
-        if key not in kwargs:
-            raise SpecError(f"{where}: the field {key!r} is missing.")
-    kwargs["constraints"] = tuple(_constraint_from_dict(c, f"{where} constraints")
-                                  for c in kwargs.get("constraints") or ())
-    return cls(**kwargs)
 
 
 # ----------------------------------------------------------------------------- system
@@ -876,159 +752,22 @@ class System:
                 c.check_spec(self, m)
 
     # ----------------------------------------------------------------- JSON
+    # the layout lives in pikan.spec_json; these methods are its entry points
 
     def to_dict(self) -> dict:
         """A JSON-ready dict (expressions as text); :meth:`from_dict` reads it back."""
-        where = f"system {self.name!r}"
-        return {
-            "pikan_spec": SPEC_VERSION,
-            "name": self.name,
-            "coords": list(self.coords),
-            "velocities": list(self.velocities),
-            "masses": list(self.masses) if isinstance(self.masses, tuple) else self.masses,
-            "params": dict(self.params),
-            "constraints": [_constraint_to_dict(c, where) for c in self.constraints],
-            "modules": [m.to_dict() for m in self.modules],
-        }
+        return spec_json.system_to_dict(self)
 
     def to_json(self, indent: int | None = 2) -> str:
         """The spec as JSON text; ``System.from_json(spec.to_json()) == spec``."""
-        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+        return spec_json.system_to_json(self, indent)
 
     @classmethod
     def from_dict(cls, data: Any) -> System:
         """Read a spec written by :meth:`to_dict`; expressions go through the safe parser."""
-        if not isinstance(data, dict):
-            raise SpecError(f"spec JSON: expected an object, got {type(data).__name__}.")
-        version = data.get("pikan_spec")
-        if version != SPEC_VERSION:
-            raise SpecError(f"spec JSON: 'pikan_spec' is {version!r}; this pikan reads version "
-                            f"{SPEC_VERSION}.")
-        allowed = {f.name for f in dataclasses.fields(cls)} | {"pikan_spec"}
-        for key in data:
-            if key not in allowed:
-                raise SpecError(f"spec JSON: unknown field {key!r}." + did_you_mean(key, allowed))
-        for key in ("name", "coords"):
-            if key not in data:
-                raise SpecError(f"spec JSON: the field {key!r} is missing.")
-        where = f"spec JSON system {data['name']!r}"
-        modules = data.get("modules") or []
-        if not isinstance(modules, list):
-            raise SpecError(f"{where}: 'modules' must be a list.")
-        return cls(
-            name=data["name"],
-            coords=data["coords"],
-            modules=tuple(_module_from_dict(m, f"{where} module {i}")
-                          for i, m in enumerate(modules)),
-            masses=data.get("masses", 1.0),
-            params=data.get("params") or {},
-            constraints=tuple(_constraint_from_dict(c, f"{where} constraints")
-                              for c in data.get("constraints") or ()),
-            velocities=data.get("velocities"),
-        )
+        return spec_json.system_from_dict(cls, data)
 
     @classmethod
     def from_json(cls, text: str) -> System:
         """Read a spec written by :meth:`to_json`."""
-        try:
-            data = json.loads(text)
-        except (json.JSONDecodeError, TypeError) as error:
-            raise SpecError(f"spec JSON: not valid JSON ({error}).") from None
-        return cls.from_dict(data)
-
-
-# ---------------------------------------------------------------------- binding helpers
-
-_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
-_SITE = re.compile(r"(?P<site>[ab])(?:\[(?P<index>\d+)\])?")
-
-
-def _fill(template: str, a: str | tuple[str, ...], b: str | tuple[str, ...]) -> str:
-    def one(match: re.Match) -> str:
-        site = _SITE.fullmatch(match.group(1))
-        if site is None:
-            raise SpecError(f"binding template {template!r}: unknown placeholder "
-                            f"{match.group(0)!r}; use {{a}}, {{b}} or {{a[0]}}, {{b[1]}}.")
-        value = a if site["site"] == "a" else b
-        if site["index"] is None:
-            if not isinstance(value, str):
-                raise SpecError(f"binding template {template!r}: sites have several "
-                                f"coordinates {value}; index them as {{a[0]}}.")
-            return value
-        if isinstance(value, str):
-            raise SpecError(f"binding template {template!r}: the site {value!r} is a single "
-                            f"coordinate; write {{{site['site']}}} without an index.")
-        index = int(site["index"])
-        if index >= len(value):
-            raise SpecError(f"binding template {template!r}: index {index} is out of range for "
-                            f"the site {value}.")
-        return value[index]
-
-    return _PLACEHOLDER.sub(one, template)
-
-
-def _pair_bindings(pairs: Iterable[tuple[Any, Any]], expr: str | Mapping[str, str],
-                   name: str) -> list[dict[str, str]]:
-    templates = dict(expr) if isinstance(expr, Mapping) else {name: expr}
-    return [{key: _fill(t, a, b) for key, t in templates.items()} for a, b in pairs]
-
-
-def _sites(coords: Sequence[str | Sequence[str]]) -> list[str | tuple[str, ...]]:
-    sites = [c if isinstance(c, str) else tuple(c) for c in coords]
-    if len(sites) < 2:
-        raise SpecError(f"pair bindings need at least two sites, got {sites}.")
-    return sites
-
-
-def chain_pairs(coords: Sequence[str | Sequence[str]], expr: str | Mapping[str, str] = "{b} - {a}",
-                name: str = "d", periodic: bool = False) -> list[dict[str, str]]:
-    """Bindings for nearest neighbours along a chain: one per consecutive pair (a, b).
-
-    Parameters
-    ----------
-    coords : list of str, or list of tuples of str
-        The sites in chain order: coordinate names, or one tuple of coordinates per
-        particle (``[("x1", "y1"), ("x2", "y2")]``).
-    expr : str or dict of str to str
-        Template of the input's expression: ``{a}`` and ``{b}`` are the two sites, and
-        ``{a[0]}``, ``{b[1]}`` their components when sites are tuples. A dict maps
-        several input names to templates (then ``name`` is unused).
-    name : str
-        The module input the template defines.
-    periodic : bool
-        Also bind the last site to the first (a ring).
-
-    Returns
-    -------
-    list of dict
-        One binding per pair, for a module's ``bindings=``.
-
-    Examples
-    --------
-    >>> chain_pairs(["x1", "x2", "x3"])
-    [{'d': 'x2 - x1'}, {'d': 'x3 - x2'}]
-    >>> chain_pairs([("x1", "y1"), ("x2", "y2")], expr="sqrt(({b[0]}-{a[0]})**2 + ({b[1]}-{a[1]})**2)", name="r")
-    [{'r': 'sqrt((x2-x1)**2 + (y2-y1)**2)'}]
-    """
-    sites = _sites(coords)
-    pairs = list(itertools.pairwise(sites))
-    if periodic:
-        if len(sites) < 3:
-            raise SpecError(f"a periodic chain needs at least three sites, got {sites}.")
-        pairs.append((sites[-1], sites[0]))
-    return _pair_bindings(pairs, expr, name)
-
-
-def all_pairs(coords: Sequence[str | Sequence[str]], expr: str | Mapping[str, str] = "{b} - {a}",
-              name: str = "d") -> list[dict[str, str]]:
-    """Bindings for every unordered pair of sites (a, b), a before b: the N-body way.
-
-    Same parameters as :func:`chain_pairs`.
-
-    Examples
-    --------
-    >>> all_pairs(["x1", "x2", "x3"])
-    [{'d': 'x2 - x1'}, {'d': 'x3 - x1'}, {'d': 'x3 - x2'}]
-    """
-    sites = _sites(coords)
-    return _pair_bindings(itertools.combinations(sites, 2), expr, name)
+        return spec_json.system_from_json(cls, text)

@@ -1,7 +1,10 @@
-"""Tests for pikan/spec.py: system specs, validation, immutability and JSON."""
+"""Tests for pikan/spec.py: system specs, validation and immutability.
+
+JSON is tested in test_spec_json.py and the binding helpers in test_bindings.py;
+test_spec_json.py reuses the builders and constraint stand-ins defined here.
+"""
 
 import dataclasses
-import json
 
 import pytest
 import sympy
@@ -61,15 +64,6 @@ def double_pendulum():
         constraints=[ConservedThing("momentum", groups=(("a", "b"),))])
 
 
-def chain():
-    coords = ["x1", "x2", "x3"]
-    return System("chain", coords=coords, masses=[1.0, 2.0, 3.0], params={"k": 2.0},
-                  modules=[Potential("bond", inputs=["d"], law="k*d**2/2",
-                                     bindings=chain_pairs(coords)),
-                           Potential("wall", inputs={"u": "x1**2 + x3**2"}, law="u/2",
-                                     constraints=[EvenIn("u")])])
-
-
 # ------------------------------------------------------------------ construction
 
 
@@ -105,29 +99,6 @@ def test_inputs_features_and_bindings_normalize():
     assert tuple(b.bindings[0]) == ("dx", "dy")
     assert b.input_bindings[0]["dy"] == symbol("y2") - symbol("y1")
     assert Potential("V", inputs=["x"], hidden=4).hidden == (4,)
-
-
-def test_chain_and_all_pairs():
-    assert chain_pairs(["x1", "x2", "x3"]) == [{"d": "x2 - x1"}, {"d": "x3 - x2"}]
-    assert chain_pairs(["x1", "x2", "x3"], periodic=True)[-1] == {"d": "x1 - x3"}
-    assert all_pairs(["x1", "x2", "x3"]) == [{"d": "x2 - x1"}, {"d": "x3 - x1"}, {"d": "x3 - x2"}]
-    sites = [("x1", "y1"), ("x2", "y2"), ("x3", "y3")]
-    r = all_pairs(sites, expr="sqrt(({b[0]} - {a[0]})**2 + ({b[1]} - {a[1]})**2)", name="r")
-    assert len(r) == 3 and r[0] == {"r": "sqrt((x2 - x1)**2 + (y2 - y1)**2)"}
-    both = chain_pairs(sites[:2], expr={"dx": "{b[0]} - {a[0]}", "dy": "{b[1]} - {a[1]}"})
-    assert both == [{"dx": "x2 - x1", "dy": "y2 - y1"}]
-    nbody = System("nbody", coords=[c for s in sites for c in s],
-                   modules=[Potential("pair", inputs=["r"], law="-1/r", bindings=r)])
-    assert len(nbody.module("pair").bindings) == 3
-    for bad, match in [({"expr": "{c} - {a}"}, "unknown placeholder"),
-                       ({"expr": "{a[2]}"}, "out of range"),
-                       ({"expr": "{a}"}, "index them")]:
-        with pytest.raises(SpecError, match=match):
-            chain_pairs(sites, **bad)
-    with pytest.raises(SpecError, match="at least two sites"):
-        chain_pairs(["x1"])
-    with pytest.raises(SpecError, match="single coordinate"):
-        chain_pairs(["x1", "x2"], expr="{a[0]}")
 
 
 # --------------------------------------------------------- learn / with_laws
@@ -185,79 +156,6 @@ def test_with_laws_writes_laws_on_rewritten_inputs_in_the_modules_own():
     assert sympy.simplify(filled.module("V").law - expected) == 0
     with pytest.raises(SpecError, match="unknown name 'r_typo'"):
         spec.with_laws({"V": "r_typo**2"})
-
-
-# --------------------------------------------------------------------- JSON
-
-
-@pytest.mark.parametrize("build", [
-    trap,
-    lambda: trap().learn("V", hidden=[4, 3], grid=7, order=2, mult=1).learn("F"),
-    double_pendulum,
-    lambda: double_pendulum().learn("L", constraints=[EvenIn("v_a")]),
-    chain,
-    lambda: chain().learn("bond").replace(masses="learn"),
-    lambda: System("magnet", coords=["x", "y"], params={"B": 0.3}, velocities=["u", "w"],
-                   modules=[Dynamics("Lorentz", inputs=["x", "y"], outputs=["x", "y"],
-                                     gyroscopic=True, law=["B*w*(1 + x**2)", "-B*u*(1 + x**2)"]),
-                            Dissipation("D", inputs=["u", "w"], law="0.05*(u**2 + w**2)")]),
-])
-def test_json_round_trip(build):
-    spec = build()
-    text = spec.to_json()
-    json.loads(text)  # plain JSON
-    again = System.from_json(text)
-    assert again == spec
-    assert again.to_json() == text
-    assert hash(again) == hash(spec)
-
-
-def test_json_covers_every_module_kind():
-    kinds = {m.kind for b in (trap, double_pendulum, chain) for m in b().modules}
-    assert kinds == {"Potential", "Dynamics", "Dissipation", "Lagrangian"}
-
-
-def test_json_floats_are_exact():
-    value = 0.1 + 0.2  # not representable in 15 digits
-    spec = System("s", coords=["x"], params={"k": value},
-                  modules=[Potential("V", inputs=["x"], law=f"{value!r}*k*x**2")])
-    again = System.from_json(spec.to_json())
-    assert again == spec and again.params["k"] == value
-
-
-def test_json_errors_and_unsafe_text():
-    data = chain().to_dict()
-    data["modules"][0]["law"] = "__import__('os').system('touch pwned')"
-    with pytest.raises(SpecError, match="module 'bond' law"):
-        System.from_dict(data)
-    cases = [
-        (lambda d: d.update(pikan_spec=99), "pikan_spec"),
-        (lambda d: d.update(colour="red"), "unknown field 'colour'"),
-        (lambda d: d["modules"][0].update(kind="Potentail"), r"Did you mean 'Potential'\?"),
-        (lambda d: d["modules"][0].update(gird=5), r"unknown field 'gird'.*Did you mean 'grid'"),
-        (lambda d: d["modules"][1]["constraints"].append({"type": "Evenn", "name": "u"}),
-         r"unknown constraint type 'Evenn'.*Did you mean 'EvenIn'\?"),
-        (lambda d: d["modules"][1]["constraints"].append({"type": "EvenIn", "nme": "u"}),
-         "constraint EvenIn cannot be built"),
-        (lambda d: d["modules"][0].pop("inputs"), "'inputs' is missing"),
-    ]
-    for change, match in cases:
-        data = chain().to_dict()
-        change(data)
-        with pytest.raises(SpecError, match=match):
-            System.from_dict(data)
-    with pytest.raises(SpecError, match="not valid JSON"):
-        System.from_json("{not json")
-
-
-def test_unregistered_constraint_cannot_be_written():
-    @dataclasses.dataclass(frozen=True)
-    class Private:
-        name: str
-
-    spec = trap().learn("V", constraints=[Private("x")])
-    with pytest.raises(SpecError, match="'Private' is not registered"):
-        spec.to_json()
 
 
 # --------------------------------------------------------------- validation
@@ -388,3 +286,13 @@ def test_specs_survive_copy_deepcopy_and_pickle():
         assert clone == spec
     frozen = FrozenMap({"a": 1})
     assert copy.deepcopy(frozen) == frozen
+
+
+def test_names_moved_out_of_spec_are_re_exported():
+    # JSON and the binding helpers live in spec_json.py and bindings.py; spec keeps the names
+    from pikan import bindings, spec, spec_json
+
+    assert all_pairs is bindings.all_pairs and chain_pairs is bindings.chain_pairs
+    assert register_constraint is spec_json.register_constraint
+    assert spec.SPEC_VERSION == spec_json.SPEC_VERSION == 1
+    assert [name for name in spec.__all__ if not hasattr(spec, name)] == []
