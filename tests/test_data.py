@@ -5,17 +5,6 @@ import torch
 from pikan.data import Trajectories, Trajectory
 from pikan.errors import DataError
 
-
-def oscillator(t, phase=0.0, omega=1.0):
-    """Closed-form harmonic oscillator q = cos(omega t + phase): q, v, a of shape (T, 1)."""
-    arg = omega * t + phase
-    return np.cos(arg)[:, None], -omega * np.sin(arg)[:, None], -(omega**2) * np.cos(arg)[:, None]
-
-
-def rel_rms(estimate, truth):
-    return float(np.sqrt(np.mean((estimate - truth) ** 2) / np.mean(truth**2)))
-
-
 # ----------------------------------------------------------------------------- construction
 
 
@@ -231,9 +220,9 @@ def test_derivative_errors_name_the_trajectory():
 
 def test_with_derivatives_fills_only_missing_unless_overwrite():
     t = np.arange(0, 10, 0.01)
-    q, v, a = oscillator(t)
+    q, v, a = np.cos(t)[:, None], -np.sin(t)[:, None], -np.cos(t)[:, None]
     data = Trajectories.from_arrays(t, q, v=np.zeros_like(v), coords=["x"]).with_derivatives()
     np.testing.assert_array_equal(data[0].v, 0.0)
-    assert rel_rms(data[0].a, a) < 1e-4
+    np.testing.assert_allclose(data[0].a, a, rtol=0, atol=2e-4)  # Savitzky-Golay estimate
     redone = data.with_derivatives(overwrite=True)
-    assert rel_rms(redone[0].v, v) < 1e-6
+    np.testing.assert_allclose(redone[0].v, v, rtol=0, atol=2e-6)
