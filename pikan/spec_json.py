@@ -18,7 +18,7 @@ import dataclasses
 import importlib
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pikan.errors import SpecError
@@ -170,6 +170,16 @@ def module_to_dict(module: Module) -> dict:
     return out
 
 
+def _check_fields(where: str, data, allowed: set, required: Sequence[str]) -> None:
+    """SpecError for a key of ``data`` not in ``allowed`` or a ``required`` key missing."""
+    for key in data:
+        if key not in allowed:
+            raise SpecError(f"{where}: unknown field {key!r}." + did_you_mean(key, allowed))
+    for key in required:
+        if key not in data:
+            raise SpecError(f"{where}: the field {key!r} is missing.")
+
+
 def _module_from_dict(data: Any, where: str) -> Module:
     from pikan.spec import _MODULE_KINDS  # spec imports this file at its top
 
@@ -183,12 +193,7 @@ def _module_from_dict(data: Any, where: str) -> Module:
     where = f"{where} ({kind} {data.get('name')!r})"
     allowed = {f.name for f in dataclasses.fields(cls) if f.init}
     kwargs = {k: v for k, v in data.items() if k != "kind"}
-    for key in kwargs:
-        if key not in allowed:
-            raise SpecError(f"{where}: unknown field {key!r}." + did_you_mean(key, allowed))
-    for key in ("name", "inputs"):
-        if key not in kwargs:
-            raise SpecError(f"{where}: the field {key!r} is missing.")
+    _check_fields(where, kwargs, allowed, ("name", "inputs"))
     kwargs["constraints"] = tuple(_constraint_from_dict(c, f"{where} constraints")
                                   for c in kwargs.get("constraints") or ())
     return cls(**kwargs)
@@ -234,12 +239,7 @@ def system_from_dict(cls: type[System], data: Any) -> System:
         raise SpecError(f"spec JSON: 'pikan_spec' is {version!r}; this pikan reads version "
                         f"{SPEC_VERSION}.")
     allowed = {f.name for f in dataclasses.fields(cls)} | {"pikan_spec"}
-    for key in data:
-        if key not in allowed:
-            raise SpecError(f"spec JSON: unknown field {key!r}." + did_you_mean(key, allowed))
-    for key in ("name", "coords"):
-        if key not in data:
-            raise SpecError(f"spec JSON: the field {key!r} is missing.")
+    _check_fields("spec JSON", data, allowed, ("name", "coords"))
     where = f"spec JSON system {data['name']!r}"
     modules = data.get("modules") or []
     if not isinstance(modules, list):
