@@ -45,6 +45,7 @@ from pikan.constraints import Even, Positive
 
 import pikan
 from pikan import Dissipation, Potential, System
+from pikan.optim import lbfgs_rounds
 from pikan.extract import extract, find_law
 from pikan.laws import equivalent
 
@@ -85,29 +86,11 @@ def systems() -> dict:
 # ------------------------------------------------------------------ fitting
 
 
-def _lbfgs(params, loss_fn, rounds: int) -> float:
-    opt = torch.optim.LBFGS(params, max_iter=20, history_size=10, line_search_fn="strong_wolfe",
-                            tolerance_grad=1e-32, tolerance_change=1e-32)
-
-    def closure():
-        opt.zero_grad()
-        loss = loss_fn()
-        loss.backward()
-        for p in params:
-            if p.grad is not None and not p.grad.is_contiguous():
-                p.grad = p.grad.contiguous()
-        return loss
-
-    for _ in range(rounds):
-        opt.step(closure)
-    return float(loss_fn().detach())
-
-
 def _fit(kan, loss_fn, rounds: int = 20) -> float:
     """L-BFGS on the spline coefficients, then on every parameter (see tests/test_extract)."""
     named = list(kan.named_parameters())
-    _lbfgs([p for n, p in named if n.endswith("coef")], loss_fn, rounds)
-    return _lbfgs([p for _, p in named], loss_fn, rounds)
+    lbfgs_rounds([p for n, p in named if n.endswith("coef")], loss_fn, rounds)
+    return lbfgs_rounds([p for _, p in named], loss_fn, rounds)
 
 
 def module_samples(truth: System, data, name: str, seed: int = 0):

@@ -41,6 +41,7 @@ import torch
 import pikan
 from pikan import Potential, System
 from pikan.kan import KAN
+from pikan.optim import lbfgs_rounds
 from pikan.kan_formula import kan_formulas
 from pikan.laws import equivalent
 from pikan.refit import Target, refit, snap
@@ -98,21 +99,6 @@ def samples(name: str, seed: int):
 # ------------------------------------------------------------------ arms
 
 
-def _lbfgs(params, loss_fn, rounds: int) -> float:
-    opt = torch.optim.LBFGS(params, max_iter=20, history_size=10, line_search_fn="strong_wolfe",
-                            tolerance_grad=1e-32, tolerance_change=1e-32)
-
-    def closure():
-        opt.zero_grad()
-        loss = loss_fn()
-        loss.backward()
-        return loss
-
-    for _ in range(rounds):
-        opt.step(closure)
-    return float(loss_fn().detach())
-
-
 def _kan(X: np.ndarray, names: list, seed: int, experts=None) -> tuple[KAN, torch.Tensor]:
     kan = KAN([X.shape[1], 1], grid=8, seed=seed, input_names=names, experts=experts)
     z = torch.as_tensor(X)
@@ -143,8 +129,8 @@ def arm_spline(X, y, names, seed, steps):
         return ((out - out.mean() - w) ** 2).mean() / scale
 
     rounds = max(1, steps // 20)
-    _lbfgs([kan.layers[0].coef], loss, rounds)
-    _lbfgs(list(kan.parameters()), loss, rounds)
+    lbfgs_rounds([kan.layers[0].coef], loss, rounds)
+    lbfgs_rounds(list(kan.parameters()), loss, rounds)
     return _polish(kan_formulas(kan, z, names=names, seed=seed), X, y, names)
 
 
@@ -166,7 +152,7 @@ def arm_hybrid(X, y, names, seed, steps, entropy_weight=ENTROPY):
         opt.step()
     snapped = kan.snap(0.9)
     params = [p for p in kan.parameters() if p.requires_grad]
-    final = _lbfgs(params, mse, max(1, steps // 60))
+    final = lbfgs_rounds(params, mse, max(1, steps // 60))
     info = {"snapped": [list(s) for s in snapped], "refit_loss": final}
     expr, more = _polish(kan_formulas(kan, z, names=names, seed=seed), X, y, names)
     return expr, {**info, **more}

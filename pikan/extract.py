@@ -67,6 +67,7 @@ from pikan.kan.network import KAN
 from pikan.kan_formula import kan_formulas
 from pikan.lagrange_fit import euler_lagrange_fits
 from pikan.laws import Alternative, Law, Laws, in_state
+from pikan.optim import lbfgs_rounds
 from pikan.refit import (
     Fit,
     Target,
@@ -160,20 +161,28 @@ def _rows(n: int, limit: int, seed: int) -> np.ndarray:
 _ESTIMATED_CAP = 1e-2  # tolerance cap when accelerations are estimated from positions
 
 
-def _force_error(model, data, q: np.ndarray, v: np.ndarray,
-                 rows: np.ndarray) -> float | None:
-    """Absolute RMS error of the model's generalized forces ``m * a`` on the data rows.
-
-    When the data have no accelerations they are estimated from positions, whose noise
-    then dominates the error (at 1 % position noise it was 7 times the model's true
-    error): the error is then capped at 1 % of the RMS force. None when unavailable.
-    """
-    estimated = not data.has_accelerations
+def _accelerations(data, rows: np.ndarray) -> tuple[np.ndarray, bool] | None:
+    """The data's accelerations on ``rows`` (estimated from positions when absent) and
+    whether they were measured; None when they cannot be had."""
     try:
-        source = data.with_derivatives() if estimated else data
-        a = source.accelerations()[0][rows]
+        source = data if data.has_accelerations else data.with_derivatives()
+        return source.accelerations()[0][rows], data.has_accelerations
     except (DataError, ValueError):
         return None
+
+
+def _force_error(model, q: np.ndarray, v: np.ndarray,
+                 accelerations: tuple[np.ndarray, bool] | None) -> float | None:
+    """Absolute RMS error of the model's generalized forces ``m * a`` against the data's
+    ``accelerations`` (:func:`_accelerations`) at the states ``q, v``.
+
+    When the accelerations were estimated from positions, their noise dominates the error
+    (at 1 % position noise it was 7 times the model's true error): the error is then capped
+    at 1 % of the RMS force. None when unavailable.
+    """
+    if accelerations is None:
+        return None
+    a, measured = accelerations
     dtype = next((p.dtype for p in model.parameters()), torch.float64)
     pred = model.acceleration(torch.as_tensor(q, dtype=dtype),
                               torch.as_tensor(v, dtype=dtype)).detach().cpu().numpy()
@@ -182,19 +191,9 @@ def _force_error(model, data, q: np.ndarray, v: np.ndarray,
     if not np.all(np.isfinite(pred)) or a.shape != pred.shape:
         return None
     error = float(np.sqrt(np.mean(((pred - a) * m) ** 2)))
-    if estimated:
+    if not measured:
         error = min(error, _ESTIMATED_CAP * float(np.sqrt(np.mean((a * m) ** 2))))
     return error
-
-
-def _accelerations(model, data, rows: np.ndarray) -> tuple[np.ndarray, bool] | None:
-    """The data's accelerations on ``rows`` (estimated from positions when absent) and
-    whether they were measured; None when they cannot be had."""
-    try:
-        source = data if data.has_accelerations else data.with_derivatives()
-        return source.accelerations()[0][rows], data.has_accelerations
-    except (DataError, ValueError):
-        return None
 
 
 def _tolerance(given: float | None, force_error: float | None, target: Target,
@@ -296,8 +295,9 @@ def _simplest_on_data(model, name: str, fits: Sequence[Fit], chosen: Fit, q: np.
     dtype = next((p.dtype for p in model.parameters()), torch.float64)
     qt, vt = torch.as_tensor(q, dtype=dtype), torch.as_tensor(v, dtype=dtype)
 
+    trial = copy.deepcopy(model)  # each candidate in turn replaces the block's core
+
     def data_error(fit: Fit) -> float:
-        trial = copy.deepcopy(model)
         try:
             trial.fix(name, fit.expr, trainable=False)
             with torch.no_grad():
@@ -463,10 +463,8 @@ def extract(model, data, modules: Sequence[str] | None = None,
     q, v, _ = data.states()
     rows = _rows(q.shape[0], max_samples, seed)
     q, v = q[rows], v[rows]
-    force_error = _force_error(model, data, q, v, rows)
-    accelerations = _accelerations(model, data, rows)
-    if tolerance is not None:
-        force_error = None
+    accelerations = _accelerations(data, rows)  # one derivative estimate for every module
+    force_error = None if tolerance is not None else _force_error(model, q, v, accelerations)
     laws = []
     for n in names:
         start = time.perf_counter()
@@ -490,24 +488,11 @@ def _lbfgs(kan: KAN, x: torch.Tensor, y: torch.Tensor, rounds: int, penalty: flo
     KAN often stalls (the scales multiply the spline coefficients); fitting the
     coefficients alone first is close to linear least squares and converges quickly.
     """
-    opt = torch.optim.LBFGS(kan.parameters() if params is None else params, max_iter=20,
-                            history_size=10,
-                            line_search_fn="strong_wolfe", tolerance_grad=1e-32,
-                            tolerance_change=1e-32)
-
-    def closure():
-        opt.zero_grad()
+    def loss_fn() -> torch.Tensor:
         loss = torch.mean((kan(x)[:, 0] - y) ** 2)
-        if penalty:
-            loss = loss + penalty * kan.regularization(x)
-        loss.backward()
-        for p in kan.parameters():  # L-BFGS flattens gradients with view()
-            if p.grad is not None and not p.grad.is_contiguous():
-                p.grad = p.grad.contiguous()
-        return loss
+        return loss + penalty * kan.regularization(x) if penalty else loss
 
-    for _ in range(rounds):
-        opt.step(closure)
+    lbfgs_rounds(kan.parameters() if params is None else params, loss_fn, rounds)
 
 
 def _fit_surrogate(x: np.ndarray, y: np.ndarray, names: Sequence[str], seed: int,

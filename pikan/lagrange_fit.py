@@ -59,9 +59,7 @@ def library_terms(module, system, z: np.ndarray | None = None) -> list[sympy.Exp
     """
     velocities = {symbol(n) for n in system.velocities}
     names = list(module.input_names)
-    exprs = [module.inputs[n] if hasattr(module.inputs, "get") else symbol(n) for n in names]
-    moving = [symbol(n) for n, e in zip(names, exprs)
-              if sympy.sympify(e).free_symbols & velocities]
+    moving = [symbol(n) for n in names if module.inputs[n].free_symbols & velocities]
     still = [(k, symbol(n)) for k, n in enumerate(names) if symbol(n) not in moving]
     monomials = [sympy.Integer(1), *moving,
                  *(a * b for a, b in itertools.combinations_with_replacement(moving, 2))]
@@ -107,11 +105,10 @@ class _Columns:
         self.matrix = np.stack(self.columns, axis=1) if self.columns else np.zeros((0, 0))
 
     def accelerations(self, coef: np.ndarray, q_force: np.ndarray | None) -> np.ndarray:
-        mass = sum(c * h for c, h in zip(coef, self.masses) if c)
         rhs = sum(c * f for c, f in zip(coef, self.forces) if c)
         if q_force is not None:
             rhs = rhs + q_force
-        return np.linalg.solve(mass, rhs[..., None])[..., 0]
+        return np.linalg.solve(self.mass(coef), rhs[..., None])[..., 0]
 
     def mass(self, coef: np.ndarray) -> np.ndarray:
         return sum(c * h for c, h in zip(coef, self.masses) if c)
@@ -170,6 +167,8 @@ def euler_lagrange_fits(model, name: str, q: np.ndarray, v: np.ndarray, a: np.nd
     qt, vt = torch.as_tensor(q, dtype=dtype), torch.as_tensor(v, dtype=dtype)
     force = model.generalized_force(qt, vt)
     q_force = None if force is None else force.detach().cpu().numpy().astype(np.float64)
+    if q_force is not None and not np.any(q_force != 0):
+        q_force = None  # no force: the equations are homogeneous, the scale of L is free
     if terms is None:
         z = model.module_inputs(name, qt, vt).detach().cpu().numpy()
         terms = library_terms(module, spec, z)
@@ -179,9 +178,11 @@ def euler_lagrange_fits(model, name: str, q: np.ndarray, v: np.ndarray, a: np.nd
     matrix = cols.matrix
     scale_a = float(np.sqrt(np.mean(a**2))) or 1.0
     vels = [symbol(c) for c in spec.velocities]
-    if q_force is not None and np.any(q_force != 0):
+    model_mass = None
+    if q_force is not None:
         problems = [(None, matrix, q_force.reshape(-1))]
     else:  # homogeneous: anchor each diagonal kinetic term in turn
+        model_mass = mass_matrix(model._scalar_sum("Lagrangian"), qt, vt).detach().cpu().numpy()
         problems = [(k, np.delete(matrix, k, axis=1), -matrix[:, k])
                     for k, t in enumerate(cols.terms)
                     if sympy.expand(in_state(t, module)) in {w**2 for w in vels}]
@@ -195,15 +196,15 @@ def euler_lagrange_fits(model, name: str, q: np.ndarray, v: np.ndarray, a: np.nd
             if support in seen:
                 continue
             seen.add(support)
-            fit = _score(cols, coef, q_force, a, scale_a, model, name, qt, vt)
+            fit = _score(cols, coef, q_force, a, scale_a, model_mass)
             if fit is not None:
                 fits.append(fit)
     return fits
 
 
-def _score(cols: _Columns, coef, q_force, a, scale_a, model, name, qt, vt) -> Fit | None:
-    if q_force is None or not np.any(q_force != 0):
-        coef = coef * _model_scale(cols, coef, model, qt, vt)
+def _score(cols: _Columns, coef, q_force, a, scale_a, model_mass) -> Fit | None:
+    if model_mass is not None:
+        coef = coef * _model_scale(cols.mass(coef), model_mass)
     try:
         pred = cols.accelerations(coef, q_force)
     except np.linalg.LinAlgError:
@@ -216,13 +217,10 @@ def _score(cols: _Columns, coef, q_force, a, scale_a, model, name, qt, vt) -> Fi
     return Fit(expr, error, rmse, complexity(expr), "euler-lagrange")
 
 
-def _model_scale(cols: _Columns, coef, model, qt, vt) -> float:
-    """Scale of a homogeneous solution: the model's mass matrix in least squares, or unit
-    mean mass when that gives no positive scale."""
-    law = cols.mass(coef)
-    lagrangian = model._scalar_sum("Lagrangian")
-    hess = mass_matrix(lagrangian, qt, vt).detach().cpu().numpy()
-    s = float(np.sum(law * hess) / np.sum(law * law))
+def _model_scale(law: np.ndarray, model_mass: np.ndarray) -> float:
+    """Scale of a homogeneous solution with mass matrices ``law``: the model's mass matrix
+    in least squares, or unit mean mass when that gives no positive scale."""
+    s = float(np.sum(law * model_mass) / np.sum(law * law))
     if math.isfinite(s) and s > 0:
         return s
     trace = float(np.mean(np.trace(law, axis1=1, axis2=2)))

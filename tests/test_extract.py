@@ -17,6 +17,7 @@ from pikan.constraints import Even, Positive
 
 import pikan
 from pikan import Dissipation, Dynamics, Lagrangian, Potential, System
+from pikan.optim import lbfgs_rounds
 from pikan.errors import DataError, SpecError
 from pikan.expr import parse
 from pikan.expr_numpy import numpy_function
@@ -96,24 +97,6 @@ def _simulate(name, noise=0.0, n=8):
     return pikan.simulate(truth, n_trajectories=n, t=(0.0, 6.0), dt=0.05, noise=noise, seed=0)
 
 
-def _lbfgs(params, loss_fn, rounds):
-    opt = torch.optim.LBFGS(params, max_iter=20, history_size=10, line_search_fn="strong_wolfe",
-                            tolerance_grad=1e-32, tolerance_change=1e-32)
-
-    def closure():
-        opt.zero_grad()
-        loss = loss_fn()
-        loss.backward()
-        for p in params:  # L-BFGS flattens gradients with view()
-            if p.grad is not None and not p.grad.is_contiguous():
-                p.grad = p.grad.contiguous()
-        return loss
-
-    for _ in range(rounds):
-        opt.step(closure)
-    return float(loss_fn().detach())
-
-
 def _fit(module, loss_fn, rounds):
     """L-BFGS on the spline coefficients first, then on every parameter.
 
@@ -122,8 +105,8 @@ def _fit(module, loss_fn, rounds):
     problem is close to linear least squares and converges in a few rounds.
     """
     named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
-    _lbfgs([p for n, p in named if n.endswith("coef")], loss_fn, rounds)
-    return _lbfgs([p for _, p in named], loss_fn, rounds)
+    lbfgs_rounds([p for n, p in named if n.endswith("coef")], loss_fn, rounds)
+    return lbfgs_rounds([p for _, p in named], loss_fn, rounds)
 
 
 def _train(model, data, rounds=12):
