@@ -48,6 +48,7 @@ from torch import Tensor
 
 from pikan.errors import DataError, SpecError
 from pikan.expr import did_you_mean, symbol, to_torch
+from pikan.spec import apply_rewrites, feature_map  # noqa: F401 (re-exported)
 
 MODES = ("hard", "soft")
 
@@ -218,14 +219,6 @@ def attached_module(model, constraint: Constraint, module: str | None) -> str:
                     "pass module=<name>.")
 
 
-def apply_rewrites(module, system):
-    """The module after its hard ``rewrite`` constraints (what :func:`pikan.compile` builds)."""
-    for constraint in module.constraints:
-        if getattr(constraint, "mode", "hard") == "hard" and hasattr(constraint, "rewrite"):
-            module = constraint.rewrite(module, system)
-    return module
-
-
 @functools.lru_cache(maxsize=256)
 def _feature_map(module, system) -> tuple[tuple[str, ...], tuple]:
     """Rewritten input names and their compiled expressions in the original input names."""
@@ -234,17 +227,6 @@ def _feature_map(module, system) -> tuple[tuple[str, ...], tuple]:
     names = tuple(module.input_names)
     fns = tuple(to_torch(e, names, system.params) for e in rewritten.inputs.values())
     return tuple(rewritten.input_names), fns
-
-
-def feature_map(module, system) -> dict:
-    """How the hard rewrites change a module's inputs: new input name -> sympy expression
-    of the original input names (identity entries for untouched inputs).
-
-    Use it to write a law learned on rewritten inputs in the original names:
-    ``law.xreplace({symbol(k): e for k, e in feature_map(module, system).items()})``.
-    """
-    probe = module.replace(inputs=list(module.input_names), bindings=())
-    return dict(apply_rewrites(probe, system).inputs)
 
 
 @functools.lru_cache(maxsize=256)

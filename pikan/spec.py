@@ -168,6 +168,25 @@ def _unwrap_law(law: Any) -> Any:
     return law
 
 
+def apply_rewrites(module, system):
+    """The module after its hard ``rewrite`` constraints (what :func:`pikan.compile` builds)."""
+    for constraint in module.constraints:
+        if getattr(constraint, "mode", "hard") == "hard" and hasattr(constraint, "rewrite"):
+            module = constraint.rewrite(module, system)
+    return module
+
+
+def feature_map(module, system) -> dict:
+    """How the hard rewrites change a module's inputs: new input name -> sympy expression
+    of the original input names (identity entries for untouched inputs).
+
+    Use it to write a law learned on rewritten inputs in the original names:
+    ``law.xreplace({symbol(k): e for k, e in feature_map(module, system).items()})``.
+    """
+    probe = module.replace(inputs=list(module.input_names), bindings=())
+    return dict(apply_rewrites(probe, system).inputs)
+
+
 def _in_original_inputs(law: Any, module: Module, system: System) -> Any:
     """A law learned on the inputs a hard constraint rewrote, written in the module's own.
 
@@ -183,11 +202,7 @@ def _in_original_inputs(law: Any, module: Module, system: System) -> Any:
     known = set(module.input_names) | set(system.params)
     if all({s.name for s in e.free_symbols} <= known for e in exprs):
         return law
-    probe = module.replace(inputs=list(module.input_names), bindings=())
-    for constraint in module.constraints:
-        if getattr(constraint, "mode", "hard") == "hard" and hasattr(constraint, "rewrite"):
-            probe = constraint.rewrite(probe, system)
-    features = {symbol(k): v for k, v in probe.inputs.items() if k not in module.input_names}
+    features = {symbol(k): e for k, e in feature_map(module, system).items()}
     exprs = [e.xreplace(features) for e in exprs]
     return exprs if isinstance(law, (list, tuple)) else exprs[0]
 
