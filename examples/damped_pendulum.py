@@ -19,16 +19,15 @@ Run it::
 
 from __future__ import annotations
 
-import argparse
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 
 import pikan
 from pikan import Dissipation, Potential, System
 from pikan.constraints import Even
+
+import _story  # examples/_story: command line, run directory, report
 
 TRUTH = System(
     "damped_pendulum",
@@ -47,12 +46,7 @@ def initial(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small smoke run (seconds)")
-    parser.add_argument("--out", default=None,
-                        help="run directory to keep (default: a temporary one, removed)")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    args = _story.arguments(__doc__, argv)
     start = time.perf_counter()
 
     # The learning spec: the same system with both laws removed; one KAN layer each, and
@@ -67,21 +61,13 @@ def main(argv=None) -> int:
                           initial=initial)
     print(f"data: {data}")
 
-    with tempfile.TemporaryDirectory() as scratch:
-        out = Path(args.out) if args.out else Path(scratch) / "damped_pendulum"
-        run = pikan.discover(spec, data, out=out, steps=steps, seed=args.seed,
-                             refine_steps=refine, progress=not args.quick,
-                             plots=args.out is not None, verify_laws=not args.quick)
-        recovered = {}
+    with _story.run_directory(args, "damped_pendulum") as out:
+        run = _story.discover(spec, data, out, args, steps, refine)
         print()
-        for name in ("V", "D"):
-            recovered[name] = pikan.equivalent(run.laws[name].expr, TRUE_LAWS[name])
-            print(f"found:  {run.laws[name]}")
-            print(f"truth:  {name} = {TRUE_LAWS[name]}   "
-                  f"[{'recovered' if recovered[name] else 'NOT recovered'}]")
-        if "verification" in run.report:
-            print(f"check:  {run.report['verification']['summary']}")
-        print(f"run directory: {out}" + ("" if args.out else " (temporary; --out keeps it)"))
+        recovered = {name: _story.compare(run.laws[name], TRUE_LAWS[name], name)
+                     for name in ("V", "D")}
+        _story.check(run)
+        _story.where(out, args)
     ok = all(recovered.values())
     print(f"\ngravity and friction recovered apart: {ok}  ({time.perf_counter() - start:.0f} s)")
     if not ok:

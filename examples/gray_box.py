@@ -19,16 +19,15 @@ Run it::
 
 from __future__ import annotations
 
-import argparse
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 import sympy
 
 import pikan
 from pikan import Dissipation, Potential, System
+
+import _story  # examples/_story: command line, run directory, report
 
 TRUTH = System(
     "projectile",
@@ -48,12 +47,7 @@ def throw(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small smoke run (seconds)")
-    parser.add_argument("--out", default=None,
-                        help="run directory to keep (default: a temporary one, removed)")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    args = _story.arguments(__doc__, argv)
     start = time.perf_counter()
 
     # The gray-box spec: gravity keeps its law, the drag is learned by one KAN layer.
@@ -71,23 +65,18 @@ def main(argv=None) -> int:
         data = data.with_derivatives()
     print(f"data: {data}")
 
-    with tempfile.TemporaryDirectory() as scratch:
-        out = Path(args.out) if args.out else Path(scratch) / "gray_box"
-        run = pikan.discover(spec, data, out=out, steps=steps, seed=args.seed,
-                             refine_steps=refine, progress=not args.quick,
-                             plots=args.out is not None, verify_laws=not args.quick)
+    with _story.run_directory(args, "gray_box") as out:
+        run = _story.discover(spec, data, out, args, steps, refine)
         law = run.laws["drag"]
-        recovered = pikan.equivalent(law.expr, TRUE_DRAG)
-        print(f"\nfound:  {law}")
-        print(f"truth:  D(s) = {TRUE_DRAG}   [{'recovered' if recovered else 'NOT recovered'}]")
+        print()
+        recovered = _story.compare(law, TRUE_DRAG, "D(s)")
         s = sympy.Symbol("s")
         cubic = law.expr.as_poly(s) if law.expr.is_polynomial(s) else None
         if cubic is not None and cubic.degree() == 3:
             c = 3 * float(cubic.coeff_monomial(s**3))
             print(f"        i.e. quadratic drag F = -c |v| v with c = {c:.4f} (truth 0.05)")
-        if "verification" in run.report:
-            print(f"check:  {run.report['verification']['summary']}")
-        print(f"run directory: {out}" + ("" if args.out else " (temporary; --out keeps it)"))
+        _story.check(run)
+        _story.where(out, args)
     print(f"\ndrag law recovered: {recovered}  ({time.perf_counter() - start:.0f} s)")
     if not recovered:
         raise SystemExit("gray_box: the drag law found is not c s^3/3")

@@ -18,22 +18,16 @@ Run it::
 
 from __future__ import annotations
 
-import argparse
-import tempfile
 import time
-from pathlib import Path
 
 import pikan
 import pikan.systems
 
+import _story  # examples/_story: command line, run directory, report
+
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small smoke run (seconds)")
-    parser.add_argument("--out", default=None,
-                        help="run directory to keep (default: a temporary one, removed)")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    args = _story.arguments(__doc__, argv)
     start = time.perf_counter()
 
     kepler = pikan.systems.get("kepler")
@@ -48,18 +42,12 @@ def main(argv=None) -> int:
     print(f"learning spec: {spec.name}, learned module(s) {list(spec.learned)}, "
           f"V(r) with r = {spec.module('V').inputs['r']}")
 
-    with tempfile.TemporaryDirectory() as scratch:
-        out = Path(args.out) if args.out else Path(scratch) / "kepler"
-        run = pikan.discover(spec, data, out=out, steps=steps, seed=args.seed,
-                             refine_steps=refine, progress=not args.quick,
-                             plots=args.out is not None, verify_laws=not args.quick)
-        law, truth = run.laws["V"], kepler.laws(**params)["V"]
-        recovered = pikan.equivalent(law.expr, truth)
-        print(f"\nfound:  {law}")
-        print(f"truth:  V(r) = {truth}   [{'recovered' if recovered else 'NOT recovered'}]")
-        if "verification" in run.report:
-            print(f"check:  {run.report['verification']['summary']}")
-        print(f"run directory: {out}" + ("" if args.out else " (temporary; --out keeps it)"))
+    with _story.run_directory(args, "kepler") as out:
+        run = _story.discover(spec, data, out, args, steps, refine)
+        print()
+        recovered = _story.compare(run.laws["V"], kepler.laws(**params)["V"], "V(r)")
+        _story.check(run)
+        _story.where(out, args)
     print(f"\nNewton's potential recovered: {recovered}  ({time.perf_counter() - start:.0f} s)")
     if not recovered:
         raise SystemExit("kepler_orbits: the potential found is not -GM/r")

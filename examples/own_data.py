@@ -36,7 +36,6 @@ Run it::
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from pathlib import Path
@@ -46,6 +45,8 @@ import numpy as np
 import pikan
 from pikan import Potential, System
 from pikan.constraints import Even
+
+import _story  # examples/_story: command line, run directory, report
 
 TRUE_V = "x**2 + x**4/4"
 
@@ -67,14 +68,8 @@ def write_lab_csv(path: Path, n_recordings: int, duration: float, seed: int) -> 
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small smoke run (seconds)")
-    parser.add_argument("--out", default=None,
-                        help="run directory to keep (default: a temporary one, removed)")
-    parser.add_argument("--csv", default=None,
-                        help="where to write the example CSV (default: the temporary folder)")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    args = _story.arguments(__doc__, argv, extra=[("--csv", {
+        "default": None, "help": "where to write the example CSV (default: the temporary folder)"})])
     start = time.perf_counter()
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -97,16 +92,11 @@ def main(argv=None) -> int:
 
         # 3. Discover.
         out = Path(args.out) if args.out else Path(scratch) / "run"
-        run = pikan.discover(spec, data, out=out, steps=150 if args.quick else None,
-                             seed=args.seed, refine_steps=50 if args.quick else 200,
-                             progress=not args.quick, plots=args.out is not None,
-                             verify_laws=not args.quick)
-        law = run.laws["V"]
-        recovered = pikan.equivalent(law.expr, TRUE_V)
-        print(f"\nfound:  {law}")
-        print(f"truth:  V(x) = {TRUE_V}   [{'recovered' if recovered else 'NOT recovered'}]")
-        if "verification" in run.report:
-            print(f"check:  {run.report['verification']['summary']}")
+        run = _story.discover(spec, data, out, args, steps=150 if args.quick else None,
+                              refine_steps=50 if args.quick else 200)
+        print()
+        recovered = _story.compare(run.laws["V"], TRUE_V, "V(x)")
+        _story.check(run)
         if args.out:  # data.h5 there is the loaded data in pikan's HDF5 schema
             print(f"run directory: {out} (laws, report, plots, data.h5)")
     print(f"\nspring law recovered: {recovered}  ({time.perf_counter() - start:.0f} s)")

@@ -23,22 +23,16 @@ the harmonic one, k d**2/2 only.
 
 from __future__ import annotations
 
-import argparse
-import tempfile
 import time
-from pathlib import Path
 
 import pikan
 import pikan.systems
 
+import _story  # examples/_story: command line, run directory, report
+
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small smoke run (seconds)")
-    parser.add_argument("--out", default=None,
-                        help="run directory to keep (default: a temporary one, removed)")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    args = _story.arguments(__doc__, argv)
     start = time.perf_counter()
 
     chain = pikan.systems.get("spring_chain")
@@ -54,18 +48,12 @@ def main(argv=None) -> int:
     print(f"one bond law V_bond(d), shared by {len(bond.bindings)} bonds: "
           + ", ".join(f"d = {b['d']}" for b in bond.bindings))
 
-    with tempfile.TemporaryDirectory() as scratch:
-        out = Path(args.out) if args.out else Path(scratch) / "spring_chain"
-        run = pikan.discover(spec, data, out=out, steps=steps, seed=args.seed,
-                             refine_steps=refine, progress=not args.quick,
-                             plots=args.out is not None, verify_laws=not args.quick)
-        law, truth = run.laws["bond"], chain.laws(**params)["bond"]
-        recovered = pikan.equivalent(law.expr, truth)
-        print(f"\nfound:  {law}")
-        print(f"truth:  V_bond(d) = {truth}   [{'recovered' if recovered else 'NOT recovered'}]")
-        if "verification" in run.report:
-            print(f"check:  {run.report['verification']['summary']}")
-        print(f"run directory: {out}" + ("" if args.out else " (temporary; --out keeps it)"))
+    with _story.run_directory(args, "spring_chain") as out:
+        run = _story.discover(spec, data, out, args, steps, refine)
+        print()
+        recovered = _story.compare(run.laws["bond"], chain.laws(**params)["bond"], "V_bond(d)")
+        _story.check(run)
+        _story.where(out, args)
     print(f"\nbond law recovered: {recovered}  ({time.perf_counter() - start:.0f} s)")
     if not recovered:
         raise SystemExit("spring_chain: the bond law found is not k d^2/2 + beta d^4/4")
