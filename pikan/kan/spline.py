@@ -217,25 +217,30 @@ def local_bases(
         # nan_to_num: a NaN input gives NaN outputs, not an out-of-range index
         cell = torch.floor(scaled.detach()).nan_to_num(order).clamp(order, n_bases(knots, order) - 1)
         u = scaled - cell
-        idx = cell.long()
-    else:
-        idx = interval_index(x, knots, order)
-        left = torch.gather(knots, 1, idx.t()).t()
-        right = torch.gather(knots, 1, idx.t() + 1).t()
-        u = (x - left) / (right - left)
+        # Planar layout: the powers u, u^2, .. stacked on a leading axis, then one
+        # (k+1) x k product plus the constant row. With the k+1 axis trailing instead, every
+        # op runs a 4-long inner loop and the product is tall and skinny: several times slower.
+        powers = [u]
+        for _ in range(order - 1):
+            powers.append(powers[-1] * u)
+        table = pieces[0, 0]
+        values = torch.addmm(table[0][:, None], table[1:].t(),
+                             torch.stack(powers).reshape(order, -1))
+        return values.reshape(order + 1, *x.shape).movedim(0, -1), cell.long() - order
+    idx = interval_index(x, knots, order)
+    left = torch.gather(knots, 1, idx.t()).t()
+    right = torch.gather(knots, 1, idx.t() + 1).t()
+    u = (x - left) / (right - left)
     powers = [torch.ones_like(u), u]
     for _ in range(order - 1):
         powers.append(powers[-1] * u)
     powers = torch.stack(powers, dim=-1)  # (batch, in, k+1)
-    if uniform:
-        values = powers @ pieces[0, 0]
-    else:
-        grid = pieces.shape[1]
-        flat = pieces.reshape(-1, order + 1, order + 1)
-        which = (idx - order) + grid * torch.arange(x.shape[1], device=x.device)
-        # a product and a sum, not a batched matmul of a broadcast: AOTAutograd's backward
-        # of the latter views an expanded tensor and fails under torch.compile
-        values = (powers[..., :, None] * flat[which]).sum(-2)
+    grid = pieces.shape[1]
+    flat = pieces.reshape(-1, order + 1, order + 1)
+    which = (idx - order) + grid * torch.arange(x.shape[1], device=x.device)
+    # a product and a sum, not a batched matmul of a broadcast: AOTAutograd's backward
+    # of the latter views an expanded tensor and fails under torch.compile
+    values = (powers[..., :, None] * flat[which]).sum(-2)
     return values, idx - order
 
 
@@ -256,7 +261,9 @@ def dense_bases(
     Tensor of shape (batch, n_inputs, G + k)
     """
     values, start = local_bases(x, knots, order, pieces, uniform)
-    index = start[..., None] + torch.arange(order + 1, device=x.device)
+    # built planar like the values: a trailing broadcast axis of k+1 is a slow inner loop
+    offsets = torch.arange(order + 1, device=x.device).reshape(-1, *[1] * start.dim())
+    index = (start + offsets).movedim(0, -1)
     shape = (*x.shape, n_bases(knots, order))
     # out of place: an in-place scatter_ into fresh zeros saves a copy but breaks
     # torch.func.vmap (the buffer is not batched while the values are)
