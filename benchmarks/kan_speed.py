@@ -8,7 +8,13 @@ that machine load affects every model alike. Memory is the total size of the ten
 autograd saves for the backward pass (the activation memory that grows with the batch),
 measured with ``torch.autograd.graph.saved_tensors_hooks``.
 
-Run: ``pip install -e .[bench] && python benchmarks/kan_speed.py [--rounds 30] [--compile]``.
+All models run in one process with the same allocator setting: freed memory kept in the
+heap (:func:`pikan.memory.keep_freed_memory`, which :func:`pikan.fit` applies on the CPU);
+``--default-allocator`` leaves glibc's dynamic thresholds, under which the KAN's
+multi-megabyte basis tensors intermittently land on fresh pages and its time swings.
+
+Run: ``pip install -e .[bench] && python benchmarks/kan_speed.py [--rounds 30] [--threads 1]
+[--compile] [--default-allocator]``.
 Prints a markdown table and writes ``benchmarks/results/kan_speed.json``.
 """
 
@@ -26,6 +32,7 @@ import torch
 from torch import nn
 
 from pikan.kan.network import KAN
+from pikan.memory import keep_freed_memory
 
 WIDTHS = [8, 64, 64, 1]
 
@@ -69,11 +76,19 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--batch", type=int, default=2048)
     parser.add_argument("--compile", action="store_true", help="also time torch.compile(pikan)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--default-allocator", action="store_true",
+                        help="leave glibc's dynamic malloc thresholds as they are (see "
+                             "pikan.memory; by default freed memory is kept, as pikan.fit does)")
     parser.add_argument("--quick", action="store_true", help="tiny run for CI smoke tests")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "kan_speed.json"))
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.batch = 3, 256
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    kept = False if args.default_allocator else keep_freed_memory()
     torch.manual_seed(0)
     dtype = torch.float32
     x = torch.randn(args.batch, WIDTHS[0], dtype=dtype)
@@ -118,8 +133,10 @@ def main() -> None:
             "saved_MB": memory / 2**20 if memory is not None else None,
         })
 
+    allocator = "freed memory kept" if kept else "glibc default thresholds"
     print(f"\nforward+backward, KAN{WIDTHS} grid=5 order=3, batch {args.batch}, float32, "
-          f"CPU ({torch.get_num_threads()} threads), median of {args.rounds} interleaved rounds\n")
+          f"CPU ({torch.get_num_threads()} threads, {allocator}), median of {args.rounds} "
+          "interleaved rounds\n")
     print("| model | params | ms / step | x MLP time | pykan time / this | saved for backward (MB) |")
     print("|---|---|---|---|---|---|")
     for r in rows:
@@ -128,7 +145,8 @@ def main() -> None:
         print(f"| {r['model']} | {r['params']} | {r['ms']:.2f} | {r['vs_mlp']:.2f} | {speedup} | {memory} |")
     result = {
         "benchmark": "kan_speed", "widths": WIDTHS, "batch": args.batch, "dtype": "float32",
-        "rounds": args.rounds, "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "rounds": args.rounds, "threads": torch.get_num_threads(), "keep_freed_memory": kept,
+        "torch": torch.__version__,
         "machine": platform.machine(), "rows": rows,
     }
     out = Path(args.out)

@@ -2,11 +2,13 @@
 
 System: 2D anisotropic oscillator, ``V(x, y)`` learned. One training step is the
 acceleration loss ``mean(((a(q, v) - a_data) / s)^2)`` on a batch of 4096 states, where
-``a = -dV/dq / m`` comes from autograd (``torch.func.grad``), then the backward pass (a
-double backward through the gradient node) and an Adam step.
+``a = -dV/dq / m``, then the backward pass and an Adam step. For the MLP ``dV/dq`` comes
+from autograd (``torch.func.grad``), so its backward is a double backward.
 
 - **KAN**: ``pikan.compile`` of the spec with ``V`` learned by a ``[2, 8, 1]`` KAN (grid 5,
-  cubic), stepped by hand (loss, backward, Adam).
+  cubic), stepped by hand (loss, backward, Adam). Its ``dV/dq`` is written out from the
+  spline slopes (``KAN.value_and_input_gradient``), so the backward pass is first order;
+  the loss and its gradients equal the double-backward route's (tests/test_compile.py).
 - **MLP**: the same equations of motion (``pikan.mechanics.newtonian_acceleration``) with
   ``V`` a SiLU MLP ``2 -> h -> h -> 1`` of about the same number of trainable parameters.
 - **pikan.fit**: the KAN model trained by :func:`pikan.fit` (plain Adam recipe), timed
@@ -38,6 +40,7 @@ from torch import nn
 import pikan
 from pikan import losses, mechanics
 from pikan.compile import compile as compile_spec
+from pikan.memory import keep_freed_memory
 from pikan.recipe import Recipe, Stage
 from pikan.spec import Potential, System
 
@@ -96,6 +99,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: torch's choice; on a loaded machine "
                              "1 avoids OpenMP spin-waits that distort small-op timings)")
+    parser.add_argument("--default-allocator", action="store_true",
+                        help="leave glibc's dynamic malloc thresholds as they are (pikan.fit "
+                             "itself still keeps freed memory)")
     parser.add_argument("--quick", action="store_true", help="tiny run for CI smoke tests")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "train_speed.json"))
     args = parser.parse_args()
@@ -103,6 +109,8 @@ def main() -> None:
         args.rounds, args.batch, args.fit_steps = 3, 256, 5
     if args.threads:
         torch.set_num_threads(args.threads)
+    # as pikan.fit does on the CPU, for both models alike (see pikan.memory)
+    kept = False if args.default_allocator else keep_freed_memory()
     dtype, device = getattr(torch, args.dtype), torch.device(args.device)
     torch.manual_seed(0)
 
@@ -125,8 +133,8 @@ def main() -> None:
     params = {"KAN [2, 8, 1] (pikan.compile)": target,
               "MLP potential (HNN-style)": n_trainable(mlp_model)}
 
-    for step in steps.values():  # warm up
-        for _ in range(3):
+    for step in steps.values():  # warm up (Adam's state, the allocator's free lists)
+        for _ in range(10):
             step()
     sync(device)
     times = {name: [] for name in steps}
@@ -165,9 +173,10 @@ def main() -> None:
     rows.append({"model": "KAN [2, 8, 1] inside pikan.fit", "params": target, "ms": 1e3 * t_fit,
                  "vs_mlp": t_fit / mlp, "timing": f"median of {len(fit_times)} fit steps"})
 
-    where = (f"CPU ({torch.get_num_threads()} threads)" if device.type == "cpu"
+    allocator = "freed memory kept" if kept else "glibc default thresholds"
+    where = (f"CPU ({torch.get_num_threads()} threads, {allocator})" if device.type == "cpu"
              else torch.cuda.get_device_name(device))
-    print(f"\ntraining step (acceleration loss, double backward, Adam), 2D potential, batch "
+    print(f"\ntraining step (acceleration loss and its backward, Adam), 2D potential, batch "
           f"{args.batch}, {args.dtype}, {where}\n")
     print("| model | params | ms / step | x MLP time | timing |")
     print("|---|---|---|---|---|")
@@ -178,7 +187,8 @@ def main() -> None:
     result = {
         "benchmark": "train_speed", "system": "anisotropic 2D", "kan_widths": [2, *KAN_HIDDEN, 1],
         "grid": 5, "batch": args.batch, "dtype": args.dtype, "device": str(device),
-        "rounds": args.rounds, "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "rounds": args.rounds, "threads": torch.get_num_threads(), "keep_freed_memory": kept,
+        "torch": torch.__version__,
         "machine": platform.machine(), "rows": rows, "kan_over_mlp": ratio,
     }
     out = Path(args.out)

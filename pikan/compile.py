@@ -114,6 +114,16 @@ class _Bindings(nn.Module):
         constant = sympy.sympify(expr.xreplace({s: 0 for s in free}))
         return (coeffs, float(constant)) if constant.is_number else None
 
+    def forward_and_pullback(self, state: Tensor) -> tuple[Tensor, Callable[[Tensor], Tensor]]:
+        """Inputs (as :meth:`forward`) and the map from a gradient on them,
+        ``(n_bindings, batch, n_inputs)``, to the gradient on the state ``(batch, 2n)``."""
+        if self.linear and not self.sparse:  # the transposed matrix, no autograd needed
+            z = self(state)
+            matrix = self.matrix.to(state.dtype)
+            return z, lambda g: g.transpose(0, 1).reshape(state.shape[0], -1) @ matrix.t()
+        z, pullback = torch.func.vjp(self, state)
+        return z, lambda g: pullback(g)[0]
+
     def forward(self, state: Tensor) -> Tensor:
         """State ``(batch, 2n)`` -> inputs ``(n_bindings, batch, n_inputs)``."""
         if self.linear and self.sparse:
@@ -266,6 +276,26 @@ class Block(nn.Module):
         """Inputs for every binding: ``(n_bindings, batch, n_inputs)`` from a state ``(batch, 2n)``."""
         return self.bindings(state)
 
+    @property
+    def has_state_gradient(self) -> bool:
+        """:meth:`value_and_state_gradient` applies: a scalar module whose output is its KAN
+        unwrapped (no hard output constraint), with spline edges only."""
+        kan = self.kan
+        return (self.scalar and kan is not None and not self._wrappers
+                and kan.has_input_gradient)
+
+    def value_and_state_gradient(self, state: Tensor) -> tuple[Tensor, Tensor]:
+        """Output summed over bindings ``(batch,)`` and its gradient with respect to the state
+        ``(batch, 2n)``, the KAN's part written out (:meth:`KAN.value_and_input_gradient`):
+        a force from it trains with a first-order backward pass."""
+        if not self.has_state_gradient:
+            raise ValueError(f"module {self.name!r}: value_and_state_gradient needs a scalar "
+                             "module with a spline-only KAN and no hard output constraint")
+        z, pullback = self.bindings.forward_and_pullback(state)
+        n_bind, batch = z.shape[0], z.shape[1]
+        value, gradient = self.kan.value_and_input_gradient(z.reshape(n_bind * batch, -1))
+        return value.reshape(n_bind, batch).sum(0), pullback(gradient.reshape(z.shape))
+
     def evaluate(self, state: Tensor) -> Tensor:
         """Output summed over bindings: ``(batch, n_outputs)`` from a state ``(batch, 2n)``."""
         z = self.inputs(state)
@@ -385,6 +415,20 @@ class Model(nn.Module):
 
         return total
 
+    def _potential_gradient(self) -> Callable[[Tensor, Tensor], Tensor] | None:
+        """``dV/dq`` of all Potential modules written out, when every one allows it
+        (:attr:`Block.has_state_gradient`); None otherwise (autograd then differentiates V)."""
+        blocks = self._of_kind("Potential")
+        if not blocks or not all(b.has_state_gradient for b in blocks):
+            return None
+        n = self.n_coords
+
+        def gradient(q: Tensor, v: Tensor) -> Tensor:
+            state = self._state(q, v)
+            return sum(b.value_and_state_gradient(state)[1][:, :n] for b in blocks)
+
+        return gradient
+
     def potential(self, q: Tensor, v: Tensor | None = None) -> Tensor:
         """Total potential energy, shape (batch,) (zero without Potential modules)."""
         v = torch.zeros_like(q) if v is None else v
@@ -400,7 +444,9 @@ class Model(nn.Module):
         out = {}
         state_fn = self._state
         for name, block in self.blocks.items():
-            if block.kind == "Potential":
+            if block.kind == "Potential" and block.has_state_gradient:
+                out[name] = -block.value_and_state_gradient(state_fn(q, v))[1][:, :q.shape[-1]]
+            elif block.kind == "Potential":
                 out[name] = -mechanics.gradient_q(
                     lambda q_, v_, b=block: b.evaluate(state_fn(q_, v_))[:, 0], q, v)
             elif block.kind == "Dissipation":
@@ -428,7 +474,8 @@ class Model(nn.Module):
                                                      self.generalized_force(q, v))
         return mechanics.newtonian_acceleration(
             self.masses, q, v, potential=self._scalar_sum("Potential"),
-            force=self._direct_force(), dissipation=self._scalar_sum("Dissipation"))
+            force=self._direct_force(), dissipation=self._scalar_sum("Dissipation"),
+            potential_gradient=self._potential_gradient())
 
     def generalized_force(self, q: Tensor, v: Tensor) -> Tensor | None:
         """The non-conservative generalized forces ``Q = F - dD/dv`` of the Dynamics and

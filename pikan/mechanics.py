@@ -51,6 +51,7 @@ def newtonian_acceleration(
     potential: ScalarFn | None = None,
     force: VectorFn | None = None,
     dissipation: ScalarFn | None = None,
+    potential_gradient: VectorFn | None = None,
 ) -> Tensor:
     """Accelerations :math:`a = (-\\partial_q V + F - \\partial_v D) / m`.
 
@@ -61,13 +62,18 @@ def newtonian_acceleration(
         Positions and velocities.
     potential, dissipation : callable (q, v) -> (batch,), optional
     force : callable (q, v) -> (batch, n), optional
+    potential_gradient : callable (q, v) -> (batch, n), optional
+        :math:`\\partial_q V` computed by the caller (a KAN potential writes it out from its
+        spline slopes); used instead of differentiating ``potential``.
 
     Returns
     -------
     Tensor of shape (batch, n)
     """
     total = torch.zeros_like(q)
-    if potential is not None:
+    if potential_gradient is not None:
+        total = total - potential_gradient(q, v)
+    elif potential is not None:
         total = total - gradient_q(potential, q, v)
     if force is not None:
         total = total + force(q, v)

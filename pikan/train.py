@@ -48,6 +48,7 @@ from pikan import losses
 from pikan.checkpoint import FORMAT, VERSION, load_model, read_checkpoint
 from pikan.checkpoint import write_checkpoint as _atomic_save  # a global: tests count writes
 from pikan.errors import DataError
+from pikan.memory import keep_freed_memory
 from pikan.progress import Progress
 from pikan.recipe import Recipe, Stage
 
@@ -898,6 +899,8 @@ def fit(model, data, *, loss: str | None = None, steps: int | None = None, recip
     device : "auto", str or torch.device
         "auto": CUDA when available (``cuda:LOCAL_RANK`` in a distributed fit). The data
         moves to the device once (through pinned host memory for large arrays on CUDA).
+        On the CPU the process keeps freed memory for reuse
+        (:func:`pikan.memory.keep_freed_memory`; ``PIKAN_KEEP_FREED_MEMORY=0`` opts out).
     dtype : torch.dtype
         Default float64 on CPU, float32 on CUDA.
     seed : int
@@ -964,6 +967,8 @@ def fit(model, data, *, loss: str | None = None, steps: int | None = None, recip
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(device)
+    if device.type == "cpu":  # no fresh pages in the steady state (see pikan.memory)
+        keep_freed_memory()
     ck = None
     if resume is not None:
         ck = read_checkpoint(resume)

@@ -3,6 +3,7 @@ import pytest
 import torch
 
 import pikan
+from pikan import mechanics
 from pikan.compile import compile
 from pikan.errors import SpecError
 from pikan.spec import Dissipation, Dynamics, Lagrangian, Potential, System, chain_pairs
@@ -164,6 +165,54 @@ def test_acceleration_loss_trains_through_double_backward():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.2 * losses[0]
+
+
+def _autograd_acceleration(model, q, v):
+    """The reference route: accelerations with dV/dq by autograd (a double backward to train)."""
+    return mechanics.newtonian_acceleration(
+        model.masses, q, v, potential=model._scalar_sum("Potential"),
+        force=model._direct_force(), dissipation=model._scalar_sum("Dissipation"))
+
+
+@pytest.mark.parametrize("case", ["coordinates", "feature", "chain", "long chain", "positive"])
+def test_written_out_potential_gradient_equals_the_autograd_route(case):
+    """Learned potentials take dV/dq from the KANs' spline slopes; accelerations and the
+    parameter gradients of an acceleration loss equal the autograd route's."""
+    from pikan.constraints import Positive
+
+    n = 2
+    if case == "coordinates":
+        spec = _learned()
+    elif case == "feature":  # a nonlinear binding: its pullback is a torch.func.vjp
+        spec = System("kepler", coords=["x", "y"], modules=[
+            Potential("V", inputs={"r": "sqrt(x**2 + y**2)"}, law="-1/r")]).learn("V", hidden=[3])
+    elif case in ("chain", "long chain"):  # shared bindings: a dense or a gathered matrix
+        n = 3 if case == "chain" else 300
+        coords = [f"x{i}" for i in range(n)]
+        spec = System("chain", coords=coords, modules=[
+            Potential("bond", inputs=["d"], law="d**2/2", bindings=chain_pairs(coords, name="d"))
+        ]).learn("bond", hidden=[3])
+    else:  # a hard output constraint wraps the KAN: autograd route
+        spec = System("trap", coords=["x", "y"], modules=[
+            Potential("V", inputs=["x", "y"], law="x**2 + y**2",
+                      constraints=[Positive()])]).learn("V", hidden=[3])
+    model = compile(spec)
+    q, v = _states(n, batch=16, scale=1.5)
+    q = q + (2.0 if case == "feature" else 0.0)  # away from r = 0
+    fast, slow = model.acceleration(q, v), _autograd_acceleration(model, q, v)
+    assert (model._potential_gradient() is None) == (case == "positive")
+    _close(fast, slow)
+    for name, force in model.forces(q, v).items():
+        if model.blocks[name].kind == "Potential":
+            _close(force, -mechanics.gradient_q(model._scalar_sum("Potential"), q, v))
+    params = [p for p in model.parameters() if p.requires_grad]
+    grads_fast = torch.autograd.grad((fast**2).sum(), params, allow_unused=True)
+    grads_slow = torch.autograd.grad((slow**2).sum(), params, allow_unused=True)
+    for a, b in zip(grads_fast, grads_slow):
+        if a is None or b is None:
+            assert (a is None or a.abs().max() == 0) and (b is None or b.abs().max() == 0)
+        else:
+            torch.testing.assert_close(a, b, atol=1e-9, rtol=1e-9)
 
 
 def test_gradcheck_accelerations_wrt_parameters_and_state():

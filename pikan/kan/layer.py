@@ -37,6 +37,19 @@ _BASES: dict[str, Callable[[Tensor], Tensor]] = {
 }
 
 
+def _silu_slope(x: Tensor) -> Tensor:
+    sigmoid = torch.sigmoid(x)
+    return sigmoid * (1 + x * (1 - sigmoid))
+
+
+_BASE_SLOPES: dict[str, Callable[[Tensor], Tensor]] = {
+    "silu": _silu_slope,
+    "tanh": lambda x: 1 - torch.tanh(x) ** 2,
+    "identity": torch.ones_like,
+    "zero": torch.zeros_like,
+}
+
+
 def _symbolic_library():
     # Imported lazily: the library module is only needed once an edge is made symbolic.
     from pikan.kan import symbolic
@@ -279,6 +292,58 @@ class KANLayer(nn.Module):
             sym = self._symbolic_edges(x).sum(1)
             y = sym if y is None else y + sym
         return y
+
+    @property
+    def has_pullback(self) -> bool:
+        """Every edge is a spline (no symbolic edges, no experts): :meth:`forward_and_pullback`
+        applies."""
+        return not self._sym_used and not self.experts
+
+    def forward_and_pullback(self, x: Tensor) -> tuple[Tensor, Callable[[Tensor], Tensor]]:
+        """Layer outputs and the map ``g -> g @ dy/dx`` written out with the spline slopes.
+
+        The pullback uses the derivative pieces of the splines directly instead of
+        differentiating the forward pass, so a gradient with respect to the input (a force
+        from a KAN potential) costs one forward-like pass and its parameter gradients need
+        first-order autograd only, not a double backward.
+
+        Parameters
+        ----------
+        x : Tensor of shape (batch, in_dim)
+
+        Returns
+        -------
+        y : Tensor of shape (batch, out_dim)
+        pullback : callable (batch, out_dim) -> (batch, in_dim)
+
+        Raises
+        ------
+        ValueError
+            When the layer has symbolic edges or experts (see :attr:`has_pullback`).
+        """
+        self._check(x)
+        if not self.has_pullback:
+            raise ValueError("forward_and_pullback needs a layer of spline edges only; this one "
+                             "has symbolic edges or experts")
+        w_base, w_spline = self._numeric_weights()
+        values, slopes, start = spline.local_bases_and_slopes(
+            x, self.knots, self.order, self.pieces, self._uniform)
+        index = spline.scatter_index(start, self.order)
+        n_basis = self.coef.shape[1]
+        basis = spline.scatter_bases(values, index, n_basis)
+        coef = (self.coef * w_spline[:, None, :]).reshape(-1, self.out_dim)
+        y = basis.reshape(x.shape[0], -1) @ coef + _BASES[self.base](x) @ w_base
+        base_slope = _BASE_SLOPES[self.base](x)
+
+        def pullback(g: Tensor) -> Tensor:
+            if self.out_dim == 1:  # an outer product: a broadcast, not a matmul with K = 1
+                along_basis, along_base = g * coef[:, 0], g * w_base[:, 0]
+            else:
+                along_basis, along_base = g @ coef.t(), g @ w_base.t()
+            per_basis = along_basis.reshape(*x.shape, n_basis).gather(-1, index)
+            return (per_basis * slopes).sum(-1) + base_slope * along_base
+
+        return y, pullback
 
     def _symbolic_edges(self, x: Tensor) -> Tensor:
         """Values of the symbolic edges, zero on the others: (batch, in_dim, out_dim)."""

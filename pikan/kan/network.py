@@ -183,6 +183,66 @@ class KAN(nn.Module):
             x = x + inputs @ self.jump
         return x
 
+    @property
+    def has_input_gradient(self) -> bool:
+        """:meth:`value_and_input_gradient` applies: one output, spline edges only."""
+        return self.out_dim == 1 and all(layer.has_pullback for layer in self.layers)
+
+    def value_and_input_gradient(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Output and its gradient with respect to the inputs, the gradient written out.
+
+        Equal to ``forward`` and autograd's input gradient, but the gradient is built from the
+        spline slopes layer by layer (:meth:`KANLayer.forward_and_pullback`), so training on
+        it (a force from a KAN potential) takes a first-order backward pass instead of a
+        double backward through the forward graph.
+
+        Parameters
+        ----------
+        x : Tensor of shape (batch, in_dim)
+
+        Returns
+        -------
+        value : Tensor of shape (batch,)
+        gradient : Tensor of shape (batch, in_dim)
+
+        Raises
+        ------
+        ValueError
+            Unless :attr:`has_input_gradient` (more than one output, symbolic edges or
+            experts): use autograd there.
+        """
+        if x.dim() != 2 or x.shape[1] != self.in_dim:
+            raise ValueError(f"KAN input x must have shape (batch, {self.in_dim}), "
+                             f"got {tuple(x.shape)}")
+        if not self.has_input_gradient:
+            raise ValueError("value_and_input_gradient needs one output and spline edges only "
+                             f"(out_dim={self.out_dim}; symbolic edges or experts fall back "
+                             "to autograd)")
+        inputs, pullbacks, h = x, [], x
+        for index, layer in enumerate(self.layers):
+            subnodes, pullback = layer.forward_and_pullback(h)
+            pullbacks.append((pullback, subnodes))
+            h = self._combine(index, subnodes)
+        if self.jump is not None:
+            h = h + inputs @ self.jump
+        g = torch.ones_like(h)
+        for index in reversed(range(len(self.layers))):
+            pullback, subnodes = pullbacks[index]
+            g = pullback(self._combine_pullback(index, subnodes, g))
+        if self.jump is not None:
+            g = g + self.jump[:, 0]
+        return h[:, 0], g
+
+    def _combine_pullback(self, layer_index: int, subnodes: Tensor, g: Tensor) -> Tensor:
+        """Gradient on the nodes -> gradient on the subnodes (product rule for the pairs)."""
+        n_sum, n_mult = self.widths[layer_index + 1]
+        if not n_mult:
+            return g
+        pairs = subnodes[:, n_sum:]
+        g_mult = g[:, n_sum:]
+        per_pair = torch.stack([g_mult * pairs[:, 1::2], g_mult * pairs[:, 0::2]], dim=-1)
+        return torch.cat([g[:, :n_sum], per_pair.reshape(g.shape[0], -1)], dim=1)
+
     def jump_outputs(self, x: Tensor) -> Tensor | None:
         """Contribution of the linear skip path per (input, output): ``(batch, in, out)``."""
         if self.jump is None:

@@ -25,6 +25,12 @@ from torch import Tensor
 MAX_ORDER = 5
 
 
+def _transform_level() -> int | None:
+    """The innermost active ``torch.func`` transform level, None outside any transform."""
+    level = getattr(torch._C._functorch, "maybe_current_level", None)
+    return level() if level is not None else 0
+
+
 def check_grid_args(grid: int, order: int) -> None:
     """Raise ``ValueError`` naming the argument when ``grid`` or ``order`` is out of range."""
     if not isinstance(grid, int) or isinstance(grid, bool) or grid < 1:
@@ -209,11 +215,29 @@ def local_bases(
     start : LongTensor of shape (batch, n_inputs)
         See :func:`cox_de_boor`.
     """
+    values, _, start = local_bases_and_slopes(x, knots, order, pieces, uniform, slopes=False)
+    return values, start
+
+
+def local_bases_and_slopes(
+    x: Tensor, knots: Tensor, order: int, pieces: Tensor | None = None, uniform: bool = False,
+    slopes: bool = True,
+) -> tuple[Tensor, Tensor | None, Tensor]:
+    """:func:`local_bases` and, with ``slopes``, their derivatives ``dB/dx`` from the same
+    polynomial pieces (differentiable again: the pieces are polynomials in ``x``).
+
+    Returns
+    -------
+    values, slopes : Tensor of shape (batch, n_inputs, order + 1)
+        ``slopes`` is None when not asked for.
+    start : LongTensor of shape (batch, n_inputs)
+    """
     if pieces is None:
         pieces = piece_polynomials(knots, order)
     if uniform:  # one scaled coordinate gives both the cell and the local coordinate
         origin = knots[:, 0]
-        scaled = (x - origin) * (1 / (knots[:, 1] - origin))
+        inv_h = 1 / (knots[:, 1] - origin)
+        scaled = (x - origin) * inv_h
         # nan_to_num: a NaN input gives NaN outputs, not an out-of-range index
         cell = torch.floor(scaled.detach()).nan_to_num(order).clamp(order, n_bases(knots, order) - 1)
         u = scaled - cell
@@ -224,9 +248,20 @@ def local_bases(
         for _ in range(order - 1):
             powers.append(powers[-1] * u)
         table = pieces[0, 0]
-        values = torch.addmm(table[0][:, None], table[1:].t(),
-                             torch.stack(powers).reshape(order, -1))
-        return values.reshape(order + 1, *x.shape).movedim(0, -1), cell.long() - order
+        planes = torch.stack(powers).reshape(order, -1)
+        values = torch.addmm(table[0][:, None], table[1:].t(), planes)
+        values = values.reshape(order + 1, *x.shape).movedim(0, -1)
+        slope = None
+        if slopes:  # d/du of the pieces: rows p * table[p] against u^(p-1), then du/dx
+            rates = table[1:] * torch.arange(1, order + 1, dtype=table.dtype,
+                                              device=table.device)[:, None]
+            if order > 1:
+                slope = torch.addmm(rates[0][:, None], rates[1:].t(), planes[:order - 1])
+                slope = slope.reshape(order + 1, *x.shape)
+            else:
+                slope = rates[0].reshape(-1, *[1] * x.dim()).expand(order + 1, *x.shape)
+            slope = (slope * inv_h).movedim(0, -1)
+        return values, slope, cell.long() - order
     idx = interval_index(x, knots, order)
     left = torch.gather(knots, 1, idx.t()).t()
     right = torch.gather(knots, 1, idx.t() + 1).t()
@@ -234,14 +269,37 @@ def local_bases(
     powers = [torch.ones_like(u), u]
     for _ in range(order - 1):
         powers.append(powers[-1] * u)
-    powers = torch.stack(powers, dim=-1)  # (batch, in, k+1)
     grid = pieces.shape[1]
     flat = pieces.reshape(-1, order + 1, order + 1)
     which = (idx - order) + grid * torch.arange(x.shape[1], device=x.device)
+    local = flat[which]  # (batch, in, k+1 powers, k+1 bases)
     # a product and a sum, not a batched matmul of a broadcast: AOTAutograd's backward
     # of the latter views an expanded tensor and fails under torch.compile
-    values = (powers[..., :, None] * flat[which]).sum(-2)
-    return values, idx - order
+    values = (torch.stack(powers, dim=-1)[..., :, None] * local).sum(-2)
+    slope = None
+    if slopes:
+        rates = [torch.zeros_like(u)] + [p * power for p, power in enumerate(powers[:-1], 1)]
+        slope = (torch.stack(rates, dim=-1)[..., :, None] * local).sum(-2)
+        slope = slope / (right - left)[..., None]
+    return values, slope, idx - order
+
+
+def scatter_index(start: Tensor, order: int) -> Tensor:
+    """Positions ``start + r`` (r = 0..k) of the nonzero bases in the dense basis axis:
+    LongTensor of shape ``(*start.shape, order + 1)``."""
+    # built planar like the values: a trailing broadcast axis of k+1 is a slow inner loop
+    offsets = torch.arange(order + 1, device=start.device).reshape(-1, *[1] * start.dim())
+    return (start + offsets).movedim(0, -1)
+
+
+def scatter_bases(values: Tensor, index: Tensor, n_basis: int) -> Tensor:
+    """Dense bases ``(..., n_basis)`` with ``values`` at ``index`` (:func:`scatter_index`)
+    and zeros elsewhere."""
+    zeros = torch.zeros((*values.shape[:-1], n_basis), dtype=values.dtype, device=values.device)
+    if _transform_level() is None:  # plain autograd: fill the fresh buffer in place
+        return zeros.scatter_(-1, index, values)
+    # under torch.func the buffer is not batched while the values may be: out of place
+    return zeros.scatter(-1, index, values)
 
 
 def dense_bases(
@@ -261,13 +319,7 @@ def dense_bases(
     Tensor of shape (batch, n_inputs, G + k)
     """
     values, start = local_bases(x, knots, order, pieces, uniform)
-    # built planar like the values: a trailing broadcast axis of k+1 is a slow inner loop
-    offsets = torch.arange(order + 1, device=x.device).reshape(-1, *[1] * start.dim())
-    index = (start + offsets).movedim(0, -1)
-    shape = (*x.shape, n_bases(knots, order))
-    # out of place: an in-place scatter_ into fresh zeros saves a copy but breaks
-    # torch.func.vmap (the buffer is not batched while the values are)
-    return torch.zeros(shape, dtype=values.dtype, device=values.device).scatter(-1, index, values)
+    return scatter_bases(values, scatter_index(start, order), n_bases(knots, order))
 
 
 def evaluate(

@@ -57,6 +57,32 @@ def test_vmap_grad_equals_batched_autograd():
     torch.testing.assert_close(per_sample, batched, atol=1e-12, rtol=0)
 
 
+@pytest.mark.parametrize("base", ["silu", "tanh", "identity", "zero"])
+@pytest.mark.parametrize("out_dim", [1, 2])
+def test_pullback_equals_the_autograd_vector_jacobian_product(base, out_dim):
+    layer = KANLayer(3, out_dim, base=base, generator=torch.Generator().manual_seed(0))
+    layer.set_mask(torch.ones(3, out_dim).index_fill_(0, torch.tensor([1]), 0.0))
+    x = torch.rand(40, 3, generator=torch.Generator().manual_seed(4)) * 3 - 1.5
+    layer.update_grid(x, adaptivity=0.5)  # non-uniform knots for the first half of the test
+    for step in range(2):
+        g = torch.randn(40, out_dim, generator=torch.Generator().manual_seed(5))
+        y, pullback = layer.forward_and_pullback(x)
+        torch.testing.assert_close(y, layer(x), atol=1e-12, rtol=0)
+        xg = x.clone().requires_grad_(True)
+        (reference,) = torch.autograd.grad(layer(xg), xg, g)
+        torch.testing.assert_close(pullback(g), reference, atol=1e-12, rtol=1e-12)
+        layer.update_grid(x, adaptivity=0.0)  # then uniform knots
+
+
+def test_pullback_refuses_symbolic_edges():
+    layer = _layer()
+    assert layer.has_pullback
+    layer.set_symbolic(0, 0, "sin")
+    assert not layer.has_pullback
+    with pytest.raises(ValueError, match="symbolic edges or experts"):
+        layer.forward_and_pullback(torch.zeros(4, 3))
+
+
 def test_symbolic_edges_evaluate_their_function_exactly():
     layer = _layer()
     layer.set_symbolic(0, 0, "sin", a=2.0, b=3.0, c=0.5, d=-1.0)

@@ -84,6 +84,49 @@ def test_force_loss_on_kan_potential_trains():
     assert float(loss_fn()) < 0.01 * first
 
 
+@pytest.mark.parametrize("widths, kwargs", [
+    ([2, 8, 1], {}),
+    ([3, [4, 2], 1], {}),  # multiplication nodes: the product rule
+    ([2, 5, 3, 1], {"jump": True}),
+    ([2, 4, 1], {"order": 1}),
+    ([2, 4, 1], {"order": 5, "base": "tanh"}),
+])
+def test_written_out_input_gradient_equals_autograd(widths, kwargs):
+    """Value, gradient, and the parameter gradients of a loss on the gradient (what force
+    training needs) all equal autograd's double-backward route."""
+    kan = KAN(widths, grid=5, seed=0, **kwargs)
+    x = torch.rand(200, widths[0], generator=torch.Generator().manual_seed(1)) * 2 - 1
+    kan.layers[0].update_grid(x, adaptivity=0.5)  # one non-uniform layer
+    if kan.jump is not None:
+        with torch.no_grad():
+            kan.jump.copy_(torch.randn(kan.jump.shape, generator=torch.Generator().manual_seed(2)))
+    xg = x.clone().requires_grad_(True)
+    value = kan(xg)[:, 0]
+    (gradient,) = torch.autograd.grad(value.sum(), xg, create_graph=True)
+    fast_value, fast_gradient = kan.value_and_input_gradient(x)
+    torch.testing.assert_close(fast_value, value, atol=1e-12, rtol=0)
+    torch.testing.assert_close(fast_gradient, gradient, atol=1e-11, rtol=1e-11)
+    params = [p for p in kan.parameters() if p.requires_grad]
+    slow = torch.autograd.grad((gradient**2).sum(), params, allow_unused=True)
+    fast = torch.autograd.grad((fast_gradient**2).sum(), params, allow_unused=True)
+    for a, b in zip(slow, fast):
+        if a is None:
+            assert b is None or b.abs().max() == 0
+        else:
+            torch.testing.assert_close(b, a, atol=1e-10, rtol=1e-10)
+
+
+def test_written_out_gradient_needs_one_output_and_spline_edges():
+    with pytest.raises(ValueError, match="one output"):
+        KAN([2, 3, 2], seed=0).value_and_input_gradient(torch.zeros(4, 2))
+    kan = KAN([2, 3, 1], seed=0)
+    assert kan.has_input_gradient
+    kan.layers[1].set_symbolic(0, 0, "x^2")
+    assert not kan.has_input_gradient
+    with pytest.raises(ValueError, match="spline edges only"):
+        kan.value_and_input_gradient(torch.zeros(4, 2))
+
+
 def test_regularization_both_forms_are_differentiable_scalars():
     kan = KAN([2, 3, 1], seed=0)
     x = torch.rand(64, 2)

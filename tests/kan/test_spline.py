@@ -76,6 +76,34 @@ def test_derivatives_match_scipy_inside_grid():
     np.testing.assert_allclose(d2y[:, 0].numpy(), ref.derivative(2)(x[:, 0].detach().numpy()), atol=1e-9)
 
 
+@pytest.mark.parametrize("order", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("uniform", [True, False])
+def test_slopes_are_the_derivatives_of_the_bases(order, uniform):
+    knots = _knots(order, uniform)
+    # inside and beyond the grid (the edge pieces continue there)
+    x = torch.cat([_inside(knots, order, n=60), knots[:, :1].t() - 0.3, knots[:, -1:].t() + 0.3])
+    x.requires_grad_(True)
+    values, slopes, start = spline.local_bases_and_slopes(x, knots, order, uniform=uniform)
+    reference, reference_start = spline.local_bases(x, knots, order, uniform=uniform)
+    torch.testing.assert_close(values, reference, atol=0, rtol=0)
+    assert torch.equal(start, reference_start)
+    for r in range(order + 1):
+        (autograd,) = torch.autograd.grad(values[..., r].sum(), x, retain_graph=True)
+        torch.testing.assert_close(slopes[..., r], autograd, atol=1e-10, rtol=1e-10)
+    if order > 1:  # the slopes are differentiable again (second derivatives of the bases)
+        (second,) = torch.autograd.grad(slopes.sum(), x)
+        assert torch.isfinite(second).all() and second.abs().sum() > 0
+
+
+def test_in_place_and_transformed_scatter_agree():
+    """Outside torch.func the dense bases are filled in place; under vmap out of place."""
+    knots = _knots(3, uniform=True)
+    x = _inside(knots, 3, n=16)
+    plain = spline.dense_bases(x, knots, 3, uniform=True)
+    mapped = torch.func.vmap(lambda xi: spline.dense_bases(xi[None], knots, 3, uniform=True)[0])(x)
+    torch.testing.assert_close(mapped, plain, atol=1e-15, rtol=0)
+
+
 def test_gradcheck_bases():
     knots = _knots(3, uniform=True)
     x = _inside(knots, 3, n=20).requires_grad_(True)
