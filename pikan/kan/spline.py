@@ -13,6 +13,10 @@ coordinate of their interval, with coefficients precomputed from the knots
 (:func:`piece_polynomials`); :func:`cox_de_boor` is the reference they are built from. Outside ``[lo, hi]`` the first and last polynomial pieces are
 continued (extrapolation), which keeps forces finite and smooth off the grid.
 
+:func:`local_bases_and_slopes` also gives the derivatives ``dB/dx`` from the same pieces, for
+layers that write out their input gradient (a force from a KAN potential) instead of
+differentiating their forward pass.
+
 Everything here is differentiable to any order by autograd (the interval index is discrete,
 the basis values are polynomials in ``x``) and works under ``torch.func`` transforms.
 """
