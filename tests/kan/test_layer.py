@@ -130,8 +130,8 @@ def test_float32_and_float64():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(grid=0), "grid"), (dict(order=0), "order"), (dict(order=7), "order"),
-    (dict(base="relu"), "base"), (dict(grid_range=(1.0, 0.0)), "grid_range"),
+    ({"grid": 0}, "grid"), ({"order": 0}, "order"), ({"order": 7}, "order"),
+    ({"base": "relu"}, "base"), ({"grid_range": (1.0, 0.0)}, "grid_range"),
 ])
 def test_bad_constructor_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -187,7 +187,7 @@ def test_hybrid_layer_learns_and_snaps_the_right_experts():
         loss = ((kan(x) - y) ** 2).mean() + 1e-3 * kan.gate_entropy()
         loss.backward()
         opt.step()
-    decided = dict(((i, j), name) for _, i, j, name in kan.snap(0.8))
+    decided = {(i, j): name for _, i, j, name in kan.snap(0.8)}
     assert decided.get((1, 0)) == "sin"
     assert float(((kan(x) - y) ** 2).mean()) < 1e-6
 
