@@ -9,7 +9,9 @@
 The losses are pure functions in :mod:`pikan.losses`; this module holds the state: the
 recipe position, optimizers, mini-batch sampler, validation and restore-best, faults, what
 goes into a checkpoint (the file itself: :mod:`pikan.checkpoint`) and when the progress
-display (:mod:`pikan.progress`) is updated. With ``distributed``, the same trainer runs in
+display (:mod:`pikan.progress`) is updated. The options fit decides on its own are resolved
+in :mod:`pikan.fit_options`, the data is put on the device by :mod:`pikan.fit_data`, and
+the result records are in :mod:`pikan.history`. With ``distributed``, the same trainer runs in
 every process of a torchrun launch on its share of each batch (:mod:`pikan.distributed`).
 
 A fit runs a :class:`Recipe`, a list of :class:`Stage` records. The default is the KAN 2.0
@@ -37,10 +39,8 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from pikan import distributed as _distributed
@@ -48,14 +48,15 @@ from pikan import losses
 from pikan.checkpoint import FORMAT, VERSION, load_model, read_checkpoint
 from pikan.checkpoint import write_checkpoint as _atomic_save  # a global: tests count writes
 from pikan.errors import DataError
+from pikan.fit_data import FitData, first_states
+from pikan.fit_options import LOSSES, check_resume_options, resolve
+from pikan.history import FitResult, History
 from pikan.memory import keep_freed_memory
 from pikan.progress import Progress
 from pikan.recipe import Recipe, Stage
 
 __all__ = ["FORMAT", "LOSSES", "VERSION", "FitResult", "History", "Recipe", "Stage",
            "TrainingError", "fit", "load_model", "read_checkpoint"]
-
-LOSSES = ("auto", "acceleration", "rollout")
 
 
 class TrainingError(RuntimeError):
@@ -68,163 +69,6 @@ class _Fault(Exception):
 
 class _Stop(Exception):
     """The callback asked to stop."""
-
-
-# ----------------------------------------------------------------------------- results
-
-
-@dataclass
-class History:
-    """What a fit did.
-
-    Attributes
-    ----------
-    rows : list of dict
-        One per accepted optimizer step: ``step``, ``stage`` (index), ``optimizer``,
-        ``lr``, ``loss`` (the batch objective), one key per loss term (``acceleration`` or
-        ``rollout``, ``sparsity``, soft-constraint penalties; weighted, they sum to
-        ``loss``), ``train`` (the data term) and ``val`` (validation data loss, None on
-        steps without a check).
-    events : list of dict
-        ``kind`` in ``adapt``, ``prune``, ``refine``, ``fault``, ``early_stop``,
-        ``restore_best``, ``interrupt``, ``resume``, each with ``step`` and ``stage``.
-    """
-
-    rows: list = field(default_factory=list)
-    events: list = field(default_factory=list)
-
-    def column(self, key: str) -> list:
-        """Values of ``key`` over the rows (None where a row lacks it)."""
-        return [row.get(key) for row in self.rows]
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __iter__(self):
-        return iter(self.rows)
-
-
-@dataclass
-class FitResult:
-    """The outcome of :func:`fit`.
-
-    Attributes
-    ----------
-    history : History
-    best_val : float
-        Validation data loss of the returned parameters (the restored best of the last fit
-        stage; the training subset when there is no validation split).
-    choices : dict
-        Every option as resolved (loss and why, steps, recipe, lr, batch size, device,
-        dtype, window, ...), with the reasons of automatic choices.
-    wall_time : float
-        Seconds spent in this call.
-    steps : int
-        Optimizer steps attempted, including those before a resume and rejected ones (each
-        rejected step has a ``fault`` event and no row).
-    interrupted : bool
-        True when stopped by Ctrl-C or the callback (a checkpoint was written if a path
-        was given).
-    checkpoint : str or None
-    """
-
-    history: History
-    best_val: float
-    choices: dict
-    wall_time: float
-    steps: int
-    interrupted: bool = False
-    checkpoint: str | None = None
-
-    @property
-    def events(self) -> list:
-        return self.history.events
-
-
-# ----------------------------------------------------------------------------- data on device
-
-_PIN_BYTES = 1 << 20
-
-
-def _to_device(x, dtype, device) -> torch.Tensor:
-    """``x`` (array) as a ``dtype`` tensor on ``device``, converted on the host and copied once.
-
-    For CUDA, arrays of 1 MiB or more go through pinned host memory and are copied without
-    blocking the host (the copy overlaps with preparing the next array).
-    """
-    host = torch.as_tensor(np.ascontiguousarray(x), dtype=dtype)
-    if device.type != "cuda":
-        return host.to(device)
-    pin = host.numel() * host.element_size() >= _PIN_BYTES
-    if pin:
-        host = host.pin_memory()
-    return host.to(device, non_blocking=pin)
-
-
-class _Data:
-    """Training and validation tensors for one loss, on the device, made once."""
-
-    def __init__(self, data, config: dict, device, dtype, seed: int) -> None:
-        kind = config["loss"]
-        self.kind = kind
-        measured_v = data.has_velocities
-        need = (not data.has_accelerations) if kind == "acceleration" else not measured_v
-        if need:
-            data = data.with_derivatives(method=config["derivatives"])
-        if len(data) >= 2 and config["val_fraction"] > 0:
-            train, val = data.split(1.0 - config["val_fraction"], seed=seed)
-        else:
-            train, val = data, None
-
-        def tensor(x):
-            return _to_device(x, dtype, device)
-
-        q, v, _ = train.states()
-        self.q, self.v = tensor(q), tensor(v)  # training states (grids, pruning)
-        self.tensors, self.val = {}, {}
-        if kind == "acceleration":
-            for part, target in (("train", train), ("val", val)):
-                if target is None:
-                    continue
-                qp, vp, _ = target.states()
-                ap, _ = target.accelerations()
-                store = self.tensors if part == "train" else self.val
-                store.update(q=tensor(qp), v=tensor(vp), a=tensor(ap))
-            self.scales = {"a": losses.coordinate_scale(self.tensors["a"], center=False)}
-        else:
-            length, every = config["window"], config["every"]
-            for part, target in (("train", train), ("val", val)):
-                if target is None:
-                    continue
-                w = target.windows((length - 1) * every + 1, stride=every)
-                store = self.tensors if part == "train" else self.val
-                store.update(t=tensor(w.t[:, ::every]), q=tensor(w.q[:, ::every]),
-                             v=tensor(w.v[:, ::every]))
-            self.scales = {"q": losses.coordinate_scale(self.q)}
-            if measured_v:
-                self.scales["v"] = losses.coordinate_scale(self.v)
-        self.n_train = self.tensors["q"].shape[0]
-        self.has_val = bool(self.val)
-        if not self.has_val:  # early stopping then watches a fixed training subset
-            self.val = self.tensors
-        generator = torch.Generator().manual_seed(seed + 1)
-        n_val = self.val["q"].shape[0]
-        cap = config["eval_size"]
-        self.val_index = (torch.randperm(n_val, generator=generator)[:cap].sort().values
-                          if n_val > cap else torch.arange(n_val)).to(device)
-        n_full = min(self.n_train, config["lbfgs_batch"])
-        self.full_index = (torch.randperm(self.n_train, generator=generator)[:n_full].sort().values
-                           ).to(device)
-        self.n_states = self.q.shape[0]
-        cap_states = 20000
-        self.state_index = (torch.randperm(self.n_states, generator=generator)[:cap_states]
-                            .sort().values.to(device) if self.n_states > cap_states else None)
-
-    def states(self):
-        """Training states (capped at 20000) for grid adaptation and pruning."""
-        if self.state_index is None:
-            return self.q, self.v
-        return self.q[self.state_index], self.v[self.state_index]
 
 
 # ----------------------------------------------------------------------------- the trainer
@@ -246,12 +90,6 @@ def _to_host(values: torch.Tensor, *flags: torch.Tensor) -> tuple[list, list]:
     host = torch.cat([values.reshape(-1)] + [f.to(values).reshape(1) for f in flags]).tolist()
     m = values.numel()
     return host[:m], [bool(x) for x in host[m:]]
-
-
-def _first_states(kind: str, q: torch.Tensor, v: torch.Tensor) -> tuple:
-    """The states a batch's sparsity and penalties are measured on: the samples themselves
-    (acceleration), or the first state of each window (rollout)."""
-    return (q, v) if kind == "acceleration" else (q[:, 0], v[:, 0])
 
 
 def _compiled(fn, option):
@@ -339,7 +177,7 @@ def _grid_report(model) -> dict:
 class _Trainer:
     """Runs a recipe on one model and one prepared dataset; owns every piece of state."""
 
-    def __init__(self, model, data: _Data, recipe: Recipe, config: dict, device, callback,
+    def __init__(self, model, data: FitData, recipe: Recipe, config: dict, device, callback,
                  progress: bool, checkpoint: Path | None, ctx=None, compile=False) -> None:
         self.model, self.data, self.recipe, self.config = model, data, recipe, config
         self.device, self.callback, self.checkpoint = device, callback, checkpoint
@@ -481,7 +319,7 @@ class _Trainer:
             start, stop, weight = _distributed.shard(index.shape[0], self.ctx)
             local, whole = index[start:stop], 1.0 / self.ctx.world_size
             if stage.sparsity > 0:
-                q, v = _first_states(self.data.kind, store["q"], store["v"])
+                q, v = first_states(self.data.kind, store["q"], store["v"])
                 whole_states = q[index], v[index]
         batch = {key: x[local] for key, x in store.items()}
         fn = self.term_fn if compiled else self._compute_terms
@@ -494,7 +332,7 @@ class _Trainer:
         is measured on ``whole_states`` when given (both None for one process).
         """
         model, scales = self.model, self.data.scales
-        q, v = _first_states(self.data.kind, batch["q"], batch["v"])
+        q, v = first_states(self.data.kind, batch["q"], batch["v"])
         if self.data.kind == "acceleration":
             data_term = losses.acceleration_loss(model, q, v, batch["a"], scales["a"])
         else:
@@ -748,96 +586,6 @@ class _Trainer:
 
 # ----------------------------------------------------------------------------- fit
 
-_NUMERIC_OPTIONS = ("loss", "steps", "optimizer", "lr", "batch_size", "weight_decay", "clip",
-                    "val_fraction", "sparsity", "derivatives", "window", "rollout_method",
-                    "dtype", "seed", "max_faults", "eval_every")
-
-
-def _resolve(model, data, opts: dict, device) -> tuple[dict, Recipe]:
-    """Every option resolved, with the reasons of the automatic choices."""
-    config = {}
-    reasons = {}
-    loss = opts["loss"] or "auto"
-    if loss not in LOSSES:
-        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-    if loss == "auto":
-        loss, reasons["loss"] = losses.choose_loss(data)
-    else:
-        reasons["loss"] = "given"
-    config["loss"] = loss
-    config["derivatives"] = opts["derivatives"] or "savgol"
-    dtype = opts["dtype"] or (torch.float64 if device.type == "cpu" else torch.float32)
-    config["dtype"] = str(dtype).replace("torch.", "")
-    config["seed"] = int(opts["seed"] or 0)
-    config["val_fraction"] = 0.2 if opts["val_fraction"] is None else float(opts["val_fraction"])
-    n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    if loss == "rollout":
-        method = opts["rollout_method"] or "auto"
-        if method not in ("auto", "rk4", "verlet"):
-            raise ValueError(f"rollout_method must be 'auto', 'rk4' or 'verlet', got {method!r}")
-        if method == "auto":
-            method = "verlet" if losses.velocity_free(model) else "rk4"
-            reasons["rollout_method"] = (
-                "velocity Verlet: the accelerations do not depend on velocities (symplectic, "
-                "one force evaluation per step)" if method == "verlet" else
-                "RK4: the accelerations depend on velocities")
-        config["rollout_method"] = method
-        length, every, reasons["window"] = losses.rollout_window(data, opts["window"])
-        config["window"], config["every"] = length, every
-        default_steps, default_batch, full = 300, 64, 128
-    else:
-        config["rollout_method"], config["window"], config["every"] = None, None, None
-        default_steps = 800 if n_params <= 2000 else 2000
-        default_batch, full = 1024, 8192
-    steps = opts["steps"]
-    config["steps"] = int(steps) if steps is not None else default_steps
-    reasons["steps"] = "given" if steps is not None else (
-        f"default for the {loss} loss and {n_params} parameters")
-    config["batch_size"] = int(opts["batch_size"] or default_batch)
-    config["lbfgs_batch"] = max(full, config["batch_size"])
-    config["eval_size"] = 8192 if loss == "acceleration" else 512
-    config["lr"] = float(opts["lr"] or 1e-2)
-    config["weight_decay"] = float(opts["weight_decay"] or 0.0)
-    config["clip"] = 10.0 if opts["clip"] is None else (None if opts["clip"] is False
-                                                        else float(opts["clip"]))
-    config["sparsity"] = 1e-3 if opts["sparsity"] is None else float(opts["sparsity"])
-    config["sparsity_weights"] = [1.0, 2.0]
-    config["max_faults"] = int(opts["max_faults"] or 5)
-    recipe = opts["recipe"]
-    if isinstance(recipe, Recipe) or (recipe is not None and not isinstance(recipe, str)):
-        if steps is not None or opts["optimizer"] is not None:
-            raise ValueError("give steps and optimizers in the recipe's stages, not as fit "
-                             "options, when passing a Recipe")
-        recipe = recipe if isinstance(recipe, Recipe) else Recipe(recipe)
-        reasons["recipe"] = "given"
-        config["steps"] = recipe.total_steps
-    elif recipe in (None, "auto", "default"):
-        learned = bool(losses.learned_kans(model))
-        if learned and loss == "rollout":
-            recipe = Recipe.default(config["steps"], sparsity=config["sparsity"],
-                                    optimizer=opts["optimizer"], refine=False)
-            reasons["recipe"] = ("the progressive KAN recipe without grid refinement (noisy "
-                                 "data: a finer grid fits the noise)")
-        elif learned:
-            recipe = Recipe.default(config["steps"], sparsity=config["sparsity"],
-                                    optimizer=opts["optimizer"])
-            reasons["recipe"] = "the progressive KAN recipe (the model has learned KAN blocks)"
-        else:
-            recipe = Recipe.plain(config["steps"], opts["optimizer"] or "adam+lbfgs")
-            reasons["recipe"] = "a single fit stage (no learned KAN blocks to prune or refine)"
-    elif recipe == "plain":
-        recipe = Recipe.plain(config["steps"], opts["optimizer"] or "adam+lbfgs")
-        reasons["recipe"] = "given"
-    else:
-        raise ValueError(f"recipe must be a Recipe, a list of Stage, 'default' or 'plain', "
-                         f"got {recipe!r}")
-    config["eval_every"] = int(opts["eval_every"] or max(1, recipe.total_steps // 100))
-    config["optimizer"] = opts["optimizer"]
-    config["recipe"] = str(recipe)
-    config["reasons"] = reasons
-    return config, recipe
-
-
 def fit(model, data, *, loss: str | None = None, steps: int | None = None, recipe=None,
         optimizer: str | None = None, lr: float | None = None, batch_size: int | None = None,
         weight_decay: float | None = None, clip: float | bool | None = None,
@@ -977,14 +725,14 @@ def fit(model, data, *, loss: str | None = None, steps: int | None = None, recip
                             f"{ck['spec'][:60]!r}...); hint: compile the stored spec with "
                             "pikan.load_model(path) and resume that model")
         config, recipe_obj = ck["config"], Recipe.from_list(ck["recipe"])
-        _check_resume_options(opts, config, resume)
+        check_resume_options(opts, config, resume)
     else:
-        config, recipe_obj = _resolve(model, data, opts, device)
+        config, recipe_obj = resolve(model, data, opts, device)
     config["checkpoint_every"] = int(checkpoint_every or config.get("checkpoint_every") or 100)
     config["log_every"] = int(log_every or max(1, recipe_obj.total_steps // 20))
     torch_dtype = getattr(torch, config["dtype"])
     model.to(device=device, dtype=torch_dtype)
-    prepared = _Data(data, config, device, torch_dtype, config["seed"])
+    prepared = FitData(data, config, device, torch_dtype, config["seed"])
     if ctx is not None:
         _distributed.check_same(_fingerprint(prepared, config), "the training data or options",
                                 ctx)
@@ -1010,28 +758,9 @@ def fit(model, data, *, loss: str | None = None, steps: int | None = None, recip
                      trainer.global_step, interrupted, str(path) if path else None)
 
 
-def _fingerprint(prepared: _Data, config: dict) -> tuple:
+def _fingerprint(prepared: FitData, config: dict) -> tuple:
     """Sizes, sums and resolved options that must agree between the processes of a
     distributed fit."""
     sums = tuple(f"{float(x.double().sum()):.6g}" for x in prepared.tensors.values())
     options = tuple(str(config[k]) for k in ("loss", "recipe", "batch_size", "seed", "dtype"))
     return prepared.n_train, len(prepared.val["q"]), sums, options
-
-
-def _check_resume_options(opts: dict, config: dict, resume) -> None:
-    """Options passed together with ``resume`` must agree with the stored ones."""
-    stored = dict(config)
-    stored["recipe"] = None  # a recipe object cannot be compared to its text; refuse changes
-    for key in _NUMERIC_OPTIONS:
-        value = opts.get(key)
-        if value is None:
-            continue
-        if key == "dtype":
-            value = str(value).replace("torch.", "")
-        if value != stored.get(key):
-            raise ValueError(f"resume={str(resume)!r}: option {key}={value!r} differs from the "
-                             f"checkpoint's {stored.get(key)!r}; a resumed fit continues with the "
-                             "stored options (leave them out)")
-    if opts.get("recipe") is not None:
-        raise ValueError(f"resume={str(resume)!r}: the recipe is stored in the checkpoint; "
-                         "leave recipe out")
