@@ -250,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    torch.set_num_threads(args.threads or int(os.environ.get("OMP_NUM_THREADS", 0) or 1))
+    torch.set_num_threads(args.threads or int(os.environ.get("OMP_NUM_THREADS") or 1))
     try:
         return _COMMANDS[args.command](args)
     except (SpecError, DataError) as error:
