@@ -22,7 +22,7 @@ mass matrix ``d2L/dv2`` (its scale is as arbitrary as any, but it is the model's
 unit mean mass when the model's is unusable.
 
 The library is built from the module's inputs: velocity monomials up to degree two
-(inputs that depend on a velocity) times position factors ``1, p, p**2, cos(p),
+(inputs that depend on a velocity) times position factors ``1, p, ..., p**4, cos(p),
 sin(p)`` (and ``1/p`` for an input that stays positive on the data) of each position
 input. Sparsity by sequentially thresholded least squares (STLSQ) over a sweep of
 thresholds; every support found is one candidate, scored by the relative RMS error of
@@ -65,7 +65,7 @@ def library_terms(module, system, z: np.ndarray | None = None) -> list[sympy.Exp
                  *(a * b for a, b in itertools.combinations_with_replacement(moving, 2))]
     factors = [sympy.Integer(1)]
     for k, p in still:
-        factors += [p, p**2, sympy.cos(p), sympy.sin(p)]
+        factors += [p, p**2, p**3, p**4, sympy.cos(p), sympy.sin(p)]
         if z is not None and np.all(z[:, k] > 0):
             factors.append(1 / p)
     return [m * f for m in monomials for f in factors]
