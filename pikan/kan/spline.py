@@ -269,22 +269,27 @@ def local_bases_and_slopes(
     idx = interval_index(x, knots, order)
     left = torch.gather(knots, 1, idx.t()).t()
     right = torch.gather(knots, 1, idx.t() + 1).t()
-    u = (x - left) / (right - left)
-    powers = [torch.ones_like(u), u]
-    for _ in range(order - 1):
-        powers.append(powers[-1] * u)
+    width = right - left
+    u = (x - left) / width
+    # Planar as in the uniform case: each point's interval table, (k+1 powers) x (k+1 bases),
+    # is gathered as k+1 planes of shape (k+1 bases, batch * in) per power
     grid = pieces.shape[1]
-    flat = pieces.reshape(-1, order + 1, order + 1)
+    tables = pieces.permute(2, 3, 0, 1).reshape((order + 1) ** 2, -1)  # (p * r, in * G)
     which = (idx - order) + grid * torch.arange(x.shape[1], device=x.device)
-    local = flat[which]  # (batch, in, k+1 powers, k+1 bases)
-    # a product and a sum, not a batched matmul of a broadcast: AOTAutograd's backward
-    # of the latter views an expanded tensor and fails under torch.compile
-    values = (torch.stack(powers, dim=-1)[..., :, None] * local).sum(-2)
+    local = tables.index_select(1, which.reshape(-1)).reshape(order + 1, order + 1, -1)
+    flat_u = u.reshape(1, -1)
+    values, power = local[0], None
+    for p in range(1, order + 1):
+        power = flat_u if p == 1 else power * flat_u
+        values = values + local[p] * power
+    values = values.reshape(order + 1, *x.shape).movedim(0, -1)
     slope = None
     if slopes:
-        rates = [torch.zeros_like(u)] + [p * power for p, power in enumerate(powers[:-1], 1)]
-        slope = (torch.stack(rates, dim=-1)[..., :, None] * local).sum(-2)
-        slope = slope / (right - left)[..., None]
+        slope, power = local[1], None
+        for p in range(2, order + 1):
+            power = flat_u if p == 2 else power * flat_u
+            slope = slope + p * local[p] * power
+        slope = (slope.reshape(order + 1, *x.shape) / width).movedim(0, -1)
     return values, slope, idx - order
 
 
