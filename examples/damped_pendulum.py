@@ -61,13 +61,9 @@ def main(argv=None) -> int:
                           initial=initial)
     print(f"data: {data}")
 
-    with _story.run_directory(args, "damped_pendulum") as out:
-        run = _story.discover(spec, data, out, args, steps, refine)
-        print()
+    with _story.discovery(args, "damped_pendulum", spec, data, steps, refine) as run:
         recovered = {name: _story.compare(run.laws[name], TRUE_LAWS[name], name)
                      for name in ("V", "D")}
-        _story.check(run)
-        _story.where(out, args)
     ok = all(recovered.values())
     print(f"\ngravity and friction recovered apart: {ok}  ({time.perf_counter() - start:.0f} s)")
     if not ok:

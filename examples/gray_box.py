@@ -65,18 +65,14 @@ def main(argv=None) -> int:
         data = data.with_derivatives()
     print(f"data: {data}")
 
-    with _story.run_directory(args, "gray_box") as out:
-        run = _story.discover(spec, data, out, args, steps, refine)
+    with _story.discovery(args, "gray_box", spec, data, steps, refine) as run:
         law = run.laws["drag"]
-        print()
         recovered = _story.compare(law, TRUE_DRAG, "D(s)")
         s = sympy.Symbol("s")
         cubic = law.expr.as_poly(s) if law.expr.is_polynomial(s) else None
         if cubic is not None and cubic.degree() == 3:
             c = 3 * float(cubic.coeff_monomial(s**3))
             print(f"        i.e. quadratic drag F = -c |v| v with c = {c:.4f} (truth 0.05)")
-        _story.check(run)
-        _story.where(out, args)
     print(f"\ndrag law recovered: {recovered}  ({time.perf_counter() - start:.0f} s)")
     if not recovered:
         raise SystemExit("gray_box: the drag law found is not c s^3/3")

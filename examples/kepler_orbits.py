@@ -42,12 +42,8 @@ def main(argv=None) -> int:
     print(f"learning spec: {spec.name}, learned module(s) {list(spec.learned)}, "
           f"V(r) with r = {spec.module('V').inputs['r']}")
 
-    with _story.run_directory(args, "kepler") as out:
-        run = _story.discover(spec, data, out, args, steps, refine)
-        print()
+    with _story.discovery(args, "kepler", spec, data, steps, refine) as run:
         recovered = _story.compare(run.laws["V"], kepler.laws(**params)["V"], "V(r)")
-        _story.check(run)
-        _story.where(out, args)
     print(f"\nNewton's potential recovered: {recovered}  ({time.perf_counter() - start:.0f} s)")
     if not recovered:
         raise SystemExit("kepler_orbits: the potential found is not -GM/r")

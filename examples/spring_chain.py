@@ -48,12 +48,8 @@ def main(argv=None) -> int:
     print(f"one bond law V_bond(d), shared by {len(bond.bindings)} bonds: "
           + ", ".join(f"d = {b['d']}" for b in bond.bindings))
 
-    with _story.run_directory(args, "spring_chain") as out:
-        run = _story.discover(spec, data, out, args, steps, refine)
-        print()
+    with _story.discovery(args, "spring_chain", spec, data, steps, refine) as run:
         recovered = _story.compare(run.laws["bond"], chain.laws(**params)["bond"], "V_bond(d)")
-        _story.check(run)
-        _story.where(out, args)
     print(f"\nbond law recovered: {recovered}  ({time.perf_counter() - start:.0f} s)")
     if not recovered:
         raise SystemExit("spring_chain: the bond law found is not k d^2/2 + beta d^4/4")

@@ -415,17 +415,25 @@ class Model(nn.Module):
 
         return total
 
+    def _block_potential_gradient(self, block: Block, q: Tensor, v: Tensor,
+                                  state: Tensor) -> Tensor:
+        """``dV/dq`` of one Potential block: written out from its KAN when it allows it
+        (:attr:`Block.has_state_gradient`), by autograd otherwise."""
+        if block.has_state_gradient:
+            return block.value_and_state_gradient(state)[1][:, :q.shape[-1]]
+        return mechanics.gradient_q(
+            lambda q_, v_: block.evaluate(self._state(q_, v_))[:, 0], q, v)
+
     def _potential_gradient(self) -> Callable[[Tensor, Tensor], Tensor] | None:
-        """``dV/dq`` of all Potential modules written out, when every one allows it
-        (:attr:`Block.has_state_gradient`); None otherwise (autograd then differentiates V)."""
+        """``dV/dq`` of all Potential modules, block by block, when at least one writes its
+        gradient out; None otherwise (autograd then differentiates the summed V once)."""
         blocks = self._of_kind("Potential")
-        if not blocks or not all(b.has_state_gradient for b in blocks):
+        if not any(b.has_state_gradient for b in blocks):
             return None
-        n = self.n_coords
 
         def gradient(q: Tensor, v: Tensor) -> Tensor:
             state = self._state(q, v)
-            return sum(b.value_and_state_gradient(state)[1][:, :n] for b in blocks)
+            return sum(self._block_potential_gradient(b, q, v, state) for b in blocks)
 
         return gradient
 
@@ -442,18 +450,15 @@ class Model(nn.Module):
         their coordinates. Lagrangian modules have no separate force and are left out.
         """
         out = {}
-        state_fn = self._state
+        state_fn, state = self._state, self._state(q, v)
         for name, block in self.blocks.items():
-            if block.kind == "Potential" and block.has_state_gradient:
-                out[name] = -block.value_and_state_gradient(state_fn(q, v))[1][:, :q.shape[-1]]
-            elif block.kind == "Potential":
-                out[name] = -mechanics.gradient_q(
-                    lambda q_, v_, b=block: b.evaluate(state_fn(q_, v_))[:, 0], q, v)
+            if block.kind == "Potential":
+                out[name] = -self._block_potential_gradient(block, q, v, state)
             elif block.kind == "Dissipation":
                 out[name] = -mechanics.gradient_v(
                     lambda q_, v_, b=block: b.evaluate(state_fn(q_, v_))[:, 0], q, v)
             elif block.kind == "Dynamics":
-                out[name] = block.evaluate(state_fn(q, v)) @ getattr(self, self._placements[name])
+                out[name] = block.evaluate(state) @ getattr(self, self._placements[name])
         return out
 
     def acceleration(self, q: Tensor, v: Tensor) -> Tensor:

@@ -215,6 +215,25 @@ def test_written_out_potential_gradient_equals_the_autograd_route(case):
             torch.testing.assert_close(a, b, atol=1e-9, rtol=1e-9)
 
 
+def test_mixed_potentials_take_each_route_block_by_block():
+    """One written-out and one wrapped (autograd) potential in one model."""
+    from pikan.constraints import Positive
+
+    spec = System("trap", coords=["x", "y"], modules=[
+        Potential("V", inputs=["x", "y"], law="x**2 + y**2"),
+        Potential("W", inputs=["x"], law="x**4", constraints=[Positive()]),
+    ]).learn("V", hidden=[3]).learn("W", hidden=[3])
+    model = compile(spec)
+    assert model.blocks["V"].has_state_gradient and not model.blocks["W"].has_state_gradient
+    assert model._potential_gradient() is not None  # V keeps its written-out gradient
+    q, v = _states(2, batch=16, scale=1.5)
+    _close(model.acceleration(q, v), _autograd_acceleration(model, q, v))
+    for name, force in model.forces(q, v).items():
+        block = model.blocks[name]
+        _close(force, -mechanics.gradient_q(lambda q_, v_, b=block: b.evaluate(
+            torch.cat([q_, v_], 1))[:, 0], q, v))
+
+
 def test_gradcheck_accelerations_wrt_parameters_and_state():
     model = compile(_learned())
     block = model.blocks["V"].kan

@@ -43,6 +43,18 @@ def discover(spec, data, out: Path, args: argparse.Namespace, steps, refine_step
                           plots=args.out is not None, verify_laws=not args.quick)
 
 
+@contextlib.contextmanager
+def discovery(args: argparse.Namespace, name: str, spec, data, steps, refine_steps):
+    """Discover in a run directory and yield the run for the script's found-vs-truth
+    report; after the report, the verification summary and where the run is."""
+    with run_directory(args, name) as out:
+        run = discover(spec, data, out, args, steps, refine_steps)
+        print()
+        yield run
+        check(run)
+        where(out, args)
+
+
 def compare(law, truth: str, label: str) -> bool:
     """Print the law found and the truth; whether they are equivalent."""
     recovered = pikan.equivalent(law.expr, truth)

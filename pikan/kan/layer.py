@@ -282,16 +282,22 @@ class KANLayer(nn.Module):
         self._check(x)
         y = None
         if self._has_numeric:
-            w_base, w_spline = self._numeric_weights()
             basis = spline.dense_bases(x, self.knots, self.order, self.pieces, self._uniform)
-            coef = (self.coef * w_spline[:, None, :]).reshape(-1, self.out_dim)
-            y = basis.reshape(x.shape[0], -1) @ coef + _BASES[self.base](x) @ w_base
+            y, _, _ = self._numeric_output(x, basis)
         if self.experts and self._has_numeric:
             y = y + self._expert_edges(x).sum(1)
         if self._sym_used:
             sym = self._symbolic_edges(x).sum(1)
             y = sym if y is None else y + sym
         return y
+
+    def _numeric_output(self, x: Tensor, basis: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Spline and base part of the outputs from the dense ``basis`` of ``x``, with the
+        weighted coefficient matrix ``(in * (G + k), out)`` and base weights it used."""
+        w_base, w_spline = self._numeric_weights()
+        coef = (self.coef * w_spline[:, None, :]).reshape(-1, self.out_dim)
+        y = basis.reshape(x.shape[0], -1) @ coef + _BASES[self.base](x) @ w_base
+        return y, coef, w_base
 
     @property
     def has_pullback(self) -> bool:
@@ -325,14 +331,11 @@ class KANLayer(nn.Module):
         if not self.has_pullback:
             raise ValueError("forward_and_pullback needs a layer of spline edges only; this one "
                              "has symbolic edges or experts")
-        w_base, w_spline = self._numeric_weights()
         values, slopes, start = spline.local_bases_and_slopes(
             x, self.knots, self.order, self.pieces, self._uniform)
         index = spline.scatter_index(start, self.order)
         n_basis = self.coef.shape[1]
-        basis = spline.scatter_bases(values, index, n_basis)
-        coef = (self.coef * w_spline[:, None, :]).reshape(-1, self.out_dim)
-        y = basis.reshape(x.shape[0], -1) @ coef + _BASES[self.base](x) @ w_base
+        y, coef, w_base = self._numeric_output(x, spline.scatter_bases(values, index, n_basis))
         base_slope = _BASE_SLOPES[self.base](x)
 
         def pullback(g: Tensor) -> Tensor:

@@ -162,6 +162,11 @@ class KAN(nn.Module):
         pairs = subnodes[:, n_sum:]
         return torch.cat([subnodes[:, :n_sum], pairs[:, 0::2] * pairs[:, 1::2]], dim=1)
 
+    def _check_input(self, x: Tensor) -> None:
+        if x.dim() != 2 or x.shape[1] != self.in_dim:
+            raise ValueError(f"KAN input x must have shape (batch, {self.in_dim}), "
+                             f"got {tuple(x.shape)}")
+
     def forward(self, x: Tensor) -> Tensor:
         """Network outputs.
 
@@ -173,9 +178,7 @@ class KAN(nn.Module):
         -------
         Tensor of shape (batch, out_dim)
         """
-        if x.dim() != 2 or x.shape[1] != self.in_dim:
-            raise ValueError(f"KAN input x must have shape (batch, {self.in_dim}), "
-                             f"got {tuple(x.shape)}")
+        self._check_input(x)
         inputs = x
         for index, layer in enumerate(self.layers):
             x = self._combine(index, layer(x))
@@ -211,9 +214,7 @@ class KAN(nn.Module):
             Unless :attr:`has_input_gradient` (more than one output, symbolic edges or
             experts): use autograd there.
         """
-        if x.dim() != 2 or x.shape[1] != self.in_dim:
-            raise ValueError(f"KAN input x must have shape (batch, {self.in_dim}), "
-                             f"got {tuple(x.shape)}")
+        self._check_input(x)
         if not self.has_input_gradient:
             raise ValueError("value_and_input_gradient needs one output and spline edges only "
                              f"(out_dim={self.out_dim}; symbolic edges or experts fall back "

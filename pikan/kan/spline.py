@@ -248,11 +248,8 @@ def local_bases_and_slopes(
         # Planar layout: the powers u, u^2, .. stacked on a leading axis, then one
         # (k+1) x k product plus the constant row. With the k+1 axis trailing instead, every
         # op runs a 4-long inner loop and the product is tall and skinny: several times slower.
-        powers = [u]
-        for _ in range(order - 1):
-            powers.append(powers[-1] * u)
         table = pieces[0, 0]
-        planes = torch.stack(powers).reshape(order, -1)
+        planes = torch.stack(_powers(u, order)).reshape(order, -1)
         values = torch.addmm(table[0][:, None], table[1:].t(), planes)
         values = values.reshape(order + 1, *x.shape).movedim(0, -1)
         slope = None
@@ -277,20 +274,26 @@ def local_bases_and_slopes(
     tables = pieces.permute(2, 3, 0, 1).reshape((order + 1) ** 2, -1)  # (p * r, in * G)
     which = (idx - order) + grid * torch.arange(x.shape[1], device=x.device)
     local = tables.index_select(1, which.reshape(-1)).reshape(order + 1, order + 1, -1)
-    flat_u = u.reshape(1, -1)
-    values, power = local[0], None
+    powers = _powers(u.reshape(1, -1), order)  # powers[p - 1] = u**p
+    values = local[0]
     for p in range(1, order + 1):
-        power = flat_u if p == 1 else power * flat_u
-        values = values + local[p] * power
+        values = values + local[p] * powers[p - 1]
     values = values.reshape(order + 1, *x.shape).movedim(0, -1)
     slope = None
     if slopes:
-        slope, power = local[1], None
+        slope = local[1]
         for p in range(2, order + 1):
-            power = flat_u if p == 2 else power * flat_u
-            slope = slope + p * local[p] * power
+            slope = slope + p * local[p] * powers[p - 2]
         slope = (slope.reshape(order + 1, *x.shape) / width).movedim(0, -1)
     return values, slope, idx - order
+
+
+def _powers(u: Tensor, order: int) -> list[Tensor]:
+    """``[u, u**2, ..., u**order]``."""
+    powers = [u]
+    for _ in range(order - 1):
+        powers.append(powers[-1] * u)
+    return powers
 
 
 def scatter_index(start: Tensor, order: int) -> Tensor:
