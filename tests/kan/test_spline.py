@@ -111,6 +111,48 @@ def test_gradcheck_bases():
     assert torch.autograd.gradgradcheck(lambda z: spline.dense_bases(z, knots, 3, uniform=True), (x,))
 
 
+def _through_autograd(x, knots, order):
+    """dense_bases by autograd through the local evaluation (the torch.func path)."""
+    values, start = spline.local_bases(x, knots, order, uniform=True)
+    return spline.scatter_bases(values, spline.scatter_index(start, order), spline.n_bases(knots, order))
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch's forward-AD internals
+@pytest.mark.parametrize("order", [1, 2, 3, 4, 5])
+def test_written_out_derivatives_equal_autograd(order):
+    """The uniform grid's dense bases carry written-out derivatives; they equal autograd's
+    through the local evaluation: values, first and second derivatives, forward mode, also
+    off the grid (extrapolated pieces)."""
+    knots = _knots(order, uniform=True)
+    g = torch.Generator().manual_seed(order)
+    x = (-2.0 + 5.0 * torch.rand(64, 3, generator=g)).requires_grad_(True)  # grid is [-1, 2]
+    weights = torch.randn(64, 3, spline.n_bases(knots, order), generator=g)
+    direction = torch.randn(64, 3, generator=g)
+    results = []
+    for dense_of in (lambda z: spline.dense_bases(z, knots, order, uniform=True),
+                     lambda z: _through_autograd(z, knots, order)):
+        dense = dense_of(x)
+        first, = torch.autograd.grad((dense * weights).sum(), x, create_graph=True)
+        second = torch.zeros_like(x)  # order 1: the first derivative is piecewise constant
+        if first.requires_grad:
+            second, = torch.autograd.grad((first * direction).sum(), x)
+        with torch.autograd.forward_ad.dual_level():
+            dual = torch.autograd.forward_ad.make_dual(x.detach(), direction)
+            tangent = torch.autograd.forward_ad.unpack_dual(dense_of(dual)).tangent
+        results.append((dense, first, second, tangent))
+    for ours, reference in zip(*results):
+        torch.testing.assert_close(ours, reference, atol=1e-12, rtol=1e-12)
+    if order > 1:
+        assert results[0][2].abs().sum() > 0
+
+
+def test_written_out_derivatives_gradcheck_off_grid():
+    knots = _knots(4, uniform=True)
+    x = torch.tensor([[-1.9, 0.3, 2.6], [0.0, -1.0, 1.999]], requires_grad=True)
+    assert torch.autograd.gradcheck(lambda z: spline.dense_bases(z, knots, 4, uniform=True), (x,))
+    assert torch.autograd.gradgradcheck(lambda z: spline.dense_bases(z, knots, 4, uniform=True), (x,))
+
+
 def test_extrapolation_continues_the_edge_pieces():
     """Outside the grid range the first/last cubic piece is continued (smooth, finite)."""
     knots = spline.uniform_knots(4, 3, -1.0, 1.0)
