@@ -281,7 +281,12 @@ class KANLayer(nn.Module):
         """
         self._check(x)
         y = None
-        if self._has_numeric:
+        if self._has_numeric and self.out_dim == 1:  # a sum of splines: no dense basis
+            w_base, w_spline = self._numeric_weights()
+            splines = spline.spline_sum(x, self.knots, self.coef[..., 0] * w_spline, self.order,
+                                        self.pieces, self._uniform)
+            y = splines[:, None] + _BASES[self.base](x) @ w_base
+        elif self._has_numeric:
             basis = spline.dense_bases(x, self.knots, self.order, self.pieces, self._uniform)
             y, _, _ = self._numeric_output(x, basis)
         if self.experts and self._has_numeric:

@@ -404,13 +404,8 @@ class _UniformDenseBases(torch.autograd.Function):
         else:
             inv_h = 1 / (knots[:, 1] - knots[:, 0])
         order = ctx.order
-        along = _gather_rows(grad, index).transpose(0, 1).reshape(order + 1, -1)  # planar
-        # sum_r along_r * dB_r/du = sum_p u^p (rates @ along)_p, by Horner's rule
-        terms = torch.mm(_rates(table, order), along).reshape(order, *u.shape)
-        slope = terms[order - 1]
-        for p in range(order - 2, -1, -1):
-            slope = torch.addcmul(terms[p], slope, u)
-        return slope * inv_h, None, None, None
+        along = _gather_rows(grad, index).transpose(0, 1)  # planar (k + 1, batch, in)
+        return _slope_sum(along, u, table, order) * inv_h, None, None, None
 
     @staticmethod
     def jvp(ctx, x_tangent: Tensor, *_) -> Tensor:
@@ -451,6 +446,138 @@ def _gather_rows(dense: Tensor, index: Tensor) -> Tensor:
     :func:`_row_index` positions: ``(batch, k + 1, n_inputs)``."""
     batch = index.shape[0]
     return dense.reshape(batch, -1).gather(1, index.reshape(batch, -1)).reshape(index.shape)
+
+
+def spline_sum(
+    x: Tensor, knots: Tensor, coef: Tensor, order: int, pieces: Tensor | None = None,
+    uniform: bool = False,
+) -> Tensor:
+    """The sum over inputs of one spline per input, ``sum_i s_i(x_i)``: a KAN layer's spline
+    part when it has a single output.
+
+    On a uniform grid (outside ``torch.func`` transforms) the ``k + 1`` coefficients each
+    point needs are gathered instead of building the dense basis for a matrix-vector
+    product, and the derivatives are written out (:class:`_UniformSplineSum`).
+
+    Parameters
+    ----------
+    x : Tensor of shape (batch, n_inputs)
+    knots : Tensor of shape (n_inputs, G + 2k + 1)
+    coef : Tensor of shape (n_inputs, G + k)
+    pieces, uniform
+        See :func:`local_bases`.
+
+    Returns
+    -------
+    Tensor of shape (batch,)
+    """
+    if uniform and _transform_level() is None and not knots.requires_grad:
+        if pieces is None:
+            pieces = piece_polynomials(knots, order)
+        return _UniformSplineSum.apply(x, knots, pieces[0, 0], coef, order)
+    basis = dense_bases(x, knots, order, pieces, uniform)
+    return basis.reshape(x.shape[0], -1) @ coef.reshape(-1)
+
+
+class _UniformSplineSum(torch.autograd.Function):
+    """:func:`spline_sum` on a uniform grid with its derivatives written out.
+
+    Forward: the nonzero bases (planar, ``(k + 1, batch, in)``) times the coefficients at
+    their positions, summed; no dense ``(batch, in * (G + k))`` basis is built. The
+    coefficient of basis ``start + r`` is read at position ``flat`` of the flattened
+    coefficients shifted by ``r``, so one ``(batch, in)`` index serves all ``k + 1``.
+    Backward: the coefficient gradient adds ``g * bases`` back at the same positions, the
+    input gradient is the slope pieces against the gathered coefficients (Horner's rule). A
+    double backward rebuilds the bases with their graph to ``x``, and forward mode has
+    :meth:`jvp`, as in :class:`_UniformDenseBases`.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, knots: Tensor, table: Tensor, coef: Tensor, order: int):
+        scaled, cell, _ = _uniform_cell(x, knots, order)
+        u = scaled - cell
+        values, _ = _uniform_values(u, table, order)
+        flat = _flat_start(cell, n_bases(knots, order), order)
+        at = _coefficients_at(coef, flat, order)
+        ctx.save_for_backward(x, u, values, flat, at, knots, table, coef)
+        ctx.save_for_forward(u, values, flat, at, knots, table)
+        ctx.order = order
+        return (values * at).sum(0).sum(1)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, u, values, flat, at, knots, table, coef = ctx.saved_tensors
+        order = ctx.order
+        create_graph = torch.is_grad_enabled()
+        if create_graph:  # bases and coefficients with their graphs
+            scaled, cell, inv_h = _uniform_cell(x, knots, order)
+            u = scaled - cell
+            values, _ = _uniform_values(u, table, order)
+            at = _coefficients_at(coef, flat, order)
+        else:
+            inv_h = 1 / (knots[:, 1] - knots[:, 0])
+        grad_x = grad_coef = None
+        if ctx.needs_input_grad[0]:
+            grad_x = _slope_sum(at, u, table, order) * inv_h * grad[:, None]
+        if ctx.needs_input_grad[3]:
+            weights = values * grad[:, None]
+            grad_coef = torch.zeros(coef.numel(), dtype=coef.dtype, device=coef.device)
+            if create_graph:  # out of place, one index for all k + 1 positions
+                index = flat.reshape(-1) + torch.arange(order + 1, device=flat.device)[:, None]
+                grad_coef = grad_coef.scatter_add(0, index.reshape(-1), weights.reshape(-1))
+            else:
+                for r in range(order + 1):  # scatter_add_: serial, but 2x index_add_'s speed
+                    grad_coef[r:].scatter_add_(0, flat.reshape(-1), weights[r].reshape(-1))
+            grad_coef = grad_coef.reshape(coef.shape)
+        return grad_x, None, None, grad_coef, None
+
+    @staticmethod
+    def jvp(ctx, x_tangent, _knots, _table, coef_tangent, _order) -> Tensor:
+        u, values, flat, at, knots, table = ctx.saved_tensors
+        order = ctx.order
+        tangent = torch.zeros(u.shape[0], dtype=u.dtype, device=u.device)
+        if x_tangent is not None:
+            inv_h = 1 / (knots[:, 1] - knots[:, 0])
+            tangent = tangent + (_slope_sum(at, u, table, order) * inv_h * x_tangent).sum(1)
+        if coef_tangent is not None:
+            at_tangent = _coefficients_at(coef_tangent, flat, order)
+            tangent = tangent + (values * at_tangent).sum(0).sum(1)
+        return tangent
+
+
+def _flat_start(cell: Tensor, n_basis: int, order: int) -> Tensor:
+    """Position ``i * n_basis + start_i`` of each point's first nonzero basis in the
+    flattened ``(n_inputs, n_basis)`` coefficients: LongTensor ``(batch, n_inputs)``."""
+    offsets = n_basis * torch.arange(cell.shape[1], device=cell.device) - order
+    return cell.long() + offsets
+
+
+def _coefficients_at(coef: Tensor, flat: Tensor, order: int) -> Tensor:
+    """The coefficients of the ``k + 1`` nonzero bases, planar ``(k + 1, *flat.shape)``:
+    basis ``r`` of each point sits ``r`` places after its :func:`_flat_start`."""
+    coef, positions = coef.reshape(-1), flat.reshape(-1)
+    at = torch.stack([coef[r:].index_select(0, positions) for r in range(order + 1)])
+    return at.reshape(order + 1, *flat.shape)
+
+
+def _slope_sum(weights: Tensor, u: Tensor, table: Tensor, order: int) -> Tensor:
+    """``sum_r weights_r * dB_r/du`` for planar ``weights`` ``(k + 1, *u.shape)``: the slope
+    pieces applied as ``sum_p u^p (rates @ weights)_p`` by Horner's rule."""
+    terms = torch.mm(_rates(table, order), weights.reshape(order + 1, -1))
+    terms = terms.reshape(order, *u.shape)
+    slope = terms[order - 1]
+    for p in range(order - 2, -1, -1):
+        slope = torch.addcmul(terms[p], slope, u)
+    return slope
+
+
+def _planar_flat_index(start: Tensor, n_basis: int, order: int) -> Tensor:
+    """Positions ``i * n_basis + start_i + r`` of the nonzero bases in the flattened
+    ``(n_inputs, n_basis)`` coefficients, planar: ``(k + 1, batch, n_inputs)``."""
+    device = start.device
+    offsets = (torch.arange(order + 1, device=device)[:, None, None]
+               + n_basis * torch.arange(start.shape[1], device=device))  # (k + 1, 1, in)
+    return start + offsets
 
 
 def evaluate(

@@ -153,6 +153,53 @@ def test_written_out_derivatives_gradcheck_off_grid():
     assert torch.autograd.gradgradcheck(lambda z: spline.dense_bases(z, knots, 4, uniform=True), (x,))
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch's forward-AD internals
+@pytest.mark.parametrize("order", [1, 2, 3, 5])
+def test_spline_sum_equals_the_dense_product(order):
+    """spline_sum gathers coefficients instead of building the dense basis; value, input and
+    coefficient gradients, second derivatives and forward mode equal the dense product's."""
+    knots = _knots(order, uniform=True)
+    g = torch.Generator().manual_seed(10 + order)
+    x = (-2.0 + 5.0 * torch.rand(64, 3, generator=g)).requires_grad_(True)
+    coef = torch.randn(3, spline.n_bases(knots, order), generator=g, requires_grad=True)
+    weights, direction = torch.randn(64, generator=g), torch.randn(64, 3, generator=g)
+    coef_direction = torch.randn(coef.shape, generator=g)
+    results = []
+    for total in (lambda z, c: spline.spline_sum(z, knots, c, order, uniform=True),
+                  lambda z, c: _through_autograd(z, knots, order).reshape(64, -1) @ c.reshape(-1)):
+        y = total(x, coef)
+        grad_x, grad_coef = torch.autograd.grad((y * weights).sum(), (x, coef), create_graph=True)
+        mixed = (grad_x * direction).sum() + (grad_coef * coef_direction).sum()
+        second = torch.autograd.grad(mixed, (x, coef), allow_unused=True)
+        second = [torch.zeros_like(t) if s is None else s for s, t in zip(second, (x, coef))]
+        with torch.autograd.forward_ad.dual_level():
+            dual_x = torch.autograd.forward_ad.make_dual(x.detach(), direction)
+            dual_c = torch.autograd.forward_ad.make_dual(coef.detach(), coef_direction)
+            tangent = torch.autograd.forward_ad.unpack_dual(total(dual_x, dual_c)).tangent
+        results.append((y, grad_x, grad_coef, *second, tangent))
+    for ours, reference in zip(*results):
+        torch.testing.assert_close(ours, reference, atol=1e-12, rtol=1e-12)
+    assert results[0][3].abs().sum() > 0  # d2/dx dcoef is never zero
+
+
+def test_spline_sum_gradcheck():
+    knots = _knots(3, uniform=True)
+    x = torch.tensor([[-1.9, 0.3, 2.6], [0.0, -1.0, 1.999]], requires_grad=True)
+    coef = torch.randn(3, 9, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    total = lambda z, c: spline.spline_sum(z, knots, c, 3, uniform=True)  # noqa: E731
+    assert torch.autograd.gradcheck(total, (x, coef))
+    assert torch.autograd.gradgradcheck(total, (x, coef))
+
+
+def test_spline_sum_under_vmap_takes_the_differentiable_path():
+    knots = _knots(3, uniform=True)
+    x = _inside(knots, 3, n=8)
+    coef = torch.randn(3, 9, generator=torch.Generator().manual_seed(1))
+    plain = spline.spline_sum(x, knots, coef, 3, uniform=True)
+    mapped = torch.func.vmap(lambda xi: spline.spline_sum(xi[None], knots, coef, 3, uniform=True))(x)
+    torch.testing.assert_close(mapped[:, 0], plain, atol=1e-13, rtol=0)
+
+
 def test_extrapolation_continues_the_edge_pieces():
     """Outside the grid range the first/last cubic piece is continued (smooth, finite)."""
     knots = spline.uniform_knots(4, 3, -1.0, 1.0)
