@@ -186,7 +186,7 @@ def test_spline_sum_gradcheck():
     knots = _knots(3, uniform=True)
     x = torch.tensor([[-1.9, 0.3, 2.6], [0.0, -1.0, 1.999]], requires_grad=True)
     coef = torch.randn(3, 9, generator=torch.Generator().manual_seed(0), requires_grad=True)
-    total = lambda z, c: spline.spline_sum(z, knots, c, 3, uniform=True)  # noqa: E731
+    total = lambda z, c: spline.spline_sum(z, knots, c, 3, uniform=True)
     assert torch.autograd.gradcheck(total, (x, coef))
     assert torch.autograd.gradgradcheck(total, (x, coef))
 
