@@ -338,18 +338,23 @@ class KANLayer(nn.Module):
                              "has symbolic edges or experts")
         values, slopes, start = spline.local_bases_and_slopes(
             x, self.knots, self.order, self.pieces, self._uniform)
-        index = spline.scatter_index(start, self.order)
         n_basis = self.coef.shape[1]
-        y, coef, w_base = self._numeric_output(x, spline.scatter_bases(values, index, n_basis))
         base_slope = _BASE_SLOPES[self.base](x)
+        if self.out_dim == 1:  # a sum of splines: each point's k+1 coefficients, no dense basis
+            w_base, w_spline = self._numeric_weights()
+            at = spline.coefficients_at(self.coef[..., 0] * w_spline,
+                                        spline.flat_positions(start, n_basis), self.order)
+            values, slopes = values.movedim(-1, 0), slopes.movedim(-1, 0)  # planar, as `at`
+            y = (values * at).sum(0).sum(1, keepdim=True) + _BASES[self.base](x) @ w_base
+            slope = (slopes * at).sum(0) + base_slope * w_base[:, 0]
+            return y, lambda g: g * slope
+
+        index = spline.scatter_index(start, self.order)
+        y, coef, w_base = self._numeric_output(x, spline.scatter_bases(values, index, n_basis))
 
         def pullback(g: Tensor) -> Tensor:
-            if self.out_dim == 1:  # an outer product: a broadcast, not a matmul with K = 1
-                along_basis, along_base = g * coef[:, 0], g * w_base[:, 0]
-            else:
-                along_basis, along_base = g @ coef.t(), g @ w_base.t()
-            per_basis = along_basis.reshape(*x.shape, n_basis).gather(-1, index)
-            return (per_basis * slopes).sum(-1) + base_slope * along_base
+            per_basis = (g @ coef.t()).reshape(*x.shape, n_basis).gather(-1, index)
+            return (per_basis * slopes).sum(-1) + base_slope * (g @ w_base.t())
 
         return y, pullback
 

@@ -497,8 +497,8 @@ class _UniformSplineSum(torch.autograd.Function):
         scaled, cell, _ = _uniform_cell(x, knots, order)
         u = scaled - cell
         values, _ = _uniform_values(u, table, order)
-        flat = _flat_start(cell, n_bases(knots, order), order)
-        at = _coefficients_at(coef, flat, order)
+        flat = flat_positions(cell.long() - order, n_bases(knots, order))
+        at = coefficients_at(coef, flat, order)
         ctx.save_for_backward(x, u, values, flat, at, knots, table, coef)
         ctx.save_for_forward(u, values, flat, at, knots, table)
         ctx.order = order
@@ -513,7 +513,7 @@ class _UniformSplineSum(torch.autograd.Function):
             scaled, cell, inv_h = _uniform_cell(x, knots, order)
             u = scaled - cell
             values, _ = _uniform_values(u, table, order)
-            at = _coefficients_at(coef, flat, order)
+            at = coefficients_at(coef, flat, order)
         else:
             inv_h = 1 / (knots[:, 1] - knots[:, 0])
         grad_x = grad_coef = None
@@ -540,21 +540,21 @@ class _UniformSplineSum(torch.autograd.Function):
             inv_h = 1 / (knots[:, 1] - knots[:, 0])
             tangent = tangent + (_slope_sum(at, u, table, order) * inv_h * x_tangent).sum(1)
         if coef_tangent is not None:
-            at_tangent = _coefficients_at(coef_tangent, flat, order)
+            at_tangent = coefficients_at(coef_tangent, flat, order)
             tangent = tangent + (values * at_tangent).sum(0).sum(1)
         return tangent
 
 
-def _flat_start(cell: Tensor, n_basis: int, order: int) -> Tensor:
+def flat_positions(start: Tensor, n_basis: int) -> Tensor:
     """Position ``i * n_basis + start_i`` of each point's first nonzero basis in the
     flattened ``(n_inputs, n_basis)`` coefficients: LongTensor ``(batch, n_inputs)``."""
-    offsets = n_basis * torch.arange(cell.shape[1], device=cell.device) - order
-    return cell.long() + offsets
+    return start + n_basis * torch.arange(start.shape[1], device=start.device)
 
 
-def _coefficients_at(coef: Tensor, flat: Tensor, order: int) -> Tensor:
-    """The coefficients of the ``k + 1`` nonzero bases, planar ``(k + 1, *flat.shape)``:
-    basis ``r`` of each point sits ``r`` places after its :func:`_flat_start`."""
+def coefficients_at(coef: Tensor, flat: Tensor, order: int) -> Tensor:
+    """The coefficients ``coef`` ``(n_inputs, n_basis)`` of each point's ``k + 1`` nonzero
+    bases, planar ``(k + 1, batch, n_inputs)``: basis ``r`` sits ``r`` places after the
+    point's :func:`flat_positions` (one index serves all ``k + 1``)."""
     coef, positions = coef.reshape(-1), flat.reshape(-1)
     at = torch.stack([coef[r:].index_select(0, positions) for r in range(order + 1)])
     return at.reshape(order + 1, *flat.shape)
