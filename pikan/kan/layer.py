@@ -181,6 +181,7 @@ class KANLayer(nn.Module):
             self.keep = keep
         else:
             self.register_buffer("keep", keep, persistent=False)
+        self._all_kept = bool((keep == 1).all())  # nothing masked: the weights are used as is
         used = torch.unique(self.sym_index[self.sym_mask > 0]).tolist()
         self._sym_used = tuple(int(i) for i in used)
         self._has_numeric = bool((self.sym_mask < 1).any())
@@ -201,6 +202,8 @@ class KANLayer(nn.Module):
 
     # ------------------------------------------------------------------ evaluation
     def _numeric_weights(self) -> tuple[Tensor, Tensor]:
+        if self._all_kept and not self.experts:
+            return self.w_base, self.w_spline
         keep = self.keep
         if self.experts:
             keep = keep * self.gates()[..., -1]

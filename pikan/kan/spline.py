@@ -239,13 +239,13 @@ def local_bases_and_slopes(
     if pieces is None:
         pieces = piece_polynomials(knots, order)
     if uniform:  # one scaled coordinate gives both the cell and the local coordinate
-        scaled, cell, inv_h = _uniform_cell(x, knots, order)
+        scaled, cell, h = _uniform_cell(x, knots, order)
         u = scaled - cell
         table = pieces[0, 0]
         values, planes = _uniform_values(u, table, order)
         slope = None
         if slopes:
-            slope = (_uniform_slopes(u, planes, table, order) * inv_h).movedim(0, -1)
+            slope = (_uniform_slopes(u, planes, table, order) / h).movedim(0, -1)
         values = values.movedim(0, -1)
         return values, slope, cell.long() - order
     idx = interval_index(x, knots, order)
@@ -276,13 +276,18 @@ def local_bases_and_slopes(
 def _uniform_cell(x: Tensor, knots: Tensor, order: int) -> tuple[Tensor, Tensor, Tensor]:
     """On a uniform grid: the scaled coordinate ``(x - t_0) / h``, the interval each ``x``
     falls in as a float (detached; clamped to the grid's first and last interval, so the end
-    pieces extrapolate) and ``1 / h`` per input."""
+    pieces extrapolate) and the spacing ``h`` per input."""
     origin = knots[:, 0]
-    inv_h = 1 / (knots[:, 1] - origin)
-    scaled = (x - origin) * inv_h
+    h = _spacing(knots)
+    scaled = (x - origin) / h
     # nan_to_num: a NaN input gives NaN outputs, not an out-of-range index
     cell = torch.floor(scaled.detach()).nan_to_num(order).clamp(order, n_bases(knots, order) - 1)
-    return scaled, cell, inv_h
+    return scaled, cell, h
+
+
+def _spacing(knots: Tensor) -> Tensor:
+    """The knot spacing ``h`` per input of a uniform grid."""
+    return knots[:, 1] - knots[:, 0]
 
 
 def _uniform_values(u: Tensor, table: Tensor, order: int) -> tuple[Tensor, Tensor]:
@@ -370,15 +375,16 @@ def dense_bases(
 class _UniformDenseBases(torch.autograd.Function):
     """:func:`dense_bases` on a uniform grid, with its derivatives written out.
 
-    The bases are scattered row by row: each sample's ``(k + 1) * n_inputs`` values go into
-    its row of ``n_inputs * (G + k)`` in one pass, and the backward gathers them the same way.
-    Scattering along the short (k+1) axis instead, as autograd's path does, runs a 4-long
-    inner loop per point (2x to 3x slower), and autograd through the forward ops adds a dozen
-    small backward ops per layer; here the backward applies the slope pieces by Horner's
-    rule. Plain autograd only (``torch.func`` transforms take the differentiable path in
-    :func:`dense_bases`); a double backward rebuilds the local coordinate with its graph, so
-    second derivatives (forces trained through autograd) stay exact, and forward mode has
-    :meth:`jvp`.
+    Each sample's row of ``n_inputs * (G + k)`` bases is filled by ``k + 1`` scatters of one
+    ``(batch, n_inputs)`` index (:func:`flat_positions`): basis ``r`` goes ``r`` places
+    after the first, so scatter ``r`` writes into the rows shifted by ``r``. Each scatter
+    runs along a whole row; scattering along the short (k+1) axis instead, as autograd's
+    path does, runs a 4-long inner loop per point (2x to 3x slower), and autograd through
+    the forward ops adds a dozen small backward ops per layer. The backward gathers the
+    same way and applies the slope pieces by Horner's rule. Plain autograd only
+    (``torch.func`` transforms take the differentiable path in :func:`dense_bases`); a
+    double backward rebuilds the local coordinate with its graph, so second derivatives
+    (forces trained through autograd) stay exact, and forward mode has :meth:`jvp`.
     """
 
     @staticmethod
@@ -386,66 +392,48 @@ class _UniformDenseBases(torch.autograd.Function):
         scaled, cell, _ = _uniform_cell(x, knots, order)
         u = scaled - cell
         values, _ = _uniform_values(u, table, order)
-        index = _row_index(cell.long() - order, n_bases(knots, order), order)
-        dense = _scatter_rows(values, index, n_bases(knots, order))
-        ctx.save_for_backward(x, u, index, knots, table)
-        ctx.save_for_forward(u, index, knots, table)
+        flat = flat_positions(cell.long() - order, n_bases(knots, order))
+        ctx.save_for_backward(x, u, flat, knots, table)
+        ctx.save_for_forward(u, flat, knots, table)
         ctx.order = order
-        return dense
+        return _scatter_shifted(values, flat, n_bases(knots, order))
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        x, u, index, knots, table = ctx.saved_tensors
+        x, u, flat, knots, table = ctx.saved_tensors
         if not ctx.needs_input_grad[0]:
             return None, None, None, None
-        if torch.is_grad_enabled():  # create_graph: u with its graph back to x
-            scaled, cell, inv_h = _uniform_cell(x, knots, ctx.order)
-            u = scaled - cell
-        else:
-            inv_h = 1 / (knots[:, 1] - knots[:, 0])
         order = ctx.order
-        along = _gather_rows(grad, index).transpose(0, 1)  # planar (k + 1, batch, in)
-        return _slope_sum(along, u, table, order) * inv_h, None, None, None
+        rows = grad.reshape(flat.shape[0], -1)
+        if torch.is_grad_enabled():  # create_graph: u with its graph back to x
+            scaled, cell, h = _uniform_cell(x, knots, order)
+            u = scaled - cell
+            along = torch.stack([rows[:, r:].gather(1, flat) for r in range(order + 1)])
+        else:
+            h = _spacing(knots)
+            along = torch.empty((order + 1, *flat.shape), dtype=grad.dtype, device=grad.device)
+            for r in range(order + 1):
+                torch.gather(rows[:, r:], 1, flat, out=along[r])
+        return _slope_sum(along, u, table, order) / h, None, None, None
 
     @staticmethod
     def jvp(ctx, x_tangent: Tensor, *_) -> Tensor:
-        u, index, knots, table = ctx.saved_tensors
+        u, flat, knots, table = ctx.saved_tensors
         order = ctx.order
-        inv_h = 1 / (knots[:, 1] - knots[:, 0])
         _, planes = _uniform_values(u, table, order)
-        along = _uniform_slopes(u, planes, table, order) * (x_tangent * inv_h)
-        return _scatter_rows(along, index, n_bases(knots, order))
+        along = _uniform_slopes(u, planes, table, order) * (x_tangent / _spacing(knots))
+        return _scatter_shifted(along, flat, n_bases(knots, order))
 
 
-def _row_index(start: Tensor, n_basis: int, order: int) -> Tensor:
-    """Positions of the nonzero bases in each sample's flattened row of
-    ``n_inputs * n_basis`` bases, ``i * n_basis + start_i + r``: LongTensor of shape
-    ``(batch, k + 1, n_inputs)``, the layout of :func:`_scatter_rows` and :func:`_gather_rows`.
-
-    Scattering and gathering whole rows is one pass over each sample's ``(k + 1) * n_inputs``
-    values; along the short (k+1) axis (:func:`scatter_index`) it is a 4-long inner loop
-    per point, 2x to 3x slower.
-    """
-    device = start.device
-    offsets = (torch.arange(order + 1, device=device)[:, None]
-               + n_basis * torch.arange(start.shape[1], device=device))  # (k + 1, in)
-    return start[:, None, :] + offsets
-
-
-def _scatter_rows(values: Tensor, index: Tensor, n_basis: int) -> Tensor:
+def _scatter_shifted(values: Tensor, flat: Tensor, n_basis: int) -> Tensor:
     """Dense bases ``(batch, n_inputs, n_basis)`` from planar ``values``
-    ``(k + 1, batch, n_inputs)`` at the :func:`_row_index` positions, zeros elsewhere."""
-    batch, n_in = index.shape[0], index.shape[2]
+    ``(k + 1, batch, n_inputs)``, basis ``r`` of each point ``r`` places after its
+    :func:`flat_positions`, zeros elsewhere."""
+    batch, n_in = flat.shape
     dense = torch.zeros((batch, n_in * n_basis), dtype=values.dtype, device=values.device)
-    rows = values.transpose(0, 1).reshape(batch, -1)  # (batch, (k + 1) * in), as the index
-    return dense.scatter_(1, index.reshape(batch, -1), rows).reshape(batch, n_in, n_basis)
-
-
-def _gather_rows(dense: Tensor, index: Tensor) -> Tensor:
-    """The entries of ``dense`` ``(batch, n_inputs, n_basis)`` (or its flattened rows) at the
-    :func:`_row_index` positions: ``(batch, k + 1, n_inputs)``."""
-    batch = index.shape[0]
-    return dense.reshape(batch, -1).gather(1, index.reshape(batch, -1)).reshape(index.shape)
+    for r in range(values.shape[0]):
+        dense[:, r:].scatter_(1, flat, values[r])
+    return dense.reshape(batch, n_in, n_basis)
 
 
 def spline_sum(
@@ -510,15 +498,15 @@ class _UniformSplineSum(torch.autograd.Function):
         order = ctx.order
         create_graph = torch.is_grad_enabled()
         if create_graph:  # bases and coefficients with their graphs
-            scaled, cell, inv_h = _uniform_cell(x, knots, order)
+            scaled, cell, h = _uniform_cell(x, knots, order)
             u = scaled - cell
             values, _ = _uniform_values(u, table, order)
             at = coefficients_at(coef, flat, order)
         else:
-            inv_h = 1 / (knots[:, 1] - knots[:, 0])
+            h = _spacing(knots)
         grad_x = grad_coef = None
         if ctx.needs_input_grad[0]:
-            grad_x = _slope_sum(at, u, table, order) * inv_h * grad[:, None]
+            grad_x = _slope_sum(at, u, table, order) * (grad[:, None] / h)
         if ctx.needs_input_grad[3]:
             weights = values * grad[:, None]
             grad_coef = torch.zeros(coef.numel(), dtype=coef.dtype, device=coef.device)
@@ -537,8 +525,8 @@ class _UniformSplineSum(torch.autograd.Function):
         order = ctx.order
         tangent = torch.zeros(u.shape[0], dtype=u.dtype, device=u.device)
         if x_tangent is not None:
-            inv_h = 1 / (knots[:, 1] - knots[:, 0])
-            tangent = tangent + (_slope_sum(at, u, table, order) * inv_h * x_tangent).sum(1)
+            h = _spacing(knots)
+            tangent = tangent + (_slope_sum(at, u, table, order) * (x_tangent / h)).sum(1)
         if coef_tangent is not None:
             at_tangent = coefficients_at(coef_tangent, flat, order)
             tangent = tangent + (values * at_tangent).sum(0).sum(1)
