@@ -543,9 +543,16 @@ def coefficients_at(coef: Tensor, flat: Tensor, order: int) -> Tensor:
     """The coefficients ``coef`` ``(n_inputs, n_basis)`` of each point's ``k + 1`` nonzero
     bases, planar ``(k + 1, batch, n_inputs)``: basis ``r`` sits ``r`` places after the
     point's :func:`flat_positions` (one index serves all ``k + 1``)."""
-    coef, positions = coef.reshape(-1), flat.reshape(-1)
-    at = torch.stack([coef[r:].index_select(0, positions) for r in range(order + 1)])
-    return at.reshape(order + 1, *flat.shape)
+    coef = coef.reshape(-1)
+    if (torch.is_grad_enabled() and coef.requires_grad) or _transform_level() is not None:
+        at = torch.stack([coef[r:].index_select(0, flat.reshape(-1)) for r in range(order + 1)])
+        return at.reshape(order + 1, *flat.shape)
+    # no graph to build: each sample's row of coefficients read in parallel over samples
+    rows = coef.expand(flat.shape[0], coef.shape[0])
+    at = torch.empty((order + 1, *flat.shape), dtype=coef.dtype, device=coef.device)
+    for r in range(order + 1):
+        torch.gather(rows[:, r:], 1, flat, out=at[r])
+    return at
 
 
 def _slope_sum(weights: Tensor, u: Tensor, table: Tensor, order: int) -> Tensor:
