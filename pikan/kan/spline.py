@@ -17,6 +17,13 @@ continued (extrapolation), which keeps forces finite and smooth off the grid.
 layers that write out their input gradient (a force from a KAN potential) instead of
 differentiating their forward pass.
 
+A layer with one output needs no dense basis: :func:`spline_sum` reads each point's ``k + 1``
+coefficients (:func:`flat_positions`, :func:`coefficients_at`) and sums. On uniform grids
+:func:`dense_bases` and :func:`spline_sum` run as autograd Functions whose derivatives are
+written out from the slope pieces (first, second and forward mode), which is several times
+fewer ops than autograd through the evaluation; under ``torch.func`` transforms they take
+the plain differentiable path.
+
 Everything here is differentiable to any order by autograd (the interval index is discrete,
 the basis values are polynomials in ``x``) and works under ``torch.func`` transforms.
 """
@@ -328,14 +335,9 @@ def _powers(u: Tensor, order: int) -> list[Tensor]:
 def scatter_index(start: Tensor, order: int) -> Tensor:
     """Positions ``start + r`` (r = 0..k) of the nonzero bases in the dense basis axis:
     LongTensor of shape ``(*start.shape, order + 1)``."""
-    return _planar_index(start, order).movedim(0, -1)
-
-
-def _planar_index(start: Tensor, order: int) -> Tensor:
-    """:func:`scatter_index` with the ``k + 1`` axis leading (contiguous)."""
     # built planar like the values: a trailing broadcast axis of k+1 is a slow inner loop
     offsets = torch.arange(order + 1, device=start.device).reshape(-1, *[1] * start.dim())
-    return start + offsets
+    return (start + offsets).movedim(0, -1)
 
 
 def scatter_bases(values: Tensor, index: Tensor, n_basis: int) -> Tensor:
@@ -564,15 +566,6 @@ def _slope_sum(weights: Tensor, u: Tensor, table: Tensor, order: int) -> Tensor:
     for p in range(order - 2, -1, -1):
         slope = torch.addcmul(terms[p], slope, u)
     return slope
-
-
-def _planar_flat_index(start: Tensor, n_basis: int, order: int) -> Tensor:
-    """Positions ``i * n_basis + start_i + r`` of the nonzero bases in the flattened
-    ``(n_inputs, n_basis)`` coefficients, planar: ``(k + 1, batch, n_inputs)``."""
-    device = start.device
-    offsets = (torch.arange(order + 1, device=device)[:, None, None]
-               + n_basis * torch.arange(start.shape[1], device=device))  # (k + 1, 1, in)
-    return start + offsets
 
 
 def evaluate(
