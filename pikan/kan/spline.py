@@ -445,9 +445,9 @@ def spline_sum(
     """The sum over inputs of one spline per input, ``sum_i s_i(x_i)``: a KAN layer's spline
     part when it has a single output.
 
-    On a uniform grid (outside ``torch.func`` transforms) the ``k + 1`` coefficients each
-    point needs are gathered instead of building the dense basis for a matrix-vector
-    product, and the derivatives are written out (:class:`_UniformSplineSum`).
+    The ``k + 1`` coefficients each point needs are gathered instead of building the dense
+    basis for a matrix-vector product. On a uniform grid (outside ``torch.func``
+    transforms) the derivatives are written out as well (:class:`_UniformSplineSum`).
 
     Parameters
     ----------
@@ -461,12 +461,13 @@ def spline_sum(
     -------
     Tensor of shape (batch,)
     """
+    if pieces is None:
+        pieces = piece_polynomials(knots, order)
     if uniform and _transform_level() is None and not knots.requires_grad:
-        if pieces is None:
-            pieces = piece_polynomials(knots, order)
         return _UniformSplineSum.apply(x, knots, pieces[0, 0], coef, order)
-    basis = dense_bases(x, knots, order, pieces, uniform)
-    return basis.reshape(x.shape[0], -1) @ coef.reshape(-1)
+    values, start = local_bases(x, knots, order, pieces, uniform)  # autograd through these
+    at = coefficients_at(coef, flat_positions(start, n_bases(knots, order)), order)
+    return (values.movedim(-1, 0) * at).sum(0).sum(1)
 
 
 class _UniformSplineSum(torch.autograd.Function):

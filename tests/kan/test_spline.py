@@ -182,6 +182,22 @@ def test_spline_sum_equals_the_dense_product(order):
     assert results[0][3].abs().sum() > 0  # d2/dx dcoef is never zero
 
 
+@pytest.mark.parametrize("order", [1, 3, 5])
+def test_spline_sum_on_non_uniform_knots(order):
+    """Off the uniform path spline_sum gathers coefficients too (autograd through the local
+    bases): equal to the dense product with its gradients."""
+    knots = _knots(order, uniform=False)
+    g = torch.Generator().manual_seed(20 + order)
+    x = (-2.0 + 5.0 * torch.rand(64, 3, generator=g)).requires_grad_(True)
+    coef = torch.randn(3, spline.n_bases(knots, order), generator=g, requires_grad=True)
+    results = []
+    for y in (spline.spline_sum(x, knots, coef, order),
+              spline.dense_bases(x, knots, order).reshape(64, -1) @ coef.reshape(-1)):
+        results.append((y, *torch.autograd.grad((y ** 2).sum(), (x, coef))))
+    for ours, reference in zip(*results):
+        torch.testing.assert_close(ours, reference, atol=1e-12, rtol=1e-12)
+
+
 def test_spline_sum_gradcheck():
     knots = _knots(3, uniform=True)
     x = torch.tensor([[-1.9, 0.3, 2.6], [0.0, -1.0, 1.999]], requires_grad=True)
