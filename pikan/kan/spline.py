@@ -34,6 +34,7 @@ import torch
 from torch import Tensor
 
 MAX_ORDER = 5
+_COUNT_KNOTS = 32  # up to this many grid intervals interval_index counts knots, else searches
 
 
 def _transform_level() -> int | None:
@@ -128,6 +129,15 @@ def interval_index(x: Tensor, knots: Tensor, order: int, uniform: bool = False) 
     if uniform:
         h = knots[:, 1] - knots[:, 0]
         idx = torch.floor((x.detach() - knots[:, 0]) / h).long()
+    elif last - order <= _COUNT_KNOTS:
+        # Only the interior knots t_{k+1} .. t_{G+k-1} move the clamped index: count those at
+        # or below x, one comparison per knot over the whole batch (searchsorted searches
+        # point by point and is several times slower on these short knot vectors).
+        x = x.detach()
+        idx = torch.full(x.shape, order, dtype=torch.long, device=x.device)
+        for j in range(order + 1, last + 1):
+            idx += x >= knots[:, j]
+        return idx  # NaN compares false: index k, outputs stay NaN
     else:
         idx = torch.searchsorted(knots, x.detach().t().contiguous(), right=True).t() - 1
     return idx.clamp(order, last)  # NaN sorts last: clamped into range, outputs stay NaN
@@ -255,29 +265,54 @@ def local_bases_and_slopes(
             slope = (_uniform_slopes(u, planes, table, order) / h).movedim(0, -1)
         values = values.movedim(0, -1)
         return values, slope, cell.long() - order
+    u, idx, width, which = _interval_coordinate(x, knots, pieces, order)
+    local = _tables_at(pieces, which, order)
+    powers = _powers(u.reshape(1, -1), order)
+    values = _local_values(u, local, powers).movedim(0, -1)
+    slope = (_local_slopes(u, local, powers) / width).movedim(0, -1) if slopes else None
+    return values, slope, idx - order
+
+
+def _interval_coordinate(
+    x: Tensor, knots: Tensor, pieces: Tensor, order: int
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """On any grid: the local coordinate ``u = (x - t_i) / (t_{i+1} - t_i)`` in each point's
+    interval ``i`` (:func:`interval_index`), ``i``, the interval's width and the row of its
+    piece table in :func:`_tables_at` (``(input, interval)`` flattened)."""
     idx = interval_index(x, knots, order)
     left = torch.gather(knots, 1, idx.t()).t()
-    right = torch.gather(knots, 1, idx.t() + 1).t()
-    width = right - left
-    u = (x - left) / width
-    # Planar as in the uniform case: each point's interval table, (k+1 powers) x (k+1 bases),
-    # is gathered as k+1 planes of shape (k+1 bases, batch * in) per power
-    grid = pieces.shape[1]
+    width = torch.gather(knots, 1, idx.t() + 1).t() - left
+    which = (idx - order) + pieces.shape[1] * torch.arange(x.shape[1], device=x.device)
+    return (x - left) / width, idx, width, which
+
+
+def _tables_at(pieces: Tensor, which: Tensor, order: int) -> Tensor:
+    """Each point's interval table, planar: ``(k + 1 powers, k + 1 bases, batch * in)``."""
+    # gathered as planes of (k+1 bases, batch * in) per power, as the uniform path is planar
     tables = pieces.permute(2, 3, 0, 1).reshape((order + 1) ** 2, -1)  # (p * r, in * G)
-    which = (idx - order) + grid * torch.arange(x.shape[1], device=x.device)
-    local = tables.index_select(1, which.reshape(-1)).reshape(order + 1, order + 1, -1)
-    powers = _powers(u.reshape(1, -1), order)  # powers[p - 1] = u**p
+    return tables.index_select(1, which.reshape(-1)).reshape(order + 1, order + 1, -1)
+
+
+def _local_values(u: Tensor, local: Tensor, powers: list[Tensor]) -> Tensor:
+    """The ``k + 1`` nonzero bases from each point's table :func:`_tables_at` and the powers
+    ``u, .., u^k`` of ``u`` flattened (:func:`_powers`), planar ``(k + 1, *u.shape)``."""
+    order = len(powers)
     values = local[0]
     for p in range(1, order + 1):
         values = values + local[p] * powers[p - 1]
-    values = values.reshape(order + 1, *x.shape).movedim(0, -1)
-    slope = None
-    if slopes:
-        slope = local[1]
-        for p in range(2, order + 1):
-            slope = slope + p * local[p] * powers[p - 2]
-        slope = (slope.reshape(order + 1, *x.shape) / width).movedim(0, -1)
-    return values, slope, idx - order
+    return values.reshape(order + 1, *u.shape)
+
+
+def _local_slopes(u: Tensor, local: Tensor, powers: list[Tensor] | None = None) -> Tensor:
+    """``d/du`` of :func:`_local_values`, planar ``(k + 1, *u.shape)``; ``powers`` needs
+    ``u, .., u^(k-1)`` only (computed when not given)."""
+    order = local.shape[0] - 1
+    if powers is None:
+        powers = _powers(u.reshape(1, -1), order - 1) if order > 1 else []
+    slope = local[1]
+    for p in range(2, order + 1):
+        slope = slope + p * local[p] * powers[p - 2]
+    return slope.reshape(order + 1, *u.shape)
 
 
 def _uniform_cell(x: Tensor, knots: Tensor, order: int) -> tuple[Tensor, Tensor, Tensor]:
@@ -366,10 +401,12 @@ def dense_bases(
     -------
     Tensor of shape (batch, n_inputs, G + k)
     """
-    if uniform and _transform_level() is None and not knots.requires_grad:
+    if _transform_level() is None and not knots.requires_grad:
         if pieces is None:
             pieces = piece_polynomials(knots, order)
-        return _UniformDenseBases.apply(x, knots, pieces[0, 0], order)
+        if uniform:
+            return _UniformDenseBases.apply(x, knots, pieces[0, 0], order)
+        return _NonUniformDenseBases.apply(x, knots, pieces, order)
     values, start = local_bases(x, knots, order, pieces, uniform)
     return scatter_bases(values, scatter_index(start, order), n_bases(knots, order))
 
@@ -406,16 +443,12 @@ class _UniformDenseBases(torch.autograd.Function):
         if not ctx.needs_input_grad[0]:
             return None, None, None, None
         order = ctx.order
-        rows = grad.reshape(flat.shape[0], -1)
         if torch.is_grad_enabled():  # create_graph: u with its graph back to x
             scaled, cell, h = _uniform_cell(x, knots, order)
             u = scaled - cell
-            along = torch.stack([rows[:, r:].gather(1, flat) for r in range(order + 1)])
         else:
             h = _spacing(knots)
-            along = torch.empty((order + 1, *flat.shape), dtype=grad.dtype, device=grad.device)
-            for r in range(order + 1):
-                torch.gather(rows[:, r:], 1, flat, out=along[r])
+        along = _gather_shifted(grad, flat, order)
         return _slope_sum(along, u, table, order) / h, None, None, None
 
     @staticmethod
@@ -436,6 +469,57 @@ def _scatter_shifted(values: Tensor, flat: Tensor, n_basis: int) -> Tensor:
     for r in range(values.shape[0]):
         dense[:, r:].scatter_(1, flat, values[r])
     return dense.reshape(batch, n_in, n_basis)
+
+
+def _gather_shifted(grad: Tensor, flat: Tensor, order: int) -> Tensor:
+    """The entries of ``grad`` ``(batch, n_inputs, n_basis)`` at the nonzero bases, planar
+    ``(k + 1, batch, n_inputs)``: the transpose of :func:`_scatter_shifted`. Differentiable
+    when grad mode is on (a double backward), else written into one buffer."""
+    rows = grad.reshape(flat.shape[0], -1)
+    if torch.is_grad_enabled():
+        return torch.stack([rows[:, r:].gather(1, flat) for r in range(order + 1)])
+    along = torch.empty((order + 1, *flat.shape), dtype=grad.dtype, device=grad.device)
+    for r in range(order + 1):
+        torch.gather(rows[:, r:], 1, flat, out=along[r])
+    return along
+
+
+class _NonUniformDenseBases(torch.autograd.Function):
+    """:func:`dense_bases` on a non-uniform grid, as :class:`_UniformDenseBases`: each point's
+    interval table is gathered (:func:`_tables_at`), the bases are scattered and gathered
+    along shifted rows, and the backward applies the slope pieces of the same tables. The
+    tables are gathered again in the backward rather than saved (``(k + 1)^2`` values per
+    point, more than the dense basis)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, knots: Tensor, pieces: Tensor, order: int) -> Tensor:
+        u, idx, width, which = _interval_coordinate(x, knots, pieces, order)
+        powers = _powers(u.reshape(1, -1), order)
+        values = _local_values(u, _tables_at(pieces, which, order), powers)
+        flat = flat_positions(idx - order, n_bases(knots, order))
+        ctx.save_for_backward(x, u, width, which, flat, knots, pieces)
+        ctx.save_for_forward(u, width, which, flat, knots, pieces)
+        ctx.order = order
+        return _scatter_shifted(values, flat, n_bases(knots, order))
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, u, width, which, flat, knots, pieces = ctx.saved_tensors
+        if not ctx.needs_input_grad[0]:
+            return None, None, None, None
+        order = ctx.order
+        if torch.is_grad_enabled():  # create_graph: u with its graph back to x
+            u = _interval_coordinate(x, knots, pieces, order)[0]
+        slopes = _local_slopes(u, _tables_at(pieces, which, order))
+        along = _gather_shifted(grad, flat, order)
+        return (along * slopes).sum(0) / width, None, None, None
+
+    @staticmethod
+    def jvp(ctx, x_tangent: Tensor, *_) -> Tensor:
+        u, width, which, flat, knots, pieces = ctx.saved_tensors
+        order = ctx.order
+        slopes = _local_slopes(u, _tables_at(pieces, which, order))
+        return _scatter_shifted(slopes * (x_tangent / width), flat, n_bases(knots, order))
 
 
 def spline_sum(

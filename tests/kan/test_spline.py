@@ -111,26 +111,27 @@ def test_gradcheck_bases():
     assert torch.autograd.gradgradcheck(lambda z: spline.dense_bases(z, knots, 3, uniform=True), (x,))
 
 
-def _through_autograd(x, knots, order):
+def _through_autograd(x, knots, order, uniform=True):
     """dense_bases by autograd through the local evaluation (the torch.func path)."""
-    values, start = spline.local_bases(x, knots, order, uniform=True)
+    values, start = spline.local_bases(x, knots, order, uniform=uniform)
     return spline.scatter_bases(values, spline.scatter_index(start, order), spline.n_bases(knots, order))
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch's forward-AD internals
 @pytest.mark.parametrize("order", [1, 2, 3, 4, 5])
-def test_written_out_derivatives_equal_autograd(order):
-    """The uniform grid's dense bases carry written-out derivatives; they equal autograd's
-    through the local evaluation: values, first and second derivatives, forward mode, also
-    off the grid (extrapolated pieces)."""
-    knots = _knots(order, uniform=True)
+@pytest.mark.parametrize("uniform", [True, False])
+def test_written_out_derivatives_equal_autograd(order, uniform):
+    """The dense bases carry written-out derivatives; they equal autograd's through the
+    local evaluation: values, first and second derivatives, forward mode, also off the grid
+    (extrapolated pieces), on uniform and non-uniform knots."""
+    knots = _knots(order, uniform=uniform)
     g = torch.Generator().manual_seed(order)
     x = (-2.0 + 5.0 * torch.rand(64, 3, generator=g)).requires_grad_(True)  # grid is [-1, 2]
     weights = torch.randn(64, 3, spline.n_bases(knots, order), generator=g)
     direction = torch.randn(64, 3, generator=g)
     results = []
-    for dense_of in (lambda z: spline.dense_bases(z, knots, order, uniform=True),
-                     lambda z: _through_autograd(z, knots, order)):
+    for dense_of in (lambda z: spline.dense_bases(z, knots, order, uniform=uniform),
+                     lambda z: _through_autograd(z, knots, order, uniform)):
         dense = dense_of(x)
         first, = torch.autograd.grad((dense * weights).sum(), x, create_graph=True)
         second = torch.zeros_like(x)  # order 1: the first derivative is piecewise constant
@@ -146,11 +147,13 @@ def test_written_out_derivatives_equal_autograd(order):
         assert results[0][2].abs().sum() > 0
 
 
-def test_written_out_derivatives_gradcheck_off_grid():
-    knots = _knots(4, uniform=True)
+@pytest.mark.parametrize("uniform", [True, False])
+def test_written_out_derivatives_gradcheck_off_grid(uniform):
+    knots = _knots(4, uniform=uniform)
     x = torch.tensor([[-1.9, 0.3, 2.6], [0.0, -1.0, 1.999]], requires_grad=True)
-    assert torch.autograd.gradcheck(lambda z: spline.dense_bases(z, knots, 4, uniform=True), (x,))
-    assert torch.autograd.gradgradcheck(lambda z: spline.dense_bases(z, knots, 4, uniform=True), (x,))
+    dense = lambda z: spline.dense_bases(z, knots, 4, uniform=uniform)
+    assert torch.autograd.gradcheck(dense, (x,))
+    assert torch.autograd.gradgradcheck(dense, (x,))
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch's forward-AD internals
@@ -214,6 +217,28 @@ def test_spline_sum_under_vmap_takes_the_differentiable_path():
     plain = spline.spline_sum(x, knots, coef, 3, uniform=True)
     mapped = torch.func.vmap(lambda xi: spline.spline_sum(xi[None], knots, coef, 3, uniform=True))(x)
     torch.testing.assert_close(mapped[:, 0], plain, atol=1e-13, rtol=0)
+
+
+@pytest.mark.parametrize("grid", [5, 40])  # counted knots, and searchsorted past 32
+def test_interval_index_on_non_uniform_knots(grid):
+    """The interval holding each x, clamped to the grid: equal to numpy's searchsorted, also
+    on knots exactly, off the grid and for NaN (some in-range interval)."""
+    order = 3
+    g = torch.Generator().manual_seed(grid)
+    knots = spline.uniform_knots(grid, order, -1.0, 2.0, 3)
+    knots = torch.sort(knots + 0.3 * torch.rand(knots.shape, generator=g) / grid, dim=1).values
+    x = -2.0 + 5.0 * torch.rand(200, 3, generator=g)
+    x[:8] = knots[:, order:order + 8].t()  # points on knots fall in the interval they start
+    x[10, 0] = float("nan")
+    idx = spline.interval_index(x, knots, order)
+    last = spline.n_bases(knots, order) - 1
+    for i in range(3):
+        reference = np.searchsorted(knots[i].numpy(), x[11:, i].numpy(), side="right") - 1
+        np.testing.assert_array_equal(idx[11:, i].numpy(), np.clip(reference, order, last))
+        reference = np.searchsorted(knots[i].numpy(), x[:10, i].numpy(), side="right") - 1
+        np.testing.assert_array_equal(idx[:10, i].numpy(), np.clip(reference, order, last))
+    assert (idx[:8] > order).any()  # the knot points reach past the first interval
+    assert order <= int(idx[10, 0]) <= last
 
 
 def test_extrapolation_continues_the_edge_pieces():
