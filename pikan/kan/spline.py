@@ -18,11 +18,11 @@ layers that write out their input gradient (a force from a KAN potential) instea
 differentiating their forward pass.
 
 A layer with one output needs no dense basis: :func:`spline_sum` reads each point's ``k + 1``
-coefficients (:func:`flat_positions`, :func:`coefficients_at`) and sums. On uniform grids
-:func:`dense_bases` and :func:`spline_sum` run as autograd Functions whose derivatives are
-written out from the slope pieces (first, second and forward mode), which is several times
-fewer ops than autograd through the evaluation; under ``torch.func`` transforms they take
-the plain differentiable path.
+coefficients (:func:`flat_positions`, :func:`coefficients_at`) and sums. :func:`dense_bases`
+(any grid) and :func:`spline_sum` (uniform grids) run as autograd Functions whose derivatives
+are written out from the slope pieces (first, second and forward mode), several times fewer
+ops than autograd through the evaluation; under ``torch.func`` transforms they take the plain
+differentiable path.
 
 Everything here is differentiable to any order by autograd (the interval index is discrete,
 the basis values are polynomials in ``x``) and works under ``torch.func`` transforms.
