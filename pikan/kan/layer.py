@@ -339,19 +339,20 @@ class KANLayer(nn.Module):
         if not self.has_pullback:
             raise ValueError("forward_and_pullback needs a layer of spline edges only; this one "
                              "has symbolic edges or experts")
+        base_slope = _BASE_SLOPES[self.base](x)
+        if self.out_dim == 1:  # a sum of splines: each point's interval polynomial, no basis
+            w_base, w_spline = self._numeric_weights()
+            u, _, width, which = spline.interval_coordinate(
+                x, self.knots, self.pieces, self.order, self._uniform)
+            at = spline.interval_polynomials(self.coef[..., 0] * w_spline, self.pieces, which,
+                                             self.order)
+            y = spline.horner(at, u).sum(1, keepdim=True) + _BASES[self.base](x) @ w_base
+            slope = spline.horner_slope(at, u) / width + base_slope * w_base[:, 0]
+            return y, lambda g: g * slope
+
         values, slopes, start = spline.local_bases_and_slopes(
             x, self.knots, self.order, self.pieces, self._uniform)
         n_basis = self.coef.shape[1]
-        base_slope = _BASE_SLOPES[self.base](x)
-        if self.out_dim == 1:  # a sum of splines: each point's k+1 coefficients, no dense basis
-            w_base, w_spline = self._numeric_weights()
-            at = spline.coefficients_at(self.coef[..., 0] * w_spline,
-                                        spline.flat_positions(start, n_basis), self.order)
-            values, slopes = values.movedim(-1, 0), slopes.movedim(-1, 0)  # planar, as `at`
-            y = (values * at).sum(0).sum(1, keepdim=True) + _BASES[self.base](x) @ w_base
-            slope = (slopes * at).sum(0) + base_slope * w_base[:, 0]
-            return y, lambda g: g * slope
-
         index = spline.scatter_index(start, self.order)
         y, coef, w_base = self._numeric_output(x, spline.scatter_bases(values, index, n_basis))
 

@@ -136,7 +136,7 @@ def interval_index(x: Tensor, knots: Tensor, order: int, uniform: bool = False) 
         x = x.detach()
         idx = torch.full(x.shape, order, dtype=torch.long, device=x.device)
         for j in range(order + 1, last + 1):
-            idx += x >= knots[:, j]
+            idx = idx + (x >= knots[:, j])  # out of place: x may be batched under vmap
         return idx  # NaN compares false: index k, outputs stay NaN
     else:
         idx = torch.searchsorted(knots, x.detach().t().contiguous(), right=True).t() - 1
@@ -265,7 +265,7 @@ def local_bases_and_slopes(
             slope = (_uniform_slopes(u, planes, table, order) / h).movedim(0, -1)
         values = values.movedim(0, -1)
         return values, slope, cell.long() - order
-    u, idx, width, which = _interval_coordinate(x, knots, pieces, order)
+    u, idx, width, which = interval_coordinate(x, knots, pieces, order)
     local = _tables_at(pieces, which, order)
     powers = _powers(u.reshape(1, -1), order)
     values = _local_values(u, local, powers).movedim(0, -1)
@@ -273,13 +273,14 @@ def local_bases_and_slopes(
     return values, slope, idx - order
 
 
-def _interval_coordinate(
-    x: Tensor, knots: Tensor, pieces: Tensor, order: int
+def interval_coordinate(
+    x: Tensor, knots: Tensor, pieces: Tensor, order: int, uniform: bool = False
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """On any grid: the local coordinate ``u = (x - t_i) / (t_{i+1} - t_i)`` in each point's
-    interval ``i`` (:func:`interval_index`), ``i``, the interval's width and the row of its
-    piece table in :func:`_tables_at` (``(input, interval)`` flattened)."""
-    idx = interval_index(x, knots, order)
+    interval ``i`` (:func:`interval_index`), ``i``, the interval's width (``du/dx`` is its
+    inverse) and the point's ``(input, interval)`` row, flattened, for :func:`_tables_at`
+    and :func:`interval_polynomials`. All of shape ``(batch, n_inputs)``."""
+    idx = interval_index(x, knots, order, uniform)
     # gathered along the knot axis of knots.t(): (batch, in) and contiguous like x (a
     # transposed operand makes every elementwise op after it ~20x slower)
     left = knots.t().gather(0, idx)
@@ -495,7 +496,7 @@ class _NonUniformDenseBases(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: Tensor, knots: Tensor, pieces: Tensor, order: int) -> Tensor:
-        u, idx, width, which = _interval_coordinate(x, knots, pieces, order)
+        u, idx, width, which = interval_coordinate(x, knots, pieces, order)
         powers = _powers(u.reshape(1, -1), order)
         values = _local_values(u, _tables_at(pieces, which, order), powers)
         flat = flat_positions(idx - order, n_bases(knots, order))
@@ -511,7 +512,7 @@ class _NonUniformDenseBases(torch.autograd.Function):
             return None, None, None, None
         order = ctx.order
         if torch.is_grad_enabled():  # create_graph: u with its graph back to x
-            u = _interval_coordinate(x, knots, pieces, order)[0]
+            u = interval_coordinate(x, knots, pieces, order)[0]
         slopes = _local_slopes(u, _tables_at(pieces, which, order))
         along = _gather_shifted(grad, flat, order)
         return (along * slopes).sum(0) / width, None, None, None
@@ -551,9 +552,41 @@ def spline_sum(
         pieces = piece_polynomials(knots, order)
     if uniform and _transform_level() is None and not knots.requires_grad:
         return _UniformSplineSum.apply(x, knots, pieces[0, 0], coef, order)
-    values, start = local_bases(x, knots, order, pieces, uniform)  # autograd through these
-    at = coefficients_at(coef, flat_positions(start, n_bases(knots, order)), order)
-    return (values.movedim(-1, 0) * at).sum(0).sum(1)
+    # Any grid, autograd: each interval's polynomial in u, sum_r c_(s+r) * piece_r, built
+    # once from the coefficients; then k+1 numbers per point instead of its (k+1)^2 table
+    u, _, _, which = interval_coordinate(x, knots, pieces, order, uniform)
+    return horner(interval_polynomials(coef, pieces, which, order), u).sum(1)
+
+
+def interval_polynomials(coef: Tensor, pieces: Tensor, which: Tensor, order: int) -> Tensor:
+    """Each point's spline as the polynomial of its interval: the interval's pieces weighted by
+    its ``k + 1`` coefficients, ``sum_r c_(s+r) * piece_r(u)``, as power coefficients read at
+    ``which`` (:func:`interval_coordinate`), planar ``(k + 1 powers, *which.shape)``.
+
+    Built once per call from ``coef`` ``(n_inputs, G + k)`` and :func:`piece_polynomials`
+    (``(n_inputs, G, k + 1)`` numbers), so each point reads ``k + 1`` numbers instead of its
+    ``(k + 1)^2`` table. Evaluate with :func:`horner` and :func:`horner_slope`.
+    """
+    windows = coef.unfold(1, order + 1, 1)  # (in, G, k + 1): c_(s + r) for interval s
+    poly = torch.einsum("ispr,isr->pis", pieces, windows).reshape(order + 1, -1)
+    return poly.index_select(1, which.reshape(-1)).reshape(order + 1, *which.shape)
+
+
+def horner(at: Tensor, u: Tensor) -> Tensor:
+    """``sum_p at_p u^p`` for planar power coefficients ``at`` ``(k + 1, *u.shape)``."""
+    value = at[-1]
+    for p in range(at.shape[0] - 2, -1, -1):
+        value = torch.addcmul(at[p], value, u)
+    return value
+
+
+def horner_slope(at: Tensor, u: Tensor) -> Tensor:
+    """``d/du`` of :func:`horner`: ``sum_p p at_p u^(p-1)``."""
+    order = at.shape[0] - 1
+    slope = order * at[order]
+    for p in range(order - 1, 0, -1):
+        slope = torch.addcmul(p * at[p], slope, u)
+    return slope
 
 
 class _UniformSplineSum(torch.autograd.Function):
