@@ -18,7 +18,8 @@ layers that write out their input gradient (a force from a KAN potential) instea
 differentiating their forward pass.
 
 A layer with one output needs no dense basis: :func:`spline_sum` reads each point's ``k + 1``
-coefficients (:func:`flat_positions`, :func:`coefficients_at`) and sums. :func:`dense_bases`
+coefficients and sums, and :func:`interval_polynomials` gives each point its interval's
+polynomial (value and slope by :func:`horner`, :func:`horner_slope`). :func:`dense_bases`
 (any grid) and :func:`spline_sum` (uniform grids) run as autograd Functions whose derivatives
 are written out from the slope pieces (first, second and forward mode), several times fewer
 ops than autograd through the evaluation; under ``torch.func`` transforms they take the plain
@@ -418,7 +419,7 @@ class _UniformDenseBases(torch.autograd.Function):
     """:func:`dense_bases` on a uniform grid, with its derivatives written out.
 
     Each sample's row of ``n_inputs * (G + k)`` bases is filled by ``k + 1`` scatters of one
-    ``(batch, n_inputs)`` index (:func:`flat_positions`): basis ``r`` goes ``r`` places
+    ``(batch, n_inputs)`` index (:func:`_flat_positions`): basis ``r`` goes ``r`` places
     after the first, so scatter ``r`` writes into the rows shifted by ``r``. Each scatter
     runs along a whole row; scattering along the short (k+1) axis instead, as autograd's
     path does, runs a 4-long inner loop per point (2x to 3x slower), and autograd through
@@ -434,7 +435,7 @@ class _UniformDenseBases(torch.autograd.Function):
         scaled, cell, _ = _uniform_cell(x, knots, order)
         u = scaled - cell
         values, _ = _uniform_values(u, table, order)
-        flat = flat_positions(cell.long() - order, n_bases(knots, order))
+        flat = _flat_positions(cell.long() - order, n_bases(knots, order))
         ctx.save_for_backward(x, u, flat, knots, table)
         ctx.save_for_forward(u, flat, knots, table)
         ctx.order = order
@@ -466,7 +467,7 @@ class _UniformDenseBases(torch.autograd.Function):
 def _scatter_shifted(values: Tensor, flat: Tensor, n_basis: int) -> Tensor:
     """Dense bases ``(batch, n_inputs, n_basis)`` from planar ``values``
     ``(k + 1, batch, n_inputs)``, basis ``r`` of each point ``r`` places after its
-    :func:`flat_positions`, zeros elsewhere."""
+    :func:`_flat_positions`, zeros elsewhere."""
     batch, n_in = flat.shape
     dense = torch.zeros((batch, n_in * n_basis), dtype=values.dtype, device=values.device)
     for r in range(values.shape[0]):
@@ -499,7 +500,7 @@ class _NonUniformDenseBases(torch.autograd.Function):
         u, idx, width, which = interval_coordinate(x, knots, pieces, order)
         powers = _powers(u.reshape(1, -1), order)
         values = _local_values(u, _tables_at(pieces, which, order), powers)
-        flat = flat_positions(idx - order, n_bases(knots, order))
+        flat = _flat_positions(idx - order, n_bases(knots, order))
         ctx.save_for_backward(x, u, width, which, flat, knots, pieces)
         ctx.save_for_forward(u, width, which, flat, knots, pieces)
         ctx.order = order
@@ -607,8 +608,8 @@ class _UniformSplineSum(torch.autograd.Function):
         scaled, cell, _ = _uniform_cell(x, knots, order)
         u = scaled - cell
         values, _ = _uniform_values(u, table, order)
-        flat = flat_positions(cell.long() - order, n_bases(knots, order))
-        at = coefficients_at(coef, flat, order)
+        flat = _flat_positions(cell.long() - order, n_bases(knots, order))
+        at = _coefficients_at(coef, flat, order)
         ctx.save_for_backward(x, u, values, flat, at, knots, table, coef)
         ctx.save_for_forward(u, values, flat, at, knots, table)
         ctx.order = order
@@ -623,7 +624,7 @@ class _UniformSplineSum(torch.autograd.Function):
             scaled, cell, h = _uniform_cell(x, knots, order)
             u = scaled - cell
             values, _ = _uniform_values(u, table, order)
-            at = coefficients_at(coef, flat, order)
+            at = _coefficients_at(coef, flat, order)
         else:
             h = _spacing(knots)
         grad_x = grad_coef = None
@@ -650,21 +651,21 @@ class _UniformSplineSum(torch.autograd.Function):
             h = _spacing(knots)
             tangent = tangent + (_slope_sum(at, u, table, order) * (x_tangent / h)).sum(1)
         if coef_tangent is not None:
-            at_tangent = coefficients_at(coef_tangent, flat, order)
+            at_tangent = _coefficients_at(coef_tangent, flat, order)
             tangent = tangent + (values * at_tangent).sum(0).sum(1)
         return tangent
 
 
-def flat_positions(start: Tensor, n_basis: int) -> Tensor:
+def _flat_positions(start: Tensor, n_basis: int) -> Tensor:
     """Position ``i * n_basis + start_i`` of each point's first nonzero basis in the
     flattened ``(n_inputs, n_basis)`` coefficients: LongTensor ``(batch, n_inputs)``."""
     return start + n_basis * torch.arange(start.shape[1], device=start.device)
 
 
-def coefficients_at(coef: Tensor, flat: Tensor, order: int) -> Tensor:
+def _coefficients_at(coef: Tensor, flat: Tensor, order: int) -> Tensor:
     """The coefficients ``coef`` ``(n_inputs, n_basis)`` of each point's ``k + 1`` nonzero
     bases, planar ``(k + 1, batch, n_inputs)``: basis ``r`` sits ``r`` places after the
-    point's :func:`flat_positions` (one index serves all ``k + 1``)."""
+    point's :func:`_flat_positions` (one index serves all ``k + 1``)."""
     coef = coef.reshape(-1)
     if (torch.is_grad_enabled() and coef.requires_grad) or _transform_level() is not None:
         at = torch.stack([coef[r:].index_select(0, flat.reshape(-1)) for r in range(order + 1)])
