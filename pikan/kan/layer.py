@@ -285,9 +285,9 @@ class KANLayer(nn.Module):
         self._check(x)
         y = None
         if self._has_numeric and self.out_dim == 1:  # a sum of splines: no dense basis
-            w_base, w_spline = self._numeric_weights()
-            splines = spline.spline_sum(x, self.knots, self.coef[..., 0] * w_spline, self.order,
-                                        self.pieces, self._uniform)
+            coef, w_base = self._one_output_weights()
+            splines = spline.spline_sum(x, self.knots, coef, self.order, self.pieces,
+                                        self._uniform)
             y = splines[:, None] + _BASES[self.base](x) @ w_base
         elif self._has_numeric:
             basis = spline.dense_bases(x, self.knots, self.order, self.pieces, self._uniform)
@@ -298,6 +298,12 @@ class KANLayer(nn.Module):
             sym = self._symbolic_edges(x).sum(1)
             y = sym if y is None else y + sym
         return y
+
+    def _one_output_weights(self) -> tuple[Tensor, Tensor]:
+        """A one-output layer's spline coefficients ``(in, G + k)`` and base weights
+        ``(in, 1)``, masks applied."""
+        w_base, w_spline = self._numeric_weights()
+        return self.coef[..., 0] * w_spline, w_base
 
     def _numeric_output(self, x: Tensor, basis: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Spline and base part of the outputs from the dense ``basis`` of ``x``, with the
@@ -341,11 +347,10 @@ class KANLayer(nn.Module):
                              "has symbolic edges or experts")
         base_slope = _BASE_SLOPES[self.base](x)
         if self.out_dim == 1:  # a sum of splines: each point's interval polynomial, no basis
-            w_base, w_spline = self._numeric_weights()
+            coef, w_base = self._one_output_weights()
             u, _, width, which = spline.interval_coordinate(
                 x, self.knots, self.pieces, self.order, self._uniform)
-            at = spline.interval_polynomials(self.coef[..., 0] * w_spline, self.pieces, which,
-                                             self.order)
+            at = spline.interval_polynomials(coef, self.pieces, which, self.order)
             y = spline.horner(at, u).sum(1, keepdim=True) + _BASES[self.base](x) @ w_base
             slope = spline.horner_slope(at, u) / width + base_slope * w_base[:, 0]
             return y, lambda g: g * slope
