@@ -27,12 +27,19 @@ from sympy.printing.str import StrPrinter
 from pikan.errors import SpecError
 from pikan.expr import parse, to_string
 
-__all__ = ["Alternative", "Law", "Laws", "equivalent", "in_state"]
+__all__ = ["VERDICTS", "Alternative", "Law", "Laws", "equivalent", "in_state"]
 
 LAWS_VERSION = 1
 """Version of the JSON layout written by :meth:`Laws.to_json`."""
 
 _UP_TO_CONSTANT = ("Potential", "Dissipation", "Lagrangian")
+
+VERDICTS = ("recovered", "approximate", "not found")
+"""What a check against the data says of a law (:func:`pikan.verify.judge` decides):
+``"recovered"``: the law model reproduces held-out data at least as well as the trained KAN
+and within the data's noise; ``"approximate"``: it reproduces the motion roughly but a check
+failed (the law may be a good approximation of another form); ``"not found"``: the law model
+does not reproduce the data. ``None`` on a law means it was never checked against data."""
 _DIGITS = 6
 
 
@@ -106,6 +113,11 @@ class Law:
         The Pareto front (complexity vs error) the law was selected from.
     outputs : tuple of str
         Coordinates a Dynamics law pushes on (empty otherwise).
+    verdict : str or None
+        One of :data:`VERDICTS`, from a check of the law model against held-out data
+        (:func:`pikan.verify.judge`); None when the law was not checked (``extract`` alone).
+    verdict_reason : str
+        Why, in words: the numbers the verdict rests on, and the first check that failed.
     """
 
     module: str
@@ -119,6 +131,8 @@ class Law:
     complexity: int = 0
     alternatives: tuple[Alternative, ...] = ()
     outputs: tuple[str, ...] = ()
+    verdict: str | None = None
+    verdict_reason: str = ""
 
     @property
     def up_to_constant(self) -> bool:
@@ -131,12 +145,24 @@ class Law:
     def _head(self) -> str:
         return f"{self.module}({', '.join(self.inputs)})"
 
-    def __str__(self) -> str:
+    def formula(self) -> str:
+        """The law as one line of text, ``V(x) = x**2/2 + const`` (no verdict)."""
         if isinstance(self.expr, (list, tuple)):
             parts = [f"{o}: {_short(e)}" for o, e in zip(self.outputs or self.inputs, self.expr)]
             return f"{self._head()} = [{'; '.join(parts)}]"
         tail = " + const" if self.up_to_constant else ""
         return f"{self._head()} = {_short(self.expr)}{tail}"
+
+    def __str__(self) -> str:
+        return self.formula() + (f"   [{self.verdict}]" if self.verdict else "")
+
+    def best_alternatives(self, count: int = 3) -> list[Alternative]:
+        """The ``count`` most accurate other points of the Pareto front (for a law short of
+        "recovered", the candidates a user should look at next)."""
+        chosen = {to_string(e) for e in self._exprs()}
+        others = [a for a in self.alternatives if to_string(a.expr) not in chosen
+                  and math.isfinite(a.error)]
+        return sorted(others, key=lambda a: (a.error, a.complexity))[:count]
 
     def latex(self) -> str:
         """The law as a LaTeX equation (floats to 6 significant digits)."""
@@ -168,6 +194,7 @@ class Law:
                               "error": number(a.error), "rmse": number(a.rmse),
                               "source": a.source, "output": a.output}
                              for a in self.alternatives],
+            "verdict": self.verdict, "verdict_reason": self.verdict_reason,
         }
 
     @classmethod
@@ -212,13 +239,20 @@ class Law:
         return cls(module, kind, tuple(inputs), expr, in_state, _float(data.get("r2")),
                    _float(data.get("rmse")), _float(data.get("error")),
                    int(data.get("complexity") or 0), tuple(alternatives),
-                   tuple(data.get("outputs") or ()))
+                   tuple(data.get("outputs") or ()), _verdict(data.get("verdict"), where),
+                   str(data.get("verdict_reason") or ""))
 
 
 def _text(value: object, where: str) -> str:
     if not isinstance(value, str):
         raise SpecError(f"{where}: expected expression text, got {type(value).__name__}.")
     return value
+
+
+def _verdict(value: object, where: str) -> str | None:
+    if value is None or value in VERDICTS:
+        return value
+    raise SpecError(f"{where}: verdict {value!r} is not one of {list(VERDICTS)} or null.")
 
 
 def _float(value: object) -> float:
@@ -286,6 +320,15 @@ class Laws(Mapping):
             out[name] = dataclasses.replace(law, expr=expr, in_state=state)
         return Laws(out, spec=self.spec)
 
+    def with_verdicts(self, verdicts: Mapping[str, tuple[str, str]]) -> Laws:
+        """A copy with ``{module: (verdict, reason)}`` set on the named laws."""
+        out = dict(self._laws)
+        for name, (verdict, reason) in verdicts.items():
+            if verdict not in VERDICTS:
+                raise SpecError(f"verdict {verdict!r} is not one of {list(VERDICTS)}.")
+            out[name] = dataclasses.replace(self[name], verdict=verdict, verdict_reason=reason)
+        return Laws(out, spec=self.spec)
+
     # ------------------------------------------------------------------ exports
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -324,13 +367,13 @@ class Laws(Mapping):
         return cls([Law.from_dict(item, names) for item in data["laws"]], spec=spec)
 
     def to_markdown(self) -> str:
-        """A Markdown table: module, kind, law, complexity, R^2 and relative error."""
-        lines = ["| module | kind | law | complexity | R^2 | error |",
-                 "|---|---|---|---|---|---|"]
+        """A Markdown table: module, kind, law, complexity, R^2, relative error and verdict."""
+        lines = ["| module | kind | law | complexity | R^2 | error | verdict |",
+                 "|---|---|---|---|---|---|---|"]
         for law in self._laws.values():
-            text = str(law).split(" = ", 1)[1].replace("|", "\\|")
+            text = law.formula().split(" = ", 1)[1].replace("|", "\\|")
             lines.append(f"| {law._head()} | {law.kind} | `{text}` | {law.complexity} | "
-                         f"{law.r2:.6g} | {law.error:.3g} |")
+                         f"{law.r2:.6g} | {law.error:.3g} | {law.verdict or 'unchecked'} |")
         return "\n".join(lines)
 
     # ------------------------------------------------------------------ equations of motion

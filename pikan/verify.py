@@ -13,20 +13,66 @@ the laws filled in, starts it from initial states of the data (the first state o
 - **energy error**: the relative RMS difference of the energy along the simulation and
   along the data, pointwise in time.
 
+- **force error**: the relative RMS difference between the model's accelerations and the
+  data's (measured, or Savitzky–Golay estimates from the positions) on every sample of the
+  verified trajectories, each coordinate over its own RMS acceleration;
+- **noise**: the data's relative position noise (sixth differences, :func:`noise_level`,
+  over each coordinate's spread): the floor no model can go below.
+
 With a trained KAN ``model`` the same rollouts are run with it, and a law that verifies
 worse than the KAN it came from is reported as such (``worse_than_model``), not hidden.
+
+Verdicts
+--------
+:func:`judge` turns a report into one verdict per law (:data:`pikan.laws.VERDICTS`), from
+these documented thresholds, with ``noise`` the estimated relative position noise:
+
+``"recovered"`` needs every one of
+
+1. the law model fits the data: rollout error <= ``FIT_ROLLOUT + 3 noise`` and force error
+   <= ``FIT_FORCE + 10 noise``;
+2. it is at least as good as the KAN it came from, on held-out trajectories: rollout error
+   <= ``AS_GOOD * model rollout error + TIE_ROLLOUT`` and force error <= ``AS_GOOD * model
+   force error + TIE_FORCE`` (an exact law beats the KAN, which only approximates it; a
+   form that merely approximates the KAN adds its own error on top);
+3. the KAN itself fits the data (rule 1 with the KAN's numbers): a law cannot be trusted
+   more than the model it was read from;
+4. the law represents its module: its relative error against the module
+   (``Law.error``) <= ``MODULE_ERROR``;
+5. the module is identifiable: no learned module it can exchange terms with (where the
+   model lists such exchanges, ``model.exchanges``).
+
+``"not found"``: the law model's rollout is not finite, or its rollout or force error
+exceeds ``LOST``. ``"approximate"``: everything in between. Held-out means trajectories
+the fit did not train on (:func:`pikan.discover` verifies on the fit's validation split).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from pikan.derivatives import noise_level
 from pikan.errors import DataError, SpecError
 
-__all__ = ["VerifyReport", "verify"]
+__all__ = ["VerifyReport", "judge", "verify"]
+
+FIT_ROLLOUT = 0.05
+"""Largest relative rollout error of a recovered law model on clean data."""
+FIT_FORCE = 0.05
+"""Largest relative force (acceleration) error of a recovered law model on clean data."""
+AS_GOOD = 1.25
+"""A recovered law model may be this many times worse than the KAN (noise in the ratio)."""
+TIE_ROLLOUT = 1e-4
+TIE_FORCE = 1e-4
+"""Absolute slack of the comparison with the KAN (both near the integration error)."""
+MODULE_ERROR = 0.05
+"""Largest relative error of a recovered law against its module."""
+LOST = 0.5
+"""Rollout or force error above which the law model has not captured the motion."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +102,12 @@ class VerifyReport:
         Trajectories verified.
     trajectories : tuple of int
         Their indices in the data.
+    force_error : float
+        Relative RMS acceleration error of the law model on the verified trajectories.
+    model_force_error : float or None
+        The same for the KAN model, when given.
+    noise : float
+        Estimated relative position noise of the verified trajectories.
     """
 
     rollout_error: float
@@ -69,16 +121,50 @@ class VerifyReport:
     horizon: float
     n_initial: int
     trajectories: tuple[int, ...]
+    force_error: float = math.nan
+    model_force_error: float | None = None
+    noise: float = 0.0
 
     def __str__(self) -> str:
         lines = [(f"rollout error {self.rollout_error:.3g} over {self.horizon:g} time units "
-                  f"({self.n_initial} trajectories); energy drift {self.energy_drift:.3g} "
-                  f"(data {self.data_energy_drift:.3g}), energy error {self.energy_error:.3g}")]
+                  f"({self.n_initial} trajectories); force error {self.force_error:.3g}; "
+                  f"energy drift {self.energy_drift:.3g} (data {self.data_energy_drift:.3g}), "
+                  f"energy error {self.energy_error:.3g}; data noise {self.noise:.2g}")]
         if self.model_rollout_error is not None:
             verdict = "WORSE than" if self.worse_than_model else "at least as good as"
-            lines.append(f"KAN model: rollout error {self.model_rollout_error:.3g}, energy drift "
+            lines.append(f"KAN model: rollout error {self.model_rollout_error:.3g}, force error "
+                         f"{self.model_force_error:.3g}, energy drift "
                          f"{self.model_energy_drift:.3g}; the laws verify {verdict} the KAN")
+            if not self.model_fits:
+                lines.append("the KAN model itself does not fit the data: no law read from it "
+                             "can be trusted (see the fit's events)")
         return "\n".join(lines)
+
+    def _fits(self, rollout: float, force: float) -> bool:
+        return (math.isfinite(rollout) and rollout <= FIT_ROLLOUT + 3 * self.noise
+                and math.isfinite(force) and force <= FIT_FORCE + 10 * self.noise)
+
+    @property
+    def laws_fit(self) -> bool:
+        """Rule 1 of the verdicts: the law model reproduces the data within its noise."""
+        return self._fits(self.rollout_error, self.force_error)
+
+    @property
+    def model_fits(self) -> bool:
+        """Rule 3: the KAN model reproduces the data (True when no KAN was given)."""
+        if self.model_rollout_error is None:
+            return True
+        return self._fits(self.model_rollout_error, self.model_force_error)
+
+    @property
+    def as_good_as_model(self) -> bool:
+        """Rule 2: the law model is at least as good as the KAN (True when none was given)."""
+        if self.model_rollout_error is None:
+            return True
+        model_rollout = self.model_rollout_error if math.isfinite(self.model_rollout_error) \
+            else math.inf
+        return (self.rollout_error <= AS_GOOD * model_rollout + TIE_ROLLOUT
+                and self.force_error <= AS_GOOD * self.model_force_error + TIE_FORCE)
 
 
 def _dtype(model) -> torch.dtype:
@@ -210,11 +296,93 @@ def verify(spec_with_laws, data, model=None, horizon: float | None = None,
     e_ref = law_energy(reference)
     data_drift = float(np.mean(np.max(np.abs(e_ref - e_ref[0]), axis=0))) / scale
     energy_error = float(np.sqrt(np.mean((e_sim - e_ref) ** 2))) / scale
-    model_rollout = model_drift = worse = None
+    held = data.subset(chosen)
+    if not held.has_accelerations:
+        held = held.with_derivatives()
+    q_held, v_held, _ = held.states()
+    a_held, _ = held.accelerations()
+    force = _force_error(law_model, q_held, v_held, a_held)
+    noise = _relative_noise(held, q_all)
+    model_rollout = model_drift = worse = model_force = None
     if model is not None:
         m_states = _rollouts(model, starts, times, method)
         model_rollout, model_drift, _, _ = _metrics(m_states, reference,
                                                     lambda s: _energy(model, s), scale)
+        model_force = _force_error(model, q_held, v_held, a_held)
         worse = bool(rollout > model_rollout)
     return VerifyReport(rollout, drift, data_drift, energy_error, model_rollout, model_drift,
-                        worse, per, float(times[-1]), count, tuple(int(i) for i in chosen))
+                        worse, per, float(times[-1]), count, tuple(int(i) for i in chosen),
+                        force, model_force, noise)
+
+
+def _force_error(model, q: np.ndarray, v: np.ndarray, a: np.ndarray) -> float:
+    """Relative RMS acceleration error, each coordinate over its own RMS acceleration."""
+    dtype = _dtype(model)
+    try:
+        pred = model.acceleration(torch.as_tensor(q, dtype=dtype),
+                                  torch.as_tensor(v, dtype=dtype)).detach().cpu().numpy()
+    except (RuntimeError, ValueError):  # e.g. a singular mass matrix of a Lagrangian law
+        return math.inf
+    if not np.isfinite(pred).all():
+        return math.inf
+    rms = np.sqrt(np.mean(a**2, axis=0))
+    rms = np.maximum(rms, 0.1 * rms.max() if rms.max() > 0 else 1.0)  # as the loss scales
+    return float(np.sqrt(np.mean(np.mean((pred - a) ** 2, axis=0) / rms**2)))
+
+
+def _relative_noise(held, q_all: np.ndarray) -> float:
+    """Median over trajectories of the position noise, over each coordinate's spread (max)."""
+    spread = np.std(q_all, axis=0)
+    spread = np.where(spread > 0, spread, 1.0)
+    levels = [noise_level(r.q) / spread for r in held if len(r.t) >= 7]
+    return float(np.max(np.median(levels, axis=0))) if levels else 0.0
+
+
+def judge(laws, report: VerifyReport, exchanges=()):
+    """One verdict per law from a verification report: :data:`pikan.laws.VERDICTS`.
+
+    Parameters
+    ----------
+    laws : Laws
+        The laws the report's law model was built from.
+    report : VerifyReport
+        :func:`verify` of ``spec.with_laws(laws)`` against held-out data, with the KAN model.
+    exchanges : sequence
+        Records of learned modules that can exchange terms (``model.exchanges``): each with
+        ``modules`` (names) and ``fixed`` (whether a convention fixes the split).
+
+    Returns
+    -------
+    Laws
+        A copy with ``verdict`` and ``verdict_reason`` set on every law (rules in the module
+        docstring).
+    """
+    numbers = (f"rollout error {report.rollout_error:.3g}, force error "
+               f"{report.force_error:.3g} (data noise {report.noise:.2g})")
+    if report.model_rollout_error is not None:
+        numbers += (f"; KAN rollout {report.model_rollout_error:.3g}, force "
+                    f"{report.model_force_error:.3g}")
+    lost = not (math.isfinite(report.rollout_error) and report.rollout_error <= LOST
+                and math.isfinite(report.force_error) and report.force_error <= LOST)
+    verdicts = {}
+    for name, law in laws.items():
+        loose = [e for e in exchanges if name in e.modules and not e.fixed]
+        if lost:
+            verdict, why = "not found", "the law model does not reproduce the data"
+        elif not report.laws_fit:
+            verdict, why = "approximate", "the law model misses the data beyond its noise"
+        elif not report.model_fits:
+            verdict, why = "approximate", "the KAN model it was read from does not fit the data"
+        elif not report.as_good_as_model:
+            verdict, why = "approximate", "the law model is worse than the KAN on held-out data"
+        elif not (law.error <= MODULE_ERROR):
+            verdict, why = "approximate", (f"the law misses its module (relative error "
+                                           f"{law.error:.3g})")
+        elif loose:
+            others = sorted({m for e in loose for m in e.modules} - {name})
+            verdict, why = "approximate", (f"terms can move between {name!r} and "
+                                           f"{', '.join(map(repr, others))}")
+        else:
+            verdict, why = "recovered", "all checks passed"
+        verdicts[name] = (verdict, f"{why}: {numbers}")
+    return laws.with_verdicts(verdicts)

@@ -181,6 +181,33 @@ def test_to_markdown_has_one_row_per_law():
     assert "V(x)" in md[2] and "0.25*x**4" in md[2] and "Potential" in md[2]
 
 
+def test_verdicts_print_round_trip_and_are_validated():
+    laws = _laws().with_verdicts({"V": ("recovered", "all checks passed"),
+                                  "D": ("approximate", "worse than the KAN")})
+    assert str(laws).splitlines() == ["V(x) = 0.25*x**4 + x**2/2 + const   [recovered]",
+                                      "D(v_x) = 0.05*v_x**2 + const   [approximate]"]
+    assert laws["V"].formula() == "V(x) = 0.25*x**4 + x**2/2 + const"
+    assert "| recovered |" in laws.to_markdown() and "| unchecked |" in _laws().to_markdown()
+    back = Laws.from_json(laws.to_json())
+    assert back["D"].verdict == "approximate" and back["D"].verdict_reason == "worse than the KAN"
+    assert Laws.from_json(_laws().to_json())["V"].verdict is None
+    with pytest.raises(SpecError, match="verdict 'great'"):
+        laws.with_verdicts({"V": ("great", "")})
+    data = json.loads(laws.to_json())
+    data["laws"][0]["verdict"] = "probably"
+    with pytest.raises(SpecError, match="verdict 'probably'"):
+        Laws.from_json(json.dumps(data))
+
+
+def test_best_alternatives_are_the_most_accurate_other_candidates():
+    alternatives = (Alternative(x**2 / 2, 5, 0.3), Alternative(x**4, 3, 0.1),
+                    Alternative(x**2 / 2 + sympy.Float(0.25) * x**4, 9, 0.01),
+                    Alternative(x**6, 3, float("nan")))
+    law = Law("V", "Potential", ("x",), x**2 / 2 + sympy.Float(0.25) * x**4,
+              alternatives=alternatives)
+    assert [a.expr for a in law.best_alternatives(2)] == [x**4, x**2 / 2]
+
+
 def test_with_exprs_replaces_laws_and_recomputes_in_state():
     laws = _laws().with_exprs({"V": "0.5*x**2"})
     assert laws["V"].expr == sympy.Float(0.5) * x**2

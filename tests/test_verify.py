@@ -6,7 +6,7 @@ import pytest
 import pikan
 from pikan import Dissipation, Potential, System
 from pikan.errors import DataError, SpecError
-from pikan.verify import VerifyReport, verify
+from pikan.verify import VerifyReport, judge, verify
 
 
 def _oscillator(k=1.0, c=0.0):
@@ -85,3 +85,78 @@ def test_a_law_with_a_singular_mass_matrix_verifies_as_infinitely_wrong():
     assert report.rollout_error == np.inf and report.energy_drift == np.inf
     assert all(e == np.inf for e in report.per_trajectory)
     assert "rollout error inf" in str(report)
+
+
+# ------------------------------------------------------------------ force error and verdicts
+
+
+def _laws(expr, error=1e-6, name="V", kind="Potential", inputs=("x", "y")):
+    from pikan.laws import Law, Laws
+    from pikan.expr import parse
+
+    return Laws([Law(name, kind, tuple(inputs), parse(expr, inputs), error=error)])
+
+
+def test_force_error_and_noise_are_measured_on_the_verified_trajectories(data):
+    exact = verify(_oscillator(), data, n_initial=4, seed=0)
+    assert exact.force_error < 1e-3  # Savitzky-Golay accelerations of clean positions
+    assert exact.noise < 1e-4
+    wrong = verify(_oscillator(k=1.1), data, n_initial=4, seed=0)
+    assert 0.05 < wrong.force_error < 0.2  # a 10 % stiffer spring: 10 % larger forces
+    noisy = data.with_noise(0.02, seed=3)
+    measured = verify(_oscillator(), noisy.with_derivatives(overwrite=True), n_initial=4)
+    assert 0.005 < measured.noise < 0.05  # estimated from the positions alone
+
+
+def test_exact_laws_against_a_worse_model_are_recovered(data):
+    report = verify(_oscillator(), data, model=pikan.compile(_oscillator(k=1.01)), n_initial=4)
+    laws = judge(_laws("(x**2 + 2*y**2)/2"), report)
+    assert laws["V"].verdict == "recovered", laws["V"].verdict_reason
+    assert "rollout error" in laws["V"].verdict_reason
+    assert str(laws["V"]).endswith("[recovered]")
+
+
+def test_a_law_worse_than_its_model_is_not_recovered(data):
+    # the law is 3 % off; the KAN it came from was exact: the law must not pass as recovered
+    report = verify(_oscillator(k=1.03), data, model=pikan.compile(_oscillator()), n_initial=4)
+    laws = judge(_laws("1.03*(x**2 + 2*y**2)/2"), report)
+    assert laws["V"].verdict == "approximate"
+    assert "worse than the KAN" in laws["V"].verdict_reason
+
+
+def test_a_spec_that_does_not_match_its_data_is_never_recovered():
+    # harmonic laws (and a harmonic "KAN") on Duffing data: both miss the data
+    duffing = System("duffing", coords=["x"], modules=[
+        Potential("V", inputs=["x"], law="x**2/2 + 0.8*x**4/4")])
+    harmonic = System("duffing", coords=["x"], modules=[
+        Potential("V", inputs=["x"], law="1.6*x**2/2")])
+    data = pikan.simulate(duffing, n_trajectories=4, t=(0.0, 8.0), dt=0.05, seed=4)
+    report = verify(harmonic, data, model=pikan.compile(harmonic), n_initial=4)
+    assert not report.laws_fit and not report.model_fits
+    verdict = judge(_laws("1.6*x**2/2", inputs=("x",)), report)["V"].verdict
+    assert verdict in ("approximate", "not found")
+    assert "KAN model itself does not fit" in str(report)
+
+
+def test_a_law_that_misses_its_module_or_can_trade_terms_is_approximate(data):
+    from types import SimpleNamespace
+
+    report = verify(_oscillator(), data, model=pikan.compile(_oscillator(k=1.01)), n_initial=4)
+    loose = judge(_laws("(x**2 + 2*y**2)/2", error=0.2), report)["V"]
+    assert loose.verdict == "approximate" and "misses its module" in loose.verdict_reason
+    exchange = SimpleNamespace(modules=("V", "W"), fixed=False)
+    traded = judge(_laws("(x**2 + 2*y**2)/2"), report, [exchange])["V"]
+    assert traded.verdict == "approximate" and "'W'" in traded.verdict_reason
+    fixed = SimpleNamespace(modules=("V", "W"), fixed=True)
+    assert judge(_laws("(x**2 + 2*y**2)/2"), report, [fixed])["V"].verdict == "recovered"
+
+
+def test_a_law_model_that_blows_up_is_not_found():
+    from pikan import Lagrangian
+
+    truth = System("osc", coords=["x"], modules=[
+        Lagrangian("L", inputs=["x", "v_x"], law="v_x**2/2 - x**2/2")])
+    data = pikan.simulate(truth, n_trajectories=2, t=(0.0, 1.0), dt=0.05, seed=0)
+    report = verify(truth.with_laws({"L": "v_x - x**2/2"}), data, model=pikan.compile(truth))
+    laws = judge(_laws("v_x - x**2/2", name="L", kind="Lagrangian", inputs=("x", "v_x")), report)
+    assert laws["L"].verdict == "not found"
