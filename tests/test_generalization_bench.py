@@ -1,0 +1,142 @@
+"""The generalization suite's own plumbing (``benchmarks/generalization.py``).
+
+Guards the suite against typos: every system's hand-written numpy equations agree with
+the equations pikan compiles from the system's true spec; the scipy-made HDF5 files load
+back with the right coordinates; the plain learning specs are what a new user would
+write (every module learned, no constraints). The end-to-end run of one system is marked
+``slow``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import pikan
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import _gen_systems  # noqa: E402
+import generalization  # noqa: E402
+
+SYSTEMS = list(_gen_systems.SYSTEMS.values())
+FAMILIES = ("exponential", "inverse_power", "trigonometric", "multiwell", "nonseparable",
+            "magnetic", "damping", "constant_force", "nbody", "radial")
+
+
+def test_the_suite_covers_every_family():
+    assert len(SYSTEMS) >= 24
+    for family in FAMILIES:
+        assert sum(s.family == family for s in SYSTEMS) >= 2, family
+    assert {s.family for s in SYSTEMS} == set(FAMILIES)
+
+
+def test_no_system_is_in_the_catalogue():
+    import pikan.systems
+
+    assert not set(_gen_systems.SYSTEMS) & set(pikan.systems.names())
+
+
+@pytest.mark.parametrize("system", SYSTEMS, ids=lambda s: s.name)
+def test_numpy_equations_match_the_true_spec(system):
+    rng = np.random.default_rng(0)
+    q, v = (np.array(a) for a in zip(*[system.sample(rng) for _ in range(5)]))
+    # also off the sampled region's centre line: jiggle the states a little
+    q = q + 0.05 * rng.standard_normal(q.shape)
+    v = v + 0.05 * rng.standard_normal(v.shape)
+    model = pikan.compile(system.truth)
+    expected = model.acceleration(torch.as_tensor(q, dtype=torch.float64),
+                                  torch.as_tensor(v, dtype=torch.float64)).detach().numpy()
+    np.testing.assert_allclose(system.accel(q, v), expected, rtol=1e-8,
+                               atol=1e-12 * np.abs(expected).max())
+    y = np.concatenate([q[0], v[0]])
+    np.testing.assert_allclose(system.rhs(0.0, y)[len(system.coords):], expected[0], rtol=1e-8)
+
+
+@pytest.mark.parametrize("system", SYSTEMS, ids=lambda s: s.name)
+def test_plain_spec_learns_every_module_without_constraints(system):
+    spec = system.plain()
+    assert set(spec.learned) == set(system.truth.module_names)
+    assert spec.constraints == ()
+    for module in spec.modules:
+        assert module.law is None and module.constraints == ()
+        truth = system.truth.module(module.name)
+        # pikan's defaults: nothing tuned per system
+        fields = type(module).__dataclass_fields__
+        for option in ("hidden", "grid", "order", "mult", "jump"):
+            assert getattr(module, option) == fields[option].default, (module.name, option)
+        assert dict(module.inputs) == dict(truth.inputs)
+    pikan.compile(spec, seed=0)
+
+
+def test_files_load_back_with_their_coordinates(tmp_path):
+    small = {"n_trajectories": 2, "t": (0.0, 1.0), "dt": 0.05}
+    for name in ("morse", "magnetic_gradient", "gas_gauss"):
+        system = _gen_systems.SYSTEMS[name]
+        paths = generalization.write_data(system, (0.0, 0.05), tmp_path, simulation=small)
+        clean = pikan.Trajectories.load(paths[0.0])
+        noisy = pikan.Trajectories.load(paths[0.05])
+        for data in (clean, noisy):
+            assert tuple(data.coords) == system.coords and len(data) == 2
+            assert len(data[0].t) == 21
+        assert clean.has_velocities and not noisy.has_velocities
+        # the clean file is the scipy solution: its velocities are the derivative of q
+        q, v = clean[0].q, clean[0].v
+        np.testing.assert_allclose(np.gradient(q, clean[0].t, axis=0)[1:-1], v[1:-1],
+                                   atol=0.02 * np.abs(v).max() + 1e-3)
+        # the noisy file holds the same trajectories plus noise of about 5 % of the spread
+        spread = clean[0].q.std(axis=0).mean()
+        deviation = np.abs(noisy[0].q - clean[0].q).mean()
+        assert 0.0 < deviation < 0.5 * spread
+
+
+def test_the_data_is_the_true_systems_motion():
+    """solve_ivp's trajectory agrees with pikan's own integrator of the true spec."""
+    system = _gen_systems.SYSTEMS["yukawa_orbit"]
+    data = generalization.simulate(system, n_trajectories=1, t=(0.0, 2.0), dt=0.05, seed=3)
+    record = data[0]
+    initial = np.concatenate([record.q[0], record.v[0]])[None]
+    ref = pikan.simulate(system.truth, t=record.t, initial=initial, method="dop853")
+    np.testing.assert_allclose(ref[0].q, record.q, atol=1e-6)
+
+
+def test_scoring_accepts_the_truth_and_rejects_a_wrong_constant():
+    system = _gen_systems.SYSTEMS["morse"]
+    module = system.truth.module("V")
+    truth = generalization._truth_law(module, system.truth.params)
+    right = pikan.Law(module="V", kind="Potential", inputs=("x",), expr=truth + 0.7)
+    scored = generalization.compare_law(right, system.truth)
+    assert scored["exact"] and scored["constant_error"] <= 0.03
+    wrong = pikan.Law(module="V", kind="Potential", inputs=("x",), expr=1.1 * truth)
+    assert not generalization.compare_law(wrong, system.truth)["exact"]
+
+
+def test_summary_counts_confident_wrong_laws():
+    rows = [
+        {"system": "morse", "noise": 0.0, "wall_s": 10.0, "error": None,
+         "laws": {"V": {"exact": True, "verdict": "recovered"}}},
+        {"system": "damped_pendulum", "noise": 0.0, "wall_s": 30.0, "error": None,
+         "laws": {"V": {"exact": True, "verdict": "recovered"},
+                  "D": {"exact": False, "verdict": "recovered"}}},
+        {"system": "lj_1d", "noise": 0.0, "wall_s": None, "error": "RuntimeError: x",
+         "laws": {}},
+    ]
+    result = generalization.summary(rows)
+    assert result["noise"]["0"]["laws_exact"] == 2 and result["noise"]["0"]["laws"] == 4
+    assert result["noise"]["0"]["rows_with_error"] == 1
+    assert result["confident_wrong"] == 1 and result["median_s"] == 20.0
+    assert "damped_pendulum" in result["confident_wrong_laws"][0]
+
+
+@pytest.mark.slow
+def test_one_system_end_to_end(tmp_path):
+    out = generalization.main(["--systems", "spring_weight", "--noise", "0", "--jobs", "1",
+                               "--out", str(tmp_path / "g.json")])
+    (row,) = out["rows"]
+    assert row["error"] is None, row.get("traceback")
+    assert row["laws"]["V"]["exact"]
+    assert (tmp_path / "g.json").exists()
