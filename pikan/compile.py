@@ -17,18 +17,38 @@ Hard constraints hook in here. A module constraint object may define
   ``fn(z: (batch, n_inputs)) -> (batch, n_outputs)`` (e.g. symmetrize, softplus).
 
 Both are used only when ``constraint.mode == "hard"``.
+
+Identifiability
+---------------
+The data fix the total force; two learned modules that could both produce the same term
+would trade it freely. Two conventions make the common pairs identifiable by
+construction (each module kind documents its option to turn it off):
+
+- a learned velocity-only :class:`~pikan.spec.Dynamics` vanishes at rest, ``F(z) - F(z_0)``
+  (``vanish_at_rest``): a constant force belongs to a potential;
+- a learned :class:`~pikan.spec.Dissipation` is passive (``passive``, see
+  :func:`passive_dissipation`): ``D(0) = 0``, ``dD/dv(0) = 0``, ``v . dD/dv >= 0``.
+
+Pairs that can still trade (two learned potentials on a shared coordinate, a potential
+and a position-dependent Dynamics, ...) are listed by :func:`exchanges` as
+:class:`Exchange` records, kept on the model as ``Model.exchanges``, and
+:func:`compile` warns once per pair (:class:`~pikan.errors.IdentifiabilityWarning`).
 """
 
 from __future__ import annotations
 
+import math
+import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
+import numpy as np
 import sympy
 import torch
 from torch import Tensor, nn
 
 from pikan import mechanics
-from pikan.errors import SpecError
+from pikan.errors import IdentifiabilityWarning, SpecError
 from pikan.expr import to_module, to_torch
 from pikan.kan.network import KAN
 from pikan.spec import Dissipation, Dynamics, Lagrangian, Module, Potential, System
@@ -38,6 +58,117 @@ _SCALAR_KINDS = (Potential, Dissipation, Lagrangian)
 
 def _softplus_inverse(value: float) -> float:
     return float(torch.log(torch.expm1(torch.tensor(value, dtype=torch.float64))))
+
+
+PASSIVE_DEGREES = (2, 3, 4)
+"""Degrees in the velocities of the passive Dissipation's terms (:func:`passive_dissipation`):
+linear (``c v^2 / 2``), quadratic (``c |v|^3 / 3``) and cubic (``c v^4 / 4``) damping."""
+
+
+def homogeneity(exprs: Sequence[sympy.Expr], velocities: Sequence[str]) -> float | None:
+    """The common degree ``p > 0`` with ``e(lambda v) = lambda^p e(v)`` for every expression,
+    or None when they are not all positively homogeneous of one degree in the velocities.
+
+    Parameters
+    ----------
+    exprs : sequence of sympy.Expr
+        Feature expressions of the velocities (params already substituted).
+    velocities : sequence of str
+    """
+    lam = sympy.Symbol("lambda_", positive=True)
+    scale = {sympy.Symbol(v): lam * sympy.Symbol(v) for v in velocities}
+    degree = None
+    for e in exprs:
+        if e.is_zero or not {s.name for s in e.free_symbols} & set(velocities):
+            return None
+        ratio = sympy.simplify(e.xreplace(scale) / e)
+        if ratio.free_symbols - {lam}:
+            return None
+        p = sympy.simplify(lam * sympy.diff(ratio, lam) / ratio)
+        if not p.is_number or not p.is_positive or (degree is not None and p != degree):
+            return None
+        degree = p
+    return float(degree) if degree is not None else None
+
+
+def passive_dissipation(a: Callable[[Tensor], Tensor], z: Tensor,
+                        degrees: Sequence[float]) -> Tensor:
+    r"""A Rayleigh function that is passive for any ``a``: the learned Dissipation block.
+
+    .. math::
+
+        D(z) = \sum_k \frac{a_k(u)^2}{\alpha_k} |z|^{\alpha_k}, \qquad u = z / |z|,
+
+    a sum of nonnegative terms, each positively homogeneous of degree
+    :math:`\alpha_k > 0` in ``z``. Euler's identity gives the rate along a ray exactly,
+    for any ``a`` (any weights):
+
+    .. math:: z \cdot \nabla D = \sum_k a_k(u)^2 |z|^{\alpha_k} \ge 0,
+
+    and ``D >= 0``, ``D(0) = 0``; with every :math:`\alpha_k > 1`, ``dD/dz(0) = 0``
+    (``|dD/dz| = O(|z|^{\alpha_k - 1})``). On a velocity ``v`` (one input), the terms
+    are the damping laws: :math:`a_2^2 v^2 / 2` is linear damping (force
+    :math:`-a_2^2 v`), :math:`a_3^2 |v|^3 / 3` quadratic (:math:`-a_3^2 |v| v`); the
+    coefficients may differ for ``v > 0`` and ``v < 0`` (``u = \pm 1``), and in several
+    dimensions they depend on the direction (``v^T C v / 2 = |v|^2 (u^T C u) / 2``).
+
+    ``u`` is taken as ``z / |z|`` where ``z != 0`` and 0 at ``z = 0``, and ``|z|`` through
+    a masked square root, so value, gradient, Hessian and ``torch.func`` transforms are
+    finite at rest (no ``0 / 0``).
+
+    Why this form: ``v^T C(v) v / 2`` with ``C >= 0`` has the rate
+    ``v^T C v + v^T (dC/dv . v) v / 2``, not signed; ``|v|^2 softplus(K(v))`` has the
+    rate ``|v|^2 (2 softplus(K) + sigma(K) v . dK/dv)``, not signed either; the ray
+    integral ``int_0^1 g(s v)/s ds`` of ``g >= 0`` has the rate ``g(v)``, but only up to
+    quadrature error, and on random KANs a 6-node Gauss--Legendre rule gave negative
+    rates on 1-30 % of the states. Homogeneous terms are exactly passive; the price is a
+    radial profile that is a sum of powers (the direction dependence is learned).
+
+    Parameters
+    ----------
+    a : callable
+        ``(m, d) -> (m, len(degrees))``: the coefficient functions of the direction
+        (the block's KAN with its hard wraps).
+    z : Tensor of shape (batch, d)
+        The module's inputs (velocities, or features of them).
+    degrees : sequence of float
+        The degrees :math:`\alpha_k` in ``z``.
+
+    Returns
+    -------
+    Tensor of shape (batch, 1)
+    """
+    r2 = (z * z).sum(-1)
+    moving = r2 > 0
+    r2_safe = torch.where(moving, r2, torch.ones_like(r2))
+    u = z / r2_safe.sqrt()[:, None]
+    coefficients = a(u) ** 2
+    terms = [torch.where(moving, r2_safe ** (alpha / 2), torch.zeros_like(r2)) / alpha
+             for alpha in degrees]
+    return (coefficients * torch.stack(terms, dim=-1)).sum(-1, keepdim=True)
+
+
+def vanishing_at_rest(fn: Callable[[Tensor], Tensor], z: Tensor,
+                      rest: Sequence[float] | Tensor) -> Tensor:
+    """``fn(z) - fn(z_0)``: a force that is zero at rest, ``z_0`` the inputs at ``v = 0``.
+
+    One call of ``fn`` on the batch with ``z_0`` appended (no in-place update, so
+    ``torch.func`` transforms see one pure function).
+
+    Parameters
+    ----------
+    fn : callable ``(m, d) -> (m, n_out)``
+    z : Tensor of shape (batch, d)
+    rest : sequence of d floats, or Tensor of shape (1, d)
+
+    Returns
+    -------
+    Tensor of shape (batch, n_out)
+    """
+    z0 = rest if isinstance(rest, Tensor) else torch.tensor(list(rest), dtype=z.dtype,
+                                                             device=z.device)[None]
+    out = fn(torch.cat([z, z0], dim=0))
+    return out[:-1] - out[-1:]
 
 
 _DENSE_LIMIT = 1 << 16
@@ -153,6 +284,16 @@ class Block(nn.Module):
     output_names : tuple of str
         Coordinates a Dynamics block pushes on; ``(name,)`` for scalar modules.
     core : KAN or ExprModule or None
+    passive : bool
+        A Dissipation built passive (:func:`passive_dissipation`): while learned, the
+        block is ``D(z)`` of its KAN, whose inputs are the direction ``z / |z|`` (see
+        :meth:`kan_inputs`) and whose outputs are one coefficient per degree.
+    passive_degrees : tuple of float
+        The degrees in ``z`` of the passive terms (empty when not passive).
+    rest_inputs : tuple of float or None
+        For a velocity-only Dynamics that vanishes at rest: its inputs at ``v = 0``; while
+        learned, the block is ``F(z) - F(rest_inputs)`` (:func:`vanishing_at_rest`), ``F``
+        the KAN with its hard wraps. None otherwise.
     """
 
     def __init__(self, module: Module, system: System, dtype: torch.dtype,
@@ -166,7 +307,10 @@ class Block(nn.Module):
         self.gyroscopic = isinstance(module, Dynamics) and module.gyroscopic
         self.params = dict(system.params)
         self.bindings = _Bindings(module, system)
+        self._state_size = 2 * len(system.coords)
         self.law_inputs = self.input_names
+        self.passive = isinstance(module, Dissipation) and module.passive
+        self.passive_degrees = self._passive_degrees(module, system) if self.passive else ()
         if module.law is not None:
             self.core = self._law_core(module.laws, trainable=False)
             self.gyroscopic_learned = False
@@ -175,6 +319,41 @@ class Block(nn.Module):
         self.core.to(dtype)
         hard = [c for c in module.constraints if getattr(c, "mode", "hard") == "hard"]
         self._wrappers = [c for c in hard if hasattr(c, "wrap")]
+        self.rest_inputs = self._rest_inputs(module, system)
+
+    @staticmethod
+    def _passive_degrees(module: Module, system: System) -> tuple[float, ...]:
+        """Degrees in ``z`` of the passive terms: :data:`PASSIVE_DEGREES` in ``v`` divided by
+        the inputs' common homogeneity degree (1 when they have none: then the terms have
+        these degrees in ``z``, and passivity holds along rays in ``z``)."""
+        params = {sympy.Symbol(k): v for k, v in system.params.items()}
+        exprs = [sympy.sympify(e).xreplace(params) for b in module.input_bindings
+                 for e in b.values()]
+        p = homogeneity(exprs, system.velocities) or 1.0
+        return tuple(d / p for d in PASSIVE_DEGREES)
+
+    def _rest_inputs(self, module: Module, system: System) -> tuple[float, ...] | None:
+        """The inputs at ``v = 0`` of a velocity-only Dynamics that vanishes at rest."""
+        if not (isinstance(module, Dynamics) and module.vanish_at_rest and not self.gyroscopic):
+            return None
+        exprs = [sympy.sympify(module.input_bindings[0][n]) for n in module.input_names]
+        depends = {s.name for e in exprs for s in e.free_symbols}
+        velocities, params = set(system.velocities), set(system.params)
+        if not depends & velocities or not depends <= velocities | params:
+            return None
+        at_rest = {sympy.Symbol(k): v for k, v in system.params.items()}
+        at_rest.update({sympy.Symbol(v): 0 for v in system.velocities})
+        values = []
+        for name, e in zip(module.input_names, exprs):
+            value = sympy.sympify(e.xreplace(at_rest))
+            number = complex(value) if value.is_number else math.nan
+            if number.imag != 0 or not math.isfinite(number.real):
+                raise SpecError(
+                    f"module {module.name!r}: a velocity-only Dynamics vanishes at rest, "
+                    f"F(z) - F(z at v = 0), but its input {name!r} = {e} is {value} at v = 0. "
+                    "Hint: use features that are finite at rest, or vanish_at_rest=False.")
+            values.append(number.real)
+        return tuple(values)
 
     # ------------------------------------------------------------------ construction
     def _law_core(self, laws: Sequence[sympy.Expr], trainable: bool) -> nn.Module:
@@ -208,9 +387,13 @@ class Block(nn.Module):
             n_out = 1 if self.scalar else len(module.outputs)
             widths = [len(self.input_names), *self._hidden(module), n_out]
             names = list(self.input_names)
+        outputs = list(self.output_names)
+        if self.passive:  # one coefficient of the direction per degree (passive_dissipation)
+            outputs = [f"a{k}" for k in range(len(self.passive_degrees))]
+            widths[-1] = len(outputs)
         return KAN(widths, grid=module.grid, order=module.order, seed=seed,
-                   input_names=names, output_names=list(self.output_names)
-                   if not self.gyroscopic else None, jump=module.jump)
+                   input_names=names, output_names=outputs if not self.gyroscopic else None,
+                   jump=module.jump)
 
     @staticmethod
     def _hidden(module: Module) -> list:
@@ -218,6 +401,20 @@ class Block(nn.Module):
         if module.mult and hidden:
             hidden[0] = [hidden[0], module.mult]
         return hidden
+
+    def kan_inputs(self, z: Tensor) -> Tensor:
+        """What the block's KAN reads, from the module's inputs ``(batch, n_inputs)``.
+
+        The inputs themselves, except for a learned gyroscopic Dynamics (its field
+        inputs, the positions) and a passive Dissipation (the direction ``z / |z|``, 0 at
+        rest). Use it to adapt, refine, prune or regularize the KAN on data.
+        """
+        if self.gyroscopic_learned:
+            return z[:, self._field_slots]
+        if self.passive and self.kan is not None:
+            r2 = (z * z).sum(-1, keepdim=True)
+            return z / torch.where(r2 > 0, r2, torch.ones_like(r2)).sqrt()
+        return z
 
     @property
     def is_learned(self) -> bool:
@@ -256,6 +453,13 @@ class Block(nn.Module):
         if self.is_learned:  # a law (given, or fixed after extraction) is the module's output
             for constraint in self._wrappers:
                 fn = constraint.wrap(fn, self.input_names)
+            if self.passive:
+                return passive_dissipation(fn, z, self.passive_degrees)
+            if self.rest_inputs is not None:
+                # the features at rest through the same compiled bindings as the data's
+                # (a float constant in a feature then cancels to the last bit)
+                rest = self.bindings(z.new_zeros(1, self._state_size))[0]
+                return vanishing_at_rest(fn, z, rest)
         return fn(z)
 
     def forward(self, z: Tensor | None = None, **named: Tensor) -> Tensor:
@@ -279,9 +483,10 @@ class Block(nn.Module):
     @property
     def has_state_gradient(self) -> bool:
         """:meth:`value_and_state_gradient` applies: a scalar module whose output is its KAN
-        unwrapped (no hard output constraint), with spline edges only."""
+        unwrapped (no hard output constraint, not a passive Dissipation), with spline edges
+        only."""
         kan = self.kan
-        return (self.scalar and kan is not None and not self._wrappers
+        return (self.scalar and kan is not None and not self._wrappers and not self.passive
                 and kan.has_input_gradient)
 
     def value_and_state_gradient(self, state: Tensor) -> tuple[Tensor, Tensor]:
@@ -333,6 +538,9 @@ class Model(nn.Module):
     spec : System
     coords, velocities : tuple of str
     modules_by_name : dict of str to Block
+    exchanges : list of Exchange
+        Every pair of learned modules that could trade a term, with the convention that
+        fixes the split or None (see :func:`exchanges`).
     """
 
     def __init__(self, spec: System, dtype: torch.dtype = torch.float64,
@@ -344,14 +552,25 @@ class Model(nn.Module):
         blocks = {}
         from pikan.constraints import default_constraints
 
+        from pikan.constraints import Positive
+
         for index, module in enumerate(spec.modules):
-            module = module.replace(constraints=module.constraints + default_constraints(module))
+            if isinstance(module, Dissipation) and module.passive:
+                # D >= 0 holds by construction; a softplus would break D(0) = 0 and the
+                # exact c v^2 / 2 (see Dissipation.passive)
+                module = module.replace(constraints=tuple(
+                    c for c in module.constraints
+                    if not (isinstance(c, Positive) and getattr(c, "mode", "hard") == "hard")))
+            else:
+                module = module.replace(
+                    constraints=module.constraints + default_constraints(module))
             for constraint in module.constraints:
                 if getattr(constraint, "mode", "hard") == "hard" and hasattr(constraint, "rewrite"):
                     module = constraint.rewrite(module, spec)
             blocks[module.name] = Block(module, spec, dtype,
                                         seed=None if seed is None else seed + index)
         self.blocks = nn.ModuleDict(blocks)
+        self.exchanges = exchanges(spec)
         if spec.masses == "learn":
             raw = torch.full((n,), _softplus_inverse(1.0), dtype=dtype)
             self.mass_raw = nn.Parameter(raw)
@@ -543,10 +762,10 @@ class Model(nn.Module):
         (:func:`pikan.kan.layer.auto_adaptivity`).
         """
         for name, block in self.blocks.items():
-            if block.kan is not None:
-                z = self.module_inputs(name, q, v)
-                if block.gyroscopic_learned:
-                    z = z[:, block._field_slots]
+            if block.kan is not None and not block.passive:
+                # a passive Dissipation's KAN reads directions, inside its default grid
+                # [-1, 1] for every data set
+                z = block.kan_inputs(self.module_inputs(name, q, v))
                 block.kan.update_grid(z, adaptivity=adaptivity)
 
     def fix(self, name: str, law, trainable: bool = True) -> None:
@@ -626,6 +845,166 @@ class Model(nn.Module):
         return "\n".join(lines)
 
 
+# ---------------------------------------------------------------------- identifiability
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """Two learned modules that could trade a term: the data fix only their sum.
+
+    Attributes
+    ----------
+    modules : tuple of two str
+        The module names, in spec order.
+    what : str
+        The term that can move between them, e.g. ``"a constant force on x"``.
+    convention : str or None
+        The convention that fixes the split (enforced by construction), or None when
+        nothing does (then :func:`compile` warns).
+    """
+
+    modules: tuple[str, str]
+    what: str
+    convention: str | None = None
+
+    @property
+    def fixed(self) -> bool:
+        """True when a convention fixes the split."""
+        return self.convention is not None
+
+    def message(self) -> str:
+        """One line for a warning or a report."""
+        a, b = self.modules
+        if self.fixed:
+            return f"modules {a!r} and {b!r} could exchange {self.what}; fixed: {self.convention}."
+        return (f"modules {a!r} and {b!r} can exchange {self.what}: the data fix only their "
+                "sum and no convention splits them, so their laws may share it arbitrarily. "
+                "Hint: give one of them a law, or inputs or constraints that separate them.")
+
+
+_KIND_ORDER = {"Potential": 0, "Lagrangian": 1, "Dissipation": 2, "Dynamics": 3}
+
+
+def _reach(module: Module, system: System) -> dict:
+    """What a module reads and where its force acts, in coordinate names."""
+    depends = {s.name for b in module.input_bindings for e in b.values()
+               for s in sympy.sympify(e).free_symbols}
+    to_coord = dict(zip(system.velocities, system.coords))
+    positions = depends & set(system.coords)
+    velocities = {to_coord[n] for n in depends if n in to_coord}
+    if isinstance(module, Potential):
+        acts = positions
+    elif isinstance(module, Dissipation):
+        acts = velocities
+    elif isinstance(module, Dynamics):
+        acts = set(module.outputs)
+    else:
+        acts = positions | velocities
+    kind = None
+    if isinstance(module, Dynamics):
+        if module.gyroscopic:
+            kind = "gyroscopic"
+        elif positions and velocities:
+            kind = "mixed"
+        elif velocities:
+            kind = "at rest zero" if module.vanish_at_rest else "velocity"
+        else:
+            kind = "position"
+    return {"acts": acts, "kind": kind}
+
+
+def _names(coords: set) -> str:
+    return ", ".join(sorted(coords))
+
+
+def _exchange(a: Module, b: Module, system: System) -> tuple[str, str | None] | None:
+    """``(what, convention)`` for two learned modules (``a`` first in :data:`_KIND_ORDER`)."""
+    ra, rb = _reach(a, system), _reach(b, system)
+    shared = ra["acts"] & rb["acts"]
+    if not shared:
+        return None
+    on = _names(shared)
+    pair = (a.kind, b.kind)
+    constant = f"a constant force on {on}"
+    if pair == ("Potential", "Potential"):
+        return f"a potential term in {on} (any function of the coordinates both read)", None
+    if pair == ("Lagrangian", "Lagrangian"):
+        return f"a Lagrangian term in {on}", None
+    if pair == ("Dissipation", "Dissipation"):
+        return f"a dissipation term in the velocities of {on}", None
+    if pair in (("Potential", "Dissipation"), ("Dissipation", "Dynamics")) and (
+            pair[0] == "Potential" or rb["kind"] == "position"):
+        dissipation = a if isinstance(a, Dissipation) else b
+        if dissipation.passive:
+            return constant, (f"{dissipation.name!r} is passive (dD/dv = 0 at rest), so a "
+                              "constant force is not dissipation")
+        return constant + f" (a term c . v in {dissipation.name!r}; passive=False)", None
+    if pair == ("Dissipation", "Dynamics"):
+        if rb["kind"] == "gyroscopic":
+            return None  # a gradient in v cannot do no work unless it is zero
+        return f"a velocity-dependent force on {on} (any -dD/dv)", None
+    kb = rb["kind"]
+    if pair in (("Potential", "Dynamics"), ("Lagrangian", "Dynamics")):
+        if kb == "gyroscopic":
+            if pair[0] == "Lagrangian":
+                return f"a gyroscopic force on {on} (a magnetic term A(q) . v in L)", None
+            return None  # B v vanishes at rest and -dV/dq does not depend on v
+        if kb in ("position", "mixed"):
+            return f"a position-dependent force on {on} (any conservative part -dU/dq)", None
+        if kb == "at rest zero":
+            return constant, (f"{b.name!r} reads velocities only and vanishes at rest, so a "
+                              f"constant force belongs to {a.name!r}")
+        return constant + f" ({b.name!r} has vanish_at_rest=False)", None
+    # two Dynamics pushing on a shared coordinate
+    ka = ra["kind"]
+    kinds = {ka, kb}
+    if kinds == {"position", "at rest zero"}:
+        velocity = a if ka == "at rest zero" else b
+        return constant, f"{velocity.name!r} reads velocities only and vanishes at rest"
+    if kinds == {"position", "gyroscopic"}:
+        return None  # F(q) and B(q) v share only zero
+    return f"a force on {on}", None
+
+
+def exchanges(spec: System) -> list[Exchange]:
+    """Every pair of learned modules that could trade a term, and what fixes the split.
+
+    The data fix the total force; a term two learned modules can both produce is split
+    between them only by a convention. A module with a law cannot trade (it is fixed).
+    The rules, for modules acting on a shared coordinate:
+
+    - two Potentials, two Lagrangians, two Dissipations: any common term (not fixed);
+    - a Potential (or Lagrangian) and a Dynamics that reads positions: a conservative
+      force (not fixed); one that reads velocities only: a constant force, fixed when it
+      vanishes at rest (``vanish_at_rest``); a gyroscopic one: nothing beside a
+      Potential, a magnetic term beside a Lagrangian (not fixed);
+    - a Potential and a Dissipation: a constant force, fixed when it is ``passive``;
+    - a Dissipation and a velocity-dependent Dynamics: any ``-dD/dv`` (not fixed);
+    - two Dynamics: any common force, except a position-only one beside one that
+      vanishes at rest (a constant, fixed) or beside a gyroscopic one (nothing).
+
+    Parameters
+    ----------
+    spec : System
+
+    Returns
+    -------
+    list of Exchange
+        In spec order of the pairs; ``convention`` None where nothing fixes the split.
+    """
+    learned = sorted((m for m in spec.modules if m.law is None),
+                     key=lambda m: _KIND_ORDER[m.kind])
+    order = {m.name: i for i, m in enumerate(spec.modules)}
+    out = []
+    for i, a in enumerate(learned):
+        for b in learned[i + 1:]:
+            found = _exchange(a, b, spec)
+            if found is not None:
+                names = tuple(sorted((a.name, b.name), key=order.get))
+                out.append(Exchange(names, found[0], found[1]))
+    return sorted(out, key=lambda e: (order[e.modules[0]], order[e.modules[1]]))
+
+
 def compile(spec: System, dtype: torch.dtype = torch.float64, device=None,
             seed: int | None = 0) -> Model:
     """Compile a system spec into a :class:`Model`.
@@ -642,9 +1021,18 @@ def compile(spec: System, dtype: torch.dtype = torch.float64, device=None,
     Returns
     -------
     Model
+
+    Warns
+    -----
+    IdentifiabilityWarning
+        Once per pair of learned modules that can trade a term no convention fixes
+        (``model.exchanges`` lists them, with the fixed pairs too).
     """
     if not isinstance(spec, System):
         raise SpecError(f"compile expects a pikan.System, got {type(spec).__name__}.")
     model = Model(spec, dtype=dtype, seed=seed)
+    for exchange in model.exchanges:
+        if not exchange.fixed:
+            warnings.warn(exchange.message(), IdentifiabilityWarning, stacklevel=2)
     return model.to(device) if device is not None else model
 

@@ -11,3 +11,10 @@ class SpecError(ValueError):
 
 class DataError(ValueError):
     """Trajectory data (arrays, files) is invalid or does not match the spec."""
+
+
+class IdentifiabilityWarning(UserWarning):
+    """Two learned modules of a spec can trade a term the data cannot tell apart.
+
+    Issued by :func:`pikan.compile` once per such pair; ``Model.exchanges`` lists them.
+    """

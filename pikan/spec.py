@@ -395,12 +395,45 @@ class Potential(Module):
 
 @dataclass(frozen=True)
 class Dissipation(Module):
-    """A Rayleigh dissipation function ``D(v) >= 0``; its force is ``-dD/dv``.
+    r"""A Rayleigh dissipation function ``D(v) >= 0``; its force is ``-dD/dv``.
 
     Inputs may depend on velocities and params only. See :class:`Module` for the fields.
+
+    Parameters
+    ----------
+    passive : bool
+        True (default): a learned ``D`` is passive by construction, for any weights:
+        ``D(0) = 0``, ``dD/dz(0) = 0`` and ``z . dD/dz >= 0`` on the module's inputs
+        ``z`` (energy can only decrease), and ``D >= 0``. A constant force (``D = c . v``)
+        then cannot hide in ``D``: it belongs to a potential. The block is
+
+        .. math:: D(z) = |z|^2 \sum_k w_k s_k \, \mathrm{softplus}(K(s_k z)),
+
+        ``K`` the KAN, ``(s_k, w_k)`` Gauss--Legendre nodes and weights on ``[0, 1]``
+        (see :func:`pikan.compile.passive_dissipation`). Linear damping ``c v^2 / 2``
+        (``K`` constant), quadratic damping ``c |v|^3 / 3`` (``softplus(K) = c |v|``) and
+        their sum are representable. With passivity on, the default ``Positive()`` of a
+        learned Dissipation is not added and a hard ``Positive()`` is not applied (its
+        softplus would break ``D(0) = 0`` and the exact forms above): ``D >= 0`` already
+        holds. When the inputs are features of the velocities positively homogeneous of
+        one degree (``v_x``, ``v_x - v_y``, ``v_x**2 + v_y**2``), passivity in ``z`` is
+        passivity in ``v``; for other features it holds along rays in ``z``.
+        False: the KAN output is ``D`` itself (``Positive()`` by default), for a user
+        who knows the dissipation is not passive; ``compile`` then reports the constant
+        force that can move between it and a potential.
     """
 
     kind: ClassVar[str] = "Dissipation"
+
+    _: KW_ONLY
+    passive: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.passive, bool):
+            raise SpecError(f"module {self.name!r} passive: expected True or False, got "
+                            f"{self.passive!r}. Hint: passive=False turns off the passive "
+                            "construction of a learned Dissipation.")
+        super().__post_init__()
 
 
 @dataclass(frozen=True)
@@ -429,6 +462,16 @@ class Dynamics(Module):
         velocities (the magnetic-force form): it does no work, so energy is conserved by
         construction. Needs at least two outputs. A law may then also use the outputs'
         velocities, and must do no work (``sum_i v_i F_i == 0``, checked symbolically).
+    vanish_at_rest : bool
+        True (default): a learned, non-gyroscopic Dynamics whose inputs all depend on
+        velocities only (plain velocity names, or features of velocities and params, at
+        least one velocity) vanishes at rest by construction: its output is
+        ``F(z) - F(z_0)``, ``z_0`` its inputs at ``v = 0``. A constant force then belongs
+        to a potential. It has no effect on a Dynamics that reads positions (a force
+        field need not vanish at rest), on a gyroscopic one (``B v`` already vanishes)
+        or on one with a law. False: the KAN output is the force, for a user who knows a
+        constant force belongs to this module; ``compile`` then reports the constant
+        force that can move between it and a potential.
 
     Bindings are not supported on Dynamics (the outputs are fixed per module).
     See :class:`Module` for the other fields.
@@ -439,9 +482,14 @@ class Dynamics(Module):
     _: KW_ONLY
     outputs: tuple[str, ...] = ()
     gyroscopic: bool = False
+    vanish_at_rest: bool = True
 
     def __post_init__(self) -> None:
         where = f"module {self.name!r}"
+        if not isinstance(self.vanish_at_rest, bool):
+            raise SpecError(f"{where} vanish_at_rest: expected True or False, got "
+                            f"{self.vanish_at_rest!r}. Hint: vanish_at_rest=False lets a learned "
+                            "velocity Dynamics keep a force at rest.")
         object.__setattr__(self, "outputs", _names(self.outputs, f"{where} outputs"))
         if not isinstance(self.gyroscopic, bool):
             raise SpecError(f"{where} gyroscopic: expected True or False, got {self.gyroscopic!r}.")

@@ -137,7 +137,9 @@ def module_to_dict(module: Module) -> dict:
     Parameters
     ----------
     module : pikan.spec.Module
-        A :class:`Dynamics` also writes its ``outputs`` and ``gyroscopic``.
+        A :class:`Dynamics` also writes its ``outputs``, ``gyroscopic`` and
+        ``vanish_at_rest``, a :class:`Dissipation` its ``passive`` (files without them
+        read back with the defaults, True).
 
     Returns
     -------
@@ -146,7 +148,7 @@ def module_to_dict(module: Module) -> dict:
         when the module has features), ``law`` (text, a list of text per output, or
         None), the KAN options, ``constraints`` and ``bindings``.
     """
-    from pikan.spec import Dynamics  # spec imports this file at its top
+    from pikan.spec import Dissipation, Dynamics  # spec imports this file at its top
 
     where = f"module {module.name!r}"
     if module.features:
@@ -167,6 +169,9 @@ def module_to_dict(module: Module) -> dict:
     if isinstance(module, Dynamics):
         out["outputs"] = list(module.outputs)
         out["gyroscopic"] = module.gyroscopic
+        out["vanish_at_rest"] = module.vanish_at_rest
+    if isinstance(module, Dissipation):
+        out["passive"] = module.passive
     return out
 
 

@@ -48,6 +48,25 @@ def test_json_round_trip(build):
     assert hash(again) == hash(spec)
 
 
+def test_identifiability_options_round_trip_and_default_when_absent():
+    spec = System("s", coords=["x"], modules=[
+        Potential("V", inputs=["x"]),
+        Dynamics("F", inputs=["v_x"], outputs=["x"], vanish_at_rest=False),
+        Dissipation("D", inputs=["v_x"], passive=False)])
+    data = spec.to_dict()
+    fields = {m["name"]: m for m in data["modules"]}
+    assert fields["F"]["vanish_at_rest"] is False and fields["D"]["passive"] is False
+    assert System.from_json(spec.to_json()) == spec
+    for m in data["modules"]:  # a file written before the options: the defaults, True
+        m.pop("vanish_at_rest", None)
+        m.pop("passive", None)
+    again = System.from_dict(data)
+    assert again.module("F").vanish_at_rest and again.module("D").passive
+    data["modules"][2]["passive"] = "yes"
+    with pytest.raises(SpecError, match="passive: expected True or False"):
+        System.from_dict(data)
+
+
 def test_json_covers_every_module_kind():
     kinds = {m.kind for b in (trap, double_pendulum, chain) for m in b().modules}
     assert kinds == {"Potential", "Dynamics", "Dissipation", "Lagrangian"}
