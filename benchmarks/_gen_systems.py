@@ -1,4 +1,4 @@
-"""The generalization suite's systems: physics that pikan's catalogue, examples and tests do not hold.
+"""The generalization suite's systems: physics not in pikan's catalogue, examples or tests.
 
 Each :class:`GenSystem` row carries everything a new user would bring to pikan:
 

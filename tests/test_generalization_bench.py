@@ -14,9 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import sympy
 import torch
 
 import pikan
+from pikan.laws import in_state
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
@@ -104,15 +106,41 @@ def test_the_data_is_the_true_systems_motion():
     np.testing.assert_allclose(ref[0].q, record.q, atol=1e-6)
 
 
-def test_scoring_accepts_the_truth_and_rejects_a_wrong_constant():
-    system = _gen_systems.SYSTEMS["morse"]
-    module = system.truth.module("V")
+def _scaled(expr, factor):
+    """Every number of ``expr`` (or of each expression of a list) times ``factor``."""
+    if isinstance(expr, list):
+        return [_scaled(e, factor) for e in expr]
+    return expr.xreplace({n: n * factor for n in expr.atoms(sympy.Float)})
+
+
+@pytest.mark.parametrize("system", SYSTEMS, ids=lambda s: s.name)
+def test_scoring_accepts_the_truth_and_rejects_wrong_constants(system):
+    for module in system.truth.modules:
+        truth = generalization._truth_law(module, system.truth.params)
+        # an energy is scored up to its additive constant; a force is not
+        right = truth if module.kind == "Dynamics" else truth + 0.37
+        law = pikan.Law(module=module.name, kind=module.kind, inputs=module.input_names,
+                        expr=right)
+        scored = generalization.compare_law(law, system.truth)
+        assert scored["exact"] and scored["constant_error"] <= 0.03, (module.name, scored)
+        wrong = pikan.Law(module=module.name, kind=module.kind, inputs=module.input_names,
+                          expr=_scaled(truth, 1.1))
+        assert not generalization.compare_law(wrong, system.truth)["exact"], module.name
+
+
+@pytest.mark.parametrize("name", ["yukawa_orbit", "toda_chain", "magnetic_bottle"])
+def test_scoring_in_the_state_variables(name):
+    """A law on inputs the truth does not have is compared through ``in_state``
+    (features substituted, summed over bindings)."""
+    system = _gen_systems.SYSTEMS[name]
+    module = system.truth.modules[-1]
     truth = generalization._truth_law(module, system.truth.params)
-    right = pikan.Law(module="V", kind="Potential", inputs=("x",), expr=truth + 0.7)
-    scored = generalization.compare_law(right, system.truth)
-    assert scored["exact"] and scored["constant_error"] <= 0.03
-    wrong = pikan.Law(module="V", kind="Potential", inputs=("x",), expr=1.1 * truth)
-    assert not generalization.compare_law(wrong, system.truth)["exact"]
+    state = ([in_state(e, module) for e in truth] if isinstance(truth, list)
+             else in_state(truth, module))
+    for factor, exact in ((1.0, True), (1.1, False)):
+        law = pikan.Law(module=module.name, kind=module.kind, inputs=("z",),
+                        expr=sympy.Symbol("z"), in_state=_scaled(state, factor))
+        assert generalization.compare_law(law, system.truth)["exact"] is exact
 
 
 def test_summary_counts_confident_wrong_laws():
