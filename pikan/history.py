@@ -18,8 +18,10 @@ class History:
         ``loss``), ``train`` (the data term) and ``val`` (validation data loss, None on
         steps without a check).
     events : list of dict
-        ``kind`` in ``adapt``, ``prune``, ``refine``, ``fault``, ``early_stop``,
-        ``restore_best``, ``interrupt``, ``resume``, each with ``step`` and ``stage``.
+        ``kind`` in ``adapt``, ``prune``, ``refine``, ``fault``, ``divergence``,
+        ``early_stop``, ``time_limit``, ``restore_best``, ``interrupt``, ``resume``, each
+        with ``step`` and ``stage``. A ``divergence`` event has ``reason``, ``restored``
+        (what the model went back to), ``lr_scale``, ``recoveries`` and ``gave_up``.
     """
 
     rows: list = field(default_factory=list)
@@ -58,6 +60,12 @@ class FitResult:
         True when stopped by Ctrl-C or the callback (a checkpoint was written if a path
         was given).
     checkpoint : str or None
+    stopped : str
+        Why training ended, for printing: ``"steps done"``, ``"early stop"`` (the last fit
+        stage stopped when validation stalled), ``"time limit"``, ``"diverged"`` (divergence
+        recoveries used up; the best state is kept) or ``"interrupted"``.
+    warnings : list of str
+        What the caller should hear about (a divergence that could not be recovered from).
     """
 
     history: History
@@ -67,6 +75,13 @@ class FitResult:
     steps: int
     interrupted: bool = False
     checkpoint: str | None = None
+    stopped: str = "steps done"
+    warnings: list = field(default_factory=list)
+
+    @property
+    def diverged(self) -> bool:
+        """Whether a divergence was detected (recovered or not: see the events)."""
+        return any(e["kind"] == "divergence" for e in self.history.events)
 
     @property
     def events(self) -> list:

@@ -1,7 +1,10 @@
 """The progress display of a fit: a tqdm bar on a terminal, plain lines on stderr otherwise.
 
-``fit(progress=False)`` turns it off; in a distributed fit only rank 0 shows it. Lines read
-``[pikan fit] step 40/200 stage 0 adam loss 1.234e-03 val 2.345e-03 lr 1.00e-02 eta 12s``.
+``fit(progress=False)`` turns it off; in a distributed fit only rank 0 shows it. Each stage
+is announced by name (``[pikan fit] stage 1/6: Adam fit with sparsity (240 steps)``); lines
+read ``[pikan fit] step 40/200 stage 1 adam loss 1.234e-03 val 2.345e-03 lr 1.00e-02 eta
+12s``; the last line says where and why training stopped (steps done, early stop, time limit,
+divergence), so a bar that ends at 400/800 says why.
 """
 
 from __future__ import annotations
@@ -51,6 +54,20 @@ class Progress:
             eta = rate * max(self.total - step, 0)
             print(f"[pikan fit] step {step}/{self.total} stage {row['stage']} {row['optimizer']} "
                   f"{text} lr {row['lr']:.2e} eta {eta:.0f}s", file=sys.stderr, flush=True)
+
+    def stage(self, index: int, count: int, label: str) -> None:
+        """Announce stage ``index`` (0-based) of ``count`` by name; on a terminal the bar's
+        description shows it."""
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.set_description_str(f"fit: {label}", refresh=False)
+        self.message(f"stage {index + 1}/{count}: {label}")
+
+    def finish(self, text: str) -> None:
+        """Close the display with a last line ``text`` (why and where training stopped)."""
+        self.message(text)
+        self.close()
 
     def message(self, text: str) -> None:
         if not self.enabled:

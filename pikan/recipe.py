@@ -90,6 +90,20 @@ class Stage:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def label(self) -> str:
+        """A name for the progress display: ``"Adam fit with sparsity"``, ``"L-BFGS fit"``,
+        ``"prune edges"``, ``"adapt grids"``, ``"refine grids to 10"``."""
+        if self.kind == "fit":
+            name = {"adam": "Adam", "adamw": "AdamW", "lbfgs": "L-BFGS",
+                    "adam+lbfgs": "Adam+L-BFGS"}[self.optimizer]
+            return f"{name} fit" + (" with sparsity" if self.sparsity else "")
+        if self.kind == "prune":
+            return "prune edges"
+        if self.kind == "refine":
+            return f"refine grids to {self.grid}" if self.grid else "refine grids (x2)"
+        return "adapt grids"
+
     def __str__(self) -> str:
         if self.kind == "fit":
             extra = f", sparsity={self.sparsity:g}" if self.sparsity else ""

@@ -71,6 +71,20 @@ class _Stop(Exception):
     """The callback asked to stop."""
 
 
+class _Diverged(Exception):
+    """Divergence recoveries are used up: the fit stops with its best state."""
+
+
+EXPLODE = 1e3
+"""A validation objective above this many times the stage's best is a divergence."""
+
+MAX_RECOVERIES = 3
+"""Divergence recoveries per fit; one more divergence stops it with the best state."""
+
+RECOVERY_STEP = 0.1
+"""Each recovery multiplies the step (Adam learning rate, L-BFGS initial step) by this."""
+
+
 # ----------------------------------------------------------------------------- the trainer
 
 
@@ -143,8 +157,8 @@ def _initial_grids(model, q: torch.Tensor, v: torch.Tensor) -> None:
     are extrapolated polynomials outside that range; keeping that function on data far
     outside (what ``adapt_grids`` does) starts training from forces orders of magnitude
     off. Such a KAN is re-initialized on the data instead: layer by layer, the grid moves to
-    the layer's inputs and the spline coefficients return to their initial values, so the
-    fit starts from the same small random functions, now spread over the data range. KANs
+    the layer's inputs and the spline coefficients are set to zero, so the fit starts from
+    the smooth base functions (random weights), which stay tame off the grid too. KANs
     adapted before (a model trained earlier) keep their functions (``adapt_grids``).
     """
     kept = False
@@ -155,9 +169,14 @@ def _initial_grids(model, q: torch.Tensor, v: torch.Tensor) -> None:
         x0 = losses.kan_inputs(model, name, q, v)
         for index, layer in enumerate(kan.layers):
             x = x0 if index == 0 else kan.activations(x0)[index - 1].nodes
-            coef = layer.coef.detach().clone()
             layer.update_grid(x, adaptivity="auto")
-            layer.coef.copy_(coef)
+            # Zero spline coefficients: the fit starts from the base functions alone. The
+            # random initial splines are wiggles on the grid spacing h whose end pieces,
+            # continued off the grid, grow like (dx / h)**3: a rollout that leaves the data
+            # range by a few cells met forces of 1e3 and more and never returned a finite
+            # loss (Morse, soft-core potentials). The random base weights still tell the
+            # hidden nodes apart.
+            layer.coef.zero_()
     if kept:
         model.adapt_grids(q, v)
 
@@ -198,6 +217,15 @@ class _Trainer:
         self.snapshot = None
         self.show_progress = progress and self.is_main
         self.last_val = None
+        self.end = None  # time.perf_counter() at which training stops (time_limit), or None
+        self.time_limit = None
+        self.stopped = "steps done"
+        self.warnings = []
+        self.recoveries = 0  # divergence recoveries of the whole fit
+        self.stage_recoveries = 0  # ... of the current stage (not checkpointed)
+        self.stage_start = None  # {"val", "step"}: the current fit stage's first evaluation
+        self.before_structure = None  # model state before the last prune/adapt/refine run
+        self.early = None  # the last early stop: {"stage", "step", "of", "patience", ...}
 
     # ------------------------------------------------------------------ state
     def _state(self) -> dict:
@@ -211,6 +239,7 @@ class _Trainer:
             "best": None if self.best is None else dict(self.best),
             "bad_evals": self.bad_evals, "lr_scale": self.lr_scale,
             "faults_in_row": self.faults_in_row, "last_val": self.last_val,
+            "recoveries": self.recoveries, "stage_start": self.stage_start,
             "sampler": {"generator": self.generator.get_state(), "perm": self.perm,
                         "pos": self.pos},  # perm: a CPU tensor, replaced (never changed) per epoch
             "history_len": [len(self.history.rows), len(self.history.events)],
@@ -230,6 +259,8 @@ class _Trainer:
             self.best["state"] = {k: v.to(self.device) for k, v in self.best["state"].items()}
         self.bad_evals, self.lr_scale = state["bad_evals"], state["lr_scale"]
         self.faults_in_row, self.last_val = state["faults_in_row"], state["last_val"]
+        self.recoveries = state.get("recoveries", 0)  # checkpoints before divergence recovery
+        self.stage_start = state.get("stage_start")
         sampler = state["sampler"]
         self.generator.set_state(sampler["generator"])
         self.perm = sampler["perm"]
@@ -458,6 +489,13 @@ class _Trainer:
         every = self.config["eval_every"] if stage.optimizer != "lbfgs" else 1
         if self.stage_step % every == 0 or self.stage_step == stage.steps:
             val, objective = self._evaluate(stage)
+            reason = self._diverged(val, objective)
+            if reason is not None:  # the step's row stays (steps == rows + faults)
+                row["val"] = val
+                self.history.rows.append(row)
+                self.progress.update(row)
+                self._recover(reason, stage)
+                return
             row["val"] = self.last_val = val
             if self.best is None or objective < self.best["objective"]:
                 improved = self.best is None or objective < self.best["objective"] * (1 - 1e-3)
@@ -478,6 +516,57 @@ class _Trainer:
             if stop:
                 raise _Stop
 
+    def _diverged(self, val: float, objective: float) -> str | None:
+        """Why the validation check says the fit diverged, or None.
+
+        Diverged: a non-finite validation loss (a rollout that left the data and blew up),
+        or an objective above :data:`EXPLODE` times the stage's best (its start included),
+        far beyond the bumps of a healthy fit (the largest seen: 36 times, on Morse data
+        after grid refinement, before falling 100-fold)."""
+        if not (math.isfinite(val) and math.isfinite(objective)):
+            return f"non-finite validation loss ({val:.3g})"
+        if self.best is not None and objective > EXPLODE * max(self.best["objective"], 1e-300):
+            return (f"validation objective {objective:.3g} exploded to over {EXPLODE:g} times "
+                    f"the stage's best {self.best['objective']:.3g}")
+        return None
+
+    def _recover(self, reason: str, stage: Stage) -> None:
+        """Undo a divergence: back to the stage's best state (or, at the second divergence of
+        a stage that never improved on a grid just changed by adapt/refine, to the state before
+        that change), a fresh optimizer at a tenth of the step, and a ``divergence`` event. After
+        :data:`MAX_RECOVERIES` recoveries the fit stops with the best state (``_Diverged``)."""
+        self.recoveries += 1
+        back = "the stage's best state"
+        if self.best is not None:
+            self.model.load_state_dict(self.best["state"])
+            at_start = self.stage_start is not None and self.best["step"] == self.stage_start["step"]
+        else:
+            self.model.load_state_dict(self.snapshot["model"])
+            at_start = True
+        self.stage_recoveries += 1
+        # a smaller step first; a second divergence before the stage ever improved on a grid
+        # just changed goes back to the grid before the change
+        if at_start and self.stage_recoveries >= 2 and self.before_structure is not None:
+            self.model.load_state_dict(self.before_structure)  # the previous grid
+            back = "the state before the last grid change"
+            self.before_structure = None
+            self.best = None  # re-measured on the old grid at the next check
+        give_up = self.recoveries > MAX_RECOVERIES
+        self.lr_scale *= RECOVERY_STEP
+        self._event("divergence", reason=reason, restored=back, lr_scale=self.lr_scale,
+                    recoveries=self.recoveries, gave_up=give_up)
+        if give_up:
+            text = (f"training diverged at step {self.global_step} (stage {self.stage_index + 1}: "
+                    f"{stage.label}): {reason}; after {self.recoveries - 1} recoveries it stopped "
+                    f"with {back}")
+            self.warnings.append(text)
+            raise _Diverged(text)
+        self.progress.message(f"step {self.global_step}: {reason}; diverged: restored {back}, "
+                              f"restarting the stage with step x{self.lr_scale:g}")
+        self.optimizer = self._make_optimizer(stage)  # fresh moments / L-BFGS memory
+        self.bad_evals = 0
+        self.snapshot = self._state()
+
     def _patience(self, stage: Stage) -> int:
         if stage.patience is not None:
             return stage.patience
@@ -488,19 +577,39 @@ class _Trainer:
     def _fit_stage(self, stage: Stage) -> None:
         if self.optimizer is None:
             self.optimizer = self._make_optimizer(stage)
+            if self.stage_start is None:
+                # the stage's first best and its reference for divergence: a stage that only
+                # makes things worse ends where it started
+                val, objective = self._evaluate(stage)
+                if math.isfinite(objective):
+                    self.stage_start = {"val": val, "objective": objective,
+                                        "step": self.global_step}
+                    self.best = {"state": _clone_state(self.model), **self.stage_start}
             self.snapshot = self._state()
         patience = self._patience(stage)
+        self.progress.stage(self.stage_index, len(self.recipe), stage.label)
         while self.stage_step < stage.steps:
             # checked before the step, so a run resumed right after the deciding step stops too
             if self.bad_evals >= patience:
                 self._event("early_stop", after=self.stage_step, of=stage.steps,
                             patience=patience)
+                self.early = {"stage": self.stage_index, "label": stage.label,
+                              "step": self.global_step, "patience": patience,
+                              "best": None if self.best is None else self.best["val"],
+                              "best_step": None if self.best is None else self.best["step"]}
+                self.progress.message(
+                    f"stage {self.stage_index + 1}/{len(self.recipe)} ({stage.label}) stopped "
+                    f"early at step {self.stage_step}/{stage.steps}: validation loss did not "
+                    f"improve for {patience} evaluations (best {self.early['best']:.3g} at "
+                    f"step {self.early['best_step']})" if self.best is not None else
+                    f"stage {self.stage_index + 1} stopped early")
+                break
+            if self.end is not None and self._out_of_time():
+                self.stopped = "time limit"
+                self._event("time_limit", after=self.stage_step, of=stage.steps)
                 break
             self._one_step(stage)
-        if self.best is not None:
-            self.model.load_state_dict(self.best["state"])
-            self.last_val = self.best["val"]
-            self._event("restore_best", best_step=self.best["step"], val=self.best["val"])
+        self._restore_best()
 
     def _share(self, events_from: int) -> None:
         """Every process takes rank 0's model (its state dict) and its events since
@@ -519,6 +628,9 @@ class _Trainer:
     def _structure(self, stage: Stage) -> None:
         """A prune, adapt or refine stage: done on rank 0, then shared."""
         events_from = len(self.history.events)
+        self.progress.stage(self.stage_index, len(self.recipe), stage.label)
+        if stage.kind in ("adapt", "refine") or self.before_structure is None:
+            self.before_structure = _clone_state(self.model)
         if self.is_main:
             self._restructure(stage)
         self._share(events_from)
@@ -568,13 +680,30 @@ class _Trainer:
             while self.stage_index < len(self.recipe):
                 stage = self.recipe[self.stage_index]
                 if stage.kind == "fit":
-                    self._fit_stage(stage)
+                    try:
+                        self._fit_stage(stage)
+                    except _Diverged:
+                        self.stopped = "diverged"
+                        self._restore_best()
                 else:
-                    self._structure(stage)
+                    if self.end is not None and self._out_of_time():
+                        self.stopped = "time limit"
+                        self._event("time_limit", after=0, of=0)
+                    else:
+                        self._structure(stage)
+                if stage.kind == "fit" and stage is not self.recipe[-1] and self.stopped == "steps done":
+                    self.before_structure = None  # a grid change is undone only right after it
                 self.stage_index += 1
                 self.stage_step = 0
                 self.optimizer, self.best, self.bad_evals = None, None, 0
+                self.stage_start, self.stage_recoveries = None, 0
                 self.snapshot = self._state()
+                if self.stopped in ("time limit", "diverged"):
+                    self.stage_index = len(self.recipe)  # the remaining stages are skipped
+                    self.snapshot = self._state()
+            if self.stopped == "steps done" and self.early is not None \
+                    and self.early["stage"] == self._last_fit_index():
+                self.stopped = "early stop"
         except (KeyboardInterrupt, _Stop) as stop:
             interrupted = True
             self._load_state(self.snapshot)
@@ -582,10 +711,44 @@ class _Trainer:
             self.snapshot = self._state()
             self.progress.message(f"interrupted at step {self.global_step}"
                                   + (f"; checkpoint {self.checkpoint}" if self.checkpoint else ""))
+            self.stopped = "interrupted"
         finally:
-            self.progress.close()
+            self.progress.finish(self._final_line())
         self._save(self.snapshot)
         return interrupted
+
+    def _out_of_time(self) -> bool:
+        """Whether the time limit is reached (in a distributed fit: on any process, so that
+        every process stops at the same step)."""
+        out = time.perf_counter() >= self.end
+        return _distributed.any_true(out, self.ctx) if self.ctx is not None else out
+
+    def _last_fit_index(self) -> int:
+        return max(i for i, s in enumerate(self.recipe) if s.kind == "fit")
+
+    def _restore_best(self) -> None:
+        if self.best is not None:
+            self.model.load_state_dict(self.best["state"])
+            self.last_val = self.best["val"]
+            self._event("restore_best", best_step=self.best["step"], val=self.best["val"])
+
+    def _final_line(self) -> str:
+        """The progress display's last line: where and why training stopped."""
+        total = self.recipe.total_steps
+        val = "" if self.last_val is None else f"; validation loss {self.last_val:.3g}"
+        where = f"at step {self.global_step}/{total}"
+        if self.stopped == "time limit":
+            return f"stopped by the time limit ({self.time_limit:g} s) {where}{val} (best state restored)"
+        if self.stopped == "diverged":
+            return f"stopped {where}: training diverged, best state restored{val}"
+        if self.stopped == "interrupted":
+            return f"interrupted {where}{val}"
+        if self.stopped == "early stop":
+            e = self.early
+            best = "" if e["best"] is None else f" (best {e['best']:.3g} at step {e['best_step']})"
+            return (f"stopped early {where}: validation loss did not improve for "
+                    f"{e['patience']} evaluations{best}")
+        return f"done {where}{val}"
 
 
 # ----------------------------------------------------------------------------- fit
@@ -599,7 +762,8 @@ def fit(model, data, *, loss: str | None = None, steps: int | None = None, recip
         seed: int | None = None, checkpoint=None, checkpoint_every: int | None = None,
         resume=None, progress: bool = True, log_every: int | None = None,
         eval_every: int | None = None, max_faults: int | None = None,
-        callback=None, distributed="auto", compile=False) -> FitResult:
+        callback=None, distributed="auto", compile=False, time_limit: float | None = None,
+        deadline: float | None = None) -> FitResult:
     """Train a compiled model on trajectories.
 
     Every option has a default chosen from the data and the model; ``result.choices`` says
@@ -687,9 +851,27 @@ def fit(model, data, *, loss: str | None = None, steps: int | None = None, recip
         after every grid refinement, and on the CPU it pays off only for rollout losses in
         fits of thousands of steps (measurements in the README).
 
+    time_limit : float, optional
+        Seconds of wall time for this call. When they are used up, training stops after the
+        current step (or before the next structural stage), the current fit stage's best
+        state is restored, a ``time_limit`` event is logged and ``result.stopped`` is
+        ``"time limit"``. The preparation before the first step (derivative estimates,
+        moving the data) counts too.
+    deadline : float, optional
+        The same as an absolute :func:`time.perf_counter` instant, for a caller sharing one
+        budget over several stages (``discover``); with both, the earlier one holds.
+
     Returns
     -------
     FitResult
+        ``result.stopped`` says why training ended; ``result.diverged`` whether a divergence
+        was detected and ``result.warnings`` what could not be recovered.
+
+    Divergence: a validation check that is non-finite or over :data:`EXPLODE` times the
+    stage's best restores the best state (at the second divergence of a stage that never
+    improved on a grid just changed: the state before that change), restarts the stage's optimizer at a tenth of the
+    step and logs a ``divergence`` event; after :data:`MAX_RECOVERIES` recoveries the fit
+    stops with its best state, ``result.stopped == "diverged"`` and a warning.
 
     Raises
     ------
@@ -699,6 +881,10 @@ def fit(model, data, *, loss: str | None = None, steps: int | None = None, recip
         Repeated non-finite steps.
     """
     wall = time.perf_counter()
+    ends = [e for e in (None if time_limit is None else wall + float(time_limit), deadline)
+            if e is not None]
+    if time_limit is not None and not float(time_limit) > 0:
+        raise ValueError(f"time_limit must be a positive number of seconds, got {time_limit!r}")
     coords = getattr(model, "coords", None)
     if coords is None or not callable(getattr(model, "acceleration", None)):
         raise TypeError(f"fit expects a compiled pikan Model, got {type(model).__name__}")
@@ -745,6 +931,8 @@ def fit(model, data, *, loss: str | None = None, steps: int | None = None, recip
     path = Path(checkpoint) if checkpoint is not None else (Path(resume) if resume else None)
     trainer = _Trainer(model, prepared, recipe_obj, config, device, callback, progress, path,
                        ctx, compile)
+    trainer.end = min(ends) if ends else None
+    trainer.time_limit = (trainer.end - wall) if ends else None
     if ck is not None:
         trainer.history = History(list(ck["history"]["rows"]), list(ck["history"]["events"]))
         torch.set_rng_state(ck["rng"]["torch"])
@@ -759,7 +947,8 @@ def fit(model, data, *, loss: str | None = None, steps: int | None = None, recip
                        "world_size": ctx.world_size, "rank": ctx.rank, "backend": ctx.backend})
     best = trainer.last_val if trainer.last_val is not None else float("nan")
     return FitResult(trainer.history, best, choices, time.perf_counter() - wall,
-                     trainer.global_step, interrupted, str(path) if path else None)
+                     trainer.global_step, interrupted, str(path) if path else None,
+                     stopped=trainer.stopped, warnings=list(trainer.warnings))
 
 
 def _fingerprint(prepared: FitData, config: dict) -> tuple:

@@ -233,7 +233,9 @@ def test_nan_batch_is_rejected_and_training_recovers(harmonic_data, monkeypatch)
 
     def poisoned(model, q, v, a, scale):
         calls["n"] += 1
-        if calls["n"] == 5:  # one batch with a NaN target
+        # one batch with a NaN target: call 1 is the stage's first validation check, calls
+        # 2-4 steps 1-3, call 5 the check after step 3, call 6 step 4's batch
+        if calls["n"] == 6:
             a = a.clone()
             a[3] = float("nan")
         return real(model, q, v, a, scale)
@@ -274,7 +276,8 @@ def test_repeated_faults_stop_with_training_error_and_keep_the_checkpoint(
     def broken_after_10(model, q, v, a, scale):
         calls["n"] += 1
         loss = real(model, q, v, a, scale)
-        return loss * float("nan") if calls["n"] > 10 else loss
+        # call 1 is the stage's first validation check, calls 2-11 steps 1-10
+        return loss * float("nan") if calls["n"] > 11 else loss
 
     monkeypatch.setattr(losses, "acceleration_loss", broken_after_10)
     path = tmp_path / "ckpt.pt"
@@ -350,7 +353,12 @@ def test_float32_and_progress_lines(harmonic_data, capsys):
     assert all(p.dtype == torch.float32 for p in model.parameters())
     assert np.isfinite(result.best_val)
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("[pikan fit]")]
-    assert 3 <= len(lines) <= 6 and "step 5/20" in lines[0] and "eta" in lines[0]
+    steps = [line for line in lines if " step " in line and "eta" in line]
+    assert 3 <= len(steps) <= 6 and "step 5/20" in steps[0]
+    # each stage announced by name, and a last line that says where training stopped
+    assert "[pikan fit] stage 1/2: Adam fit" in lines and "[pikan fit] stage 2/2: L-BFGS fit" in lines
+    assert lines[-1].startswith("[pikan fit] ") and "/20" in lines[-1]
+    assert lines[-1].split()[2] in ("done", "stopped")
     fit(model, harmonic_data, recipe="plain", steps=5, dtype=torch.float32, progress=False)
     assert capsys.readouterr().err == ""
 
