@@ -47,12 +47,17 @@ to match the KAN better than the KAN matches the physics). The front is kept as
 trajectories. It pools the same generators plus target transforms, rational functions and
 power laws, with a small KAN fitted as a differentiable surrogate when the direct
 generators fall short, and refits every candidate against the data themselves.
+
+Both are *anytime* under a ``time_limit``: generators run cheapest first and check a
+:class:`~pikan.refit.Deadline` between candidate families and inside their long loops;
+when the time is up the law is selected from the candidates fitted so far.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+import numbers
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -69,8 +74,10 @@ from pikan.lagrange_fit import euler_lagrange_fits
 from pikan.laws import Alternative, Law, Laws, in_state
 from pikan.optim import lbfgs_rounds
 from pikan.refit import (
+    Deadline,
     Fit,
     Target,
+    as_deadline,
     complexity,
     drop_constant,
     evaluate,
@@ -78,7 +85,12 @@ from pikan.refit import (
     pareto,
     select,
 )
-from pikan.regress import monomial_candidates, rational_candidates, regression_candidates
+from pikan.regress import (
+    monomial_candidates,
+    power_law_split,
+    rational_candidates,
+    regression_candidates,
+)
 from pikan.separate import additive_model_candidates, structure_candidates
 
 __all__ = ["extract", "find_law"]
@@ -89,43 +101,62 @@ _TOLERANCE_RANGE = (1e-7, 0.2)
 
 # ------------------------------------------------------------------ shared core
 
+DEFAULT_TIME_LIMIT = 30.0
+"""Seconds :func:`find_law` takes at most by default (one formula, up to 10 inputs)."""
+
+_SEARCH_SHARE = 0.9
+"""The search stops at this fraction of a time limit: the rest is for the steps that
+cannot stop halfway (evaluating the last pool of candidates, the selection). Measured on
+a 9-input formula with a 5 s limit: 0.4 s from the deadline to the return."""
+
+
+def _check_time_limit(time_limit, who: str) -> float | None:
+    if time_limit is None:
+        return None
+    if isinstance(time_limit, bool) or not isinstance(time_limit, numbers.Real) or not (
+            math.isfinite(time_limit) and time_limit > 0):
+        raise SpecError(f"{who}: time_limit must be a positive number of seconds or None "
+                        f"(no limit), got {time_limit!r}.")
+    return float(time_limit)
+
 
 def _solve(target: Target, fn: Callable | None, kan_exprs: Callable[[], Sequence],
            library: Sequence[str] | None, tolerance: float, seed: int,
-           static: bool = False) -> tuple[Fit | None, list[Fit]]:
+           deadline: Deadline | None = None) -> tuple[Fit | None, list[Fit]]:
     """Pool the generators' candidates for one target; return (chosen fit, all fits).
 
     Sparse regression, the additive spline model and the structure tests run first; the
     KAN edge formulas (``kan_exprs()``, the slowest generator: one ``fit_edge`` per live
-    edge) only when none of those candidates reaches the tolerance.
+    edge) only when none of those candidates reaches the tolerance. Anytime: each
+    generator stops at the ``deadline`` and the selection is made from what was fitted.
     """
+    deadline = as_deadline(deadline)
     cands: list[tuple[sympy.Expr, str]] = []
-    for c in regression_candidates(target, library, transforms=static):
+    for c in regression_candidates(target, library, deadline=deadline):
         cands.append((c.expr, c.source))
-    if static:
-        cands += [(c.expr, c.source) for c in rational_candidates(target, seed=seed)]
-        cands += [(c.expr, c.source) for c in monomial_candidates(target)]
-    cands += [(c.expr, c.source) for c in additive_model_candidates(target, library, seed)]
+    cands += [(c.expr, c.source)
+              for c in additive_model_candidates(target, library, seed, deadline)]
     if fn is not None:
         for c in structure_candidates(fn, target.z, target.names, target.kind, library,
-                                      tolerance=tolerance, seed=seed):
+                                      tolerance=tolerance, seed=seed, deadline=deadline):
             cands.append((c.expr, c.source))
-    fits = fit_candidates(cands, target, tolerance)
+    fits = fit_candidates(cands, target, tolerance, deadline=deadline)
     best = min((f.error for f in fits), default=math.inf)
-    if best > tolerance:
+    if best > tolerance and not deadline.expired():
         extra = [(e, "kan" if k == 0 else f"kan:{k}") for k, e in enumerate(kan_exprs())
                  if e is not None and not e.has(sympy.nan)]
         if extra:
-            fits += fit_candidates(extra, target, tolerance)
+            fits += fit_candidates(extra, target, tolerance, deadline=deadline)
     chosen = select(fits, tolerance)
     if chosen is not None:
-        chosen = _tidy(chosen, target)
+        chosen = _tidy(chosen, target, deadline)
     return chosen, fits
 
 
-def _tidy(fit: Fit, target: Target) -> Fit:
-    """The simplest equal form of a law (sympy simplification, kept only if it fits as well)."""
-    if fit.complexity > 60:
+def _tidy(fit: Fit, target: Target, deadline: Deadline | None = None) -> Fit:
+    """The simplest equal form of a law (sympy simplification, kept only if it fits as well;
+    skipped once the deadline has passed: simplification can take seconds)."""
+    if fit.complexity > 60 or as_deadline(deadline).expired():
         return fit
     best = fit
     for form in (sympy.cancel, sympy.simplify):
@@ -258,7 +289,8 @@ def _force_target(block, q: np.ndarray, v: np.ndarray, wrt: str) -> Target:
                   force.numpy().astype(float), projection=projection.numpy().astype(float))
 
 
-def _kan_exprs(block, z: np.ndarray, library, seed: int) -> dict[str, list[sympy.Expr]]:
+def _kan_exprs(block, z: np.ndarray, library, seed: int,
+               deadline: Deadline | None = None) -> dict[str, list[sympy.Expr]]:
     """Edge-wise formulas of the block's KAN, when the KAN alone is the block function."""
     kan = block.kan
     if kan is None or getattr(block, "gyroscopic_learned", False):
@@ -267,7 +299,8 @@ def _kan_exprs(block, z: np.ndarray, library, seed: int) -> dict[str, list[sympy
         zt = torch.as_tensor(z, dtype=next(kan.parameters()).dtype)
         if not torch.allclose(block.function(zt), kan(zt), rtol=1e-9, atol=1e-12):
             return {}  # a hard constraint wraps the KAN: its edges are not the module
-    return kan_formulas(kan, z, list(block.input_names), library, seed=seed)
+    return kan_formulas(kan, z, list(block.input_names), library, seed=seed,
+                        deadline=deadline)
 
 
 OCCAM_SLACK = 0.005
@@ -278,7 +311,8 @@ a spring chain's bond cost 1.8 %."""
 
 
 def _simplest_on_data(model, name: str, fits: Sequence[Fit], chosen: Fit, q: np.ndarray,
-                      v: np.ndarray, accelerations: tuple[np.ndarray, bool] | None) -> Fit:
+                      v: np.ndarray, accelerations: tuple[np.ndarray, bool] | None,
+                      deadline: Deadline | None = None) -> Fit:
     """The simplest front member that explains the data as well as the chosen law.
 
     The selection compares laws with the trained block, which carries the fit's own errors
@@ -288,8 +322,9 @@ def _simplest_on_data(model, name: str, fits: Sequence[Fit], chosen: Fit, q: np.
     data (estimated from positions when not measured) is within :data:`OCCAM_SLACK` of the
     chosen law's is taken.
     """
+    deadline = as_deadline(deadline)
     simpler = [f for f in pareto(fits) if f.complexity < chosen.complexity]
-    if not simpler or accelerations is None:
+    if not simpler or accelerations is None or deadline.expired():
         return chosen
     a = accelerations[0]
     dtype = next((p.dtype for p in model.parameters()), torch.float64)
@@ -311,6 +346,8 @@ def _simplest_on_data(model, name: str, fits: Sequence[Fit], chosen: Fit, q: np.
     if not math.isfinite(reference):
         return chosen
     for fit in simpler:  # by complexity, simplest first
+        if deadline.expired():
+            break
         if data_error(fit) <= (1 + OCCAM_SLACK) * reference:
             return fit
     return chosen
@@ -345,7 +382,9 @@ def _euler_lagrange_law(model, name: str, q: np.ndarray, v: np.ndarray,
 
 def _module_law(model, name: str, q: np.ndarray, v: np.ndarray, library,
                 tolerance: float | None, force_error: float | None, seed: int,
-                max_samples: int, accelerations: tuple[np.ndarray, bool] | None = None) -> Law:
+                max_samples: int, accelerations: tuple[np.ndarray, bool] | None = None,
+                deadline: Deadline | None = None) -> Law:
+    deadline = as_deadline(deadline)
     block = model.blocks[name]
     n_bindings = len(block.spec.input_bindings)
     rows = _rows(q.shape[0], max(max_samples // n_bindings, 50), seed)
@@ -360,7 +399,7 @@ def _module_law(model, name: str, q: np.ndarray, v: np.ndarray, library,
 
     def variants() -> list[list[sympy.Expr]]:
         if "kan" not in cache:
-            cache["kan"] = list(_kan_exprs(block, z, library, seed).values())
+            cache["kan"] = list(_kan_exprs(block, z, library, seed, deadline).values())
         return cache["kan"]
 
     spec_module = block.spec
@@ -378,11 +417,11 @@ def _module_law(model, name: str, q: np.ndarray, v: np.ndarray, library,
 
         tol = _tolerance(tolerance, force_error, target, block.kind)
         chosen, fits = _solve(target, fn, lambda: [e[0] for e in variants()], library, tol,
-                              seed)
+                              seed, deadline)
         if chosen is None:
             raise DataError(f"module {name!r}: no candidate law is finite on the module's "
                             "inputs; hint: check the data and the trained model.")
-        chosen = _simplest_on_data(model, name, fits, chosen, q, v, accelerations)
+        chosen = _simplest_on_data(model, name, fits, chosen, q, v, accelerations, deadline)
         expr = drop_constant(chosen.expr)  # energies are defined up to a constant
         return Law(name, block.kind, tuple(block.input_names), expr,
                    in_state(expr, spec_module), chosen.r2, chosen.rmse, chosen.error,
@@ -395,8 +434,10 @@ def _module_law(model, name: str, q: np.ndarray, v: np.ndarray, library,
             return b.function(zt)[:, k]
 
         tol = _tolerance(tolerance, force_error, target, block.kind)
+        # the outputs share the module's time: each gets its part of what is left
+        share = deadline.share(1.0 / (len(block.output_names) - k))
         chosen, fits = _solve(target, fn, lambda k=k: [e[k] for e in variants()], library,
-                              tol, seed)
+                              tol, seed, share)
         if chosen is None:
             raise DataError(f"module {name!r} output {output!r}: no candidate law is finite "
                             "on the module's inputs.")
@@ -413,7 +454,8 @@ def _module_law(model, name: str, q: np.ndarray, v: np.ndarray, library,
 
 def extract(model, data, modules: Sequence[str] | None = None,
             library: Sequence[str] | None = None, seed: int = 0, progress: bool = False,
-            tolerance: float | None = None, max_samples: int = 1500) -> Laws:
+            tolerance: float | None = None, max_samples: int = 1500,
+            time_limit: float | None = None) -> Laws:
     """A closed-form law for every learned module of a trained model.
 
     Parameters
@@ -442,6 +484,13 @@ def extract(model, data, modules: Sequence[str] | None = None,
         nothing can be estimated.
     max_samples : int
         Module input samples used (a seeded subset).
+    time_limit : float, optional
+        Seconds for the whole extraction (None: no limit). Anytime: the modules are
+        extracted in turn, each with an equal share of the time left; within a module,
+        the candidate generators stop when its share is spent and the law is selected
+        from the candidates fitted so far (constants not yet refit keep their proposed
+        values), so a law always comes back, less simple or less exact when time was
+        short.
 
     Returns
     -------
@@ -451,8 +500,11 @@ def extract(model, data, modules: Sequence[str] | None = None,
     Raises
     ------
     SpecError
-        An unknown module, or a module that is not learned.
+        An unknown module, a module that is not learned, or a ``time_limit`` that is not
+        a positive number.
     """
+    limit = _check_time_limit(time_limit, "extract")
+    deadline = Deadline(None if limit is None else _SEARCH_SHARE * limit)
     names = list(modules) if modules is not None else [
         n for n, b in model.blocks.items() if b.is_learned]
     for n in names:
@@ -466,10 +518,11 @@ def extract(model, data, modules: Sequence[str] | None = None,
     accelerations = _accelerations(data, rows)  # one derivative estimate for every module
     force_error = None if tolerance is not None else _force_error(model, q, v, accelerations)
     laws = []
-    for n in names:
+    for k, n in enumerate(names):
         start = time.perf_counter()
+        share = deadline.share(1.0 / (len(names) - k))  # an equal part of what is left
         law = _module_law(model, n, q, v, library, tolerance, force_error, seed, max_samples,
-                          accelerations)
+                          accelerations, share)
         laws.append(law)
         if progress:
             print(f"[pikan] extract {n}: {law}  (error {law.error:.2g}, "
@@ -480,30 +533,49 @@ def extract(model, data, modules: Sequence[str] | None = None,
 # ------------------------------------------------------------------ static regression
 
 
+def _max_terms(d: int) -> int:
+    """Largest sparse support for ``d`` inputs: 8, and more from 6 inputs up (a squared
+    distance in 3-D, ``(x2 - x1)**2 + ...``, expands to 9 terms of 6 inputs)."""
+    return max(8, (3 * d + 1) // 2)
+
+
 def _lbfgs(kan: KAN, x: torch.Tensor, y: torch.Tensor, rounds: int, penalty: float,
-           params: Sequence[torch.Tensor] | None = None) -> None:
+           params: Sequence[torch.Tensor] | None = None,
+           deadline: Deadline | None = None) -> None:
     """``rounds`` L-BFGS steps (20 iterations each) on the mean squared error (+ sparsity).
 
     ``params`` (default all): with the base and spline scales free, L-BFGS from a fresh
     KAN often stalls (the scales multiply the spline coefficients); fitting the
     coefficients alone first is close to linear least squares and converges quickly.
+    With a limited ``deadline`` the rounds run one at a time and stop when it passes.
     """
+    deadline = as_deadline(deadline)
+
     def loss_fn() -> torch.Tensor:
         loss = torch.mean((kan(x)[:, 0] - y) ** 2)
         return loss + penalty * kan.regularization(x) if penalty else loss
 
-    lbfgs_rounds(kan.parameters() if params is None else params, loss_fn, rounds)
+    params = list(kan.parameters() if params is None else params)
+    if not deadline.limited:
+        lbfgs_rounds(params, loss_fn, rounds)
+        return
+    for _ in range(rounds):
+        if deadline.expired():
+            return
+        lbfgs_rounds(params, loss_fn, 1)
 
 
 def _fit_surrogate(x: np.ndarray, y: np.ndarray, names: Sequence[str], seed: int,
-                   steps: int) -> tuple[KAN, float, float]:
+                   steps: int, deadline: Deadline | None = None) -> tuple[KAN, float, float]:
     """A small KAN fitted to standardized ``y`` by the KAN recipe: (kan, mean, std).
 
     Widths ``[d, 2d + 1, 1]``. The recipe: uniform grid over the inputs, L-BFGS on the
     spline coefficients, L-BFGS with the sparsity penalty, prune by attribution, L-BFGS,
     then grid refinement 5 -> 10 -> 20 with L-BFGS after each. ``steps`` is the total number of L-BFGS
-    iterations (20 per round).
+    iterations (20 per round). Anytime: once ``deadline`` passes, the remaining rounds
+    and refinements are skipped (the KAN fitted so far is returned).
     """
+    deadline = as_deadline(deadline)
     d = x.shape[1]
     widths = [d, max(2 * d + 1, 3), 1]
     kan = KAN(widths, grid=5, seed=seed, input_names=list(names)).to(torch.float64)
@@ -513,27 +585,66 @@ def _fit_surrogate(x: np.ndarray, y: np.ndarray, names: Sequence[str], seed: int
     rounds = max(steps // 20 // 4, 1)
     kan.update_grid(xt, adaptivity=0.0)
     coefficients = [p for n, p in kan.named_parameters() if n.endswith("coef")]
-    _lbfgs(kan, xt, yt, rounds, 0.0, coefficients)  # see _lbfgs: scales fixed first
-    _lbfgs(kan, xt, yt, rounds, 1e-4)
+    _lbfgs(kan, xt, yt, rounds, 0.0, coefficients, deadline)  # see _lbfgs: scales first
+    _lbfgs(kan, xt, yt, rounds, 1e-4, deadline=deadline)
+    if deadline.expired():
+        return kan, mean, std
     kan.prune(xt, threshold=1e-2)
-    _lbfgs(kan, xt, yt, rounds, 0.0)
+    _lbfgs(kan, xt, yt, rounds, 0.0, deadline=deadline)
     for grid in (10, 20):
+        if deadline.expired():
+            break
         kan.refine(grid, xt)
-        _lbfgs(kan, xt, yt, rounds, 0.0)
+        _lbfgs(kan, xt, yt, rounds, 0.0, deadline=deadline)
     return kan, mean, std
+
+
+def _split_candidates(target: Target, library, seed: int,
+                      deadline: Deadline) -> list[tuple[sympy.Expr, str]]:
+    """Candidates ``factor * g`` from a power law split off the target
+    (:func:`pikan.regress.power_law_split`), ``g`` by the direct generators on the rest."""
+    split = power_law_split(target)
+    if split is None or deadline.expired():
+        return []
+    factor, others, rest = split
+    subs = regression_candidates(rest, library, transforms=True,
+                                 max_terms=_max_terms(len(others)), deadline=deadline)
+    subs += rational_candidates(rest, seed=seed, deadline=deadline)
+    subs += additive_model_candidates(rest, library, seed, deadline)
+    return [(factor * c.expr, f"split:power-law*{c.source}") for c in subs]
+
+
+def _direct_candidates(target: Target, library, seed: int,
+                       deadline: Deadline) -> list[tuple[sympy.Expr, str]]:
+    """Stage 1 of :func:`find_law` after the power laws, cheapest families first."""
+    d = target.z.shape[1]
+    cands = [(c.expr, c.source) for c in regression_candidates(
+        target, library, transforms=True, max_terms=_max_terms(d), deadline=deadline)]
+    if not deadline.expired():
+        cands += [(c.expr, c.source) for c in rational_candidates(target, seed=seed,
+                                                                  deadline=deadline)]
+    cands += _split_candidates(target, library, seed, deadline)
+    cands += [(c.expr, c.source)
+              for c in additive_model_candidates(target, library, seed, deadline)]
+    return cands
 
 
 def find_law(X, y, names: Sequence[str], output: str = "y", seed: int = 0, steps: int = 800,
              library: Sequence[str] | None = None, tolerance: float = 1e-6,
-             max_samples: int = 2000) -> Law:
+             max_samples: int = 2000, time_limit: float | None = DEFAULT_TIME_LIMIT) -> Law:
     """A closed-form law ``output = f(names)`` from static samples (not trajectories).
 
-    Two stages, every candidate's constants refit against the data themselves:
+    Stages, cheapest first, every candidate's constants refit against the data themselves;
+    each stage runs only when the ones before found no candidate within ``tolerance``:
 
+    0. power laws ``C * prod z_k^e_k`` by least squares on logarithms (milliseconds; the
+       common product laws such as ``T*kb*mob`` end here);
     1. on the data directly: sparse regression over term libraries (also on transformed
-       targets ``y^2, 1/y, 1/y^2, log|y|, sqrt(y)``), rational functions ``P/Q``, power
-       laws and the additive spline model (:mod:`pikan.separate`);
-    2. when no stage-1 candidate reaches ``tolerance``: a small KAN ``[d, 2d + 1, 1]`` is
+       targets ``y^2, 1/y, 1/y^2, log|y|, sqrt(y)``), rational functions ``P/Q``, a power
+       law in the one-signed inputs split off the rest (``G m1 m2 / r**2``: the rest
+       ``1/r**2`` is a problem in the coordinates alone) and the additive spline model
+       (:mod:`pikan.separate`);
+    2. a small KAN ``[d, 2d + 1, 1]`` is
        fitted by the recipe (L-BFGS on the spline coefficients, then with a sparsity
        penalty, pruning, L-BFGS, grid refinement 5 -> 10 -> 20; ``steps`` L-BFGS iterations in all) as a differentiable
        surrogate for the structure tests, and, if still needed, its edges are read as
@@ -542,6 +653,12 @@ def find_law(X, y, names: Sequence[str], output: str = "y", seed: int = 0, steps
     The law is selected from the Pareto front of all candidates (see :mod:`pikan.extract`).
     A KAN is never fitted when stage 1 already explains the data (exact data from a law
     the libraries can express): it could only add more complex alternatives.
+
+    Anytime: with a ``time_limit`` the stages check the clock between candidate families
+    and inside their long loops (sparse regression over the libraries, the surrogate's
+    L-BFGS rounds, the edge fits, the structure pieces, the constant refits); when the
+    time is up, the law is selected from the candidates fitted so far. Stage 1 may use
+    half of the time, the surrogate about a third of what is then left.
 
     Parameters
     ----------
@@ -560,6 +677,9 @@ def find_law(X, y, names: Sequence[str], output: str = "y", seed: int = 0, steps
         Relative error treated as negligible (raise it to the noise level of ``y``).
     max_samples : int
         Samples used (a seeded subset).
+    time_limit : float or None
+        Seconds to return within (default :data:`DEFAULT_TIME_LIMIT`; honoured within
+        about 20 %); None: no limit.
 
     Returns
     -------
@@ -569,10 +689,13 @@ def find_law(X, y, names: Sequence[str], output: str = "y", seed: int = 0, steps
     Raises
     ------
     SpecError
-        Names that are not valid variable names or do not match ``X``.
+        Names that are not valid variable names or do not match ``X``, or a
+        ``time_limit`` that is not a positive number.
     DataError
         Shapes that disagree, fewer than 10 samples, or non-finite values.
     """
+    limit = _check_time_limit(time_limit, "find_law")
+    deadline = Deadline(None if limit is None else _SEARCH_SHARE * limit)
     x = np.asarray(X, dtype=np.float64)
     yy = np.asarray(y, dtype=np.float64)
     names = [str(n) for n in names]
@@ -597,25 +720,34 @@ def find_law(X, y, names: Sequence[str], output: str = "y", seed: int = 0, steps
     rows = _rows(x.shape[0], max_samples, seed)
     x, yy = x[rows], yy[rows]
     target = Target(tuple(names), x, "values", yy)
-    chosen, fits = _solve(target, None, list, library, tolerance, seed, static=True)
-    if steps > 0 and (chosen is None or chosen.error > tolerance):
-        kan, mean, std = _fit_surrogate(x, yy, names, seed, steps)
+    fits = fit_candidates([(c.expr, c.source) for c in monomial_candidates(target)], target,
+                          tolerance, deadline=deadline)
+    chosen = select(fits, tolerance)
+    if chosen is None or chosen.error > tolerance:
+        stage1 = deadline.share(0.5)
+        fits += fit_candidates(_direct_candidates(target, library, seed, stage1), target,
+                               tolerance, deadline=stage1)
+        chosen = select(fits, tolerance)
+    if steps > 0 and (chosen is None or chosen.error > tolerance) and not deadline.expired():
+        kan, mean, std = _fit_surrogate(x, yy, names, seed, steps, deadline.share(0.35))
 
         def fn(zt, kan=kan, mean=mean, std=std):
             return mean + std * kan(zt)[:, 0]
 
-        def kan_exprs():
-            formulas = kan_formulas(kan, x, names, library, seed=seed)
-            return [sympy.Float(mean) + sympy.Float(std) * e[0] for e in formulas.values()]
-
         cands = [(c.expr, c.source) for c in structure_candidates(
-            fn, x, names, "values", library, tolerance=tolerance, seed=seed)]
-        fits += fit_candidates(cands, target, tolerance)
-        if min((f.error for f in fits), default=math.inf) > tolerance:
-            fits += fit_candidates([(e, "kan") for e in kan_exprs()], target, tolerance)
+            fn, x, names, "values", library, tolerance=tolerance, seed=seed,
+            deadline=deadline.share(0.4))]
+        fits += fit_candidates(cands, target, tolerance, deadline=deadline.share(0.4))
+        if min((f.error for f in fits), default=math.inf) > tolerance \
+                and not deadline.expired():
+            formulas = kan_formulas(kan, x, names, library, seed=seed,
+                                    deadline=deadline.share(0.5))
+            exprs = [sympy.Float(mean) + sympy.Float(std) * e[0] for e in formulas.values()]
+            fits += fit_candidates([(e, "kan") for e in exprs], target, tolerance,
+                                   deadline=deadline)
         chosen = select(fits, tolerance)
-        if chosen is not None:
-            chosen = _tidy(chosen, target)
+    if chosen is not None:
+        chosen = _tidy(chosen, target, deadline)
     if chosen is None:
         raise DataError("find_law: no candidate law is finite on the data.")
     return Law(output, "Function", tuple(names), chosen.expr, chosen.expr, chosen.r2,

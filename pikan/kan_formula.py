@@ -13,6 +13,10 @@ Several *variants* are composed from the same edge fits by ranking them with
 (simplest fit within a factor 2 of the best edge loss), an accurate one (factor 1.05) and a
 lenient one (factor 20). The composed expressions keep every edge's four constants; they
 are refit and snapped later against the module itself.
+
+Anytime: with a ``deadline`` (anything with an ``expired()`` method, such as
+:class:`pikan.refit.Deadline`), the edges left when it passes are fitted by the cheap
+closed forms ``x`` and ``x^2`` only, so a formula (less accurate) still comes back.
 """
 
 from __future__ import annotations
@@ -33,11 +37,13 @@ VARIANTS = {"kan": 2.0, "kan:accurate": 1.05, "kan:lenient": 20.0}
 """Variant name -> acceptance factor of :func:`~pikan.kan.symbolic.rank_fits`."""
 
 _EDGE_SAMPLES = 600
+_CHEAP = ("x", "x^2")  # closed-form edge fits, for the edges left after a deadline
 
 
 def _edge_fits(net: KAN, z: torch.Tensor, library: Sequence[str] | None,
-               seed: int) -> dict[tuple[int, int, int], list[EdgeFit] | float]:
+               seed: int, deadline=None) -> dict[tuple[int, int, int], list[EdgeFit] | float]:
     """Fits of every live edge: a ranked fit list, or the constant value of a flat edge."""
+    cheap = [n for n in _CHEAP if library is None or n in library] or list(_CHEAP)
     with torch.no_grad():
         acts = net.activations(z)
     out: dict = {}
@@ -52,7 +58,8 @@ def _edge_fits(net: KAN, z: torch.Tensor, library: Sequence[str] | None,
         if np.ptp(x) == 0 or np.ptp(y) <= 1e-9 * scale:
             out[(layer, i, j)] = float(np.mean(y))
             continue
-        out[(layer, i, j)] = fit_edge(x, y, candidates=library, seed=seed)
+        late = deadline is not None and deadline.expired()
+        out[(layer, i, j)] = fit_edge(x, y, candidates=cheap if late else library, seed=seed)
     return out
 
 
@@ -78,7 +85,7 @@ def _compose(net: KAN, fits: dict, factor: float,
 
 def kan_formulas(kan: KAN, z, names: Sequence[str] | None = None,
                  library: Sequence[str] | None = None, prune_threshold: float = 1e-2,
-                 seed: int = 0) -> dict[str, list[sympy.Expr]]:
+                 seed: int = 0, deadline=None) -> dict[str, list[sympy.Expr]]:
     """Closed forms of a KAN from edge-wise fits, one list of outputs per variant.
 
     Parameters
@@ -95,6 +102,9 @@ def kan_formulas(kan: KAN, z, names: Sequence[str] | None = None,
         Edges with attribution below this fraction of the layer's largest are removed
         first (0: no pruning).
     seed : int
+    deadline : Deadline, optional
+        Edges still to fit when it has passed get ``x`` or ``x^2`` (see the module
+        docstring).
 
     Returns
     -------
@@ -108,7 +118,7 @@ def kan_formulas(kan: KAN, z, names: Sequence[str] | None = None,
     if prune_threshold > 0:
         net.prune(zt, threshold=prune_threshold)
     symbols = [sympy.Symbol(n) for n in (names or net.input_names)]
-    fits = _edge_fits(net, zt, library, seed)
+    fits = _edge_fits(net, zt, library, seed, deadline)
     jump = None if getattr(net, "jump", None) is None else net.jump.detach().cpu().numpy()
     out = {}
     for variant, factor in VARIANTS.items():

@@ -19,6 +19,11 @@ into a :class:`Fit` against a :class:`Target`:
 Errors are *relative*: the RMS residual divided by the RMS spread of the target (values:
 its standard deviation; gradients: the RMS of the gradient), so 1e-3 means 0.1 %.
 
+Searches are *anytime*: a :class:`Deadline` passed down the generators and to
+:func:`fit_candidates` stops the work when the time is up, and what was fitted so far is
+selected from (a refit interrupted by the deadline keeps the best constants it has seen; a
+candidate not refit keeps the error of its proposed constants).
+
 Candidates are evaluated with numpy (:func:`pikan.expr_numpy.numpy_function`): refits
 evaluate thousands of small expressions, where numpy is several times faster than torch's
 per-op overhead.
@@ -28,6 +33,7 @@ from __future__ import annotations
 
 import functools
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -40,6 +46,7 @@ from pikan.expr_numpy import numpy_function
 __all__ = [
     "SELECT_FACTOR",
     "SNAP_SLACK",
+    "Deadline",
     "Fit",
     "Target",
     "complexity",
@@ -60,6 +67,48 @@ SNAP_SLACK = 0.1
 """A snap is kept when the error grows by at most this fraction (plus a tenth of the tolerance)."""
 
 _BIG = 1e6  # residual used where a candidate is not finite during a refit
+
+
+# ------------------------------------------------------------------ deadlines
+
+
+class Deadline:
+    """A wall-clock deadline for an anytime search; ``Deadline(None)`` never expires.
+
+    Parameters
+    ----------
+    seconds : float or None
+        Time from now (``time.perf_counter``); None for no limit.
+    """
+
+    def __init__(self, seconds: float | None = None) -> None:
+        self.end = None if seconds is None else time.perf_counter() + max(float(seconds), 0.0)
+
+    @property
+    def limited(self) -> bool:
+        return self.end is not None
+
+    def left(self) -> float:
+        """Seconds left (inf without a limit, 0 once expired)."""
+        return math.inf if self.end is None else max(self.end - time.perf_counter(), 0.0)
+
+    def expired(self) -> bool:
+        return self.end is not None and time.perf_counter() >= self.end
+
+    def share(self, fraction: float) -> Deadline:
+        """A deadline after ``fraction`` of the time left (never later than this one)."""
+        if self.end is None:
+            return Deadline(None)
+        return Deadline(fraction * self.left())
+
+
+def as_deadline(deadline: Deadline | None) -> Deadline:
+    """``deadline``, or one that never expires for None."""
+    return Deadline(None) if deadline is None else deadline
+
+
+class _OutOfTime(Exception):
+    """Raised inside a refit's residual when the deadline passes (caught by :func:`refit`)."""
 
 # ------------------------------------------------------------------ complexity
 
@@ -286,7 +335,7 @@ def evaluate(target: Target, expr: sympy.Expr) -> tuple[float, float]:
 
 
 def refit(expr: sympy.Expr, target: Target, source: str = "", max_nfev: int = 200,
-          offset: bool = True) -> Fit:
+          offset: bool = True, deadline: Deadline | None = None) -> Fit:
     """Refit the Float constants of ``expr`` to ``target`` by nonlinear least squares.
 
     Parameters
@@ -302,6 +351,9 @@ def refit(expr: sympy.Expr, target: Target, source: str = "", max_nfev: int = 20
     offset : bool
         For value targets, add a free additive constant when the candidate lacks one and
         its mean residual is not negligible (off while snapping, which may drop it).
+    deadline : Deadline, optional
+        When it passes during the optimization, the best constants evaluated so far are
+        kept (anytime).
 
     Returns
     -------
@@ -328,16 +380,27 @@ def refit(expr: sympy.Expr, target: Target, source: str = "", max_nfev: int = 20
     if not np.all(np.isfinite(r0)):
         return Fit(expr, math.inf, math.inf, complexity(expr), source)
 
+    deadline = as_deadline(deadline)
+    x0 = np.asarray(x0, dtype=np.float64)
+    seen = {"x": x0, "rss": float(r0 @ r0)}  # the best finite point so far (anytime)
+
     def safe(c):
+        if deadline.expired():
+            raise _OutOfTime
         r = residual(c)
+        if np.all(np.isfinite(r)):
+            rss = float(r @ r)
+            if rss < seen["rss"]:
+                seen["x"], seen["rss"] = np.array(c, dtype=np.float64), rss
         return np.where(np.isfinite(r), r, _BIG)
 
-    x0 = np.asarray(x0, dtype=np.float64)
     method = "lm" if r0.size >= x0.size else "trf"
     try:
         sol = scipy.optimize.least_squares(safe, x0, method=method, x_scale="jac", ftol=1e-13,
                                            xtol=1e-13, gtol=1e-13, max_nfev=max_nfev)
         x = sol.x if float(sol.fun @ sol.fun) <= float(r0 @ r0) else x0
+    except _OutOfTime:
+        x = seen["x"]
     except (ValueError, np.linalg.LinAlgError):
         x = x0
     r = residual(x)
@@ -399,7 +462,7 @@ def _nice_values(c: float, rtol: float) -> list[sympy.Expr]:
 
 
 def snap(fit: Fit, target: Target, tolerance: float = 0.0, rtol: float = 0.05,
-         max_trials: int = 40) -> Fit:
+         max_trials: int = 40, deadline: Deadline | None = None) -> Fit:
     """Replace constants by simple values where the error barely moves.
 
     Constants are tried in order of their relative distance to the nearest simple value;
@@ -418,16 +481,19 @@ def snap(fit: Fit, target: Target, tolerance: float = 0.0, rtol: float = 0.05,
         How far (relative) a constant may be from a simple value to be tried.
     max_trials : int
         Cap on refits.
+    deadline : Deadline, optional
+        No further trial once it has passed.
 
     Returns
     -------
     Fit
         ``snapped=True``; the same expression when no snap was accepted.
     """
+    deadline = as_deadline(deadline)
     current = fit
     trials = 0
     rejected: set[tuple[str, str]] = set()
-    while trials < max_trials and math.isfinite(current.error):
+    while trials < max_trials and math.isfinite(current.error) and not deadline.expired():
         lifted, params, values = lift(current.expr)
         options = []
         largest = max((abs(v) for v in values), default=1.0) or 1.0
@@ -448,14 +514,14 @@ def snap(fit: Fit, target: Target, tolerance: float = 0.0, rtol: float = 0.05,
             trial = lifted.xreplace({params[k]: nice})
             trial = trial.xreplace({p: sympy.Float(v) for i, (p, v) in
                                     enumerate(zip(params, values)) if i != k})
-            new = refit(trial, target, current.source, offset=False)
+            new = refit(trial, target, current.source, offset=False, deadline=deadline)
             limit = (1 + SNAP_SLACK) * current.error + 0.1 * tolerance
             if math.isfinite(new.error) and new.error <= limit:
                 current = new
                 accepted = True
                 break
             rejected.add(key)
-            if trials >= max_trials:
+            if trials >= max_trials or deadline.expired():
                 break
         if not accepted:
             break
@@ -505,7 +571,7 @@ def rounded_key(expr: sympy.Expr, digits: int = 3) -> str:
 
 def fit_candidates(candidates: Sequence[tuple[sympy.Expr, str]], target: Target,
                    tolerance: float = 0.0, slack: float = 3.0, max_snap: int = 8,
-                   max_refit: int = 60) -> list[Fit]:
+                   max_refit: int = 60, deadline: Deadline | None = None) -> list[Fit]:
     """Refit a pool of candidates, snap the Pareto front, return every fit.
 
     Duplicates (equal up to their constants' third significant digit) are dropped. All
@@ -522,12 +588,17 @@ def fit_candidates(candidates: Sequence[tuple[sympy.Expr, str]], target: Target,
     target : Target
     tolerance : float
         Relative error considered negligible (see :func:`select`).
+    deadline : Deadline, optional
+        Anytime: once it has passed, the remaining shortlisted candidates keep their
+        proposed constants (their first error) and nothing more is snapped; every finite
+        candidate still comes back.
 
     Returns
     -------
     list of Fit
         Refit candidates and their snapped versions.
     """
+    deadline = as_deadline(deadline)
     seen: dict[str, tuple[sympy.Expr, str]] = {}
     for expr, source in candidates:
         expr = sympy.sympify(expr)
@@ -546,16 +617,23 @@ def fit_candidates(candidates: Sequence[tuple[sympy.Expr, str]], target: Target,
         if not math.isfinite(err):
             continue
         if err <= slack * best or err <= tolerance:
-            shortlist.append((err, expr, source))
+            shortlist.append((c, err, expr, source))
         best = min(best, err)
     if len(shortlist) > max_refit:  # keep the most accurate ones
-        shortlist = sorted(shortlist, key=lambda t: t[0])[:max_refit]
-    fits = [refit(expr, target, source) for _, expr, source in shortlist]
+        shortlist = sorted(shortlist, key=lambda t: t[1])[:max_refit]
+    fits = []
+    for c, err, expr, source in shortlist:
+        if deadline.expired():  # anytime: keep the proposed constants
+            kept = drop_constant(expr) if target.kind == "gradient" else expr
+            fits.append(Fit(kept, err, err * target.scale, complexity(kept), source))
+        else:
+            fits.append(refit(expr, target, source, deadline=deadline))
     front = pareto(fits)
     if not front:
         return fits
     # snap the members the selection could pick (within 10x of its limit), simplest first
     limit = SELECT_FACTOR * max(min(f.error for f in front), tolerance)
     near = [f for f in front if f.error <= 10 * limit][:max_snap]
-    snapped = [snap(f, target, tolerance) for f in near]
+    snapped = [snap(f, target, tolerance, deadline=deadline) for f in near
+               if not deadline.expired()]
     return fits + snapped

@@ -12,7 +12,11 @@ than one huge one (small, well-conditioned libraries make sparse regression reli
 - ``laurent``: monomials with exponents in {-2, -1, 1, 2} over at most 3 inputs (2 when
   there are more than 3 inputs), for inputs that stay away from 0;
 - ``unary-monomial:<f>`` for ``f`` in sin, cos, exp, exp(-x): ``f`` of one input times a
-  product of up to three other inputs (``q*B*v*sin(theta)``), plus those products.
+  product of up to three other inputs (``q*B*v*sin(theta)``), plus those products;
+- ``laurent-log``: the ``laurent`` terms plus ``log z_k`` of each positive input, for the
+  ``log`` transform of the target below: ``log y = c + sum e_k log z_k + (Laurent
+  terms)`` is a power law times the exponential of a Laurent polynomial, such as a
+  Gaussian ``exp(-x**2/(2 s**2))/s`` or a Boltzmann factor ``exp(-E/(k T))``.
 
 For each library the target is regressed by STLSQ (sequentially thresholded least squares)
 over a ladder of thresholds and by orthogonal matching pursuit, followed by backward
@@ -23,9 +27,12 @@ potential is defined up to one).
 
 For static data (:func:`pikan.extract.find_law`) the values may first be transformed
 (``y^2, 1/y, 1/y^2, log|y|, sqrt(y)``; with the small libraries ``poly1``, ``poly2``,
-``laurent`` and ``unary``) and the candidate inverted; :func:`rational_candidates`
+``laurent``, ``laurent-log`` and ``unary``) and the candidate inverted; :func:`rational_candidates`
 fits :math:`y = P(z)/Q(z)` through the homogeneous system :math:`yQ - P = 0`, and
-:func:`monomial_candidates` fits power laws :math:`y = C\prod_k z_k^{e_k}` on logarithms.
+:func:`monomial_candidates` fits power laws :math:`y = C\prod_k z_k^{e_k}` on logarithms,
+and :func:`power_law_split` splits a power law in some inputs off a product
+:math:`y = \prod_{k \in P} z_k^{e_k}\, g(z_O)` (``G m1 m2 / r**2``: the rest ``g`` is then
+a problem in fewer inputs).
 """
 
 from __future__ import annotations
@@ -38,13 +45,14 @@ from dataclasses import dataclass
 import numpy as np
 import sympy
 
-from pikan.refit import Target
+from pikan.refit import Deadline, Target, as_deadline
 
 __all__ = [
     "Candidate",
     "Term",
     "libraries",
     "monomial_candidates",
+    "power_law_split",
     "rational_candidates",
     "regression_candidates",
 ]
@@ -213,6 +221,9 @@ def libraries(z: np.ndarray, library: Sequence[str] | None = None,
                         terms.append(Term(tuple(zip(ks, names))))
         if len(terms) <= max_size:
             out.append(("laurent", terms))
+            logs = [Term(((k, "log"),)) for k in range(d) if "log" in allowed[k]]
+            if logs and len(terms) + len(logs) <= max_size:
+                out.append(("laurent-log", terms + logs))
     if d >= 2:
         products = [Term(tuple((k, "x") for k in ks)) for size in range(1, min(3, d) + 1)
                     for ks in itertools.combinations(range(d), size)]
@@ -357,7 +368,9 @@ _TRANSFORMS: dict[str, tuple[Callable, Callable, str]] = {
     "square": (lambda y: y * y, lambda h, s: s * sympy.sqrt(h), "signed"),
     "inverse": (lambda y: 1 / y, lambda h, s: 1 / h, "nonzero"),
     "inverse-square": (lambda y: 1 / (y * y), lambda h, s: s / sympy.sqrt(h), "signed"),
-    "log": (lambda y: np.log(np.abs(y)), lambda h, s: s * sympy.exp(h), "signed"),
+    # log only needs one strict sign: a Gaussian tail comes within 1e-8 of 0 and its log
+    # is still exact (and the candidate is refit on y itself)
+    "log": (lambda y: np.log(np.abs(y)), lambda h, s: s * sympy.exp(h), "one-sign"),
     "sqrt": (lambda y: np.sqrt(y), lambda h, s: h**2, "positive"),
 }
 
@@ -370,6 +383,8 @@ def _transform_ok(y: np.ndarray, condition: str) -> bool:
         return False
     if condition == "positive":
         return bool(np.min(y) > 1e-6 * span)
+    if condition == "one-sign":
+        return bool(np.all(y > 0) or np.all(y < 0))
     small = bool(np.min(np.abs(y)) > 1e-6 * span)
     if condition == "nonzero":
         return small
@@ -378,7 +393,8 @@ def _transform_ok(y: np.ndarray, condition: str) -> bool:
 
 def regression_candidates(target: Target, library: Sequence[str] | None = None,
                           transforms: bool = False, max_terms: int = 8,
-                          max_keep: int = 6) -> list[Candidate]:
+                          max_keep: int = 6, deadline: Deadline | None = None
+                          ) -> list[Candidate]:
     """Sparse-regression candidates for a target, from every library (and transform).
 
     Parameters
@@ -393,6 +409,9 @@ def regression_candidates(target: Target, library: Sequence[str] | None = None,
         Largest support considered.
     max_keep : int
         Candidates kept per (library, transform): the Pareto front of (terms, error).
+    deadline : Deadline, optional
+        Checked between (library, transform) pairs: the candidates found so far are
+        returned once it has passed (the first library always runs).
 
     Returns
     -------
@@ -400,13 +419,14 @@ def regression_candidates(target: Target, library: Sequence[str] | None = None,
         Expressions with Float coefficients; ``error`` is relative, in the regressed
         (possibly transformed) space.
     """
+    deadline = as_deadline(deadline)
     symbols = [sympy.Symbol(n) for n in target.names]
     y = target.flat()
     out: list[Candidate] = []
     libs = libraries(target.z, library)
     names = ["identity"] if (target.kind != "values" or not transforms) else list(_TRANSFORMS)
     sign = 1 if np.all(y >= 0) else -1
-    small = {"poly1", "poly2", "laurent", "unary"}
+    small = {"poly1", "poly2", "laurent", "laurent-log", "unary"}
     for tname in names:
         forward, inverse, condition = _TRANSFORMS[tname]
         if not _transform_ok(y, condition):
@@ -418,6 +438,10 @@ def regression_candidates(target: Target, library: Sequence[str] | None = None,
         for lname, terms in libs:
             if tname != "identity" and lname not in small:
                 continue
+            if lname == "laurent-log" and tname != "log":
+                continue  # its log terms are for log y only (see the module docstring)
+            if out and deadline.expired():  # the first library always runs: a law to return
+                return out
             theta = _design(terms, target)
             fits = _regress(theta, ty, target.kind == "values", max_terms)
             for support, coef, c0, err in _front(fits, max_keep):
@@ -431,14 +455,17 @@ def regression_candidates(target: Target, library: Sequence[str] | None = None,
 
 
 def rational_candidates(target: Target, max_degree: int = 2, max_keep: int = 4,
-                        max_rows: int = 2500, seed: int = 0) -> list[Candidate]:
+                        max_rows: int = 2500, seed: int = 0,
+                        deadline: Deadline | None = None) -> list[Candidate]:
     r"""Rational candidates :math:`y = P(z)/Q(z)` for a value target.
 
     :math:`yQ - P = 0` is linear and homogeneous in the coefficients of :math:`P` and
     :math:`Q` (polynomials of degree ``(p, q)`` up to ``max_degree``): the right singular
     vector of the smallest singular value is the fit; small coefficients are thresholded
-    away (a ladder of thresholds), each support re-solved.
+    away (a ladder of thresholds), each support re-solved. ``deadline`` (optional) is
+    checked between degree pairs.
     """
+    deadline = as_deadline(deadline)
     if target.kind != "values":
         return []
     d = target.z.shape[1]
@@ -453,6 +480,8 @@ def rational_candidates(target: Target, max_degree: int = 2, max_keep: int = 4,
         q_terms = [Term(())] + _monomials(d, q_deg)
         if len(p_terms) + len(q_terms) > 80:
             continue
+        if deadline.expired():
+            break
         cols = [t.values(z) for t in p_terms] + [-yy * t.values(z) for t in q_terms]
         a = np.stack(cols, axis=1)
         scale = np.linalg.norm(a, axis=0)
@@ -533,3 +562,49 @@ def monomial_candidates(target: Target) -> list[Candidate]:
             break
         active.pop(int(np.argmin(np.abs(coef[1:]))))
     return out
+
+
+def power_law_split(target: Target) -> tuple[sympy.Expr, list[int], Target] | None:
+    r"""Split a power law in the one-signed inputs off a value target of one sign.
+
+    For :math:`y = \prod_{k \in P} z_k^{e_k}\, g(z_O)` with the inputs ``P`` of one sign
+    each and ``O`` the others, least squares of :math:`\log|y|` on :math:`\log|z_P|` (and a
+    constant) recovers the :math:`e_k` when ``P`` and ``O`` were sampled independently
+    (then :math:`\log|g|` only shifts the constant). Exponents within 0.05 of a
+    half-integer are snapped and kept; inputs whose exponent snaps to 0 or does not snap
+    join ``O``. The rest :math:`y / \prod z_k^{e_k}` is a target in the inputs ``O``
+    alone, whose laws times the factor are candidates for ``y`` (if the split was wrong,
+    they simply do not fit).
+
+    Returns
+    -------
+    (factor, others, rest) or None
+        ``factor`` the sympy product of powers (no constant), ``others`` the indices ``O``
+        (sorted), ``rest`` the :class:`Target` of the quotient on ``z[:, O]``. None when
+        ``y`` changes sign, no input is one-signed, or nothing (or everything) splits off.
+    """
+    if target.kind != "values":
+        return None
+    y, z = target.y, target.z
+    if not (np.all(y > 0) or np.all(y < 0)):
+        return None
+    signs = np.sign(z[0])
+    one_sign = [k for k in range(z.shape[1]) if signs[k] != 0 and np.all(np.sign(z[:, k]) == signs[k])]
+    if not one_sign or len(one_sign) == z.shape[1]:
+        return None  # all inputs one-signed: monomial_candidates covers the power law
+    with np.errstate(all="ignore"):
+        a = np.column_stack([np.ones(len(y)), np.log(np.abs(z[:, one_sign]))])
+        coef = _lstsq(a, np.log(np.abs(y)))
+    symbols = [sympy.Symbol(n) for n in target.names]
+    factor, kept, values = sympy.Integer(1), [], np.ones(len(y))
+    for k, e in zip(one_sign, coef[1:]):
+        half = round(2 * e) / 2
+        if half != 0 and abs(e - half) <= 0.05:
+            factor = factor * (symbols[k] * int(signs[k])) ** sympy.Rational(round(2 * e), 2)
+            values = values * np.abs(z[:, k]) ** half
+            kept.append(k)
+    others = sorted(set(range(z.shape[1])) - set(kept))
+    if not kept or not others:
+        return None
+    rest = Target(tuple(target.names[k] for k in others), z[:, others], "values", y / values)
+    return factor, others, rest

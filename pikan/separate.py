@@ -48,7 +48,7 @@ import torch
 from pikan.errors import SpecError
 from pikan.expr import to_torch
 from pikan.kan.symbolic import fit_edge
-from pikan.refit import Target, fit_candidates, pareto, select
+from pikan.refit import Deadline, Target, as_deadline, fit_candidates, pareto, select
 from pikan.regress import Candidate, regression_candidates
 
 __all__ = ["Derivatives", "additive_model_candidates", "coupling", "derivatives", "groups",
@@ -133,8 +133,12 @@ def _integrate(x: np.ndarray, slope: np.ndarray) -> np.ndarray:
 
 
 def _edge_pieces(x: np.ndarray, y: np.ndarray, symbol: sympy.Symbol,
-                 library: Sequence[str] | None, top: int, seed: int) -> list[sympy.Expr]:
-    """The ``top`` best :func:`fit_edge` forms ``a*g(b*x + c) + d`` of a 1-D curve."""
+                 library: Sequence[str] | None, top: int, seed: int,
+                 deadline: Deadline | None = None) -> list[sympy.Expr]:
+    """The ``top`` best :func:`fit_edge` forms ``a*g(b*x + c) + d`` of a 1-D curve (none
+    once ``deadline`` has passed)."""
+    if as_deadline(deadline).expired():
+        return []
     if x.size > _EDGE_SAMPLES:
         rows = np.random.default_rng(seed).choice(x.size, _EDGE_SAMPLES, replace=False)
         x, y = x[rows], y[rows]
@@ -151,10 +155,10 @@ def _edge_pieces(x: np.ndarray, y: np.ndarray, symbol: sympy.Symbol,
 
 
 def _best(cands: Sequence[Candidate], target: Target, top: int,
-          tolerance: float) -> list[sympy.Expr]:
+          tolerance: float, deadline: Deadline | None = None) -> list[sympy.Expr]:
     """Refit a few candidates for a piece and return the ``top`` best by the selection rule."""
     fits = fit_candidates([(c.expr, c.source) for c in cands], target, tolerance,
-                          max_refit=20, max_snap=3)
+                          max_refit=20, max_snap=3, deadline=deadline)
     chosen = select(fits, tolerance)
     if chosen is None:
         return []
@@ -174,17 +178,18 @@ def _combine(options: Sequence[Sequence[sympy.Expr]], join: Callable, cap: int =
     return out
 
 
-def _additive(fn, z, names, d_, parts, kind, library, depth, threshold, tolerance, seed):
+def _additive(fn, z, names, d_, parts, kind, library, depth, threshold, tolerance, seed,
+              deadline):
     symbols = [sympy.Symbol(n) for n in names]
     options, singles = [], {}
     for part in parts:
         sub = Target(tuple(names[i] for i in part), z[:, part], "gradient", d_.g[:, part])
-        cands = regression_candidates(sub, library)
-        pieces = _best(cands, sub, 2, tolerance)
+        cands = regression_candidates(sub, library, deadline=deadline)
+        pieces = _best(cands, sub, 2, tolerance, deadline)
         if len(part) == 1:
             i = part[0]
             values = _integrate(z[:, i], d_.g[:, i])
-            edge = _edge_pieces(z[:, i], values, symbols[i], library, 3, seed)
+            edge = _edge_pieces(z[:, i], values, symbols[i], library, 3, seed, deadline)
             pieces = pieces + [e for e in edge if e not in pieces]
             if pieces:
                 singles[i] = pieces[0]
@@ -198,7 +203,7 @@ def _additive(fn, z, names, d_, parts, kind, library, depth, threshold, toleranc
         rest = _restricted(fn, z, multi[0], singles, names, op="sub")
         if rest is not None:
             for r in _sub_candidates(rest, z, multi[0], names, library, depth, threshold,
-                                     tolerance, seed):
+                                     tolerance, seed, deadline):
                 out.append(sympy.Add(*singles.values(), r))
     return out
 
@@ -225,7 +230,10 @@ def _restricted(fn, z, part, singles, names, op):
     return rest
 
 
-def _sub_candidates(rest, z, part, names, library, depth, threshold, tolerance, seed):
+def _sub_candidates(rest, z, part, names, library, depth, threshold, tolerance, seed,
+                    deadline):
+    if deadline.expired():
+        return []
     sub_names = [names[i] for i in part]
     zp = z[:, part]
     with torch.no_grad():
@@ -233,13 +241,14 @@ def _sub_candidates(rest, z, part, names, library, depth, threshold, tolerance, 
     if not np.all(np.isfinite(values)):
         return []
     target = Target(tuple(sub_names), zp, "values", values)
-    cands = regression_candidates(target, library)
+    cands = regression_candidates(target, library, deadline=deadline)
     cands += structure_candidates(rest, zp, sub_names, "values", library, depth - 1,
-                                  threshold, tolerance, seed)
-    return _best(cands, target, 3, tolerance)
+                                  threshold, tolerance, seed, deadline)
+    return _best(cands, target, 3, tolerance, deadline)
 
 
-def _multiplicative(fn, z, names, d_, parts, library, depth, threshold, tolerance, seed):
+def _multiplicative(fn, z, names, d_, parts, library, depth, threshold, tolerance, seed,
+                    deadline):
     symbols = [sympy.Symbol(n) for n in names]
     sign = float(np.sign(d_.f[0]))
     gl = d_.g / d_.f[:, None]
@@ -249,8 +258,9 @@ def _multiplicative(fn, z, names, d_, parts, library, depth, threshold, toleranc
             continue
         i = part[0]
         lv = _integrate(z[:, i], gl[:, i])
-        logs[i] = _edge_pieces(z[:, i], lv, symbols[i], library, 2, seed)
-        factors[i] = _edge_pieces(z[:, i], np.exp(lv - lv.mean()), symbols[i], library, 2, seed)
+        logs[i] = _edge_pieces(z[:, i], lv, symbols[i], library, 2, seed, deadline)
+        factors[i] = _edge_pieces(z[:, i], np.exp(lv - lv.mean()), symbols[i], library, 2,
+                                  seed, deadline)
         if not factors[i] and not logs[i]:
             return []
     multi = [p for p in parts if len(p) > 1]
@@ -268,7 +278,7 @@ def _multiplicative(fn, z, names, d_, parts, library, depth, threshold, toleranc
         rest = _restricted(fn, z, multi[0], best, names, op="div")
         if rest is not None:
             for r in _sub_candidates(rest, z, multi[0], names, library, depth, threshold,
-                                     tolerance, seed):
+                                     tolerance, seed, deadline):
                 out.append(sympy.Mul(*best.values(), r))
     return out
 
@@ -276,7 +286,7 @@ def _multiplicative(fn, z, names, d_, parts, library, depth, threshold, toleranc
 def structure_candidates(fn: Callable[[torch.Tensor], torch.Tensor], z: np.ndarray,
                          names: Sequence[str], kind: str, library: Sequence[str] | None = None,
                          depth: int = 2, threshold: float = THRESHOLD, tolerance: float = 1e-6,
-                         seed: int = 0) -> list[Candidate]:
+                         seed: int = 0, deadline: Deadline | None = None) -> list[Candidate]:
     """Candidates for ``fn`` built from a separable split (empty when nothing separates).
 
     Parameters
@@ -299,13 +309,19 @@ def structure_candidates(fn: Callable[[torch.Tensor], torch.Tensor], z: np.ndarr
     tolerance : float
         Relative error treated as negligible when picking the best pieces.
     seed : int
+    deadline : Deadline, optional
+        Anytime: pieces are no longer fitted once it has passed; the candidates built so
+        far come back.
 
     Returns
     -------
     list of Candidate
         Errors are NaN (they are measured after the common refit).
     """
+    deadline = as_deadline(deadline)
     names = list(names)
+    if deadline.expired():
+        return []
     d = z.shape[1]
     try:
         d_ = derivatives(fn, z)
@@ -317,7 +333,7 @@ def structure_candidates(fn: Callable[[torch.Tensor], torch.Tensor], z: np.ndarr
     parts = groups(coupling(d_.g, d_.h, z), threshold) if d >= 2 else [[0]]
     if len(parts) > 1 or d == 1:
         for e in _additive(fn, z, names, d_, parts, kind, library, depth, threshold,
-                           tolerance, seed):
+                           tolerance, seed, deadline):
             exprs.append((e, "structure:additive"))
     f = d_.f
     span = float(np.max(np.abs(f))) if f.size else 0.0
@@ -328,7 +344,7 @@ def structure_candidates(fn: Callable[[torch.Tensor], torch.Tensor], z: np.ndarr
         parts = groups(coupling(gl, hl, z), threshold) if d >= 2 else [[0]]
         if len(parts) > 1 or d == 1:
             for e in _multiplicative(fn, z, names, d_, parts, library, depth, threshold,
-                                     tolerance, seed):
+                                     tolerance, seed, deadline):
                 exprs.append((e, "structure:multiplicative"))
     return [Candidate(e, math.nan, s) for e, s in exprs]
 
@@ -344,7 +360,8 @@ def _spline_basis(x: np.ndarray, intervals: int = _KNOTS) -> np.ndarray:
 
 
 def additive_model_candidates(target: Target, library: Sequence[str] | None = None,
-                              seed: int = 0) -> list[Candidate]:
+                              seed: int = 0, deadline: Deadline | None = None
+                              ) -> list[Candidate]:
     r"""Candidates from an exact additive split of ``y`` or ``log|y|`` into one-input pieces.
 
     Fits :math:`T(y) = c + \sum_i s_i(z_i)` with cubic splines (24 intervals per input)
@@ -358,12 +375,14 @@ def additive_model_candidates(target: Target, library: Sequence[str] | None = No
         A value target with at least two inputs.
     library : sequence of str, optional
     seed : int
+    deadline : Deadline, optional
+        Pieces are no longer fitted once it has passed.
 
     Returns
     -------
     list of Candidate
     """
-    if target.kind != "values" or target.z.shape[1] < 2:
+    if target.kind != "values" or target.z.shape[1] < 2 or as_deadline(deadline).expired():
         return []
     z, y = target.z, target.y
     symbols = [sympy.Symbol(n) for n in target.names]
@@ -386,7 +405,8 @@ def additive_model_candidates(target: Target, library: Sequence[str] | None = No
             start += basis.shape[1]
             if np.ptp(piece) <= 1e-9 * (np.ptp(ty) + 1e-300):
                 continue  # the output does not depend on this input
-            forms = _edge_pieces(z[:, i], piece - piece.mean(), symbols[i], library, 3, seed)
+            forms = _edge_pieces(z[:, i], piece - piece.mean(), symbols[i], library, 3, seed,
+                                 deadline)
             if not forms:
                 break
             options.append(forms)
