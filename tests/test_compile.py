@@ -351,3 +351,27 @@ def test_linear_dynamics_term_is_read_exactly_from_the_jump_path():
     laws = pikan.extract(model, pikan.Trajectories.from_arrays(
         torch.linspace(0, 1, 200).numpy(), q.numpy(), v=v.numpy(), a=target.numpy(), coords=["x"]))
     assert pikan.equivalent(laws["F"].expr[0], "-0.7*x", up_to_constant=False, rtol=1e-3)
+
+
+def test_passive_dissipation_and_resting_dynamics_force_equals_finite_differences():
+    """Both identifiable constructions are plain autograd functions: the Dissipation force
+    is -dD/dv by central differences, the Dynamics force is the block output, and the
+    passive block never takes the written-out gradient path (its KAN is not D)."""
+    spec = System("s", coords=["x", "y"], modules=[
+        Potential("V", inputs=["x", "y"], law="(x**2 + y**2)/2"),
+        Dynamics("F", inputs=["v_x", "v_y"], outputs=["x", "y"]),
+        Dissipation("D", inputs=["v_x", "v_y"])])
+    model = compile(spec, seed=1)
+    block = model.blocks["D"]
+    assert block.passive and not block.has_state_gradient and model.exchanges
+    q, v = (t.double() for t in _states(2, batch=8, seed=2))
+    force = model.forces(q, v)["D"]
+    eps = 1e-6
+    for i in range(2):
+        dv = torch.zeros_like(v)
+        dv[:, i] = eps
+        fd = -(block(v + dv) - block(v - dv)) / (2 * eps)
+        torch.testing.assert_close(force[:, i], fd, atol=1e-8, rtol=1e-7)
+    accel = model.acceleration(q, v)
+    expected = -q + model.forces(q, v)["F"] + force
+    _close(accel, expected)
