@@ -70,6 +70,10 @@ class FitData:
                 store.update(t=tensor(w.t[:, ::every]), q=tensor(w.q[:, ::every]),
                              v=tensor(w.v[:, ::every]))
             self.scales = {"q": losses.coordinate_scale(self.q)}
+            # where the rollout loss evaluates the model (losses.rollout: a model that leaves
+            # the data meets held forces, not extrapolated polynomials)
+            self.scales["box_lo"], self.scales["box_hi"] = losses.state_box(
+                self.tensors["q"], self.tensors["v"])
             if measured_v:
                 self.scales["v"] = losses.coordinate_scale(self.v)
         self.n_train = self.tensors["q"].shape[0]

@@ -105,7 +105,31 @@ def acceleration_loss(model, q: Tensor, v: Tensor, a: Tensor, scale: Tensor) -> 
     return (((model.acceleration(q, v) - a) / scale) ** 2).mean()
 
 
-def rollout(model, q0: Tensor, v0: Tensor, t: Tensor, method: str = "rk4") -> tuple[Tensor, Tensor]:
+BOX_MARGIN = 0.1
+"""A rollout loss's box: the training states' range widened by this share of its span."""
+
+
+def state_box(q: Tensor, v: Tensor, margin: float = BOX_MARGIN) -> tuple[Tensor, Tensor]:
+    """The box a rollout loss evaluates the model in: the range of the states, widened.
+
+    Parameters
+    ----------
+    q, v : Tensor, shape (..., n)
+    margin : float
+        Share of each coordinate's span added on both sides.
+
+    Returns
+    -------
+    lo, hi : Tensor, shape (2 n,), for the state ``[q, v]``.
+    """
+    y = torch.cat([q.reshape(-1, q.shape[-1]), v.reshape(-1, v.shape[-1])], dim=-1)
+    lo, hi = y.min(0).values, y.max(0).values
+    pad = margin * (hi - lo)
+    return lo - pad, hi + pad
+
+
+def rollout(model, q0: Tensor, v0: Tensor, t: Tensor, method: str = "rk4",
+            box: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
     """Integrate ``model`` from ``(q0, v0)`` through the sample times of every window.
 
     Each window has its own times, so windows with different time steps share a batch.
@@ -118,28 +142,47 @@ def rollout(model, q0: Tensor, v0: Tensor, t: Tensor, method: str = "rk4") -> tu
         Increasing sample times of each window.
     method : {"rk4", "verlet"}
         Verlet is second order and needs accelerations independent of v.
+    box : (lo, hi) of Tensor, shape (2 n,), optional
+        The model is evaluated at the state clamped into this box (:func:`state_box`), so
+        off the data its forces are held at their value on the box's face. A KAN's splines
+        continue their end polynomials off the grid, and through two layers a cubic becomes
+        a ninth-degree polynomial: one Adam step from zero splines on Morse data gave forces
+        of 2.6e3 half a unit past the data and rollouts that returned NaN from then on. The
+        clamp keeps such a rollout finite (its loss large, its gradient alive in the steps
+        before it left); a model that follows the data never meets the box.
 
     Returns
     -------
     q, v : Tensor, shape (batch, L, n); index 0 holds the initial state.
     """
     n = q0.shape[-1]
+    if box is None:
+        field, accel = model.vector_field, model.acceleration
+    else:
+        lo, hi = box
+
+        def field(time, y):
+            return model.vector_field(time, torch.clamp(y, lo, hi))
+
+        def accel(q, v):
+            return model.acceleration(torch.clamp(q, lo[:n], hi[:n]), torch.clamp(v, lo[n:], hi[n:]))
+
     steps = (t[:, 1:] - t[:, :-1])[..., None]  # (batch, L - 1, 1)
     qs, vs = [q0], [v0]
     if method == "rk4":
         y = torch.cat([q0, v0], dim=-1)
         for i in range(steps.shape[1]):
-            y = rk4_step(model.vector_field, t[0, i], y, steps[:, i])
+            y = rk4_step(field, t[0, i], y, steps[:, i])
             qs.append(y[:, :n])
             vs.append(y[:, n:])
     elif method == "verlet":
         q, v = q0, v0
-        a = model.acceleration(q, v)
+        a = accel(q, v)
         for i in range(steps.shape[1]):
             h = steps[:, i]
             half = v + h / 2 * a
             q = q + h * half
-            a = model.acceleration(q, half)
+            a = accel(q, half)
             v = half + h / 2 * a
             qs.append(q)
             vs.append(v)
@@ -149,7 +192,8 @@ def rollout(model, q0: Tensor, v0: Tensor, t: Tensor, method: str = "rk4") -> tu
 
 
 def rollout_loss(model, q: Tensor, v: Tensor, t: Tensor, scale_q: Tensor,
-                 scale_v: Tensor | None = None, method: str = "rk4") -> Tensor:
+                 scale_v: Tensor | None = None, method: str = "rk4",
+                 box: tuple[Tensor, Tensor] | None = None) -> Tensor:
     """Normalized rollout matching over windows (see the module docstring).
 
     Parameters
@@ -164,12 +208,15 @@ def rollout_loss(model, q: Tensor, v: Tensor, t: Tensor, scale_q: Tensor,
     scale_v : Tensor, shape (n,), optional
         Give it when the velocities were measured (not estimated from q) to compare them too.
     method : {"rk4", "verlet"}
+    box : (lo, hi) of Tensor, shape (2 n,), optional
+        Where the model is evaluated (see :func:`rollout`); :func:`pikan.fit` passes
+        :func:`state_box` of the training windows.
 
     Returns
     -------
     Tensor, scalar.
     """
-    q_hat, v_hat = rollout(model, q[:, 0], v[:, 0], t, method)
+    q_hat, v_hat = rollout(model, q[:, 0], v[:, 0], t, method, box)
     loss = (((q_hat[:, 1:] - q[:, 1:]) / scale_q) ** 2).mean()
     if scale_v is not None:
         loss = loss + (((v_hat[:, 1:] - v[:, 1:]) / scale_v) ** 2).mean()

@@ -371,8 +371,9 @@ class _Trainer:
         if self.data.kind == "acceleration":
             data_term = losses.acceleration_loss(model, q, v, batch["a"], scales["a"])
         else:
+            box = (scales["box_lo"], scales["box_hi"]) if "box_lo" in scales else None
             data_term = losses.rollout_loss(model, batch["q"], batch["v"], batch["t"], scales["q"],
-                                            scales.get("v"), self.config["rollout_method"])
+                                            scales.get("v"), self.config["rollout_method"], box)
         terms = {self.data.kind: data_term}
         if sparsity > 0:
             sq, sv = (q, v) if whole_states is None else whole_states
