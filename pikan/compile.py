@@ -286,8 +286,9 @@ class Block(nn.Module):
     core : KAN or ExprModule or None
     passive : bool
         A Dissipation built passive (:func:`passive_dissipation`): while learned, the
-        block is ``D(z)`` of its KAN, whose inputs are the direction ``z / |z|`` (see
-        :meth:`kan_inputs`) and whose outputs are one coefficient per degree.
+        block is ``D(z)`` of its KAN, whose inputs are the direction ``z / |z|`` placed
+        in its grid box (see :meth:`kan_inputs`) and whose outputs are one coefficient
+        per degree.
     passive_degrees : tuple of float
         The degrees in ``z`` of the passive terms (empty when not passive).
     rest_inputs : tuple of float or None
@@ -407,14 +408,24 @@ class Block(nn.Module):
 
         The inputs themselves, except for a learned gyroscopic Dynamics (its field
         inputs, the positions) and a passive Dissipation (the direction ``z / |z|``, 0 at
-        rest). Use it to adapt, refine, prune or regularize the KAN on data.
+        rest, placed in the first layer's grid box: ``-1 -> lo``, ``1 -> hi`` per input).
+        Use it to refine, prune or regularize the KAN on data. A passive Dissipation's
+        grid is not moved by :meth:`Model.adapt_grids`: the direction always lies inside
+        it, and moving it would change the function.
         """
         if self.gyroscopic_learned:
             return z[:, self._field_slots]
         if self.passive and self.kan is not None:
             r2 = (z * z).sum(-1, keepdim=True)
-            return z / torch.where(r2 > 0, r2, torch.ones_like(r2)).sqrt()
+            return self._grid_point(z / torch.where(r2 > 0, r2, torch.ones_like(r2)).sqrt())
         return z
+
+    def _grid_point(self, u: Tensor) -> Tensor:
+        """A direction ``u`` in ``[-1, 1]^d`` mapped into the first layer's grid box
+        ``[lo, hi]`` per input (``u = -1 -> lo``, ``u = 1 -> hi``)."""
+        layer = self.kan.layers[0]
+        lo, hi = layer.knots[:, layer.order], layer.knots[:, -layer.order - 1]
+        return (lo + hi).to(u.dtype) / 2 + (hi - lo).to(u.dtype) / 2 * u
 
     @property
     def is_learned(self) -> bool:
@@ -450,6 +461,11 @@ class Block(nn.Module):
     def function(self, z: Tensor) -> Tensor:
         """The module function with hard constraints applied: ``(batch, n_in) -> (batch, n_out)``."""
         fn = self._raw
+        if self.passive and self.kan is not None:
+            # the KAN reads the direction placed in its grid box, wherever training puts
+            # the grid; the wraps below then act on directions (a sign flip of u is a flip
+            # of v), so Even, Odd and Symmetric keep their meaning on D
+            fn = lambda u: self._raw(self._grid_point(u))  # noqa: E731
         if self.is_learned:  # a law (given, or fixed after extraction) is the module's output
             for constraint in self._wrappers:
                 fn = constraint.wrap(fn, self.input_names)
@@ -763,8 +779,8 @@ class Model(nn.Module):
         """
         for name, block in self.blocks.items():
             if block.kan is not None and not block.passive:
-                # a passive Dissipation's KAN reads directions, inside its default grid
-                # [-1, 1] for every data set
+                # a passive Dissipation's KAN reads directions placed in its grid box
+                # (Block.kan_inputs): they stay inside whatever box it has
                 z = block.kan_inputs(self.module_inputs(name, q, v))
                 block.kan.update_grid(z, adaptivity=adaptivity)
 

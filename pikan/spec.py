@@ -403,24 +403,26 @@ class Dissipation(Module):
     ----------
     passive : bool
         True (default): a learned ``D`` is passive by construction, for any weights:
-        ``D(0) = 0``, ``dD/dz(0) = 0`` and ``z . dD/dz >= 0`` on the module's inputs
-        ``z`` (energy can only decrease), and ``D >= 0``. A constant force (``D = c . v``)
-        then cannot hide in ``D``: it belongs to a potential. The block is
+        ``D(0) = 0``, ``dD/dz(0) = 0``, ``D >= 0`` and ``z . dD/dz >= 0`` on the module's
+        inputs ``z`` (energy can only decrease). A constant force (``D = c . v``) then
+        cannot hide in ``D``: it belongs to a potential. The block is a sum of
+        homogeneous terms (see :func:`pikan.compile.passive_dissipation`),
 
-        .. math:: D(z) = |z|^2 \sum_k w_k s_k \, \mathrm{softplus}(K(s_k z)),
+        .. math:: D(z) = \sum_k a_k(u)^2 |z|^{\alpha_k} / \alpha_k, \quad u = z / |z|,
 
-        ``K`` the KAN, ``(s_k, w_k)`` Gauss--Legendre nodes and weights on ``[0, 1]``
-        (see :func:`pikan.compile.passive_dissipation`). Linear damping ``c v^2 / 2``
-        (``K`` constant), quadratic damping ``c |v|^3 / 3`` (``softplus(K) = c |v|``) and
-        their sum are representable. With passivity on, the default ``Positive()`` of a
-        learned Dissipation is not added and a hard ``Positive()`` is not applied (its
-        softplus would break ``D(0) = 0`` and the exact forms above): ``D >= 0`` already
-        holds. When the inputs are features of the velocities positively homogeneous of
-        one degree (``v_x``, ``v_x - v_y``, ``v_x**2 + v_y**2``), passivity in ``z`` is
-        passivity in ``v``; for other features it holds along rays in ``z``.
-        False: the KAN output is ``D`` itself (``Positive()`` by default), for a user
-        who knows the dissipation is not passive; ``compile`` then reports the constant
-        force that can move between it and a potential.
+        the KAN giving the coefficients ``a_k`` of the direction ``u``, with degrees
+        ``alpha`` = 2, 3, 4 in the velocities: linear damping ``c v^2 / 2``, quadratic
+        damping ``c |v|^3 / 3``, cubic damping and their sums are exact; other radial
+        profiles are approximated by these powers. With passivity on, the default
+        ``Positive()`` of a learned Dissipation is not added and a hard ``Positive()`` is
+        not applied (its softplus would break ``D(0) = 0`` and the exact forms above):
+        ``D >= 0`` already holds. When the inputs are features positively homogeneous of
+        one degree ``p`` in the velocities (``v_x``, ``v_x - v_y``: ``p = 1``;
+        ``v_x**2 + v_y**2``: ``p = 2``), the degrees in ``z`` are ``alpha / p`` and
+        passivity in ``z`` is passivity in ``v``; for other features it holds along rays
+        in ``z`` only. False: the KAN output is ``D`` itself (``Positive()`` by default),
+        for a user who knows better; ``compile`` then reports the constant force that can
+        move between it and a potential.
     """
 
     kind: ClassVar[str] = "Dissipation"

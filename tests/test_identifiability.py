@@ -146,6 +146,23 @@ def test_learned_dissipation_is_passive_for_random_weights(d, hidden, seed):
     assert float(power.max()) <= 1e-12 * float(power.abs().max())
 
 
+def test_passive_kan_reads_directions_inside_its_grid_wherever_the_grid_is():
+    """Training places grids on the data (velocities of any range); the directions the
+    KAN reads are mapped into its grid box, so they never fall off the grid."""
+    model = pikan.compile(_dissipation(2, hidden=(4,)), seed=5)
+    block = model.blocks["D"]
+    v = _states(500, 2, 5, spread=0.2) + torch.tensor([0.3, -0.1], dtype=torch.float64)
+    with torch.no_grad():
+        block.kan.layers[0].update_grid(v, adaptivity=0.0)  # what fit's first grids do
+    x = block.kan_inputs(v)
+    layer = block.kan.layers[0]
+    lo, hi = layer.knots[:, layer.order], layer.knots[:, -layer.order - 1]
+    assert bool(((x >= lo - 1e-12) & (x <= hi + 1e-12)).all())
+    z = v.clone().requires_grad_(True)
+    (gradient,) = torch.autograd.grad(block(z).sum(), z)
+    assert float((z * gradient).sum(-1).min()) >= 0.0
+
+
 def test_passive_rate_equals_the_sum_of_homogeneous_terms():
     z = _states(200, 2, 4).requires_grad_(True)
 
