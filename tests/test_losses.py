@@ -134,3 +134,47 @@ def test_relative_error():
     assert losses.relative_error(torch.tensor([1.0, 2.0]), torch.tensor([1.0, 2.0])) == 0.0
     assert losses.relative_error(torch.tensor([0.0, 0.0]), torch.tensor([3.0, 4.0])) == 1.0
     assert np.isfinite(losses.relative_error(torch.ones(2), torch.zeros(2)))
+
+
+def test_the_rollout_box_holds_forces_off_the_data_and_changes_nothing_on_it(clean):
+    # x'' = 4 x**3 runs away in finite time (t = 0.93 from x = 1 at rest)
+    runaway = compile(System("runaway", coords=["x"], modules=[Potential("V", ["x"], law="-x**4")]))
+    q0, v0 = torch.tensor([[1.0]]), torch.tensor([[0.0]])
+    t = torch.linspace(0, 3, 61, dtype=torch.float64)[None]
+    for method in ("rk4", "verlet"):
+        q, _ = losses.rollout(runaway, q0, v0, t, method)
+        assert not bool(torch.isfinite(q).all())
+        box = (torch.tensor([-1.5, -2.0]), torch.tensor([1.5, 2.0]))
+        q, v = losses.rollout(runaway, q0, v0, t, method, box)
+        # past the face the force is held at 4 * 1.5**3 = 13.5 (and for RK4 the velocity
+        # that moves q at 2): finite, and still running away from the data
+        assert bool(torch.isfinite(q).all()) and float(q[0, -1, 0]) > 5
+    truth = compile(OSCILLATOR)
+    windows = clean.windows(21, stride=20)
+    t, q, v = (torch.tensor(x) for x in (windows.t, windows.q, windows.v))
+    box = losses.state_box(q, v)
+    assert box[0].shape == (2,) and bool((box[0] < q.min()).all())
+    free = losses.rollout(truth, q[:, 0], v[:, 0], t, "rk4")
+    boxed = losses.rollout(truth, q[:, 0], v[:, 0], t, "rk4", box)
+    assert torch.equal(free[0], boxed[0]) and torch.equal(free[1], boxed[1])
+
+
+def test_a_clean_large_swing_pendulum_is_clean_and_noise_is_still_seen():
+    from scipy.integrate import solve_ivp
+
+    g = 9.1  # swings up to theta = 3 rad: sixth differences alone read 1.3e-6 ("noisy")
+    rng = np.random.default_rng(1)
+    t = np.arange(0, 10 + 1e-9, 0.05)
+    qs, vs = [], []
+    for _ in range(6):
+        y0 = [rng.uniform(-3, 3), rng.uniform(-1, 1)]
+        sol = solve_ivp(lambda _, y: [y[1], -g * np.sin(y[0])], (0, 10), y0, t_eval=t,
+                        method="DOP853", rtol=1e-10, atol=1e-12)
+        qs.append(sol.y[:1].T)
+        vs.append(sol.y[1:].T)
+    data = Trajectories.from_arrays([t] * 6, qs, v=vs, coords=["theta"])
+    assert losses.position_noise(data) < 1e-7
+    assert losses.choose_loss(data)[0] == "acceleration"
+    noisy = data.with_noise(1e-3, seed=0)
+    assert losses.position_noise(noisy) == pytest.approx(1e-3, rel=0.5)
+    assert losses.choose_loss(noisy)[0] == "rollout"
