@@ -389,7 +389,8 @@ def refit(expr: sympy.Expr, target: Target, source: str = "", max_nfev: int = 20
             raise _OutOfTime
         r = residual(c)
         if np.all(np.isfinite(r)):
-            rss = float(r @ r)
+            with np.errstate(over="ignore"):
+                rss = float(r @ r)
             if rss < seen["rss"]:
                 seen["x"], seen["rss"] = np.array(c, dtype=np.float64), rss
         return np.where(np.isfinite(r), r, _BIG)
