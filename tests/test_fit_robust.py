@@ -116,3 +116,21 @@ def test_progress_names_the_stages_and_says_why_it_stopped_early(data, capsys):
     assert last.startswith(f"[pikan fit] stopped early at step {result.history.rows[-1]['step']}"
                            "/4030: validation loss did not improve for 2 evaluations (best ")
     assert "stage 3/3 (Adam fit) stopped early at step" in err
+
+
+def test_initial_grids_leave_a_passive_dissipation_alone():
+    from pikan.spec import Dissipation
+
+    damped = System("damped", coords=["x"], modules=[
+        Potential("V", ["x"], law="x**2/2"), Dissipation("D", ["v_x"], law="0.07*v_x**2")])
+    data = simulate(damped, n_trajectories=3, t=(0, 2), dt=0.02, seed=0)
+    model = compile(damped.learn("V").learn("D")).double()
+    assert model.blocks["D"].passive
+    before = {k: v.clone() for k, v in model.blocks["D"].kan.state_dict().items()}
+    q, v, _ = (torch.tensor(x) for x in data.states())
+    train._initial_grids(model, q, v)
+    after = model.blocks["D"].kan.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    # the potential's KAN was placed on the data
+    first = model.blocks["V"].kan.layers[0]
+    assert float(first.knots[0, first.order]) == pytest.approx(float(q.min()), rel=1e-4)
