@@ -590,9 +590,10 @@ def fit_candidates(candidates: Sequence[tuple[sympy.Expr, str]], target: Target,
     tolerance : float
         Relative error considered negligible (see :func:`select`).
     deadline : Deadline, optional
-        Anytime: once it has passed, the remaining shortlisted candidates keep their
-        proposed constants (their first error) and nothing more is snapped; every finite
-        candidate still comes back.
+        Anytime: once it has passed, the candidates not yet evaluated are dropped (as soon
+        as one finite candidate was evaluated; generators list the cheapest families
+        first), the shortlisted ones keep their proposed constants (their first error) and
+        nothing more is snapped.
 
     Returns
     -------
@@ -610,6 +611,8 @@ def fit_candidates(candidates: Sequence[tuple[sympy.Expr, str]], target: Target,
             seen[key] = (expr, source)
     first = []
     for expr, source in seen.values():
+        if deadline.expired() and any(math.isfinite(t[1]) for t in first):
+            break  # candidates come cheapest family first: keep what was evaluated
         err, _ = evaluate(target, drop_constant(expr) if target.kind == "gradient" else expr)
         first.append((complexity(expr), err, expr, source))
     first.sort(key=lambda t: (t[0], t[1]))
