@@ -1,7 +1,8 @@
 """The ``pikan`` command: demo, systems, simulate, discover, laws, plot.
 
 Errors a user can cause reach the terminal as one line and exit code 2 (1 for other
-failures), never a traceback, unless ``--debug`` is given.
+failures), never a traceback, unless ``--debug`` is given. ``pikan discover --strict`` exits
+3 when a law is short of "recovered" (its verdict, checked against held-out data).
 """
 
 from __future__ import annotations
@@ -16,6 +17,24 @@ from pikan._version import __version__
 from pikan.errors import DataError, SpecError
 
 DEMO_SYSTEM = "anisotropic"
+STRICT_EXIT = 3
+"""Exit code of ``pikan discover --strict`` when a law is not recovered."""
+DEFAULT_TIME_LIMIT = 120.0
+"""Default of ``--time-limit`` (the same as :func:`pikan.discover`'s)."""
+
+
+def _seconds(text: str) -> float | None:
+    """``--time-limit`` value: positive seconds, or 0 / "none" for no limit."""
+    if text.strip().lower() in ("0", "none", "inf"):
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds (e.g. 60) or 0 for no limit, "
+                                         f"got {text!r}") from None
+    if not value > 0 or value != value:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -61,6 +80,12 @@ def _parser() -> argparse.ArgumentParser:
     discover.add_argument("--resume", default=None, help="model.pt of an interrupted run")
     discover.add_argument("--no-plots", action="store_true")
     discover.add_argument("--quiet", action="store_true", help="no progress display")
+    discover.add_argument("--time-limit", type=_seconds, default=DEFAULT_TIME_LIMIT,
+                          metavar="S", help=f"seconds for the whole run (default "
+                          f"{DEFAULT_TIME_LIMIT:g}; 0: no limit); the best result found in "
+                          "time is returned, with its verdicts")
+    discover.add_argument("--strict", action="store_true",
+                          help="exit with code 3 unless every law's verdict is 'recovered'")
 
     laws = sub.add_parser("laws", help="print the laws of a run directory")
     laws.add_argument("run")
@@ -151,7 +176,8 @@ def _print_laws(laws, truth: dict | None = None) -> None:
         line = f"  {law}"
         if truth and name in truth:
             match = equivalent(law.expr, truth[name])
-            line += f"\n      truth: {truth[name]}   [{'recovered' if match else 'NOT recovered'}]"
+            line += (f"\n      truth: {truth[name]}   "
+                     f"[{'matches the truth' if match else 'DIFFERS from the truth'}]")
         print(line)
 
 
@@ -191,12 +217,23 @@ def _cmd_discover(args) -> int:
     data = _load_data(args.data)
     run = discover(spec, data, out=args.out, steps=args.steps, seed=args.seed,
                    device=args.device, resume=args.resume, plots=not args.no_plots,
-                   progress=not args.quiet)
+                   progress=not args.quiet, time_limit=args.time_limit)
     if run.laws is None:  # a rank other than 0 of a torchrun launch: rank 0 reports
         return 0
     print("\nlaws:")
     _print_laws(run.laws)
+    summary = run.report.get("verification", {}).get("summary")
+    if summary:
+        print(f"\nverification on held-out trajectories:\n{summary}")
+    short = [name for name, law in run.laws.items() if law.verdict != "recovered"]
+    for name in short:
+        law = run.laws[name]
+        print(f"WARNING: law {name!r} is {law.verdict or 'unchecked'}: {law.verdict_reason}",
+              file=sys.stderr)
     print(f"\nrun directory: {args.out}")
+    if args.strict and short:
+        print(f"pikan discover: --strict: not recovered: {', '.join(short)}", file=sys.stderr)
+        return STRICT_EXIT
     return 0
 
 

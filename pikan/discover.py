@@ -23,15 +23,21 @@ import os
 import platform
 import time
 import uuid
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from pikan._version import __version__
 from pikan.compile import Model, compile
 from pikan.errors import SpecError
 from pikan.spec import System
+
+
+class VerdictWarning(UserWarning):
+    """A discovered law is short of "recovered" (see :data:`pikan.laws.VERDICTS`)."""
 
 
 @dataclass
@@ -104,7 +110,7 @@ def _jsonable(value):
 
 
 def refine_constants(model: Model, laws, data, steps: int = 200, seed: int = 0,
-                     progress: bool = False):
+                     progress: bool = False, time_limit: float | None = None):
     """Fix every learned module to its law and train the law constants end to end.
 
     Parameters
@@ -115,6 +121,8 @@ def refine_constants(model: Model, laws, data, steps: int = 200, seed: int = 0,
     data : Trajectories
     steps : int
         Optimizer steps of the constant refinement (0: fix only).
+    time_limit : float, optional
+        Seconds the refinement may train (:func:`pikan.fit`).
 
     Returns
     -------
@@ -128,7 +136,7 @@ def refine_constants(model: Model, laws, data, steps: int = 200, seed: int = 0,
         law_model.fix(name, laws[name].expr, trainable=True)
     if steps > 0 and any(p.requires_grad and p.numel() for p in law_model.parameters()):
         fit(law_model, data, steps=steps, recipe="plain", seed=seed, progress=progress,
-            distributed=False)  # runs on rank 0 alone
+            distributed=False, time_limit=time_limit)  # runs on rank 0 alone
     refined = {}
     for name in laws:
         exprs = [law.expr() for law in law_model.blocks[name].core]
@@ -136,9 +144,18 @@ def refine_constants(model: Model, laws, data, steps: int = 200, seed: int = 0,
     return law_model, refined
 
 
+DEFAULT_TIME_LIMIT = 120.0
+"""Seconds :func:`discover` takes by default: a person waiting at a terminal."""
+
+_SHARES = {"fit": 0.6, "extract": 0.6, "refine": 0.5}
+"""Share of the time left that each stage may use (verification is not bounded: a few
+rollouts); what a stage does not use is left to the next."""
+
+
 def discover(spec: System, data, out=None, *, steps: int | None = None, seed: int = 0,
              device="auto", progress: bool = True, resume=None, refine_steps: int = 200,
-             plots: bool = True, verify_laws: bool = True, distributed="auto") -> Run:
+             plots: bool = True, verify_laws: bool = True, distributed="auto",
+             time_limit: float | None = DEFAULT_TIME_LIMIT) -> Run:
     """Learn a system from trajectories and return its laws, with a run directory.
 
     Parameters
@@ -162,6 +179,12 @@ def discover(spec: System, data, out=None, *, steps: int | None = None, seed: in
         Write ``plots/*.png`` (needs ``out``).
     verify_laws : bool
         Re-simulate with the laws and compare with the data and the KAN model.
+    time_limit : float or None
+        Seconds for the whole run (default 120; None: no limit). Training, extraction and
+        the constant refinement each get a share of what is left (60 %, 60 %, 50 %) and
+        return the best they found when their share runs out; the laws then get their
+        verdicts as usual, so a run cut short says so. Honoured within about 20 % (the
+        verification and the files come after the last bounded stage).
     distributed : True, False or "auto"
         Train data-parallel over the processes of a torchrun launch (:func:`pikan.fit`);
         "auto": when ``WORLD_SIZE > 1``. Every process trains; rank 0 alone then extracts,
@@ -174,14 +197,20 @@ def discover(spec: System, data, out=None, *, steps: int | None = None, seed: in
     """
     from pikan.distributed import is_main_process
     from pikan.extract import extract
-    from pikan.train import fit
+    from pikan.train import TrainingError, fit
+    from pikan.verify import judge, verify
 
     if not isinstance(spec, System):
         raise SpecError(f"discover expects a pikan.System spec, got {type(spec).__name__}.")
     if not spec.learned:
         raise SpecError(f"system {spec.name!r} has no learned module: every module has a law. "
                         f"Hint: spec.learn({spec.module_names[0]!r}) makes one learned.")
+    if time_limit is not None and not (isinstance(time_limit, (int, float))
+                                       and math.isfinite(time_limit) and time_limit > 0):
+        raise SpecError(f"discover: time_limit must be a positive number of seconds or None, "
+                        f"got {time_limit!r}.")
     data.check_coords(spec.coords)
+    clock = _Clock(time_limit)
     main = is_main_process(distributed)
     path = Path(out) if out is not None else None
     if path is not None and main:
@@ -194,10 +223,10 @@ def discover(spec: System, data, out=None, *, steps: int | None = None, seed: in
     start = time.perf_counter()
     model = compile(spec, seed=seed)
     say(f"[pikan] training {len(spec.learned)} learned module(s) of {spec.name!r} "
-        f"on {len(data)} trajectories")
+        f"on {len(data)} trajectories" + clock.describe())
     result = fit(model, data, steps=steps, seed=seed, device=device, progress=progress,
                  checkpoint=path / "model.pt" if path else None, resume=resume,
-                 distributed=distributed)
+                 distributed=distributed, time_limit=clock.share("fit"))
     timings["fit_s"] = time.perf_counter() - start
     model = model.cpu()
     if not main:  # rank 0 extracts, verifies and writes the run; the other ranks are done
@@ -207,17 +236,16 @@ def discover(spec: System, data, out=None, *, steps: int | None = None, seed: in
         data = data.with_derivatives()
 
     start = time.perf_counter()
-    say("[pikan] extracting laws")
-    laws = extract(model, data, seed=seed)
+    say("[pikan] extracting laws" + clock.describe())
+    laws = extract(model, data, seed=seed, time_limit=clock.share("extract"))
     timings["extract_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    say("[pikan] refining constants end to end")
-    from pikan.train import TrainingError
-
+    say("[pikan] refining constants end to end" + clock.describe())
     refine_error = None
     try:
-        law_model, refined = refine_constants(model, laws, data, steps=refine_steps, seed=seed)
+        law_model, refined = refine_constants(model, laws, data, steps=refine_steps, seed=seed,
+                                              time_limit=clock.share("refine"))
     except TrainingError as error:  # e.g. a law with a pole inside the data: keep it as is
         refine_error = str(error)
         say(f"[pikan] constant refinement failed, extracted constants kept: {error}")
@@ -230,24 +258,33 @@ def discover(spec: System, data, out=None, *, steps: int | None = None, seed: in
                      "python": platform.python_version()},
         "fit": {"best_val": result.best_val, "steps": result.steps,
                 "choices": result.choices, "events": result.events},
+        "time_limit": time_limit,
     }
+    exchanges = list(getattr(model, "exchanges", ()))
+    if exchanges:
+        report["exchanges"] = [str(e) for e in exchanges]
     if verify_laws:
-        from pikan.verify import verify
-
         start = time.perf_counter()
-        say("[pikan] verifying the laws by re-simulation")
-        laws, verification, choice = _pick_refinement(spec, laws, refined, data, model, seed,
-                                                       verify)
+        held_out, indices = _held_out(data, result.choices, seed)
+        say(f"[pikan] verifying the laws by re-simulation on {len(held_out)} "
+            f"{'held-out ' if indices is not None else ''}trajectories")
+        laws, verification, choice = _pick_refinement(spec, laws, refined, held_out, model,
+                                                       seed, verify)
+        laws = judge(laws, verification, exchanges)
         report["refinement"] = choice
         if refine_error is not None:
             choice["refine_error"] = refine_error
         report["verification"] = _jsonable(verification)
         report["verification"]["summary"] = str(verification)
+        report["verification"]["held_out"] = indices
+        report["verdicts"] = {name: law.verdict for name, law in laws.items()}
         timings["verify_s"] = time.perf_counter() - start
+        _announce(laws, verification, say, progress and main)
     report["laws"] = {name: law.to_dict() for name, law in laws.items()}
     if report.get("refinement", {}).get("used") != "refined":
         law_model = compile(spec.with_laws(laws), seed=seed)
     report.update(_diagnostics(model, data))
+    timings["total_s"] = clock.elapsed()
     report["timings"] = timings
     run = Run(model, laws, _jsonable(report), path, result, law_model)
     if path is not None:
@@ -258,6 +295,57 @@ def discover(spec: System, data, out=None, *, steps: int | None = None, seed: in
             run.plots = write_plots(run, data)
         say(f"[pikan] run written to {path}")
     return run
+
+
+class _Clock:
+    """The time budget of one discover call: what is left, and each stage's share of it."""
+
+    def __init__(self, limit: float | None) -> None:
+        self.limit, self.start = limit, time.perf_counter()
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def left(self) -> float | None:
+        return None if self.limit is None else max(self.limit - self.elapsed(), 0.0)
+
+    def share(self, stage: str) -> float | None:
+        left = self.left()
+        return None if left is None else max(_SHARES[stage] * left, 0.01)
+
+    def describe(self) -> str:
+        left = self.left()
+        return "" if left is None else f" ({left:.0f} s of the {self.limit:g} s limit left)"
+
+
+def _held_out(data, choices: dict, seed: int):
+    """The fit's validation trajectories (never trained on) and their indices; all the data
+    and None when the fit had no validation split."""
+    fraction = choices.get("val_fraction", 0.2) if isinstance(choices, dict) else 0.2
+    if len(data) < 2 or not fraction:
+        return data, None
+    order = np.random.default_rng(seed).permutation(len(data))
+    n_first = min(max(round((1.0 - fraction) * len(data)), 1), len(data) - 1)
+    indices = sorted(int(i) for i in order[n_first:])  # as Trajectories.split draws them
+    return data.subset(indices), indices
+
+
+def _announce(laws, verification, say, progress: bool) -> None:
+    """Print the verification and each verdict; warn about every law short of recovered."""
+    say(f"[pikan] verification: {verification}")
+    for name, law in laws.items():
+        say(f"[pikan] {law}")
+        if law.verdict == "recovered":
+            continue
+        lines = [f"law {name!r} is {law.verdict.upper()}, not recovered: {law.verdict_reason}"]
+        best = law.best_alternatives()
+        if best:
+            lines.append("  best candidates: " + "; ".join(str(a) for a in best))
+        text = "\n".join(lines)
+        if progress:
+            say(f"[pikan] WARNING: {text}")
+        else:
+            warnings.warn(text, VerdictWarning, stacklevel=3)
 
 
 def _diagnostics(model: Model, data) -> dict:
@@ -285,13 +373,14 @@ def _pick_refinement(spec, laws, refined, data, model, seed, verify):
 
     Extraction snaps constants to simple values when the fit barely moves; refinement on the
     trajectory loss can undo that for noise-level gains, so the refined laws must cut the
-    rollout error by at least 20%.
+    rollout error by at least 20%. ``data`` are the held-out trajectories, all verified.
     """
-    extracted = verify(spec.with_laws(laws), data, model=model, seed=seed)
+    extracted = verify(spec.with_laws(laws), data, model=model, seed=seed, n_initial=len(data))
     choice = {"extracted_rollout_error": extracted.rollout_error, "used": "extracted"}
     try:
         candidate = laws.with_exprs(refined)
-        improved = verify(spec.with_laws(candidate), data, model=model, seed=seed)
+        improved = verify(spec.with_laws(candidate), data, model=model, seed=seed,
+                          n_initial=len(data))
     except (SpecError, ValueError) as error:  # e.g. a refined gyroscopic law that does work
         choice["refined_error"] = str(error)
         return laws, extracted, choice

@@ -36,7 +36,8 @@ def test_demo_quick_recovers_and_writes_a_run(tmp_path):
     out = tmp_path / "demo"
     result = _run("demo", "--quick", "-o", str(out))
     assert result.returncode == 0, result.stderr
-    assert "[recovered]" in result.stdout and "NOT recovered" not in result.stdout
+    assert "[matches the truth]" in result.stdout and "DIFFERS" not in result.stdout
+    assert "[recovered]" in result.stdout  # the verdict, checked against held-out data
     for name in ("spec.json", "model.pt", "laws.json", "laws.md", "report.json", "data.h5"):
         assert (out / name).is_file(), name
     assert (out / "plots" / "activations_V.png").stat().st_size > 1000
@@ -72,6 +73,32 @@ def test_spec_file_is_loaded(tmp_path):
     result = _run("discover", str(spec_file), str(data), "-o", str(tmp_path / "r"), "--steps", "60",
                   "--quiet", "--no-plots")
     assert result.returncode == 0, result.stderr
+
+
+def test_strict_exits_nonzero_when_a_law_is_not_recovered(tmp_path):
+    # a potential alone cannot explain damped data: the verdict must say so, --strict fail
+    spec_file = tmp_path / "spec.py"
+    spec_file.write_text(
+        "import pikan\n"
+        "spec = pikan.System('duffing', coords=['x'], "
+        "modules=[pikan.Potential('V', inputs=['x'])])\n")
+    data = tmp_path / "d.h5"
+    assert _run("simulate", "duffing", "-o", str(data), "--n", "5", "--t-end", "6").returncode == 0
+    run = tmp_path / "r"
+    result = _run("discover", str(spec_file), str(data), "-o", str(run), "--steps", "80",
+                  "--quiet", "--no-plots", "--strict", "--time-limit", "60")
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "WARNING: law 'V' is" in result.stderr and "--strict" in result.stderr
+    report = json.loads((run / "report.json").read_text())
+    assert report["verdicts"]["V"] in ("approximate", "not found")
+    assert report["time_limit"] == 60
+
+
+@pytest.mark.parametrize("value", ["-3", "soon"])
+def test_time_limit_must_be_seconds(tmp_path, value):
+    result = _run("discover", "harmonic", str(tmp_path / "d.h5"), "-o", str(tmp_path / "r"),
+                  "--time-limit", value)
+    assert result.returncode == 2 and "time-limit" in result.stderr
 
 
 @pytest.mark.parametrize("case", ["missing data", "bad spec file", "corrupt hdf5", "unknown system",

@@ -20,3 +20,47 @@ def test_discover_positions_only_data_and_constant_free_law(tmp_path):
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert report["verification"]["rollout_error"] < 1e-2
     assert report["refinement"]["used"] in ("extracted", "refined")
+
+
+def test_discover_gives_every_law_a_verdict_checked_on_held_out_trajectories(tmp_path):
+    entry = pikan.systems.get("harmonic")
+    data = entry.simulate(n_trajectories=6, seed=1)
+    run = pikan.discover(entry.model(), data, out=tmp_path / "run", steps=150, progress=False,
+                         plots=False)
+    law = run.laws["V"]
+    assert pikan.equivalent(law.expr, entry.laws()["V"]), str(run.laws)
+    assert law.verdict == "recovered", law.verdict_reason
+    held_out = run.report["verification"]["held_out"]
+    assert held_out and set(held_out) <= set(range(len(data)))
+    assert run.report["verification"]["n_initial"] == len(held_out)
+    saved = pikan.Laws.from_json((tmp_path / "run" / "laws.json").read_text())
+    assert saved["V"].verdict == "recovered"
+    assert run.report["verdicts"] == {"V": "recovered"}
+
+
+def test_a_spec_that_cannot_explain_its_data_is_not_recovered():
+    """Damped Duffing data, learned with a potential alone: no potential can remove energy,
+    so whatever law comes out must not be called recovered."""
+    import warnings
+
+    entry = pikan.systems.get("duffing")
+    data = entry.simulate(n_trajectories=5, seed=0)
+    spec = pikan.System("duffing", coords=["x"], modules=[pikan.Potential("V", inputs=["x"])])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run = pikan.discover(spec, data, steps=100, progress=False, plots=False)
+    assert run.laws["V"].verdict in ("approximate", "not found")
+    assert any("not recovered" in str(w.message) for w in caught)
+
+
+def test_time_limit_is_honoured():
+    import time
+
+    entry = pikan.systems.get("kepler")
+    data = entry.simulate(seed=0)
+    start = time.perf_counter()
+    run = pikan.discover(entry.model(), data, progress=False, plots=False, time_limit=6.0)
+    elapsed = time.perf_counter() - start
+    assert elapsed < 6.0 * 1.2 + 1.0, elapsed  # verification comes after the bounded stages
+    assert run.laws["V"].verdict in ("recovered", "approximate", "not found")
+    assert run.report["time_limit"] == 6.0
