@@ -33,6 +33,20 @@ history and the finiteness flags together); after ``max_faults`` faults in a row
 :class:`TrainingError` is raised, the model holding the last good parameters and the
 checkpoint on disk left as it was. Ctrl-C saves a checkpoint of the last completed step and
 returns the partial :class:`FitResult`.
+
+Divergence: every fit stage starts with a validation check, which is its first best state.
+A later check that is non-finite or :data:`EXPLODE` times the stage's best is a divergence:
+the best state comes back (at a stage's second divergence before it ever improved on a grid
+just changed, the state before the prune/adapt/refine stages), the stage goes on with a
+fresh optimizer at :data:`RECOVERY_STEP` times the step, and a ``divergence`` event is
+logged. After :data:`MAX_RECOVERIES` recoveries the fit stops with its best state
+(``result.stopped == "diverged"``, a warning in ``result.warnings``); it raises only when
+nothing finite was ever reached (the fault path above).
+
+Time: ``fit(time_limit=...)`` (or ``deadline=``) stops after the current step once the
+time is up, with the stage's best state, a ``time_limit`` event and ``result.stopped ==
+"time limit"``. The progress display names each stage and ends with a line that says where
+and why training stopped.
 """
 
 from __future__ import annotations
@@ -230,7 +244,9 @@ class _Trainer:
         self.recoveries = 0  # divergence recoveries of the whole fit
         self.stage_recoveries = 0  # ... of the current stage (not checkpointed)
         self.stage_start = None  # {"val", "step"}: the current fit stage's first evaluation
-        self.before_structure = None  # model state before the last prune/adapt/refine run
+        # the model before the last run of prune/adapt/refine stages (not checkpointed: a
+        # resumed fit recovers from a divergence with a smaller step only)
+        self.before_structure = None
         self.early = None  # the last early stop: {"stage", "step", "of", "patience", ...}
 
     # ------------------------------------------------------------------ state
@@ -539,8 +555,8 @@ class _Trainer:
 
     def _recover(self, reason: str, stage: Stage) -> None:
         """Undo a divergence: back to the stage's best state (or, at the second divergence of
-        a stage that never improved on a grid just changed by adapt/refine, to the state before
-        that change), a fresh optimizer at a tenth of the step, and a ``divergence`` event. After
+        a stage that never improved on a grid just changed, to the state before the
+        prune/adapt/refine stages), a fresh optimizer at a tenth of the step, and a ``divergence`` event. After
         :data:`MAX_RECOVERIES` recoveries the fit stops with the best state (``_Diverged``)."""
         self.recoveries += 1
         back = "the stage's best state"
@@ -555,7 +571,7 @@ class _Trainer:
         # just changed goes back to the grid before the change
         if at_start and self.stage_recoveries >= 2 and self.before_structure is not None:
             self.model.load_state_dict(self.before_structure)  # the previous grid
-            back = "the state before the last grid change"
+            back = "the state before the last prune/adapt/refine stages"
             self.before_structure = None
             self.best = None  # re-measured on the old grid at the next check
         give_up = self.recoveries > MAX_RECOVERIES
@@ -636,7 +652,7 @@ class _Trainer:
         """A prune, adapt or refine stage: done on rank 0, then shared."""
         events_from = len(self.history.events)
         self.progress.stage(self.stage_index, len(self.recipe), stage.label)
-        if stage.kind in ("adapt", "refine") or self.before_structure is None:
+        if self.before_structure is None:  # the first of a run of structural stages
             self.before_structure = _clone_state(self.model)
         if self.is_main:
             self._restructure(stage)
@@ -695,10 +711,10 @@ class _Trainer:
                 else:
                     if self.end is not None and self._out_of_time():
                         self.stopped = "time limit"
-                        self._event("time_limit", after=0, of=0)
+                        self._event("time_limit", before=str(stage))
                     else:
                         self._structure(stage)
-                if stage.kind == "fit" and stage is not self.recipe[-1] and self.stopped == "steps done":
+                if stage.kind == "fit":
                     self.before_structure = None  # a grid change is undone only right after it
                 self.stage_index += 1
                 self.stage_step = 0
@@ -876,9 +892,10 @@ def fit(model, data, *, loss: str | None = None, steps: int | None = None, recip
 
     Divergence: a validation check that is non-finite or over :data:`EXPLODE` times the
     stage's best restores the best state (at the second divergence of a stage that never
-    improved on a grid just changed: the state before that change), restarts the stage's optimizer at a tenth of the
-    step and logs a ``divergence`` event; after :data:`MAX_RECOVERIES` recoveries the fit
-    stops with its best state, ``result.stopped == "diverged"`` and a warning.
+    improved on a grid just changed: the state before the prune/adapt/refine stages),
+    restarts the stage's optimizer at a tenth of the step and logs a ``divergence`` event;
+    after :data:`MAX_RECOVERIES` recoveries the fit stops with its best state,
+    ``result.stopped == "diverged"`` and a warning.
 
     Raises
     ------
