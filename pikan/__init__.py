@@ -9,7 +9,7 @@ from pikan.check import ConstraintReport, check_constraints
 from pikan.compile import Model, compile
 from pikan.data import Trajectories
 from pikan.discover import Run, discover
-from pikan.errors import DataError, SpecError
+from pikan.errors import DataError, IdentifiabilityWarning, SpecError, VerdictWarning
 from pikan.extract import extract, find_law
 from pikan.integrate import simulate
 from pikan.kan import KAN
@@ -20,7 +20,7 @@ from pikan.verify import VerifyReport, verify
 
 __all__ = [
     "__version__",
-    "DataError", "SpecError",
+    "DataError", "SpecError", "IdentifiabilityWarning", "VerdictWarning",
     "System", "Potential", "Dynamics", "Dissipation", "Lagrangian", "chain_pairs", "all_pairs",
     "compile", "Model", "KAN",
     "Trajectories", "simulate",

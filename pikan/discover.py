@@ -32,12 +32,8 @@ import torch
 
 from pikan._version import __version__
 from pikan.compile import Model, compile
-from pikan.errors import SpecError
+from pikan.errors import SpecError, VerdictWarning
 from pikan.spec import System
-
-
-class VerdictWarning(UserWarning):
-    """A discovered law is short of "recovered" (see :data:`pikan.laws.VERDICTS`)."""
 
 
 @dataclass

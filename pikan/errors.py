@@ -18,3 +18,11 @@ class IdentifiabilityWarning(UserWarning):
 
     Issued by :func:`pikan.compile` once per such pair; ``Model.exchanges`` lists them.
     """
+
+
+class VerdictWarning(UserWarning):
+    """A discovered law is short of "recovered" (see :data:`pikan.laws.VERDICTS`).
+
+    Issued by :func:`pikan.discover` without a progress display (with one, it prints the
+    warning instead), with the law's verdict, its reason and its best alternatives.
+    """

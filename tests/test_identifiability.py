@@ -336,6 +336,12 @@ CASES = {
     "dissipation and velocity dynamics": (
         [Dissipation("D", ["v_x"]), Dynamics("F", ["v_x"], outputs=["x"])],
         [("D", "F", "velocity-dependent force on x", False)]),
+    "a radial potential and one of x, y share r**2": (
+        [P("V", ["x", "y"]), P("W", {"r": "sqrt(x**2 + y**2)"})],
+        [("V", "W", "potential term in x, y", False)]),
+    "a potential of x + y and one of x - y share only constants at degree 2": (
+        [P("V", {"s": "x + y"}), P("W", {"d": "x - y"})],
+        [("V", "W", "a constant only", True)]),
     "a known potential cannot trade": (
         [P("V", ["x"], law="x**2/2"), Dynamics("F", ["x"], outputs=["x"])], []),
 }
@@ -364,6 +370,24 @@ def test_exchanges_are_computed_from_the_spec_alone():
     assert exchanges(spec) == [Exchange(("V", "W"), exchanges(spec)[0].what, None)]
     assert "not fixed" not in exchanges(spec)[0].message()  # says what to do instead
     assert "Hint" in exchanges(spec)[0].message()
+
+
+def test_a_one_body_trap_and_a_pair_law_share_only_constants():
+    """Sum_i f(x_i, y_i) and sum_{i<j} g(r_ij): the pair sum's mixed second derivatives
+    couple particles, the one-body sum's never do, so nothing but a constant can move."""
+    coords = [f"{c}{i}" for i in range(3) for c in "xy"]
+    trap = P("trap", ["x", "y"], bindings=[{"x": f"x{i}", "y": f"y{i}"} for i in range(3)])
+    pair = P("pair", ["r"], bindings=pikan.all_pairs(
+        [(f"x{i}", f"y{i}") for i in range(3)], name="r",
+        expr="sqrt(({b[0]} - {a[0]})**2 + ({b[1]} - {a[1]})**2)"))
+    model, caught = _compiled(System("gas", coords=coords, modules=[trap, pair]))
+    assert caught == [] and len(model.exchanges) == 1
+    assert model.exchanges[0].fixed and "constant only" in model.exchanges[0].what
+    # a pair law of sums x_i + x_j can write a one-body linear term: it must be reported
+    sums = P("pair", ["s"], bindings=[{"s": f"x{i} + x{j}"} for i in range(3)
+                                      for j in range(i + 1, 3)])
+    model, caught = _compiled(System("gas", coords=coords, modules=[trap, sums]))
+    assert len(caught) == 1 and not model.exchanges[0].fixed
 
 
 @pytest.mark.parametrize("name", pikan.systems.names())
