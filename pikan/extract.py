@@ -94,6 +94,7 @@ from pikan.regress import (
     regression_candidates,
 )
 from pikan.separate import additive_model_candidates, structure_candidates
+from pikan.varpro import varpro_candidates
 
 __all__ = ["extract", "find_law"]
 
@@ -136,6 +137,8 @@ def _solve(target: Target, fn: Callable | None, kan_exprs: Callable[[], Sequence
     cands: list[tuple[sympy.Expr, str]] = []
     for c in regression_candidates(target, library, deadline=deadline):
         cands.append((c.expr, c.source))
+    if not deadline.expired():
+        cands += [(c.expr, c.source) for c in _varpro(target, library, deadline)]
     cands += [(c.expr, c.source)
               for c in additive_model_candidates(target, library, seed, deadline)]
     if fn is not None:
@@ -175,6 +178,14 @@ def _tidy(fit: Fit, target: Target, deadline: Deadline | None = None) -> Fit:
         if math.isfinite(err) and err <= fit.error * (1 + 1e-6) + 1e-12:
             best = Fit(e, err, rmse, c, fit.source, fit.snapped)
     return best
+
+
+def _varpro(target: Target, library: Sequence[str] | None, deadline: Deadline) -> list:
+    """:func:`pikan.varpro.varpro_candidates` when the library allows its primitives
+    (exponentials, powers), for targets of 1-2 inputs."""
+    if library is not None and not {"exp", "1/x", "1/sqrt"} & set(library):
+        return []
+    return varpro_candidates(target, deadline=deadline)
 
 
 def _alternatives(fits: Sequence[Fit], output: str | None = None) -> list[Alternative]:
@@ -689,6 +700,8 @@ def _direct_candidates(target: Target, library, seed: int,
     if not deadline.expired():
         cands += [(c.expr, c.source) for c in rational_candidates(target, seed=seed,
                                                                   deadline=deadline)]
+    if not deadline.expired():
+        cands += [(c.expr, c.source) for c in _varpro(target, library, deadline)]
     cands += _split_candidates(target, library, seed, deadline)
     cands += [(c.expr, c.source)
               for c in additive_model_candidates(target, library, seed, deadline)]

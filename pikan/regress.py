@@ -13,6 +13,10 @@ than one huge one (small, well-conditioned libraries make sparse regression reli
   there are more than 3 inputs), for inputs that stay away from 0;
 - ``unary-monomial:<f>`` for ``f`` in sin, cos, exp, exp(-x): ``f`` of one input times a
   product of up to three other inputs (``q*B*v*sin(theta)``), plus those products;
+- ``inverse-powers``: for at most 2 inputs, the powers :math:`z^p`, :math:`p \in
+  \{-12, \dots, -1, 1, \dots, 4\}`, of each input that keeps one sign away from 0, plus
+  ``poly2``; every support of up to 3 terms is tried (a Lennard-Jones wall
+  :math:`4\epsilon((s/r)^{12} - (s/r)^6)`, a dipole :math:`1/r^3`);
 - ``laurent-log``: the ``laurent`` terms plus ``log z_k`` of each positive input, for the
   ``log`` transform of the target below: ``log y = c + sum e_k log z_k + (Laurent
   terms)`` is a power law times the exponential of a Laurent polynomial, such as a
@@ -68,6 +72,19 @@ class Candidate:
     source: str
 
 
+_MAX_INVERSE_POWER = 12
+"""Most negative power of the ``inverse-powers`` library (a Lennard-Jones wall, 1/r**12)."""
+
+_INVERSE_POWER_MARGIN = 0.05
+"""An input enters the ``inverse-powers`` library when it keeps one sign and its smallest
+magnitude is at least this fraction of its largest (1/z**12 then spans at most 1e15)."""
+
+_EXHAUSTIVE_SIZE = 3
+"""Supports up to this size are all tried on the ``inverse-powers`` library: neighbouring
+powers of a narrow range are nearly collinear (1/x**12 and 1/x**11 correlate at 0.9999 on
+[1.2, 1.5]), where greedy selection picks the wrong pair."""
+
+
 @dataclass(frozen=True)
 class _Factor:
     name: str
@@ -86,7 +103,7 @@ def _power(p: int) -> _Factor:
 
 
 _FACTORS: dict[str, _Factor] = {f.name: f for f in [
-    *(_power(p) for p in (1, 2, 3, 4, 5, -1, -2, -3)),
+    *(_power(p) for p in (1, 2, 3, 4, 5, *range(-1, -_MAX_INVERSE_POWER - 1, -1))),
     _Factor("sqrt", np.sqrt, lambda x: 0.5 / np.sqrt(x), sympy.sqrt, "sqrt", "positive"),
     _Factor("1/sqrt", lambda x: 1 / np.sqrt(x), lambda x: -0.5 * x**-1.5,
             lambda s: 1 / sympy.sqrt(s), "1/sqrt", "positive"),
@@ -162,6 +179,14 @@ def _allowed(z: np.ndarray, library: Sequence[str] | None) -> list[list[str]]:
     return out
 
 
+def _one_signed(x: np.ndarray) -> bool:
+    """Whether samples keep one sign and stay away from 0 (see the ``inverse-powers``
+    library)."""
+    top = float(np.max(np.abs(x))) if x.size else 0.0
+    return top > 0 and (bool(np.all(x > 0)) or bool(np.all(x < 0))) \
+        and float(np.min(np.abs(x))) >= _INVERSE_POWER_MARGIN * top
+
+
 def _monomials(d: int, degree: int) -> list[Term]:
     terms = []
     for deg in range(1, degree + 1):
@@ -225,6 +250,13 @@ def libraries(z: np.ndarray, library: Sequence[str] | None = None,
             logs = [Term(((k, "log"),)) for k in range(d) if "log" in allowed[k]]
             if logs and len(terms) + len(logs) <= max_size:
                 out.append(("laurent-log", terms + logs))
+    powers = list(range(-_MAX_INVERSE_POWER, 0)) + list(range(1, 5))
+    walls = [k for k in range(d) if _one_signed(z[:, k]) and "1/x" in allowed[k]]
+    if walls and d <= 2:
+        terms = [Term(((k, _power(p).name),)) for k in walls for p in powers
+                 if _power(p).name in allowed[k]]
+        terms += [t for t in _monomials(d, 2) if t not in terms]
+        out.append(("inverse-powers", terms))
     if d >= 2:
         products = [Term(tuple((k, "x") for k in ks)) for size in range(1, min(3, d) + 1)
                     for ks in itertools.combinations(range(d), size)]
@@ -249,8 +281,10 @@ def _lstsq(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.linalg.lstsq(a, b, rcond=None)[0]
 
 
-def _supports(r: np.ndarray, bt: np.ndarray, max_terms: int) -> set[tuple[int, ...]]:
-    """Candidate supports from STLSQ over a threshold ladder, OMP and backward elimination.
+def _supports(r: np.ndarray, bt: np.ndarray, max_terms: int,
+              exhaustive: int = 0) -> set[tuple[int, ...]]:
+    """Candidate supports from STLSQ over a threshold ladder, OMP and backward elimination
+    (and every support of at most ``exhaustive`` terms).
 
     Works on the QR factors of the design: ``A = Q R`` with unit-norm columns and ``bt =
     Q^T b``, so every sub-problem ``min |A[:, S] xi - b|`` is the small ``min |R[:, S] xi -
@@ -288,6 +322,8 @@ def _supports(r: np.ndarray, bt: np.ndarray, max_terms: int) -> set[tuple[int, .
         if np.linalg.norm(res) <= 1e-13 * norm_b:
             break
     found |= _backward(r, bt, tuple(sorted(support_list)))
+    for size in range(1, min(exhaustive, max_terms, k_total) + 1):
+        found |= set(itertools.combinations(range(k_total), size))
     return found
 
 
@@ -318,7 +354,7 @@ def _design(terms: Sequence[Term], target: Target) -> np.ndarray:
 
 
 def _regress(theta: np.ndarray, y: np.ndarray, intercept: bool,
-             max_terms: int) -> list[tuple[tuple[int, ...], np.ndarray, float, float]]:
+             max_terms: int, exhaustive: int = 0) -> list[tuple[tuple[int, ...], np.ndarray, float, float]]:
     """Sparse fits of ``y ~ theta @ xi (+ c0)``: list of (support, xi, c0, relative error)."""
     good = np.all(np.isfinite(theta), axis=0)
     norms = np.linalg.norm(theta, axis=0)
@@ -342,7 +378,7 @@ def _regress(theta: np.ndarray, y: np.ndarray, intercept: bool,
     bt = q.T @ b
     outside = max(norm_b**2 - float(bt @ bt), 0.0)
     out = []
-    for support in _supports(r, bt, max_terms):
+    for support in _supports(r, bt, max_terms, exhaustive):
         cols = list(support)
         xi = _lstsq(r[:, cols], bt)
         rss = float(np.sum((bt - r[:, cols] @ xi) ** 2)) + outside
@@ -444,7 +480,8 @@ def regression_candidates(target: Target, library: Sequence[str] | None = None,
             if out and deadline.expired():  # the first library always runs: a law to return
                 return out
             theta = _design(terms, target)
-            fits = _regress(theta, ty, target.kind == "values", max_terms)
+            fits = _regress(theta, ty, target.kind == "values", max_terms,
+                            _EXHAUSTIVE_SIZE if lname == "inverse-powers" else 0)
             for support, coef, c0, err in _front(fits, max_keep):
                 h = sum((sympy.Float(float(c)) * terms[i].expr(symbols)
                          for i, c in zip(support, coef)), sympy.Integer(0))

@@ -451,3 +451,39 @@ def test_the_data_pick_the_simplest_law_that_explains_them():
     # a simpler law that the data reject is not taken
     wrong = [Fit(-0.5 / r, 0.01, 0.01, 5, "test"), close]
     assert _simplest_on_data(model, "V", wrong, close, q, v, (a, True)) is close
+
+
+@pytest.mark.parametrize("law, low, high", [
+    ("1.73*(1 - exp(-1.37*(x - 0.83)))**2", 0.62, 1.35),  # Morse
+    ("0.87*exp(-1.43*x)/1.43 + 0.87*x", -1.0, 1.0),  # Toda bond
+    ("4*0.73*((1.13/x)**12 - (1.13/x)**6)", 1.18, 1.5),  # Lennard-Jones
+])
+def test_find_law_exponential_rates_and_inverse_powers(rng, law, low, high):
+    """Laws with an unknown rate or a power beyond 2: before the rate scan and the
+    inverse-power library, 7-term sums of sin/tanh/exp."""
+    s = rng.uniform(low, high, size=(1000, 1))
+    y = numpy_function(sympy.sympify(law), ["x"])(s[:, 0])
+    found = find_law(s, y, names=["x"], output="V", seed=0, steps=0)
+    assert equivalent(found.expr, law, up_to_constant=False), str(found)
+
+
+@pytest.mark.parametrize("law, low, high", [
+    ("1.73*(1 - exp(-1.37*(x - 0.83)))**2", 0.62, 1.35),  # Morse
+    ("0.87*exp(-1.43*x)/1.43 + 0.87*x", -1.0, 1.0),  # Toda bond
+    ("-1.21*exp(-0.37*x)/x", 0.8, 1.4),  # Yukawa
+    ("4*0.73*((1.13/x)**12 - (1.13/x)**6)", 1.18, 1.5),  # Lennard-Jones
+    ("0.61/(x**2 + 0.43)", 0.87, 1.21),  # soft core
+    ("-1.31/sqrt(x**2 + 0.2209)", 0.5, 1.5),  # Plummer
+])
+def test_extraction_core_recovers_potentials_from_their_forces(rng, law, low, high):
+    """The pooled generators of :func:`extract` on a potential's gradient (forces only, no
+    additive constant), no KAN formulas."""
+    from pikan.extract import _solve
+    from pikan.refit import Target
+
+    truth = sympy.sympify(law)
+    s = rng.uniform(low, high, size=(1000, 1))
+    force = numpy_function(sympy.diff(truth, sympy.Symbol("x")), ["x"])(s[:, 0])
+    target = Target(("x",), s, "gradient", np.asarray(force, dtype=np.float64)[:, None])
+    chosen, _ = _solve(target, None, lambda: [], None, 1e-6, 0)
+    assert equivalent(chosen.expr, truth), str(chosen.expr)

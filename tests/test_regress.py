@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import sympy
 
+from pikan.laws import equivalent
 from pikan.refit import Target, fit_candidates, select
 from pikan.regress import (
     Term,
@@ -12,6 +13,7 @@ from pikan.regress import (
     rational_candidates,
     regression_candidates,
 )
+from pikan.varpro import varpro_candidates
 
 x, y, z = sympy.symbols("x y z")
 
@@ -100,3 +102,53 @@ def test_monomial_candidates_find_power_laws(rng):
     assert abs(float(coeff) - 2.5) < 1e-12 and rest == x * y**2 / sympy.sqrt(z)
     # values of both signs: no power law
     assert monomial_candidates(Target(("x",), s[:, :1], "values", s[:, 0] - 3)) == []
+
+
+def test_inverse_powers_find_a_lennard_jones_wall_on_its_forces(rng):
+    """1/r**12 and 1/r**11 correlate at 0.9999 on a narrow well: the exhaustive small
+    supports of the ``inverse-powers`` library still find the 12-6 pair."""
+    r = rng.uniform(1.18, 1.5, size=(800, 1))
+    truth = 4 * 0.73 * ((1.13 / x) ** 12 - (1.13 / x) ** 6)
+    force = sympy.lambdify(x, sympy.diff(truth, x), "numpy")(r[:, 0])
+    target = Target(("x",), r, "gradient", force[:, None])
+    assert "inverse-powers" in dict(libraries(r))
+    best = _best(regression_candidates(target), target)
+    assert best.error < 1e-8
+    assert equivalent(best.expr, truth), str(best.expr)
+
+
+def test_inverse_powers_need_a_one_signed_input_away_from_zero(rng):
+    crossing = rng.uniform(-1, 1, size=(100, 1))
+    near_zero = rng.uniform(1e-3, 1, size=(100, 1))
+    assert "inverse-powers" not in dict(libraries(crossing))
+    assert "inverse-powers" not in dict(libraries(near_zero))
+    assert "inverse-powers" not in dict(libraries(rng.uniform(1, 2, size=(100, 3))))
+
+
+@pytest.mark.parametrize("law, low, high", [
+    ("1.73*(1 - exp(-1.37*(x - 0.83)))**2", 0.62, 1.35),  # Morse
+    ("0.87*exp(-1.43*x)/1.43 + 0.87*x", -1.0, 1.0),  # Toda bond (any sign)
+    ("-1.21*exp(-0.37*x)/x", 0.8, 1.4),  # Yukawa
+    ("0.61/(x**2 + 0.43)", 0.87, 1.21),  # soft core
+    ("-1.31/sqrt(x**2 + 0.2209)", 0.5, 1.5),  # Plummer
+])
+def test_varpro_recovers_a_scanned_rate_or_shift_from_forces(rng, law, low, high):
+    """The scan plus the 1-D refinement of the projected residual land on the true rate
+    (or shift) before any common refit: the linear fit is already exact."""
+    truth = sympy.sympify(law)
+    s = rng.uniform(low, high, size=(600, 1))
+    force = sympy.lambdify(x, sympy.diff(truth, x), "numpy")(s[:, 0])
+    target = Target(("x",), s, "gradient", np.asarray(force, dtype=np.float64)[:, None])
+    cands = varpro_candidates(target)
+    assert min(c.error for c in cands) < 1e-7
+    best = _best(cands, target)
+    assert equivalent(best.expr, truth), str(best.expr)
+
+
+def test_varpro_works_on_values_and_skips_many_inputs(rng):
+    s = rng.uniform(0.62, 1.35, size=(500, 1))
+    target = Target(("x",), s, "values", 2 * (1 - np.exp(-1.5 * (s[:, 0] - 1))) ** 2)
+    best = _best(varpro_candidates(target), target)
+    assert equivalent(best.expr, "2*(1 - exp(-1.5*(x - 1)))**2", up_to_constant=False)
+    three = Target(("x", "y", "z"), rng.uniform(1, 2, (50, 3)), "values", np.ones(50))
+    assert varpro_candidates(three) == []
