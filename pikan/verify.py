@@ -37,7 +37,7 @@ these documented thresholds, with ``noise`` the estimated relative position nois
    form that merely approximates the KAN adds its own error on top);
 3. the KAN itself fits the data (rule 1 with the KAN's numbers): a law cannot be trusted
    more than the model it was read from;
-4. the law is parsimonious: at most ``max(3, 2 n_inputs)`` additive terms per expression
+4. the law is parsimonious: at most ``3 n_inputs`` additive terms per expression
    (:func:`n_terms`). A series of many terms (a polynomial or a sum of unrelated functions)
    can follow a different law closely inside the data's range and still be the wrong
    law: precision alone cannot tell them apart, so such a law is at best approximate;
@@ -395,7 +395,7 @@ def judge(laws, report: VerifyReport, exchanges=()):
             verdict, why = "approximate", "the KAN model it was read from does not fit the data"
         elif not report.as_good_as_model:
             verdict, why = "approximate", "the law model is worse than the KAN on held-out data"
-        elif n_terms(law) > max(3, 2 * len(law.inputs)):
+        elif n_terms(law) > 3 * len(law.inputs):
             verdict, why = "approximate", (f"a series of {n_terms(law)} terms in "
                                            f"{len(law.inputs)} input(s): it may stand in for "
                                            "another form inside the data's range")

@@ -64,3 +64,41 @@ def test_time_limit_is_honoured():
     assert elapsed < 6.0 * 1.2 + 1.0, elapsed  # verification comes after the bounded stages
     assert run.laws["V"].verdict in ("recovered", "approximate", "not found")
     assert run.report["time_limit"] == 6.0
+
+
+def test_prune_terms_drops_what_the_data_do_not_need_and_keeps_real_terms():
+    from pikan.discover import prune_terms
+    from pikan.expr import parse
+
+    truth = pikan.System("duffing", coords=["x"], modules=[
+        pikan.Potential("V", inputs=["x"], law="x**2/2 + 0.1*x**4")])
+    data = pikan.simulate(truth, n_trajectories=3, t=(0.0, 6.0), dt=0.05, seed=2)
+    spec = truth.learn("V")
+    law = pikan.Law("V", "Potential", ("x",), parse("x**2/2 + 0.1*x**4 + 1e-7*x**5", ["x"]))
+    laws = pikan.Laws([law], spec=spec)
+    reference = pikan.verify(spec.with_laws(laws), data, n_initial=3)
+    pruned, dropped = prune_terms(spec, laws, data, reference)
+    assert pikan.equivalent(pruned["V"].expr, "x**2/2 + 0.1*x**4", rtol=1e-6), pruned["V"].expr
+    assert len(dropped) == 1 and "x**5" in dropped[0]
+
+
+def test_a_learned_gyroscopic_field_is_extracted_as_a_field_and_does_no_work():
+    """F = B(x) (v_y, -v_x): extracted per field entry, so the law is antisymmetric exactly
+    and goes back into the spec (a gyroscopic law that does work is refused there)."""
+    import sympy
+
+    truth = pikan.System("bfield", coords=["x", "y"], modules=[
+        pikan.Potential("V", inputs=["x", "y"], law="0.6*(x**2 + y**2)"),
+        pikan.Dynamics("F", inputs=["x", "v_x", "v_y"], outputs=["x", "y"], gyroscopic=True,
+                       law=["(1.3 + 0.4*x)*v_y", "-(1.3 + 0.4*x)*v_x"])])
+    data = pikan.simulate(truth, n_trajectories=6, t=(0.0, 6.0), dt=0.05, seed=3)
+    spec = truth.learn("F")
+    model = pikan.compile(spec)
+    pikan.fit(model, data, steps=300, seed=0, progress=False)
+    laws = pikan.extract(model, data)
+    fx, fy = laws["F"].expr
+    v_x, v_y = sympy.symbols("v_x v_y")
+    assert sympy.expand(v_x * fx + v_y * fy) == 0
+    spec.with_laws(laws)  # accepted: the law does no work
+    field = sympy.expand(fx).coeff(v_y)
+    assert abs(float(field.subs("x", 0)) - 1.3) < 0.05
