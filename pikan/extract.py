@@ -181,11 +181,15 @@ def _tidy(fit: Fit, target: Target, deadline: Deadline | None = None) -> Fit:
 
 
 def _varpro(target: Target, library: Sequence[str] | None, deadline: Deadline) -> list:
-    """:func:`pikan.varpro.varpro_candidates` when the library allows its primitives
-    (exponentials, powers), for targets of 1-2 inputs."""
-    if library is not None and not {"exp", "1/x", "1/sqrt"} & set(library):
+    """:func:`pikan.varpro.varpro_candidates` (targets of 1-2 inputs), with the families
+    the symbolic library allows: exponentials with ``exp``, shifted powers with ``1/x`` or
+    ``1/sqrt``."""
+    allowed = set(library) if library is not None else {"exp", "1/x", "1/sqrt"}
+    kinds = (("exp-rate",) if "exp" in allowed else ()) + (
+        ("shifted-power",) if {"1/x", "1/sqrt"} & allowed else ())
+    if not kinds:
         return []
-    return varpro_candidates(target, deadline=deadline)
+    return varpro_candidates(target, kinds=kinds, deadline=deadline)
 
 
 def _alternatives(fits: Sequence[Fit], output: str | None = None) -> list[Alternative]:
@@ -439,6 +443,8 @@ def _module_law(model, name: str, q: np.ndarray, v: np.ndarray, library,
         return Law(name, block.kind, tuple(block.input_names), expr,
                    in_state(expr, spec_module), chosen.r2, chosen.rmse, chosen.error,
                    complexity(expr), tuple(_alternatives(fits)))
+    if getattr(block, "gyroscopic_learned", False):
+        return _gyroscopic_law(block, z, library, tolerance, force_error, seed, deadline)
     exprs, alternatives, errors, rmses = [], [], [], []
     for k, output in enumerate(block.output_names):
         target = _block_target(block, z, k)
@@ -461,6 +467,60 @@ def _module_law(model, name: str, q: np.ndarray, v: np.ndarray, library,
     error = max(errors)
     return Law(name, block.kind, tuple(block.input_names), exprs,
                [in_state(e, spec_module) for e in exprs], 1.0 - error**2,
+               float(np.sqrt(np.mean(np.square(rmses)))), error, complexity(exprs),
+               tuple(alternatives), tuple(block.output_names))
+
+
+def _gyroscopic_law(block, z: np.ndarray, library, tolerance: float | None,
+                    force_error: float | None, seed: int, deadline: Deadline) -> Law:
+    """A learned gyroscopic Dynamics, ``F = B(q) v`` with ``B`` antisymmetric: each field
+    entry ``B_ij(q)`` (i < j, the KAN's outputs) is solved as a function of the field
+    inputs, and the law is ``F_i = sum_j B_ij v_j``. Extracted this way the law does no
+    work by construction (per-component laws of ``F`` need not be exactly antisymmetric,
+    and the spec refuses a gyroscopic law that does work)."""
+    field = [block.input_names[i] for i in block._field_slots]
+    velocities = [sympy.Symbol(block.input_names[i]) for i in block._velocity_slots]
+    x = z[:, block._field_slots]
+    dtype = next((p.dtype for p in block.parameters()), torch.float64)
+    with torch.no_grad():
+        values = block.core(torch.as_tensor(x, dtype=dtype)).double().cpu().numpy()
+    n = len(block.output_names)
+    upper = list(zip(*np.triu_indices(n, 1)))
+    entries, alternatives, errors, rmses = {}, [], [], []
+    for k, (i, j) in enumerate(upper):
+        if not field:  # a constant field
+            entries[i, j] = sympy.Float(float(np.mean(values[:, k])))
+            errors.append(0.0)
+            rmses.append(0.0)
+            continue
+        target = Target(tuple(field), x, "values", values[:, k])
+
+        def fn(zt, k=k):
+            return block.core(zt)[:, k]
+
+        tol = _tolerance(tolerance, force_error, target, block.kind)
+        chosen, fits = _solve(target, fn, lambda: [], library, tol, seed,
+                              deadline.share(1.0 / (len(upper) - k)))
+        if chosen is None:
+            raise DataError(f"module {block.name!r}: no candidate law is finite for the field "
+                            f"entry B[{i}, {j}] on the module's inputs.")
+        entries[i, j] = chosen.expr
+        alternatives += _alternatives(fits, f"B[{block.output_names[i]}, "
+                                            f"{block.output_names[j]}]")
+        errors.append(chosen.error)
+        rmses.append(chosen.rmse)
+    exprs = []
+    for i in range(n):
+        total = sympy.Integer(0)
+        for j in range(n):
+            if i < j:
+                total += entries[i, j] * velocities[j]
+            elif i > j:
+                total -= entries[j, i] * velocities[j]
+        exprs.append(total)
+    error = max(errors)
+    return Law(block.name, block.kind, tuple(block.input_names), exprs,
+               [in_state(e, block.spec) for e in exprs], 1.0 - error**2,
                float(np.sqrt(np.mean(np.square(rmses)))), error, complexity(exprs),
                tuple(alternatives), tuple(block.output_names))
 

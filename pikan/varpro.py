@@ -162,24 +162,33 @@ class _Scan:
             a = np.column_stack([a, np.ones(a.shape[0])])
         return a, terms
 
-    def residuals(self, theta: float, subsets) -> list[tuple[float, np.ndarray]]:
-        """(relative residual, coefficients) of each subset at ``theta``."""
+    def residuals(self, theta: float, subsets) -> list[tuple[float, np.ndarray | None]]:
+        """(relative residual, coefficients) of each subset at ``theta``.
+
+        One QR factorization of the whole (column-normalized) design serves every subset:
+        ``min |A_S xi - y|`` is ``min |R_S xi - Q^T y|`` plus the part of ``y`` outside the
+        span of ``A``, both computed as norms of residuals (no cancellation: exact fits
+        keep residuals near 1e-16).
+        """
         a, _ = self.design(theta)
-        out = []
         extra = [a.shape[1] - 1] if self.target.kind == "values" else []
-        for s in subsets:
-            cols = list(s) + extra
-            sub = a[:, cols]
-            if not np.all(np.isfinite(sub)):
-                out.append((math.inf, None))
+        scale = np.linalg.norm(a, axis=0)
+        bad = ~np.isfinite(scale) | (scale == 0)
+        out: list[tuple[float, np.ndarray | None]] = [(math.inf, None)] * len(subsets)
+        good = np.flatnonzero(~bad)
+        q, r = np.linalg.qr(a[:, good] / scale[good])
+        bt = q.T @ self.y
+        outside = float(np.sum((self.y - q @ bt) ** 2))
+        where = {int(g): i for i, g in enumerate(good)}
+        norm = self.norm or 1.0
+        for n, subset in enumerate(subsets):
+            cols = list(subset) + extra
+            if any(c not in where for c in cols):
                 continue
-            scale = np.linalg.norm(sub, axis=0)
-            if np.any(scale == 0):
-                out.append((math.inf, None))
-                continue
-            coef = np.linalg.lstsq(sub / scale, self.y, rcond=None)[0] / scale
-            r = float(np.linalg.norm(sub @ coef - self.y)) / (self.norm or 1.0)
-            out.append((r, coef))
+            rc = r[:, [where[c] for c in cols]]
+            xi = np.linalg.lstsq(rc, bt, rcond=None)[0]
+            rss = float(np.sum((bt - rc @ xi) ** 2)) + outside
+            out[n] = (math.sqrt(rss) / norm, xi / scale[cols])
         return out
 
     def refine(self, subset, i: int) -> tuple[float, float, np.ndarray]:
@@ -213,6 +222,7 @@ class _Scan:
 
 
 def varpro_candidates(target: Target, max_inputs: int = 2, max_keep: int = 4,
+                      kinds: tuple[str, ...] = ("exp-rate", "shifted-power"),
                       deadline: Deadline | None = None) -> list[Candidate]:
     """Candidates with one scanned nonlinear constant, for targets of 1-2 inputs.
 
@@ -225,6 +235,9 @@ def varpro_candidates(target: Target, max_inputs: int = 2, max_keep: int = 4,
         laws of many inputs are rarely a single curve).
     max_keep : int
         Candidates kept per (input, family, sign): the Pareto front of (terms, error).
+    kinds : tuple of str
+        The families tried: ``"exp-rate"`` (exponentials with a rate), ``"shifted-power"``
+        (``(z**2 + c)**-p``).
     deadline : Deadline, optional
         Checked between (input, family, sign) scans.
 
@@ -249,6 +262,8 @@ def varpro_candidates(target: Target, max_inputs: int = 2, max_keep: int = 4,
             others += [(_column(target, j, zj, np.ones_like(zj)), symbols[j]),
                        (_column(target, j, zj**2, 2 * zj), symbols[j]**2)]
         for family in _families(target.z[:, k]):
+            if family.name.split(":")[0] not in kinds:
+                continue
             for sign in family.signs:
                 if deadline.expired():
                     return out
