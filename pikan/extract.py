@@ -27,7 +27,10 @@ Candidates are pooled from three generators:
 (a) the KAN read edge by edge (:mod:`pikan.kan_formula`): ``a*f(b*x + c) + d`` per live
     edge of the pruned KAN, composed through sums and multiplication nodes;
 (b) sparse regression over term libraries in the inputs (:mod:`pikan.regress`):
-    polynomials with cross terms, unary library functions and their products;
+    polynomials with cross terms, unary library functions and their products, inverse
+    powers down to ``1/z**12``; and, for 1-2 inputs, laws with one scanned nonlinear
+    constant (:mod:`pikan.varpro`): exponentials with a rate ``exp(-k z)``, shifted
+    powers ``(z**2 + c)**-p``;
 (c) structure tests (:mod:`pikan.separate`): additive and multiplicative separability from
     mixed second derivatives of the block (and, for value targets, an additive spline
     model of the samples), which split it into pieces of fewer inputs (one-input pieces
@@ -138,7 +141,8 @@ def _solve(target: Target, fn: Callable | None, kan_exprs: Callable[[], Sequence
     for c in regression_candidates(target, library, deadline=deadline):
         cands.append((c.expr, c.source))
     if not deadline.expired():
-        cands += [(c.expr, c.source) for c in _varpro(target, library, deadline)]
+        cands += [(c.expr, c.source)
+                  for c in varpro_candidates(target, library, deadline=deadline)]
     cands += [(c.expr, c.source)
               for c in additive_model_candidates(target, library, seed, deadline)]
     if fn is not None:
@@ -178,18 +182,6 @@ def _tidy(fit: Fit, target: Target, deadline: Deadline | None = None) -> Fit:
         if math.isfinite(err) and err <= fit.error * (1 + 1e-6) + 1e-12:
             best = Fit(e, err, rmse, c, fit.source, fit.snapped)
     return best
-
-
-def _varpro(target: Target, library: Sequence[str] | None, deadline: Deadline) -> list:
-    """:func:`pikan.varpro.varpro_candidates` (targets of 1-2 inputs), with the families
-    the symbolic library allows: exponentials with ``exp``, shifted powers with ``1/x`` or
-    ``1/sqrt``."""
-    allowed = set(library) if library is not None else {"exp", "1/x", "1/sqrt"}
-    kinds = (("exp-rate",) if "exp" in allowed else ()) + (
-        ("shifted-power",) if {"1/x", "1/sqrt"} & allowed else ())
-    if not kinds:
-        return []
-    return varpro_candidates(target, kinds=kinds, deadline=deadline)
 
 
 def _alternatives(fits: Sequence[Fit], output: str | None = None) -> list[Alternative]:
@@ -761,7 +753,8 @@ def _direct_candidates(target: Target, library, seed: int,
         cands += [(c.expr, c.source) for c in rational_candidates(target, seed=seed,
                                                                   deadline=deadline)]
     if not deadline.expired():
-        cands += [(c.expr, c.source) for c in _varpro(target, library, deadline)]
+        cands += [(c.expr, c.source)
+                  for c in varpro_candidates(target, library, deadline=deadline)]
     cands += _split_candidates(target, library, seed, deadline)
     cands += [(c.expr, c.source)
               for c in additive_model_candidates(target, library, seed, deadline)]
@@ -782,7 +775,8 @@ def find_law(X, y, names: Sequence[str], output: str = "y", seed: int = 0, steps
     1. on the data directly: sparse regression over term libraries (also on transformed
        targets ``y^2, 1/y, 1/y^2, log|y|, sqrt(y)``), rational functions ``P/Q``, a power
        law in the one-signed inputs split off the rest (``G m1 m2 / r**2``: the rest
-       ``1/r**2`` is a problem in the coordinates alone) and the additive spline model
+       ``1/r**2`` is a problem in the coordinates alone), laws with a scanned rate or shift
+       for 1-2 inputs (:mod:`pikan.varpro`) and the additive spline model
        (:mod:`pikan.separate`);
     2. a small KAN ``[d, 2d + 1, 1]`` is
        fitted by the recipe (L-BFGS on the spline coefficients, then with a sparsity

@@ -21,7 +21,9 @@ Each group becomes a piece fitted on its own:
   (:math:`a\,g(b z + c) + d` over the library) and by sparse regression;
 - a piece of several inputs is fitted by sparse regression on its partial derivatives;
   when it is the only one, the remainder :math:`f - \sum_i f_i` (or :math:`f / \prod_i f_i`)
-  is split again, recursively (``depth``).
+  is split again, recursively (``depth``);
+- pieces of one or two inputs are also fitted with a scanned rate or shift
+  (:func:`pikan.varpro.varpro_candidates`: a Morse or a soft-core piece).
 
 Pieces are recombined (sums, products, ``exp`` of a sum) into candidates for the whole
 function; their constants are refit afterwards against the real target.
@@ -50,6 +52,7 @@ from pikan.expr import to_torch
 from pikan.kan.symbolic import fit_edge
 from pikan.refit import Deadline, Target, as_deadline, fit_candidates, pareto, select
 from pikan.regress import Candidate, regression_candidates
+from pikan.varpro import varpro_candidates
 
 __all__ = ["Derivatives", "additive_model_candidates", "coupling", "derivatives", "groups",
            "structure_candidates"]
@@ -185,6 +188,7 @@ def _additive(fn, z, names, d_, parts, kind, library, depth, threshold, toleranc
     for part in parts:
         sub = Target(tuple(names[i] for i in part), z[:, part], "gradient", d_.g[:, part])
         cands = regression_candidates(sub, library, deadline=deadline)
+        cands += varpro_candidates(sub, library, deadline=deadline)  # pieces of 1-2 inputs
         pieces = _best(cands, sub, 2, tolerance, deadline)
         if len(part) == 1:
             i = part[0]

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -221,8 +221,12 @@ class _Scan:
         return out
 
 
-def varpro_candidates(target: Target, max_inputs: int = 2, max_keep: int = 4,
-                      kinds: tuple[str, ...] = ("exp-rate", "shifted-power"),
+_PRIMITIVES = {"exp-rate": {"exp"}, "shifted-power": {"1/x", "1/sqrt"}}
+"""The symbolic-library primitives that allow each family (any one of them)."""
+
+
+def varpro_candidates(target: Target, library: Sequence[str] | None = None,
+                      max_inputs: int = 2, max_keep: int = 4,
                       deadline: Deadline | None = None) -> list[Candidate]:
     """Candidates with one scanned nonlinear constant, for targets of 1-2 inputs.
 
@@ -235,9 +239,9 @@ def varpro_candidates(target: Target, max_inputs: int = 2, max_keep: int = 4,
         laws of many inputs are rarely a single curve).
     max_keep : int
         Candidates kept per (input, family, sign): the Pareto front of (terms, error).
-    kinds : tuple of str
-        The families tried: ``"exp-rate"`` (exponentials with a rate), ``"shifted-power"``
-        (``(z**2 + c)**-p``).
+    library : sequence of str, optional
+        Allowed primitive names (default all): exponentials with a rate need ``exp``,
+        shifted powers ``(z**2 + c)**-p`` need ``1/x`` or ``1/sqrt``.
     deadline : Deadline, optional
         Checked between (input, family, sign) scans.
 
@@ -262,7 +266,7 @@ def varpro_candidates(target: Target, max_inputs: int = 2, max_keep: int = 4,
             others += [(_column(target, j, zj, np.ones_like(zj)), symbols[j]),
                        (_column(target, j, zj**2, 2 * zj), symbols[j]**2)]
         for family in _families(target.z[:, k]):
-            if family.name.split(":")[0] not in kinds:
+            if library is not None and not _PRIMITIVES[family.name.split(":")[0]] & set(library):
                 continue
             for sign in family.signs:
                 if deadline.expired():

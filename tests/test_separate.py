@@ -5,6 +5,7 @@ import pytest
 import sympy
 import torch
 
+from pikan.laws import equivalent
 from pikan.refit import Target, fit_candidates, select
 from pikan.separate import (
     _integrate,
@@ -109,3 +110,20 @@ def test_additive_model_splits_samples_without_a_surrogate(rng):
     assert _best(cands, target).expr == sympy.exp(sympy.sin(sympy.pi * x) + y**2)
     coupled = Target(("x", "y"), s, "values", np.sin(3 * s[:, 0] * s[:, 1]))
     assert additive_model_candidates(coupled) == []
+
+
+def test_structure_pieces_with_a_rate_and_a_shift(rng):
+    """A Morse piece and a soft-core piece of a 3-input potential: the one-input pieces
+    get the scanned rate and shift of :mod:`pikan.varpro` (no library term has them)."""
+    s = np.column_stack([rng.uniform(0.62, 1.35, 800), rng.uniform(0.5, 1.5, 800),
+                         rng.uniform(-1, 1, 800)])
+
+    def fn(t):
+        return (1.73 * (1 - torch.exp(-1.37 * (t[:, 0] - 0.83))) ** 2
+                + 0.61 / (t[:, 1] ** 2 + 0.43) + t[:, 2] ** 2)
+
+    d = derivatives(fn, s)
+    target = Target(("x", "y", "z"), s, "gradient", d.g)
+    best = _best(structure_candidates(fn, s, ["x", "y", "z"], "gradient"), target)
+    truth = 1.73 * (1 - sympy.exp(-1.37 * (x - 0.83))) ** 2 + 0.61 / (y**2 + 0.43) + z**2
+    assert equivalent(best.expr, truth), str(best.expr)
