@@ -354,7 +354,8 @@ def _design(terms: Sequence[Term], target: Target) -> np.ndarray:
 
 
 def _regress(theta: np.ndarray, y: np.ndarray, intercept: bool,
-             max_terms: int, exhaustive: int = 0) -> list[tuple[tuple[int, ...], np.ndarray, float, float]]:
+             max_terms: int, exhaustive: int = 0
+             ) -> list[tuple[tuple[int, ...], np.ndarray, float, float]]:
     """Sparse fits of ``y ~ theta @ xi (+ c0)``: list of (support, xi, c0, relative error)."""
     good = np.all(np.isfinite(theta), axis=0)
     norms = np.linalg.norm(theta, axis=0)

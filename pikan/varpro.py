@@ -112,7 +112,6 @@ def _families(x: np.ndarray) -> list[_Family]:
         return []
     out = []
     rates = np.geomspace(_RATE_RANGE[0] / span, _RATE_RANGE[1] / span, _GRID)
-    # exp(-k (z - m)) must stay finite on the samples: bound the rate by the spread
     # exp(-k (z - m)) must stay finite on the samples, and so must its factor exp(k m)
     m = float(np.median(x))
     rates = rates[rates * max(float(np.max(np.abs(x - m))), 2 * abs(m)) < 300]
@@ -234,14 +233,14 @@ def varpro_candidates(target: Target, library: Sequence[str] | None = None,
     ----------
     target : Target
         Values or (projected) gradients; see :class:`pikan.refit.Target`.
+    library : sequence of str, optional
+        Allowed primitive names (default all): exponentials with a rate need ``exp``,
+        shifted powers ``(z**2 + c)**-p`` need ``1/x`` or ``1/sqrt``.
     max_inputs : int
         Targets with more inputs get no candidates (the subsets grow quickly, and such
         laws of many inputs are rarely a single curve).
     max_keep : int
         Candidates kept per (input, family, sign): the Pareto front of (terms, error).
-    library : sequence of str, optional
-        Allowed primitive names (default all): exponentials with a rate need ``exp``,
-        shifted powers ``(z**2 + c)**-p`` need ``1/x`` or ``1/sqrt``.
     deadline : Deadline, optional
         Checked between (input, family, sign) scans.
 
@@ -266,7 +265,8 @@ def varpro_candidates(target: Target, library: Sequence[str] | None = None,
             others += [(_column(target, j, zj, np.ones_like(zj)), symbols[j]),
                        (_column(target, j, zj**2, 2 * zj), symbols[j]**2)]
         for family in _families(target.z[:, k]):
-            if library is not None and not _PRIMITIVES[family.name.split(":")[0]] & set(library):
+            kind = family.name.split(":")[0]
+            if library is not None and not _PRIMITIVES[kind] & set(library):
                 continue
             for sign in family.signs:
                 if deadline.expired():
@@ -276,12 +276,10 @@ def varpro_candidates(target: Target, library: Sequence[str] | None = None,
                                   for t in family.grid])  # (grid, subsets)
                 fits = []
                 for j, subset in enumerate(scan.subsets):
-                    col = table[:, j]
-                    if not np.any(np.isfinite(col)):
-                        continue
-                    fits.append((subset, int(np.nanargmin(np.where(np.isfinite(col), col,
-                                                                    np.nan))),
-                                 float(np.nanmin(col))))
+                    col = table[:, j]  # inf where the design was not finite
+                    i = int(np.argmin(col))
+                    if math.isfinite(col[i]):
+                        fits.append((subset, i, float(col[i])))
                 # refine only the best subset of each size (a Pareto front by size)
                 best: dict[int, tuple] = {}
                 for subset, i, err in fits:
