@@ -59,6 +59,7 @@ when the time is up the law is selected from the candidates fitted so far.
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import numbers
 import sys
@@ -128,7 +129,8 @@ def _check_time_limit(time_limit, who: str) -> float | None:
 
 def _solve(target: Target, fn: Callable | None, kan_exprs: Callable[[], Sequence],
            library: Sequence[str] | None, tolerance: float, seed: int,
-           deadline: Deadline | None = None) -> tuple[Fit | None, list[Fit]]:
+           deadline: Deadline | None = None,
+           extra: Sequence[tuple[sympy.Expr, str]] = ()) -> tuple[Fit | None, list[Fit]]:
     """Pool the generators' candidates for one target; return (chosen fit, all fits).
 
     Sparse regression, the additive spline model and the structure tests run first; the
@@ -137,7 +139,7 @@ def _solve(target: Target, fn: Callable | None, kan_exprs: Callable[[], Sequence
     generator stops at the ``deadline`` and the selection is made from what was fitted.
     """
     deadline = as_deadline(deadline)
-    cands: list[tuple[sympy.Expr, str]] = []
+    cands: list[tuple[sympy.Expr, str]] = list(extra)
     for c in regression_candidates(target, library, deadline=deadline):
         cands.append((c.expr, c.source))
     if not deadline.expired():
@@ -425,12 +427,17 @@ def _module_law(model, name: str, q: np.ndarray, v: np.ndarray, library,
             return b.function(zt)[:, 0]
 
         tol = _tolerance(tolerance, force_error, target, block.kind)
+        extra = _passive_candidates(block)
         chosen, fits = _solve(target, fn, lambda: [e[0] for e in variants()], library, tol,
-                              seed, deadline)
+                              seed, deadline, extra=extra)
         if chosen is None:
             raise DataError(f"module {name!r}: no candidate law is finite on the module's "
                             "inputs; hint: check the data and the trained model.")
         chosen = _simplest_on_data(model, name, fits, chosen, q, v, accelerations, deadline)
+        passive = _passive_on_data(model, name, q, v, accelerations, target, tol)
+        if passive is not None:
+            fits = [*fits, passive]
+            chosen = passive
         expr = drop_constant(chosen.expr)  # energies are defined up to a constant
         return Law(name, block.kind, tuple(block.input_names), expr,
                    in_state(expr, spec_module), chosen.r2, chosen.rmse, chosen.error,
@@ -461,6 +468,98 @@ def _module_law(model, name: str, q: np.ndarray, v: np.ndarray, library,
                [in_state(e, spec_module) for e in exprs], 1.0 - error**2,
                float(np.sqrt(np.mean(np.square(rmses)))), error, complexity(exprs),
                tuple(alternatives), tuple(block.output_names))
+
+
+def _passive_candidates(block) -> list[tuple[sympy.Expr, str]]:
+    """Every sum of the passive Dissipation's own terms, ``c_d |z|**d / d`` over its degrees
+    ``d`` (:func:`pikan.compile.passive_dissipation`), with ``|z|`` the norm of the inputs
+    (and, for several inputs, the same sums per input): the block is exactly such a sum
+    when the damping is isotropic, so linear, quadratic (``c |v|**3/3``) and mixed damping
+    are candidates of their own. Empty for other blocks."""
+    degrees = getattr(block, "passive_degrees", ())
+    if not degrees or block.kind != "Dissipation":
+        return []
+    z = [sympy.Symbol(n) for n in block.input_names]
+    squared = sum(v**2 for v in z)
+
+    def norm_power(d):  # |z|**d, without Abs or sqrt where d is even
+        d = sympy.nsimplify(d)
+        return squared ** (d / 2) if (d / 2).is_integer else sympy.sqrt(squared) ** d \
+            if len(z) > 1 else sympy.Abs(z[0]) ** d
+
+    def each_power(v, d):
+        d = sympy.nsimplify(d)
+        return v**d if (d / 2).is_integer else sympy.Abs(v) ** d
+
+    out = []
+    for size in range(1, len(degrees) + 1):
+        for subset in itertools.combinations(degrees, size):
+            out.append((sum(sympy.Float(1.0) * norm_power(d) for d in subset), "passive:norm"))
+            if len(z) > 1:
+                out.append((sum(sympy.Float(1.0) * each_power(v, d) for d in subset
+                                for v in z), "passive:per-input"))
+    return out
+
+
+PASSIVE_SLACK = 0.02
+"""A passive Dissipation keeps the fewest of its terms whose least-squares fit to the
+data's dissipative force leaves at most this much (relative) more residual than all."""
+
+
+def _passive_on_data(model, name: str, q: np.ndarray, v: np.ndarray,
+                     accelerations: tuple[np.ndarray, bool] | None, target: Target,
+                     tolerance: float) -> Fit | None:
+    r"""A passive Dissipation read off its own construction, with the data choosing terms.
+
+    The block is :math:`\sum_k a_k(u)^2 |z|^{\alpha_k} / \alpha_k`; for damping that does
+    not depend on direction it is :math:`\sum_k c_k |z|^{\alpha_k} / \alpha_k`, whose
+    force is linear in the ``c_k``. These are fitted by least squares to the data's
+    dissipative force, ``M a`` minus the forces of the other modules, for every subset of
+    the terms, and the fewest terms that explain it within :data:`PASSIVE_SLACK` of all of
+    them are kept. The terms are near-collinear over a small speed range (``v**2``,
+    ``|v|**3`` and ``v**4`` on ``[-1, 1]``), so the trained block mixes them freely;
+    the data tell them apart. None for other blocks, or without accelerations.
+    """
+    block = model.blocks[name]
+    candidates = _passive_candidates(block)
+    if not candidates or accelerations is None:
+        return None
+    dtype = next((p.dtype for p in model.parameters()), torch.float64)
+    qt, vt = torch.as_tensor(q, dtype=dtype), torch.as_tensor(v, dtype=dtype)
+    try:
+        forces = model.forces(qt, vt)
+        masses = model.masses.detach().cpu().numpy()
+    except (RuntimeError, ValueError):
+        return None
+    other = sum(f.detach().cpu().numpy() for n, f in forces.items() if n != name)
+    residual = (masses * accelerations[0] - other).reshape(-1)
+    trial = copy.deepcopy(model)
+    best = []
+    for expr, source in candidates:
+        terms = sympy.Add.make_args(expr)
+        columns = []
+        for term in terms:
+            try:
+                trial.fix(name, term / sympy.Float(1.0), trainable=False)
+                columns.append(trial.forces(qt, vt)[name].detach().cpu().numpy().reshape(-1))
+            except (SpecError, ValueError, RuntimeError):
+                break
+        if len(columns) != len(terms):
+            continue
+        design = np.stack(columns, axis=1)
+        coef, *_ = np.linalg.lstsq(design, residual, rcond=None)
+        if not (np.all(np.isfinite(coef)) and np.all(coef > 0)):
+            continue  # a negative coefficient would make the law active
+        error = float(np.sqrt(np.mean((design @ coef - residual) ** 2)))
+        fitted = sum(sympy.Float(float(c)) * (t / sympy.Float(1.0)) for c, t in zip(coef, terms))
+        best.append((len(terms), error, fitted, source))
+    if not best:
+        return None
+    floor = min(b[1] for b in best)
+    size, _, expr, source = min((b for b in best if b[1] <= (1 + PASSIVE_SLACK) * floor),
+                                key=lambda b: (b[0], b[1]))
+    error, rmse = evaluate(target, expr)  # against the block: for the record, not refit
+    return Fit(expr, error, rmse, complexity(expr), f"{source}:data")
 
 
 def _gyroscopic_law(block, z: np.ndarray, library, tolerance: float | None,

@@ -487,3 +487,19 @@ def test_extraction_core_recovers_potentials_from_their_forces(rng, law, low, hi
     target = Target(("x",), s, "gradient", np.asarray(force, dtype=np.float64)[:, None])
     chosen, _ = _solve(target, None, lambda: [], None, 1e-6, 0)
     assert equivalent(chosen.expr, truth), str(chosen.expr)
+
+
+def test_a_passive_dissipation_keeps_the_terms_the_data_need():
+    """Quadratic drag D = c |v|**3 / 3: v**2, |v|**3 and v**4 are near-collinear on the
+    data's speeds and the trained block mixes them; the data's dissipative force picks
+    |v|**3 alone, and mixed damping keeps both of its terms."""
+    for law, truth in (("0.3*Abs(v_x)**3/3", "0.1*Abs(v_x)**3"),
+                       ("0.08*v_x**2/2 + 0.2*Abs(v_x)**3/3", "0.04*v_x**2 + 0.2*Abs(v_x)**3/3")):
+        system = pikan.System("drag", coords=["x"], modules=[
+            pikan.Potential("V", inputs=["x"], law="0.7*x**2/2"),
+            pikan.Dissipation("D", inputs=["v_x"], law=law)])
+        data = pikan.simulate(system, n_trajectories=8, t=(0.0, 8.0), dt=0.05, seed=1)
+        model = pikan.compile(system.learn("D"))
+        pikan.fit(model, data, steps=300, seed=0, progress=False)
+        laws = pikan.extract(model, data)
+        assert pikan.equivalent(laws["D"].expr, truth, rtol=0.03), str(laws["D"])
