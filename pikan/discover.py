@@ -379,7 +379,7 @@ it (rollout and force errors, plus the ties of :mod:`pikan.verify`)."""
 
 def _components(law, module) -> list:
     """The law's additive pieces, each ``(label, exprs without it)``: a term of a scalar law
-    or of one Dynamics output; for a gyroscopic law ``F_i = sum_j B_ij v_j`` a term of one
+    or of one Dynamics output (a constant force too); for a gyroscopic law ``F_i = sum_j B_ij v_j`` a term of one
     field entry, removed from both outputs it enters (the law keeps doing no work)."""
     exprs = list(law.expr) if isinstance(law.expr, (list, tuple)) else [law.expr]
     pieces = []
@@ -398,9 +398,10 @@ def _components(law, module) -> list:
                     pieces.append((f"{term} in B[{a}, {outputs[j]}]", new))
         return pieces
     for k, expr in enumerate(exprs):
-        for term in sympy.Add.make_args(sympy.expand(expr)):
-            if not term.free_symbols or len(sympy.Add.make_args(sympy.expand(expr))) < 2:
-                continue
+        terms = sympy.Add.make_args(sympy.expand(expr))
+        for term in terms:
+            if len(terms) < 2 or (law.up_to_constant and not term.free_symbols):
+                continue  # an energy's constant is no term (it is dropped anyway)
             new = list(exprs)
             new[k] = expr - term
             pieces.append((str(term), new))

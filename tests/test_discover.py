@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 import pikan
 import pikan.systems
 
@@ -102,3 +104,70 @@ def test_a_learned_gyroscopic_field_is_extracted_as_a_field_and_does_no_work():
     spec.with_laws(laws)  # accepted: the law does no work
     field = sympy.expand(fx).coeff(v_y)
     assert abs(float(field.subs("x", 0)) - 1.3) < 0.05
+
+
+# ------------------------------------------------------------------ issue 16's failures
+# Systems simulated by scipy (not pikan), handed over as files, learned with plain specs:
+# each once returned a wrong law and called it a success.
+
+
+def _scipy_trajectories(rhs, starts, n, t_end=10.0, dt=0.05):
+    from scipy.integrate import solve_ivp
+
+    import numpy as np
+
+    t = np.arange(0.0, t_end + 1e-9, dt)
+    runs = [solve_ivp(rhs, (0.0, t_end), y0, t_eval=t, method="DOP853", rtol=1e-10,
+                      atol=1e-12) for y0 in starts]
+    return [r.t for r in runs], [r.y[:n].T for r in runs], [r.y[n:].T for r in runs]
+
+
+@pytest.mark.slow
+def test_charged_particle_in_a_trap_keeps_the_constant_force_out_of_the_dynamics(tmp_path):
+    """V = k (x**2 + y**2), F = (w v_y, -w v_x), learned as a plain Potential plus a
+    velocity Dynamics: once a constant force moved between them (V = 0.4 x**2 + 0.138 x
+    + ..., F = (1.2 v_y + 0.138, ...)); a velocity Dynamics now vanishes at rest."""
+    import numpy as np
+
+    k, w = 0.41, 1.23
+
+    def rhs(t, s):
+        x, y, vx, vy = s
+        return [vx, vy, -2 * k * x + w * vy, -2 * k * y - w * vx]
+
+    starts = np.random.default_rng(5).uniform(-1, 1, (10, 4))
+    t, q, v = _scipy_trajectories(rhs, starts, 2)
+    pikan.Trajectories.from_arrays(t, q, v=v, coords=["x", "y"]).save(tmp_path / "trap.h5")
+    data = pikan.Trajectories.load(tmp_path / "trap.h5")
+    spec = pikan.System("trap", coords=["x", "y"], modules=[
+        pikan.Potential("V", inputs=["x", "y"]),
+        pikan.Dynamics("F", inputs=["v_x", "v_y"], outputs=["x", "y"])])
+    run = pikan.discover(spec, data, progress=False, plots=False, time_limit=60)
+    assert pikan.equivalent(run.laws["V"].expr, f"{k}*(x**2 + y**2)"), str(run.laws)
+    assert pikan.equivalent(run.laws["F"].expr, [f"{w}*v_y", f"-{w}*v_x"],
+                            up_to_constant=False), str(run.laws)
+    assert run.laws["V"].verdict == run.laws["F"].verdict == "recovered"
+
+
+def test_damped_oscillator_from_a_csv_file_needs_no_symmetry_hint(tmp_path):
+    """V = x**2/2, D = 0.05 v**2 from a CSV: once V = 0.5 (x + 0.058)**2 and
+    D = 0.05 (v_x - 0.58)**2, fixed only by Even("v_x"); a passive D cannot shift."""
+    import numpy as np
+
+    def rhs(t, s):
+        return [s[1], -s[0] - 0.1 * s[1]]
+
+    starts = np.random.default_rng(6).uniform(-1, 1, (10, 2))
+    t, q, v = _scipy_trajectories(rhs, starts, 1)
+    rows = ["traj,t,x,v_x"] + [f"{i},{float(tt)!r},{float(qq[0])!r},{float(vv[0])!r}"
+                               for i, (ts, qs, vs) in enumerate(zip(t, q, v))
+                               for tt, qq, vv in zip(ts, qs, vs)]
+    (tmp_path / "dho.csv").write_text("\n".join(rows) + "\n")
+    data = pikan.Trajectories.from_csv(tmp_path / "dho.csv", time="t", coords=["x"],
+                                       trajectory="traj")
+    spec = pikan.System("dho", coords=["x"], modules=[
+        pikan.Potential("V", inputs=["x"]), pikan.Dissipation("D", inputs=["v_x"])])
+    run = pikan.discover(spec, data, progress=False, plots=False, time_limit=60)
+    assert pikan.equivalent(run.laws["V"].expr, "x**2/2"), str(run.laws)
+    assert pikan.equivalent(run.laws["D"].expr, "0.05*v_x**2"), str(run.laws)
+    assert {law.verdict for law in run.laws.values()} == {"recovered"}
