@@ -435,13 +435,15 @@ def _module_law(model, name: str, q: np.ndarray, v: np.ndarray, library,
                             "inputs; hint: check the data and the trained model.")
         chosen = _simplest_on_data(model, name, fits, chosen, q, v, accelerations, deadline)
         passive = _passive_on_data(model, name, q, v, accelerations, target, tol)
+        caveats = ()
         if passive is not None:
+            passive, caveats = passive
             fits = [*fits, passive]
             chosen = passive
         expr = drop_constant(chosen.expr)  # energies are defined up to a constant
         return Law(name, block.kind, tuple(block.input_names), expr,
                    in_state(expr, spec_module), chosen.r2, chosen.rmse, chosen.error,
-                   complexity(expr), tuple(_alternatives(fits)))
+                   complexity(expr), tuple(_alternatives(fits)), caveats=caveats)
     if getattr(block, "gyroscopic_learned", False):
         return _gyroscopic_law(block, z, library, tolerance, force_error, seed, deadline)
     exprs, alternatives, errors, rmses = [], [], [], []
@@ -534,7 +536,7 @@ def _passive_on_data(model, name: str, q: np.ndarray, v: np.ndarray,
     other = sum(f.detach().cpu().numpy() for n, f in forces.items() if n != name)
     residual = (masses * accelerations[0] - other).reshape(-1)
     trial = copy.deepcopy(model)
-    best = []
+    best, designs = [], {}
     for expr, source in candidates:
         terms = sympy.Add.make_args(expr)
         columns = []
@@ -553,13 +555,38 @@ def _passive_on_data(model, name: str, q: np.ndarray, v: np.ndarray,
         error = float(np.sqrt(np.mean((design @ coef - residual) ** 2)))
         fitted = sum(sympy.Float(float(c)) * (t / sympy.Float(1.0)) for c, t in zip(coef, terms))
         best.append((len(terms), error, fitted, source))
+        designs[fitted] = (design, coef)
     if not best:
         return None
     floor = min(b[1] for b in best)
     size, _, expr, source = min((b for b in best if b[1] <= (1 + PASSIVE_SLACK) * floor),
                                 key=lambda b: (b[0], b[1]))
     error, rmse = evaluate(target, expr)  # against the block: for the record, not refit
-    return Fit(expr, error, rmse, complexity(expr), f"{source}:data")
+    caveats = _split_halves(*designs[expr], residual, n=len(q))
+    return Fit(expr, error, rmse, complexity(expr), f"{source}:data"), caveats
+
+
+SPLIT_RTOL = 0.02
+"""Largest relative difference of a constant fitted on either half of the data (by sample
+order: whole trajectories mostly) for the law to count as determined by the data."""
+
+
+def _split_halves(design: np.ndarray, coef: np.ndarray, residual: np.ndarray,
+                  n: int) -> tuple[str, ...]:
+    """A caveat when the least-squares constants of ``design @ coef ~ residual`` move by
+    more than :data:`SPLIT_RTOL` between the first and second half of the samples (rows of
+    ``n`` states, each ``design.shape[0] // n`` force components)."""
+    per = design.shape[0] // n
+    half = (n // 2) * per
+    spreads = []
+    for part in (slice(0, half), slice(half, None)):
+        c, *_ = np.linalg.lstsq(design[part], residual[part], rcond=None)
+        spreads.append(c)
+    moved = np.abs(spreads[0] - spreads[1]) / np.maximum(np.abs(coef), 1e-300)
+    if np.all(np.isfinite(moved)) and moved.max() <= SPLIT_RTOL:
+        return ()
+    return (f"its constants are not determined by the data: fitted on either half of the "
+            f"data they differ by up to {100 * float(np.max(moved)):.0f} %",)
 
 
 def _gyroscopic_law(block, z: np.ndarray, library, tolerance: float | None,

@@ -118,6 +118,9 @@ class Law:
         (:func:`pikan.verify.judge`); None when the law was not checked (``extract`` alone).
     verdict_reason : str
         Why, in words: the numbers the verdict rests on, and the first check that failed.
+    caveats : tuple of str
+        What extraction found doubtful about the law (e.g. constants that two halves of the
+        data set differently); a law with a caveat is never "recovered".
     """
 
     module: str
@@ -133,6 +136,7 @@ class Law:
     outputs: tuple[str, ...] = ()
     verdict: str | None = None
     verdict_reason: str = ""
+    caveats: tuple[str, ...] = ()
 
     @property
     def up_to_constant(self) -> bool:
@@ -195,6 +199,7 @@ class Law:
                               "source": a.source, "output": a.output}
                              for a in self.alternatives],
             "verdict": self.verdict, "verdict_reason": self.verdict_reason,
+            "caveats": list(self.caveats),
         }
 
     @classmethod
@@ -240,7 +245,8 @@ class Law:
                    _float(data.get("rmse")), _float(data.get("error")),
                    int(data.get("complexity") or 0), tuple(alternatives),
                    tuple(data.get("outputs") or ()), _verdict(data.get("verdict"), where),
-                   str(data.get("verdict_reason") or ""))
+                   str(data.get("verdict_reason") or ""),
+                   tuple(str(c) for c in data.get("caveats") or ()))
 
 
 def _text(value: object, where: str) -> str:

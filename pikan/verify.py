@@ -42,7 +42,9 @@ these documented thresholds, with ``noise`` the estimated relative position nois
    can follow a different law closely inside the data's range and still be the wrong
    law: precision alone cannot tell them apart, so such a law is at best approximate;
 5. the module is identifiable: no learned module it can exchange terms with (where the
-   model lists such exchanges, ``model.exchanges``).
+   model lists such exchanges, ``model.exchanges``);
+6. extraction had no doubt about it (``Law.caveats`` is empty: e.g. constants that two
+   halves of the data set differently).
 
 The law's error against the module it was read from (``Law.error``) is not a rule: an
 exact law, refined end to end, often fits the data far better than the KAN did.
@@ -395,6 +397,8 @@ def judge(laws, report: VerifyReport, exchanges=()):
             verdict, why = "approximate", "the KAN model it was read from does not fit the data"
         elif not report.as_good_as_model:
             verdict, why = "approximate", "the law model is worse than the KAN on held-out data"
+        elif law.caveats:
+            verdict, why = "approximate", "; ".join(law.caveats)
         elif n_terms(law) > 3 * len(law.inputs):
             verdict, why = "approximate", (f"a series of {n_terms(law)} terms in "
                                            f"{len(law.inputs)} input(s): it may stand in for "
