@@ -173,3 +173,15 @@ def test_n_terms_counts_additive_terms_after_expansion():
     assert n_terms(sympy.expand((x**2 + y**2) / 2 + x**2 * y - y**3 / 3 + 7)) == 4
     assert n_terms(-3.2 * x**5 + 22 * x**4 - 63 * x**3 + 93 * x**2 - 69 * x) == 5
     assert n_terms(sympy.Integer(3)) == 0
+
+
+def test_a_law_with_a_caveat_is_never_recovered(data):
+    import dataclasses
+
+    report = verify(_oscillator(), data, model=pikan.compile(_oscillator(k=1.01)), n_initial=4)
+    laws = _laws("(x**2 + 2*y**2)/2")
+    doubtful = pikan.Laws([dataclasses.replace(laws["V"], caveats=("constants undetermined",))])
+    judged = judge(doubtful, report)["V"]
+    assert judged.verdict == "approximate" and "constants undetermined" in judged.verdict_reason
+    back = pikan.Laws.from_json(doubtful.to_json())
+    assert back["V"].caveats == ("constants undetermined",)
