@@ -145,8 +145,11 @@ DEFAULT_TIME_LIMIT = 120.0
 """Seconds :func:`discover` takes by default: a person waiting at a terminal."""
 
 _SHARES = {"fit": 0.6, "extract": 0.6, "refine": 0.5}
-"""Share of the time left that each stage may use (verification is not bounded: a few
-rollouts); what a stage does not use is left to the next."""
+"""Share of the time left (less the reserve) that each stage may use; what a stage does not
+use is left to the next."""
+_RESERVE = 0.2
+"""Share of the limit kept for the verification: the rollouts of the laws and of the KAN
+on the held-out trajectories, and the term pruning in what they leave."""
 
 
 def discover(spec: System, data, out=None, *, steps: int | None = None, seed: int = 0,
@@ -178,10 +181,11 @@ def discover(spec: System, data, out=None, *, steps: int | None = None, seed: in
         Re-simulate with the laws and compare with the data and the KAN model.
     time_limit : float or None
         Seconds for the whole run (default 120; None: no limit). Training, extraction and
-        the constant refinement each get a share of what is left (60 %, 60 %, 50 %) and
-        return the best they found when their share runs out; the laws then get their
-        verdicts as usual, so a run cut short says so. Honoured within about 20 % (the
-        verification and the files come after the last bounded stage).
+        the constant refinement each get a share of what is left (60 %, 60 %, 50 %), less
+        a fifth of the limit kept for the verification, and return the best they found
+        when their share runs out; the term pruning gets what the verification leaves.
+        The laws then get their verdicts as usual, so a run cut short says so. Honoured
+        within about 20 % (the last verification and the files are not interrupted).
     distributed : True, False or "auto"
         Train data-parallel over the processes of a torchrun launch (:func:`pikan.fit`);
         "auto": when ``WORLD_SIZE > 1``. Every process trains; rank 0 alone then extracts,
@@ -265,15 +269,18 @@ def discover(spec: System, data, out=None, *, steps: int | None = None, seed: in
         held_out, indices = _held_out(data, result.choices, seed)
         say(f"[pikan] verifying the laws by re-simulation on {len(held_out)} "
             f"{'held-out ' if indices is not None else ''}trajectories")
-        laws, verification, choice = _pick_refinement(spec, laws, refined, held_out, model,
-                                                       seed, verify)
-        laws, dropped = prune_terms(spec, laws, held_out, verification, seed, clock.left())
+        laws, verification, choice = _pick_refinement(spec, laws, refined, held_out, seed,
+                                                       verify)
+        one = (time.perf_counter() - start) / (2 if "refined_rollout_error" in choice else 1)
+        left = clock.left()  # keep time for the last check, the KAN's rollouts included
+        laws, dropped = prune_terms(spec, laws, held_out, verification, seed,
+                                    None if left is None else max(left - 3 * one, 0.0))
         if dropped:
             choice["dropped_terms"] = dropped
             say(f"[pikan] dropped {len(dropped)} term(s) the held-out data do not need: "
                 + "; ".join(dropped))
-            verification = verify(spec.with_laws(laws), held_out, model=model, seed=seed,
-                                  n_initial=len(held_out))
+        verification = verify(spec.with_laws(laws), held_out, model=model, seed=seed,
+                              n_initial=len(held_out))
         laws = judge(laws, verification, exchanges)
         report["refinement"] = choice
         if refine_error is not None:
@@ -315,7 +322,9 @@ class _Clock:
 
     def share(self, stage: str) -> float | None:
         left = self.left()
-        return None if left is None else max(_SHARES[stage] * left, 0.01)
+        if left is None:
+            return None
+        return max(_SHARES[stage] * (left - _RESERVE * self.limit), 0.01)
 
     def describe(self) -> str:
         left = self.left()
@@ -463,19 +472,19 @@ def prune_terms(spec: System, laws, data, reference, seed: int = 0,
     return laws, dropped
 
 
-def _pick_refinement(spec, laws, refined, data, model, seed, verify):
+def _pick_refinement(spec, laws, refined, data, seed, verify):
     """Keep the end-to-end refined constants only when they verify clearly better.
 
     Extraction snaps constants to simple values when the fit barely moves; refinement on the
     trajectory loss can undo that for noise-level gains, so the refined laws must cut the
-    rollout error by at least 20%. ``data`` are the held-out trajectories, all verified.
+    rollout error by at least 20%. ``data`` are the held-out trajectories, all verified;
+    the laws alone are re-simulated (the KAN's rollouts come once, in the last check).
     """
-    extracted = verify(spec.with_laws(laws), data, model=model, seed=seed, n_initial=len(data))
+    extracted = verify(spec.with_laws(laws), data, seed=seed, n_initial=len(data))
     choice = {"extracted_rollout_error": extracted.rollout_error, "used": "extracted"}
     try:
         candidate = laws.with_exprs(refined)
-        improved = verify(spec.with_laws(candidate), data, model=model, seed=seed,
-                          n_initial=len(data))
+        improved = verify(spec.with_laws(candidate), data, seed=seed, n_initial=len(data))
     except (SpecError, ValueError) as error:  # e.g. a refined gyroscopic law that does work
         choice["refined_error"] = str(error)
         return laws, extracted, choice
