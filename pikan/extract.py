@@ -427,14 +427,14 @@ def _module_law(model, name: str, q: np.ndarray, v: np.ndarray, library,
             return b.function(zt)[:, 0]
 
         tol = _tolerance(tolerance, force_error, target, block.kind)
-        extra = _passive_candidates(block)
+        extra = _passive_candidates(block, z)
         chosen, fits = _solve(target, fn, lambda: [e[0] for e in variants()], library, tol,
                               seed, deadline, extra=extra)
         if chosen is None:
             raise DataError(f"module {name!r}: no candidate law is finite on the module's "
                             "inputs; hint: check the data and the trained model.")
         chosen = _simplest_on_data(model, name, fits, chosen, q, v, accelerations, deadline)
-        passive = _passive_on_data(model, name, q, v, accelerations, target, tol)
+        passive = _passive_on_data(model, name, q, v, accelerations, target, tol, z)
         caveats = ()
         if passive is not None:
             passive, caveats = passive
@@ -472,22 +472,27 @@ def _module_law(model, name: str, q: np.ndarray, v: np.ndarray, library,
                tuple(alternatives), tuple(block.output_names))
 
 
-def _passive_candidates(block) -> list[tuple[sympy.Expr, str]]:
+def _passive_candidates(block, z: np.ndarray | None = None) -> list[tuple[sympy.Expr, str]]:
     """Every sum of the passive Dissipation's own terms, ``c_d |z|**d / d`` over its degrees
     ``d`` (:func:`pikan.compile.passive_dissipation`), with ``|z|`` the norm of the inputs
     (and, for several inputs, the same sums per input): the block is exactly such a sum
     when the damping is isotropic, so linear, quadratic (``c |v|**3/3``) and mixed damping
-    are candidates of their own. Empty for other blocks."""
+    are candidates of their own. An input that is never negative on the samples ``z``
+    (a speed) needs no ``Abs``. Empty for other blocks."""
     degrees = getattr(block, "passive_degrees", ())
     if not degrees or block.kind != "Dissipation":
         return []
-    z = [sympy.Symbol(n) for n in block.input_names]
-    squared = sum(v**2 for v in z)
+    names = [sympy.Symbol(n) for n in block.input_names]
+    squared = sum(v**2 for v in names)
 
-    def norm_power(d):  # |z|**d, without Abs or sqrt where d is even
+    signless = z is not None and z.shape[1] == 1 and bool(np.all(z[:, 0] >= 0))
+    z = [sympy.Symbol(n) for n in block.input_names]
+
+    def norm_power(d):  # |z|**d, without Abs or sqrt where d is even or z >= 0
         d = sympy.nsimplify(d)
-        return squared ** (d / 2) if (d / 2).is_integer else sympy.sqrt(squared) ** d \
-            if len(z) > 1 else sympy.Abs(z[0]) ** d
+        if (d / 2).is_integer or signless:
+            return squared ** (d / 2) if len(z) > 1 else z[0] ** d
+        return sympy.sqrt(squared) ** d if len(z) > 1 else sympy.Abs(z[0]) ** d
 
     def each_power(v, d):
         d = sympy.nsimplify(d)
@@ -510,7 +515,7 @@ data's dissipative force leaves at most this much (relative) more residual than 
 
 def _passive_on_data(model, name: str, q: np.ndarray, v: np.ndarray,
                      accelerations: tuple[np.ndarray, bool] | None, target: Target,
-                     tolerance: float) -> Fit | None:
+                     tolerance: float, z: np.ndarray | None = None) -> Fit | None:
     r"""A passive Dissipation read off its own construction, with the data choosing terms.
 
     The block is :math:`\sum_k a_k(u)^2 |z|^{\alpha_k} / \alpha_k`; for damping that does
@@ -523,7 +528,7 @@ def _passive_on_data(model, name: str, q: np.ndarray, v: np.ndarray,
     the data tell them apart. None for other blocks, or without accelerations.
     """
     block = model.blocks[name]
-    candidates = _passive_candidates(block)
+    candidates = _passive_candidates(block, z)
     if not candidates or accelerations is None:
         return None
     dtype = next((p.dtype for p in model.parameters()), torch.float64)
@@ -558,9 +563,10 @@ def _passive_on_data(model, name: str, q: np.ndarray, v: np.ndarray,
         designs[fitted] = (design, coef)
     if not best:
         return None
-    floor = min(b[1] for b in best)
-    size, _, expr, source = min((b for b in best if b[1] <= (1 + PASSIVE_SLACK) * floor),
-                                key=lambda b: (b[0], b[1]))
+    # the slack is relative; the 1e-9 of the force keeps exact data (floor ~ 1e-17) sane
+    limit = (1 + PASSIVE_SLACK) * min(b[1] for b in best) \
+        + 1e-9 * float(np.sqrt(np.mean(residual**2)))
+    size, _, expr, source = min((b for b in best if b[1] <= limit), key=lambda b: (b[0], b[1]))
     error, rmse = evaluate(target, expr)  # against the block: for the record, not refit
     caveats = _split_halves(*designs[expr], residual, n=len(q))
     return Fit(expr, error, rmse, complexity(expr), f"{source}:data"), caveats
