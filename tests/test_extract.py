@@ -25,7 +25,8 @@ from pikan.expr_numpy import numpy_function
 from pikan.extract import extract, find_law
 from pikan.laws import Laws, equivalent
 
-FEYNMAN = Path("/work/shared/data/feynman_mechanics.json")
+FEYNMAN = Path(__file__).resolve().parents[2] / "shared" / "data" / "feynman_mechanics.json"
+"""The shared formula file, beside the repository (``../shared`` from its root)."""
 
 
 @pytest.fixture(autouse=True, scope="module")
