@@ -564,6 +564,19 @@ def rational_candidates(target: Target, max_degree: int = 2, max_keep: int = 4,
     return out
 
 
+def _one_signed_inputs(target: Target) -> list[int] | None:
+    """Indices of the inputs that keep one sign (never 0) on a value target whose values
+    keep one sign; None when the target is not such (power laws need both)."""
+    if target.kind != "values":
+        return None
+    y, z = target.y, target.z
+    if not (np.all(y > 0) or np.all(y < 0)):
+        return None
+    signs = np.sign(z[0])
+    return [k for k in range(z.shape[1])
+            if signs[k] != 0 and np.all(np.sign(z[:, k]) == signs[k])]
+
+
 def monomial_candidates(target: Target) -> list[Candidate]:
     r"""Power-law candidates :math:`y = C \prod_k z_k^{e_k}` by least squares on logarithms.
 
@@ -572,14 +585,11 @@ def monomial_candidates(target: Target) -> list[Candidate]:
     snap to 0 drop their input. Also proposes every sub-product obtained by dropping the
     input with the smallest exponent, repeatedly.
     """
-    if target.kind != "values":
+    one_sign = _one_signed_inputs(target)
+    if one_sign is None or len(one_sign) != target.z.shape[1]:
         return []
     y, z = target.y, target.z
-    if not (np.all(y > 0) or np.all(y < 0)):
-        return []
     signs = np.sign(z[0])
-    if np.any(signs == 0) or np.any(np.sign(z) != signs):
-        return []
     symbols = [sympy.Symbol(n) for n in target.names]
     with np.errstate(all="ignore"):
         logs = np.log(np.abs(z))
@@ -631,16 +641,11 @@ def power_law_splits(target: Target, tolerances: Sequence[float] = (0.1, 0.02)
         splits only. Empty when ``y`` changes sign, no input is one-signed, or nothing (or
         everything: :func:`monomial_candidates`' case) splits off.
     """
-    if target.kind != "values":
-        return []
-    y, z = target.y, target.z
-    if not (np.all(y > 0) or np.all(y < 0)):
-        return []
-    signs = np.sign(z[0])
-    one_sign = [k for k in range(z.shape[1])
-                if signs[k] != 0 and np.all(np.sign(z[:, k]) == signs[k])]
+    one_sign = _one_signed_inputs(target)
     if not one_sign:
         return []
+    y, z = target.y, target.z
+    signs = np.sign(z[0])
     with np.errstate(all="ignore"):
         a = np.column_stack([np.ones(len(y)), np.log(np.abs(z[:, one_sign]))])
         coef = _lstsq(a, np.log(np.abs(y)))
