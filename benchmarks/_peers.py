@@ -76,8 +76,8 @@ def time_limit(seconds: float):
 
 def _match(expr, truth, up_to_constant: bool, rtol: float, positive: bool,
            seconds: float) -> bool | None:
-    """:func:`pikan.laws.equivalent` with a time limit: True, False, or None on timeout."""
-    from pikan.laws import equivalent
+    """:func:`pikan.laws.law.equivalent` with a time limit: True, False, or None on timeout."""
+    from pikan.laws.law import equivalent
 
     if expr is None:
         return False
@@ -93,7 +93,7 @@ def _match(expr, truth, up_to_constant: bool, rtol: float, positive: bool,
 
 def matches(expr, truth, *, up_to_constant: bool, rtol: float = RTOL, positive: bool = False,
             seconds: float = 20.0) -> bool:
-    """:func:`pikan.laws.equivalent` with a time limit; any failure (or timeout) is False."""
+    """:func:`pikan.laws.law.equivalent` with a time limit; any failure (or timeout) is False."""
     return bool(_match(expr, truth, up_to_constant, rtol, positive, seconds))
 
 
@@ -101,7 +101,7 @@ def constant_error(expr, truth, *, up_to_constant: bool, positive: bool = False,
                    seconds: float = 20.0) -> float | None:
     """The largest relative constant error of a law of the right form.
 
-    Measured as the smallest ``rtol`` at which :func:`pikan.laws.equivalent` accepts the law
+    Measured as the smallest ``rtol`` at which :func:`pikan.laws.law.equivalent` accepts the law
     (log bisection between 1e-8 and 0.5, to about 2 %); None when it is not accepted even
     at 0.5 (a wrong form) or that check times out. A later timeout ends the bisection with
     the smallest ``rtol`` accepted so far (an upper bound).
@@ -408,7 +408,7 @@ class MLPEnergy(nn.Module):
         return self.net(z)[:, 0]
 
     def acceleration(self, q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        from pikan import mechanics
+        from pikan.model import mechanics
 
         if self.kind == "potential":
             return mechanics.newtonian_acceleration(self.masses, q, v, potential=self._value)
@@ -419,7 +419,7 @@ class MLPEnergy(nn.Module):
         return torch.cat([y[:, n:], self.acceleration(y[:, :n], y[:, n:])], dim=-1)
 
     def energy(self, q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        from pikan import mechanics
+        from pikan.model import mechanics
 
         if self.kind == "potential":
             return mechanics.kinetic_energy(self.masses, v) + self._value(q, v)
@@ -433,7 +433,7 @@ def train_mlp(model: MLPEnergy, data, steps: int, seed: int = 0, batch: int = 10
 
     Noisy data (no accelerations) get Savitzky-Golay estimates, as pikan's trainer uses.
     """
-    from pikan import losses
+    from pikan.train import losses
 
     source = data if data.has_accelerations else data.with_derivatives()
     train, val = source.split(0.8, seed=seed)

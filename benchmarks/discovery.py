@@ -7,7 +7,7 @@ For every catalogue system, noise level and seed (sizes below and in the table h
    coordinate's standard deviation, on q and v; accelerations dropped).
 2. **pikan**: ``pikan.discover(entry.model(), data)`` (the whole pipeline: recipe fit,
    extraction, constant refinement, verification). Each learned module's law is compared
-   with the true law by :func:`pikan.laws.equivalent` (constants within 3 %, additive
+   with the true law by :func:`pikan.laws.law.equivalent` (constants within 3 %, additive
    constants ignored for energies). Laws learned on rewritten inputs (hard invariances)
    and pykan's formulas are compared in the state variables (features and bindings
    substituted); a Lagrangian is normalized by its least-squares scale first (``c L``
@@ -84,7 +84,7 @@ QUICK = {
 
 
 def _truth_laws(entry):
-    from pikan.expr import parse
+    from pikan.spec.expr import parse
 
     return {name: ([parse(t) for t in text] if isinstance(text, (list, tuple)) else parse(text))
             for name, text in entry.laws().items()}
@@ -96,7 +96,7 @@ def _module_truth(block, truth_spec, truth_law):
     Same input names as the truth module: compare as written. Otherwise (hard rewrites to
     invariant features): compare both in the state variables, summed over bindings.
     """
-    from pikan.laws import in_state
+    from pikan.laws.law import in_state
 
     module = truth_spec.module(block.name)
     if tuple(block.input_names) == tuple(module.input_names) and \
@@ -132,7 +132,7 @@ def _truth_accelerations(name: str):
     import pikan.systems
     import sympy
 
-    from pikan.laws import Laws
+    from pikan.laws.law import Laws
 
     truth = pikan.systems.get(name).truth()
     values = {sympy.Symbol(k): v for k, v in truth.params.items()}

@@ -15,7 +15,7 @@ stacked) and both libraries fit a KAN of the same shape to those samples:
   formula is read after rounding its constants to 4 decimals, as pykan's tutorials do
   (``ex_round``); the raw formula is kept in the JSON.
 
-A law is *recovered* when :func:`pikan.laws.equivalent` (up to an additive constant,
+A law is *recovered* when :func:`pikan.laws.law.equivalent` (up to an additive constant,
 constants within 1 %) holds against the true law. Also in the table: the pykan README
 example ``f = exp(sin(pi x) + y^2)`` on [-1, 1]^2 (pikan: ``find_law``, whole call timed;
 pykan: KAN [2, 5, 1], same recipe). Both libraries run with one torch and one BLAS thread.
@@ -45,9 +45,9 @@ from pikan.constraints import Even, Positive
 
 import pikan
 from pikan import Dissipation, Potential, System
-from pikan.optim import lbfgs_rounds
-from pikan.extract import extract, find_law
-from pikan.laws import equivalent
+from pikan.train.optim import lbfgs_rounds
+from pikan.laws.extract import extract, find_law
+from pikan.laws.law import equivalent
 
 SAMPLES = 800  # module samples both libraries fit (pikan extracts on the data's states)
 

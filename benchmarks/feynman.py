@@ -5,7 +5,7 @@ The formulas (output, formula, variable ranges) are read from
 and noise level, 1,000 samples are drawn uniformly in the variable ranges (seeded), and
 Gaussian noise of ``level`` times the RMS of ``y`` is added (SRBench's convention).
 
-- **pikan**: :func:`pikan.extract.find_law` with its defaults, ``tolerance`` set to the
+- **pikan**: :func:`pikan.laws.extract.find_law` with its defaults, ``tolerance`` set to the
   relative error the noise alone causes (``sigma / std(y)``; 1e-6 without noise), as its
   docstring advises.
 - **pykan**: ``MultKAN([d, [d, 2], 1])`` (d sum nodes, two multiplication nodes), fit with
@@ -19,7 +19,7 @@ Gaussian noise of ``level`` times the RMS of ``y`` is added (SRBench's conventio
 Every method gets at most 120 s per formula (pykan 60 s); a method that runs out of time
 (``timeout`` in the table) has not recovered the formula.
 
-A formula is recovered when :func:`pikan.laws.equivalent` accepts it against the truth
+A formula is recovered when :func:`pikan.laws.law.equivalent` accepts it against the truth
 (every constant within 3 %, inputs taken as positive as they are here). Before the
 comparison, an additive number below 0.1 % of the RMS of ``y`` is dropped from every
 method's formula (pikan and pykan both leave such offsets, ~1e-4, on noisy data); any other
@@ -64,7 +64,7 @@ def load(path: Path) -> list[dict]:
 
 def truth_expr(record: dict):
     """The formula as sympy, parsed without eval (pikan's safe parser)."""
-    from pikan.expr import parse
+    from pikan.spec.expr import parse
 
     names = [v["name"] for v in record["variables"]]
     return parse(record["formula"], names + ["pi"])
@@ -125,7 +125,7 @@ def run_formula(record: dict, noise: float, config: dict) -> dict:
         row[method] = out
 
     def pikan_law():
-        from pikan.extract import find_law
+        from pikan.laws.extract import find_law
 
         tolerance = max(sigma / float(np.std(y)), 1e-6)
         return find_law(x, y, names, output=record["output"], seed=0, tolerance=tolerance).expr
@@ -194,7 +194,7 @@ def main(argv=None) -> dict:
     info = _report.machine(args.jobs)
     header = (f"Feynman mechanics formulas, {'quick' if args.quick else 'full'} mode: "
               f"{len(records)} formulas x noise {', '.join(f'{n:g}' for n in config['noises'])}"
-              f", {config['samples']} samples each; recovered = pikan.laws.equivalent within "
+              f", {config['samples']} samples each; recovered = pikan.laws.law.equivalent within "
               f"3 %. Machine: {_report.machine_line(info)}. "
               f"Total {time.perf_counter() - start:.0f} s.")
     text = tables(rows)

@@ -4,10 +4,10 @@ Ten formulas from introductory mechanics, statistics and thermodynamics, none of
 the Feynman suite (``shared/data/feynman_mechanics.json``) nor in the tests, with 2 to 9
 inputs. For each: 1,000 samples uniform in the stated ranges (seeded; the gravity rows
 keep pairs of points at least 1 apart), without noise and with Gaussian noise of 1 % of
-the RMS of ``y``, :func:`pikan.extract.find_law` with its defaults (``time_limit`` 30 s,
+the RMS of ``y``, :func:`pikan.laws.extract.find_law` with its defaults (``time_limit`` 30 s,
 ``tolerance`` 1e-6 also on noisy data, as a user who does not know the noise level would
 call it), on one thread. A formula is *exact* when
-:func:`pikan.laws.equivalent` accepts the law against the truth (constants within 1 %,
+:func:`pikan.laws.law.equivalent` accepts the law against the truth (constants within 1 %,
 inputs taken as positive only where every range is positive; 3 % with noise). Nothing here is tuned per
 formula: the same call runs on every row.
 
@@ -57,14 +57,14 @@ QUICK = ("ideal gas energy", "normal density")
 
 
 def _parse(text: str, names):
-    from pikan.expr import parse
+    from pikan.spec.expr import parse
 
     return parse(text, list(names) + ["pi"])
 
 
 def samples(ranges: dict, condition: str | None, count: int, seed: int = 0):
     """``X (count, d)`` uniform in ``ranges``, rows kept where ``condition`` holds."""
-    from pikan.expr_numpy import numpy_function
+    from pikan.laws.numpy_expr import numpy_function
 
     names = list(ranges)
     rng = np.random.default_rng(seed)
@@ -84,7 +84,7 @@ def run_formula(name: str, equation: str, ranges: dict, condition, count: int,
                 time_limit: float, noise: float = 0.0) -> dict:
     """``find_law`` on one formula: the row of the table."""
     import pikan
-    from pikan.expr_numpy import numpy_function
+    from pikan.laws.numpy_expr import numpy_function
 
     _report.single_thread()
     output, formula = (s.strip() for s in equation.split("=", 1))

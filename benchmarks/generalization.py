@@ -17,7 +17,7 @@ user takes:
    with the plain spec (every module learned, pikan's defaults, no constraints, nothing
    tuned per system), in a fresh process per row on one torch thread. ``--time-limit`` is
    passed on when ``discover`` takes a ``time_limit``. A crash is a row with its error.
-3. **Scoring.** Each law is compared with the truth by :func:`pikan.laws.equivalent`
+3. **Scoring.** Each law is compared with the truth by :func:`pikan.laws.law.equivalent`
    (through ``_peers.constant_error``: right form, every constant within 3 %, additive
    constants ignored for energies), as written when the law uses the module's inputs,
    otherwise in the state variables (``Law.in_state``). Also recorded: the law's
@@ -187,7 +187,7 @@ def compare_law(law, truth_spec: "pikan.System") -> dict:
     """
     import sympy
 
-    from pikan.laws import in_state
+    from pikan.laws.law import in_state
 
     module = truth_spec.module(law.module)
     truth = _truth_law(module, truth_spec.params)

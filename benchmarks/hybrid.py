@@ -7,7 +7,7 @@ arms look for the law from the same samples ``(X, y)``:
 - ``find_law``: :func:`pikan.find_law`, the default static path (sparse regression and
   other direct candidates first, a KAN surrogate and its extraction only when needed);
 - ``spline``: a plain KAN ``[d, 1]`` (grid adapted to the data, L-BFGS on the spline
-  coefficients then on every parameter), read by :func:`pikan.kan_formula.kan_formulas`
+  coefficients then on every parameter), read by :func:`pikan.laws.generators.kan_edges.kan_formulas`
   (post-hoc edge-wise fits), variant ``"kan"``;
 - ``hybrid``: the same KAN with experts on every edge, trained by Adam while the gate
   temperature falls geometrically from 1 to 0.05 with a small gate-entropy penalty; then
@@ -15,10 +15,10 @@ arms look for the law from the same samples ``(X, y)``:
   (snapped edges are read as they are), variant ``"kan"``.
 
 Both KAN arms' formulas get the same finish extraction gives every KAN candidate: constants
-refit against the samples, then snapped to simple values (:mod:`pikan.refit`).
+refit against the samples, then snapped to simple values (:mod:`pikan.laws.candidates`).
 
 ``spline`` and ``hybrid`` compare like with like at the KAN level; ``find_law`` is what a
-user gets by default. A law is *recovered* when :func:`pikan.laws.equivalent` holds (up to
+user gets by default. A law is *recovered* when :func:`pikan.laws.law.equivalent` holds (up to
 an additive constant, constants within 1 %). Each arm's wall time covers everything after
 sampling (fitting and extraction), one torch and one BLAS thread.
 
@@ -41,10 +41,10 @@ import torch
 import pikan
 from pikan import Potential, System
 from pikan.kan import KAN
-from pikan.optim import lbfgs_rounds
-from pikan.kan_formula import kan_formulas
-from pikan.laws import equivalent
-from pikan.refit import Target, refit, snap
+from pikan.train.optim import lbfgs_rounds
+from pikan.laws.generators.kan_edges import kan_formulas
+from pikan.laws.law import equivalent
+from pikan.laws.candidates import Target, refit, snap
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -108,7 +108,7 @@ def _kan(X: np.ndarray, names: list, seed: int, experts=None) -> tuple[KAN, torc
 
 def _polish(formulas: dict, X, y, names) -> tuple[sympy.Expr, dict]:
     """The ``"kan"`` variant with its constants refit and snapped against the samples (what
-    extraction does with every KAN candidate, :mod:`pikan.refit`)."""
+    extraction does with every KAN candidate, :mod:`pikan.laws.candidates`)."""
     raw = formulas["kan"][0]
     target = Target(names=tuple(names), z=X, kind="values", y=y)
     fit = snap(refit(raw, target), target, tolerance=1e-6)

@@ -9,7 +9,7 @@ autograd saves for the backward pass (the activation memory that grows with the 
 measured with ``torch.autograd.graph.saved_tensors_hooks``.
 
 All models run in one process with the same allocator setting: freed memory kept in the
-heap (:func:`pikan.memory.keep_freed_memory`, which :func:`pikan.fit` applies on the CPU);
+heap (:func:`pikan.train.memory.keep_freed_memory`, which :func:`pikan.fit` applies on the CPU);
 ``--default-allocator`` leaves glibc's dynamic thresholds, under which the KAN's
 multi-megabyte basis tensors intermittently land on fresh pages and its time swings.
 
@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from pikan.kan.network import KAN
-from pikan.memory import keep_freed_memory
+from pikan.train.memory import keep_freed_memory
 
 WIDTHS = [8, 64, 64, 1]
 
@@ -80,7 +80,7 @@ def main() -> None:
                         help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--default-allocator", action="store_true",
                         help="leave glibc's dynamic malloc thresholds as they are (see "
-                             "pikan.memory; by default freed memory is kept, as pikan.fit does)")
+                             "pikan.train.memory; by default freed memory is kept, as pikan.fit does)")
     parser.add_argument("--quick", action="store_true", help="tiny run for CI smoke tests")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "kan_speed.json"))
     args = parser.parse_args()

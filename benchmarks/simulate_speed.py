@@ -1,7 +1,7 @@
 """Simulation throughput: batched RK4 of a KAN-potential model vs a hand-written numpy field.
 
 1,000 trajectories x 1,000 RK4 steps of a 2-D system whose potential is a ``[2, 8, 1]``
-grid-5 KAN (forces by autograd through the KAN), with ``pikan.integrate.rk4`` on CPU,
+grid-5 KAN (forces by autograd through the KAN), with ``pikan.data.integrate.rk4`` on CPU,
 next to the same RK4 loop over a hand-written numpy vector field of the anisotropic
 oscillator (``a = -(x, 2y)``), which is the floor for any learned model. Both integrate
 the whole batch at once. Reports trajectory-steps per second.
@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 import pikan
-from pikan.integrate import rk4
+from pikan.data.integrate import rk4
 
 
 def numpy_rk4(y0: np.ndarray, dt: float, steps: int) -> np.ndarray:

@@ -42,7 +42,7 @@ QUICK = {"ns": (4, 8, 16), "states": 256, "batch": 64, "epochs": 2, "rounds": 3}
 
 def _chain_epoch(entry, n: int, states: int, batch: int, epochs: int, seed: int) -> dict:
     import pikan
-    from pikan.recipe import Recipe, Stage
+    from pikan.train.recipe import Recipe, Stage
 
     # 8 trajectories of states / 8 samples each (RK4: cheap for N = 1000 too)
     per = max(2, math.ceil(states / 8))

@@ -9,7 +9,7 @@ from autograd (``torch.func.grad``), so its backward is a double backward.
   cubic), stepped by hand (loss, backward, Adam). Its ``dV/dq`` is written out from the
   spline slopes (``KAN.value_and_input_gradient``), so the backward pass is first order;
   the loss and its gradients equal the double-backward route's (tests/test_compile.py).
-- **MLP**: the same equations of motion (``pikan.mechanics.newtonian_acceleration``) with
+- **MLP**: the same equations of motion (``pikan.model.mechanics.newtonian_acceleration``) with
   ``V`` a SiLU MLP ``2 -> h -> h -> 1`` of about the same number of trainable parameters.
 - **pikan.fit**: the KAN model trained by :func:`pikan.fit` (plain Adam recipe), timed
   between consecutive steps with the callback: the raw step plus what the trainer adds
@@ -38,11 +38,12 @@ import torch
 from torch import nn
 
 import pikan
-from pikan import losses, mechanics
-from pikan.compile import compile as compile_spec
-from pikan.memory import keep_freed_memory
-from pikan.recipe import Recipe, Stage
-from pikan.spec import Potential, System
+from pikan.train import losses
+from pikan.model import mechanics
+from pikan.model.compile import compile as compile_spec
+from pikan.train.memory import keep_freed_memory
+from pikan.train.recipe import Recipe, Stage
+from pikan.spec.system import Potential, System
 
 TRUTH = System("anisotropic", coords=["x", "y"], params={"k": 1.0},
                modules=[Potential("V", inputs=["x", "y"], law="k*(x**2 + 2*y**2)/2")])
@@ -109,7 +110,7 @@ def main() -> None:
         args.rounds, args.batch, args.fit_steps = 3, 256, 5
     if args.threads:
         torch.set_num_threads(args.threads)
-    # as pikan.fit does on the CPU, for both models alike (see pikan.memory)
+    # as pikan.fit does on the CPU, for both models alike (see pikan.train.memory)
     kept = False if args.default_allocator else keep_freed_memory()
     dtype, device = getattr(torch, args.dtype), torch.device(args.device)
     torch.manual_seed(0)
@@ -155,7 +156,7 @@ def main() -> None:
         return False
 
     fit_model = compile_spec(spec, dtype=dtype)
-    pikan_fit = getattr(pikan, "fit", None) or __import__("pikan.train", fromlist=["fit"]).fit
+    pikan_fit = getattr(pikan, "fit", None) or __import__("pikan.train.loop", fromlist=["fit"]).fit
     pikan_fit(fit_model, data, recipe=Recipe([Stage.fit(args.fit_steps, "adam")]),
               batch_size=args.batch, eval_every=10**6, val_fraction=0.2, device=device,
               dtype=dtype, progress=False, callback=stamp)

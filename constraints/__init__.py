@@ -77,7 +77,7 @@ def soft_penalty(model, q: Tensor, v: Tensor) -> Tensor:
 
     Parameters
     ----------
-    model : pikan.compile.Model
+    model : pikan.model.compile.Model
     q, v : Tensor of shape (batch, n_coords)
 
     Returns

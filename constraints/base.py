@@ -47,8 +47,8 @@ import torch
 from torch import Tensor
 
 from pikan.errors import DataError, SpecError
-from pikan.expr import did_you_mean, symbol, to_torch
-from pikan.spec import apply_rewrites, feature_map  # noqa: F401 (re-exported)
+from pikan.spec.expr import did_you_mean, symbol, to_torch
+from pikan.spec.system import apply_rewrites, feature_map  # noqa: F401 (re-exported)
 
 MODES = ("hard", "soft")
 
@@ -114,7 +114,7 @@ class Constraint:
 
         Parameters
         ----------
-        model : pikan.compile.Model
+        model : pikan.model.compile.Model
         q, v : Tensor of shape (batch, n_coords)
         module : str, optional
             The module a module constraint is attached to (looked up when omitted).
@@ -132,7 +132,7 @@ class Constraint:
 
         Parameters
         ----------
-        model : pikan.compile.Model
+        model : pikan.model.compile.Model
         q, v : array or Tensor of shape (batch, n_coords)
         module : str, optional
             The module a module constraint is attached to (looked up when omitted).
@@ -154,7 +154,7 @@ class Constraint:
 
     # ----------------------------------------------------------------- spec hook
     def check_spec(self, system, module) -> None:
-        """Called by :meth:`pikan.spec.System.validate`; raises :class:`SpecError`."""
+        """Called by :meth:`pikan.spec.system.System.validate`; raises :class:`SpecError`."""
         where = f"system {system.name!r}"
         if self.scope == "module" and module is None:
             raise SpecError(f"{where} constraints: {self.label} is a module constraint; attach it "
@@ -346,8 +346,8 @@ def substitute_inputs(expr, binding) -> Any:
 def trajectories(data) -> list[tuple[np.ndarray, np.ndarray]] | None:
     """Per-trajectory ``(q, v)`` arrays in time order, or None when the data has no time order.
 
-    Accepts :class:`pikan.data.Trajectories`, ``(q, v, ids)``, or ``(q, v)`` with arrays
-    of shape ``(T, batch, n)`` (time first, as :func:`pikan.integrate.rk4` returns). A
+    Accepts :class:`pikan.data.trajectories.Trajectories`, ``(q, v, ids)``, or ``(q, v)`` with arrays
+    of shape ``(T, batch, n)`` (time first, as :func:`pikan.data.integrate.rk4` returns). A
     plain ``(q, v)`` of shape ``(samples, n)`` is a set of states without time order.
     """
     if hasattr(data, "states") and callable(data.states):

@@ -45,8 +45,8 @@ import torch
 from torch import Tensor
 
 from pikan.errors import SpecError
-from pikan.expr import symbol
-from pikan.spec import Dissipation, Dynamics, Lagrangian, Potential, register_constraint
+from pikan.spec.expr import symbol
+from pikan.spec.system import Dissipation, Dynamics, Lagrangian, Potential, register_constraint
 
 from .base import (
     Constraint,

@@ -41,8 +41,8 @@ import sympy
 import torch
 
 from pikan.errors import SpecError
-from pikan.expr import is_valid_name, symbol
-from pikan.spec import register_constraint
+from pikan.spec.expr import is_valid_name, symbol
+from pikan.spec.system import register_constraint
 
 from .base import (
     Constraint,

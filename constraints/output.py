@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from pikan.errors import SpecError
-from pikan.spec import Dissipation, Dynamics, register_constraint
+from pikan.spec.system import Dissipation, Dynamics, register_constraint
 
 from .base import (
     Constraint,
@@ -93,7 +93,7 @@ def default_constraints(module) -> tuple:
 
     Parameters
     ----------
-    module : pikan.spec.Module
+    module : pikan.spec.system.Module
 
     Returns
     -------

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from pikan.errors import SpecError
-from pikan.spec import register_constraint
+from pikan.spec.system import register_constraint
 
 from .base import (
     Constraint,

@@ -4,19 +4,19 @@ The public API is re-exported here; nothing is defined in this file.
 """
 
 from pikan._version import __version__
-from pikan.analysis import Importance, Structure, energy_drift, importance, structure
-from pikan.check import ConstraintReport, check_constraints
-from pikan.compile import Model, compile
-from pikan.data import Trajectories
+from pikan.inspect.analysis import Importance, Structure, energy_drift, importance, structure
+from pikan.inspect.check import ConstraintReport, check_constraints
+from pikan.model.compile import Model, compile
+from pikan.data.trajectories import Trajectories
 from pikan.discover import Run, discover
 from pikan.errors import DataError, IdentifiabilityWarning, SpecError, VerdictWarning
-from pikan.extract import extract, find_law
-from pikan.integrate import simulate
+from pikan.laws.extract import extract, find_law
+from pikan.data.integrate import simulate
 from pikan.kan import KAN
-from pikan.laws import Law, Laws, equivalent
-from pikan.spec import Dissipation, Dynamics, Lagrangian, Potential, System, all_pairs, chain_pairs
-from pikan.train import FitResult, Recipe, Stage, TrainingError, fit, load_model
-from pikan.verify import VerifyReport, verify
+from pikan.laws.law import Law, Laws, equivalent
+from pikan.spec.system import Dissipation, Dynamics, Lagrangian, Potential, System, all_pairs, chain_pairs
+from pikan.train.loop import FitResult, Recipe, Stage, TrainingError, fit, load_model
+from pikan.laws.verify import VerifyReport, verify
 
 __all__ = [
     "__version__",

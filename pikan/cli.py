@@ -104,7 +104,7 @@ def _catalogue():
 
 def _load_spec(source: str):
     """A catalogue name -> its learning spec; a .py file -> the `spec` it defines."""
-    from pikan.spec import System
+    from pikan.spec.system import System
 
     path = Path(source)
     if path.suffix == ".py":
@@ -126,7 +126,7 @@ def _load_spec(source: str):
 
 
 def _load_data(source: str):
-    from pikan.data import Trajectories
+    from pikan.data.trajectories import Trajectories
 
     path = Path(source)
     if not path.is_file():
@@ -170,7 +170,7 @@ def _cmd_simulate(args) -> int:
 
 
 def _print_laws(laws, truth: dict | None = None) -> None:
-    from pikan.laws import equivalent
+    from pikan.laws.law import equivalent
 
     for name, law in laws.items():
         line = f"  {law}"
@@ -238,7 +238,7 @@ def _cmd_discover(args) -> int:
 
 
 def _cmd_laws(args) -> int:
-    from pikan.laws import Laws
+    from pikan.laws.law import Laws
 
     path = Path(args.run) / "laws.json"
     if not path.is_file():

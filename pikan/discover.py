@@ -4,7 +4,7 @@
 
     RUN/
       spec.json      the learning spec
-      data.h5        the trajectories used (HDF5 schema of pikan.data)
+      data.h5        the trajectories used (HDF5 schema of pikan.data.trajectories)
       model.pt       checkpoint of the trained KAN model (pikan.load_model reads it)
       laws.json      extracted laws after constant refinement (pikan.Laws.from_json)
       laws.md        the same as a Markdown table
@@ -32,9 +32,9 @@ import sympy
 import torch
 
 from pikan._version import __version__
-from pikan.compile import Model, compile
+from pikan.model.compile import Model, compile
 from pikan.errors import SpecError, VerdictWarning
-from pikan.spec import System
+from pikan.spec.system import System
 
 
 @dataclass
@@ -126,7 +126,7 @@ def refine_constants(model: Model, laws, data, steps: int = 200, seed: int = 0,
     (Model, dict)
         The law model and ``{module: refined expression(s)}``.
     """
-    from pikan.train import fit
+    from pikan.train.loop import fit
 
     law_model = copy.deepcopy(model)
     for name in laws:
@@ -196,10 +196,10 @@ def discover(spec: System, data, out=None, *, steps: int | None = None, seed: in
     -------
     Run
     """
-    from pikan.distributed import is_main_process
-    from pikan.extract import extract
-    from pikan.train import TrainingError, fit
-    from pikan.verify import judge, verify
+    from pikan.train.distributed import is_main_process
+    from pikan.laws.extract import extract
+    from pikan.train.loop import TrainingError, fit
+    from pikan.laws.verify import judge, verify
 
     if not isinstance(spec, System):
         raise SpecError(f"discover expects a pikan.System spec, got {type(spec).__name__}.")
@@ -363,7 +363,7 @@ def _announce(laws, verification, say, progress: bool) -> None:
 
 def _diagnostics(model: Model, data) -> dict:
     """Constraint violations and importance for the report (empty parts on failure)."""
-    from pikan.analysis import importance
+    from pikan.inspect.analysis import importance
 
     out = {}
     try:
@@ -371,7 +371,7 @@ def _diagnostics(model: Model, data) -> dict:
     except (ValueError, RuntimeError) as error:
         out["importance"] = {"error": str(error)}
     try:
-        from pikan.check import check_constraints
+        from pikan.inspect.check import check_constraints
 
         out["constraints"] = _jsonable(check_constraints(model, data))
     except ImportError:
@@ -383,7 +383,7 @@ def _diagnostics(model: Model, data) -> dict:
 
 PRUNE_SLACK = 1.25
 """A term is dropped when the law without it verifies within this factor of the law with
-it (rollout and force errors, plus the ties of :mod:`pikan.verify`)."""
+it (rollout and force errors, plus the ties of :mod:`pikan.laws.verify`)."""
 
 
 def _components(law, module) -> list:
@@ -442,7 +442,7 @@ def prune_terms(spec: System, laws, data, reference, seed: int = 0,
     (Laws, list of str)
         The pruned laws and a description of each dropped term.
     """
-    from pikan.verify import TIE_FORCE, TIE_ROLLOUT, verify
+    from pikan.laws.verify import TIE_FORCE, TIE_ROLLOUT, verify
 
     start = time.perf_counter()
     limit_rollout = PRUNE_SLACK * reference.rollout_error + TIE_ROLLOUT
@@ -499,8 +499,8 @@ def write_plots(run: Run, data) -> list[Path]:
     """Write the standard figures of a run into ``run.path / "plots"``; returns the files."""
     import matplotlib.pyplot as plt
 
-    from pikan import plot
-    from pikan.analysis import importance
+    from pikan.inspect import plot
+    from pikan.inspect.analysis import importance
 
     folder = run.path / "plots"
     folder.mkdir(parents=True, exist_ok=True)
@@ -532,9 +532,9 @@ def write_plots(run: Run, data) -> list[Path]:
 
 def load_run(path):
     """Read a run directory back: ``(spec, model, laws, report, data)``."""
-    from pikan.data import Trajectories
-    from pikan.laws import Laws
-    from pikan.train import load_model
+    from pikan.data.trajectories import Trajectories
+    from pikan.laws.law import Laws
+    from pikan.train.loop import load_model
 
     path = Path(path)
     if not (path / "spec.json").is_file():

@@ -21,7 +21,7 @@ class IdentifiabilityWarning(UserWarning):
 
 
 class VerdictWarning(UserWarning):
-    """A discovered law is short of "recovered" (see :data:`pikan.laws.VERDICTS`).
+    """A discovered law is short of "recovered" (see :data:`pikan.laws.law.VERDICTS`).
 
     Issued by :func:`pikan.discover` without a progress display (with one, it prints the
     warning instead), with the law's verdict, its reason and its best alternatives.

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from pikan.data import Trajectories, Trajectory
+from pikan.data.trajectories import Trajectories, Trajectory
 
 # Test problems are small: OpenMP threads only add synchronization cost (on a loaded 2-core
 # machine a 256x16 matmul took 5 ms with two threads and 10 us with one).

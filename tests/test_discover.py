@@ -70,7 +70,7 @@ def test_time_limit_is_honoured():
 
 def test_prune_terms_drops_what_the_data_do_not_need_and_keeps_real_terms():
     from pikan.discover import prune_terms
-    from pikan.expr import parse
+    from pikan.spec.expr import parse
 
     truth = pikan.System("duffing", coords=["x"], modules=[
         pikan.Potential("V", inputs=["x"], law="x**2/2 + 0.1*x**4")])

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from pikan import train
-from pikan.compile import compile
-from pikan.integrate import simulate
-from pikan.spec import Potential, System
-from pikan.train import Recipe, Stage, fit
+from pikan.train import loop as train
+from pikan.model.compile import compile
+from pikan.data.integrate import simulate
+from pikan.spec.system import Potential, System
+from pikan.train.loop import Recipe, Stage, fit
 
 HARMONIC = System("harmonic", coords=["x"], params={"k": 1.3},
                   modules=[Potential("V", inputs=["x"], law="k*x**2/2")])
@@ -119,7 +119,7 @@ def test_progress_names_the_stages_and_says_why_it_stopped_early(data, capsys):
 
 
 def test_initial_grids_leave_a_passive_dissipation_alone():
-    from pikan.spec import Dissipation
+    from pikan.spec.system import Dissipation
 
     damped = System("damped", coords=["x"], modules=[
         Potential("V", ["x"], law="x**2/2"), Dissipation("D", ["v_x"], law="0.07*v_x**2")])

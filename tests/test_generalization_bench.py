@@ -18,7 +18,7 @@ import sympy
 import torch
 
 import pikan
-from pikan.laws import in_state
+from pikan.laws.law import in_state
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 

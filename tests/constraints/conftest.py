@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from pikan.compile import compile
+from pikan.model.compile import compile
 
 
 def uniform(batch: int, n: int, seed: int = 0, low: float = -1.0,

@@ -3,10 +3,10 @@ import pytest
 import torch
 from pikan.constraints import Conserved, RotationInvariant, TranslationInvariant, soft_penalty
 
-from pikan.data import Trajectories
+from pikan.data.trajectories import Trajectories
 from pikan.errors import SpecError
-from pikan.integrate import rk4, rk4_step
-from pikan.spec import Dissipation, Dynamics, Lagrangian, Potential, System
+from pikan.data.integrate import rk4, rk4_step
+from pikan.spec.system import Dissipation, Dynamics, Lagrangian, Potential, System
 
 ENERGY = Conserved("energy")
 MOMENTUM = Conserved("momentum")

@@ -14,7 +14,7 @@ from pikan.constraints import (
 )
 
 from pikan.errors import SpecError
-from pikan.spec import Potential, System, chain_pairs
+from pikan.spec.system import Potential, System, chain_pairs
 
 COORDS = ["x1", "y1", "x2", "y2"]
 

@@ -17,9 +17,9 @@ from pikan.constraints import (
 )
 from pikan.constraints.base import attached_module, trajectories
 
-from pikan.compile import compile
+from pikan.model.compile import compile
 from pikan.errors import DataError, SpecError
-from pikan.spec import Dissipation, Potential, System
+from pikan.spec.system import Dissipation, Potential, System
 
 
 def _spec():

@@ -11,7 +11,7 @@ from pikan.constraints import (
 )
 
 from pikan.errors import SpecError
-from pikan.spec import Dissipation, Dynamics, Potential, System
+from pikan.spec.system import Dissipation, Dynamics, Potential, System
 
 
 def _system(constraints, inputs=("x", "y"), law=None):

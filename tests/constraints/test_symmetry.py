@@ -3,7 +3,7 @@ import torch
 from pikan.constraints import Even, Odd, Positive, Symmetric, soft_penalty
 
 from pikan.errors import SpecError
-from pikan.spec import Dynamics, Potential, System
+from pikan.spec.system import Dynamics, Potential, System
 
 COORDS = ["x1", "y1", "x2", "y2"]
 

@@ -13,7 +13,7 @@ import torch
 import pikan
 import pikan.systems
 from pikan import SpecError, System
-from pikan.expr import parse
+from pikan.spec.expr import parse
 from pikan.systems import CatalogueEntry
 
 NAMES = ("harmonic", "pendulum", "anisotropic", "duffing", "kepler", "two_body", "spring_chain",

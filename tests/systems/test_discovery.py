@@ -20,7 +20,7 @@ def _recovered(name: str, seed: int = 0) -> dict:
     out = {}
     for module, law in run.laws.items():
         # compare in state variables: learned laws may live on rewritten (invariant) inputs
-        expected = [pikan.laws.in_state(pikan.expr.parse(e), truth.module(module))
+        expected = [pikan.laws.law.in_state(pikan.spec.expr.parse(e), truth.module(module))
                     for e in (entry.laws()[module] if isinstance(entry.laws()[module], list)
                               else [entry.laws()[module]])]
         got = law.in_state if isinstance(law.in_state, list) else [law.in_state]

@@ -1,0 +1,1 @@
+"""Looking at a model: input importance, structure tests, constraint checks and plots (the only matplotlib importer)."""

@@ -1,0 +1,1 @@
+"""From a trained model, or from samples, to verified closed-form laws."""

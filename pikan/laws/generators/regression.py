@@ -1,0 +1,690 @@
+r"""Sparse regression over term libraries: law candidates linear in their coefficients.
+
+A *term* is a product of *factors*, each a function of one input: powers
+(:math:`x, x^2, \dots, x^5, 1/x, 1/x^2, \sqrt{x}`), and unary functions of the symbolic
+library (:math:`\sin x, \cos x, e^{\pm x}, \log x, \tanh x, \dots`) where the samples lie in
+the function's domain. :func:`libraries` builds several term sets of moderate size rather
+than one huge one (small, well-conditioned libraries make sparse regression reliable):
+
+- ``poly<k>``: every monomial of total degree 1..k (cross terms included);
+- ``unary``: ``poly2`` plus each unary function of each input, and products of a unary
+  function with another input (or, for up to three inputs, with another unary function);
+- ``laurent``: monomials with exponents in {-2, -1, 1, 2} over at most 3 inputs (2 when
+  there are more than 3 inputs), for inputs that stay away from 0;
+- ``unary-monomial:<f>`` for ``f`` in sin, cos, exp, exp(-x): ``f`` of one input times a
+  product of up to three other inputs (``q*B*v*sin(theta)``), plus those products;
+- ``inverse-powers``: for at most 2 inputs, the powers :math:`z^p`, :math:`p \in
+  \{-12, \dots, -1, 1, \dots, 4\}`, of each input that keeps one sign away from 0, plus
+  ``poly2``; every support of up to 3 terms is tried (a Lennard-Jones wall
+  :math:`4\epsilon((s/r)^{12} - (s/r)^6)`, a dipole :math:`1/r^3`);
+- ``laurent-log``: the ``laurent`` terms plus ``log z_k`` of each positive input, for the
+  ``log`` transform of the target below: ``log y = c + sum e_k log z_k + (Laurent
+  terms)`` is a power law times the exponential of a Laurent polynomial, such as a
+  Gaussian ``exp(-x**2/(2 s**2))/s`` or a Boltzmann factor ``exp(-E/(k T))``.
+
+For each library the target is regressed by STLSQ (sequentially thresholded least squares)
+over a ladder of thresholds and by orthogonal matching pursuit, followed by backward
+elimination; every distinct support of at most ``max_terms`` terms is refit by least
+squares and becomes a candidate. A target is either values :math:`y \approx c_0 + \sum_k
+\xi_k t_k(z)`, or gradients :math:`g \approx \sum_k \xi_k \nabla t_k(z)` (no constant: a
+potential is defined up to one).
+
+For static data (:func:`pikan.laws.extract.find_law`) the values may first be transformed
+(``y^2, 1/y, 1/y^2, log|y|, sqrt(y)``; with the small libraries ``poly1``, ``poly2``,
+``laurent``, ``laurent-log`` and ``unary``) and the candidate inverted; :func:`rational_candidates`
+fits :math:`y = P(z)/Q(z)` through the homogeneous system :math:`yQ - P = 0`, and
+:func:`monomial_candidates` fits power laws :math:`y = C\prod_k z_k^{e_k}` on logarithms,
+and :func:`power_law_splits` splits a power law in some inputs off a product
+:math:`y = \prod_{k \in P} z_k^{e_k}\, g(z_O)` (``G m1 m2 / r**2``: the rest ``g`` is then
+a problem in fewer inputs).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import sympy
+
+from pikan.laws.candidates import Deadline, Target, as_deadline
+
+__all__ = [
+    "Candidate",
+    "Term",
+    "libraries",
+    "monomial_candidates",
+    "exp_power_candidates",
+    "power_law_splits",
+    "rational_candidates",
+    "regression_candidates",
+]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A proposed law before the common refit: expression, regression error, origin."""
+
+    expr: sympy.Expr
+    error: float
+    source: str
+
+
+_MAX_INVERSE_POWER = 12
+"""Most negative power of the ``inverse-powers`` library (a Lennard-Jones wall, 1/r**12)."""
+
+_INVERSE_POWER_MARGIN = 0.05
+"""An input enters the ``inverse-powers`` library when it keeps one sign and its smallest
+magnitude is at least this fraction of its largest (1/z**12 then spans at most 1e15)."""
+
+_EXHAUSTIVE_SIZE = 3
+"""Supports up to this size are all tried on the ``inverse-powers`` library: neighbouring
+powers of a narrow range are nearly collinear (1/x**12 and 1/x**11 correlate at 0.9999 on
+[1.2, 1.5]), where greedy selection picks the wrong pair."""
+
+
+@dataclass(frozen=True)
+class _Factor:
+    name: str
+    value: Callable[[np.ndarray], np.ndarray]
+    deriv: Callable[[np.ndarray], np.ndarray]
+    sympy_fn: Callable[[sympy.Expr], sympy.Expr]
+    primitive: str  # the symbolic-library name that allows it
+    domain: str  # "all", "nonzero" or "positive"
+    degree: int = 0  # polynomial degree (0: not a monomial factor)
+
+
+def _power(p: int) -> _Factor:
+    name = "x" if p == 1 else f"x^{p}" if p > 0 else ("1/x" if p == -1 else f"1/x^{-p}")
+    return _Factor(name, lambda x: x**p, lambda x: p * x ** (p - 1), lambda s: s**p,
+                   name, "all" if p > 0 else "nonzero", max(p, 0))
+
+
+_FACTORS: dict[str, _Factor] = {f.name: f for f in [
+    *(_power(p) for p in (1, 2, 3, 4, 5, *range(-1, -_MAX_INVERSE_POWER - 1, -1))),
+    _Factor("sqrt", np.sqrt, lambda x: 0.5 / np.sqrt(x), sympy.sqrt, "sqrt", "positive"),
+    _Factor("1/sqrt", lambda x: 1 / np.sqrt(x), lambda x: -0.5 * x**-1.5,
+            lambda s: 1 / sympy.sqrt(s), "1/sqrt", "positive"),
+    _Factor("exp", np.exp, np.exp, sympy.exp, "exp", "all"),
+    _Factor("exp(-x)", lambda x: np.exp(-x), lambda x: -np.exp(-x), lambda s: sympy.exp(-s),
+            "exp", "all"),
+    _Factor("log", np.log, lambda x: 1 / x, sympy.log, "log", "positive"),
+    _Factor("sin", np.sin, np.cos, sympy.sin, "sin", "all"),
+    _Factor("cos", np.cos, lambda x: -np.sin(x), sympy.cos, "cos", "all"),
+    _Factor("tanh", np.tanh, lambda x: 1 / np.cosh(x) ** 2, sympy.tanh, "tanh", "all"),
+    _Factor("gaussian", lambda x: np.exp(-x * x), lambda x: -2 * x * np.exp(-x * x),
+            lambda s: sympy.exp(-s**2), "gaussian", "all"),
+    _Factor("arctan", np.arctan, lambda x: 1 / (1 + x * x), sympy.atan, "arctan", "all"),
+]}
+_UNARY = ("sqrt", "1/sqrt", "exp", "exp(-x)", "log", "sin", "cos", "tanh", "gaussian",
+          "arctan", "1/x", "1/x^2")
+_PRODUCT_UNARY = ("sin", "cos", "exp", "exp(-x)")
+
+
+@dataclass(frozen=True)
+class Term:
+    """A product of factors of distinct inputs: ``((input index, factor name), ...)``."""
+
+    factors: tuple[tuple[int, str], ...]
+
+    def expr(self, symbols: Sequence[sympy.Symbol]) -> sympy.Expr:
+        out = sympy.Integer(1)
+        for k, name in self.factors:
+            out = out * _FACTORS[name].sympy_fn(symbols[k])
+        return out
+
+    def values(self, z: np.ndarray) -> np.ndarray:
+        out = np.ones(z.shape[0])
+        for k, name in self.factors:
+            out = out * _FACTORS[name].value(z[:, k])
+        return out
+
+    def gradient(self, z: np.ndarray, columns: Sequence[int]) -> np.ndarray:
+        """Partial derivatives, shape (N, len(columns))."""
+        vals = {k: _FACTORS[n].value(z[:, k]) for k, n in self.factors}
+        out = np.zeros((z.shape[0], len(columns)))
+        for j, col in enumerate(columns):
+            name = dict(self.factors).get(col)
+            if name is None:
+                continue
+            d = _FACTORS[name].deriv(z[:, col])
+            for k, _ in self.factors:
+                if k != col:
+                    d = d * vals[k]
+            out[:, j] = d
+        return out
+
+
+def _allowed(z: np.ndarray, library: Sequence[str] | None) -> list[list[str]]:
+    """Factor names allowed for each input (by the library and the samples' range)."""
+    allowed_prims = None if library is None else set(library) | {"x"}
+    out = []
+    for k in range(z.shape[1]):
+        x = z[:, k]
+        span = float(np.max(np.abs(x))) if x.size else 0.0
+        nonzero = bool(np.min(np.abs(x)) > 1e-3 * span) if span > 0 else False
+        positive = bool(np.min(x) > 1e-3 * span) if span > 0 else False
+        names = []
+        for f in _FACTORS.values():
+            if allowed_prims is not None and f.primitive not in allowed_prims:
+                continue
+            if f.domain == "nonzero" and not nonzero or f.domain == "positive" and not positive:
+                continue
+            if f.name in ("exp", "exp(-x)") and span > 50:
+                continue
+            names.append(f.name)
+        out.append(names)
+    return out
+
+
+def _one_signed(x: np.ndarray) -> bool:
+    """Whether samples keep one sign and stay away from 0 (see the ``inverse-powers``
+    library)."""
+    top = float(np.max(np.abs(x))) if x.size else 0.0
+    return top > 0 and (bool(np.all(x > 0)) or bool(np.all(x < 0))) \
+        and float(np.min(np.abs(x))) >= _INVERSE_POWER_MARGIN * top
+
+
+def _monomials(d: int, degree: int) -> list[Term]:
+    terms = []
+    for deg in range(1, degree + 1):
+        for combo in itertools.combinations_with_replacement(range(d), deg):
+            counts = {k: combo.count(k) for k in sorted(set(combo))}
+            terms.append(Term(tuple((k, "x" if c == 1 else f"x^{c}") for k, c in counts.items())))
+    return terms
+
+
+def libraries(z: np.ndarray, library: Sequence[str] | None = None,
+              max_size: int = 260) -> list[tuple[str, list[Term]]]:
+    """Term libraries for inputs ``z`` (N, d): see the module docstring.
+
+    Parameters
+    ----------
+    z : ndarray, shape (N, d)
+    library : sequence of str, optional
+        Symbolic-library primitive names allowed (default all); ``"x"`` is always allowed.
+    max_size : int
+        Libraries with more terms are truncated (polynomial degrees stop growing).
+
+    Returns
+    -------
+    list of (name, terms)
+    """
+    d = z.shape[1]
+    allowed = _allowed(z, library)
+    out: list[tuple[str, list[Term]]] = []
+    max_deg = min(max((_FACTORS[n].degree for n in a), default=1) for a in allowed)
+    for deg in range(1, max_deg + 1):
+        terms = _monomials(d, deg)
+        if len(terms) > max_size:
+            break
+        out.append((f"poly{deg}", terms))
+    unary = [(k, n) for k in range(d) for n in allowed[k] if n in _UNARY]
+    if unary:
+        terms = list(_monomials(d, 2))
+        terms += [Term(((k, n),)) for k, n in unary]
+        for k, n in unary:
+            for j in range(d):
+                if j != k:
+                    terms.append(Term(tuple(sorted([(k, n), (j, "x")]))))
+        if d <= 3:
+            for (k, n), (j, m) in itertools.combinations(unary, 2):
+                if k != j:
+                    terms.append(Term(tuple(sorted([(k, n), (j, m)]))))
+        out.append(("unary", terms[:max_size]))
+    inverse = [k for k in range(d) if "1/x" in allowed[k]]
+    if inverse and d >= 2:
+        exps = {k: ([-2, -1, 1, 2] if k in inverse else [1, 2]) for k in range(d)}
+        limit = 3 if d <= 3 else 2
+        terms = []
+        for size in range(1, limit + 1):
+            for ks in itertools.combinations(range(d), size):
+                for es in itertools.product(*(exps[k] for k in ks)):
+                    names = [_power(e).name for e in es]
+                    if all(n in allowed[k] for k, n in zip(ks, names)):
+                        terms.append(Term(tuple(zip(ks, names))))
+        if len(terms) <= max_size:
+            out.append(("laurent", terms))
+            logs = [Term(((k, "log"),)) for k in range(d) if "log" in allowed[k]]
+            if logs and len(terms) + len(logs) <= max_size:
+                out.append(("laurent-log", terms + logs))
+    powers = list(range(-_MAX_INVERSE_POWER, 0)) + list(range(1, 5))
+    walls = [k for k in range(d) if _one_signed(z[:, k]) and "1/x" in allowed[k]]
+    if walls and d <= 2:
+        terms = [Term(((k, _power(p).name),)) for k in walls for p in powers
+                 if _power(p).name in allowed[k]]
+        terms += [t for t in _monomials(d, 2) if t not in terms]
+        out.append(("inverse-powers", terms))
+    if d >= 2:
+        products = [Term(tuple((k, "x") for k in ks)) for size in range(1, min(3, d) + 1)
+                    for ks in itertools.combinations(range(d), size)]
+        for fn in _PRODUCT_UNARY:
+            terms = list(products)
+            for k in range(d):
+                if fn not in allowed[k]:
+                    continue
+                others = [j for j in range(d) if j != k]
+                for size in range(min(3, len(others)) + 1):
+                    for ks in itertools.combinations(others, size):
+                        terms.append(Term(tuple(sorted([(k, fn), *((j, "x") for j in ks)]))))
+            if len(terms) > len(products):
+                out.append((f"unary-monomial:{fn}", terms[:max_size]))
+    return out
+
+
+# ------------------------------------------------------------------ sparse solvers
+
+
+def _lstsq(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.linalg.lstsq(a, b, rcond=None)[0]
+
+
+def _supports(r: np.ndarray, bt: np.ndarray, max_terms: int,
+              exhaustive: int = 0) -> set[tuple[int, ...]]:
+    """Candidate supports from STLSQ over a threshold ladder, OMP and backward elimination
+    (and every support of at most ``exhaustive`` terms).
+
+    Works on the QR factors of the design: ``A = Q R`` with unit-norm columns and ``bt =
+    Q^T b``, so every sub-problem ``min |A[:, S] xi - b|`` is the small ``min |R[:, S] xi -
+    bt|`` (the part of ``b`` outside the span of ``A`` adds the same constant to all).
+    """
+    k_total = r.shape[1]
+    norm_b = float(np.linalg.norm(bt)) or 1.0
+    found: set[tuple[int, ...]] = set()
+    support = np.arange(k_total)
+    xi = _lstsq(r, bt)
+    for lam in (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 3e-2, 0.1, 0.3):
+        # thresholds increase, so each level starts from the previous support (warm start)
+        for _ in range(10):
+            keep = support[np.abs(xi) >= lam * norm_b]
+            if keep.size == 0 or keep.size == support.size:
+                break
+            support = keep
+            xi = _lstsq(r[:, support], bt)
+        if keep.size == 0:
+            break
+        if support.size <= max_terms:
+            found.add(tuple(int(s) for s in support))
+    for s in sorted(found, key=len, reverse=True)[:2]:
+        found |= _backward(r, bt, s)
+    # orthogonal matching pursuit
+    support_list: list[int] = []
+    res = bt.copy()
+    for _ in range(min(max_terms, k_total)):
+        scores = np.abs(r.T @ res)
+        scores[support_list] = -1
+        support_list.append(int(np.argmax(scores)))
+        xi = _lstsq(r[:, support_list], bt)
+        res = bt - r[:, support_list] @ xi
+        found.add(tuple(sorted(support_list)))
+        if np.linalg.norm(res) <= 1e-13 * norm_b:
+            break
+    found |= _backward(r, bt, tuple(sorted(support_list)))
+    for size in range(1, min(exhaustive, max_terms, k_total) + 1):
+        found |= set(itertools.combinations(range(k_total), size))
+    return found
+
+
+def _backward(r: np.ndarray, bt: np.ndarray, support: tuple[int, ...]) -> set[tuple[int, ...]]:
+    """Greedy backward elimination: every smaller support on the way down to one term."""
+    out = set()
+    current = list(support)
+    while len(current) > 1:
+        best, best_rss = None, math.inf
+        for i in range(len(current)):
+            trial = current[:i] + current[i + 1:]
+            xi = _lstsq(r[:, trial], bt)
+            rss = float(np.sum((bt - r[:, trial] @ xi) ** 2))
+            if rss < best_rss:
+                best, best_rss = trial, rss
+        current = best
+        out.add(tuple(sorted(current)))
+    return out
+
+
+def _design(terms: Sequence[Term], target: Target) -> np.ndarray:
+    if target.kind == "values":
+        cols = [t.values(target.z) for t in terms]
+    else:
+        cols = [target.project(t.gradient(target.z, target.columns)).ravel() for t in terms]
+    with np.errstate(all="ignore"):
+        return np.stack(cols, axis=1)
+
+
+def _regress(theta: np.ndarray, y: np.ndarray, intercept: bool,
+             max_terms: int, exhaustive: int = 0
+             ) -> list[tuple[tuple[int, ...], np.ndarray, float, float]]:
+    """Sparse fits of ``y ~ theta @ xi (+ c0)``: list of (support, xi, c0, relative error)."""
+    good = np.all(np.isfinite(theta), axis=0)
+    norms = np.linalg.norm(theta, axis=0)
+    good &= norms > 1e-300
+    idx = np.flatnonzero(good)
+    if idx.size == 0:
+        return []
+    th = theta[:, idx]
+    mean_t = th.mean(axis=0) if intercept else np.zeros(idx.size)
+    mean_y = float(y.mean()) if intercept else 0.0
+    a = th - mean_t
+    b = y - mean_y
+    scale = np.linalg.norm(a, axis=0)
+    ok = scale > 1e-12 * (np.abs(mean_t) * math.sqrt(len(y)) + 1e-300)
+    a, idx, mean_t, scale = a[:, ok], idx[ok], mean_t[ok], scale[ok]
+    if idx.size == 0:
+        return []
+    a = a / scale
+    norm_b = float(np.linalg.norm(b)) or 1.0
+    q, r = np.linalg.qr(a)
+    bt = q.T @ b
+    outside = max(norm_b**2 - float(bt @ bt), 0.0)
+    out = []
+    for support in _supports(r, bt, max_terms, exhaustive):
+        cols = list(support)
+        xi = _lstsq(r[:, cols], bt)
+        rss = float(np.sum((bt - r[:, cols] @ xi) ** 2)) + outside
+        err = math.sqrt(rss) / norm_b
+        coef = xi / scale[cols]
+        c0 = mean_y - float(coef @ mean_t[cols]) if intercept else 0.0
+        out.append((tuple(int(i) for i in idx[cols]), coef, c0, err))
+    return out
+
+
+def _front(fits: list, max_keep: int) -> list:
+    """Pareto front of (number of terms, error), at most ``max_keep`` entries."""
+    fits = sorted(fits, key=lambda f: (len(f[0]), f[3]))
+    front = []
+    for f in fits:
+        if not front or f[3] < front[-1][3] * 0.999:
+            front.append(f)
+    return front[:max_keep]
+
+
+_TRANSFORMS: dict[str, tuple[Callable, Callable, str]] = {
+    # name: (forward on y, inverse on a sympy h with the sign s, condition)
+    "identity": (lambda y: y, lambda h, s: h, "any"),
+    "square": (lambda y: y * y, lambda h, s: s * sympy.sqrt(h), "signed"),
+    "inverse": (lambda y: 1 / y, lambda h, s: 1 / h, "nonzero"),
+    "inverse-square": (lambda y: 1 / (y * y), lambda h, s: s / sympy.sqrt(h), "signed"),
+    # log only needs one strict sign: a Gaussian tail comes within 1e-8 of 0 and its log
+    # is still exact (and the candidate is refit on y itself)
+    "log": (lambda y: np.log(np.abs(y)), lambda h, s: s * sympy.exp(h), "one-sign"),
+    "sqrt": (lambda y: np.sqrt(y), lambda h, s: h**2, "positive"),
+}
+
+
+def _transform_ok(y: np.ndarray, condition: str) -> bool:
+    span = float(np.max(np.abs(y)))
+    if condition == "any":
+        return True
+    if span == 0:
+        return False
+    if condition == "positive":
+        return bool(np.min(y) > 1e-6 * span)
+    if condition == "one-sign":
+        return bool(np.all(y > 0) or np.all(y < 0))
+    small = bool(np.min(np.abs(y)) > 1e-6 * span)
+    if condition == "nonzero":
+        return small
+    return small and bool(np.all(y > 0) or np.all(y < 0))
+
+
+def regression_candidates(target: Target, library: Sequence[str] | None = None,
+                          transforms: bool = False, max_terms: int = 8,
+                          max_keep: int = 6, deadline: Deadline | None = None
+                          ) -> list[Candidate]:
+    """Sparse-regression candidates for a target, from every library (and transform).
+
+    Parameters
+    ----------
+    target : Target
+        Values or gradients on samples (see :class:`pikan.laws.candidates.Target`).
+    library : sequence of str, optional
+        Allowed primitive names (default: the whole symbolic library).
+    transforms : bool
+        For value targets, also regress transformed values (see the module docstring).
+    max_terms : int
+        Largest support considered.
+    max_keep : int
+        Candidates kept per (library, transform): the Pareto front of (terms, error).
+    deadline : Deadline, optional
+        Checked between (library, transform) pairs: the candidates found so far are
+        returned once it has passed (the first library always runs).
+
+    Returns
+    -------
+    list of Candidate
+        Expressions with Float coefficients; ``error`` is relative, in the regressed
+        (possibly transformed) space.
+    """
+    deadline = as_deadline(deadline)
+    symbols = [sympy.Symbol(n) for n in target.names]
+    y = target.flat()
+    out: list[Candidate] = []
+    libs = libraries(target.z, library)
+    names = ["identity"] if (target.kind != "values" or not transforms) else list(_TRANSFORMS)
+    sign = 1 if np.all(y >= 0) else -1
+    small = {"poly1", "poly2", "laurent", "laurent-log", "unary"}
+    for tname in names:
+        forward, inverse, condition = _TRANSFORMS[tname]
+        if not _transform_ok(y, condition):
+            continue
+        with np.errstate(all="ignore"):
+            ty = forward(y)
+        if not np.all(np.isfinite(ty)):
+            continue
+        for lname, terms in libs:
+            if tname != "identity" and lname not in small:
+                continue
+            if lname == "laurent-log" and tname != "log":
+                continue  # its log terms are for log y only (see the module docstring)
+            if out and deadline.expired():  # the first library always runs: a law to return
+                return out
+            theta = _design(terms, target)
+            fits = _regress(theta, ty, target.kind == "values", max_terms,
+                            _EXHAUSTIVE_SIZE if lname == "inverse-powers" else 0)
+            for support, coef, c0, err in _front(fits, max_keep):
+                h = sum((sympy.Float(float(c)) * terms[i].expr(symbols)
+                         for i, c in zip(support, coef)), sympy.Integer(0))
+                if target.kind == "values" and c0 != 0:
+                    h = h + sympy.Float(c0)
+                expr = inverse(h, sign)
+                out.append(Candidate(expr, err, f"regression:{lname}:{tname}"))
+    return out
+
+
+def rational_candidates(target: Target, max_degree: int = 2, max_keep: int = 4,
+                        max_rows: int = 2500, seed: int = 0,
+                        deadline: Deadline | None = None) -> list[Candidate]:
+    r"""Rational candidates :math:`y = P(z)/Q(z)` for a value target.
+
+    :math:`yQ - P = 0` is linear and homogeneous in the coefficients of :math:`P` and
+    :math:`Q` (polynomials of degree ``(p, q)`` up to ``max_degree``): the right singular
+    vector of the smallest singular value is the fit; small coefficients are thresholded
+    away (a ladder of thresholds), each support re-solved. ``deadline`` (optional) is
+    checked between degree pairs.
+    """
+    deadline = as_deadline(deadline)
+    if target.kind != "values":
+        return []
+    d = target.z.shape[1]
+    symbols = [sympy.Symbol(n) for n in target.names]
+    y = target.y
+    rng = np.random.default_rng(seed)
+    rows = np.arange(y.size) if y.size <= max_rows else rng.choice(y.size, max_rows, False)
+    z, yy = target.z[rows], y[rows]
+    out = []
+    for p_deg, q_deg in ((1, 1), (2, 1), (1, 2), (2, 2)):
+        p_terms = [Term(())] + _monomials(d, p_deg)
+        q_terms = [Term(())] + _monomials(d, q_deg)
+        if len(p_terms) + len(q_terms) > 80:
+            continue
+        if deadline.expired():
+            break
+        cols = [t.values(z) for t in p_terms] + [-yy * t.values(z) for t in q_terms]
+        a = np.stack(cols, axis=1)
+        scale = np.linalg.norm(a, axis=0)
+        if not np.all(np.isfinite(a)) or np.any(scale == 0):
+            continue
+        a = a / scale
+        fits = []
+        for lam in (0.0, 1e-4, 1e-3, 1e-2, 0.05):
+            support = np.arange(a.shape[1])
+            for _ in range(8):
+                _, s, vt = np.linalg.svd(a[:, support], full_matrices=False)
+                v = vt[-1]
+                keep = support[np.abs(v) >= lam * np.abs(v).max()]
+                if keep.size == support.size:
+                    break
+                support = keep
+            if v.size != support.size:  # the ladder ran out while still shrinking
+                _, s, vt = np.linalg.svd(a[:, support], full_matrices=False)
+                v = vt[-1]
+            full = np.zeros(a.shape[1])
+            full[support] = v
+            err = float(s[-1] / (np.linalg.norm(a[:, support] @ np.abs(v)) + 1e-300))
+            n_p = len(p_terms)
+            if not np.any(full[n_p:] != 0) or not np.any(full[:n_p] != 0):
+                continue
+            fits.append((tuple(support), full, 0.0, err))
+        seen = set()
+        for support, full, _, err in _front(fits, max_keep):
+            if support in seen:
+                continue
+            seen.add(support)
+            coef = full / scale
+            n_p = len(p_terms)
+            num = sum((sympy.Float(float(c)) * t.expr(symbols)
+                       for c, t in zip(coef[:n_p], p_terms) if c != 0), sympy.Integer(0))
+            den = sum((sympy.Float(float(c)) * t.expr(symbols)
+                       for c, t in zip(coef[n_p:], q_terms) if c != 0), sympy.Integer(0))
+            lead = max((abs(float(c)) for c in coef[n_p:] if c != 0), default=1.0)
+            expr = (num / lead) / (den / lead)
+            out.append(Candidate(expr, err, f"rational:{p_deg}/{q_deg}"))
+    return out
+
+
+def _one_signed_inputs(target: Target) -> list[int] | None:
+    """Indices of the inputs that keep one sign (never 0) on a value target whose values
+    keep one sign; None when the target is not such (power laws need both)."""
+    if target.kind != "values":
+        return None
+    y, z = target.y, target.z
+    if not (np.all(y > 0) or np.all(y < 0)):
+        return None
+    signs = np.sign(z[0])
+    return [k for k in range(z.shape[1])
+            if signs[k] != 0 and np.all(np.sign(z[:, k]) == signs[k])]
+
+
+def monomial_candidates(target: Target) -> list[Candidate]:
+    r"""Power-law candidates :math:`y = C \prod_k z_k^{e_k}` by least squares on logarithms.
+
+    Needs values of one sign and inputs of one sign each. Exponents within 0.05 of a
+    half-integer are snapped to it, the others kept as constants to refit; exponents that
+    snap to 0 drop their input. Also proposes every sub-product obtained by dropping the
+    input with the smallest exponent, repeatedly.
+    """
+    one_sign = _one_signed_inputs(target)
+    if one_sign is None or len(one_sign) != target.z.shape[1]:
+        return []
+    y, z = target.y, target.z
+    signs = np.sign(z[0])
+    symbols = [sympy.Symbol(n) for n in target.names]
+    with np.errstate(all="ignore"):
+        logs = np.log(np.abs(z))
+        ly = np.log(np.abs(y))
+    active = list(range(z.shape[1]))
+    out = []
+    while active:
+        a = np.column_stack([np.ones(len(y)), logs[:, active]])
+        coef = _lstsq(a, ly)
+        resid = float(np.linalg.norm(ly - a @ coef) / (np.linalg.norm(ly - ly.mean()) + 1e-300))
+        expr = sympy.Float(float(np.sign(y[0]) * math.exp(coef[0])))
+        for k, e in zip(active, coef[1:]):
+            half = round(2 * e) / 2
+            base = symbols[k] * int(signs[k])
+            if abs(e - half) <= 0.05:
+                if half != 0:
+                    expr = expr * base ** sympy.Rational(round(2 * e), 2)
+            else:
+                expr = expr * base ** sympy.Float(float(e))
+        out.append(Candidate(expr, resid, "regression:power-law"))
+        if len(active) == 1:
+            break
+        active.pop(int(np.argmin(np.abs(coef[1:]))))
+    return out
+
+
+def power_law_splits(target: Target, tolerances: Sequence[float] = (0.1, 0.02)
+                     ) -> list[tuple[sympy.Expr, list[int], Target]]:
+    r"""Split a power law in the one-signed inputs off a value target of one sign.
+
+    For :math:`y = \prod_{k \in P} z_k^{e_k}\, g(z_O)` with the inputs ``P`` of one sign
+    each and ``O`` the others, least squares of :math:`\log|y|` on :math:`\log|z_P|` (and a
+    constant) recovers the :math:`e_k` when ``P`` and ``O`` were sampled independently
+    (then :math:`\log|g|` only shifts the constant), up to the sample correlation of
+    :math:`\log|g|` with the logs (measured: 0.07 on the exponent of ``G`` in ``G m1 m2 /
+    r**2`` from 1,000 samples). Exponents within a tolerance of a nonzero half-integer are
+    snapped and kept, one split per tolerance in ``tolerances`` (a wide one for those
+    correlations, a narrow one against exponents that land near a half-integer by chance,
+    as ``g`` at -0.52 in ``n0*exp(-m*g*h/(kb*T))``); the other inputs join ``O``
+    (``m0/sqrt(1 - v**2/c**2)``: ``m0`` splits off, ``v`` and ``c`` stay). The rest
+    :math:`y / \prod z_k^{e_k}` is a target in the inputs ``O`` alone, whose laws times the
+    factor are candidates for ``y`` (if a split was wrong, they simply do not fit).
+
+    Returns
+    -------
+    list of (factor, others, rest)
+        ``factor`` the sympy product of powers (no constant), ``others`` the indices ``O``
+        (sorted), ``rest`` the :class:`Target` of the quotient on ``z[:, O]``; distinct
+        splits only. Empty when ``y`` changes sign, no input is one-signed, or nothing (or
+        everything: :func:`monomial_candidates`' case) splits off.
+    """
+    one_sign = _one_signed_inputs(target)
+    if not one_sign:
+        return []
+    y, z = target.y, target.z
+    signs = np.sign(z[0])
+    with np.errstate(all="ignore"):
+        a = np.column_stack([np.ones(len(y)), np.log(np.abs(z[:, one_sign]))])
+        coef = _lstsq(a, np.log(np.abs(y)))
+    symbols = [sympy.Symbol(n) for n in target.names]
+    out, seen = [], set()
+    for tol in tolerances:
+        factor, kept, values = sympy.Integer(1), [], np.ones(len(y))
+        for k, e in zip(one_sign, coef[1:]):
+            half = round(2 * e) / 2
+            if half != 0 and abs(e - half) <= tol:
+                factor = factor * (symbols[k] * int(signs[k])) ** sympy.Rational(round(2 * e), 2)
+                values = values * np.abs(z[:, k]) ** half
+                kept.append(k)
+        others = sorted(set(range(z.shape[1])) - set(kept))
+        if not kept or not others or tuple(kept) in seen:
+            continue
+        seen.add(tuple(kept))
+        rest = Target(tuple(target.names[k] for k in others), z[:, others], "values",
+                      y / values)
+        out.append((factor, others, rest))
+    return out
+
+
+def exp_power_candidates(target: Target) -> list[Candidate]:
+    r"""Candidates :math:`y = \pm\exp(C \prod_k z_k^{e_k})`: power laws of :math:`\log|y|`.
+
+    Boltzmann and Arrhenius factors ``exp(-m*g*h/(kb*T))`` have a logarithm that is a
+    power law in all their inputs, which no bounded term library holds (five factors);
+    :func:`monomial_candidates` on :math:`\log|y|` finds it when the logarithm has one sign.
+    """
+    if target.kind != "values":
+        return []
+    y = target.y
+    if not (np.all(y > 0) or np.all(y < 0)):
+        return []
+    ly = np.log(np.abs(y))
+    if not (np.all(ly > 0) or np.all(ly < 0)):
+        return []
+    sign = float(np.sign(y[0]))
+    logs = Target(target.names, target.z, "values", ly)
+    return [Candidate(sign * sympy.exp(c.expr), c.error, "regression:exp-power-law")
+            for c in monomial_candidates(logs)]

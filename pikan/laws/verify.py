@@ -1,0 +1,413 @@
+r"""Verification of extracted laws by re-simulation.
+
+A law is only as good as the motion it predicts. :func:`verify` compiles the system with
+the laws filled in, starts it from initial states of the data (the first state of each of
+``n_initial`` trajectories) and integrates it over the horizon, then compares:
+
+- **rollout error**: the relative RMS of the positions over the horizon,
+  :math:`\sqrt{\sum (q_{sim} - q_{data})^2 / \sum (q_{data} - \bar q_{data})^2}`;
+- **energy drift**: along each simulated trajectory, :math:`\max_t |E(t) - E(0)|`, over
+  the energy scale (the RMS spread of the law model's energy over all data states), averaged
+  over trajectories; the same quantity along the data (under the same energy function) is
+  the reference: a dissipative system drifts in the data too;
+- **energy error**: the relative RMS difference of the energy along the simulation and
+  along the data, pointwise in time.
+
+- **force error**: the relative RMS difference between the model's accelerations and the
+  data's (measured, or Savitzky–Golay estimates from the positions) on every sample of the
+  verified trajectories, each coordinate over its own RMS acceleration;
+- **noise**: the data's relative position noise (sixth differences, :func:`noise_level`,
+  over each coordinate's spread): the floor no model can go below.
+
+With a trained KAN ``model`` the same rollouts are run with it, and a law that verifies
+worse than the KAN it came from is reported as such (``worse_than_model``), not hidden.
+
+Verdicts
+--------
+:func:`judge` turns a report into one verdict per law (:data:`pikan.laws.law.VERDICTS`), from
+these documented thresholds, with ``noise`` the estimated relative position noise:
+
+``"recovered"`` needs every one of
+
+1. the law model fits the data: rollout error <= ``FIT_ROLLOUT + 3 noise`` and force error
+   <= ``FIT_FORCE + 10 noise``;
+2. it is at least as good as the KAN it came from, on held-out trajectories: rollout error
+   <= ``AS_GOOD * model rollout error + TIE_ROLLOUT`` and force error <= ``AS_GOOD * model
+   force error + TIE_FORCE`` (an exact law beats the KAN, which only approximates it; a
+   form that merely approximates the KAN adds its own error on top);
+3. the KAN itself fits the data (rule 1 with the KAN's numbers): a law cannot be trusted
+   more than the model it was read from;
+4. the law is parsimonious: at most ``3 n_inputs`` additive terms per expression
+   (:func:`n_terms`). A series of many terms (a polynomial or a sum of unrelated functions)
+   can follow a different law closely inside the data's range and still be the wrong
+   law: precision alone cannot tell them apart, so such a law is at best approximate;
+5. the module is identifiable: no learned module it can exchange terms with (where the
+   model lists such exchanges, ``model.exchanges``);
+6. extraction had no doubt about it (``Law.caveats`` is empty: e.g. constants that two
+   halves of the data set differently).
+
+The law's error against the module it was read from (``Law.error``) is not a rule: an
+exact law, refined end to end, often fits the data far better than the KAN did.
+
+``"not found"``: the law model's rollout is not finite, or its rollout or force error
+exceeds ``LOST``. ``"approximate"``: everything in between. Held-out means trajectories
+the fit did not train on (:func:`pikan.discover` verifies on the fit's validation split).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import sympy
+import torch
+
+from pikan.data.derivatives import noise_level
+from pikan.errors import DataError, SpecError
+
+__all__ = ["VerifyReport", "judge", "n_terms", "verify"]
+
+FIT_ROLLOUT = 0.05
+"""Largest relative rollout error of a recovered law model on clean data."""
+FIT_FORCE = 0.05
+"""Largest relative force (acceleration) error of a recovered law model on clean data."""
+AS_GOOD = 1.25
+"""A recovered law model may be this many times worse than the KAN (noise in the ratio)."""
+TIE_ROLLOUT = 1e-4
+TIE_FORCE = 1e-4
+"""Absolute slack of the comparison with the KAN (both near the integration error)."""
+RK4_SUBSTEPS = 2
+"""RK4 steps per data step in the rollouts: the integration error (down 16x) stays far
+below what the verdicts resolve (a data step alone left 3e-4 on a pendulum of period 2)."""
+LOST = 0.5
+"""Rollout or force error above which the law model has not captured the motion."""
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """Result of :func:`verify`.
+
+    Attributes
+    ----------
+    rollout_error : float
+        Relative RMS position error of the law model against the data over the horizon.
+    energy_drift : float
+        Mean over trajectories of ``max_t |E(t) - E(0)|`` along the law model's rollouts,
+        over the energy scale.
+    data_energy_drift : float
+        The same along the data (the law model's energy function): the reference.
+    energy_error : float
+        Relative RMS of ``E(simulated) - E(data)`` over the horizon.
+    model_rollout_error, model_energy_drift : float or None
+        The same for the KAN model, when given.
+    worse_than_model : bool or None
+        True when the law model's rollout error exceeds the KAN model's.
+    per_trajectory : tuple of float
+        Rollout error of each verified trajectory.
+    horizon : float
+        Time span simulated.
+    n_initial : int
+        Trajectories verified.
+    trajectories : tuple of int
+        Their indices in the data.
+    force_error : float
+        Relative RMS acceleration error of the law model on the verified trajectories.
+    model_force_error : float or None
+        The same for the KAN model, when given.
+    noise : float
+        Estimated relative position noise of the verified trajectories.
+    """
+
+    rollout_error: float
+    energy_drift: float
+    data_energy_drift: float
+    energy_error: float
+    model_rollout_error: float | None
+    model_energy_drift: float | None
+    worse_than_model: bool | None
+    per_trajectory: tuple[float, ...]
+    horizon: float
+    n_initial: int
+    trajectories: tuple[int, ...]
+    force_error: float = math.nan
+    model_force_error: float | None = None
+    noise: float = 0.0
+
+    def __str__(self) -> str:
+        lines = [(f"rollout error {self.rollout_error:.3g} over {self.horizon:g} time units "
+                  f"({self.n_initial} trajectories); force error {self.force_error:.3g}; "
+                  f"energy drift {self.energy_drift:.3g} (data {self.data_energy_drift:.3g}), "
+                  f"energy error {self.energy_error:.3g}; data noise {self.noise:.2g}")]
+        if self.model_rollout_error is not None:
+            verdict = "WORSE than" if self.worse_than_model else "at least as good as"
+            lines.append(f"KAN model: rollout error {self.model_rollout_error:.3g}, force error "
+                         f"{self.model_force_error:.3g}, energy drift "
+                         f"{self.model_energy_drift:.3g}; the laws verify {verdict} the KAN")
+            if not self.model_fits:
+                lines.append("the KAN model itself does not fit the data: no law read from it "
+                             "can be trusted (see the fit's events)")
+        return "\n".join(lines)
+
+    def _fits(self, rollout: float, force: float) -> bool:
+        return (math.isfinite(rollout) and rollout <= FIT_ROLLOUT + 3 * self.noise
+                and math.isfinite(force) and force <= FIT_FORCE + 10 * self.noise)
+
+    @property
+    def laws_fit(self) -> bool:
+        """Rule 1 of the verdicts: the law model reproduces the data within its noise."""
+        return self._fits(self.rollout_error, self.force_error)
+
+    @property
+    def model_fits(self) -> bool:
+        """Rule 3: the KAN model reproduces the data (True when no KAN was given)."""
+        if self.model_rollout_error is None:
+            return True
+        return self._fits(self.model_rollout_error, self.model_force_error)
+
+    @property
+    def as_good_as_model(self) -> bool:
+        """Rule 2: the law model is at least as good as the KAN (True when none was given)."""
+        if self.model_rollout_error is None:
+            return True
+        model_rollout = self.model_rollout_error if math.isfinite(self.model_rollout_error) \
+            else math.inf
+        return (self.rollout_error <= AS_GOOD * model_rollout + TIE_ROLLOUT
+                and self.force_error <= AS_GOOD * self.model_force_error + TIE_FORCE)
+
+
+def _dtype(model) -> torch.dtype:
+    for t in [*model.parameters(), *model.buffers()]:
+        if t.is_floating_point():
+            return t.dtype
+    return torch.float64
+
+
+def _rollouts(model, starts: np.ndarray, times: np.ndarray, method: str) -> np.ndarray:
+    """States (T, n_traj, 2n) from the shared relative time grid ``times``."""
+    from pikan.data.integrate import simulate
+
+    try:
+        sim = simulate(model, t=times, initial=starts, method=method, noise=0.0,
+                       substeps=RK4_SUBSTEPS if method == "rk4" else 1)
+    except DataError:  # the rollout diverged (or hit a singular mass matrix): infinitely wrong
+        return np.full((times.size, *np.shape(starts)), np.inf)
+    return np.stack([np.concatenate([r.q, r.v], axis=1) for r in sim], axis=1)
+
+
+def _energy(model, states: np.ndarray) -> np.ndarray:
+    n = states.shape[-1] // 2
+    flat = states.reshape(-1, 2 * n)
+    dtype = _dtype(model)
+    q = torch.as_tensor(flat[:, :n], dtype=dtype)
+    v = torch.as_tensor(flat[:, n:], dtype=dtype)
+    e = model.energy(q, v).detach().cpu().numpy()
+    return e.reshape(states.shape[:-1])
+
+
+def _metrics(states: np.ndarray, reference: np.ndarray, energy_fn, scale: float):
+    n = states.shape[-1] // 2
+    if not np.isfinite(states).all():
+        return float("inf"), float("inf"), np.full(states.shape[:-1], np.inf), \
+            (float("inf"),) * states.shape[1]
+    q_sim, q_ref = states[..., :n], reference[..., :n]
+    spread = np.sum((q_ref - q_ref.reshape(-1, n).mean(0)) ** 2)
+    total = float(np.sqrt(np.sum((q_sim - q_ref) ** 2) / max(spread, 1e-300)))
+    per = []
+    for k in range(states.shape[1]):
+        s = np.sum((q_ref[:, k] - q_ref[:, k].mean(0)) ** 2) + 1e-300
+        per.append(float(np.sqrt(np.sum((q_sim[:, k] - q_ref[:, k]) ** 2) / s)))
+    e = energy_fn(states)
+    drift = float(np.mean(np.max(np.abs(e - e[0]), axis=0))) / scale
+    if not np.isfinite(total):
+        total = float("inf")
+    return total, drift, e, tuple(per)
+
+
+def verify(spec_with_laws, data, model=None, horizon: float | None = None,
+           n_initial: int = 8, seed: int = 0, method: str = "rk4") -> VerifyReport:
+    """Re-simulate a system with its laws and compare with the data (and the KAN model).
+
+    Parameters
+    ----------
+    spec_with_laws : System
+        Every module with a law (e.g. ``spec.with_laws(laws)``).
+    data : Trajectories
+        Held-out trajectories (their first states are the initial states). Trajectories
+        must share one time step; the horizon is cut to the shortest verified trajectory.
+    model : Model, optional
+        The trained KAN model the laws came from, for comparison.
+    horizon : float, optional
+        Time span to simulate (default: the shortest verified trajectory's span).
+    n_initial : int
+        Trajectories to verify (a seeded random choice when the data have more).
+    seed : int
+    method : {"rk4", "dop853", "verlet"}
+        Integrator (see :func:`pikan.simulate`); RK4 on the data's time grid by default.
+
+    Returns
+    -------
+    VerifyReport
+
+    Raises
+    ------
+    SpecError
+        A module without a law.
+    DataError
+        Data without velocities or with coordinates other than the system's.
+    """
+    from pikan.model.compile import compile as compile_spec
+
+    if spec_with_laws.learned:
+        raise SpecError(f"verify needs a law for every module; learned without a law: "
+                        f"{', '.join(spec_with_laws.learned)}. Hint: "
+                        "spec.with_laws(pikan.extract(model, data)).")
+    data.check_coords(spec_with_laws.coords)
+    if not data.has_velocities:
+        raise DataError("verify needs velocities in the data; hint: data.with_derivatives().")
+    law_model = compile_spec(spec_with_laws)
+    rng = np.random.default_rng(seed)
+    count = min(int(n_initial), len(data))
+    if count < 1:
+        raise DataError("verify: n_initial must be at least 1.")
+    chosen = np.sort(rng.choice(len(data), count, replace=False))
+    records = [data[int(i)] for i in chosen]
+    span = min(float(r.t[-1] - r.t[0]) for r in records)
+    horizon = span if horizon is None else min(float(horizon), span)
+    if horizon <= 0:
+        raise DataError("verify: the trajectories are too short to simulate (one sample).")
+    base = records[int(np.argmin([len(r.t) for r in records]))]
+    times = base.t - base.t[0]
+    times = times[times <= horizon * (1 + 1e-9)]
+    if times.size < 2:
+        raise DataError(f"verify: horizon {horizon} holds fewer than two samples.")
+    reference = []
+    for r in records:
+        rel = r.t - r.t[0]
+        if rel.size < times.size or not np.allclose(rel[:times.size], times, rtol=1e-6,
+                                                    atol=1e-9):
+            raise DataError("verify: the verified trajectories do not share one time grid; "
+                            "hint: resample them or verify them one at a time.")
+        reference.append(np.concatenate([r.q[:times.size], r.v[:times.size]], axis=1))
+    reference = np.stack(reference, axis=1)
+    starts = reference[0]
+
+    q_all, v_all, _ = data.states()
+    e_data_all = _energy(law_model, np.concatenate([q_all, v_all], axis=1)[:, None, :])
+    scale = float(np.std(e_data_all))
+    if not np.isfinite(scale) or scale <= 1e-12 * (float(np.max(np.abs(e_data_all))) + 1e-300):
+        scale = float(np.sqrt(np.mean(e_data_all**2))) or 1.0
+
+    def law_energy(states):
+        return _energy(law_model, states)
+
+    states = _rollouts(law_model, starts, times, method)
+    rollout, drift, e_sim, per = _metrics(states, reference, law_energy, scale)
+    e_ref = law_energy(reference)
+    data_drift = float(np.mean(np.max(np.abs(e_ref - e_ref[0]), axis=0))) / scale
+    energy_error = float(np.sqrt(np.mean((e_sim - e_ref) ** 2))) / scale
+    held = data.subset(chosen)
+    if not held.has_accelerations:
+        held = held.with_derivatives()
+    q_held, v_held, _ = held.states()
+    a_held, _ = held.accelerations()
+    force = _force_error(law_model, q_held, v_held, a_held)
+    noise = _relative_noise(held, q_all)
+    model_rollout = model_drift = worse = model_force = None
+    if model is not None:
+        m_states = _rollouts(model, starts, times, method)
+        model_rollout, model_drift, _, _ = _metrics(m_states, reference,
+                                                    lambda s: _energy(model, s), scale)
+        model_force = _force_error(model, q_held, v_held, a_held)
+        worse = bool(rollout > model_rollout)
+    return VerifyReport(rollout, drift, data_drift, energy_error, model_rollout, model_drift,
+                        worse, per, float(times[-1]), count, tuple(int(i) for i in chosen),
+                        force, model_force, noise)
+
+
+def _force_error(model, q: np.ndarray, v: np.ndarray, a: np.ndarray) -> float:
+    """Relative RMS acceleration error, each coordinate over its own RMS acceleration."""
+    dtype = _dtype(model)
+    try:
+        pred = model.acceleration(torch.as_tensor(q, dtype=dtype),
+                                  torch.as_tensor(v, dtype=dtype)).detach().cpu().numpy()
+    except (RuntimeError, ValueError):  # e.g. a singular mass matrix of a Lagrangian law
+        return math.inf
+    if not np.isfinite(pred).all():
+        return math.inf
+    rms = np.sqrt(np.mean(a**2, axis=0))
+    rms = np.maximum(rms, 0.1 * rms.max() if rms.max() > 0 else 1.0)  # as the loss scales
+    return float(np.sqrt(np.mean(np.mean((pred - a) ** 2, axis=0) / rms**2)))
+
+
+def _relative_noise(held, q_all: np.ndarray) -> float:
+    """Median over trajectories of the position noise, over each coordinate's spread (max)."""
+    spread = np.std(q_all, axis=0)
+    spread = np.where(spread > 0, spread, 1.0)
+    levels = [noise_level(r.q) / spread for r in held if len(r.t) >= 7]
+    return float(np.max(np.median(levels, axis=0))) if levels else 0.0
+
+
+def n_terms(law) -> int:
+    """Additive terms of a law (the most of any Dynamics component), constants left out,
+    after expanding products of sums; a Law or a sympy expression."""
+    exprs = law._exprs() if hasattr(law, "_exprs") else [law]
+    counts = []
+    for expr in exprs:
+        expanded = sympy.expand(expr, deep=False, power_exp=False, log=False)
+        counts.append(sum(1 for term in sympy.Add.make_args(expanded)
+                          if term.free_symbols))
+    return max(counts, default=0)
+
+
+def judge(laws, report: VerifyReport, exchanges=()):
+    """One verdict per law from a verification report: :data:`pikan.laws.law.VERDICTS`.
+
+    Parameters
+    ----------
+    laws : Laws
+        The laws the report's law model was built from.
+    report : VerifyReport
+        :func:`verify` of ``spec.with_laws(laws)`` against held-out data, with the KAN model.
+    exchanges : sequence
+        Records of learned modules that can exchange terms (``model.exchanges``): each with
+        ``modules`` (names) and ``fixed`` (whether a convention fixes the split).
+
+    Returns
+    -------
+    Laws
+        A copy with ``verdict`` and ``verdict_reason`` set on every law (rules in the module
+        docstring).
+    """
+    numbers = (f"rollout error {report.rollout_error:.3g}, force error "
+               f"{report.force_error:.3g} (data noise {report.noise:.2g})")
+    if report.model_rollout_error is not None:
+        numbers += (f"; KAN rollout {report.model_rollout_error:.3g}, force "
+                    f"{report.model_force_error:.3g}")
+    lost = not (math.isfinite(report.rollout_error) and report.rollout_error <= LOST
+                and math.isfinite(report.force_error) and report.force_error <= LOST)
+    verdicts = {}
+    for name, law in laws.items():
+        loose = [e for e in exchanges if name in e.modules and not e.fixed]
+        if lost:
+            verdict, why = "not found", "the law model does not reproduce the data"
+        elif not report.laws_fit:
+            verdict, why = "approximate", "the law model misses the data beyond its noise"
+        elif not report.model_fits:
+            verdict, why = "approximate", "the KAN model it was read from does not fit the data"
+        elif not report.as_good_as_model:
+            verdict, why = "approximate", "the law model is worse than the KAN on held-out data"
+        elif law.caveats:
+            verdict, why = "approximate", "; ".join(law.caveats)
+        elif n_terms(law) > 3 * len(law.inputs):
+            verdict, why = "approximate", (f"a series of {n_terms(law)} terms in "
+                                           f"{len(law.inputs)} input(s): it may stand in for "
+                                           "another form inside the data's range")
+        elif loose:
+            others = sorted({m for e in loose for m in e.modules} - {name})
+            verdict, why = "approximate", (f"terms can move between {name!r} and "
+                                           f"{', '.join(map(repr, others))}")
+        else:
+            verdict, why = "recovered", "all checks passed"
+        verdicts[name] = (verdict, f"{why}: {numbers}")
+    return laws.with_verdicts(verdicts)

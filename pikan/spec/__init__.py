@@ -1,0 +1,1 @@
+"""The spec language: systems, modules, expressions, bindings and their JSON; plain data, no torch."""

@@ -1,0 +1,1 @@
+"""fit(): options, batches, losses, the recipe, checkpoints, progress, distributed training."""

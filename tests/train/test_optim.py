@@ -1,0 +1,27 @@
+"""Tests for pikan/optim.py: L-BFGS in rounds."""
+
+import torch
+
+from pikan.train.optim import lbfgs_rounds
+
+
+def test_lbfgs_rounds_solves_least_squares_and_leaves_other_parameters():
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(50, 3, generator=g), torch.randn(50, generator=g)
+    w = torch.zeros(3, requires_grad=True)
+    fixed = torch.ones(1, requires_grad=True)
+    loss = lbfgs_rounds([w], lambda: ((a @ w - b) ** 2).mean() + 0 * fixed.sum(), rounds=2)
+    exact = torch.linalg.lstsq(a, b[:, None]).solution[:, 0]
+    torch.testing.assert_close(w.detach(), exact, atol=1e-8, rtol=0)
+    assert abs(loss - float(((a @ exact - b) ** 2).mean())) < 1e-12
+    assert float(fixed) == 1.0
+
+
+def test_strided_gradients_are_made_contiguous():
+    # a transposed view as the parameter: its gradient is not contiguous, which LBFGS's
+    # view() would reject
+    p = torch.zeros(3, 4).t().requires_grad_()  # a non-contiguous leaf
+    target = torch.arange(12.0).reshape(4, 3)
+    assert not p.is_contiguous()
+    lbfgs_rounds([p], lambda: ((p - target) ** 2).sum(), rounds=1)
+    torch.testing.assert_close(p.detach(), target, atol=1e-8, rtol=0)
