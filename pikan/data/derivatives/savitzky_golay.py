@@ -1,80 +1,36 @@
-r"""Derivative estimates from sampled positions: pure functions of arrays.
+r"""Savitzky–Golay: the derivative of a local least-squares polynomial, robust to noise.
 
-Two estimators of the first and second time derivatives of a trajectory, used by
-:meth:`pikan.data.trajectories.Trajectories.with_derivatives` to fill in velocities and accelerations:
+:func:`savgol_derivative` differentiates uniformly sampled data (relative spread of the
+steps below :data:`UNIFORM_STEP_RTOL`). Its filter tables are built by QR in a scaled
+coordinate, so high orders and windows of hundreds of samples stay accurate where scipy's
+``savgol_coeffs`` does not.
 
-- :func:`finite_difference`: second-order finite differences on any strictly increasing
-  (possibly non-uniform) time grid; exact for low-degree polynomials, meant for clean data.
-- :func:`savgol_derivative`: Savitzky–Golay, the derivative of a local least-squares
-  polynomial, on uniform steps (relative spread below :data:`UNIFORM_STEP_RTOL`); robust to
-  measurement noise. Its filter tables are built by QR in a scaled coordinate, so high orders
-  and windows of hundreds of samples stay accurate where scipy's ``savgol_coeffs`` does not.
-
-The Savitzky–Golay window is chosen per coordinate by :func:`savgol_window`: among about 40
-odd candidate windows it keeps the one with the smallest predicted mean squared error, the
-noise variance of the filter (noise :math:`\sigma` estimated from sixth differences by
-:func:`noise_level`) plus its squared bias (the filter's bias moments times the size of the
-signal's higher derivatives, read from its spectrum). Clean data gets the smallest window,
-noisy data a wide one.
+The window is chosen per coordinate by :func:`savgol_window`: among about 40 odd candidate
+windows it keeps the one with the smallest predicted mean squared error, the noise variance
+of the filter (noise :math:`\sigma` estimated from sixth differences by
+:func:`pikan.data.derivatives.noise.noise_level`) plus its squared bias (the filter's bias
+moments times the size of the signal's higher derivatives, read from its spectrum). Clean
+data gets the smallest window, noisy data a wide one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from math import factorial
+from typing import ClassVar
 
 import numpy as np
 import scipy.signal
 from scipy.ndimage import correlate1d
 
+from pikan.data.derivatives.base import DerivativeEstimator
+from pikan.data.derivatives.noise import noise_level
 from pikan.errors import DataError
 
 UNIFORM_STEP_RTOL = 1e-3
 """Relative spread of time steps below which a trajectory counts as uniformly sampled."""
-
-
-def finite_difference(t: np.ndarray, y: np.ndarray, deriv: int = 1) -> np.ndarray:
-    r"""Second-order finite-difference derivative on a possibly non-uniform grid.
-
-    First derivative: central three-point differences inside, one-sided three-point at the
-    ends (``numpy.gradient``, ``edge_order=2``); needs T >= 3. Second derivative: the second
-    derivative of the cubic through four neighbouring samples, stencil (i-1, i, i+1, i+2)
-    inside and one-sided at the ends, :math:`w_j = 2(3t_i - \sum_{k \ne j} t_k) /
-    \prod_{k \ne j}(t_j - t_k)`; on uniform steps it is the central
-    :math:`(y_{i-1} - 2y_i + y_{i+1})/h^2`; needs T >= 4. Both are second-order accurate.
-
-    Parameters
-    ----------
-    t : ndarray, shape (T,)
-        Strictly increasing times.
-    y : ndarray, shape (T,) or (T, n)
-    deriv : {1, 2}
-
-    Returns
-    -------
-    ndarray, same shape as y
-    """
-    t, y = np.asarray(t, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    T = t.shape[0]
-    need = {1: 3, 2: 4}.get(deriv)
-    if need is None:
-        raise DataError(f"finite_difference computes deriv 1 or 2, got {deriv}")
-    if T < need:
-        raise DataError(
-            f"has {T} samples, too short for the finite-difference stencil of derivative "
-            f"{deriv} (needs at least {need})"
-        )
-    if deriv == 1:
-        return np.gradient(y, t, axis=0, edge_order=2)
-    start = np.clip(np.arange(T) - 1, 0, T - 4)
-    stencil = start[:, None] + np.arange(4)
-    x = t[stencil]
-    weights = np.empty((T, 4))
-    for j in range(4):
-        others = x[:, [k for k in range(4) if k != j]]
-        weights[:, j] = 2.0 * (3.0 * t - others.sum(axis=1)) / np.prod(x[:, [j]] - others, axis=1)
-    return np.einsum("tk,tk...->t...", weights, y[stencil])
 
 
 def uniform_step(t: np.ndarray) -> float:
@@ -131,25 +87,6 @@ def _savgol_table(window: int, polyorder: int, deriv: int):
     m1 = err[p + 1] * s ** (p + 1 - d) / factorial(p + 1)
     m2 = (err[p + 2] - (p + 2) * uj * err[p + 1]) * s ** (p + 2 - d) / factorial(p + 2)
     return rows, gain, m1, m2
-
-
-def noise_level(y: np.ndarray) -> np.ndarray:
-    """Robust estimate of white measurement noise per column, from sixth differences.
-
-    ``sigma = 1.4826 * MAD(diff(y, 6)) / sqrt(924)``: a smooth signal sampled finely has
-    negligible sixth differences, white noise of variance sigma^2 gives variance 924 sigma^2.
-
-    Parameters
-    ----------
-    y : ndarray, shape (T,) or (T, n), T >= 7
-
-    Returns
-    -------
-    ndarray, shape () or (n,)
-    """
-    d6 = np.diff(np.asarray(y, dtype=np.float64), 6, axis=0)
-    mad = np.median(np.abs(d6 - np.median(d6, axis=0)), axis=0)
-    return 1.4826 * mad / np.sqrt(924.0)
 
 
 def _derivative_scales(y: np.ndarray, dt: float, sigma: float, orders: Sequence[int]) -> np.ndarray:
@@ -303,3 +240,34 @@ def savgol_derivative(
         out[:m, c] = rows[:m] @ col[:W]
         out[T - m :, c] = ((-1) ** deriv * (rows[:m] @ col[::-1][:W]))[::-1]
     return out.reshape(y.shape)
+
+
+@dataclass(frozen=True)
+class SavitzkyGolay(DerivativeEstimator):
+    """The estimator :func:`savgol_derivative`, chosen by the name ``"savgol"``.
+
+    Attributes
+    ----------
+    window : int, optional
+        Odd window in samples; default: chosen per coordinate by :func:`savgol_window`.
+    polyorder : int
+        Order of the local polynomial (at least the derivative's order).
+    """
+
+    window: int | None = None
+    polyorder: int = 4
+
+    name: ClassVar[str] = "savgol"
+
+    @classmethod
+    def from_options(cls, window: int | None = None, order: int | None = None) -> SavitzkyGolay:
+        """The estimator for ``with_derivatives``' options: ``order`` is the polynomial
+        order (default 4)."""
+        return cls(window=window, polyorder=4 if order is None else order)
+
+    def derivative(self, t: np.ndarray, y: np.ndarray, deriv: int) -> np.ndarray:
+        """:func:`savgol_derivative` of ``y`` (T,) or (T, n) at the uniform times ``t`` (T,).
+
+        Raises DataError when the steps of ``t`` are not uniform (:func:`uniform_step`)."""
+        dt = uniform_step(np.asarray(t, dtype=np.float64))
+        return savgol_derivative(y, dt, deriv, window=self.window, polyorder=self.polyorder)
