@@ -1,0 +1,40 @@
+"""The training loss kinds by name, and the one function that turns a name into one.
+
+A new loss kind is a new file with a :class:`~pikan.train.losses.base.LossKind` subclass
+and one entry in :data:`LOSS_KINDS`.
+"""
+
+from __future__ import annotations
+
+from pikan.train.losses.acceleration_matching import AccelerationLoss
+from pikan.train.losses.base import LossKind
+from pikan.train.losses.rollout_matching import RolloutLoss
+
+LOSS_KINDS: dict[str, type[LossKind]] = {
+    AccelerationLoss.name: AccelerationLoss,
+    RolloutLoss.name: RolloutLoss,
+}
+"""Every loss kind by its ``name``."""
+
+
+def loss_kind(name: str, **settings) -> LossKind:
+    """The loss kind ``name`` with its settings.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`LOSS_KINDS`: ``"acceleration"`` or ``"rollout"``
+        (``fit(loss="auto")`` resolves to one of them by :func:`pikan.train.losses.choose_loss`).
+    **settings
+        The kind's attributes, e.g. ``method``, ``length`` and ``every`` for ``"rollout"``.
+
+    Raises
+    ------
+    ValueError
+        An unknown name, or a setting out of range.
+    TypeError
+        A setting the kind does not have.
+    """
+    if name not in LOSS_KINDS:
+        raise ValueError(f"loss kind must be one of {tuple(LOSS_KINDS)}, got {name!r}")
+    return LOSS_KINDS[name](**settings)
