@@ -47,7 +47,8 @@ import torch
 from torch import Tensor
 
 from pikan.errors import DataError, SpecError
-from pikan.spec.expr import did_you_mean, symbol, to_torch
+from pikan.model.torch_expr import to_torch
+from pikan.spec.expr import did_you_mean, symbol
 from pikan.spec.system import apply_rewrites, feature_map  # noqa: F401 (re-exported)
 
 MODES = ("hard", "soft")

@@ -51,6 +51,7 @@ from pikan.spec.system import Dissipation, Dynamics, Lagrangian, Potential, regi
 from .base import (
     Constraint,
     apply_rewrites,
+    as_states,
     evaluate,
     random_states,
     same_values,
@@ -276,8 +277,6 @@ def _cross_np(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _tensors(model, q, v) -> tuple[Tensor, Tensor]:
-    from .base import as_states
-
     return as_states(model, q, v)
 
 

@@ -30,6 +30,7 @@ from .base import (
     module_inputs,
     names_tuple,
 )
+from .symmetry import Even
 
 TRANSFORMS = ("softplus", "square")
 
@@ -86,6 +87,10 @@ class Positive(Constraint):
                             "(Potential, Dissipation, Lagrangian); a Dynamics output is a force "
                             "vector. Hint: put a sign condition on a scalar module instead "
                             "(e.g. a Dissipation, whose force -dD/dv opposes the motion).")
+        for other in module.constraints:
+            if isinstance(other, Even) and other.sign == -1.0:
+                raise SpecError(f"module {module.name!r}: Odd({other.name}) and Positive() "
+                                "together force the module to zero; keep one of them.")
 
 
 def default_constraints(module) -> tuple:
@@ -156,7 +161,6 @@ class Monotonic(Constraint):
 
     def _check(self, system, module) -> None:
         check_input_names(self, module, (self.name,))
-        from .symmetry import Even
 
         for other in module.constraints:
             if isinstance(other, Even) and other.name == self.name and other.sign == 1.0:

@@ -4,7 +4,6 @@ Hard versions average the block over the symmetry group, so they hold exactly fo
 weights:
 
 .. math::
-
     f_\text{even}(z) = \tfrac12\,[f(z) + f(Pz)], \quad
     f_\text{odd}(z) = \tfrac12\,[f(z) - f(Pz)], \quad
     f_\text{sym}(z) = \frac{1}{|G|} \sum_{\pi \in G} f(\pi z)
@@ -44,6 +43,7 @@ from .base import (
     random_states,
     same_values,
 )
+from .invariance import consumed_inputs, invariant_features
 
 MAX_HARD_GROUPS = 5
 """Hard Symmetric averages over all k! permutations; above this many groups use soft."""
@@ -106,7 +106,6 @@ class _FiniteSymmetry(Constraint):
 
 def _check_against_rewrites(constraint, system, module) -> None:
     """A hard symmetry on inputs a hard invariance rewrites away must already be implied."""
-    from .invariance import consumed_inputs, invariant_features
 
     consumed = consumed_inputs(module)
     if not set(constraint.used_inputs) & consumed:
@@ -200,13 +199,7 @@ class Odd(Even):
 
     sign = -1.0
 
-    def _check(self, system, module) -> None:
-        super()._check(system, module)
-        from .output import Positive
-
-        if any(isinstance(c, Positive) for c in module.constraints):
-            raise SpecError(f"module {module.name!r}: Odd({self.name}) and Positive() together "
-                            "force the module to zero; keep one of them.")
+    # Positive checks that it is not combined with Odd (output.py sits above this file)
 
 
 # ------------------------------------------------------------------------ permutations

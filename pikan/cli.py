@@ -8,13 +8,22 @@ failures), never a traceback, unless ``--debug`` is given. ``pikan discover --st
 from __future__ import annotations
 
 import argparse
+import os
 import runpy
 import sys
 import time
 from pathlib import Path
 
+import torch
+
+import pikan
+import pikan.systems
 from pikan._version import __version__
+from pikan.data.trajectories import Trajectories
+from pikan.discover import Run, discover, load_run, write_plots
 from pikan.errors import DataError, SpecError
+from pikan.laws.law import Laws, equivalent
+from pikan.spec.system import System
 
 DEMO_SYSTEM = "anisotropic"
 STRICT_EXIT = 3
@@ -97,14 +106,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _catalogue():
-    import pikan.systems
-
     return pikan.systems
 
 
 def _load_spec(source: str):
     """A catalogue name -> its learning spec; a .py file -> the `spec` it defines."""
-    from pikan.spec.system import System
 
     path = Path(source)
     if path.suffix == ".py":
@@ -126,8 +132,6 @@ def _load_spec(source: str):
 
 
 def _load_data(source: str):
-    from pikan.data.trajectories import Trajectories
-
     path = Path(source)
     if not path.is_file():
         raise DataError(f"data file {source!r} not found")
@@ -139,8 +143,6 @@ def _load_data(source: str):
 
 
 def _simulate(name: str, n=None, t_end=None, dt=None, noise=0.0, seed=0):
-    import pikan
-
     entry = _catalogue().get(name)
     settings = dict(entry.simulation)
     if n is not None:
@@ -170,8 +172,6 @@ def _cmd_simulate(args) -> int:
 
 
 def _print_laws(laws, truth: dict | None = None) -> None:
-    from pikan.laws.law import equivalent
-
     for name, law in laws.items():
         line = f"  {law}"
         if truth and name in truth:
@@ -182,8 +182,6 @@ def _print_laws(laws, truth: dict | None = None) -> None:
 
 
 def _cmd_demo(args) -> int:
-    from pikan.discover import discover
-
     entry = _catalogue().get(args.system)
     out = Path(args.out or f"runs/{args.system}")
     settings = dict(entry.simulation)
@@ -195,7 +193,6 @@ def _cmd_demo(args) -> int:
     start = time.perf_counter()
     print(f"[pikan] simulating {entry.name}: {settings['n_trajectories']} trajectories, "
           f"t = {settings['t']}, dt = {settings['dt']}, noise = {args.noise}")
-    import pikan
 
     data = pikan.simulate(entry.truth(), noise=args.noise, seed=args.seed,
                           initial=entry.sample_initial, **settings)
@@ -211,8 +208,6 @@ def _cmd_demo(args) -> int:
 
 
 def _cmd_discover(args) -> int:
-    from pikan.discover import discover
-
     spec = _load_spec(args.spec)
     data = _load_data(args.data)
     run = discover(spec, data, out=args.out, steps=args.steps, seed=args.seed,
@@ -238,8 +233,6 @@ def _cmd_discover(args) -> int:
 
 
 def _cmd_laws(args) -> int:
-    from pikan.laws.law import Laws
-
     path = Path(args.run) / "laws.json"
     if not path.is_file():
         raise DataError(f"{args.run} has no laws.json; hint: pass a run directory written by "
@@ -258,13 +251,9 @@ def _cmd_laws(args) -> int:
 
 
 def _cmd_plot(args) -> int:
-    from pikan.discover import Run, load_run, write_plots
-
     spec, model, laws, report, data = load_run(args.run)
     law_model = None
     if laws is not None:
-        import pikan
-
         law_model = pikan.compile(spec.with_laws(laws))
     run = Run(model, laws or {}, report, Path(args.run), None, law_model)
     for path in write_plots(run, data):
@@ -283,9 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    import os
 
-    import torch
 
     torch.set_num_threads(args.threads or int(os.environ.get("OMP_NUM_THREADS") or 1))
     try:

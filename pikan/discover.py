@@ -1,7 +1,6 @@
 """The whole pipeline in one call: compile -> recipe fit -> extract -> fix and refine -> verify.
 
 :func:`discover` returns a :class:`Run` and, with ``out``, writes a run directory::
-
     RUN/
       spec.json      the learning spec
       data.h5        the trajectories used (HDF5 schema of pikan.data.trajectories)
@@ -32,9 +31,18 @@ import sympy
 import torch
 
 from pikan._version import __version__
-from pikan.model.compile import Model, compile
+from pikan.data.trajectories import Trajectories
 from pikan.errors import SpecError, VerdictWarning
+from pikan.inspect import plot
+from pikan.inspect.analysis import importance
+from pikan.inspect.check import check_constraints
+from pikan.laws.extract import extract
+from pikan.laws.law import Laws
+from pikan.laws.verify import TIE_FORCE, TIE_ROLLOUT, judge, verify
+from pikan.model.compile import Model, compile
 from pikan.spec.system import System
+from pikan.train.distributed import is_main_process
+from pikan.train.loop import TrainingError, fit, load_model
 
 
 @dataclass
@@ -126,7 +134,6 @@ def refine_constants(model: Model, laws, data, steps: int = 200, seed: int = 0,
     (Model, dict)
         The law model and ``{module: refined expression(s)}``.
     """
-    from pikan.train.loop import fit
 
     law_model = copy.deepcopy(model)
     for name in laws:
@@ -196,10 +203,6 @@ def discover(spec: System, data, out=None, *, steps: int | None = None, seed: in
     -------
     Run
     """
-    from pikan.train.distributed import is_main_process
-    from pikan.laws.extract import extract
-    from pikan.train.loop import TrainingError, fit
-    from pikan.laws.verify import judge, verify
 
     if not isinstance(spec, System):
         raise SpecError(f"discover expects a pikan.System spec, got {type(spec).__name__}.")
@@ -363,7 +366,6 @@ def _announce(laws, verification, say, progress: bool) -> None:
 
 def _diagnostics(model: Model, data) -> dict:
     """Constraint violations and importance for the report (empty parts on failure)."""
-    from pikan.inspect.analysis import importance
 
     out = {}
     try:
@@ -371,8 +373,6 @@ def _diagnostics(model: Model, data) -> dict:
     except (ValueError, RuntimeError) as error:
         out["importance"] = {"error": str(error)}
     try:
-        from pikan.inspect.check import check_constraints
-
         out["constraints"] = _jsonable(check_constraints(model, data))
     except ImportError:
         pass
@@ -442,7 +442,6 @@ def prune_terms(spec: System, laws, data, reference, seed: int = 0,
     (Laws, list of str)
         The pruned laws and a description of each dropped term.
     """
-    from pikan.laws.verify import TIE_FORCE, TIE_ROLLOUT, verify
 
     start = time.perf_counter()
     limit_rollout = PRUNE_SLACK * reference.rollout_error + TIE_ROLLOUT
@@ -499,8 +498,6 @@ def write_plots(run: Run, data) -> list[Path]:
     """Write the standard figures of a run into ``run.path / "plots"``; returns the files."""
     import matplotlib.pyplot as plt
 
-    from pikan.inspect import plot
-    from pikan.inspect.analysis import importance
 
     folder = run.path / "plots"
     folder.mkdir(parents=True, exist_ok=True)
@@ -532,9 +529,6 @@ def write_plots(run: Run, data) -> list[Path]:
 
 def load_run(path):
     """Read a run directory back: ``(spec, model, laws, report, data)``."""
-    from pikan.data.trajectories import Trajectories
-    from pikan.laws.law import Laws
-    from pikan.train.loop import load_model
 
     path = Path(path)
     if not (path / "spec.json").is_file():

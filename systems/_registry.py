@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import difflib
 import functools
-import importlib
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -36,6 +35,17 @@ from types import MappingProxyType
 from typing import Any
 
 import numpy as np
+from pikan.systems import (
+    anisotropic,
+    charged_particle,
+    double_pendulum,
+    duffing,
+    harmonic,
+    kepler,
+    pendulum,
+    spring_chain,
+    two_body,
+)
 
 import pikan
 from pikan import SpecError, System
@@ -52,6 +62,11 @@ _CATALOGUE = (
     "charged_particle",
 )
 """System names in catalogue order; each is a file ``systems/<name>.py``."""
+
+_SOURCES = {source.__name__.rpartition(".")[2]: source for source in (
+    harmonic, pendulum, anisotropic, duffing, kepler, two_body, spring_chain, double_pendulum,
+    charged_particle)}
+assert tuple(_SOURCES) == _CATALOGUE, "list a new system file in both _CATALOGUE and _SOURCES"
 
 
 @dataclass(frozen=True)
@@ -140,7 +155,7 @@ def _description(doc: str | None) -> str:
 
 @functools.cache
 def _entry(name: str) -> CatalogueEntry:
-    source = importlib.import_module(f"pikan.systems.{name}")
+    source = _SOURCES[name]
     return CatalogueEntry(
         name=name,
         truth=source.truth,

@@ -14,7 +14,6 @@ State layout: ``y = concat(q, v)``, shape (batch, 2n), and ``vector_field(t, y)`
 from __future__ import annotations
 
 import copy
-import importlib
 from collections.abc import Callable
 
 import numpy as np
@@ -23,6 +22,7 @@ import torch
 
 from pikan.data.trajectories import Trajectories, Trajectory
 from pikan.errors import DataError
+from pikan.model.compile import compile as compile_spec
 
 VectorField = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -381,7 +381,7 @@ def simulate(
         model, spec = system_or_model, getattr(system_or_model, "spec", None)
     else:
         spec = system_or_model
-        model = importlib.import_module("pikan.model.compile").compile(spec)
+        model = compile_spec(spec)
     method = method.lower()
     if method not in ("dop853", "rk4", "verlet"):
         raise DataError(f"unknown method {method!r}; expected 'dop853', 'rk4' or 'verlet'")

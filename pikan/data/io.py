@@ -30,15 +30,12 @@ import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import h5py
 import numpy as np
 
 from pikan.errors import DataError
-
-if TYPE_CHECKING:
-    from pikan.data.trajectories import Trajectories
 
 FORMAT = "pikan-trajectories"
 VERSION = 1
@@ -71,8 +68,9 @@ class RawTrajectories:
 # ----------------------------------------------------------------------------- HDF5
 
 
-def write_hdf5(path: Path, data: Trajectories) -> None:
-    """Write ``data`` in the HDF5 schema atomically: a temp file in the same folder, renamed."""
+def write_hdf5(path: Path, data) -> None:
+    """Write ``data`` (:class:`~pikan.data.trajectories.Trajectories`) in the HDF5 schema
+    atomically: a temp file in the same folder, renamed."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
     try:
         with h5py.File(tmp, "w-") as f:
@@ -85,7 +83,7 @@ def write_hdf5(path: Path, data: Trajectories) -> None:
         raise
 
 
-def _write_groups(f: h5py.File, data: Trajectories) -> None:
+def _write_groups(f: h5py.File, data) -> None:
     f.attrs["format"] = FORMAT
     f.attrs["version"] = np.int64(VERSION)
     f.attrs.create("coords", np.array(data.coords, dtype=object), dtype=h5py.string_dtype("utf-8"))

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from pikan.data.derivatives import (
     UNIFORM_STEP_RTOL,
@@ -32,8 +33,8 @@ from pikan.data.derivatives import (
     savgol_window,
     uniform_step,
 )
-from pikan.errors import DataError
 from pikan.data.io import FORMAT, VERSION, read_csv, read_hdf5, write_hdf5
+from pikan.errors import DataError
 
 __all__ = [
     "FORMAT",
@@ -629,7 +630,6 @@ class Trajectories:
             ``dtype`` defaults to float64. With a CUDA device the host copies are pinned
             (unless ``pin_memory=False``) and moved without blocking.
         """
-        import torch
 
         device = torch.device(device)
         dtype = torch.float64 if dtype is None else dtype

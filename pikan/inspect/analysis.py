@@ -5,8 +5,9 @@ r"""What a trained model says about the physics: importance, structure, energy d
   each state variable matters for each acceleration (through features, gradient nodes and
   modules).
 - :func:`structure`: tests on one learned module (additive and multiplicative
-  separability, swap symmetry, parity), each with a statistic and a verdict, and spec
-  rewrites that :meth:`Suggestion.apply` performs.
+  separability, by the same statistics as law extraction's structure tests; swap symmetry,
+  parity), each with a statistic and a verdict, and spec rewrites that
+  :meth:`Suggestion.apply` performs.
 - :func:`energy_drift`: relative change of the model's energy along trajectories.
 
 Sensitivity of output ``y`` to input ``z_i`` on data is
@@ -23,11 +24,18 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from pikan import constraints as library
 from pikan.errors import SpecError
 from pikan.kan.attribution import scores as kan_scores
+from pikan.laws.generators.separability import (
+    additive_coupling,
+    derivatives,
+    groups,
+    multiplicative_coupling,
+)
 
 
-def _states(model, data) -> tuple[Tensor, Tensor]:
+def model_states(model, data) -> tuple[Tensor, Tensor]:
     """(q, v) tensors in the model's dtype from Trajectories or a (q, v) pair."""
     dtype = next(iter(model.buffers()), torch.zeros((), dtype=torch.float64)).dtype
     device = next(iter(model.buffers()), torch.zeros(())).device
@@ -118,12 +126,12 @@ def importance(model, data, max_samples: int = 2000, seed: int = 0) -> Importanc
     -------
     Importance
     """
-    q, v = _subsample(*_states(model, data), max_samples, seed)
+    q, v = _subsample(*model_states(model, data), max_samples, seed)
     modules = {}
     for name, block in model.blocks.items():
         z = model.module_inputs(name, q, v).detach()
         kan = block.kan
-        if kan is not None and not block.gyroscopic_learned and not block._wrappers:
+        if kan is not None and not block.gyroscopic_learned and not block.wrappers:
             raw = kan_scores(kan, z).inputs
             values = dict(zip(block.input_names, raw.values()))
         else:
@@ -225,32 +233,26 @@ class Structure:
         return "\n".join(lines)
 
 
-def _derivatives(fn, z: Tensor):
-    """Values, gradients (N, d) and Hessians (N, d, d) of a scalar module function."""
-    def single(zi):
-        return fn(zi[None])[0, 0]
-
-    value = fn(z)[:, 0]
-    grad = torch.func.vmap(torch.func.grad(single))(z)
-    hess = torch.func.vmap(torch.func.hessian(single))(z)
-    return value.detach(), grad.detach(), hess.detach()
-
-
 def structure(model, data, module: str, threshold: float = 0.05, max_samples: int = 1000,
               seed: int = 0) -> Structure:
     r"""Test separability, symmetry and parity of a scalar module on its data.
 
     Statistics (0 when the property holds exactly):
 
-    - additive separability of inputs ``i, j``: :math:`\mathrm{mean}|f_{ij}| /
-      \sqrt{\mathrm{mean}|f_{ii}| \, \mathrm{mean}|f_{jj}|}`, normalized mixed partial;
-    - multiplicative separability: :math:`\mathrm{mean}|f f_{ij} - f_i f_j| /
-      \mathrm{mean}(|f f_{ij}| + |f_i f_j|)` (zero iff ``log|f|`` is additively separable);
+    - additive separability of inputs ``i, j``: the coupling :math:`C_{ij}` of law
+      extraction's structure tests (:mod:`pikan.laws.generators.separability`), the RMS of
+      the mixed partial :math:`f_{ij}\,\sigma_i\sigma_j` over the RMS size of the whole
+      gradient :math:`(\sum_k \mathrm{RMS}(f_k \sigma_k)^2)^{1/2}` (:math:`\sigma` the
+      spread of the inputs; the larger of :math:`C_{ij}, C_{ji}`);
+    - multiplicative separability: the same coupling of :math:`\log|f|` (zero iff
+      ``log|f|`` is additively separable), on the samples where :math:`f` is not near 0
+      (:func:`~pikan.laws.generators.separability.multiplicative_coupling`);
     - swap symmetry of ``i, j``: :math:`\mathrm{rms}(f(z) - f(z_{i \leftrightarrow j})) /
       \mathrm{std}(f)`;
-    - parity (even) in ``i``: :math:`\mathrm{rms}(f(z) - f(z_i \to -z_i)) / \mathrm{std}(f)`.
+    - parity (even) in ``i``: :math:`\mathrm{rms}(f(z) - f(z_i 	o -z_i)) / \mathrm{std}(f)`.
 
-    A property is accepted when its statistic is below ``threshold``.
+    A property is accepted when its statistic is below ``threshold``. The split suggestion
+    groups the inputs that are not additively separable (connected components).
 
     Parameters
     ----------
@@ -263,26 +265,33 @@ def structure(model, data, module: str, threshold: float = 0.05, max_samples: in
     -------
     Structure
     """
-    block = model._block(module)
+    block = model.block(module)
     if not block.scalar:
         raise SpecError(f"structure tests need a scalar module; {module!r} is a {block.kind} "
                         "with vector output. Hint: test one of its outputs by hand.")
-    q, v = _subsample(*_states(model, data), max_samples, seed)
+    q, v = _subsample(*model_states(model, data), max_samples, seed)
     z = model.module_inputs(module, q, v).detach()
     names = block.input_names
-    f, g, h = _derivatives(block.function, z)
+
+    def fn(zt: Tensor) -> Tensor:  # float64 on the CPU in, as the separability tests work
+        return block.function(zt.to(dtype=z.dtype, device=z.device))[:, 0].to(
+            dtype=torch.float64, device="cpu")
+
+    samples = z.to(dtype=torch.float64, device="cpu").numpy()
+    derivs = derivatives(fn, samples)
+    additive = additive_coupling(derivs, samples)
+    additive = np.maximum(additive, additive.T)
+    multiplicative = multiplicative_coupling(derivs, samples)
+    multiplicative = np.maximum(multiplicative, multiplicative.T)
+    with torch.no_grad():
+        f = block.function(z)[:, 0]
     scale = float(f.std()) + 1e-300
     tests = []
-    eps = 1e-300
     for i, j in itertools.combinations(range(len(names)), 2):
         pair = (names[i], names[j])
-        mixed = h[:, i, j].abs().mean()
-        own = (h[:, i, i].abs().mean() * h[:, j, j].abs().mean()).sqrt()
-        stat = float(mixed / (own + g[:, [i, j]].abs().mean() * 1e-3 + eps))
+        stat = float(additive[i, j])
         tests.append(Test("additive", pair, stat, stat < threshold))
-        num = (f * h[:, i, j] - g[:, i] * g[:, j]).abs().mean()
-        den = ((f * h[:, i, j]).abs() + (g[:, i] * g[:, j]).abs()).mean()
-        stat = float(num / (den + eps))
+        stat = float(multiplicative[i, j])
         tests.append(Test("multiplicative", pair, stat, stat < threshold))
         swapped = z.clone()
         swapped[:, [i, j]] = z[:, [j, i]]
@@ -297,37 +306,21 @@ def structure(model, data, module: str, threshold: float = 0.05, max_samples: in
             diff = block.function(flipped)[:, 0] - f
         stat = float(diff.pow(2).mean().sqrt() / scale)
         tests.append(Test("even", (name,), stat, stat < threshold))
-    return Structure(module, tests, _suggest(block, names, tests))
+    parts = groups(additive, threshold)
+    return Structure(module, tests, _suggest(block, names, tests, parts))
 
 
-def _suggest(block, names, tests) -> list[Suggestion]:
+def _suggest(block, names, tests, parts: list[list[int]]) -> list[Suggestion]:
+    """Spec rewrites: a split into the groups ``parts`` (input indices) of additively
+    separable inputs, and the symmetry and parity constraints that hold."""
     suggestions = []
-    if len(names) > 1:
-        # groups: connected components of the "not additively separable" graph
-        parent = {n: n for n in names}
-
-        def find(n):
-            while parent[n] != n:
-                n = parent[n]
-            return n
-
-        for t in tests:
-            if t.name == "additive" and not t.holds:
-                parent[find(t.inputs[0])] = find(t.inputs[1])
-        groups: dict[str, list[str]] = {}
-        for n in names:
-            groups.setdefault(find(n), []).append(n)
-        if len(groups) > 1:
-            parts = tuple(tuple(g) for g in groups.values())
-            pieces = " + ".join(f"f{k + 1}({', '.join(g)})" for k, g in enumerate(parts))
-            suggestions.append(Suggestion(
-                "split", block.name,
-                f"{block.name}({', '.join(names)}) = {pieces}: split into {len(parts)} "
-                f"{block.kind} modules", groups=parts))
-    try:
-        from pikan import constraints as library
-    except ImportError:  # the constraints library is optional for suggestions
-        return suggestions
+    if len(parts) > 1:
+        split = tuple(tuple(names[i] for i in part) for part in parts)
+        pieces = " + ".join(f"f{k + 1}({', '.join(g)})" for k, g in enumerate(split))
+        suggestions.append(Suggestion(
+            "split", block.name,
+            f"{block.name}({', '.join(names)}) = {pieces}: split into {len(split)} "
+            f"{block.kind} modules", groups=split))
     declared = set(block.spec.constraints)
     for t in tests:
         if t.name == "swap symmetric" and t.holds and hasattr(library, "Symmetric"):
@@ -356,7 +349,7 @@ def energy_drift(model, data) -> float:
     worst = 0.0
     energies = []
     for trajectory in data:
-        q, v = _states(model, (trajectory.q, trajectory.v))
+        q, v = model_states(model, (trajectory.q, trajectory.v))
         with torch.no_grad() if model.formulation != "lagrangian" else torch.enable_grad():
             energies.append(model.energy(q, v).detach())
     spread = float(torch.cat(energies).std()) if len(energies) else 0.0

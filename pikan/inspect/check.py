@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from pikan import constraints as library
+from pikan.constraints.base import states
 from pikan.errors import SpecError
 
 
@@ -140,8 +142,6 @@ def check_constraints(model, data, max_states: int = 4096, seed: int = 0) -> Con
         default constraints the compiled model applies. Constraint types that cannot
         measure themselves (no ``violation`` method) are left out.
     """
-    from pikan import constraints as library
-    from pikan.constraints.base import states
 
     spec = model.spec
     if hasattr(data, "check_coords"):

@@ -18,7 +18,10 @@ import sympy  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from pikan.data.integrate import simulate  # noqa: E402
 from pikan.errors import SpecError  # noqa: E402
+from pikan.inspect.analysis import model_states  # noqa: E402
+from pikan.kan.symbolic import fit_edge  # noqa: E402
 
 
 def _tex(name: str) -> str:
@@ -38,12 +41,6 @@ def _figure(n_panels: int, width: float = 3.2, height: float = 2.6, cols: int | 
     return fig, list(axes.flat[:n_panels])
 
 
-def _states(model, data):
-    from pikan.inspect.analysis import _states as states
-
-    return states(model, data)
-
-
 def activations(model, data, module: str, fits: bool = True, max_points: int = 2000) -> Figure:
     """Every live edge of a module's KAN on its data: the familiar KAN picture.
 
@@ -58,17 +55,16 @@ def activations(model, data, module: str, fits: bool = True, max_points: int = 2
     module : str
         A module whose block is a KAN.
     """
-    from pikan.kan.symbolic import fit_edge
 
-    block = model._block(module)
+    block = model.block(module)
     kan = block.kan
     if kan is None:
         raise SpecError(f"module {module!r} is not a learned KAN block (it has a law); "
                         "activations exist only for KAN blocks.")
-    q, v = _states(model, data)
+    q, v = model_states(model, data)
     z = model.module_inputs(module, q, v).detach()
     if block.gyroscopic_learned:
-        z = z[:, block._field_slots]
+        z = block.field_inputs(z)
     if z.shape[0] > max_points:
         z = z[torch.randperm(z.shape[0], generator=torch.Generator().manual_seed(0))[:max_points]]
     with torch.no_grad():
@@ -132,7 +128,6 @@ def trajectories(data, *models, labels: Sequence[str] | None = None, index: int 
     index : int
         Which trajectory.
     """
-    from pikan.data.integrate import simulate
 
     record = data[index]
     t = np.asarray(record.t)
@@ -165,7 +160,7 @@ def energy(model, data, index: int | None = None) -> Figure:
     items = range(len(data)) if index is None else [index]
     for k in items:
         record = data[k]
-        q, v = _states(model, (record.q, record.v))
+        q, v = model_states(model, (record.q, record.v))
         with torch.enable_grad():
             e = model.energy(q, v).detach().cpu().numpy()
         ax.plot(record.t, e, lw=1)

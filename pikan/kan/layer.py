@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
-from pikan.kan import spline
+from pikan.kan import spline, symbolic
 
 _BASES: dict[str, Callable[[Tensor], Tensor]] = {
     "silu": torch.nn.functional.silu,
@@ -48,13 +48,6 @@ _BASE_SLOPES: dict[str, Callable[[Tensor], Tensor]] = {
     "identity": torch.ones_like,
     "zero": torch.zeros_like,
 }
-
-
-def _symbolic_library():
-    # Imported lazily: the library module is only needed once an edge is made symbolic.
-    from pikan.kan import symbolic
-
-    return symbolic
 
 
 SKEW_LIMIT = 0.2
@@ -148,7 +141,6 @@ class KANLayer(nn.Module):
         self.sym_affine = nn.Parameter(affine.clone())
         self.experts = tuple(experts or ())
         if self.experts:
-            symbolic = _symbolic_library()
             for name in self.experts:
                 symbolic.get(name)  # unknown names raise SpecError with a suggestion
             n_exp = len(self.experts)
@@ -224,7 +216,6 @@ class KANLayer(nn.Module):
 
     def _expert_edges(self, x: Tensor) -> Tensor:
         """Gated expert mixture of every numeric edge: (batch, in_dim, out_dim)."""
-        symbolic = _symbolic_library()
         gates = self.gates()[..., :-1]
         a, b, c, d = self.expert_affine.unbind(-1)
         z = x[:, :, None, None] * b + c  # (batch, in, out, experts)
@@ -369,7 +360,6 @@ class KANLayer(nn.Module):
 
     def _symbolic_edges(self, x: Tensor) -> Tensor:
         """Values of the symbolic edges, zero on the others: (batch, in_dim, out_dim)."""
-        symbolic = _symbolic_library()
         a, b, c, d = self.sym_affine.unbind(-1)
         z = x[:, :, None] * b + c
         value = torch.zeros_like(z)
@@ -492,7 +482,6 @@ class KANLayer(nn.Module):
         d: float = 0.0,
     ) -> None:
         """Fix edge ``(i, j)`` to ``a * f(b * x + c) + d`` with ``f`` the library function ``name``."""
-        symbolic = _symbolic_library()
         self._check_edge(i, j)
         self.sym_index[i, j] = symbolic.index(name)
         self.sym_mask[i, j] = 1.0
@@ -511,7 +500,7 @@ class KANLayer(nn.Module):
         self._check_edge(i, j)
         if self.sym_mask[i, j] == 0:
             return None
-        name = _symbolic_library().names()[int(self.sym_index[i, j])]
+        name = symbolic.names()[int(self.sym_index[i, j])]
         return name, tuple(float(v) for v in self.sym_affine[i, j].detach())
 
     @torch.no_grad()

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from pikan.kan.attribution import scores
 from pikan.kan.layer import KANLayer
 
 
@@ -347,7 +348,6 @@ class KAN(nn.Module):
         -------
         dict with ``"pruned"``: list of ``(layer, i, j)`` removed, ``"alive"``: live edges left.
         """
-        from pikan.kan.attribution import scores
 
         result = scores(self, x)
         pruned = []

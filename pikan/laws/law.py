@@ -25,7 +25,9 @@ import sympy
 from sympy.printing.str import StrPrinter
 
 from pikan.errors import SpecError
+from pikan.laws.numpy_expr import numpy_function
 from pikan.spec.expr import parse, to_string
+from pikan.spec.system import System
 
 __all__ = ["VERDICTS", "Alternative", "Law", "Laws", "equivalent", "in_state"]
 
@@ -366,8 +368,6 @@ class Laws(Mapping):
                             f"version {LAWS_VERSION}.")
         spec = None
         if data.get("system") is not None:
-            from pikan.spec.system import System
-
             spec = System.from_dict(data["system"])
         names = None if spec is None else list(spec.state_names) + list(spec.params)
         return cls([Law.from_dict(item, names) for item in data["laws"]], spec=spec)
@@ -521,8 +521,6 @@ def _numeric(a: sympy.Expr, b: sympy.Expr, up_to_constant: bool, rtol: float) ->
     Returns ``{"mixed": bool | None, "positive": bool | None}``: None where fewer than 16
     points are finite and real for both.
     """
-    from pikan.laws.numpy_expr import numpy_function
-
     names = sorted({s.name for s in a.free_symbols | b.free_symbols})
     if not names:
         same = _close(complex(a.evalf()).real, complex(b.evalf()).real, rtol)

@@ -64,7 +64,9 @@ import sympy
 import torch
 
 from pikan.data.derivatives import noise_level
+from pikan.data.integrate import simulate
 from pikan.errors import DataError, SpecError
+from pikan.model.compile import compile as compile_spec
 
 __all__ = ["VerifyReport", "judge", "n_terms", "verify"]
 
@@ -185,7 +187,6 @@ def _dtype(model) -> torch.dtype:
 
 def _rollouts(model, starts: np.ndarray, times: np.ndarray, method: str) -> np.ndarray:
     """States (T, n_traj, 2n) from the shared relative time grid ``times``."""
-    from pikan.data.integrate import simulate
 
     try:
         sim = simulate(model, t=times, initial=starts, method=method, noise=0.0,
@@ -256,7 +257,6 @@ def verify(spec_with_laws, data, model=None, horizon: float | None = None,
     DataError
         Data without velocities or with coordinates other than the system's.
     """
-    from pikan.model.compile import compile as compile_spec
 
     if spec_with_laws.learned:
         raise SpecError(f"verify needs a law for every module; learned without a law: "

@@ -40,18 +40,18 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
-import numpy as np
 import sympy
 import torch
 from torch import Tensor, nn
 
-from pikan.model import mechanics
+from pikan.constraints import Positive, default_constraints
 from pikan.errors import IdentifiabilityWarning, SpecError
-from pikan.spec.expr import to_module, to_torch
-from pikan.spec.identifiability import Exchange, exchanges
 from pikan.kan.network import KAN
+from pikan.model import mechanics
+from pikan.model.torch_expr import to_module, to_torch
+from pikan.spec.expr import parse
+from pikan.spec.identifiability import exchanges
 from pikan.spec.system import Dissipation, Dynamics, Lagrangian, Module, Potential, System
 
 _SCALAR_KINDS = (Potential, Dissipation, Lagrangian)
@@ -97,13 +97,11 @@ def passive_dissipation(a: Callable[[Tensor], Tensor], z: Tensor,
     r"""A Rayleigh function that is passive for any ``a``: the learned Dissipation block.
 
     .. math::
-
         D(z) = \sum_k \frac{a_k(u)^2}{\alpha_k} |z|^{\alpha_k}, \qquad u = z / |z|,
 
     a sum of nonnegative terms, each positively homogeneous of degree
     :math:`\alpha_k > 0` in ``z``. Euler's identity gives the rate along a ray exactly,
     for any ``a`` (any weights):
-
     .. math:: z \cdot \nabla D = \sum_k a_k(u)^2 |z|^{\alpha_k} \ge 0,
 
     and ``D >= 0``, ``D(0) = 0``; with every :math:`\alpha_k > 1`, ``dD/dz(0) = 0``
@@ -296,6 +294,12 @@ class Block(nn.Module):
         For a velocity-only Dynamics that vanishes at rest: its inputs at ``v = 0``; while
         learned, the block is ``F(z) - F(rest_inputs)`` (:func:`vanishing_at_rest`), ``F``
         the KAN with its hard wraps. None otherwise.
+    wrappers : list
+        The module's hard constraints that wrap its function (``constraint.wrap``).
+    field_slots, velocity_slots : list of int
+        For a learned gyroscopic Dynamics: the positions in ``input_names`` of the field
+        inputs (what its KAN reads, see :meth:`field_inputs`) and of its outputs'
+        velocities. Unset for other blocks.
     """
 
     def __init__(self, module: Module, system: System, dtype: torch.dtype,
@@ -320,7 +324,7 @@ class Block(nn.Module):
             self.core = self._kan_core(module, system, seed)
         self.core.to(dtype)
         hard = [c for c in module.constraints if getattr(c, "mode", "hard") == "hard"]
-        self._wrappers = [c for c in hard if hasattr(c, "wrap")]
+        self.wrappers = [c for c in hard if hasattr(c, "wrap")]
         self.rest_inputs = self._rest_inputs(module, system)
 
     @staticmethod
@@ -375,16 +379,16 @@ class Block(nn.Module):
                     f"{[n for n in self.input_names if n in velocities]}. Hint: inputs="
                     f"{[system.velocities[system.coords.index(c)] for c in module.outputs]} "
                     "plus any positions B depends on.")
-            self._velocity_slots = [self.input_names.index(
+            self.velocity_slots = [self.input_names.index(
                 system.velocities[system.coords.index(c)]) for c in module.outputs]
-            self._field_slots = [i for i, n in enumerate(self.input_names) if n not in velocities]
+            self.field_slots = [i for i, n in enumerate(self.input_names) if n not in velocities]
             n_pairs = len(module.outputs) * (len(module.outputs) - 1) // 2
-            if not self._field_slots:
+            if not self.field_slots:
                 generator = torch.Generator().manual_seed(seed or 0)
                 return _ConstantField(0.1 * torch.randn(n_pairs, generator=generator,
                                                         dtype=torch.float64))
-            widths = [len(self._field_slots), *self._hidden(module), n_pairs]
-            names = [self.input_names[i] for i in self._field_slots]
+            widths = [len(self.field_slots), *self._hidden(module), n_pairs]
+            names = [self.input_names[i] for i in self.field_slots]
         else:
             n_out = 1 if self.scalar else len(module.outputs)
             widths = [len(self.input_names), *self._hidden(module), n_out]
@@ -415,11 +419,16 @@ class Block(nn.Module):
         it, and moving it would change the function.
         """
         if self.gyroscopic_learned:
-            return z[:, self._field_slots]
+            return self.field_inputs(z)
         if self.passive and self.kan is not None:
             r2 = (z * z).sum(-1, keepdim=True)
             return self._grid_point(z / torch.where(r2 > 0, r2, torch.ones_like(r2)).sqrt())
         return z
+
+    def field_inputs(self, z):
+        """The field inputs of a learned gyroscopic Dynamics, ``z[:, field_slots]`` (a
+        tensor or an array of the module's inputs, ``(batch, n_inputs)``)."""
+        return z[:, self.field_slots]
 
     def _grid_point(self, u: Tensor) -> Tensor:
         """A direction ``u`` in ``[-1, 1]^d`` mapped into the first layer's grid box
@@ -454,9 +463,9 @@ class Block(nn.Module):
             columns = z.unbind(-1)
             return torch.stack([law(*columns) for law in self.core], dim=-1)
         if self.gyroscopic_learned:
-            field = self.core(z[:, self._field_slots]) if self._field_slots else \
+            field = self.core(z[:, self.field_slots]) if self.field_slots else \
                 self.core(z[:, :0])
-            return _antisymmetric_apply(field, z[:, self._velocity_slots])
+            return _antisymmetric_apply(field, z[:, self.velocity_slots])
         return self.core(z)
 
     def function(self, z: Tensor) -> Tensor:
@@ -468,7 +477,7 @@ class Block(nn.Module):
             # of v), so Even, Odd and Symmetric keep their meaning on D
             fn = lambda u: self._raw(self._grid_point(u))  # noqa: E731
         if self.is_learned:  # a law (given, or fixed after extraction) is the module's output
-            for constraint in self._wrappers:
+            for constraint in self.wrappers:
                 fn = constraint.wrap(fn, self.input_names)
             if self.passive:
                 return passive_dissipation(fn, z, self.passive_degrees)
@@ -503,7 +512,7 @@ class Block(nn.Module):
         unwrapped (no hard output constraint, not a passive Dissipation), with spline edges
         only."""
         kan = self.kan
-        return (self.scalar and kan is not None and not self._wrappers and not self.passive
+        return (self.scalar and kan is not None and not self.wrappers and not self.passive
                 and kan.has_input_gradient)
 
     def value_and_state_gradient(self, state: Tensor) -> tuple[Tensor, Tensor]:
@@ -567,9 +576,7 @@ class Model(nn.Module):
         self.coords, self.velocities = tuple(spec.coords), tuple(spec.velocities)
         n = len(self.coords)
         blocks = {}
-        from pikan.constraints import default_constraints
 
-        from pikan.constraints import Positive
 
         for index, module in enumerate(spec.modules):
             if isinstance(module, Dissipation) and module.passive:
@@ -628,7 +635,9 @@ class Model(nn.Module):
     def _state(q: Tensor, v: Tensor) -> Tensor:
         return torch.cat([q, v], dim=-1)
 
-    def _scalar_sum(self, kind: str) -> Callable[[Tensor, Tensor], Tensor] | None:
+    def scalar_sum(self, kind: str) -> Callable[[Tensor, Tensor], Tensor] | None:
+        """``(q, v) -> (batch,)``: the sum of the blocks of one scalar kind
+        (``"Potential"``, ``"Dissipation"`` or ``"Lagrangian"``); None when there are none."""
         blocks = self._of_kind(kind)
         if not blocks:
             return None
@@ -639,7 +648,9 @@ class Model(nn.Module):
 
         return total
 
-    def _direct_force(self) -> Callable[[Tensor, Tensor], Tensor] | None:
+    def direct_force(self) -> Callable[[Tensor, Tensor], Tensor] | None:
+        """``(q, v) -> (batch, n_coords)``: the summed force of the Dynamics blocks, each
+        placed on its outputs; None when there are none."""
         blocks = self._of_kind("Dynamics")
         if not blocks:
             return None
@@ -676,7 +687,7 @@ class Model(nn.Module):
     def potential(self, q: Tensor, v: Tensor | None = None) -> Tensor:
         """Total potential energy, shape (batch,) (zero without Potential modules)."""
         v = torch.zeros_like(q) if v is None else v
-        fn = self._scalar_sum("Potential")
+        fn = self.scalar_sum("Potential")
         return fn(q, v) if fn is not None else q.new_zeros(q.shape[0])
 
     def forces(self, q: Tensor, v: Tensor) -> dict[str, Tensor]:
@@ -711,17 +722,17 @@ class Model(nn.Module):
         """
         self._check_state(q, v)
         if self.formulation == "lagrangian":
-            return mechanics.lagrangian_acceleration(self._scalar_sum("Lagrangian"), q, v,
+            return mechanics.lagrangian_acceleration(self.scalar_sum("Lagrangian"), q, v,
                                                      self.generalized_force(q, v))
         return mechanics.newtonian_acceleration(
-            self.masses, q, v, potential=self._scalar_sum("Potential"),
-            force=self._direct_force(), dissipation=self._scalar_sum("Dissipation"),
+            self.masses, q, v, potential=self.scalar_sum("Potential"),
+            force=self.direct_force(), dissipation=self.scalar_sum("Dissipation"),
             potential_gradient=self._potential_gradient())
 
     def generalized_force(self, q: Tensor, v: Tensor) -> Tensor | None:
         """The non-conservative generalized forces ``Q = F - dD/dv`` of the Dynamics and
         Dissipation modules, shape (batch, n); None when the system has neither."""
-        force, dissipation = self._direct_force(), self._scalar_sum("Dissipation")
+        force, dissipation = self.direct_force(), self.scalar_sum("Dissipation")
         if force is None and dissipation is None:
             return None
         total = torch.zeros_like(q) if force is None else force(q, v)
@@ -739,7 +750,7 @@ class Model(nn.Module):
         """Total energy, shape (batch,): kinetic plus every potential (Lagrangian: v.dL/dv - L)."""
         self._check_state(q, v)
         if self.formulation == "lagrangian":
-            return mechanics.lagrangian_energy(self._scalar_sum("Lagrangian"), q, v)
+            return mechanics.lagrangian_energy(self.scalar_sum("Lagrangian"), q, v)
         return mechanics.kinetic_energy(self.masses, v) + self.potential(q, v)
 
     def forward(self, q: Tensor, v: Tensor) -> Tensor:
@@ -757,11 +768,12 @@ class Model(nn.Module):
     def module_inputs(self, name: str, q: Tensor, v: Tensor) -> Tensor:
         """Inputs of module ``name`` on a batch of states, all bindings stacked:
         ``(n_bindings * batch, n_inputs)``."""
-        block = self._block(name)
+        block = self.block(name)
         z = block.inputs(self._state(q, v))
         return z.reshape(-1, z.shape[-1])
 
-    def _block(self, name: str) -> Block:
+    def block(self, name: str) -> Block:
+        """The block of module ``name`` (a SpecError naming the modules if there is none)."""
         if name not in self.blocks:
             raise SpecError(f"model of system {self.spec.name!r} has no module {name!r}; "
                             f"modules: {', '.join(self.blocks)}.")
@@ -790,9 +802,8 @@ class Model(nn.Module):
 
         ``law`` is a sympy expression (or list, for Dynamics), text, or a pikan Law.
         """
-        from pikan.spec.expr import parse
 
-        block = self._block(name)
+        block = self.block(name)
         law = getattr(law, "expr", law)
         allowed = set(block.input_names) | set(block.params)
         if isinstance(law, (list, tuple)):

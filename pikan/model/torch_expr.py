@@ -23,7 +23,7 @@ import sympy
 import torch
 
 from pikan.errors import SpecError
-from pikan.spec.expr import _short, did_you_mean, parse, symbol, to_string
+from pikan.spec.expr import did_you_mean, parse, shorten, symbol, to_string
 
 __all__ = ["CompiledExpr", "ExprModule", "to_module", "to_torch"]
 
@@ -228,7 +228,7 @@ class CompiledExpr:
 
     def __init__(self, expr: sympy.Expr | str, inputs: Sequence[str],
                  params: Mapping[str, float] | None = None):
-        label = f"compiling {_short(str(expr))!r}"
+        label = f"compiling {shorten(str(expr))!r}"
         self.expr, self.inputs, self.params = _prepare(expr, inputs, params, label)
         self._label = label
         self._fn = _Compiler(self.inputs, self.params, {}, label).compile(self.expr)
@@ -323,7 +323,7 @@ class ExprModule(torch.nn.Module):
     def __init__(self, expr: sympy.Expr | str, inputs: Sequence[str],
                  params: Mapping[str, float] | None = None, trainable_constants: bool = True):
         super().__init__()
-        label = f"compiling {_short(str(expr))!r}"
+        label = f"compiling {shorten(str(expr))!r}"
         expr, self.inputs, self.params = _prepare(expr, inputs, params, label)
         self._label = label
         if trainable_constants:

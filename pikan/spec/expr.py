@@ -2,14 +2,11 @@
 
 Features, laws and extracted laws are all written as expressions. This module is the
 only place that turns such text into sympy (:func:`parse`); :mod:`pikan.model.torch_expr`
-compiles the result into torch (:func:`to_torch`, :func:`to_module`, also importable
-from here). Text is never handed to ``eval``, ``exec`` or ``sympy.sympify``: it is parsed
+compiles the result into torch (``to_torch``, ``to_module``). Text is never handed to ``eval``, ``exec`` or ``sympy.sympify``: it is parsed
 by :mod:`ast` and every node is checked against a small grammar before a sympy object
 is built from it.
 
-This module imports no torch (:mod:`pikan.spec.system` builds on it and stays torch-free);
-``from pikan.spec.expr import to_torch`` still works and loads :mod:`pikan.model.torch_expr` on
-first use.
+This module imports no torch (:mod:`pikan.spec.system` builds on it and stays torch-free).
 
 Grammar
 -------
@@ -42,23 +39,17 @@ import keyword
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import sympy
 from sympy.printing.str import StrPrinter
 
 from pikan.errors import SpecError
 
-if TYPE_CHECKING:  # at run time these come from __getattr__ below, without importing torch
-    from pikan.model.torch_expr import CompiledExpr, ExprModule, to_module, to_torch
-
 __all__ = [
     "ALIASES",
     "CONSTANTS",
     "FUNCTIONS",
     "RESERVED",
-    "CompiledExpr",
-    "ExprModule",
     "Function",
     "did_you_mean",
     "free_names",
@@ -66,9 +57,7 @@ __all__ = [
     "parse",
     "substitute",
     "symbol",
-    "to_module",
     "to_string",
-    "to_torch",
 ]
 
 MAX_LENGTH = 20_000
@@ -231,7 +220,7 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     return f" Did you mean {close[0]!r}?" if close else ""
 
 
-def _short(text: str, limit: int = 60) -> str:
+def shorten(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -287,14 +276,14 @@ def parse(
             raise SpecError(f"{where or 'expression'}: the number {source!r} is not finite.")
         return sympy.Float(source)
     if isinstance(source, sympy.Basic):
-        return _check_sympy(source, allowed_set, where or f"expression {_short(str(source))!r}")
+        return _check_sympy(source, allowed_set, where or f"expression {shorten(str(source))!r}")
     if not isinstance(source, str):
         raise SpecError(
             f"{where or 'expression'}: expected expression text or a sympy expression, got "
             f"{type(source).__name__}."
         )
     text = source.strip()
-    label = f"{where} {_short(text)!r}" if where else f"expression {_short(text)!r}"
+    label = f"{where} {shorten(text)!r}" if where else f"expression {shorten(text)!r}"
     if not text:
         raise SpecError(f"{where or 'expression'}: the expression is empty.")
     if len(text) > MAX_LENGTH:
@@ -329,7 +318,7 @@ class _TextParser:
 
     def fail(self, node: ast.AST, problem: str, hint: str = "") -> SpecError:
         segment = ast.get_source_segment(self.text, node) or type(node).__name__
-        message = f"{self.label}: {problem} {_short(segment, 40)!r} is not allowed in expressions."
+        message = f"{self.label}: {problem} {shorten(segment, 40)!r} is not allowed in expressions."
         return SpecError(message + (" " + hint if hint else ""))
 
     def visit(self, node: ast.AST, depth: int) -> sympy.Expr:
@@ -486,7 +475,7 @@ def _check_sympy(expr: sympy.Basic, allowed: frozenset[str] | None, label: str) 
                 raise SpecError(f"{label}: {node!s} is complex (a fractional power of a negative "
                                 "number).")
         elif not isinstance(node, (sympy.Add, sympy.Mul)) and type(node) not in _SYMPY_FUNCTIONS:
-            raise SpecError(f"{label}: {type(node).__name__} ({_short(str(node), 40)}) is not "
+            raise SpecError(f"{label}: {type(node).__name__} ({shorten(str(node), 40)}) is not "
                             f"supported; expressions may use + - * / ** and {_listing(FUNCTIONS)}.")
         stack.extend((arg, depth + 1) for arg in node.args)
     return expr.xreplace(replace) if replace else expr
@@ -524,22 +513,3 @@ class _Printer(StrPrinter):
 def to_string(expr: sympy.Expr) -> str:
     """Text for an expression that :func:`parse` reads back to an equal expression."""
     return _Printer().doprint(expr)
-
-
-# ------------------------------------------------------------ torch names, loaded lazily
-
-_TORCH_NAMES = frozenset({"CompiledExpr", "ExprModule", "to_module", "to_torch"})
-
-
-def __getattr__(name: str) -> object:
-    # the compiler lives in pikan.model.torch_expr; importing it eagerly would make every
-    # parse (and pikan.spec.system) import torch
-    if name in _TORCH_NAMES:
-        from pikan.model import torch_expr as expr_torch
-
-        return getattr(expr_torch, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | _TORCH_NAMES)

@@ -7,25 +7,22 @@ the safe expression parser (:func:`pikan.spec.expr.parse`), never ``eval``. Cons
 written as ``{"type": ClassName, **fields}`` and found again by name in the registry
 that :func:`register_constraint` fills.
 
-:mod:`pikan.spec.system` imports this file at its top (and re-exports
-:func:`register_constraint`), so this file imports :mod:`pikan.spec.system` only inside the
-functions that need its classes. It never imports torch.
+:mod:`pikan.spec.system` imports this file (and re-exports :func:`register_constraint`);
+this file never imports it: it writes a module from its dataclass fields (plus the
+kind's ``JSON_EXTRA`` fields), and the reader is handed the classes to build (the module
+kinds by name, the system class). It never imports torch.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import math
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pikan.errors import SpecError
 from pikan.spec.expr import did_you_mean, to_string
-
-if TYPE_CHECKING:
-    from pikan.spec.system import Module, System
 
 __all__ = [
     "SPEC_VERSION",
@@ -111,12 +108,7 @@ def _constraint_from_dict(data: Any, where: str) -> Any:
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise SpecError(f"{where}: a constraint must be a JSON object with a 'type', got "
                         f"{data!r}.")
-    name = data["type"]
-    if name not in _CONSTRAINT_TYPES:
-        try:  # the constraints library registers its classes when imported
-            importlib.import_module("pikan.constraints")
-        except ImportError:
-            pass
+    name = data["type"]  # pikan.constraints registers its classes when pikan is imported
     if name not in _CONSTRAINT_TYPES:
         raise SpecError(f"{where}: unknown constraint type {name!r}; known types: "
                         f"{', '.join(sorted(_CONSTRAINT_TYPES)) or 'none'}."
@@ -131,15 +123,15 @@ def _constraint_from_dict(data: Any, where: str) -> Any:
 # ------------------------------------------------------------------------ modules
 
 
-def module_to_dict(module: Module) -> dict:
+def module_to_dict(module) -> dict:
     """A JSON-ready dict of one module; :func:`system_from_dict` reads it back.
 
     Parameters
     ----------
     module : pikan.spec.system.Module
-        A :class:`Dynamics` also writes its ``outputs``, ``gyroscopic`` and
-        ``vanish_at_rest``, a :class:`Dissipation` its ``passive`` (files without them
-        read back with the defaults, True).
+        Its kind's ``JSON_EXTRA`` fields are written too: a :class:`Dynamics` its
+        ``outputs``, ``gyroscopic`` and ``vanish_at_rest``, a :class:`Dissipation` its
+        ``passive`` (files without them read back with the defaults, True).
 
     Returns
     -------
@@ -148,8 +140,6 @@ def module_to_dict(module: Module) -> dict:
         when the module has features), ``law`` (text, a list of text per output, or
         None), the KAN options, ``constraints`` and ``bindings``.
     """
-    from pikan.spec.system import Dissipation, Dynamics  # spec imports this file at its top
-
     where = f"module {module.name!r}"
     if module.features:
         inputs: Any = {k: to_string(e) for k, e in module.inputs.items()}
@@ -166,12 +156,9 @@ def module_to_dict(module: Module) -> dict:
            "mult": module.mult, "jump": module.jump,
            "constraints": [_constraint_to_dict(c, where) for c in module.constraints],
            "bindings": [{k: to_string(e) for k, e in b.items()} for b in module.bindings]}
-    if isinstance(module, Dynamics):
-        out["outputs"] = list(module.outputs)
-        out["gyroscopic"] = module.gyroscopic
-        out["vanish_at_rest"] = module.vanish_at_rest
-    if isinstance(module, Dissipation):
-        out["passive"] = module.passive
+    for name in module.JSON_EXTRA:
+        value = getattr(module, name)
+        out[name] = list(value) if isinstance(value, tuple) else value
     return out
 
 
@@ -185,16 +172,14 @@ def _check_fields(where: str, data, allowed: set, required: Sequence[str]) -> No
             raise SpecError(f"{where}: the field {key!r} is missing.")
 
 
-def _module_from_dict(data: Any, where: str) -> Module:
-    from pikan.spec.system import _MODULE_KINDS  # spec imports this file at its top
-
+def _module_from_dict(data: Any, where: str, kinds: Mapping[str, type]) -> Any:
     if not isinstance(data, dict):
         raise SpecError(f"{where}: expected a JSON object for a module, got {data!r}.")
     kind = data.get("kind")
-    if kind not in _MODULE_KINDS:
+    if kind not in kinds:
         raise SpecError(f"{where}: unknown module kind {kind!r}; expected one of "
-                        f"{', '.join(_MODULE_KINDS)}." + did_you_mean(str(kind), _MODULE_KINDS))
-    cls = _MODULE_KINDS[kind]
+                        f"{', '.join(kinds)}." + did_you_mean(str(kind), kinds))
+    cls = kinds[kind]
     where = f"{where} ({kind} {data.get('name')!r})"
     allowed = {f.name for f in dataclasses.fields(cls) if f.init}
     kwargs = {k: v for k, v in data.items() if k != "kind"}
@@ -207,7 +192,7 @@ def _module_from_dict(data: Any, where: str) -> Module:
 # ------------------------------------------------------------------------- system
 
 
-def system_to_dict(system: System) -> dict:
+def system_to_dict(system) -> dict:
     """A JSON-ready dict of a system (expressions as text); :func:`system_from_dict` reads it."""
     where = f"system {system.name!r}"
     return {
@@ -222,12 +207,12 @@ def system_to_dict(system: System) -> dict:
     }
 
 
-def system_to_json(system: System, indent: int | None = 2) -> str:
+def system_to_json(system, indent: int | None = 2) -> str:
     """A system as JSON text; ``system_from_json(System, system_to_json(s)) == s``."""
     return json.dumps(system.to_dict(), indent=indent, allow_nan=False)
 
 
-def system_from_dict(cls: type[System], data: Any) -> System:
+def system_from_dict(cls: type, data: Any, kinds: Mapping[str, type]) -> Any:
     """Read a spec written by :func:`system_to_dict`; expressions go through the safe parser.
 
     Parameters
@@ -236,6 +221,8 @@ def system_from_dict(cls: type[System], data: Any) -> System:
         :class:`pikan.spec.system.System` (or a subclass) to build.
     data : dict
         The JSON object.
+    kinds : mapping
+        Module kind name -> module class (:data:`pikan.spec.system.MODULE_KINDS`).
     """
     if not isinstance(data, dict):
         raise SpecError(f"spec JSON: expected an object, got {type(data).__name__}.")
@@ -252,7 +239,7 @@ def system_from_dict(cls: type[System], data: Any) -> System:
     return cls(
         name=data["name"],
         coords=data["coords"],
-        modules=tuple(_module_from_dict(m, f"{where} module {i}")
+        modules=tuple(_module_from_dict(m, f"{where} module {i}", kinds)
                       for i, m in enumerate(modules)),
         masses=data.get("masses", 1.0),
         params=data.get("params") or {},
@@ -262,7 +249,7 @@ def system_from_dict(cls: type[System], data: Any) -> System:
     )
 
 
-def system_from_json(cls: type[System], text: str) -> System:
+def system_from_json(cls: type, text: str) -> Any:
     """Read a spec written by :func:`system_to_json` (through ``cls.from_dict``)."""
     try:
         data = json.loads(text)

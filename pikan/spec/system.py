@@ -45,9 +45,9 @@ from typing import Any, ClassVar
 
 import sympy
 
+from pikan.errors import SpecError
 from pikan.spec import json as spec_json
 from pikan.spec.bindings import all_pairs, chain_pairs
-from pikan.errors import SpecError
 from pikan.spec.expr import did_you_mean, free_names, is_valid_name, parse, symbol
 from pikan.spec.json import register_constraint
 
@@ -56,6 +56,7 @@ __all__ = [
     "Dynamics",
     "FrozenMap",
     "Lagrangian",
+    "MODULE_KINDS",
     "Module",
     "Potential",
     "System",
@@ -245,6 +246,9 @@ class Module:
     """
 
     kind: ClassVar[str] = "Module"
+    JSON_EXTRA: ClassVar[tuple[str, ...]] = ()
+    """Fields of this kind that :func:`pikan.spec.json.module_to_dict` writes after the
+    common ones."""
 
     name: str
     inputs: Mapping[str, sympy.Expr]
@@ -426,6 +430,7 @@ class Dissipation(Module):
     """
 
     kind: ClassVar[str] = "Dissipation"
+    JSON_EXTRA: ClassVar[tuple[str, ...]] = ("passive",)
 
     _: KW_ONLY
     passive: bool = True
@@ -480,6 +485,7 @@ class Dynamics(Module):
     """
 
     kind: ClassVar[str] = "Dynamics"
+    JSON_EXTRA: ClassVar[tuple[str, ...]] = ("outputs", "gyroscopic", "vanish_at_rest")
 
     _: KW_ONLY
     outputs: tuple[str, ...] = ()
@@ -522,9 +528,10 @@ class Dynamics(Module):
                      for component, output in zip(law, self.outputs))
 
 
-_MODULE_KINDS: dict[str, type[Module]] = {
+MODULE_KINDS: dict[str, type[Module]] = {
     cls.kind: cls for cls in (Potential, Dynamics, Dissipation, Lagrangian)
 }
+"""Module kind name -> class: how the JSON reader builds modules."""
 
 
 # ----------------------------------------------------------------------------- system
@@ -830,7 +837,7 @@ class System:
     @classmethod
     def from_dict(cls, data: Any) -> System:
         """Read a spec written by :meth:`to_dict`; expressions go through the safe parser."""
-        return spec_json.system_from_dict(cls, data)
+        return spec_json.system_from_dict(cls, data, MODULE_KINDS)
 
     @classmethod
     def from_json(cls, text: str) -> System:

@@ -170,8 +170,8 @@ def test_acceleration_loss_trains_through_double_backward():
 def _autograd_acceleration(model, q, v):
     """The reference route: accelerations with dV/dq by autograd (a double backward to train)."""
     return mechanics.newtonian_acceleration(
-        model.masses, q, v, potential=model._scalar_sum("Potential"),
-        force=model._direct_force(), dissipation=model._scalar_sum("Dissipation"))
+        model.masses, q, v, potential=model.scalar_sum("Potential"),
+        force=model.direct_force(), dissipation=model.scalar_sum("Dissipation"))
 
 
 @pytest.mark.parametrize("case", ["coordinates", "feature", "chain", "long chain", "positive"])
@@ -204,7 +204,7 @@ def test_written_out_potential_gradient_equals_the_autograd_route(case):
     _close(fast, slow)
     for name, force in model.forces(q, v).items():
         if model.blocks[name].kind == "Potential":
-            _close(force, -mechanics.gradient_q(model._scalar_sum("Potential"), q, v))
+            _close(force, -mechanics.gradient_q(model.scalar_sum("Potential"), q, v))
     params = [p for p in model.parameters() if p.requires_grad]
     grads_fast = torch.autograd.grad((fast**2).sum(), params, allow_unused=True)
     grads_slow = torch.autograd.grad((slow**2).sum(), params, allow_unused=True)

@@ -21,19 +21,6 @@ def test_compiles_every_function_the_parser_admits():
     assert set(pikan.model.torch_expr._TORCH_UNARY) | {sympy.atan2} == pikan.spec.expr._SYMPY_FUNCTIONS
 
 
-def test_torch_names_are_importable_from_expr():
-    from pikan.spec.expr import CompiledExpr, ExprModule
-    from pikan.spec.expr import to_module as module_from_expr
-    from pikan.spec.expr import to_torch as torch_from_expr
-
-    assert torch_from_expr is to_torch and module_from_expr is to_module
-    assert CompiledExpr is pikan.model.torch_expr.CompiledExpr
-    assert ExprModule is pikan.model.torch_expr.ExprModule
-    assert {"to_torch", "to_module", "CompiledExpr", "ExprModule"} <= set(dir(pikan.spec.expr))
-    with pytest.raises(AttributeError, match="no attribute 'to_numpy'"):
-        pikan.spec.expr.to_numpy  # noqa: B018
-
-
 # ----------------------------------------------------------------- sympy -> torch
 
 DOMAINS = {"x": (0.5, 2.0), "y": (-1.5, 1.5), "z": (0.1, 0.9)}

@@ -9,7 +9,8 @@ import torch
 import pikan
 import pikan.systems
 from pikan import Dissipation, Dynamics, Potential, SpecError, System
-from pikan.model.compile import PASSIVE_DEGREES, Exchange, exchanges, homogeneity, passive_dissipation
+from pikan.model.compile import PASSIVE_DEGREES, homogeneity, passive_dissipation
+from pikan.spec.identifiability import Exchange, exchanges
 from pikan.constraints import Even, Positive
 from pikan.errors import IdentifiabilityWarning
 
