@@ -27,11 +27,11 @@ import torch
 
 from pikan.data.derivatives import (
     UNIFORM_STEP_RTOL,
+    derivative_estimator,
     finite_difference,
     noise_level,
     savgol_derivative,
     savgol_window,
-    uniform_step,
 )
 from pikan.data.io import FORMAT, VERSION, read_csv, read_hdf5, write_hdf5
 from pikan.errors import DataError
@@ -592,13 +592,7 @@ class Trajectories:
         overwrite : bool
             Recompute v and a even when present.
         """
-        if method not in ("savgol", "finite_difference"):
-            raise DataError(
-                f"unknown derivative method {method!r}; expected 'savgol' or 'finite_difference'"
-            )
-        if method == "finite_difference" and order not in (None, 2):
-            raise DataError(f"finite differences are second order; got order={order}")
-        polyorder = 4 if order is None else order
+        estimator = derivative_estimator(method, window=window, order=order)
         records = []
         for i, r in enumerate(self._records):
             need = [d for d, x in ((1, r.v), (2, r.a)) if overwrite or x is None]
@@ -606,14 +600,7 @@ class Trajectories:
                 records.append(r)
                 continue
             try:
-                if method == "finite_difference":
-                    est = {d: finite_difference(r.t, r.q, d) for d in need}
-                else:
-                    dt = uniform_step(r.t)
-                    est = {
-                        d: savgol_derivative(r.q, dt, d, window=window, polyorder=polyorder)
-                        for d in need
-                    }
+                est = estimator.derivatives(r.t, r.q, need)
             except DataError as error:
                 raise DataError(f"trajectory {i}: {error}") from None
             records.append(Trajectory(r.t, r.q, est.get(1, r.v), est.get(2, r.a)))

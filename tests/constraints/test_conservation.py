@@ -136,9 +136,22 @@ def test_momentum_that_cannot_hold_by_construction_raises(modules, match):
     _pair(modules, constraints=[Conserved("momentum", mode="soft")])  # soft is fine
 
 
-def test_pair_law_conserves_momentum_by_construction():
-    _pair([Potential("V", inputs=["x1", "x2"], law="(x2 - x1)**2/2")])
-    _pair([Potential("V", inputs={"d": "x2 - x1"}, hidden=[2])])
+def test_pair_law_conserves_momentum_by_construction(states, fit, build):
+    # a law of the separation, given or learned, pushes the two bodies equally and oppositely:
+    # the spec is accepted, and the total force is zero before and after training
+    q, v = states(64, 2, seed=1), states(64, 2, seed=2)
+    for modules in ([Potential("V", inputs=["x1", "x2"], law="(x2 - x1)**2/2")],
+                    [Potential("V", inputs={"d": "x2 - x1"}, hidden=[2])]):
+        spec = _pair(modules)
+        model = build(spec, seed=0)
+        assert MOMENTUM.violation(model, q, v) < 1e-10
+        torch.testing.assert_close(model.acceleration(q, v).sum(1),
+                                   torch.zeros(64, dtype=q.dtype), atol=1e-12, rtol=0)
+        if spec.modules[0].law is None:
+            target = torch.stack([q[:, 1] - q[:, 0] - 0.3, q[:, 0] - q[:, 1]], 1)
+            fit(model, lambda: ((model.acceleration(q, v) - target) ** 2).mean(),
+                steps=20, lr=0.05)
+            assert MOMENTUM.violation(model, q, v) < 1e-10
 
 
 def test_soft_momentum_lowers_violation_tenfold(states, fit, build):
