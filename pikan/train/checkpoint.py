@@ -23,6 +23,8 @@ from pathlib import Path
 import torch
 
 from pikan.errors import DataError
+from pikan.model.compile import compile as compile_spec
+from pikan.spec.system import System
 
 FORMAT = "pikan-checkpoint"
 VERSION = 1
@@ -89,9 +91,6 @@ def load_model(path, device=None):
     -------
     Model
     """
-    from pikan.model.compile import compile as compile_spec
-    from pikan.spec.system import System
-
     ck = read_checkpoint(path)
     model = compile_spec(System.from_json(ck["spec"]), dtype=getattr(torch, ck["dtype"]))
     model.load_state_dict(ck["model"])

@@ -59,6 +59,8 @@ from datetime import timedelta
 import torch
 from torch import Tensor
 
+from pikan.errors import DataError
+
 DEFAULT_TIMEOUT = timedelta(minutes=10)
 """How long a collective waits for the other processes before failing."""
 
@@ -324,8 +326,6 @@ def check_same(summary, what: str, ctx: Context) -> None:
         raise _failed(ctx, "comparing the data", error) from error
     differing = [rank for rank, other in enumerate(found) if other != found[0]]
     if differing:
-        from pikan.errors import DataError
-
         raise DataError(f"distributed fit: {what} differ between processes (rank 0: "
                         f"{found[0]}, rank {differing[0]}: {found[differing[0]]}); every process "
                         "must pass the same data and options (the batches are split, not the "
