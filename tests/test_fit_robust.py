@@ -3,14 +3,13 @@
 import math
 import time
 
-import numpy as np
 import pytest
 import torch
 
-from pikan.train import loop as train
-from pikan.model.compile import compile
 from pikan.data.integrate import simulate
-from pikan.spec.system import Potential, System
+from pikan.model.compile import compile
+from pikan.spec.system import Dissipation, Potential, System
+from pikan.train import loop as train
 from pikan.train.loop import Recipe, Stage, fit
 
 HARMONIC = System("harmonic", coords=["x"], params={"k": 1.3},
@@ -119,8 +118,6 @@ def test_progress_names_the_stages_and_says_why_it_stopped_early(data, capsys):
 
 
 def test_initial_grids_leave_a_passive_dissipation_alone():
-    from pikan.spec.system import Dissipation
-
     damped = System("damped", coords=["x"], modules=[
         Potential("V", ["x"], law="x**2/2"), Dissipation("D", ["v_x"], law="0.07*v_x**2")])
     data = simulate(damped, n_trajectories=3, t=(0, 2), dt=0.02, seed=0)
@@ -128,7 +125,7 @@ def test_initial_grids_leave_a_passive_dissipation_alone():
     assert model.blocks["D"].passive
     before = {k: v.clone() for k, v in model.blocks["D"].kan.state_dict().items()}
     q, v, _ = (torch.tensor(x) for x in data.states())
-    train._initial_grids(model, q, v)
+    train.initial_grids(model, q, v)
     after = model.blocks["D"].kan.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     # the potential's KAN was placed on the data

@@ -9,10 +9,13 @@
 The losses are pure functions in :mod:`pikan.train.losses`; this module holds the state: the
 recipe position, optimizers, mini-batch sampler, validation and restore-best, faults, what
 goes into a checkpoint (the file itself: :mod:`pikan.train.checkpoint`) and when the progress
-display (:mod:`pikan.train.progress`) is updated. The options fit decides on its own are resolved
-in :mod:`pikan.train.options`, the data is put on the device by :mod:`pikan.train.batches`, and
-the result records are in :mod:`pikan.train.history`. With ``distributed``, the same trainer runs in
-every process of a torchrun launch on its share of each batch (:mod:`pikan.train.distributed`).
+display (:mod:`pikan.train.progress`) is updated. fit's options are small validated groups
+(``loss=LossOptions(...)``, ``optimizer=``, ``schedule=``, ``checkpoint=``, ``progress=``),
+made and resolved (every automatic choice with its reason) in :mod:`pikan.train.options`;
+the data is put on the device by :mod:`pikan.train.batches`, L-BFGS steps use the closure of
+:mod:`pikan.train.optim`, and the result records are in :mod:`pikan.train.history`. With
+``distributed``, the same trainer runs in every process of a torchrun launch on its share of
+each batch (:mod:`pikan.train.distributed`).
 
 A fit runs a :class:`Recipe`, a list of :class:`Stage` records. The default is the KAN 2.0
 progressive recipe: fit the coarse grid with sparsity regularization -> prune edges by
@@ -57,20 +60,33 @@ from pathlib import Path
 
 import torch
 
+from pikan.errors import DataError
+from pikan.kan.spline import uniform_knots
 from pikan.train import distributed as _distributed
 from pikan.train import losses
-from pikan.train.checkpoint import FORMAT, VERSION, load_model, read_checkpoint
-from pikan.train.checkpoint import write_checkpoint as _atomic_save  # a global: tests count writes
-from pikan.errors import DataError
 from pikan.train.batches import FitData, first_states
-from pikan.train.options import LOSSES, check_resume_options, resolve
+from pikan.train.checkpoint import FORMAT, VERSION, load_model, read_checkpoint, write_checkpoint
 from pikan.train.history import FitResult, History
-from pikan.train.memory import keep_freed_memory
+from pikan.train.optim import lbfgs_closure
+from pikan.train.options import (
+    LOSSES,
+    CheckpointOptions,
+    FitOptions,
+    LossOptions,
+    OptimizerOptions,
+    ProgressOptions,
+    ScheduleOptions,
+    check_resume_options,
+    gather,
+    resolve,
+)
 from pikan.train.progress import Progress
 from pikan.train.recipe import Recipe, Stage
 
-__all__ = ["FORMAT", "LOSSES", "VERSION", "FitResult", "History", "Recipe", "Stage",
-           "TrainingError", "fit", "load_model", "read_checkpoint"]
+__all__ = ["FORMAT", "LOSSES", "VERSION", "CheckpointOptions", "FitOptions", "FitResult",
+           "History", "LossOptions", "OptimizerOptions", "ProgressOptions", "Recipe",
+           "ScheduleOptions", "Stage", "TrainingError", "fit", "initial_grids", "load_model",
+           "read_checkpoint"]
 
 
 class TrainingError(RuntimeError):
@@ -156,16 +172,14 @@ def _clone_tree(obj):
 
 def _never_adapted(layer) -> bool:
     """Whether a KAN layer still has the construction grid: uniform on (-1, 1)."""
-    from pikan.kan.spline import uniform_knots
-
     fresh = uniform_knots(layer.grid, layer.order, -1.0, 1.0, layer.in_dim,
                           dtype=layer.knots.dtype, device=layer.knots.device)
     return bool(torch.allclose(layer.knots, fresh))
 
 
 @torch.no_grad()
-def _initial_grids(model, q: torch.Tensor, v: torch.Tensor) -> None:
-    """Place every learned KAN's grids on the data before the first fit.
+def initial_grids(model, q: torch.Tensor, v: torch.Tensor) -> None:
+    """Place every learned KAN's grids on the data before the first fit (fit's first step).
 
     A KAN that was never adapted holds a random initialization on (-1, 1) whose splines
     are extrapolated polynomials outside that range; keeping that function on data far
@@ -174,6 +188,13 @@ def _initial_grids(model, q: torch.Tensor, v: torch.Tensor) -> None:
     the layer's inputs and the spline coefficients are set to zero, so the fit starts from
     the smooth base functions (random weights), which stay tame off the grid too. KANs
     adapted before (a model trained earlier) keep their functions (``adapt_grids``).
+
+    Parameters
+    ----------
+    model : Model
+        Changed in place.
+    q, v : Tensor, shape (N, n_coords)
+        Training states.
     """
     kept = False
     for name, kan in losses.learned_kans(model).items():
@@ -291,6 +312,15 @@ class _Trainer:
         rows, events = state["history_len"]
         del self.history.rows[rows:], self.history.events[events:]
 
+    def resume(self, ck: dict, path) -> None:
+        """Continue from the checkpoint ``ck`` read from ``path``: its history, torch RNG
+        state, recipe position, model, optimizer and sampler."""
+        self.history = History(list(ck["history"]["rows"]), list(ck["history"]["events"]))
+        torch.set_rng_state(ck["rng"]["torch"])
+        self._load_state(ck)
+        self._event("resume", path=str(path))
+        self.snapshot = self._state()
+
     def _save(self, state: dict | None = None) -> None:
         if self.checkpoint is None or not self.is_main:
             return
@@ -305,7 +335,7 @@ class _Trainer:
         ck["model"] = {k: v.cpu() for k, v in ck["model"].items()}
         if ck["best"] is not None:
             ck["best"] = dict(ck["best"], state={k: v.cpu() for k, v in ck["best"]["state"].items()})
-        _atomic_save(ck, self.checkpoint)
+        write_checkpoint(ck, self.checkpoint)
 
     def _event(self, kind: str, **info) -> None:
         self.history.events.append({"kind": kind, "step": self.global_step,
@@ -448,16 +478,18 @@ class _Trainer:
         return dict(zip(terms, found))
 
     def _lbfgs_step(self, stage: Stage) -> dict:
-        opt, params, seen = self.optimizer, self._params(), {}
+        """One L-BFGS step on the fixed full-batch subset. Every evaluation of its line
+        search sums the terms over the processes and rejects a non-finite loss or gradient;
+        the values of the first evaluation go into the history."""
+        opt, params, seen, terms = self.optimizer, self._params(), {}, {}
 
-        def closure():
-            opt.zero_grad(set_to_none=True)
-            terms = self._terms(self.data.tensors, self.data.full_index, stage)
-            sum(terms.values()).backward()
-            values = self._reduce(terms, params)  # inside the closure: every evaluation
-            for p in params:  # LBFGS flattens grads with view()
-                if p.grad is not None and not p.grad.is_contiguous():
-                    p.grad = p.grad.contiguous()
+        def loss():
+            terms.clear()
+            terms.update(self._terms(self.data.tensors, self.data.full_index, stage))
+            return sum(terms.values())
+
+        def checked(_loss):
+            values = self._reduce(terms, params)  # every evaluation: gradients summed too
             found, (grad_ok,) = _to_host(values, _finite_flag(
                 [p.grad for p in params if p.grad is not None]))
             total = sum(found)
@@ -469,7 +501,7 @@ class _Trainer:
                 seen.update(zip(terms, found))
             return values.sum()
 
-        opt.step(closure)
+        opt.step(lbfgs_closure(opt, params, loss, checked))
         if not bool(_finite_flag(params)):
             raise _Fault("non-finite parameters after the step")
         return seen
@@ -695,7 +727,7 @@ class _Trainer:
             events_from = len(self.history.events)
             if not self.started:
                 if self.is_main:
-                    _initial_grids(self.model, *self.data.states())
+                    initial_grids(self.model, *self.data.states())
                     self._event("adapt", modules=_grid_report(self.model), initial=True)
                 self.started = True
             self._share(events_from)  # every process starts from rank 0's model
@@ -776,21 +808,23 @@ class _Trainer:
 
 # ----------------------------------------------------------------------------- fit
 
-def fit(model, data, *, loss: str | None = None, steps: int | None = None, recipe=None,
-        optimizer: str | None = None, lr: float | None = None, batch_size: int | None = None,
-        weight_decay: float | None = None, clip: float | bool | None = None,
-        val_fraction: float | None = None, sparsity: float | None = None,
-        derivatives: str | None = None, window: int | None = None,
-        rollout_method: str | None = None, device="auto", dtype: torch.dtype | None = None,
-        seed: int | None = None, checkpoint=None, checkpoint_every: int | None = None,
-        resume=None, progress: bool = True, log_every: int | None = None,
-        eval_every: int | None = None, max_faults: int | None = None,
-        callback=None, distributed="auto", compile=False, time_limit: float | None = None,
-        deadline: float | None = None) -> FitResult:
+def fit(model, data, *, loss: str | LossOptions | None = None,
+        optimizer: str | OptimizerOptions | None = None, schedule: ScheduleOptions | None = None,
+        checkpoint=None, progress: bool | ProgressOptions = True, device="auto",
+        dtype: torch.dtype | None = None, seed: int | None = None, callback=None,
+        distributed="auto", compile=False, **flat) -> FitResult:
     """Train a compiled model on trajectories.
 
     Every option has a default chosen from the data and the model; ``result.choices`` says
-    what was chosen and why.
+    what was chosen and why. Options come in small validated groups
+    (:mod:`pikan.train.options`); each field of a group is also a flat keyword::
+
+        fit(model, data, loss=LossOptions("rollout", window=12),
+            optimizer=OptimizerOptions(lr=3e-3), schedule=ScheduleOptions(steps=2000))
+        fit(model, data, loss="rollout", window=12, lr=3e-3, steps=2000)    # the same
+
+    fit leaves process-wide settings alone: malloc (see :mod:`pikan.train.memory` to keep
+    freed memory for a whole training program) and torch's thread counts.
 
     Parameters
     ----------
@@ -799,62 +833,36 @@ def fit(model, data, *, loss: str | None = None, steps: int | None = None, recip
         and ``dtype``).
     data : Trajectories
         Its coordinates must equal the model's (else :class:`DataError`, before training).
-    loss : {"auto", "acceleration", "rollout"}
-        ``"auto"`` follows :func:`pikan.train.losses.choose_loss`: accelerations when the data
-        has them or its positions are clean, rollout otherwise.
-    steps : int
-        Total optimizer steps of the automatic recipe (default 800 for accelerations, 2000
-        for models over 2000 parameters, 300 for rollouts).
-    recipe : Recipe, list of Stage, "default" or "plain"
-        Default: the progressive recipe (:meth:`Recipe.default`) when the model has
-        learned KAN blocks.
-    optimizer : {"adam", "adamw", "lbfgs", "adam+lbfgs"}
-        Replaces the optimizers of the automatic recipe.
-    lr : float
-        Adam/AdamW base learning rate (default 1e-2; cosine decay to a tenth per stage).
-        L-BFGS uses 1 with a strong-Wolfe line search.
-    batch_size : int
-        States (acceleration) or windows (rollout) per Adam step (default 1024 / 64), over
-        all processes of a distributed fit. L-BFGS uses a fixed subset of up to 8192 states /
-        128 windows.
-    weight_decay : float
-        AdamW decay (default 0).
-    clip : float or False
-        Gradient norm clipping for Adam (default 10; False: off).
-    val_fraction : float
-        Share of trajectories held out for validation (default 0.2; split by trajectory).
-        Each fit stage stops early when the validation objective stalls and restores its best.
-    sparsity : float
-        Weight of the KAN sparsity penalty in the coarse stage of the default recipe (1e-3).
-    derivatives : {"savgol", "finite_difference"}
-        How missing velocities and accelerations are estimated from positions.
-    window : int
-        Points per rollout window (default 16, spaced to cover a quarter of the time scale).
-    rollout_method : {"auto", "rk4", "verlet"}
-        Integrator of the rollout loss. "auto": velocity Verlet when the accelerations cannot
-        depend on velocities (potentials of positions only; symplectic, one force evaluation
-        per step, frequency error about (omega h)^2/24 ~ 5e-4 with the default window),
-        else RK4.
+    loss : LossOptions or {"auto", "acceleration", "rollout"}, optional
+        What is minimized (:class:`~pikan.train.options.LossOptions`): the loss kind, the
+        derivative estimates, rollout windows and their integrator, the sparsity weight.
+        A string is the kind; ``"auto"`` (default) follows
+        :func:`pikan.train.losses.choose_loss`: accelerations when the data has them or its
+        positions are clean, rollout otherwise.
+    optimizer : OptimizerOptions or {"adam", "adamw", "lbfgs", "adam+lbfgs"}, optional
+        How a step moves (:class:`~pikan.train.options.OptimizerOptions`): the optimizers
+        (a string: they replace those of the automatic recipe), learning rate, batch size,
+        weight decay, gradient clipping.
+    schedule : ScheduleOptions, optional
+        How long training runs and what stops it
+        (:class:`~pikan.train.options.ScheduleOptions`): steps, the recipe (default: the
+        progressive recipe, :meth:`Recipe.default`, when the model has learned KAN
+        blocks), validation split and checks (each fit stage stops early when validation
+        stalls and restores its best), faults in a row, a time limit or deadline.
+    checkpoint : CheckpointOptions, str or Path, optional
+        Where and how often the state is saved and what to resume
+        (:class:`~pikan.train.options.CheckpointOptions`); a path: written every 100 steps,
+        after interrupts and at the end.
+    progress : bool or ProgressOptions
+        tqdm on a terminal, else a line every ``log_every`` steps on stderr
+        (:class:`~pikan.train.options.ProgressOptions`).
     device : "auto", str or torch.device
         "auto": CUDA when available (``cuda:LOCAL_RANK`` in a distributed fit). The data
         moves to the device once (through pinned host memory for large arrays on CUDA).
-        On the CPU the process keeps freed memory for reuse
-        (:func:`pikan.train.memory.keep_freed_memory`; ``PIKAN_KEEP_FREED_MEMORY=0`` opts out).
     dtype : torch.dtype
         Default float64 on CPU, float32 on CUDA.
     seed : int
         Seeds the split, the batches and the subsets (default 0).
-    checkpoint : str or Path, optional
-        Written every ``checkpoint_every`` steps (default 100), after interrupts and at the end.
-    resume : str or Path, optional
-        A checkpoint of an earlier fit of this model's spec: continue exactly where it
-        stopped, with the options stored in it (options passed here must agree).
-    progress : bool
-        tqdm on a terminal, else a line every ``log_every`` steps on stderr.
-    eval_every : int
-        Adam steps between validation checks (default steps/100; L-BFGS: every step).
-    max_faults : int
-        Non-finite steps in a row before :class:`TrainingError` (default 5).
     callback : callable ``callback(model, row) -> bool``, optional
         Called after every accepted step; returning True stops the fit like Ctrl-C (in a
         distributed fit, True on any process stops every process).
@@ -874,21 +882,31 @@ def fit(model, data, *, loss: str | None = None, steps: int | None = None, recip
         after every grid refinement, and on the CPU it pays off only for rollout losses in
         fits of thousands of steps (measurements in the README).
 
-    time_limit : float, optional
-        Seconds of wall time for this call. When they are used up, training stops after the
-        current step (or before the next structural stage), the current fit stage's best
-        state is restored, a ``time_limit`` event is logged and ``result.stopped`` is
-        ``"time limit"``. The preparation before the first step (derivative estimates,
-        moving the data) counts too.
-    deadline : float, optional
-        The same as an absolute :func:`time.perf_counter` instant, for a caller sharing one
-        budget over several stages (``discover``); with both, the earlier one holds.
+    Other Parameters
+    ----------------
+    derivatives, window, rollout_method, sparsity
+        Fields of ``loss`` (:class:`~pikan.train.options.LossOptions`).
+    lr, batch_size, weight_decay, clip
+        Fields of ``optimizer`` (:class:`~pikan.train.options.OptimizerOptions`).
+    steps, recipe, eval_every, val_fraction, max_faults, time_limit, deadline
+        Fields of ``schedule`` (:class:`~pikan.train.options.ScheduleOptions`).
+    checkpoint_every, resume
+        ``CheckpointOptions.every`` and ``.resume``. ``resume`` names a checkpoint of an
+        earlier fit of this model's spec: the fit continues exactly where it stopped, with
+        the options stored in it (options passed here must agree).
+    log_every
+        ``ProgressOptions.every``.
+
+    Each fills its group; a group object and a flat keyword of the same group together are
+    refused (:data:`pikan.train.options.FLAT_KEYWORDS`).
 
     Returns
     -------
     FitResult
-        ``result.stopped`` says why training ended; ``result.diverged`` whether a divergence
-        was detected and ``result.warnings`` what could not be recovered.
+        ``result.stopped`` says why training ended (``"time limit"``: the current fit
+        stage's best state restored, a ``time_limit`` event logged); ``result.diverged``
+        whether a divergence was detected and ``result.warnings`` what could not be
+        recovered.
 
     Divergence: a validation check that is non-finite or over :data:`EXPLODE` times the
     stage's best restores the best state (at the second divergence of a stage that never
@@ -900,37 +918,25 @@ def fit(model, data, *, loss: str | None = None, steps: int | None = None, recip
     Raises
     ------
     DataError
-        Coordinates of data and model differ; unusable data.
+        Coordinates of data and model differ; unusable data; a checkpoint of another spec.
+    ValueError
+        An invalid option (the message names it); options that differ from the resumed
+        checkpoint's.
     TrainingError
         Repeated non-finite steps.
     """
     wall = time.perf_counter()
-    ends = [e for e in (None if time_limit is None else wall + float(time_limit), deadline)
-            if e is not None]
-    if time_limit is not None and not float(time_limit) > 0:
-        raise ValueError(f"time_limit must be a positive number of seconds, got {time_limit!r}")
-    coords = getattr(model, "coords", None)
-    if coords is None or not callable(getattr(model, "acceleration", None)):
-        raise TypeError(f"fit expects a compiled pikan Model, got {type(model).__name__}")
-    data.check_coords(coords)
-    if not any(p.requires_grad for p in model.parameters()):
-        raise ValueError(f"model of system {model.spec.name!r} has no trainable parameters: every "
-                         "module has a fixed law; hint: spec.learn(name) makes a module learned, "
-                         "model.fix(name, law, trainable=True) trains a law's constants")
+    options = gather(loss=loss, optimizer=optimizer, schedule=schedule, checkpoint=checkpoint,
+                     progress=progress, dtype=dtype, seed=seed, **flat)
+    _check_model(model, data)
     ctx = None
     if _distributed.requested(distributed):
         ctx = _distributed.init(device)
         device = ctx.device
-    opts = {"loss": loss, "steps": steps, "recipe": recipe, "optimizer": optimizer, "lr": lr,
-            "batch_size": batch_size, "weight_decay": weight_decay, "clip": clip,
-            "val_fraction": val_fraction, "sparsity": sparsity, "derivatives": derivatives,
-            "window": window, "rollout_method": rollout_method, "dtype": dtype, "seed": seed,
-            "max_faults": max_faults, "eval_every": eval_every}
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(device)
-    if device.type == "cpu":  # no fresh pages in the steady state (see pikan.train.memory)
-        keep_freed_memory()
+    saving, resume = options.checkpoint, options.checkpoint.resume
     ck = None
     if resume is not None:
         ck = read_checkpoint(resume)
@@ -938,12 +944,12 @@ def fit(model, data, *, loss: str | None = None, steps: int | None = None, recip
             raise DataError(f"checkpoint {resume} was written for another spec (system "
                             f"{ck['spec'][:60]!r}...); hint: compile the stored spec with "
                             "pikan.load_model(path) and resume that model")
-        config, recipe_obj = ck["config"], Recipe.from_list(ck["recipe"])
-        check_resume_options(opts, config, resume)
+        config, recipe = ck["config"], Recipe.from_list(ck["recipe"])
+        check_resume_options(options, config, resume)
     else:
-        config, recipe_obj = resolve(model, data, opts, device)
-    config["checkpoint_every"] = int(checkpoint_every or config.get("checkpoint_every") or 100)
-    config["log_every"] = int(log_every or max(1, recipe_obj.total_steps // 20))
+        config, recipe = resolve(model, data, options, device)
+    config["checkpoint_every"] = int(saving.every or config.get("checkpoint_every") or 100)
+    config["log_every"] = int(options.progress.every or max(1, recipe.total_steps // 20))
     torch_dtype = getattr(torch, config["dtype"])
     model.to(device=device, dtype=torch_dtype)
     prepared = FitData(data, config, device, torch_dtype, config["seed"])
@@ -952,17 +958,17 @@ def fit(model, data, *, loss: str | None = None, steps: int | None = None, recip
                                 ctx)
     if ck is not None:
         prepared.scales = {k: v.to(device=device, dtype=torch_dtype) for k, v in ck["scales"].items()}
-    path = Path(checkpoint) if checkpoint is not None else (Path(resume) if resume else None)
-    trainer = _Trainer(model, prepared, recipe_obj, config, device, callback, progress, path,
-                       ctx, compile)
+    path = saving.path if saving.path is not None else resume
+    path = Path(path) if path is not None else None
+    trainer = _Trainer(model, prepared, recipe, config, device, callback, options.progress.show,
+                       path, ctx, compile)
+    limits = options.schedule
+    ends = [e for e in (None if limits.time_limit is None else wall + float(limits.time_limit),
+                        limits.deadline) if e is not None]
     trainer.end = min(ends) if ends else None
     trainer.time_limit = (trainer.end - wall) if ends else None
     if ck is not None:
-        trainer.history = History(list(ck["history"]["rows"]), list(ck["history"]["events"]))
-        torch.set_rng_state(ck["rng"]["torch"])
-        trainer._load_state(ck)
-        trainer._event("resume", path=str(resume))
-        trainer.snapshot = trainer._state()
+        trainer.resume(ck, resume)
     interrupted = trainer.run()
     choices = {k: v for k, v in config.items() if k != "reasons"}
     choices.update(device=str(device), n_train=prepared.n_train, validation=prepared.has_val,
@@ -973,6 +979,18 @@ def fit(model, data, *, loss: str | None = None, steps: int | None = None, recip
     return FitResult(trainer.history, best, choices, time.perf_counter() - wall,
                      trainer.global_step, interrupted, str(path) if path else None,
                      stopped=trainer.stopped, warnings=list(trainer.warnings))
+
+
+def _check_model(model, data) -> None:
+    """A compiled model with trainable parameters, and data with its coordinates."""
+    coords = getattr(model, "coords", None)
+    if coords is None or not callable(getattr(model, "acceleration", None)):
+        raise TypeError(f"fit expects a compiled pikan Model, got {type(model).__name__}")
+    data.check_coords(coords)
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ValueError(f"model of system {model.spec.name!r} has no trainable parameters: every "
+                         "module has a fixed law; hint: spec.learn(name) makes a module learned, "
+                         "model.fix(name, law, trainable=True) trains a law's constants")
 
 
 def _fingerprint(prepared: FitData, config: dict) -> tuple:

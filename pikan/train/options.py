@@ -1,120 +1,584 @@
-"""The options :func:`pikan.fit` decides on its own: every option resolved from the data
-and the model, with the reason of each automatic choice, and the check that a resumed fit
-is not given options that differ from its checkpoint's."""
+"""The options of :func:`pikan.fit` as small validated groups, and their resolution.
+
+::
+
+    pikan.fit(model, data,
+              loss=LossOptions("rollout", window=12),
+              optimizer=OptimizerOptions(lr=3e-3, batch_size=256),
+              schedule=ScheduleOptions(steps=2000, time_limit=60),
+              checkpoint=CheckpointOptions("runs/trap/ckpt.pt", every=200))
+
+Five groups, one class each, each validating its own fields when it is made:
+
+=====================  ================================================================
+:class:`LossOptions`        what is minimized: the loss kind, derivative estimates, rollout
+                            windows and their integrator, the sparsity weight
+:class:`OptimizerOptions`   how a step moves: the optimizers, learning rate, batch size,
+                            weight decay, gradient clipping
+:class:`ScheduleOptions`    how long training runs and what stops it: steps, the recipe,
+                            validation split and checks, faults in a row, time
+:class:`CheckpointOptions`  where and how often the state is saved, what to resume
+:class:`ProgressOptions`    the progress display
+=====================  ================================================================
+
+Each group has a short form (a string for ``loss`` and ``optimizer``: the kind; a path for
+``checkpoint``; a bool for ``progress``), and each field is also a flat keyword of
+:func:`pikan.fit` (:data:`FLAT_KEYWORDS`: ``lr=`` fills :attr:`OptimizerOptions.lr`), so
+``fit(model, data, loss="rollout", lr=3e-3)`` works as well; a group object and a flat
+keyword of the same group together are refused. :func:`gather` makes the groups from
+fit's arguments (:class:`FitOptions`).
+
+A field left None is chosen by fit from the data and the model: :func:`resolve` turns the
+groups into the resolved options (a flat dict, :data:`CONFIG_KEYS`) with the reason of
+each automatic choice; a checkpoint stores that dict, and :func:`check_resume_options`
+refuses options given with ``resume`` that differ from it.
+"""
 
 from __future__ import annotations
+
+import math
+import numbers
+import os
+from dataclasses import dataclass
 
 import torch
 
 from pikan.train import losses
-from pikan.train.recipe import Recipe
+from pikan.train.recipe import OPTIMIZERS, Recipe, Stage
+
+__all__ = [
+    "CONFIG_KEYS",
+    "FLAT_KEYWORDS",
+    "LOSSES",
+    "RECIPES",
+    "ROLLOUT_METHODS",
+    "CheckpointOptions",
+    "FitOptions",
+    "LossOptions",
+    "OptimizerOptions",
+    "ProgressOptions",
+    "ScheduleOptions",
+    "check_resume_options",
+    "gather",
+    "resolve",
+]
 
 LOSSES = ("auto", "acceleration", "rollout")
+"""Loss kinds; ``"auto"`` follows :func:`pikan.train.losses.choose_loss`."""
 
-_NUMERIC_OPTIONS = ("loss", "steps", "optimizer", "lr", "batch_size", "weight_decay", "clip",
-                    "val_fraction", "sparsity", "derivatives", "window", "rollout_method",
-                    "dtype", "seed", "max_faults", "eval_every")
+ROLLOUT_METHODS = ("auto", "rk4", "verlet")
+"""Integrators of the rollout loss."""
+
+RECIPES = ("auto", "default", "plain")
+"""Recipes fit builds by name (``"auto"`` and ``"default"`` are the same)."""
+
+CONFIG_KEYS = ("loss", "derivatives", "dtype", "seed", "val_fraction", "rollout_method",
+               "window", "every", "steps", "batch_size", "lbfgs_batch", "eval_size", "lr",
+               "weight_decay", "clip", "sparsity", "sparsity_weights", "max_faults",
+               "eval_every", "optimizer", "recipe", "reasons")
+"""The resolved options, in the order ``result.choices`` lists them (fit adds
+``checkpoint_every`` and ``log_every``). A checkpoint stores them as this flat dict."""
 
 
-def resolve(model, data, opts: dict, device) -> tuple[dict, Recipe]:
-    """Every option resolved, with the reasons of the automatic choices."""
-    config = {}
-    reasons = {}
-    loss = opts["loss"] or "auto"
-    if loss not in LOSSES:
-        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-    if loss == "auto":
-        loss, reasons["loss"] = losses.choose_loss(data)
+# ----------------------------------------------------------------------------- field checks
+
+
+def _where(cls, field: str, flat: str) -> str:
+    """How a message names a field: the flat keyword, and the group's field when it differs
+    from the keyword's spelling (``checkpoint_every (CheckpointOptions.every)``)."""
+    return f"{flat} ({cls.__name__}.{field})"
+
+
+def _number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _check_count(cls, field: str, flat: str, value, least: int = 1) -> None:
+    """``value`` is None or a whole number >= ``least``."""
+    if value is None:
+        return
+    if not (_number(value) and math.isfinite(value) and value == int(value) and value >= least):
+        raise ValueError(f"{_where(cls, field, flat)} must be a whole number >= {least}, got "
+                         f"{value!r}; hint: leave it out (None) for the automatic choice")
+
+
+def _check_real(cls, field: str, flat: str, value, *, positive: bool = False,
+                below: float | None = None) -> None:
+    """``value`` is None or a finite number >= 0 (> 0 with ``positive``, < ``below``)."""
+    if value is None:
+        return
+    ok = _number(value) and math.isfinite(value) and (value > 0 if positive else value >= 0)
+    if ok and below is not None:
+        ok = value < below
+    if not ok:
+        bound = "> 0" if positive else ">= 0"
+        if below is not None:
+            bound += f" and < {below:g}"
+        raise ValueError(f"{_where(cls, field, flat)} must be a finite number {bound}, got "
+                         f"{value!r}; hint: leave it out (None) for the automatic choice")
+
+
+def _check_choice(cls, field: str, flat: str, value, choices: tuple) -> None:
+    if value is not None and value not in choices:
+        raise ValueError(f"{flat} must be one of {choices}, got {value!r} "
+                         f"({cls.__name__}.{field})")
+
+
+def _check_path(cls, field: str, flat: str, value) -> None:
+    if value is not None and not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{_where(cls, field, flat)} must be a path (str or pathlib.Path), got "
+                        f"{type(value).__name__} {value!r}")
+
+
+# ----------------------------------------------------------------------------- the groups
+
+
+@dataclass(frozen=True)
+class LossOptions:
+    """What a fit minimizes. Every field None: chosen by fit from the data and the model.
+
+    Parameters
+    ----------
+    kind : {"auto", "acceleration", "rollout"}, optional
+        The data term (fit's ``loss=``). ``"auto"`` (the default) follows
+        :func:`pikan.train.losses.choose_loss`: accelerations when the data has them or its
+        positions are clean, rollout matching otherwise.
+    derivatives : str, optional
+        How missing velocities and accelerations are estimated from positions (default
+        ``"savgol"``; ``"finite_difference"`` for clean data). The data layer checks the name.
+    window : int, optional
+        Points per rollout window, at least 2 (default 16, spaced to cover a quarter of the
+        time scale; :func:`pikan.train.losses.rollout_window`).
+    rollout_method : {"auto", "rk4", "verlet"}, optional
+        Integrator of the rollout loss. ``"auto"``: velocity Verlet when the accelerations
+        cannot depend on velocities (potentials of positions only; symplectic, one force
+        evaluation per step, frequency error about (omega h)^2/24 ~ 5e-4 with the default
+        window), else RK4.
+    sparsity : float, optional
+        Weight of the KAN sparsity penalty in the coarse stage of the default recipe
+        (default 1e-3; >= 0).
+    """
+
+    kind: str | None = None
+    derivatives: str | None = None
+    window: int | None = None
+    rollout_method: str | None = None
+    sparsity: float | None = None
+
+    def __post_init__(self) -> None:
+        _check_choice(LossOptions, "kind", "loss", self.kind, LOSSES)
+        if self.derivatives is not None and not isinstance(self.derivatives, str):
+            raise TypeError(f"derivatives must be the name of a derivative estimate (str), got "
+                            f"{self.derivatives!r} (LossOptions.derivatives)")
+        _check_count(LossOptions, "window", "window", self.window, least=2)
+        _check_choice(LossOptions, "rollout_method", "rollout_method", self.rollout_method,
+                      ROLLOUT_METHODS)
+        _check_real(LossOptions, "sparsity", "sparsity", self.sparsity)
+
+
+@dataclass(frozen=True)
+class OptimizerOptions:
+    """How each step moves the parameters. Every field None: fit's default.
+
+    Parameters
+    ----------
+    kind : {"adam", "adamw", "lbfgs", "adam+lbfgs"}, optional
+        Replaces the optimizers of the automatic recipe (fit's ``optimizer=``); a given
+        :class:`Recipe` names its own in its stages.
+    lr : float, optional
+        Adam/AdamW base learning rate, > 0 (default 1e-2; cosine decay to a tenth per
+        stage). L-BFGS uses 1 with a strong-Wolfe line search.
+    batch_size : int, optional
+        States (acceleration) or windows (rollout) per Adam step, over all processes of a
+        distributed fit (default 1024 / 64). L-BFGS uses a fixed subset of up to 8192
+        states / 128 windows, or ``batch_size`` when larger.
+    weight_decay : float, optional
+        AdamW decay, >= 0 (default 0).
+    clip : float or False, optional
+        Gradient norm clipping for Adam, > 0 (default 10; False: off).
+    """
+
+    kind: str | None = None
+    lr: float | None = None
+    batch_size: int | None = None
+    weight_decay: float | None = None
+    clip: float | bool | None = None
+
+    def __post_init__(self) -> None:
+        _check_choice(OptimizerOptions, "kind", "optimizer", self.kind, OPTIMIZERS)
+        _check_real(OptimizerOptions, "lr", "lr", self.lr, positive=True)
+        _check_count(OptimizerOptions, "batch_size", "batch_size", self.batch_size)
+        _check_real(OptimizerOptions, "weight_decay", "weight_decay", self.weight_decay)
+        if self.clip is not False:
+            if self.clip is True:
+                raise ValueError("clip must be a positive gradient norm or False (no clipping), "
+                                 "got True (OptimizerOptions.clip)")
+            _check_real(OptimizerOptions, "clip", "clip", self.clip, positive=True)
+
+
+@dataclass(frozen=True)
+class ScheduleOptions:
+    """How long training runs and what stops it. Every field None: fit's default.
+
+    Parameters
+    ----------
+    steps : int, optional
+        Total optimizer steps of the automatic recipe (default 800 for accelerations, 2000
+        for models over 2000 parameters, 300 for rollouts).
+    recipe : Recipe, list of Stage, "auto", "default" or "plain", optional
+        Default: the progressive recipe (:meth:`Recipe.default`) when the model has learned
+        KAN blocks, else one fit stage. A given recipe names its steps and optimizers in its
+        stages (``steps`` and the optimizer kind are then refused). A list of stages is made
+        a :class:`Recipe` here.
+    eval_every : int, optional
+        Adam steps between validation checks (default steps/100; L-BFGS: every step).
+    val_fraction : float, optional
+        Share of trajectories held out for validation, in [0, 1) (default 0.2; split by
+        trajectory; 0: the checks watch a fixed training subset). Each fit stage stops early
+        when the validation objective stalls and restores its best.
+    max_faults : int, optional
+        Non-finite steps in a row before :class:`pikan.train.loop.TrainingError` (default 5).
+    time_limit : float, optional
+        Seconds of wall time for the fit call, > 0. When they are used up, training stops
+        after the current step (or before the next structural stage) with the current fit
+        stage's best state, a ``time_limit`` event and ``result.stopped == "time limit"``.
+        The preparation before the first step (derivative estimates, moving the data)
+        counts too.
+    deadline : float, optional
+        The same as an absolute :func:`time.perf_counter` instant, for a caller sharing one
+        budget over several stages (``discover``); with both, the earlier one holds.
+    """
+
+    steps: int | None = None
+    recipe: Recipe | str | None = None
+    eval_every: int | None = None
+    val_fraction: float | None = None
+    max_faults: int | None = None
+    time_limit: float | None = None
+    deadline: float | None = None
+
+    def __post_init__(self) -> None:
+        _check_count(ScheduleOptions, "steps", "steps", self.steps)
+        recipe = self.recipe
+        if isinstance(recipe, str) or recipe is None:
+            if recipe is not None and recipe not in RECIPES:
+                raise ValueError(f"recipe must be a Recipe, a list of Stage, 'default' or "
+                                 f"'plain', got {recipe!r}")
+        elif not isinstance(recipe, Recipe):
+            if isinstance(recipe, Stage) or not hasattr(recipe, "__iter__"):
+                raise ValueError(f"recipe must be a Recipe, a list of Stage, 'default' or "
+                                 f"'plain', got {recipe!r}")
+            object.__setattr__(self, "recipe", Recipe(recipe))  # checks the stages
+        _check_count(ScheduleOptions, "eval_every", "eval_every", self.eval_every)
+        _check_real(ScheduleOptions, "val_fraction", "val_fraction", self.val_fraction,
+                    below=1.0)
+        _check_count(ScheduleOptions, "max_faults", "max_faults", self.max_faults)
+        if self.time_limit is not None and not (_number(self.time_limit)
+                                                and self.time_limit > 0):
+            raise ValueError(f"time_limit must be a positive number of seconds, got "
+                             f"{self.time_limit!r} (ScheduleOptions.time_limit)")
+        if self.deadline is not None and not (_number(self.deadline)
+                                              and not math.isnan(self.deadline)):
+            raise ValueError(f"deadline must be a time.perf_counter() instant (a number), got "
+                             f"{self.deadline!r} (ScheduleOptions.deadline)")
+
+    @property
+    def given_recipe(self) -> bool:
+        """Whether the recipe is a :class:`Recipe` (not a name fit builds from)."""
+        return isinstance(self.recipe, Recipe)
+
+
+@dataclass(frozen=True)
+class CheckpointOptions:
+    """Where and how often a fit saves its state, and what it resumes.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        Written every ``every`` steps, after interrupts and at the end (fit's
+        ``checkpoint=``); default: the ``resume`` file, else no checkpoint.
+    every : int, optional
+        Steps between checkpoints (default: the resumed checkpoint's, else 100).
+    resume : str or Path, optional
+        A checkpoint of an earlier fit of this model's spec: continue exactly where it
+        stopped, with the options stored in it (options passed with it must agree).
+    """
+
+    path: str | os.PathLike | None = None
+    every: int | None = None
+    resume: str | os.PathLike | None = None
+
+    def __post_init__(self) -> None:
+        _check_path(CheckpointOptions, "path", "checkpoint", self.path)
+        _check_count(CheckpointOptions, "every", "checkpoint_every", self.every)
+        _check_path(CheckpointOptions, "resume", "resume", self.resume)
+
+
+@dataclass(frozen=True)
+class ProgressOptions:
+    """The progress display (:mod:`pikan.train.progress`).
+
+    Parameters
+    ----------
+    show : bool
+        tqdm on a terminal, else a line every ``every`` steps on stderr (fit's
+        ``progress=``; default True). In a distributed fit only rank 0 shows it.
+    every : int, optional
+        Steps between lines when stderr is not a terminal (default: a twentieth of the
+        recipe's steps).
+    """
+
+    show: bool = True
+    every: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.show, bool):
+            raise TypeError(f"progress must be True or False, got {self.show!r} "
+                            "(ProgressOptions.show)")
+        _check_count(ProgressOptions, "every", "log_every", self.every)
+
+
+# ----------------------------------------------------------------------------- fit's arguments
+
+_GROUPS = {"loss": (LossOptions, "kind"), "optimizer": (OptimizerOptions, "kind"),
+           "schedule": (ScheduleOptions, None), "checkpoint": (CheckpointOptions, "path"),
+           "progress": (ProgressOptions, "show")}
+"""fit's group arguments: the class and the field its short form fills."""
+
+FLAT_KEYWORDS = {
+    "derivatives": ("loss", "derivatives"), "window": ("loss", "window"),
+    "rollout_method": ("loss", "rollout_method"), "sparsity": ("loss", "sparsity"),
+    "lr": ("optimizer", "lr"), "batch_size": ("optimizer", "batch_size"),
+    "weight_decay": ("optimizer", "weight_decay"), "clip": ("optimizer", "clip"),
+    "steps": ("schedule", "steps"), "recipe": ("schedule", "recipe"),
+    "eval_every": ("schedule", "eval_every"), "val_fraction": ("schedule", "val_fraction"),
+    "max_faults": ("schedule", "max_faults"), "time_limit": ("schedule", "time_limit"),
+    "deadline": ("schedule", "deadline"),
+    "checkpoint_every": ("checkpoint", "every"), "resume": ("checkpoint", "resume"),
+    "log_every": ("progress", "every"),
+}
+"""fit's flat keywords: keyword -> (group argument, field of its class)."""
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """Every option of one fit call: the five groups, the dtype and the seed.
+
+    Made by :func:`gather` from fit's arguments; :func:`resolve` chooses what is left None.
+    """
+
+    loss: LossOptions
+    optimizer: OptimizerOptions
+    schedule: ScheduleOptions
+    checkpoint: CheckpointOptions
+    progress: ProgressOptions
+    dtype: torch.dtype | str | None = None
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.schedule.given_recipe and (self.schedule.steps is not None
+                                           or self.optimizer.kind is not None):
+            raise ValueError("give steps and optimizers in the recipe's stages, not as fit "
+                             "options, when passing a Recipe")
+
+    def given(self) -> dict:
+        """The options the caller set, by fit's keyword (``loss``, ``lr``, ``steps``, ...,
+        ``dtype``, ``seed``); the ones left None are left out."""
+        out = {"loss": self.loss.kind, "optimizer": self.optimizer.kind,
+               "dtype": self.dtype, "seed": self.seed}
+        for key, (group, field) in FLAT_KEYWORDS.items():
+            out[key] = getattr(getattr(self, group), field)
+        return {k: v for k, v in out.items() if v is not None}
+
+
+def gather(*, loss=None, optimizer=None, schedule=None, checkpoint=None, progress=True,
+           dtype=None, seed=None, **flat) -> FitOptions:
+    """fit's option arguments as a :class:`FitOptions`.
+
+    Each of ``loss``, ``optimizer``, ``schedule``, ``checkpoint`` and ``progress`` is its
+    group's object, or its short form (a loss kind, an optimizer kind, a checkpoint path, a
+    bool; None: the defaults), which the flat keywords of the group (:data:`FLAT_KEYWORDS`)
+    complete.
+
+    Raises
+    ------
+    TypeError
+        An unknown keyword, or a group argument of another group's class.
+    ValueError
+        A group object together with a flat keyword of the same group; an invalid field.
+    """
+    unknown = sorted(set(flat) - set(FLAT_KEYWORDS))
+    if unknown:
+        raise TypeError(f"fit() got an unexpected keyword argument {unknown[0]!r}; its options "
+                        f"are loss=, optimizer=, schedule=, checkpoint=, progress= (see "
+                        f"pikan.train.options) and the keywords {sorted(FLAT_KEYWORDS)}")
+    heads = {"loss": loss, "optimizer": optimizer, "schedule": schedule,
+             "checkpoint": checkpoint, "progress": progress}
+    groups = {}
+    for name, (cls, head_field) in _GROUPS.items():
+        head = heads[name]
+        fields = {field: flat[key] for key, (group, field) in FLAT_KEYWORDS.items()
+                  if group == name and flat.get(key) is not None}
+        if isinstance(head, cls):
+            if fields:
+                key = next(k for k, (g, f) in FLAT_KEYWORDS.items() if g == name and f in fields)
+                raise ValueError(f"fit got {name}={cls.__name__}(...) and {key}={flat[key]!r}; "
+                                 f"give {key} inside the {cls.__name__} ({cls.__name__}(..., "
+                                 f"{FLAT_KEYWORDS[key][1]}={flat[key]!r})) or pass the flat "
+                                 "keywords alone, not both")
+            groups[name] = head
+            continue
+        others = tuple(c for c, _ in _GROUPS.values() if c is not cls)
+        if isinstance(head, others):
+            raise TypeError(f"fit({name}=...) takes a {cls.__name__}, got a "
+                            f"{type(head).__name__}")
+        if head_field is None:
+            if head is not None:
+                raise TypeError(f"fit({name}=...) takes a {cls.__name__}, got {head!r}")
+        elif name == "progress":
+            fields[head_field] = bool(head)  # progress=None turned the display off
+        elif head is not None:
+            fields[head_field] = head
+        groups[name] = cls(**fields)
+    return FitOptions(**groups, dtype=dtype, seed=seed)
+
+
+# ----------------------------------------------------------------------------- resolution
+
+
+def _resolve_loss(options: LossOptions, model, data, reasons: dict) -> dict:
+    """The loss kind, derivative estimates, rollout window and integrator, sparsity."""
+    kind = options.kind or "auto"
+    if kind == "auto":
+        kind, reasons["loss"] = losses.choose_loss(data)
     else:
         reasons["loss"] = "given"
-    config["loss"] = loss
-    config["derivatives"] = opts["derivatives"] or "savgol"
-    dtype = opts["dtype"] or (torch.float64 if device.type == "cpu" else torch.float32)
-    config["dtype"] = str(dtype).replace("torch.", "")
-    config["seed"] = int(opts["seed"] or 0)
-    config["val_fraction"] = 0.2 if opts["val_fraction"] is None else float(opts["val_fraction"])
-    n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    if loss == "rollout":
-        method = opts["rollout_method"] or "auto"
-        if method not in ("auto", "rk4", "verlet"):
-            raise ValueError(f"rollout_method must be 'auto', 'rk4' or 'verlet', got {method!r}")
+    out = {"loss": kind, "derivatives": options.derivatives or "savgol"}
+    if kind == "rollout":
+        method = options.rollout_method or "auto"
         if method == "auto":
             method = "verlet" if losses.velocity_free(model) else "rk4"
             reasons["rollout_method"] = (
                 "velocity Verlet: the accelerations do not depend on velocities (symplectic, "
                 "one force evaluation per step)" if method == "verlet" else
                 "RK4: the accelerations depend on velocities")
-        config["rollout_method"] = method
-        length, every, reasons["window"] = losses.rollout_window(data, opts["window"])
-        config["window"], config["every"] = length, every
-        default_steps, default_batch, full = 300, 64, 128
+        out["rollout_method"] = method
+        out["window"], out["every"], reasons["window"] = losses.rollout_window(data,
+                                                                               options.window)
     else:
-        config["rollout_method"], config["window"], config["every"] = None, None, None
-        default_steps = 800 if n_params <= 2000 else 2000
-        default_batch, full = 1024, 8192
-    steps = opts["steps"]
-    config["steps"] = int(steps) if steps is not None else default_steps
-    reasons["steps"] = "given" if steps is not None else (
-        f"default for the {loss} loss and {n_params} parameters")
-    config["batch_size"] = int(opts["batch_size"] or default_batch)
-    config["lbfgs_batch"] = max(full, config["batch_size"])
-    config["eval_size"] = 8192 if loss == "acceleration" else 512
-    config["lr"] = float(opts["lr"] or 1e-2)
-    config["weight_decay"] = float(opts["weight_decay"] or 0.0)
-    config["clip"] = 10.0 if opts["clip"] is None else (None if opts["clip"] is False
-                                                        else float(opts["clip"]))
-    config["sparsity"] = 1e-3 if opts["sparsity"] is None else float(opts["sparsity"])
-    config["sparsity_weights"] = [1.0, 2.0]
-    config["max_faults"] = int(opts["max_faults"] or 5)
-    recipe = opts["recipe"]
-    if isinstance(recipe, Recipe) or (recipe is not None and not isinstance(recipe, str)):
-        if steps is not None or opts["optimizer"] is not None:
-            raise ValueError("give steps and optimizers in the recipe's stages, not as fit "
-                             "options, when passing a Recipe")
-        recipe = recipe if isinstance(recipe, Recipe) else Recipe(recipe)
-        reasons["recipe"] = "given"
-        config["steps"] = recipe.total_steps
-    elif recipe in (None, "auto", "default"):
-        learned = bool(losses.learned_kans(model))
-        if learned and loss == "rollout":
-            recipe = Recipe.default(config["steps"], sparsity=config["sparsity"],
-                                    optimizer=opts["optimizer"], refine=False)
-            reasons["recipe"] = ("the progressive KAN recipe without grid refinement (noisy "
-                                 "data: a finer grid fits the noise)")
-        elif learned:
-            recipe = Recipe.default(config["steps"], sparsity=config["sparsity"],
-                                    optimizer=opts["optimizer"])
-            reasons["recipe"] = "the progressive KAN recipe (the model has learned KAN blocks)"
-        else:
-            recipe = Recipe.plain(config["steps"], opts["optimizer"] or "adam+lbfgs")
-            reasons["recipe"] = "a single fit stage (no learned KAN blocks to prune or refine)"
-    elif recipe == "plain":
-        recipe = Recipe.plain(config["steps"], opts["optimizer"] or "adam+lbfgs")
-        reasons["recipe"] = "given"
-    else:
-        raise ValueError(f"recipe must be a Recipe, a list of Stage, 'default' or 'plain', "
-                         f"got {recipe!r}")
-    config["eval_every"] = int(opts["eval_every"] or max(1, recipe.total_steps // 100))
-    config["optimizer"] = opts["optimizer"]
-    config["recipe"] = str(recipe)
-    config["reasons"] = reasons
-    return config, recipe
+        out["rollout_method"], out["window"], out["every"] = None, None, None
+    out["sparsity"] = 1e-3 if options.sparsity is None else float(options.sparsity)
+    out["sparsity_weights"] = [1.0, 2.0]
+    return out
 
 
-def check_resume_options(opts: dict, config: dict, resume) -> None:
-    """Options passed together with ``resume`` must agree with the stored ones."""
-    stored = dict(config)
-    stored["recipe"] = None  # a recipe object cannot be compared to its text; refuse changes
-    for key in _NUMERIC_OPTIONS:
-        value = opts.get(key)
+def _resolve_optimizer(options: OptimizerOptions, loss: str) -> dict:
+    """Batch sizes (Adam, the L-BFGS subset), learning rate, decay, clipping."""
+    default_batch, full = (64, 128) if loss == "rollout" else (1024, 8192)
+    batch = int(options.batch_size or default_batch)
+    clip = options.clip
+    return {"batch_size": batch, "lbfgs_batch": max(full, batch),
+            "lr": float(options.lr or 1e-2), "weight_decay": float(options.weight_decay or 0.0),
+            "clip": 10.0 if clip is None else (None if clip is False else float(clip)),
+            "optimizer": options.kind}
+
+
+def _recipe(options: ScheduleOptions, optimizer: str | None, model, loss: str, steps: int,
+            sparsity: float, reasons: dict) -> Recipe:
+    """The recipe given, or the one fit builds for this model and loss."""
+    if options.given_recipe:
+        reasons["recipe"] = "given"
+        return options.recipe
+    if options.recipe == "plain":
+        reasons["recipe"] = "given"
+        return Recipe.plain(steps, optimizer or "adam+lbfgs")
+    learned = bool(losses.learned_kans(model))
+    if learned and loss == "rollout":
+        reasons["recipe"] = ("the progressive KAN recipe without grid refinement (noisy data: "
+                             "a finer grid fits the noise)")
+        return Recipe.default(steps, sparsity=sparsity, optimizer=optimizer, refine=False)
+    if learned:
+        reasons["recipe"] = "the progressive KAN recipe (the model has learned KAN blocks)"
+        return Recipe.default(steps, sparsity=sparsity, optimizer=optimizer)
+    reasons["recipe"] = "a single fit stage (no learned KAN blocks to prune or refine)"
+    return Recipe.plain(steps, optimizer or "adam+lbfgs")
+
+
+def _resolve_schedule(options: ScheduleOptions, optimizer: str | None, model, loss: str,
+                      sparsity: float, reasons: dict) -> tuple[dict, Recipe]:
+    """Steps, the recipe, validation split and checks, faults in a row."""
+    n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    if options.steps is not None:
+        steps, reasons["steps"] = int(options.steps), "given"
+    else:
+        steps = 300 if loss == "rollout" else (800 if n_params <= 2000 else 2000)
+        reasons["steps"] = f"default for the {loss} loss and {n_params} parameters"
+    recipe = _recipe(options, optimizer, model, loss, steps, sparsity, reasons)
+    if options.given_recipe:
+        steps = recipe.total_steps
+    out = {"steps": steps,
+           "val_fraction": 0.2 if options.val_fraction is None else float(options.val_fraction),
+           "eval_size": 8192 if loss == "acceleration" else 512,
+           "max_faults": int(options.max_faults or 5),
+           "eval_every": int(options.eval_every or max(1, recipe.total_steps // 100)),
+           "recipe": str(recipe)}
+    return out, recipe
+
+
+def resolve(model, data, options: FitOptions, device) -> tuple[dict, Recipe]:
+    """Every option resolved, with the reasons of the automatic choices.
+
+    Parameters
+    ----------
+    model : Model
+    data : Trajectories
+    options : FitOptions
+    device : torch.device
+        The default dtype is float64 on the CPU, float32 elsewhere.
+
+    Returns
+    -------
+    (config, recipe) : (dict, Recipe)
+        ``config`` has the keys :data:`CONFIG_KEYS` in that order; ``config["reasons"]``
+        says why each automatic choice was made.
+    """
+    reasons = {}
+    loss = _resolve_loss(options.loss, model, data, reasons)
+    optimizer = _resolve_optimizer(options.optimizer, loss["loss"])
+    schedule, recipe = _resolve_schedule(options.schedule, options.optimizer.kind, model,
+                                         loss["loss"], loss["sparsity"], reasons)
+    dtype = options.dtype or (torch.float64 if device.type == "cpu" else torch.float32)
+    config = {**loss, **optimizer, **schedule, "dtype": str(dtype).replace("torch.", ""),
+              "seed": int(options.seed or 0), "reasons": reasons}
+    return {key: config[key] for key in CONFIG_KEYS}, recipe
+
+
+_STORED_OPTIONS = ("loss", "steps", "optimizer", "lr", "batch_size", "weight_decay", "clip",
+                   "val_fraction", "sparsity", "derivatives", "window", "rollout_method",
+                   "dtype", "seed", "max_faults", "eval_every")
+"""Options a resumed fit takes from its checkpoint: given again, they must agree."""
+
+
+def check_resume_options(options: FitOptions, config: dict, resume) -> None:
+    """Options passed together with ``resume`` must agree with the stored ones.
+
+    Raises
+    ------
+    ValueError
+        An option that differs from the checkpoint's, or a recipe (stored in the checkpoint).
+    """
+    given = options.given()
+    for key in _STORED_OPTIONS:
+        value = given.get(key)
         if value is None:
             continue
         if key == "dtype":
             value = str(value).replace("torch.", "")
-        if value != stored.get(key):
+        if value != config.get(key):
             raise ValueError(f"resume={str(resume)!r}: option {key}={value!r} differs from the "
-                             f"checkpoint's {stored.get(key)!r}; a resumed fit continues with the "
+                             f"checkpoint's {config.get(key)!r}; a resumed fit continues with the "
                              "stored options (leave them out)")
-    if opts.get("recipe") is not None:
+    if given.get("recipe") is not None:
         raise ValueError(f"resume={str(resume)!r}: the recipe is stored in the checkpoint; "
                          "leave recipe out")
+

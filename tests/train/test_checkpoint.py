@@ -8,11 +8,11 @@ import os
 import pytest
 import torch
 
-from pikan.train.checkpoint import load_model, read_checkpoint
-from pikan.model.compile import compile
-from pikan.errors import DataError
 from pikan.data.integrate import simulate
+from pikan.errors import DataError
+from pikan.model.compile import compile
 from pikan.spec.system import Potential, System
+from pikan.train.checkpoint import load_model, read_checkpoint
 from pikan.train.loop import fit
 
 ANISOTROPIC = System("anisotropic", coords=["x", "y"], params={"k": 1.0},

@@ -22,14 +22,13 @@ import pytest
 import torch
 from pikan.constraints import Even
 
-from pikan.train import distributed
-
-from pikan.train import loop as train
-from pikan.model.compile import compile
-from pikan.errors import DataError
 from pikan.data.integrate import simulate
-from pikan.train.recipe import Recipe, Stage
+from pikan.errors import DataError
+from pikan.model.compile import compile
 from pikan.spec.system import Potential, System
+from pikan.train import distributed
+from pikan.train import loop as train
+from pikan.train.recipe import Recipe, Stage
 
 ANISOTROPIC = System("anisotropic", coords=["x", "y"], params={"k": 1.0},
                      modules=[Potential("V", inputs=["x", "y"], law="k*(x**2 + 2*y**2)/2")])
@@ -87,13 +86,13 @@ def _worker(argv: list[str]) -> None:
     torch.set_default_dtype(torch.float64)
     rank = int(os.environ["RANK"])
     saves = []
-    real_save = train._atomic_save
+    real_save = train.write_checkpoint
 
     def counting_save(obj, path):
         saves.append(str(path))
         real_save(obj, path)
 
-    train._atomic_save = counting_save
+    train.write_checkpoint = counting_save
     ctx = distributed.init("cpu", timeout=timedelta(seconds=args.timeout))
     out = Path(args.out)
 

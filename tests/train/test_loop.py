@@ -3,15 +3,22 @@ import pytest
 import torch
 from pikan.constraints import Even
 
-from pikan.train import losses
-
-from pikan.train import loop as train
-from pikan.model.compile import compile
+from pikan.data.integrate import simulate
 from pikan.data.trajectories import Trajectories
 from pikan.errors import DataError
-from pikan.data.integrate import simulate
+from pikan.model.compile import compile
 from pikan.spec.system import Potential, System
-from pikan.train.loop import FitResult, Recipe, Stage, TrainingError, fit, load_model, read_checkpoint
+from pikan.train import loop as train
+from pikan.train import losses
+from pikan.train.loop import (
+    FitResult,
+    Recipe,
+    Stage,
+    TrainingError,
+    fit,
+    load_model,
+    read_checkpoint,
+)
 
 HARMONIC = System("harmonic", coords=["x"], params={"k": 1.0},
                   modules=[Potential("V", inputs=["x"], law="k*x**2/2")])
@@ -115,7 +122,7 @@ def test_initial_grids_restart_a_fresh_kan_on_far_away_data():
     model = compile(HARMONIC.learn("V", hidden=[3], grid=5))
     kan = model.blocks["V"].kan
     extrapolated = float(model.acceleration(q, v).detach().abs().max())
-    train._initial_grids(model, q, v)
+    train.initial_grids(model, q, v)
     placed = float(model.acceleration(q, v).detach().abs().max())
     first = kan.layers[0]
     assert float(first.knots[0, first.order]) == pytest.approx(float(q.min()), rel=1e-4)
@@ -126,7 +133,7 @@ def test_initial_grids_restart_a_fresh_kan_on_far_away_data():
     twin = compile(HARMONIC.learn("V", hidden=[3], grid=5))
     twin.load_state_dict(model.state_dict())
     half = len(q) // 2
-    train._initial_grids(model, q[:half], v[:half])
+    train.initial_grids(model, q[:half], v[:half])
     twin.adapt_grids(q[:half], v[:half])
     assert_same_parameters(parameters(model), parameters(twin), tol=1e-12)
 

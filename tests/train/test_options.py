@@ -1,0 +1,172 @@
+"""fit's options as validated groups (pikan/train/options.py): the groups and the flat
+keywords train alike, each group checks its fields, and the resolved options are the flat
+dict a checkpoint stores."""
+
+import pytest
+import torch
+
+from pikan.data.integrate import simulate
+from pikan.model.compile import compile
+from pikan.spec.system import Potential, System
+from pikan.train.loop import fit, load_model
+from pikan.train.options import (
+    CONFIG_KEYS,
+    FLAT_KEYWORDS,
+    CheckpointOptions,
+    LossOptions,
+    OptimizerOptions,
+    ProgressOptions,
+    ScheduleOptions,
+    gather,
+    resolve,
+)
+from pikan.train.recipe import Recipe, Stage
+
+HARMONIC = System("harmonic", coords=["x"], params={"k": 1.0},
+                  modules=[Potential("V", inputs=["x"], law="k*x**2/2")])
+
+
+@pytest.fixture(scope="module")
+def data():
+    return simulate(HARMONIC, n_trajectories=6, t=(0, 2), dt=0.02, seed=0)
+
+
+def learned():
+    return compile(HARMONIC.learn("V", hidden=[], grid=5), seed=0)
+
+
+def state(model) -> dict:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def assert_same_state(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key, value in a.items():
+        assert torch.equal(value, b[key]), key
+
+
+def test_groups_and_flat_keywords_train_the_same_model(data):
+    flat = learned()
+    by_keyword = fit(flat, data, loss="acceleration", derivatives="finite_difference",
+                     sparsity=0.0, optimizer="adam+lbfgs", lr=0.03, batch_size=100, clip=1.0,
+                     steps=24, recipe="plain", eval_every=4, val_fraction=0.3, max_faults=3,
+                     log_every=6, seed=2, progress=False)
+    grouped = learned()
+    by_group = fit(grouped, data,
+                   loss=LossOptions("acceleration", derivatives="finite_difference",
+                                    sparsity=0.0),
+                   optimizer=OptimizerOptions("adam+lbfgs", lr=0.03, batch_size=100, clip=1.0),
+                   schedule=ScheduleOptions(steps=24, recipe="plain", eval_every=4,
+                                            val_fraction=0.3, max_faults=3),
+                   progress=ProgressOptions(False, every=6), seed=2)
+    assert_same_state(state(flat), state(grouped))
+    assert by_group.history.rows == by_keyword.history.rows
+    assert by_group.choices == by_keyword.choices
+    choices = by_group.choices
+    assert choices["lr"] == 0.03 and choices["batch_size"] == 100 and choices["clip"] == 1.0
+    assert choices["eval_every"] == 4 and choices["log_every"] == 6 and choices["steps"] == 24
+
+
+def test_resolved_options_are_the_flat_dict_a_checkpoint_stores(data):
+    config, recipe = resolve(learned(), data, gather(), torch.device("cpu"))
+    assert tuple(config) == CONFIG_KEYS
+    assert config["loss"] == "acceleration" and config["lr"] == 1e-2 and config["clip"] == 10.0
+    assert config["recipe"] == str(recipe) and config["dtype"] == "float64"
+    assert set(config["reasons"]) == {"loss", "steps", "recipe"}
+    # a list of stages becomes a Recipe; its steps are the recipe's
+    config, recipe = resolve(learned(), data, gather(recipe=[Stage.fit(7, "adam")], clip=False),
+                             torch.device("cpu"))
+    assert recipe == Recipe([Stage.fit(7, "adam")]) and config["steps"] == 7
+    assert config["clip"] is None and config["reasons"]["recipe"] == "given"
+
+
+def test_a_group_and_its_flat_keyword_together_are_refused(data):
+    model = learned()
+    before = state(model)
+    with pytest.raises(ValueError, match=r"loss=LossOptions\(...\) and window=5; give window "
+                                         r"inside the LossOptions"):
+        fit(model, data, loss=LossOptions("rollout"), window=5, progress=False)
+    with pytest.raises(ValueError, match="checkpoint_every=10; give checkpoint_every inside "
+                                         r"the CheckpointOptions \(CheckpointOptions\(..., "
+                                         "every=10"):
+        fit(model, data, checkpoint=CheckpointOptions("x.pt"), checkpoint_every=10)
+    with pytest.raises(ValueError, match="log_every"):
+        fit(model, data, progress=ProgressOptions(False), log_every=5)
+    assert_same_state(state(model), before)
+    # a flat keyword of another group is fine
+    result = fit(model, data, loss=LossOptions("acceleration"), lr=0.02, steps=3,
+                 recipe="plain", progress=False)
+    assert result.choices["lr"] == 0.02
+
+
+def test_unknown_keywords_and_misplaced_groups_are_type_errors(data):
+    model = learned()
+    with pytest.raises(TypeError, match="unexpected keyword argument 'learning_rate'"):
+        fit(model, data, learning_rate=0.1)
+    with pytest.raises(TypeError, match=r"fit\(loss=...\) takes a LossOptions, got a "
+                                        "OptimizerOptions"):
+        fit(model, data, loss=OptimizerOptions(lr=0.1))
+    with pytest.raises(TypeError, match=r"fit\(schedule=...\) takes a ScheduleOptions"):
+        fit(model, data, schedule=100)
+
+
+@pytest.mark.parametrize("make, error, match", [
+    (lambda: LossOptions("bogus"), ValueError, r"loss must be one of \('auto', 'acceleration'"),
+    (lambda: LossOptions(window=1), ValueError, r"window \(LossOptions.window\) .* >= 2, got 1"),
+    (lambda: LossOptions(rollout_method="euler"), ValueError, "rollout_method must be one of"),
+    (lambda: LossOptions(sparsity=-1e-3), ValueError, r"sparsity \(LossOptions.sparsity\) .* >= 0"),
+    (lambda: LossOptions(derivatives=3), TypeError, "derivatives must be the name"),
+    (lambda: OptimizerOptions("sgd"), ValueError, r"optimizer must be one of \('adam'"),
+    (lambda: OptimizerOptions(lr=0), ValueError, r"lr \(OptimizerOptions.lr\) .* > 0, got 0"),
+    (lambda: OptimizerOptions(lr=float("nan")), ValueError, "lr"),
+    (lambda: OptimizerOptions(batch_size=0), ValueError, "batch_size"),
+    (lambda: OptimizerOptions(batch_size=10.5), ValueError, "whole number"),
+    (lambda: OptimizerOptions(weight_decay=-1), ValueError, "weight_decay"),
+    (lambda: OptimizerOptions(clip=True), ValueError, "clip must be a positive gradient norm"),
+    (lambda: OptimizerOptions(clip=0), ValueError, "clip"),
+    (lambda: ScheduleOptions(steps=0), ValueError, r"steps \(ScheduleOptions.steps\)"),
+    (lambda: ScheduleOptions(steps=True), ValueError, "steps"),
+    (lambda: ScheduleOptions(recipe="fancy"), ValueError, "recipe must be a Recipe, a list of"),
+    (lambda: ScheduleOptions(recipe=[Stage.fit(3), "prune"]), TypeError, "holds Stage records"),
+    (lambda: ScheduleOptions(val_fraction=1.0), ValueError, r"val_fraction .* >= 0 and < 1"),
+    (lambda: ScheduleOptions(eval_every=0), ValueError, "eval_every"),
+    (lambda: ScheduleOptions(max_faults=0), ValueError, "max_faults"),
+    (lambda: ScheduleOptions(time_limit=0), ValueError, "time_limit must be a positive number"),
+    (lambda: ScheduleOptions(deadline="soon"), ValueError, "deadline"),
+    (lambda: CheckpointOptions(every=0), ValueError, r"checkpoint_every \(CheckpointOptions"),
+    (lambda: CheckpointOptions(path=3), TypeError, r"checkpoint \(CheckpointOptions.path\) must"),
+    (lambda: CheckpointOptions(resume=["a"]), TypeError, "resume"),
+    (lambda: ProgressOptions(every=0), ValueError, r"log_every \(ProgressOptions.every\)"),
+    (lambda: ProgressOptions("yes"), TypeError, "progress must be True or False"),
+    (lambda: gather(recipe=Recipe.plain(10), steps=10), ValueError, "in the recipe's stages"),
+    (lambda: gather(recipe=Recipe.plain(10), optimizer="adam"), ValueError, "recipe's stages"),
+])
+def test_each_group_checks_its_fields(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
+
+
+def test_flat_keywords_are_checked_by_their_group(data):
+    model = learned()
+    for key, value in [("lr", -1.0), ("batch_size", 0), ("val_fraction", 2.0), ("window", 0),
+                       ("checkpoint_every", 0), ("log_every", -3), ("time_limit", 0)]:
+        with pytest.raises(ValueError, match=key):
+            fit(model, data, progress=False, **{key: value})
+    assert set(FLAT_KEYWORDS) >= {"lr", "batch_size", "val_fraction", "window",
+                                  "checkpoint_every", "log_every", "time_limit", "deadline"}
+
+
+def test_resume_through_checkpoint_options(data, tmp_path):
+    options = {"recipe": Recipe([Stage.fit(6, "adam"), Stage.fit(2, "lbfgs")]),
+               "eval_every": 2, "progress": False}
+    reference = learned()
+    fit(reference, data, **options)
+    path = tmp_path / "ckpt.pt"
+    fit(learned(), data, checkpoint=CheckpointOptions(path, every=2),
+        callback=lambda model, row: row["step"] == 4, **options)
+    with pytest.raises(ValueError, match="lr=0.5 differs"):
+        fit(learned(), data, checkpoint=CheckpointOptions(resume=path),
+            optimizer=OptimizerOptions(lr=0.5), progress=False)
+    resumed = fit(learned(), data, checkpoint=CheckpointOptions(resume=path), progress=False)
+    assert resumed.steps == 8 and resumed.checkpoint == str(path)
+    assert_same_state(state(load_model(path)), state(reference))
