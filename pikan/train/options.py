@@ -10,7 +10,7 @@
 
 Five groups, one class each, each validating its own fields when it is made:
 
-=====================  ================================================================
+==========================  ============================================================
 :class:`LossOptions`        what is minimized: the loss kind, derivative estimates, rollout
                             windows and their integrator, the sparsity weight
 :class:`OptimizerOptions`   how a step moves: the optimizers, learning rate, batch size,
@@ -19,7 +19,7 @@ Five groups, one class each, each validating its own fields when it is made:
                             validation split and checks, faults in a row, time
 :class:`CheckpointOptions`  where and how often the state is saved, what to resume
 :class:`ProgressOptions`    the progress display
-=====================  ================================================================
+==========================  ============================================================
 
 Each group has a short form (a string for ``loss`` and ``optimizer``: the kind; a path for
 ``checkpoint``; a bool for ``progress``), and each field is also a flat keyword of
