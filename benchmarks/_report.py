@@ -33,6 +33,9 @@ def single_thread() -> None:
     import torch
 
     torch.set_num_threads(1)
+    from pikan.train.memory import keep_freed_memory
+
+    keep_freed_memory()  # as the pikan command does: the suites own their processes
     if not _LIMITS:
         try:
             from threadpoolctl import threadpool_limits

@@ -24,6 +24,7 @@ from pikan.discover import Run, discover, load_run, write_plots
 from pikan.errors import DataError, SpecError
 from pikan.laws.law import Laws, equivalent
 from pikan.spec.system import System
+from pikan.train.memory import keep_freed_memory
 
 DEMO_SYSTEM = "anisotropic"
 STRICT_EXIT = 3
@@ -275,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
     torch.set_num_threads(args.threads or int(os.environ.get("OMP_NUM_THREADS") or 1))
+    keep_freed_memory()  # the command owns its process (see pikan.train.memory)
     try:
         return _COMMANDS[args.command](args)
     except (SpecError, DataError) as error:
