@@ -6,7 +6,9 @@ The default (:meth:`Recipe.default`) is the KAN 2.0 recipe::
     -> adapt the grids to the data -> refine the grids -> fit again (Adam, then L-BFGS)
 
 Stages are frozen records with a JSON-able ``to_dict`` (a checkpoint stores the recipe and
-the position in it); :func:`pikan.train.loop.fit` runs them.
+the position in it); :func:`pikan.train.loop.fit` runs them on a model and trajectories.
+:meth:`Recipe.surrogate` is the recipe of the small KAN that :func:`pikan.find_law` fits to
+static samples, run by :func:`pikan.laws.find_law.fit_static`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from dataclasses import asdict, dataclass
 
 KINDS = ("fit", "prune", "adapt", "refine")
 OPTIMIZERS = ("adam", "adamw", "lbfgs", "adam+lbfgs")
+PARAMS = ("all", "coefficients")
+"""What a fit stage moves: every parameter, or the spline coefficients alone."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,12 @@ class Stage:
         Prune: edges scoring below ``threshold`` times the layer's largest score go.
     grid : int or None
         Refine: the new number of grid intervals (None: twice the current grid).
+    params : {"all", "coefficients"}
+        What a fit stage moves: every parameter, or the spline coefficients alone (with the
+        base and spline scales fixed, a fit from a fresh KAN is close to linear least
+        squares, where L-BFGS from all parameters often stalls). Honoured by the static
+        driver :func:`pikan.laws.find_law.fit_static`; :func:`pikan.fit` moves every
+        trainable parameter.
     """
 
     kind: str
@@ -52,6 +62,7 @@ class Stage:
     patience: int | None = None
     threshold: float = 0.02
     grid: int | None = None
+    params: str = "all"
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -61,16 +72,19 @@ class Stage:
         if self.kind == "fit" and (int(self.steps) != self.steps or self.steps < 1):
             raise ValueError(f"a fit stage needs steps >= 1, got {self.steps!r}")
         if self.sparsity < 0 or (self.lr is not None and not self.lr > 0):
-            raise ValueError(f"stage needs sparsity >= 0 and lr > 0, got {self.sparsity}, {self.lr}")
+            raise ValueError(f"stage needs sparsity >= 0 and lr > 0, got {self.sparsity}, "
+                             f"{self.lr}")
         if self.grid is not None and (int(self.grid) != self.grid or self.grid < 1):
             raise ValueError(f"refine grid must be a positive integer, got {self.grid!r}")
+        if self.params not in PARAMS:
+            raise ValueError(f"params must be one of {PARAMS}, got {self.params!r}")
 
     @classmethod
     def fit(cls, steps: int, optimizer: str = "adam", lr: float | None = None,
-            sparsity: float = 0.0, patience: int | None = None) -> Stage:
+            sparsity: float = 0.0, patience: int | None = None, params: str = "all") -> Stage:
         """Train for ``steps`` optimizer steps (with early stopping and restore-best)."""
         return cls("fit", steps=int(steps), optimizer=optimizer, lr=lr, sparsity=sparsity,
-                   patience=patience)
+                   patience=patience, params=params)
 
     @classmethod
     def prune(cls, threshold: float = 0.02) -> Stage:
@@ -97,7 +111,8 @@ class Stage:
         if self.kind == "fit":
             name = {"adam": "Adam", "adamw": "AdamW", "lbfgs": "L-BFGS",
                     "adam+lbfgs": "Adam+L-BFGS"}[self.optimizer]
-            return f"{name} fit" + (" with sparsity" if self.sparsity else "")
+            what = " of the coefficients" if self.params == "coefficients" else ""
+            return f"{name} fit{what}" + (" with sparsity" if self.sparsity else "")
         if self.kind == "prune":
             return "prune edges"
         if self.kind == "refine":
@@ -107,6 +122,8 @@ class Stage:
     def __str__(self) -> str:
         if self.kind == "fit":
             extra = f", sparsity={self.sparsity:g}" if self.sparsity else ""
+            if self.params != "all":
+                extra += f", params={self.params}"
             return f"fit({self.steps} {self.optimizer}{extra})"
         if self.kind == "prune":
             return f"prune({self.threshold:g})"
@@ -140,8 +157,9 @@ class Recipe:
                 n_lbfgs = max(1, stage.steps // 4)
                 if stage.steps > n_lbfgs:
                     expanded.append(Stage.fit(stage.steps - n_lbfgs, "adam", stage.lr,
-                                              stage.sparsity, stage.patience))
-                expanded.append(Stage.fit(n_lbfgs, "lbfgs", None, stage.sparsity, stage.patience))
+                                              stage.sparsity, stage.patience, stage.params))
+                expanded.append(Stage.fit(n_lbfgs, "lbfgs", None, stage.sparsity, stage.patience,
+                                          stage.params))
             else:
                 expanded.append(stage)
         if not any(s.kind == "fit" for s in expanded):
@@ -168,6 +186,22 @@ class Recipe:
     def plain(cls, steps: int = 800, optimizer: str = "adam+lbfgs") -> Recipe:
         """A single fit stage: no sparsity, pruning or refinement."""
         return cls([Stage.fit(steps, optimizer)])
+
+    @classmethod
+    def surrogate(cls, steps: int = 800) -> Recipe:
+        """The recipe of :func:`pikan.find_law`'s KAN surrogate, a static fit by L-BFGS.
+
+        The spline coefficients alone, then every parameter with the sparsity penalty
+        (weight 1e-4), prune (threshold 0.01), fit, then refine the grids to 10 and to 20
+        with a fit after each. Each of the five fits runs ``steps // 4`` L-BFGS iterations
+        in whole rounds of 20 (at least one round): ``steps`` sets the effort, as in
+        :meth:`default`.
+        """
+        n = 20 * max(int(steps) // 20 // 4, 1)
+        return cls([Stage.fit(n, "lbfgs", params="coefficients"),
+                    Stage.fit(n, "lbfgs", sparsity=1e-4), Stage.prune(1e-2),
+                    Stage.fit(n, "lbfgs"), Stage.refine(10), Stage.fit(n, "lbfgs"),
+                    Stage.refine(20), Stage.fit(n, "lbfgs")])
 
     @property
     def total_steps(self) -> int:

@@ -28,3 +28,28 @@ def test_default_recipe_is_the_progressive_one():
         "refine(12)", "fit(45 adam)", "fit(15 lbfgs)"]
     assert recipe.total_steps == 100
     assert [s.kind for s in Recipe.plain(8, "adamw")] == ["fit"]
+
+
+def test_fit_stages_move_every_parameter_or_the_coefficients_alone():
+    stage = Stage.fit(40, "lbfgs", params="coefficients")
+    assert stage.params == "coefficients" and Stage.fit(40).params == "all"
+    assert str(stage) == "fit(40 lbfgs, params=coefficients)"
+    assert stage.label == "L-BFGS fit of the coefficients"
+    assert Stage(**stage.to_dict()) == stage
+    expanded = Recipe([Stage.fit(8, "adam+lbfgs", params="coefficients")])
+    assert [s.params for s in expanded] == ["coefficients", "coefficients"]
+    with pytest.raises(ValueError, match="params"):
+        Stage.fit(10, params="scales")
+
+
+def test_surrogate_recipe_is_find_laws_static_recipe():
+    """Five L-BFGS fits of steps // 4 iterations in rounds of 20 (at least one round):
+    coefficients, with sparsity, then after pruning and after each refinement."""
+    recipe = Recipe.surrogate(800)
+    assert [str(s) for s in recipe] == [
+        "fit(200 lbfgs, params=coefficients)", "fit(200 lbfgs, sparsity=0.0001)",
+        "prune(0.01)", "fit(200 lbfgs)", "refine(10)", "fit(200 lbfgs)", "refine(20)",
+        "fit(200 lbfgs)"]
+    assert Recipe.surrogate(30).total_steps == 5 * 20
+    assert Recipe.surrogate(170).total_steps == 5 * 40
+    assert Recipe.from_list(recipe.to_list()) == recipe
