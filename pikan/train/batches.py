@@ -1,8 +1,10 @@
 """The data of a fit on its device: training and validation tensors for one loss, made once.
 
-:class:`FitData` derives what the loss needs (estimated accelerations or velocities,
-rollout windows), splits by trajectory, moves everything to the device once (through
-pinned memory for large arrays on CUDA) and fixes the validation and full-batch subsets.
+:class:`FitData` asks the fit's loss kind (:class:`pikan.train.losses.LossKind`) what it
+needs: whether velocities and accelerations must first be estimated, which samples it reads
+(single states, rollout windows, ...) and how it normalizes them. It splits by trajectory,
+moves everything to the device once (through pinned memory for large arrays on CUDA) and
+fixes the validation and full-batch subsets. Nothing here depends on which kind it is.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from pikan.train import losses
+from pikan.train.losses import LossKind
 
 _PIN_BYTES = 1 << 20
 
@@ -31,57 +33,61 @@ def to_device(x, dtype, device) -> torch.Tensor:
 
 
 class FitData:
-    """Training and validation tensors for one loss, on the device, made once."""
+    """Training and validation tensors for one loss kind, on the device, made once.
 
-    def __init__(self, data, config: dict, device, dtype, seed: int) -> None:
-        kind = config["loss"]
+    Parameters
+    ----------
+    data : Trajectories
+    kind : LossKind
+        The data loss of the fit; its :meth:`~pikan.train.losses.LossKind.samples` of the
+        training and validation trajectories become :attr:`tensors` and :attr:`val`, its
+        :meth:`~pikan.train.losses.LossKind.scales` :attr:`scales`.
+    config : dict
+        The resolved options (:func:`pikan.train.options.resolve`): ``derivatives``,
+        ``val_fraction``, ``eval_size`` and ``lbfgs_batch`` are read.
+    device : torch.device
+    dtype : torch.dtype
+    seed : int
+        Seeds the split and the subsets.
+
+    Attributes
+    ----------
+    kind : LossKind
+    tensors, val : dict of Tensor
+        The samples of the training and validation trajectories, by the kind's keys, the
+        first axis indexing samples (``val`` is ``tensors`` when there is no validation split).
+    scales : dict of Tensor
+        The loss's normalization, fixed from the training data.
+    q, v : Tensor, shape (N, n)
+        Every training state (grids, pruning, normalization).
+    n_train, n_val : int
+        Samples in ``tensors`` and ``val``.
+    """
+
+    def __init__(self, data, kind: LossKind, config: dict, device, dtype, seed: int) -> None:
         self.kind = kind
         measured_v = data.has_velocities
-        need = (not data.has_accelerations) if kind == "acceleration" else not measured_v
-        if need:
+        if kind.needs_derivatives(data):
             data = data.with_derivatives(method=config["derivatives"])
         if len(data) >= 2 and config["val_fraction"] > 0:
             train, val = data.split(1.0 - config["val_fraction"], seed=seed)
         else:
             train, val = data, None
 
-        def tensor(x):
-            return to_device(x, dtype, device)
+        def tensors(part) -> dict:
+            return {key: to_device(x, dtype, device) for key, x in kind.samples(part).items()}
 
         q, v, _ = train.states()
-        self.q, self.v = tensor(q), tensor(v)  # training states (grids, pruning)
-        self.tensors, self.val = {}, {}
-        if kind == "acceleration":
-            for part, target in (("train", train), ("val", val)):
-                if target is None:
-                    continue
-                qp, vp, _ = target.states()
-                ap, _ = target.accelerations()
-                store = self.tensors if part == "train" else self.val
-                store.update(q=tensor(qp), v=tensor(vp), a=tensor(ap))
-            self.scales = {"a": losses.coordinate_scale(self.tensors["a"], center=False)}
-        else:
-            length, every = config["window"], config["every"]
-            for part, target in (("train", train), ("val", val)):
-                if target is None:
-                    continue
-                w = target.windows((length - 1) * every + 1, stride=every)
-                store = self.tensors if part == "train" else self.val
-                store.update(t=tensor(w.t[:, ::every]), q=tensor(w.q[:, ::every]),
-                             v=tensor(w.v[:, ::every]))
-            self.scales = {"q": losses.coordinate_scale(self.q)}
-            # where the rollout loss evaluates the model (losses.rollout: a model that leaves
-            # the data meets held forces, not extrapolated polynomials)
-            self.scales["box_lo"], self.scales["box_hi"] = losses.state_box(
-                self.tensors["q"], self.tensors["v"])
-            if measured_v:
-                self.scales["v"] = losses.coordinate_scale(self.v)
-        self.n_train = self.tensors["q"].shape[0]
+        self.q, self.v = to_device(q, dtype, device), to_device(v, dtype, device)
+        self.tensors = tensors(train)
+        self.val = {} if val is None else tensors(val)
+        self.scales = kind.scales(self.tensors, self.q, self.v, measured_v)
+        self.n_train = _count(self.tensors)
         self.has_val = bool(self.val)
         if not self.has_val:  # early stopping then watches a fixed training subset
             self.val = self.tensors
         generator = torch.Generator().manual_seed(seed + 1)
-        n_val = self.val["q"].shape[0]
+        self.n_val = n_val = _count(self.val)
         cap = config["eval_size"]
         self.val_index = (torch.randperm(n_val, generator=generator)[:cap].sort().values
                           if n_val > cap else torch.arange(n_val)).to(device)
@@ -100,7 +106,6 @@ class FitData:
         return self.q[self.state_index], self.v[self.state_index]
 
 
-def first_states(kind: str, q: torch.Tensor, v: torch.Tensor) -> tuple:
-    """The states a batch's sparsity and penalties are measured on: the samples themselves
-    (acceleration), or the first state of each window (rollout)."""
-    return (q, v) if kind == "acceleration" else (q[:, 0], v[:, 0])
+def _count(samples: dict) -> int:
+    """How many samples a dict of a loss kind's tensors holds (their common first axis)."""
+    return next(iter(samples.values())).shape[0]

@@ -6,10 +6,12 @@
     model = pikan.load_model("runs/trap/ckpt.pt")
     pikan.fit(model, data, resume="runs/trap/ckpt.pt")       # continues where it stopped
 
-The losses are pure functions in :mod:`pikan.train.losses`; this module holds the state: the
-recipe position, optimizers, mini-batch sampler, validation and restore-best, faults, what
-goes into a checkpoint (the file itself: :mod:`pikan.train.checkpoint`) and when the progress
-display (:mod:`pikan.train.progress`) is updated. fit's options are small validated groups
+The data loss is a :class:`~pikan.train.losses.LossKind` (:mod:`pikan.train.losses`),
+chosen by name: the trainer reads a batch's states and loss through that interface alone,
+never asking which kind it is. This module holds the state: the recipe position,
+optimizers, mini-batch sampler, validation and restore-best, faults, what goes into a
+checkpoint (the file itself: :mod:`pikan.train.checkpoint`) and when the progress display
+(:mod:`pikan.train.progress`) is updated. fit's options are small validated groups
 (``loss=LossOptions(...)``, ``optimizer=``, ``schedule=``, ``checkpoint=``, ``progress=``),
 made and resolved (every automatic choice with its reason) in :mod:`pikan.train.options`;
 the data is put on the device by :mod:`pikan.train.batches`, L-BFGS steps use the closure of
@@ -64,7 +66,7 @@ from pikan.errors import DataError
 from pikan.kan.spline import uniform_knots
 from pikan.train import distributed as _distributed
 from pikan.train import losses
-from pikan.train.batches import FitData, first_states
+from pikan.train.batches import FitData
 from pikan.train.checkpoint import FORMAT, VERSION, load_model, read_checkpoint, write_checkpoint
 from pikan.train.history import FitResult, History
 from pikan.train.optim import lbfgs_closure
@@ -78,6 +80,7 @@ from pikan.train.options import (
     ScheduleOptions,
     check_resume_options,
     gather,
+    loss_kind_of,
     resolve,
 )
 from pikan.train.progress import Progress
@@ -405,7 +408,7 @@ class _Trainer:
             start, stop, weight = _distributed.shard(index.shape[0], self.ctx)
             local, whole = index[start:stop], 1.0 / self.ctx.world_size
             if stage.sparsity > 0:
-                q, v = first_states(self.data.kind, store["q"], store["v"])
+                q, v = self.data.kind.states(store)
                 whole_states = q.index_select(0, index), v.index_select(0, index)
         # index_select: half the time of x[local] (advanced indexing) for these narrow rows
         batch = {key: x.index_select(0, local) for key, x in store.items()}
@@ -418,15 +421,9 @@ class _Trainer:
         ``weight`` multiplies the sample-mean terms and ``whole`` the sparsity penalty, which
         is measured on ``whole_states`` when given (both None for one process).
         """
-        model, scales = self.model, self.data.scales
-        q, v = first_states(self.data.kind, batch["q"], batch["v"])
-        if self.data.kind == "acceleration":
-            data_term = losses.acceleration_loss(model, q, v, batch["a"], scales["a"])
-        else:
-            box = (scales["box_lo"], scales["box_hi"]) if "box_lo" in scales else None
-            data_term = losses.rollout_loss(model, batch["q"], batch["v"], batch["t"], scales["q"],
-                                            scales.get("v"), self.config["rollout_method"], box)
-        terms = {self.data.kind: data_term}
+        model, kind = self.model, self.data.kind
+        q, v = kind.states(batch)
+        terms = {kind.name: kind(model, batch, self.data.scales)}
         if sparsity > 0:
             sq, sv = (q, v) if whole_states is None else whole_states
             terms["sparsity"] = sparsity * losses.sparsity(model, sq, sv,
@@ -452,7 +449,7 @@ class _Trainer:
             if self.ctx is not None:  # validation reduced across processes: same on every one
                 values = _distributed.all_reduce(values, self.ctx)
         values = dict(zip(terms, values.tolist()))
-        return values[self.data.kind], sum(values.values())
+        return values[self.data.kind.name], sum(values.values())
 
     # ------------------------------------------------------------------ steps
     def _adam_step(self, stage: Stage) -> dict:
@@ -540,7 +537,7 @@ class _Trainer:
         self.faults_in_row = 0
         row = {"step": self.global_step, "stage": self.stage_index, "optimizer": stage.optimizer,
                "lr": lr, "loss": sum(values.values()), **values,
-               "train": values[self.data.kind], "val": None}
+               "train": values[self.data.kind.name], "val": None}
         every = self.config["eval_every"] if stage.optimizer != "lbfgs" else 1
         if self.stage_step % every == 0 or self.stage_step == stage.steps:
             val, objective = self._evaluate(stage)
@@ -952,7 +949,7 @@ def fit(model, data, *, loss: str | LossOptions | None = None,
     config["log_every"] = int(options.progress.every or max(1, recipe.total_steps // 20))
     torch_dtype = getattr(torch, config["dtype"])
     model.to(device=device, dtype=torch_dtype)
-    prepared = FitData(data, config, device, torch_dtype, config["seed"])
+    prepared = FitData(data, loss_kind_of(config), config, device, torch_dtype, config["seed"])
     if ctx is not None:
         _distributed.check_same(_fingerprint(prepared, config), "the training data or options",
                                 ctx)
@@ -998,4 +995,4 @@ def _fingerprint(prepared: FitData, config: dict) -> tuple:
     distributed fit."""
     sums = tuple(f"{float(x.double().sum()):.6g}" for x in prepared.tensors.values())
     options = tuple(str(config[k]) for k in ("loss", "recipe", "batch_size", "seed", "dtype"))
-    return prepared.n_train, len(prepared.val["q"]), sums, options
+    return prepared.n_train, prepared.n_val, sums, options

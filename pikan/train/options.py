@@ -31,7 +31,8 @@ fit's arguments (:class:`FitOptions`).
 A field left None is chosen by fit from the data and the model: :func:`resolve` turns the
 groups into the resolved options (a flat dict, :data:`CONFIG_KEYS`) with the reason of
 each automatic choice; a checkpoint stores that dict, and :func:`check_resume_options`
-refuses options given with ``resume`` that differ from it.
+refuses options given with ``resume`` that differ from it. :func:`loss_kind_of` turns that
+dict into the :class:`pikan.train.losses.LossKind` the fit trains on.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ __all__ = [
     "CONFIG_KEYS",
     "FLAT_KEYWORDS",
     "LOSSES",
+    "LOSS_SETTINGS",
     "RECIPES",
     "ROLLOUT_METHODS",
     "CheckpointOptions",
@@ -60,11 +62,18 @@ __all__ = [
     "ScheduleOptions",
     "check_resume_options",
     "gather",
+    "loss_kind_of",
     "resolve",
 ]
 
-LOSSES = ("auto", "acceleration", "rollout")
-"""Loss kinds; ``"auto"`` follows :func:`pikan.train.losses.choose_loss`."""
+LOSSES = ("auto", *losses.LOSS_KINDS)
+"""Loss kinds: ``"auto"`` (follows :func:`pikan.train.losses.choose_loss`) and every name of
+:data:`pikan.train.losses.LOSS_KINDS`."""
+
+LOSS_SETTINGS = {"rollout": {"method": "rollout_method", "length": "window", "every": "every"}}
+"""Which resolved options (:data:`CONFIG_KEYS`) become a loss kind's settings, by kind name:
+``{kind: {setting: config key}}``. A kind that is absent takes no settings
+(:func:`loss_kind_of`)."""
 
 ROLLOUT_METHODS = ("auto", "rk4", "verlet")
 """Integrators of the rollout loss."""
@@ -140,7 +149,8 @@ class LossOptions:
     Parameters
     ----------
     kind : {"auto", "acceleration", "rollout"}, optional
-        The data term (fit's ``loss=``). ``"auto"`` (the default) follows
+        The data term (fit's ``loss=``): a name of :data:`pikan.train.losses.LOSS_KINDS`
+        (:data:`LOSSES`). ``"auto"`` (the default) follows
         :func:`pikan.train.losses.choose_loss`: accelerations when the data has them or its
         positions are clean, rollout matching otherwise.
     derivatives : str, optional
@@ -551,6 +561,25 @@ def resolve(model, data, options: FitOptions, device) -> tuple[dict, Recipe]:
     config = {**loss, **optimizer, **schedule, "dtype": str(dtype).replace("torch.", ""),
               "seed": int(options.seed or 0), "reasons": reasons}
     return {key: config[key] for key in CONFIG_KEYS}, recipe
+
+
+def loss_kind_of(config: dict) -> losses.LossKind:
+    """The loss kind the resolved options name, with its settings (:data:`LOSS_SETTINGS`).
+
+    Parameters
+    ----------
+    config : dict
+        Resolved options (:func:`resolve`, or a checkpoint's ``config``).
+
+    Returns
+    -------
+    LossKind
+        e.g. ``RolloutLoss(method=config["rollout_method"], length=config["window"],
+        every=config["every"])`` for ``config["loss"] == "rollout"``.
+    """
+    name = config["loss"]
+    settings = {field: config[key] for field, key in LOSS_SETTINGS.get(name, {}).items()}
+    return losses.loss_kind(name, **settings)
 
 
 _STORED_OPTIONS = ("loss", "steps", "optimizer", "lr", "batch_size", "weight_decay", "clip",

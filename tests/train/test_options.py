@@ -8,16 +8,19 @@ import torch
 from pikan.data.integrate import simulate
 from pikan.model.compile import compile
 from pikan.spec.system import Potential, System
+from pikan.train import losses
 from pikan.train.loop import fit, load_model
 from pikan.train.options import (
     CONFIG_KEYS,
     FLAT_KEYWORDS,
+    LOSSES,
     CheckpointOptions,
     LossOptions,
     OptimizerOptions,
     ProgressOptions,
     ScheduleOptions,
     gather,
+    loss_kind_of,
     resolve,
 )
 from pikan.train.recipe import Recipe, Stage
@@ -78,6 +81,20 @@ def test_resolved_options_are_the_flat_dict_a_checkpoint_stores(data):
                              torch.device("cpu"))
     assert recipe == Recipe([Stage.fit(7, "adam")]) and config["steps"] == 7
     assert config["clip"] is None and config["reasons"]["recipe"] == "given"
+
+
+def test_the_loss_kinds_are_the_registry_and_the_config_names_one(data):
+    assert LOSSES == ("auto", "acceleration", "rollout") == ("auto", *losses.LOSS_KINDS)
+    config, _ = resolve(learned(), data, gather(), torch.device("cpu"))
+    assert loss_kind_of(config) == losses.AccelerationLoss()
+    config, _ = resolve(learned(), data, gather(loss="rollout", window=5), torch.device("cpu"))
+    _, every, _ = losses.rollout_window(data, 5)
+    # the harmonic potential's accelerations cannot depend on v: Verlet
+    assert loss_kind_of(config) == losses.RolloutLoss("verlet", length=5, every=every)
+    assert (config["rollout_method"], config["window"], config["every"]) == ("verlet", 5, every)
+    with pytest.raises(ValueError, match=r"loss must be one of \('auto', 'acceleration', "
+                                         r"'rollout'\), got 'energy'"):
+        LossOptions("energy")
 
 
 def test_a_group_and_its_flat_keyword_together_are_refused(data):

@@ -1,7 +1,11 @@
 """The training loss kinds by name, and the one function that turns a name into one.
 
 A new loss kind is a new file with a :class:`~pikan.train.losses.base.LossKind` subclass
-and one entry in :data:`LOSS_KINDS`.
+and one entry in :data:`LOSS_KINDS`: ``fit(loss=name)`` accepts it
+(:data:`pikan.train.options.LOSSES` reads this registry), and the trainer and its data
+(:mod:`pikan.train.loop`, :mod:`pikan.train.batches`) reach it through the interface alone.
+A kind with settings also names the options that fill them
+(:data:`pikan.train.options.LOSS_SETTINGS`).
 """
 
 from __future__ import annotations
