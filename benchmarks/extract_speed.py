@@ -46,7 +46,8 @@ from pikan.constraints import Even, Positive
 import pikan
 from pikan import Dissipation, Potential, System
 from pikan.train.optim import lbfgs_rounds
-from pikan.laws.extract import extract, find_law
+from pikan.laws.extract import extract
+from pikan.laws.find_law import find_law
 from pikan.laws.law import equivalent
 
 SAMPLES = 800  # module samples both libraries fit (pikan extracts on the data's states)

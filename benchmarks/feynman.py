@@ -5,7 +5,7 @@ The formulas (output, formula, variable ranges) are read from
 and noise level, 1,000 samples are drawn uniformly in the variable ranges (seeded), and
 Gaussian noise of ``level`` times the RMS of ``y`` is added (SRBench's convention).
 
-- **pikan**: :func:`pikan.laws.extract.find_law` with its defaults, ``tolerance`` set to the
+- **pikan**: :func:`pikan.laws.find_law.find_law` with its defaults, ``tolerance`` set to the
   relative error the noise alone causes (``sigma / std(y)``; 1e-6 without noise), as its
   docstring advises.
 - **pykan**: ``MultKAN([d, [d, 2], 1])`` (d sum nodes, two multiplication nodes), fit with
@@ -125,7 +125,7 @@ def run_formula(record: dict, noise: float, config: dict) -> dict:
         row[method] = out
 
     def pikan_law():
-        from pikan.laws.extract import find_law
+        from pikan.laws.find_law import find_law
 
         tolerance = max(sigma / float(np.std(y)), 1e-6)
         return find_law(x, y, names, output=record["output"], seed=0, tolerance=tolerance).expr

@@ -4,7 +4,7 @@ Ten formulas from introductory mechanics, statistics and thermodynamics, none of
 the Feynman suite (``shared/data/feynman_mechanics.json``) nor in the tests, with 2 to 9
 inputs. For each: 1,000 samples uniform in the stated ranges (seeded; the gravity rows
 keep pairs of points at least 1 apart), without noise and with Gaussian noise of 1 % of
-the RMS of ``y``, :func:`pikan.laws.extract.find_law` with its defaults (``time_limit`` 30 s,
+the RMS of ``y``, :func:`pikan.laws.find_law.find_law` with its defaults (``time_limit`` 30 s,
 ``tolerance`` 1e-6 also on noisy data, as a user who does not know the noise level would
 call it), on one thread. A formula is *exact* when
 :func:`pikan.laws.law.equivalent` accepts the law against the truth (constants within 1 %,

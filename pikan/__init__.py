@@ -10,7 +10,8 @@ from pikan.model.compile import Model, compile
 from pikan.data.trajectories import Trajectories
 from pikan.discover import Run, discover
 from pikan.errors import DataError, IdentifiabilityWarning, SpecError, VerdictWarning
-from pikan.laws.extract import extract, find_law
+from pikan.laws.extract import extract
+from pikan.laws.find_law import find_law
 from pikan.data.integrate import simulate
 from pikan.kan import KAN
 from pikan.laws.law import Law, Laws, equivalent

@@ -1,4 +1,4 @@
-"""Tests for pikan/extract.py: extract() on trained models and find_law() on static data.
+"""Tests for pikan/laws/extract.py: extract() on trained models.
 
 Two kinds of model are used. *Fitted to the truth*: the KAN of a learned module is fitted
 directly to the true module function on the data's input distribution, which isolates
@@ -6,9 +6,8 @@ extraction from training. *End to end*: simulate -> train on accelerations (a sm
 L-BFGS loop) -> extract. Two end-to-end systems run by default, the rest are slow.
 """
 
-import json
 import time
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -19,19 +18,14 @@ from pikan.constraints import Even, Positive
 import pikan
 from pikan import Dissipation, Dynamics, Lagrangian, Potential, System
 from pikan.train.optim import lbfgs_rounds
-from pikan.errors import DataError, SpecError
+from pikan.errors import SpecError
 from pikan.spec.expr import parse
 from pikan.laws.numpy_expr import numpy_function
-from pikan.laws.extract import extract, find_law
+from pikan.laws.extract import EXTRACT_GENERATORS, extract, simplest_on_data, solve
+from pikan.laws.generators.base import Candidate, Generator, Options
+from pikan.laws.generators.regression import SparseRegression
+from pikan.laws.candidates import Fit, Target
 from pikan.laws.law import Laws, equivalent
-
-_REPO = Path(__file__).resolve().parents[2]
-FEYNMAN = next((p for p in (_REPO.parent / "shared" / "data" / "feynman_mechanics.json",
-                            _REPO / "benchmarks" / "data" / "feynman_mechanics.json")
-                if p.is_file()), _REPO / "benchmarks" / "data" / "feynman_mechanics.json")
-"""The shared formula file, beside the repository (``../shared`` from its root), or the
-benchmark suite's copy of it in the repository; the tests fail, never skip, without it."""
-
 
 @pytest.fixture(autouse=True, scope="module")
 def _one_blas_thread():
@@ -255,165 +249,7 @@ def test_extract_rejects_unknown_modules():
         extract(model, data, modules=["W"])
 
 
-# ------------------------------------------------------------------ find_law
-
-
-def test_find_law_product(rng):
-    s = rng.uniform(-1, 1, size=(600, 2))
-    law = find_law(s, s[:, 0] * s[:, 1], names=["x", "y"], output="f", seed=0)
-    x, y = sympy.symbols("x y")
-    assert law.expr == x * y and law.kind == "Function" and law.inputs == ("x", "y")
-    assert str(law) == "f(x, y) = x*y"
-
-
-@pytest.mark.slow
-def test_find_law_pykan_readme_example(rng):
-    s = rng.uniform(-1, 1, size=(1000, 2))
-    values = np.exp(np.sin(np.pi * s[:, 0]) + s[:, 1] ** 2)
-    law = find_law(s, values, names=["x", "y"], output="f", seed=0)
-    assert equivalent(law.expr, "exp(sin(pi*x) + y**2)", up_to_constant=False)
-
-
-def _feynman(entry, n=800, seed=0):
-    names = [v["name"] for v in entry["variables"]]
-    rng = np.random.default_rng(seed)
-    x = np.column_stack([rng.uniform(*v["range"], n) for v in entry["variables"]])
-    truth = parse(entry["formula"], names)
-    return x, numpy_function(truth, names)(*x.T), names, truth
-
-
-def _feynman_entries():
-    return json.loads(FEYNMAN.read_text())["equations"]
-
-
-@pytest.mark.parametrize("eq_id", ["I.12.11", "I.18.4",
-                                   pytest.param("I.10.7", marks=pytest.mark.slow)])
-def test_find_law_feynman_by_regression(eq_id):
-    entry = next(e for e in _feynman_entries() if e["id"] == eq_id)
-    x, y, names, truth = _feynman(entry)
-    law = find_law(x, y, names=names, output=entry["output"], steps=0)
-    assert equivalent(law.expr, truth, up_to_constant=False, positive=True), str(law)
-
-
-@pytest.mark.slow
-def test_find_law_recovers_all_feynman_mechanics_formulas():
-    recovered = []
-    for entry in _feynman_entries():
-        x, y, names, truth = _feynman(entry)
-        law = find_law(x, y, names=names, output=entry["output"], seed=0)
-        if equivalent(law.expr, truth, up_to_constant=False, positive=True):
-            recovered.append(entry["id"])
-    assert len(recovered) == len(_feynman_entries()), recovered
-
-
-def test_find_law_input_errors(rng):
-    s = rng.uniform(-1, 1, size=(50, 2))
-    with pytest.raises(DataError, match="shape"):
-        find_law(s, s[:10, 0], names=["x", "y"], steps=0)
-    with pytest.raises(SpecError, match="2 columns"):
-        find_law(s, s[:, 0], names=["x"], steps=0)
-    with pytest.raises(SpecError, match="not a valid variable name"):
-        find_law(s, s[:, 0], names=["x", "sin"], steps=0)
-    bad = s.copy()
-    bad[3, 1] = np.nan
-    with pytest.raises(DataError, match="finite"):
-        find_law(bad, s[:, 0], names=["x", "y"], steps=0)
-
-
-def _gravity(rng, n=1000):
-    """G m1 m2 / r**2 with 3-D coordinates in [-2, 2], pairs at least 1 apart."""
-    coords = rng.uniform(-2, 2, size=(20 * n, 6))
-    r2 = sum((coords[:, 2 * k + 1] - coords[:, 2 * k]) ** 2 for k in range(3))
-    coords = coords[r2 > 1.0][:n]
-    x = np.column_stack([rng.uniform(1, 5, size=(n, 3)), coords])
-    y = x[:, 0] * x[:, 1] * x[:, 2] / sum((x[:, 4 + 2 * k] - x[:, 3 + 2 * k]) ** 2
-                                          for k in range(3))
-    return x, y, ["G", "m1", "m2", "x1", "x2", "y1", "y2", "z1", "z2"]
-
-
-def test_find_law_nine_input_gravity_by_a_power_law_split(rng):
-    """The reported failure (no answer in 8 CPU-minutes): a power law in the positive
-    inputs splits off, the rest 1/r**2 is regressed in the six coordinates alone."""
-    x, y, names = _gravity(rng)
-    law = find_law(x, y, names=names, output="F", seed=0)
-    truth = "G*m1*m2/((x2 - x1)**2 + (y2 - y1)**2 + (z2 - z1)**2)"
-    assert equivalent(law.expr, truth, up_to_constant=False), str(law)
-
-
-def test_find_law_gaussian_by_log_regression(rng):
-    """A value that comes within 1e-8 of 0 still has an exact log: a power law times the
-    exponential of a Laurent polynomial (the other reported failure)."""
-    x = np.column_stack([rng.uniform(-3, 3, 1000), rng.uniform(0.5, 3, 1000)])
-    y = np.exp(-((x[:, 0] / x[:, 1]) ** 2) / 2) / (np.sqrt(2 * np.pi) * x[:, 1])
-    law = find_law(x, y, names=["theta", "sigma"], output="p", seed=0)
-    truth = "exp(-(theta/sigma)**2/2)/(sqrt(2*pi)*sigma)"
-    assert equivalent(law.expr, truth, up_to_constant=False), str(law)
-
-
-def test_noise_is_told_from_a_wrong_law(rng):
-    """Residuals of the right law on noisy data are independent between neighbouring
-    samples; those of a wrong law on exact data are smooth."""
-    from pikan.laws.extract import _residuals_are_noise
-    from pikan.laws.candidates import Fit, Target
-
-    x = rng.uniform(1, 5, size=(1000, 2))
-    y = 1.5 * x[:, 0] * x[:, 1]
-    p, v = sympy.symbols("p v")
-    right, wrong = Fit(1.5 * p * v, 0.0, 0.0, 5), Fit(4.5 * p + 4.5 * v - 13.5, 0.0, 0.0, 9)
-    noisy = Target(("p", "v"), x, "values", y + 0.1 * rng.standard_normal(1000))
-    assert _residuals_are_noise(noisy, right)
-    assert not _residuals_are_noise(Target(("p", "v"), x, "values", y), wrong)
-
-
-def test_find_law_on_noisy_data_stops_at_the_noise(rng, monkeypatch):
-    """With the default tolerance (1e-6) and 1 % noise the power law leaves only noise:
-    find_law returns it without the KAN stage (which took 80 s here before)."""
-    import sys
-
-    def no_kan(*args, **kwargs):
-        raise AssertionError("the KAN surrogate was fitted")
-
-    monkeypatch.setattr(sys.modules["pikan.laws.extract"], "_fit_surrogate", no_kan)
-    x = rng.uniform(1, 5, size=(1000, 3))
-    y = x[:, 0] * x[:, 1] * x[:, 2]
-    y = y + 0.01 * np.sqrt(np.mean(y**2)) * rng.standard_normal(1000)
-    law = find_law(x, y, names=["T", "kb", "mob"], seed=0)
-    assert equivalent(law.expr, "T*kb*mob", up_to_constant=False, rtol=0.03), str(law)
-
-
-def _hard(rng):
-    """Nine inputs, no separable split and terms outside every library: without a limit
-    find_law runs the whole KAN stage (measured: over 40 s on one thread)."""
-    x = rng.uniform(-1, 1, size=(1000, 9))
-    y = (np.sin(x[:, 0] * x[:, 1] + x[:, 2]) * np.exp(-x[:, 3] ** 2)
-         + np.tanh(x[:, 4] - x[:, 5]) * x[:, 6] / (1 + x[:, 7] ** 2 + x[:, 8] ** 2))
-    return x, y, [f"x{k}" for k in range(1, 10)]
-
-
-def test_find_law_honours_its_time_limit(rng):
-    x, y, names = _hard(rng)
-    limit = 5.0
-    start = time.perf_counter()
-    law = find_law(x, y, names=names, seed=0, time_limit=limit)
-    elapsed = time.perf_counter() - start
-    assert elapsed <= 1.2 * limit + 2.0, elapsed  # 20 %, plus the setup
-    assert law.kind == "Function" and np.isfinite(law.error) and law.expr.free_symbols
-
-
-def test_find_law_without_a_limit_is_the_same_law(rng):
-    s = rng.uniform(0.5, 2, size=(400, 3))
-    y = 1.5 * s[:, 0] * s[:, 1] / s[:, 2] ** 2
-    names = ["p", "V", "r"]
-    free = find_law(s, y, names=names, seed=0, time_limit=None)
-    assert free.expr == find_law(s, y, names=names, seed=0).expr
-    assert equivalent(free.expr, "3*p*V/(2*r**2)", up_to_constant=False)
-
-
-def test_time_limit_errors(rng):
-    s = rng.uniform(-1, 1, size=(50, 2))
-    for bad in (0, -1.0, float("nan"), "10", True):
-        with pytest.raises(SpecError, match="time_limit"):
-            find_law(s, s[:, 0], names=["x", "y"], time_limit=bad)
+def test_time_limit_errors():
     data = _simulate("harmonic", n=2)
     with pytest.raises(SpecError, match="time_limit"):
         extract(pikan.compile(_learning_spec("harmonic")), data, time_limit=0)
@@ -436,9 +272,6 @@ def test_extract_honours_its_time_limit_and_returns_every_law(limit):
 
 
 def test_the_data_pick_the_simplest_law_that_explains_them():
-    from pikan.laws.extract import _simplest_on_data
-    from pikan.laws.candidates import Fit
-
     truth = System("kepler", coords=["x", "y"], modules=[
         Potential("V", inputs={"r": "sqrt(x**2 + y**2)"}, law="-1/r")])
     data = pikan.simulate(truth, n_trajectories=4, t=(0.0, 3.0), dt=0.05, seed=0,
@@ -450,24 +283,10 @@ def test_the_data_pick_the_simplest_law_that_explains_them():
     r = sympy.Symbol("r")
     close = Fit(-1.036 / (r + 0.018), 0.013, 0.013, 8, "test")  # what a biased KAN prefers
     fits = [Fit(-0.5 / r, 0.5, 0.5, 5, "test"), Fit(-1 / r, 0.0155, 0.0155, 2, "test"), close]
-    assert _simplest_on_data(model, "V", fits, close, q, v, (a, True)).expr == -1 / r
+    assert simplest_on_data(model, "V", fits, close, q, v, (a, True)).expr == -1 / r
     # a simpler law that the data reject is not taken
     wrong = [Fit(-0.5 / r, 0.01, 0.01, 5, "test"), close]
-    assert _simplest_on_data(model, "V", wrong, close, q, v, (a, True)) is close
-
-
-@pytest.mark.parametrize("law, low, high", [
-    ("1.73*(1 - exp(-1.37*(x - 0.83)))**2", 0.62, 1.35),  # Morse
-    ("0.87*exp(-1.43*x)/1.43 + 0.87*x", -1.0, 1.0),  # Toda bond
-    ("4*0.73*((1.13/x)**12 - (1.13/x)**6)", 1.18, 1.5),  # Lennard-Jones
-])
-def test_find_law_exponential_rates_and_inverse_powers(rng, law, low, high):
-    """Laws with an unknown rate or a power beyond 2: before the rate scan and the
-    inverse-power library, 7-term sums of sin/tanh/exp."""
-    s = rng.uniform(low, high, size=(1000, 1))
-    y = numpy_function(sympy.sympify(law), ["x"])(s[:, 0])
-    found = find_law(s, y, names=["x"], output="V", seed=0, steps=0)
-    assert equivalent(found.expr, law, up_to_constant=False), str(found)
+    assert simplest_on_data(model, "V", wrong, close, q, v, (a, True)) is close
 
 
 @pytest.mark.parametrize("law, low, high", [
@@ -481,14 +300,11 @@ def test_find_law_exponential_rates_and_inverse_powers(rng, law, low, high):
 def test_extraction_core_recovers_potentials_from_their_forces(rng, law, low, high):
     """The pooled generators of :func:`extract` on a potential's gradient (forces only, no
     additive constant), no KAN formulas."""
-    from pikan.laws.extract import _solve
-    from pikan.laws.candidates import Target
-
     truth = sympy.sympify(law)
     s = rng.uniform(low, high, size=(1000, 1))
     force = numpy_function(sympy.diff(truth, sympy.Symbol("x")), ["x"])(s[:, 0])
     target = Target(("x",), s, "gradient", np.asarray(force, dtype=np.float64)[:, None])
-    chosen, _ = _solve(target, None, lambda: [], None, 1e-6, 0)
+    chosen, _ = solve(target, Options(tolerance=1e-6))
     assert equivalent(chosen.expr, truth), str(chosen.expr)
 
 
@@ -506,3 +322,32 @@ def test_a_passive_dissipation_keeps_the_terms_the_data_need():
         pikan.fit(model, data, steps=300, seed=0, progress=False)
         laws = pikan.extract(model, data)
         assert pikan.equivalent(laws["D"].expr, truth, rtol=0.03), str(laws["D"])
+
+
+@dataclass(frozen=True)
+class _Fixed(Generator):
+    """A generator that proposes one fixed expression and counts its calls."""
+
+    expr: str
+    calls: list
+    name = "fixed"
+
+    def generate(self, target, options):
+        self.calls.append(target.names)
+        return [Candidate(sympy.sympify(self.expr), float("nan"), "fixed")]
+
+
+def test_solve_runs_a_later_stage_only_when_the_earlier_ones_fall_short(rng):
+    """A stage runs only while no fit is within the tolerance: the KAN edge formulas come
+    last in EXTRACT_GENERATORS for that reason."""
+    s = rng.uniform(-1, 1, size=(300, 1))
+    target = Target(("x",), s, "values", 2 * s[:, 0] ** 2 + s[:, 0])
+    calls = []
+    stages = ((SparseRegression(),), (_Fixed("x", calls),))
+    chosen, _ = solve(target, Options(tolerance=1e-6), stages)
+    assert equivalent(chosen.expr, "2*x**2 + x", up_to_constant=False) and calls == []
+    stages = ((_Fixed("1.0*x", calls),), (_Fixed("1.0*x**2 + 1.0*x", calls),))
+    chosen, fits = solve(target, Options(tolerance=1e-6), stages)
+    assert len(calls) == 2 and equivalent(chosen.expr, "2*x**2 + x", up_to_constant=False)
+    assert {f.source for f in fits} == {"fixed"}
+    assert [type(g).__name__ for g in EXTRACT_GENERATORS[-1]] == ["KanEdges"]

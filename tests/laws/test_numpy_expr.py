@@ -5,7 +5,7 @@ import pytest
 import sympy
 import torch
 
-from pikan.spec.expr import to_torch
+from pikan.model.torch_expr import to_torch
 from pikan.laws.numpy_expr import numpy_function
 
 x, y = sympy.symbols("x y")

@@ -1,1 +1,4 @@
-"""Candidate generators: each proposes closed forms for a target (sparse regression, separability, KAN edge formulas, Euler-Lagrange regression, variable projection)."""
+"""Candidate generators, one file per family, behind one interface (:mod:`.base`): sparse
+regression, rational functions, power laws, variable projection, the additive spline model,
+structure tests, one-input curves, KAN edge formulas, passive Dissipation terms; and
+Euler--Lagrange regression for Lagrangians."""

@@ -182,7 +182,7 @@ def euler_lagrange_fits(model, name: str, q: np.ndarray, v: np.ndarray, a: np.nd
     if q_force is not None:
         problems = [(None, matrix, q_force.reshape(-1))]
     else:  # homogeneous: anchor each diagonal kinetic term in turn
-        model_mass = mass_matrix(model._scalar_sum("Lagrangian"), qt, vt).detach().cpu().numpy()
+        model_mass = mass_matrix(model.scalar_sum("Lagrangian"), qt, vt).detach().cpu().numpy()
         problems = [(k, np.delete(matrix, k, axis=1), -matrix[:, k])
                     for k, t in enumerate(cols.terms)
                     if sympy.expand(in_state(t, module)) in {w**2 for w in vels}]

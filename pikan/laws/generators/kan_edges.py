@@ -17,12 +17,18 @@ are refit and snapped later against the module itself.
 Anytime: with a ``deadline`` (anything with an ``expired()`` method, such as
 :class:`pikan.laws.candidates.Deadline`), the edges left when it passes are fitted by the cheap
 closed forms ``x`` and ``x^2`` only, so a formula (less accurate) still comes back.
+
+:class:`KanEdges` is this family behind the generator interface
+(:mod:`pikan.laws.generators.base`): it reads the :class:`KanReading` in
+``options.kan``, once for all the outputs of the KAN.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import sympy
@@ -30,8 +36,10 @@ import torch
 
 from pikan.kan.network import KAN
 from pikan.kan.symbolic import EdgeFit, fit_edge, rank_fits
+from pikan.laws.candidates import Target
+from pikan.laws.generators.base import Candidate, Generator, Options
 
-__all__ = ["VARIANTS", "kan_formulas"]
+__all__ = ["VARIANTS", "KanEdges", "KanReading", "kan_formulas"]
 
 VARIANTS = {"kan": 2.0, "kan:accurate": 1.05, "kan:lenient": 20.0}
 """Variant name -> acceptance factor of :func:`~pikan.kan.symbolic.rank_fits`."""
@@ -129,3 +137,64 @@ def kan_formulas(kan: KAN, z, names: Sequence[str] | None = None,
                                sympy.Integer(0)) for k, e in enumerate(outputs)]
         out[variant] = outputs
     return out
+
+
+class KanReading:
+    """The KAN behind a fit target, read edge by edge on first use (:func:`kan_formulas`).
+
+    The target's function is ``shift + scale * kan(z)[:, output]`` (no affine map when
+    ``scale`` is None). The formulas of every output are computed once, on the first call
+    of :meth:`formulas`, and kept: a module with several outputs is read once.
+
+    Parameters
+    ----------
+    kan : KAN
+    z : ndarray, shape (N, in_dim)
+        Samples of the KAN's inputs on which the edges are fitted.
+    names : sequence of str
+        The input names.
+    shift, scale : float, optional
+        The affine map from the KAN's output to the target's values (a KAN fitted to
+        standardized values).
+    deadline : Deadline, optional
+        When given, the reading stops at this deadline instead of the one it is called
+        with (a module's KAN is read once for all its outputs, within the module's time).
+    """
+
+    def __init__(self, kan: KAN, z: np.ndarray, names: Sequence[str],
+                 shift: float | None = None, scale: float | None = None,
+                 deadline=None) -> None:
+        self.kan, self.z, self.names = kan, z, list(names)
+        self.shift, self.scale, self.deadline = shift, scale, deadline
+        self._formulas: dict[str, list[sympy.Expr]] | None = None
+
+    def formulas(self, library: Sequence[str] | None, seed: int,
+                 deadline=None) -> dict[str, list[sympy.Expr]]:
+        """Variant name -> one expression per output (see :func:`kan_formulas`), in the
+        target's units; computed on the first call only."""
+        if self._formulas is None:
+            found = kan_formulas(self.kan, self.z, self.names, library, seed=seed,
+                                 deadline=self.deadline if self.deadline is not None
+                                 else deadline)
+            if self.scale is not None:
+                found = {variant: [sympy.Float(self.shift) + sympy.Float(self.scale) * e
+                                   for e in exprs] for variant, exprs in found.items()}
+            self._formulas = found
+        return self._formulas
+
+
+@dataclass(frozen=True)
+class KanEdges(Generator):
+    """The KAN of ``options.kan`` (a :class:`KanReading`) read edge by edge: one candidate
+    per variant for output ``options.output``, sources ``"kan"``, ``"kan:1"``, ... in the
+    order of :data:`VARIANTS`; none without a KAN."""
+
+    name = "kan"
+
+    def generate(self, target: Target, options: Options) -> list[Candidate]:
+        if options.kan is None:
+            return []
+        exprs = [e[options.output] for e in options.kan.formulas(
+            options.library, options.seed, options.deadline).values()]
+        return [Candidate(e, math.nan, "kan" if k == 0 else f"kan:{k}")
+                for k, e in enumerate(exprs) if e is not None and not e.has(sympy.nan)]

@@ -29,14 +29,12 @@ squares and becomes a candidate. A target is either values :math:`y \approx c_0 
 \xi_k t_k(z)`, or gradients :math:`g \approx \sum_k \xi_k \nabla t_k(z)` (no constant: a
 potential is defined up to one).
 
-For static data (:func:`pikan.laws.extract.find_law`) the values may first be transformed
+For static data (:func:`pikan.laws.find_law.find_law`) the values may first be transformed
 (``y^2, 1/y, 1/y^2, log|y|, sqrt(y)``; with the small libraries ``poly1``, ``poly2``,
-``laurent``, ``laurent-log`` and ``unary``) and the candidate inverted; :func:`rational_candidates`
-fits :math:`y = P(z)/Q(z)` through the homogeneous system :math:`yQ - P = 0`, and
-:func:`monomial_candidates` fits power laws :math:`y = C\prod_k z_k^{e_k}` on logarithms,
-and :func:`power_law_splits` splits a power law in some inputs off a product
-:math:`y = \prod_{k \in P} z_k^{e_k}\, g(z_O)` (``G m1 m2 / r**2``: the rest ``g`` is then
-a problem in fewer inputs).
+``laurent``, ``laurent-log`` and ``unary``) and the candidate inverted.
+
+:class:`SparseRegression` is this family behind the generator interface
+(:mod:`pikan.laws.generators.base`).
 """
 
 from __future__ import annotations
@@ -50,26 +48,17 @@ import numpy as np
 import sympy
 
 from pikan.laws.candidates import Deadline, Target, as_deadline
+from pikan.laws.generators.base import Candidate, Generator, Options
 
 __all__ = [
-    "Candidate",
+    "SparseRegression",
     "Term",
+    "front",
     "libraries",
-    "monomial_candidates",
-    "exp_power_candidates",
-    "power_law_splits",
-    "rational_candidates",
+    "max_terms_for",
+    "monomials",
     "regression_candidates",
 ]
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """A proposed law before the common refit: expression, regression error, origin."""
-
-    expr: sympy.Expr
-    error: float
-    source: str
 
 
 _MAX_INVERSE_POWER = 12
@@ -187,7 +176,8 @@ def _one_signed(x: np.ndarray) -> bool:
         and float(np.min(np.abs(x))) >= _INVERSE_POWER_MARGIN * top
 
 
-def _monomials(d: int, degree: int) -> list[Term]:
+def monomials(d: int, degree: int) -> list[Term]:
+    """Every monomial of total degree 1 to ``degree`` in ``d`` inputs (cross terms included)."""
     terms = []
     for deg in range(1, degree + 1):
         for combo in itertools.combinations_with_replacement(range(d), deg):
@@ -217,13 +207,13 @@ def libraries(z: np.ndarray, library: Sequence[str] | None = None,
     out: list[tuple[str, list[Term]]] = []
     max_deg = min(max((_FACTORS[n].degree for n in a), default=1) for a in allowed)
     for deg in range(1, max_deg + 1):
-        terms = _monomials(d, deg)
+        terms = monomials(d, deg)
         if len(terms) > max_size:
             break
         out.append((f"poly{deg}", terms))
     unary = [(k, n) for k in range(d) for n in allowed[k] if n in _UNARY]
     if unary:
-        terms = list(_monomials(d, 2))
+        terms = list(monomials(d, 2))
         terms += [Term(((k, n),)) for k, n in unary]
         for k, n in unary:
             for j in range(d):
@@ -255,7 +245,7 @@ def libraries(z: np.ndarray, library: Sequence[str] | None = None,
     if walls and d <= 2:
         terms = [Term(((k, _power(p).name),)) for k in walls for p in powers
                  if _power(p).name in allowed[k]]
-        terms += [t for t in _monomials(d, 2) if t not in terms]
+        terms += [t for t in monomials(d, 2) if t not in terms]
         out.append(("inverse-powers", terms))
     if d >= 2:
         products = [Term(tuple((k, "x") for k in ks)) for size in range(1, min(3, d) + 1)
@@ -390,8 +380,9 @@ def _regress(theta: np.ndarray, y: np.ndarray, intercept: bool,
     return out
 
 
-def _front(fits: list, max_keep: int) -> list:
-    """Pareto front of (number of terms, error), at most ``max_keep`` entries."""
+def front(fits: list, max_keep: int) -> list:
+    """Pareto front of ``(support, coefficients, constant, error)`` fits by (number of terms,
+    error), at most ``max_keep`` entries."""
     fits = sorted(fits, key=lambda f: (len(f[0]), f[3]))
     front = []
     for f in fits:
@@ -483,7 +474,7 @@ def regression_candidates(target: Target, library: Sequence[str] | None = None,
             theta = _design(terms, target)
             fits = _regress(theta, ty, target.kind == "values", max_terms,
                             _EXHAUSTIVE_SIZE if lname == "inverse-powers" else 0)
-            for support, coef, c0, err in _front(fits, max_keep):
+            for support, coef, c0, err in front(fits, max_keep):
                 h = sum((sympy.Float(float(c)) * terms[i].expr(symbols)
                          for i, c in zip(support, coef)), sympy.Integer(0))
                 if target.kind == "values" and c0 != 0:
@@ -493,198 +484,35 @@ def regression_candidates(target: Target, library: Sequence[str] | None = None,
     return out
 
 
-def rational_candidates(target: Target, max_degree: int = 2, max_keep: int = 4,
-                        max_rows: int = 2500, seed: int = 0,
-                        deadline: Deadline | None = None) -> list[Candidate]:
-    r"""Rational candidates :math:`y = P(z)/Q(z)` for a value target.
+def max_terms_for(d: int) -> int:
+    """Largest sparse support for ``d`` inputs on static data: 8, and more from 6 inputs up
+    (a squared distance in 3-D, ``(x2 - x1)**2 + ...``, expands to 9 terms of 6 inputs)."""
+    return max(8, (3 * d + 1) // 2)
 
-    :math:`yQ - P = 0` is linear and homogeneous in the coefficients of :math:`P` and
-    :math:`Q` (polynomials of degree ``(p, q)`` up to ``max_degree``): the right singular
-    vector of the smallest singular value is the fit; small coefficients are thresholded
-    away (a ladder of thresholds), each support re-solved. ``deadline`` (optional) is
-    checked between degree pairs.
+
+@dataclass(frozen=True)
+class SparseRegression(Generator):
+    """Sparse regression over the term libraries (:func:`regression_candidates`).
+
+    Attributes
+    ----------
+    transforms : bool
+        Also regress transformed values (static data).
+    max_terms : int or None
+        Largest support; None: :func:`max_terms_for` the target's number of inputs.
+    max_keep : int
+        Candidates kept per (library, transform).
     """
-    deadline = as_deadline(deadline)
-    if target.kind != "values":
-        return []
-    d = target.z.shape[1]
-    symbols = [sympy.Symbol(n) for n in target.names]
-    y = target.y
-    rng = np.random.default_rng(seed)
-    rows = np.arange(y.size) if y.size <= max_rows else rng.choice(y.size, max_rows, False)
-    z, yy = target.z[rows], y[rows]
-    out = []
-    for p_deg, q_deg in ((1, 1), (2, 1), (1, 2), (2, 2)):
-        p_terms = [Term(())] + _monomials(d, p_deg)
-        q_terms = [Term(())] + _monomials(d, q_deg)
-        if len(p_terms) + len(q_terms) > 80:
-            continue
-        if deadline.expired():
-            break
-        cols = [t.values(z) for t in p_terms] + [-yy * t.values(z) for t in q_terms]
-        a = np.stack(cols, axis=1)
-        scale = np.linalg.norm(a, axis=0)
-        if not np.all(np.isfinite(a)) or np.any(scale == 0):
-            continue
-        a = a / scale
-        fits = []
-        for lam in (0.0, 1e-4, 1e-3, 1e-2, 0.05):
-            support = np.arange(a.shape[1])
-            for _ in range(8):
-                _, s, vt = np.linalg.svd(a[:, support], full_matrices=False)
-                v = vt[-1]
-                keep = support[np.abs(v) >= lam * np.abs(v).max()]
-                if keep.size == support.size:
-                    break
-                support = keep
-            if v.size != support.size:  # the ladder ran out while still shrinking
-                _, s, vt = np.linalg.svd(a[:, support], full_matrices=False)
-                v = vt[-1]
-            full = np.zeros(a.shape[1])
-            full[support] = v
-            err = float(s[-1] / (np.linalg.norm(a[:, support] @ np.abs(v)) + 1e-300))
-            n_p = len(p_terms)
-            if not np.any(full[n_p:] != 0) or not np.any(full[:n_p] != 0):
-                continue
-            fits.append((tuple(support), full, 0.0, err))
-        seen = set()
-        for support, full, _, err in _front(fits, max_keep):
-            if support in seen:
-                continue
-            seen.add(support)
-            coef = full / scale
-            n_p = len(p_terms)
-            num = sum((sympy.Float(float(c)) * t.expr(symbols)
-                       for c, t in zip(coef[:n_p], p_terms) if c != 0), sympy.Integer(0))
-            den = sum((sympy.Float(float(c)) * t.expr(symbols)
-                       for c, t in zip(coef[n_p:], q_terms) if c != 0), sympy.Integer(0))
-            lead = max((abs(float(c)) for c in coef[n_p:] if c != 0), default=1.0)
-            expr = (num / lead) / (den / lead)
-            out.append(Candidate(expr, err, f"rational:{p_deg}/{q_deg}"))
-    return out
 
+    transforms: bool = False
+    max_terms: int | None = 8
+    max_keep: int = 6
+    name = "regression"
 
-def _one_signed_inputs(target: Target) -> list[int] | None:
-    """Indices of the inputs that keep one sign (never 0) on a value target whose values
-    keep one sign; None when the target is not such (power laws need both)."""
-    if target.kind != "values":
-        return None
-    y, z = target.y, target.z
-    if not (np.all(y > 0) or np.all(y < 0)):
-        return None
-    signs = np.sign(z[0])
-    return [k for k in range(z.shape[1])
-            if signs[k] != 0 and np.all(np.sign(z[:, k]) == signs[k])]
-
-
-def monomial_candidates(target: Target) -> list[Candidate]:
-    r"""Power-law candidates :math:`y = C \prod_k z_k^{e_k}` by least squares on logarithms.
-
-    Needs values of one sign and inputs of one sign each. Exponents within 0.05 of a
-    half-integer are snapped to it, the others kept as constants to refit; exponents that
-    snap to 0 drop their input. Also proposes every sub-product obtained by dropping the
-    input with the smallest exponent, repeatedly.
-    """
-    one_sign = _one_signed_inputs(target)
-    if one_sign is None or len(one_sign) != target.z.shape[1]:
-        return []
-    y, z = target.y, target.z
-    signs = np.sign(z[0])
-    symbols = [sympy.Symbol(n) for n in target.names]
-    with np.errstate(all="ignore"):
-        logs = np.log(np.abs(z))
-        ly = np.log(np.abs(y))
-    active = list(range(z.shape[1]))
-    out = []
-    while active:
-        a = np.column_stack([np.ones(len(y)), logs[:, active]])
-        coef = _lstsq(a, ly)
-        resid = float(np.linalg.norm(ly - a @ coef) / (np.linalg.norm(ly - ly.mean()) + 1e-300))
-        expr = sympy.Float(float(np.sign(y[0]) * math.exp(coef[0])))
-        for k, e in zip(active, coef[1:]):
-            half = round(2 * e) / 2
-            base = symbols[k] * int(signs[k])
-            if abs(e - half) <= 0.05:
-                if half != 0:
-                    expr = expr * base ** sympy.Rational(round(2 * e), 2)
-            else:
-                expr = expr * base ** sympy.Float(float(e))
-        out.append(Candidate(expr, resid, "regression:power-law"))
-        if len(active) == 1:
-            break
-        active.pop(int(np.argmin(np.abs(coef[1:]))))
-    return out
-
-
-def power_law_splits(target: Target, tolerances: Sequence[float] = (0.1, 0.02)
-                     ) -> list[tuple[sympy.Expr, list[int], Target]]:
-    r"""Split a power law in the one-signed inputs off a value target of one sign.
-
-    For :math:`y = \prod_{k \in P} z_k^{e_k}\, g(z_O)` with the inputs ``P`` of one sign
-    each and ``O`` the others, least squares of :math:`\log|y|` on :math:`\log|z_P|` (and a
-    constant) recovers the :math:`e_k` when ``P`` and ``O`` were sampled independently
-    (then :math:`\log|g|` only shifts the constant), up to the sample correlation of
-    :math:`\log|g|` with the logs (measured: 0.07 on the exponent of ``G`` in ``G m1 m2 /
-    r**2`` from 1,000 samples). Exponents within a tolerance of a nonzero half-integer are
-    snapped and kept, one split per tolerance in ``tolerances`` (a wide one for those
-    correlations, a narrow one against exponents that land near a half-integer by chance,
-    as ``g`` at -0.52 in ``n0*exp(-m*g*h/(kb*T))``); the other inputs join ``O``
-    (``m0/sqrt(1 - v**2/c**2)``: ``m0`` splits off, ``v`` and ``c`` stay). The rest
-    :math:`y / \prod z_k^{e_k}` is a target in the inputs ``O`` alone, whose laws times the
-    factor are candidates for ``y`` (if a split was wrong, they simply do not fit).
-
-    Returns
-    -------
-    list of (factor, others, rest)
-        ``factor`` the sympy product of powers (no constant), ``others`` the indices ``O``
-        (sorted), ``rest`` the :class:`Target` of the quotient on ``z[:, O]``; distinct
-        splits only. Empty when ``y`` changes sign, no input is one-signed, or nothing (or
-        everything: :func:`monomial_candidates`' case) splits off.
-    """
-    one_sign = _one_signed_inputs(target)
-    if not one_sign:
-        return []
-    y, z = target.y, target.z
-    signs = np.sign(z[0])
-    with np.errstate(all="ignore"):
-        a = np.column_stack([np.ones(len(y)), np.log(np.abs(z[:, one_sign]))])
-        coef = _lstsq(a, np.log(np.abs(y)))
-    symbols = [sympy.Symbol(n) for n in target.names]
-    out, seen = [], set()
-    for tol in tolerances:
-        factor, kept, values = sympy.Integer(1), [], np.ones(len(y))
-        for k, e in zip(one_sign, coef[1:]):
-            half = round(2 * e) / 2
-            if half != 0 and abs(e - half) <= tol:
-                factor = factor * (symbols[k] * int(signs[k])) ** sympy.Rational(round(2 * e), 2)
-                values = values * np.abs(z[:, k]) ** half
-                kept.append(k)
-        others = sorted(set(range(z.shape[1])) - set(kept))
-        if not kept or not others or tuple(kept) in seen:
-            continue
-        seen.add(tuple(kept))
-        rest = Target(tuple(target.names[k] for k in others), z[:, others], "values",
-                      y / values)
-        out.append((factor, others, rest))
-    return out
-
-
-def exp_power_candidates(target: Target) -> list[Candidate]:
-    r"""Candidates :math:`y = \pm\exp(C \prod_k z_k^{e_k})`: power laws of :math:`\log|y|`.
-
-    Boltzmann and Arrhenius factors ``exp(-m*g*h/(kb*T))`` have a logarithm that is a
-    power law in all their inputs, which no bounded term library holds (five factors);
-    :func:`monomial_candidates` on :math:`\log|y|` finds it when the logarithm has one sign.
-    """
-    if target.kind != "values":
-        return []
-    y = target.y
-    if not (np.all(y > 0) or np.all(y < 0)):
-        return []
-    ly = np.log(np.abs(y))
-    if not (np.all(ly > 0) or np.all(ly < 0)):
-        return []
-    sign = float(np.sign(y[0]))
-    logs = Target(target.names, target.z, "values", ly)
-    return [Candidate(sign * sympy.exp(c.expr), c.error, "regression:exp-power-law")
-            for c in monomial_candidates(logs)]
+    def generate(self, target: Target, options: Options) -> list[Candidate]:
+        max_terms = self.max_terms
+        if max_terms is None:
+            max_terms = max_terms_for(target.z.shape[1])
+        return regression_candidates(target, options.library, transforms=self.transforms,
+                                     max_terms=max_terms, max_keep=self.max_keep,
+                                     deadline=options.deadline)

@@ -28,12 +28,19 @@ Each group becomes a piece fitted on its own:
 Pieces are recombined (sums, products, ``exp`` of a sum) into candidates for the whole
 function; their constants are refit afterwards against the real target.
 
+Multiplicative separability is the additive separability of :math:`\log|f|`
+(:func:`multiplicative_coupling`: the same statistic on the derivatives of
+:math:`\log|f|`, on the samples where :math:`f` is not near 0). These statistics are
+also what :func:`pikan.structure` reports for a trained module: there is one
+separability test.
+
 Mixed derivatives of a surrogate are only as good as the surrogate (a KAN with 0.1 %
-error can have mixed derivatives off by several percent), so for value targets
-:func:`additive_model_candidates` also tests separability on the samples themselves: an
-additive spline model :math:`T(y) \approx c + \sum_i s_i(z_i)` (:math:`T` the identity or
-:math:`\log|y|`) is fitted by linear least squares; when it explains the data to
-:data:`ADDITIVE_TOLERANCE`, its one-input pieces :math:`s_i` are fitted by ``fit_edge``.
+error can have mixed derivatives off by several percent), so for value targets the
+additive spline model (:mod:`pikan.laws.generators.additive_model`) also tests
+separability on the samples themselves.
+
+:class:`Structure` is this family behind the generator interface
+(:mod:`pikan.laws.generators.base`): it needs ``options.function``.
 """
 
 from __future__ import annotations
@@ -48,23 +55,25 @@ import sympy
 import torch
 
 from pikan.errors import SpecError
-from pikan.spec.expr import to_torch
+from pikan.model.torch_expr import to_torch
 from pikan.kan.symbolic import fit_edge
 from pikan.laws.candidates import Deadline, Target, as_deadline, fit_candidates, pareto, select
-from pikan.laws.generators.regression import Candidate, regression_candidates
+from pikan.laws.generators.base import Candidate, Generator, Options
+from pikan.laws.generators.regression import regression_candidates
 from pikan.laws.generators.varpro import varpro_candidates
 
-__all__ = ["Derivatives", "additive_model_candidates", "coupling", "derivatives", "groups",
+__all__ = ["THRESHOLD", "Derivatives", "Structure", "additive_coupling", "combine",
+           "coupling", "derivatives", "edge_forms", "groups", "multiplicative_coupling",
            "structure_candidates"]
 
 THRESHOLD = 0.02
 """Default coupling below which two inputs count as separable."""
 
-ADDITIVE_TOLERANCE = 1e-3
-"""Relative residual below which an additive spline model counts as an exact split."""
+NEAR_ZERO = 1e-3
+r"""Samples with :math:`|f|` at most this fraction of its largest value are left out of the
+multiplicative test (:math:`\log|f|` is not defined at a zero of :math:`f`)."""
 
-_EDGE_SAMPLES = 600
-_KNOTS = 24  # intervals of the 1-D cubic splines of the additive model  # 1-D pieces are smooth curves: a few hundred sorted samples suffice
+_EDGE_SAMPLES = 600  # 1-D pieces are smooth curves: a few hundred sorted samples suffice
 
 
 @dataclass(frozen=True)
@@ -97,11 +106,38 @@ def derivatives(fn: Callable[[torch.Tensor], torch.Tensor], z: np.ndarray) -> De
 
 
 def coupling(g: np.ndarray, h: np.ndarray, z: np.ndarray) -> np.ndarray:
-    """The coupling matrix :math:`C_{ij}` of the module docstring, shape (d, d)."""
+    """The coupling matrix :math:`C_{ij}` of the module docstring, shape (d, d), from
+    gradients ``g`` (N, d) and Hessians ``h`` (N, d, d) on samples ``z`` (N, d)."""
     sigma = z.std(axis=0)
     total = math.sqrt(float(np.sum(np.mean((g * sigma) ** 2, axis=0)))) + 1e-300
     mixed = np.sqrt(np.mean((h * sigma[None, :, None] * sigma[None, None, :]) ** 2, axis=0))
     return mixed / total
+
+
+def additive_coupling(d_: Derivatives, z: np.ndarray) -> np.ndarray:
+    """Additive separability: the coupling :math:`C_{ij}` of ``f`` itself, shape (d, d)."""
+    return coupling(d_.g, d_.h, z)
+
+
+def multiplicative_coupling(d_: Derivatives, z: np.ndarray,
+                            near_zero: float = NEAR_ZERO) -> np.ndarray:
+    r"""Multiplicative separability: the coupling of :math:`\log|f|`, shape (d, d).
+
+    From :math:`\partial_i \log|f| = f_i / f` and :math:`\partial_{ij} \log|f| = f_{ij}/f -
+    f_i f_j / f^2`, on the samples where :math:`|f| > ` ``near_zero`` times its largest
+    value (all of them when ``f`` keeps one sign away from 0). Zeros when no sample is
+    left (``f`` vanishes).
+    """
+    f = d_.f
+    span = float(np.max(np.abs(f))) if f.size else 0.0
+    keep = np.abs(f) > near_zero * span
+    if span == 0 or not keep.any():
+        return np.zeros((z.shape[1], z.shape[1]))
+    f, g, h = (d_.f, d_.g, d_.h) if keep.all() else (d_.f[keep], d_.g[keep], d_.h[keep])
+    z = z if keep.all() else z[keep]
+    gl = g / f[:, None]
+    hl = h / f[:, None, None] - gl[:, :, None] * gl[:, None, :]
+    return coupling(gl, hl, z)
 
 
 def groups(c: np.ndarray, threshold: float = THRESHOLD) -> list[list[int]]:
@@ -135,11 +171,12 @@ def _integrate(x: np.ndarray, slope: np.ndarray) -> np.ndarray:
     return out
 
 
-def _edge_pieces(x: np.ndarray, y: np.ndarray, symbol: sympy.Symbol,
-                 library: Sequence[str] | None, top: int, seed: int,
-                 deadline: Deadline | None = None) -> list[sympy.Expr]:
-    """The ``top`` best :func:`fit_edge` forms ``a*g(b*x + c) + d`` of a 1-D curve (none
-    once ``deadline`` has passed)."""
+def edge_forms(x: np.ndarray, y: np.ndarray, symbol: sympy.Symbol,
+               library: Sequence[str] | None, top: int, seed: int,
+               deadline: Deadline | None = None) -> list[sympy.Expr]:
+    """The ``top`` best :func:`~pikan.kan.symbolic.fit_edge` forms ``a*g(b*x + c) + d`` of a
+    1-D curve ``y(x)`` (at most 600 seeded samples; the zero form left out; none once
+    ``deadline`` has passed or for a flat or non-finite curve)."""
     if as_deadline(deadline).expired():
         return []
     if x.size > _EDGE_SAMPLES:
@@ -160,8 +197,8 @@ def _edge_pieces(x: np.ndarray, y: np.ndarray, symbol: sympy.Symbol,
 def _best(cands: Sequence[Candidate], target: Target, top: int,
           tolerance: float, deadline: Deadline | None = None) -> list[sympy.Expr]:
     """Refit a few candidates for a piece and return the ``top`` best by the selection rule."""
-    fits = fit_candidates([(c.expr, c.source) for c in cands], target, tolerance,
-                          max_refit=20, max_snap=3, deadline=deadline)
+    fits = fit_candidates(cands, target, tolerance, max_refit=20, max_snap=3,
+                          deadline=deadline)
     chosen = select(fits, tolerance)
     if chosen is None:
         return []
@@ -174,7 +211,9 @@ def _best(cands: Sequence[Candidate], target: Target, top: int,
     return out
 
 
-def _combine(options: Sequence[Sequence[sympy.Expr]], join: Callable, cap: int = 24):
+def combine(options: Sequence[Sequence[sympy.Expr]], join: Callable,
+            cap: int = 24) -> list[sympy.Expr]:
+    """``join(combo)`` for the first ``cap`` combinations of one option per piece."""
     out = []
     for combo in itertools.islice(itertools.product(*options), cap):
         out.append(join(combo))
@@ -193,7 +232,7 @@ def _additive(fn, z, names, d_, parts, kind, library, depth, threshold, toleranc
         if len(part) == 1:
             i = part[0]
             values = _integrate(z[:, i], d_.g[:, i])
-            edge = _edge_pieces(z[:, i], values, symbols[i], library, 3, seed, deadline)
+            edge = edge_forms(z[:, i], values, symbols[i], library, 3, seed, deadline)
             pieces = pieces + [e for e in edge if e not in pieces]
             if pieces:
                 singles[i] = pieces[0]
@@ -201,7 +240,7 @@ def _additive(fn, z, names, d_, parts, kind, library, depth, threshold, toleranc
             return []
         options.append(pieces)
     constant = [sympy.Float(float(np.mean(d_.f)))] if kind == "values" else []
-    out = _combine(options, lambda combo: sympy.Add(*combo, *constant))
+    out = combine(options, lambda combo: sympy.Add(*combo, *constant))
     multi = [p for p in parts if len(p) > 1]
     if kind == "values" and depth > 0 and len(multi) == 1 and len(singles) == len(parts) - 1:
         rest = _restricted(fn, z, multi[0], singles, names, op="sub")
@@ -262,8 +301,8 @@ def _multiplicative(fn, z, names, d_, parts, library, depth, threshold, toleranc
             continue
         i = part[0]
         lv = _integrate(z[:, i], gl[:, i])
-        logs[i] = _edge_pieces(z[:, i], lv, symbols[i], library, 2, seed, deadline)
-        factors[i] = _edge_pieces(z[:, i], np.exp(lv - lv.mean()), symbols[i], library, 2,
+        logs[i] = edge_forms(z[:, i], lv, symbols[i], library, 2, seed, deadline)
+        factors[i] = edge_forms(z[:, i], np.exp(lv - lv.mean()), symbols[i], library, 2,
                                   seed, deadline)
         if not factors[i] and not logs[i]:
             return []
@@ -272,10 +311,10 @@ def _multiplicative(fn, z, names, d_, parts, library, depth, threshold, toleranc
     scale = sympy.Float(sign)
     if not multi:
         if all(logs.values()):
-            out += _combine(list(logs.values()),
+            out += combine(list(logs.values()),
                             lambda c: scale * sympy.exp(sympy.Add(*c, sympy.Float(0.0))))
         if all(factors.values()):
-            out += _combine(list(factors.values()), lambda c: sympy.Float(sign) * sympy.Mul(*c))
+            out += combine(list(factors.values()), lambda c: sympy.Float(sign) * sympy.Mul(*c))
         return out
     if depth > 0 and len(multi) == 1 and all(factors.values()):
         best = {i: f[0] for i, f in factors.items()}
@@ -334,18 +373,16 @@ def structure_candidates(fn: Callable[[torch.Tensor], torch.Tensor], z: np.ndarr
     if not (np.all(np.isfinite(d_.g)) and np.all(np.isfinite(d_.h))):
         return []
     exprs: list[tuple[sympy.Expr, str]] = []
-    parts = groups(coupling(d_.g, d_.h, z), threshold) if d >= 2 else [[0]]
+    parts = groups(additive_coupling(d_, z), threshold) if d >= 2 else [[0]]
     if len(parts) > 1 or d == 1:
         for e in _additive(fn, z, names, d_, parts, kind, library, depth, threshold,
                            tolerance, seed, deadline):
             exprs.append((e, "structure:additive"))
     f = d_.f
     span = float(np.max(np.abs(f))) if f.size else 0.0
-    one_sign = span > 0 and (np.all(f > 1e-3 * span) or np.all(f < -1e-3 * span))
+    one_sign = span > 0 and (np.all(f > NEAR_ZERO * span) or np.all(f < -NEAR_ZERO * span))
     if kind == "values" and one_sign:
-        gl = d_.g / f[:, None]
-        hl = d_.h / f[:, None, None] - gl[:, :, None] * gl[:, None, :]
-        parts = groups(coupling(gl, hl, z), threshold) if d >= 2 else [[0]]
+        parts = groups(multiplicative_coupling(d_, z), threshold) if d >= 2 else [[0]]
         if len(parts) > 1 or d == 1:
             for e in _multiplicative(fn, z, names, d_, parts, library, depth, threshold,
                                      tolerance, seed, deadline):
@@ -353,71 +390,27 @@ def structure_candidates(fn: Callable[[torch.Tensor], torch.Tensor], z: np.ndarr
     return [Candidate(e, math.nan, s) for e, s in exprs]
 
 
-def _spline_basis(x: np.ndarray, intervals: int = _KNOTS) -> np.ndarray:
-    """Cubic B-spline basis on the range of ``x``, shape (N, intervals + 3)."""
-    from scipy.interpolate import BSpline
+@dataclass(frozen=True)
+class Structure(Generator):
+    """Candidates from separable splits of ``options.function`` (:func:`structure_candidates`
+    on the target's samples); none without a function.
 
-    lo, hi = float(x.min()), float(x.max())
-    inner = np.linspace(lo, hi, intervals + 1)
-    knots = np.concatenate([[lo] * 3, inner, [hi] * 3])
-    return BSpline.design_matrix(np.clip(x, lo, hi), knots, 3).toarray()
-
-
-def additive_model_candidates(target: Target, library: Sequence[str] | None = None,
-                              seed: int = 0, deadline: Deadline | None = None
-                              ) -> list[Candidate]:
-    r"""Candidates from an exact additive split of ``y`` or ``log|y|`` into one-input pieces.
-
-    Fits :math:`T(y) = c + \sum_i s_i(z_i)` with cubic splines (24 intervals per input)
-    by least squares; when the relative residual is below :data:`ADDITIVE_TOLERANCE`, each
-    centered piece :math:`s_i` is fitted by :func:`~pikan.kan.symbolic.fit_edge` (three
-    best forms) and the combinations ``T^-1(c + sum)`` are returned.
-
-    Parameters
+    Attributes
     ----------
-    target : Target
-        A value target with at least two inputs.
-    library : sequence of str, optional
-    seed : int
-    deadline : Deadline, optional
-        Pieces are no longer fitted once it has passed.
-
-    Returns
-    -------
-    list of Candidate
+    depth : int
+        Recursion depth for the remainder of a split with one multi-input group.
+    threshold : float
+        Coupling below which two inputs count as separable.
     """
-    if target.kind != "values" or target.z.shape[1] < 2 or as_deadline(deadline).expired():
-        return []
-    z, y = target.z, target.y
-    symbols = [sympy.Symbol(n) for n in target.names]
-    bases = [_spline_basis(z[:, i]) for i in range(z.shape[1])]
-    design = np.concatenate(bases, axis=1)
-    out = []
-    transforms = [("identity", y, lambda h: h)]
-    if np.all(y > 0) or np.all(y < 0):
-        sign = float(np.sign(y[0]))
-        transforms.append(("log", np.log(np.abs(y)), lambda h, s=sign: s * sympy.exp(h)))
-    for name, ty, inverse in transforms:
-        mean = float(ty.mean())
-        coef, *_ = np.linalg.lstsq(design, ty - mean, rcond=None)
-        resid = ty - mean - design @ coef
-        if np.linalg.norm(resid) > ADDITIVE_TOLERANCE * (np.linalg.norm(ty - mean) + 1e-300):
-            continue
-        options, start = [], 0
-        for i, basis in enumerate(bases):
-            piece = basis @ coef[start:start + basis.shape[1]]
-            start += basis.shape[1]
-            if np.ptp(piece) <= 1e-9 * (np.ptp(ty) + 1e-300):
-                continue  # the output does not depend on this input
-            forms = _edge_pieces(z[:, i], piece - piece.mean(), symbols[i], library, 3, seed,
-                                 deadline)
-            if not forms:
-                break
-            options.append(forms)
-        else:
-            def join(c, inverse=inverse, mean=mean):
-                return inverse(sympy.Add(*c, sympy.Float(mean)))
 
-            for e in _combine(options, join):
-                out.append(Candidate(e, math.nan, f"structure:additive-model:{name}"))
-    return out
+    depth: int = 2
+    threshold: float = THRESHOLD
+    name = "structure"
+
+    def generate(self, target: Target, options: Options) -> list[Candidate]:
+        if options.function is None:
+            return []
+        return structure_candidates(options.function, target.z, target.names, target.kind,
+                                    options.library, depth=self.depth,
+                                    threshold=self.threshold, tolerance=options.tolerance,
+                                    seed=options.seed, deadline=options.deadline)

@@ -21,6 +21,8 @@ with every other candidate by :func:`pikan.laws.candidates.fit_candidates`.
 
 Works on value and gradient targets alike (a potential fitted on its forces: the design
 columns are then the terms' projected gradients, :class:`pikan.laws.candidates.Target`).
+:class:`VarPro` is this family behind the generator interface
+(:mod:`pikan.laws.generators.base`).
 """
 
 from __future__ import annotations
@@ -35,9 +37,9 @@ import scipy.optimize
 import sympy
 
 from pikan.laws.candidates import Deadline, Target, as_deadline
-from pikan.laws.generators.regression import Candidate
+from pikan.laws.generators.base import Candidate, Generator, Options
 
-__all__ = ["varpro_candidates"]
+__all__ = ["VarPro", "varpro_candidates"]
 
 _GRID = 36
 """Grid points of a scan (log-spaced)."""
@@ -300,3 +302,17 @@ def varpro_candidates(target: Target, library: Sequence[str] | None = None,
                         continue
                     out.append(Candidate(e, err, f"varpro:{family.name}"))
     return out
+
+
+@dataclass(frozen=True)
+class VarPro(Generator):
+    """Laws with one scanned nonlinear constant (:func:`varpro_candidates`), for targets of
+    at most ``max_inputs`` inputs."""
+
+    max_inputs: int = 2
+    max_keep: int = 4
+    name = "varpro"
+
+    def generate(self, target: Target, options: Options) -> list[Candidate]:
+        return varpro_candidates(target, options.library, max_inputs=self.max_inputs,
+                                 max_keep=self.max_keep, deadline=options.deadline)

@@ -1,4 +1,5 @@
-"""Tests for pikan/kan_formula.py: a KAN read as a formula through edge-wise fits."""
+"""Tests for pikan/laws/generators/kan_edges.py: a KAN read as a formula through edge-wise
+fits, and behind the generator interface."""
 
 import numpy as np
 import pytest
@@ -6,8 +7,10 @@ import sympy
 import torch
 
 from pikan.kan import KAN
-from pikan.laws.generators.kan_edges import VARIANTS, kan_formulas
 from pikan.laws.candidates import Target, fit_candidates, select
+from pikan.laws.generators import kan_edges
+from pikan.laws.generators.base import Candidate, Options
+from pikan.laws.generators.kan_edges import VARIANTS, KanEdges, KanReading, kan_formulas
 
 x, y = sympy.symbols("x y")
 
@@ -58,7 +61,8 @@ def test_multiplication_node_gives_a_product_after_refit(rng):
     assert float(loss.detach()) < 1e-4
     exprs = [e[0] for e in kan_formulas(kan, s).values()]
     target = Target(("x", "y"), s, "values", target_values)
-    best = select(fit_candidates([(e, "kan") for e in exprs], target, 1e-8), 1e-8)
+    best = select(fit_candidates([Candidate(e, np.nan, "kan") for e in exprs], target, 1e-8),
+                  1e-8)
     assert best.expr == x * y
 
 
@@ -78,3 +82,29 @@ def test_kan_is_not_modified_and_jump_weights_are_included(rng):
     want = 2 * x**2 - sympy.Rational(1, 2) * sympy.cos(1.5 * x + 0.3) + sympy.Rational(3, 4) * x
     f = sympy.lambdify(x, expr - want, "numpy")
     np.testing.assert_allclose(f(s[:, 0]), 0.0, atol=1e-9)
+
+
+def test_kan_edges_generator_reads_the_kan_once_for_every_output(rng, monkeypatch):
+    """A KanReading computes the formulas on first use only (a Dynamics module's outputs
+    share them), applies the target's affine map, and names the variants kan, kan:1, ..."""
+    kan = KAN([1, 2], seed=0, input_names=["x"])
+    kan.set_symbolic(0, 0, 0, "x^2", a=1.0, b=1.0, c=0.0, d=0.0)
+    kan.set_symbolic(0, 0, 1, "sin", a=1.0, b=1.0, c=0.0, d=0.0)
+    s = rng.uniform(-1, 1, size=(200, 1))
+    calls = []
+    original = kan_edges.kan_formulas
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(kan_edges, "kan_formulas", counted)
+    reading = KanReading(kan, s, ["x"], shift=1.0, scale=2.0)
+    target = Target(("x",), s, "values", 1 + 2 * np.sin(s[:, 0]))
+    first = KanEdges().generate(target, Options(kan=reading, output=0))
+    second = KanEdges().generate(target, Options(kan=reading, output=1))
+    assert len(calls) == 1
+    assert [c.source for c in first] == ["kan", "kan:1", "kan:2"][:len(first)]
+    best = select(fit_candidates(second, target, 1e-8), 1e-8)
+    assert sympy.simplify(best.expr - (1 + 2 * sympy.sin(x))) == 0
+    assert KanEdges().generate(target, Options()) == []

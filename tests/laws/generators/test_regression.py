@@ -1,19 +1,19 @@
-"""Tests for pikan/regress.py: term libraries and sparse regression generators."""
+"""Tests for pikan/laws/generators/regression.py: term libraries and sparse regression."""
 
 import numpy as np
 import pytest
 import sympy
 
-from pikan.laws.law import equivalent
 from pikan.laws.candidates import Target, fit_candidates, select
+from pikan.laws.generators.base import Options
 from pikan.laws.generators.regression import (
+    SparseRegression,
     Term,
     libraries,
-    monomial_candidates,
-    rational_candidates,
+    max_terms_for,
     regression_candidates,
 )
-from pikan.laws.generators.varpro import varpro_candidates
+from pikan.laws.law import equivalent
 
 x, y, z = sympy.symbols("x y z")
 
@@ -32,8 +32,7 @@ def _one_blas_thread():
 
 
 def _best(cands, target, tolerance=1e-9):
-    fits = fit_candidates([(c.expr, c.source) for c in cands], target, tolerance)
-    return select(fits, tolerance)
+    return select(fit_candidates(cands, target, tolerance), tolerance)
 
 
 def test_term_values_and_gradients_match_sympy(rng):
@@ -83,27 +82,6 @@ def test_transforms_invert_a_square_root_of_a_polynomial(rng):
     assert sympy.simplify(best.expr**2 - ((x - y) ** 2 + 1)) == 0
 
 
-def test_rational_candidates_fit_a_weighted_mean(rng):
-    s = rng.uniform(1, 5, size=(500, 4))
-    m1, m2, r1, r2 = s.T
-    target = Target(("m1", "m2", "r1", "r2"), s, "values", (m1 * r1 + m2 * r2) / (m1 + m2))
-    best = _best(rational_candidates(target), target)
-    a, b, c, d = sympy.symbols("m1 m2 r1 r2")
-    assert best.error < 1e-10
-    assert sympy.simplify(best.expr - (a * c + b * d) / (a + b)) == 0
-
-
-def test_monomial_candidates_find_power_laws(rng):
-    s = rng.uniform(1, 5, size=(300, 3))
-    target = Target(("x", "y", "z"), s, "values", 2.5 * s[:, 0] * s[:, 1] ** 2 / np.sqrt(s[:, 2]))
-    cands = monomial_candidates(target)
-    assert cands[0].error < 1e-12
-    coeff, rest = cands[0].expr.as_coeff_Mul()
-    assert abs(float(coeff) - 2.5) < 1e-12 and rest == x * y**2 / sympy.sqrt(z)
-    # values of both signs: no power law
-    assert monomial_candidates(Target(("x",), s[:, :1], "values", s[:, 0] - 3)) == []
-
-
 def test_inverse_powers_find_a_lennard_jones_wall_on_its_forces(rng):
     """1/r**12 and 1/r**11 correlate at 0.9999 on a narrow well: the exhaustive small
     supports of the ``inverse-powers`` library still find the 12-6 pair."""
@@ -125,30 +103,12 @@ def test_inverse_powers_need_a_one_signed_input_away_from_zero(rng):
     assert "inverse-powers" not in dict(libraries(rng.uniform(1, 2, size=(100, 3))))
 
 
-@pytest.mark.parametrize("law, low, high", [
-    ("1.73*(1 - exp(-1.37*(x - 0.83)))**2", 0.62, 1.35),  # Morse
-    ("0.87*exp(-1.43*x)/1.43 + 0.87*x", -1.0, 1.0),  # Toda bond (any sign)
-    ("-1.21*exp(-0.37*x)/x", 0.8, 1.4),  # Yukawa
-    ("0.61/(x**2 + 0.43)", 0.87, 1.21),  # soft core
-    ("-1.31/sqrt(x**2 + 0.2209)", 0.5, 1.5),  # Plummer
-])
-def test_varpro_recovers_a_scanned_rate_or_shift_from_forces(rng, law, low, high):
-    """The scan plus the 1-D refinement of the projected residual land on the true rate
-    (or shift) before any common refit: the linear fit is already exact."""
-    truth = sympy.sympify(law)
-    s = rng.uniform(low, high, size=(600, 1))
-    force = sympy.lambdify(x, sympy.diff(truth, x), "numpy")(s[:, 0])
-    target = Target(("x",), s, "gradient", np.asarray(force, dtype=np.float64)[:, None])
-    cands = varpro_candidates(target)
-    assert min(c.error for c in cands) < 1e-7
-    best = _best(cands, target)
-    assert equivalent(best.expr, truth), str(best.expr)
-
-
-def test_varpro_works_on_values_and_skips_many_inputs(rng):
-    s = rng.uniform(0.62, 1.35, size=(500, 1))
-    target = Target(("x",), s, "values", 2 * (1 - np.exp(-1.5 * (s[:, 0] - 1))) ** 2)
-    best = _best(varpro_candidates(target), target)
-    assert equivalent(best.expr, "2*(1 - exp(-1.5*(x - 1)))**2", up_to_constant=False)
-    three = Target(("x", "y", "z"), rng.uniform(1, 2, (50, 3)), "values", np.ones(50))
-    assert varpro_candidates(three) == []
+def test_sparse_regression_generator_is_the_function_with_its_settings(rng):
+    """The generator interface passes the library and deadline; its own fields are the
+    family's settings (max_terms None: grows with the inputs, for static data)."""
+    s = rng.uniform(0.5, 2, size=(200, 2))
+    target = Target(("x", "y"), s, "values", np.sqrt(1 + s[:, 0] ** 2 * s[:, 1]))
+    got = SparseRegression(transforms=True).generate(target, Options(library=["sin"]))
+    want = regression_candidates(target, ["sin"], transforms=True)
+    assert [(c.expr, c.source) for c in got] == [(c.expr, c.source) for c in want]
+    assert max_terms_for(2) == 8 and max_terms_for(6) == 9 and max_terms_for(9) == 14

@@ -1,20 +1,24 @@
-"""Tests for pikan/separate.py: separability tests and the pieces they split functions into."""
+"""Tests for pikan/laws/generators/separability.py: separability tests and the pieces they
+split functions into."""
 
 import numpy as np
 import pytest
 import sympy
 import torch
 
-from pikan.laws.law import equivalent
 from pikan.laws.candidates import Target, fit_candidates, select
+from pikan.laws.generators.base import Options
 from pikan.laws.generators.separability import (
+    Structure,
     _integrate,
-    additive_model_candidates,
+    additive_coupling,
     coupling,
     derivatives,
     groups,
+    multiplicative_coupling,
     structure_candidates,
 )
+from pikan.laws.law import equivalent
 
 x, y, z = sympy.symbols("x y z")
 
@@ -33,8 +37,7 @@ def _one_blas_thread():
 
 
 def _best(cands, target, tolerance=1e-9):
-    return select(fit_candidates([(c.expr, c.source) for c in cands], target, tolerance),
-                  tolerance)
+    return select(fit_candidates(cands, target, tolerance), tolerance)
 
 
 def test_derivatives_match_closed_forms(rng):
@@ -101,20 +104,10 @@ def test_structure_recurses_into_the_remainder_of_a_split(rng):
     assert sympy.simplify(best.expr - x * (y + sympy.sin(z))) == 0
 
 
-def test_additive_model_splits_samples_without_a_surrogate(rng):
-    s = rng.uniform(-1, 1, size=(1000, 2))
-    values = np.exp(np.sin(np.pi * s[:, 0]) + s[:, 1] ** 2)
-    target = Target(("x", "y"), s, "values", values)
-    cands = additive_model_candidates(target)
-    assert cands and all(c.source == "structure:additive-model:log" for c in cands)
-    assert _best(cands, target).expr == sympy.exp(sympy.sin(sympy.pi * x) + y**2)
-    coupled = Target(("x", "y"), s, "values", np.sin(3 * s[:, 0] * s[:, 1]))
-    assert additive_model_candidates(coupled) == []
-
-
 def test_structure_pieces_with_a_rate_and_a_shift(rng):
     """A Morse piece and a soft-core piece of a 3-input potential: the one-input pieces
-    get the scanned rate and shift of :mod:`pikan.laws.generators.varpro` (no library term has them)."""
+    get the scanned rate and shift of :mod:`pikan.laws.generators.varpro` (no library term
+    has them)."""
     s = np.column_stack([rng.uniform(0.62, 1.35, 800), rng.uniform(0.5, 1.5, 800),
                          rng.uniform(-1, 1, 800)])
 
@@ -127,3 +120,41 @@ def test_structure_pieces_with_a_rate_and_a_shift(rng):
     best = _best(structure_candidates(fn, s, ["x", "y", "z"], "gradient"), target)
     truth = 1.73 * (1 - sympy.exp(-1.37 * (x - 0.83))) ** 2 + 0.61 / (y**2 + 0.43) + z**2
     assert equivalent(best.expr, truth), str(best.expr)
+
+
+def test_multiplicative_coupling_is_the_coupling_of_log_f(rng):
+    """Zero for a product, also one that changes sign (samples near a zero of f are left
+    out); the same as the additive coupling of log f where f keeps one sign."""
+    s = rng.uniform(-1, 1, size=(500, 2))
+
+    def product(t):
+        return t[:, 0] * torch.cos(t[:, 1])
+
+    assert multiplicative_coupling(derivatives(product, s), s)[0, 1] < 1e-10
+    assert additive_coupling(derivatives(product, s), s)[0, 1] > 0.3
+    positive = rng.uniform(0.5, 2, size=(500, 2))
+
+    def f(t):
+        return (1 + t[:, 0] ** 2) * t[:, 1] + t[:, 0]
+
+    def log_f(t):
+        return torch.log(f(t))
+
+    np.testing.assert_allclose(multiplicative_coupling(derivatives(f, positive), positive),
+                               additive_coupling(derivatives(log_f, positive), positive),
+                               rtol=1e-10, atol=1e-14)
+    assert np.all(multiplicative_coupling(derivatives(lambda t: 0 * t[:, 0], s), s) == 0)
+
+
+def test_structure_generator_needs_a_function(rng):
+    s = rng.uniform(-1, 1, size=(300, 2))
+    target = Target(("x", "y"), s, "values", np.sin(2 * s[:, 0]) + s[:, 1] ** 3)
+    assert Structure().generate(target, Options()) == []
+
+    def fn(t):
+        return torch.sin(2 * t[:, 0]) + t[:, 1] ** 3
+
+    cands = Structure().generate(target, Options(function=fn))
+    assert cands and {c.source for c in cands} <= {"structure:additive",
+                                                    "structure:multiplicative"}
+    assert equivalent(_best(cands, target).expr, "sin(2*x) + y**3", up_to_constant=False)

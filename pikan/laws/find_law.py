@@ -1,0 +1,362 @@
+r"""Static regression: a closed-form law from samples ``(X, y)`` that are not trajectories.
+
+:func:`find_law` runs candidate generators (:mod:`pikan.laws.generators`) in four stages,
+cheapest first, each only when the ones before found no candidate within the tolerance
+(:data:`FIND_LAW_GENERATORS`): power laws; the direct generators on the data (sparse
+regression with target transforms, rational functions, scanned rates and shifts, power-law
+splits, the additive spline model); and, on a small KAN fitted to the samples as a
+differentiable surrogate, the structure tests and then the KAN's edges read as formulas.
+Every candidate's constants are refit against the data themselves and the law is selected
+from the Pareto front (:mod:`pikan.laws.candidates`).
+
+The surrogate is fitted by :meth:`pikan.train.recipe.Recipe.surrogate`, run on ``(x, y)``
+by :func:`fit_static`, the driver of KAN recipes on static samples.
+
+Anytime under a ``time_limit``: the stages check a :class:`~pikan.laws.candidates.Deadline`
+between candidate families and inside their long loops; when the time is up the law is
+selected from the candidates fitted so far.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from pikan.errors import DataError, SpecError
+from pikan.kan.network import KAN
+from pikan.laws.candidates import (
+    Deadline,
+    Fit,
+    Target,
+    alternatives,
+    as_deadline,
+    fit_candidates,
+    sample_rows,
+    search_deadline,
+    select,
+    tidy,
+)
+from pikan.laws.generators.additive_model import AdditiveModel
+from pikan.laws.generators.base import Generator, Options, propose
+from pikan.laws.generators.kan_edges import KanEdges, KanReading
+from pikan.laws.generators.power_law import ExpPowerLaw, PowerLaw, PowerLawSplit
+from pikan.laws.generators.rational import Rational
+from pikan.laws.generators.regression import SparseRegression
+from pikan.laws.generators.separability import Structure
+from pikan.laws.generators.varpro import VarPro
+from pikan.laws.law import Law
+from pikan.spec.expr import is_valid_name
+from pikan.train.optim import lbfgs_rounds
+from pikan.train.recipe import Recipe
+
+__all__ = ["DEFAULT_TIME_LIMIT", "FIND_LAW_GENERATORS", "NOISE_CORRELATION", "find_law",
+           "fit_static", "fit_surrogate", "residuals_are_noise"]
+
+DEFAULT_TIME_LIMIT = 30.0
+"""Seconds :func:`find_law` takes at most by default (one formula, up to 10 inputs)."""
+
+FIND_LAW_GENERATORS: tuple[tuple[Generator, ...], ...] = (
+    (PowerLaw(), ExpPowerLaw()),
+    (SparseRegression(transforms=True, max_terms=None), Rational(), VarPro(), PowerLawSplit(),
+     AdditiveModel()),
+    (Structure(),),
+    (KanEdges(),),
+)
+"""The generators of :func:`find_law`'s four stages, cheapest families first within each:
+(0) power laws and their exponentials; (1) on the data directly; (2) on the KAN surrogate
+(``options.function``); (3) the surrogate's edges (``options.kan``)."""
+
+
+# ------------------------------------------------------------------ the KAN surrogate
+
+
+def _lbfgs(kan: KAN, x: torch.Tensor, y: torch.Tensor, rounds: int, penalty: float,
+           params: Sequence[torch.Tensor], deadline: Deadline) -> None:
+    """``rounds`` L-BFGS steps (20 iterations each) on the mean squared error (+ sparsity);
+    with a limited ``deadline`` the rounds run one at a time and stop when it passes."""
+
+    def loss_fn() -> torch.Tensor:
+        loss = torch.mean((kan(x)[:, 0] - y) ** 2)
+        return loss + penalty * kan.regularization(x) if penalty else loss
+
+    if not deadline.limited:
+        lbfgs_rounds(params, loss_fn, rounds)
+        return
+    for _ in range(rounds):
+        if deadline.expired():
+            return
+        lbfgs_rounds(params, loss_fn, 1)
+
+
+def fit_static(kan: KAN, x: torch.Tensor, y: torch.Tensor, recipe: Recipe,
+               deadline: Deadline | None = None) -> KAN:
+    r"""Run a KAN recipe on static samples: ``kan(x)[:, 0] ~ y`` by least squares.
+
+    The driver of :class:`~pikan.train.recipe.Recipe` for ``(x, y)`` fits (:func:`pikan.fit`
+    is the one for models on trajectories). A fit stage minimizes
+    :math:`\mathrm{mean}(\mathrm{kan}(x) - y)^2` plus ``sparsity`` times
+    :meth:`~pikan.kan.KAN.regularization` by L-BFGS
+    (:func:`pikan.train.optim.lbfgs_rounds`: ``steps`` iterations in whole rounds of 20) on
+    every parameter or on the spline coefficients alone (``params``); prune, refine and
+    adapt stages act on the KAN as in :func:`pikan.fit`. Only L-BFGS fit stages are run.
+
+    Parameters
+    ----------
+    kan : KAN
+        Modified in place (and returned).
+    x : Tensor, shape (N, in_dim)
+    y : Tensor, shape (N,)
+    recipe : Recipe
+    deadline : Deadline, optional
+        Anytime: with a limit, L-BFGS runs one round at a time and stops when it passes,
+        and the stages after it are skipped.
+
+    Returns
+    -------
+    KAN
+    """
+    deadline = as_deadline(deadline)
+    for stage in recipe:
+        if stage.kind == "fit":
+            if stage.optimizer != "lbfgs":
+                raise ValueError(f"fit_static runs L-BFGS fit stages only, got {stage}")
+            params = list(kan.parameters()) if stage.params == "all" else \
+                [p for n, p in kan.named_parameters() if n.endswith("coef")]
+            _lbfgs(kan, x, y, -(-stage.steps // 20), stage.sparsity, params, deadline)
+        elif deadline.expired():
+            continue
+        elif stage.kind == "prune":
+            kan.prune(x, threshold=stage.threshold)
+        elif stage.kind == "refine":
+            kan.refine(stage.grid or 2 * kan.layers[0].grid, x)
+        else:
+            kan.update_grid(x, adaptivity="auto")
+    return kan
+
+
+def fit_surrogate(x: np.ndarray, y: np.ndarray, names: Sequence[str], seed: int,
+                  steps: int, deadline: Deadline | None = None) -> tuple[KAN, float, float]:
+    """A small KAN fitted to standardized ``y``: (kan, mean, std), ``y ~ mean + std * kan(x)``.
+
+    Widths ``[d, 2d + 1, 1]`` (at least 3 hidden nodes), grid 5 spread uniformly over the
+    samples, fitted by :meth:`Recipe.surrogate(steps) <pikan.train.recipe.Recipe.surrogate>`
+    (:func:`fit_static`). Anytime: once ``deadline`` passes the rest of the recipe is
+    skipped and the KAN fitted so far is returned.
+    """
+    d = x.shape[1]
+    widths = [d, max(2 * d + 1, 3), 1]
+    kan = KAN(widths, grid=5, seed=seed, input_names=list(names)).to(torch.float64)
+    mean, std = float(np.mean(y)), float(np.std(y)) or 1.0
+    xt = torch.as_tensor(x, dtype=torch.float64)
+    yt = torch.as_tensor((y - mean) / std, dtype=torch.float64)
+    kan.update_grid(xt, adaptivity=0.0)
+    fit_static(kan, xt, yt, Recipe.surrogate(steps), deadline)
+    return kan, mean, std
+
+
+# ------------------------------------------------------------------ noise and stages
+
+
+NOISE_CORRELATION = 3.0
+"""Residuals count as noise when their correlation with the residual at the nearest other
+sample is below this many standard errors (``1/sqrt(N)``) of zero."""
+
+
+def residuals_are_noise(target: Target, fit: Fit, max_rows: int = 2000) -> bool:
+    """Whether a fit leaves only noise: its residuals are uncorrelated between neighbours.
+
+    A wrong or approximate law leaves a smooth residual, which nearest neighbours in the
+    (standardized) inputs share; measurement noise is independent from sample to sample.
+    The correlation of each residual with its nearest neighbour's is compared with
+    :data:`NOISE_CORRELATION` standard errors. This is how :func:`find_law` notices noisy
+    data under the default ``tolerance`` (1e-6): measured on ``3/2*pr*V`` with 1 % noise,
+    the KAN stage then added 27 s and nothing better.
+    """
+    try:
+        pred = target.evaluator(fit.expr)(())
+    except (ValueError, TypeError, OverflowError, ZeroDivisionError):
+        return False
+    r = target.y - pred
+    if not np.all(np.isfinite(r)) or r.size < 20:
+        return False
+    z = target.z[:max_rows]
+    r = r[:max_rows] - r[:max_rows].mean()
+    spread = z.std(axis=0)
+    z = z / np.where(spread > 0, spread, 1.0)
+    sq = np.sum(z * z, axis=1)
+    dist = sq[:, None] + sq[None, :] - 2.0 * z @ z.T
+    np.fill_diagonal(dist, np.inf)
+    neighbour = np.argmin(dist, axis=1)
+    power = float(r @ r)
+    if power == 0.0:
+        return True
+    correlation = float(r @ r[neighbour]) / power
+    return correlation < NOISE_CORRELATION / math.sqrt(r.size)
+
+
+def _stages(generators) -> tuple[tuple[Generator, ...], ...]:
+    """``generators`` as four tuples of Generator (see :func:`find_law`), or a SpecError."""
+    try:
+        stages = tuple(tuple(stage) for stage in generators)
+    except TypeError:
+        stages = ()
+    if len(stages) != 4 or not all(isinstance(g, Generator) for s in stages for g in s):
+        raise SpecError(f"find_law: generators must be four stages, each a sequence of "
+                        f"candidate generators (pikan.laws.generators), got {generators!r}; "
+                        "hint: start from pikan.laws.find_law.FIND_LAW_GENERATORS.")
+    return stages
+
+
+def _explained(fits: Sequence[Fit], tolerance: float) -> bool:
+    """Whether some fit is within the tolerance (the next stage could only add more
+    complex alternatives)."""
+    return min((f.error for f in fits), default=math.inf) <= tolerance
+
+
+def _settle(fits: Sequence[Fit], target: Target, tolerance: float
+            ) -> tuple[Fit | None, float]:
+    """The selection and the tolerance: raised to the best fit's error when that fit
+    leaves only noise (:func:`residuals_are_noise`), so that the search stops there."""
+    best = min((f for f in fits if math.isfinite(f.error)), key=lambda f: f.error,
+               default=None)
+    if best is not None and best.error > tolerance and residuals_are_noise(target, best):
+        tolerance = best.error  # nothing left to explain: the noise level is the tolerance
+    return select(fits, tolerance), tolerance
+
+
+def find_law(X, y, names: Sequence[str], output: str = "y", seed: int = 0, steps: int = 800,
+             library: Sequence[str] | None = None, tolerance: float = 1e-6,
+             max_samples: int = 2000, time_limit: float | None = DEFAULT_TIME_LIMIT,
+             generators: Sequence[Sequence[Generator]] = FIND_LAW_GENERATORS) -> Law:
+    """A closed-form law ``output = f(names)`` from static samples (not trajectories).
+
+    Stages, cheapest first, every candidate's constants refit against the data themselves;
+    each stage runs only when the ones before found no candidate within ``tolerance``:
+
+    0. power laws ``C * prod z_k^e_k`` by least squares on logarithms, and the same for
+       ``log|y|`` (``exp(-m*g*h/(kb*T))``); milliseconds, and the common product laws
+       such as ``T*kb*mob`` end here;
+    1. on the data directly: sparse regression over term libraries (also on transformed
+       targets ``y^2, 1/y, 1/y^2, log|y|, sqrt(y)``), rational functions ``P/Q``, a power
+       law in the one-signed inputs split off the rest (``G m1 m2 / r**2``: the rest
+       ``1/r**2`` is a problem in the coordinates alone), laws with a scanned rate or shift
+       for 1-2 inputs (:mod:`pikan.laws.generators.varpro`) and the additive spline model
+       (:mod:`pikan.laws.generators.additive_model`);
+    2. a small KAN ``[d, 2d + 1, 1]`` is fitted by :meth:`Recipe.surrogate
+       <pikan.train.recipe.Recipe.surrogate>` (L-BFGS on the spline coefficients, then
+       with a sparsity penalty, pruning, L-BFGS, grid refinement 5 -> 10 -> 20 with
+       L-BFGS after each; ``steps`` sets the effort) as a differentiable surrogate for the
+       structure tests (:mod:`pikan.laws.generators.separability`);
+    3. if still needed, the surrogate's edges are read as formulas
+       (:mod:`pikan.laws.generators.kan_edges`).
+
+    The generators of each stage are ``generators[k]`` (default
+    :data:`FIND_LAW_GENERATORS`). The law is selected from the Pareto front of all
+    candidates (see :mod:`pikan.laws.candidates`).
+    A KAN is never fitted when stage 1 already explains the data (exact data from a law
+    the libraries can express): it could only add more complex alternatives.
+
+    Anytime: with a ``time_limit`` the stages check the clock between candidate families
+    and inside their long loops (sparse regression over the libraries, the surrogate's
+    L-BFGS rounds, the edge fits, the structure pieces, the constant refits); when the
+    time is up, the law is selected from the candidates fitted so far. Stage 1 may use
+    half of the time, the surrogate about a third of what is then left.
+
+    Parameters
+    ----------
+    X : array, shape (N, d)
+    y : array, shape (N,)
+    names : sequence of str
+        The d input names.
+    output : str
+        Name of the law (``Law.module``).
+    seed : int
+    steps : int
+        L-BFGS iterations of the KAN surrogate (0: never fit one; stage 1 only).
+    library : sequence of str, optional
+        Symbolic primitives allowed (default: all).
+    tolerance : float
+        Relative error treated as negligible (raise it to the noise level of ``y``).
+    max_samples : int
+        Samples used (a seeded subset).
+    time_limit : float or None
+        Seconds to return within (default :data:`DEFAULT_TIME_LIMIT`; honoured within
+        about 20 %); None: no limit.
+    generators : sequence of 4 sequences of Generator
+        The generators of stages 0 to 3 (see above and :mod:`pikan.laws.generators.base`).
+
+    Returns
+    -------
+    Law
+        ``kind="Function"``; ``expr`` in ``names``.
+
+    Raises
+    ------
+    SpecError
+        Names that are not valid variable names or do not match ``X``, a ``time_limit``
+        that is not a positive number, or ``generators`` that are not four stages of
+        generators.
+    DataError
+        Shapes that disagree, fewer than 10 samples, or non-finite values.
+    """
+    deadline = search_deadline(time_limit, "find_law")
+    stages = _stages(generators)
+    x = np.asarray(X, dtype=np.float64)
+    yy = np.asarray(y, dtype=np.float64)
+    names = [str(n) for n in names]
+    if x.ndim != 2:
+        raise DataError(f"find_law: X must have shape (N, d), got {x.shape}.")
+    if yy.shape != (x.shape[0],):
+        raise DataError(f"find_law: y must have shape ({x.shape[0]},) to match X, got "
+                        f"{yy.shape}.")
+    if len(names) != x.shape[1]:
+        raise SpecError(f"find_law: X has {x.shape[1]} columns but {len(names)} names were "
+                        f"given ({names}); expected one name per column.")
+    for n in [*names, output]:
+        if not is_valid_name(n):
+            raise SpecError(f"find_law: {n!r} is not a valid variable name; use letters, "
+                            "digits and underscores, not a function name such as 'sin'.")
+    if len(set(names)) != len(names):
+        raise SpecError(f"find_law: duplicate input names in {names}.")
+    if x.shape[0] < 10:
+        raise DataError(f"find_law: got {x.shape[0]} samples, expected at least 10.")
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(yy))):
+        raise DataError("find_law: X and y must be finite; drop or impute NaN/inf rows.")
+    rows = sample_rows(x.shape[0], max_samples, seed)
+    x, yy = x[rows], yy[rows]
+    target = Target(tuple(names), x, "values", yy)
+    options = Options(library=library, tolerance=tolerance, seed=seed, deadline=deadline)
+    fits = fit_candidates(propose(stages[0], target, options), target, tolerance,
+                          deadline=deadline)
+    chosen, tolerance = _settle(fits, target, tolerance)
+    if not _explained(fits, tolerance):
+        stage1 = deadline.share(0.5)
+        cands = propose(stages[1], target, options.replace(tolerance=tolerance,
+                                                           deadline=stage1))
+        fits += fit_candidates(cands, target, tolerance, deadline=stage1)
+        chosen, tolerance = _settle(fits, target, tolerance)
+    if steps > 0 and not _explained(fits, tolerance) and not deadline.expired():
+        kan, mean, std = fit_surrogate(x, yy, names, seed, steps, deadline.share(0.35))
+
+        def fn(zt, kan=kan, mean=mean, std=std):
+            return mean + std * kan(zt)[:, 0]
+
+        surrogate = options.replace(tolerance=tolerance, function=fn,
+                                    kan=KanReading(kan, x, names, shift=mean, scale=std))
+        cands = propose(stages[2], target, surrogate.replace(deadline=deadline.share(0.4)))
+        fits += fit_candidates(cands, target, tolerance, deadline=deadline.share(0.4))
+        if min((f.error for f in fits), default=math.inf) > tolerance \
+                and not deadline.expired():
+            cands = propose(stages[3], target,
+                            surrogate.replace(deadline=deadline.share(0.5)))
+            fits += fit_candidates(cands, target, tolerance, deadline=deadline)
+        chosen = select(fits, tolerance)
+    if chosen is not None:
+        chosen = tidy(chosen, target, deadline)
+    if chosen is None:
+        raise DataError("find_law: no candidate law is finite on the data.")
+    return Law(output, "Function", tuple(names), chosen.expr, chosen.expr, chosen.r2,
+               chosen.rmse, chosen.error, chosen.complexity, tuple(alternatives(fits)))

@@ -1,0 +1,106 @@
+r"""Rational law candidates :math:`y = P(z)/Q(z)`, by a homogeneous linear fit.
+
+For a value target, :math:`yQ - P = 0` is linear and homogeneous in the coefficients of
+the polynomials :math:`P` and :math:`Q` (degrees ``(1, 1), (2, 1), (1, 2), (2, 2)``): the
+right singular vector of the design's smallest singular value is the fit. Small
+coefficients are thresholded away over a ladder of thresholds and each support re-solved;
+the Pareto front of (terms, residual) of each degree pair becomes candidates
+(``r = (m1*r1 + m2*r2)/(m1 + m2)``, a Doppler factor ``(c + v)/(c - v)``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import sympy
+
+from pikan.laws.candidates import Deadline, Target, as_deadline
+from pikan.laws.generators.base import Candidate, Generator, Options
+from pikan.laws.generators.regression import Term, front, monomials
+
+__all__ = ["Rational", "rational_candidates"]
+
+
+def rational_candidates(target: Target, max_degree: int = 2, max_keep: int = 4,
+                        max_rows: int = 2500, seed: int = 0,
+                        deadline: Deadline | None = None) -> list[Candidate]:
+    r"""Rational candidates :math:`y = P(z)/Q(z)` for a value target.
+
+    :math:`yQ - P = 0` is linear and homogeneous in the coefficients of :math:`P` and
+    :math:`Q` (polynomials of degree ``(p, q)`` up to ``max_degree``): the right singular
+    vector of the smallest singular value is the fit; small coefficients are thresholded
+    away (a ladder of thresholds), each support re-solved. ``deadline`` (optional) is
+    checked between degree pairs.
+    """
+    deadline = as_deadline(deadline)
+    if target.kind != "values":
+        return []
+    d = target.z.shape[1]
+    symbols = [sympy.Symbol(n) for n in target.names]
+    y = target.y
+    rng = np.random.default_rng(seed)
+    rows = np.arange(y.size) if y.size <= max_rows else rng.choice(y.size, max_rows, False)
+    z, yy = target.z[rows], y[rows]
+    out = []
+    for p_deg, q_deg in ((1, 1), (2, 1), (1, 2), (2, 2)):
+        p_terms = [Term(())] + monomials(d, p_deg)
+        q_terms = [Term(())] + monomials(d, q_deg)
+        if len(p_terms) + len(q_terms) > 80:
+            continue
+        if deadline.expired():
+            break
+        cols = [t.values(z) for t in p_terms] + [-yy * t.values(z) for t in q_terms]
+        a = np.stack(cols, axis=1)
+        scale = np.linalg.norm(a, axis=0)
+        if not np.all(np.isfinite(a)) or np.any(scale == 0):
+            continue
+        a = a / scale
+        fits = []
+        for lam in (0.0, 1e-4, 1e-3, 1e-2, 0.05):
+            support = np.arange(a.shape[1])
+            for _ in range(8):
+                _, s, vt = np.linalg.svd(a[:, support], full_matrices=False)
+                v = vt[-1]
+                keep = support[np.abs(v) >= lam * np.abs(v).max()]
+                if keep.size == support.size:
+                    break
+                support = keep
+            if v.size != support.size:  # the ladder ran out while still shrinking
+                _, s, vt = np.linalg.svd(a[:, support], full_matrices=False)
+                v = vt[-1]
+            full = np.zeros(a.shape[1])
+            full[support] = v
+            err = float(s[-1] / (np.linalg.norm(a[:, support] @ np.abs(v)) + 1e-300))
+            n_p = len(p_terms)
+            if not np.any(full[n_p:] != 0) or not np.any(full[:n_p] != 0):
+                continue
+            fits.append((tuple(support), full, 0.0, err))
+        seen = set()
+        for support, full, _, err in front(fits, max_keep):
+            if support in seen:
+                continue
+            seen.add(support)
+            coef = full / scale
+            n_p = len(p_terms)
+            num = sum((sympy.Float(float(c)) * t.expr(symbols)
+                       for c, t in zip(coef[:n_p], p_terms) if c != 0), sympy.Integer(0))
+            den = sum((sympy.Float(float(c)) * t.expr(symbols)
+                       for c, t in zip(coef[n_p:], q_terms) if c != 0), sympy.Integer(0))
+            lead = max((abs(float(c)) for c in coef[n_p:] if c != 0), default=1.0)
+            expr = (num / lead) / (den / lead)
+            out.append(Candidate(expr, err, f"rational:{p_deg}/{q_deg}"))
+    return out
+
+
+@dataclass(frozen=True)
+class Rational(Generator):
+    """Rational functions :math:`P/Q` (:func:`rational_candidates`) of a value target."""
+
+    max_keep: int = 4
+    max_rows: int = 2500
+    name = "rational"
+
+    def generate(self, target: Target, options: Options) -> list[Candidate]:
+        return rational_candidates(target, max_keep=self.max_keep, max_rows=self.max_rows,
+                                   seed=options.seed, deadline=options.deadline)
