@@ -4,6 +4,11 @@ import torch
 
 import pikan
 from pikan.inspect.analysis import energy_drift, importance, structure
+from pikan.laws.generators.separability import (
+    additive_coupling,
+    derivatives,
+    multiplicative_coupling,
+)
 from pikan.errors import SpecError
 
 
@@ -73,6 +78,25 @@ def test_additive_separability_told_apart():
     coupled = structure(_module("x**2*y**2 + x*y"), (q, v), "V").get("additive", "x", "y")
     assert separable.holds and not coupled.holds
     assert coupled.statistic > 100 * max(separable.statistic, 1e-4)
+
+
+def test_separability_is_law_extractions_test():
+    """The statistics are the couplings of the structure generator (one separability test):
+    the additive one of f, the multiplicative one of log|f|, also for a product that
+    changes sign."""
+    q, v = _states(2)
+    model = _module("(2 + x**2)*(3 + y)")
+    result = structure(model, (q, v), "V")
+    z = model.module_inputs("V", q, v).detach().numpy()
+    d = derivatives(lambda t: model.blocks["V"].function(t)[:, 0], z)
+    assert result.get("multiplicative", "x", "y").statistic == pytest.approx(
+        max(multiplicative_coupling(d, z)[0, 1], multiplicative_coupling(d, z)[1, 0]),
+        rel=1e-12, abs=1e-300)
+    assert result.get("additive", "x", "y").statistic == pytest.approx(
+        max(additive_coupling(d, z)[0, 1], additive_coupling(d, z)[1, 0]), rel=1e-12)
+    assert result.get("multiplicative").holds and not result.get("additive").holds
+    assert structure(_module("x*y"), (q, v), "V").get("multiplicative").holds
+    assert not structure(_module("x**2 + y"), (q, v), "V").get("multiplicative").holds
 
 
 def test_swap_symmetry_and_parity():
