@@ -1,4 +1,5 @@
-"""Tests for pikan/refit.py: numpy evaluation, constant refit, snapping, complexity, selection."""
+"""Tests for pikan/laws/candidates.py: numpy evaluation, constant refit, snapping, complexity,
+selection, deadlines."""
 
 import math
 
@@ -6,17 +7,24 @@ import numpy as np
 import pytest
 import sympy
 
+from pikan.errors import SpecError
 from pikan.laws.candidates import (
+    SEARCH_SHARE,
     Fit,
     Target,
+    alternatives,
     complexity,
     fit_candidates,
     lift,
     pareto,
     refit,
+    sample_rows,
+    search_deadline,
     select,
     snap,
+    tidy,
 )
+from pikan.laws.generators.base import Candidate
 
 x, y = sympy.symbols("x y")
 
@@ -119,10 +127,41 @@ def test_select_takes_the_simplest_within_tolerance_of_the_best():
 def test_fit_candidates_dedupes_refits_and_snaps(rng):
     z = rng.uniform(-1, 1, size=(200, 1))
     target = Target(("x",), z, "values", 2 * z[:, 0] ** 3 - z[:, 0])
-    cands = [(sympy.Float(1.9) * x**3 - sympy.Float(1.1) * x, "a"),
-             (sympy.Float(1.9001) * x**3 - sympy.Float(1.1) * x, "b"),
-             (sympy.Float(0.5) * x, "c")]
+    cands = [Candidate(sympy.Float(1.9) * x**3 - sympy.Float(1.1) * x, math.nan, "a"),
+             Candidate(sympy.Float(1.9001) * x**3 - sympy.Float(1.1) * x, math.nan, "b"),
+             Candidate(sympy.Float(0.5) * x, math.nan, "c")]
     fits = fit_candidates(cands, target, tolerance=1e-9)
     best = select(fits, 1e-9)
     assert best.expr == 2 * x**3 - x and best.snapped
     assert sum(f.source == "b" for f in fits) == 0  # a duplicate of "a"
+
+
+def test_search_deadline_validates_a_time_limit():
+    assert not search_deadline(None, "f").limited
+    deadline = search_deadline(10, "f")
+    assert deadline.limited and SEARCH_SHARE * 10 - 1 < deadline.left() <= SEARCH_SHARE * 10
+    for bad in (0, -1.0, float("nan"), float("inf"), "10", True):
+        with pytest.raises(SpecError, match="f: time_limit"):
+            search_deadline(bad, "f")
+
+
+def test_tidy_keeps_a_simpler_equal_form_only(rng):
+    z = rng.uniform(0.5, 2, size=(100, 1))
+    target = Target(("x",), z, "values", z[:, 0] + 1)
+    messy = (x**2 - 1) / (x - 1)
+    fit = Fit(messy, 0.0, 0.0, complexity(messy), "test")
+    assert tidy(fit, target).expr == x + 1 and tidy(fit, target).source == "test"
+    wrong = Fit(x + 1, 0.5, 0.5, complexity(x + 1), "test")
+    assert tidy(wrong, target) is wrong  # nothing simpler
+
+
+def test_alternatives_are_the_front_and_rows_a_seeded_subset():
+    fits = [Fit(x, 0.1, 0.2, 1, "a"), Fit(x**2, 0.3, 0.6, 3, "b"),
+            Fit(x + x**3, 0.01, 0.02, 5, "c")]
+    front = alternatives(fits, "F")
+    assert [(a.expr, a.source, a.output, a.rmse) for a in front] == [
+        (x, "a", "F", 0.2), (x + x**3, "c", "F", 0.02)]
+    assert list(sample_rows(5, 10, 0)) == [0, 1, 2, 3, 4]
+    rows = sample_rows(1000, 10, 3)
+    assert len(rows) == 10 and list(rows) == sorted(rows)
+    assert list(rows) == list(sample_rows(1000, 10, 3))

@@ -51,8 +51,9 @@ def test_exp_power_law_reads_a_boltzmann_factor(rng):
     target = Target(("h", "T"), s, "values", np.exp(-2 * s[:, 0] / s[:, 1]))
     assert PowerLaw().generate(target, Options()) == monomial_candidates(target)
     best = _best(ExpPowerLaw().generate(target, Options()), target)
-    assert equivalent(best.expr, "exp(-2*h/T)", up_to_constant=False, positive=True), \
-        str(best.expr)
+    with np.errstate(invalid="ignore", over="ignore"):  # exp(-2 h/T) near T = 0
+        assert equivalent(best.expr, "exp(-2*h/T)", up_to_constant=False, positive=True), \
+            str(best.expr)
 
 
 def test_power_law_split_solves_the_rest_in_fewer_inputs(rng):
