@@ -93,7 +93,7 @@ from pikan.laws.generators.euler_lagrange import euler_lagrange_fits
 from pikan.laws.generators.kan_edges import KanEdges, KanReading
 from pikan.laws.generators.passive import Passive, passive_degrees, passive_on_data
 from pikan.laws.generators.regression import SparseRegression
-from pikan.laws.generators.separability import Structure
+from pikan.laws.generators.separability import Separability
 from pikan.laws.generators.varpro import VarPro
 from pikan.laws.law import Law, Laws, in_state
 
@@ -104,7 +104,7 @@ _TOLERANCE_RANGE = (1e-7, 0.2)
 
 
 EXTRACT_GENERATORS: tuple[tuple[Generator, ...], ...] = (
-    (Passive(), SparseRegression(), VarPro(), AdditiveModel(), Structure()),
+    (Passive(), SparseRegression(), VarPro(), AdditiveModel(), Separability()),
     (KanEdges(),),
 )
 """The candidate generators of :func:`extract`, in stages: a stage runs only when the ones

@@ -45,7 +45,7 @@ from pikan.laws.generators.kan_edges import KanEdges, KanReading
 from pikan.laws.generators.power_law import ExpPowerLaw, PowerLaw, PowerLawSplit
 from pikan.laws.generators.rational import Rational
 from pikan.laws.generators.regression import SparseRegression
-from pikan.laws.generators.separability import Structure
+from pikan.laws.generators.separability import Separability
 from pikan.laws.generators.varpro import VarPro
 from pikan.laws.law import Law
 from pikan.spec.expr import is_valid_name
@@ -62,7 +62,7 @@ FIND_LAW_GENERATORS: tuple[tuple[Generator, ...], ...] = (
     (PowerLaw(), ExpPowerLaw()),
     (SparseRegression(transforms=True, max_terms=None), Rational(), VarPro(), PowerLawSplit(),
      AdditiveModel()),
-    (Structure(),),
+    (Separability(),),
     (KanEdges(),),
 )
 """The generators of :func:`find_law`'s four stages, cheapest families first within each:

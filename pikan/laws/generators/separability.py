@@ -39,7 +39,7 @@ error can have mixed derivatives off by several percent), so for value targets t
 additive spline model (:mod:`pikan.laws.generators.additive_model`) also tests
 separability on the samples themselves.
 
-:class:`Structure` is this family behind the generator interface
+:class:`Separability` is this family behind the generator interface
 (:mod:`pikan.laws.generators.base`): it needs ``options.function``.
 """
 
@@ -62,7 +62,7 @@ from pikan.laws.generators.base import Candidate, Generator, Options
 from pikan.laws.generators.regression import regression_candidates
 from pikan.laws.generators.varpro import varpro_candidates
 
-__all__ = ["THRESHOLD", "Derivatives", "Structure", "additive_coupling", "combine",
+__all__ = ["THRESHOLD", "Derivatives", "Separability", "additive_coupling", "combine",
            "coupling", "derivatives", "edge_forms", "groups", "multiplicative_coupling",
            "structure_candidates"]
 
@@ -391,7 +391,7 @@ def structure_candidates(fn: Callable[[torch.Tensor], torch.Tensor], z: np.ndarr
 
 
 @dataclass(frozen=True)
-class Structure(Generator):
+class Separability(Generator):
     """Candidates from separable splits of ``options.function`` (:func:`structure_candidates`
     on the target's samples); none without a function.
 

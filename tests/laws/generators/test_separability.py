@@ -9,7 +9,7 @@ import torch
 from pikan.laws.candidates import Target, fit_candidates, select
 from pikan.laws.generators.base import Options
 from pikan.laws.generators.separability import (
-    Structure,
+    Separability,
     _integrate,
     additive_coupling,
     coupling,
@@ -149,12 +149,12 @@ def test_multiplicative_coupling_is_the_coupling_of_log_f(rng):
 def test_structure_generator_needs_a_function(rng):
     s = rng.uniform(-1, 1, size=(300, 2))
     target = Target(("x", "y"), s, "values", np.sin(2 * s[:, 0]) + s[:, 1] ** 3)
-    assert Structure().generate(target, Options()) == []
+    assert Separability().generate(target, Options()) == []
 
     def fn(t):
         return torch.sin(2 * t[:, 0]) + t[:, 1] ** 3
 
-    cands = Structure().generate(target, Options(function=fn))
+    cands = Separability().generate(target, Options(function=fn))
     assert cands and {c.source for c in cands} <= {"structure:additive",
                                                     "structure:multiplicative"}
     assert equivalent(_best(cands, target).expr, "sin(2*x) + y**3", up_to_constant=False)
