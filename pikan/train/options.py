@@ -279,6 +279,12 @@ class ScheduleOptions:
                 raise ValueError(f"recipe must be a Recipe, a list of Stage, 'default' or "
                                  f"'plain', got {recipe!r}")
             object.__setattr__(self, "recipe", Recipe(recipe))  # checks the stages
+        if isinstance(self.recipe, Recipe):
+            for stage in self.recipe.stages:
+                if stage.params != "all":
+                    raise ValueError(f"recipe stage {stage}: fit trains every parameter of a "
+                                     f"fit stage; params={stage.params!r} is for static KAN "
+                                     "fits (pikan.laws.find_law.fit_static).")
         _check_count(ScheduleOptions, "eval_every", "eval_every", self.eval_every)
         _check_real(ScheduleOptions, "val_fraction", "val_fraction", self.val_fraction,
                     below=1.0)

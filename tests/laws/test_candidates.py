@@ -29,19 +29,6 @@ from pikan.laws.generators.base import Candidate
 x, y = sympy.symbols("x y")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_blas_thread():
-    """Small least-squares problems: extra BLAS threads only add contention on a loaded
-    machine (a 1000x200 QR took 1.7 s with two threads, 20 ms with one)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # optional: only speed depends on it
-        yield
-        return
-    with threadpool_limits(1):
-        yield
-
-
 def test_lift_gives_every_float_occurrence_its_own_parameter():
     lifted, params, values = lift(0.5 * x**2 + 0.5 * y**2.0 + sympy.Rational(1, 3))
     assert len(params) == 2 and values == [0.5, 0.5]

@@ -17,28 +17,15 @@ from pikan.constraints import Even, Positive
 
 import pikan
 from pikan import Dissipation, Dynamics, Lagrangian, Potential, System
-from pikan.train.optim import lbfgs_rounds
 from pikan.errors import SpecError
-from pikan.spec.expr import parse
-from pikan.laws.numpy_expr import numpy_function
+from pikan.laws.candidates import Fit, Target
 from pikan.laws.extract import EXTRACT_GENERATORS, extract, simplest_on_data, solve
 from pikan.laws.generators.base import Candidate, Generator, Options
 from pikan.laws.generators.regression import SparseRegression
-from pikan.laws.candidates import Fit, Target
 from pikan.laws.law import Laws, equivalent
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_blas_thread():
-    """Small least-squares problems: extra BLAS threads only add contention on a loaded
-    machine (a 1000x200 QR took 1.7 s with two threads, 20 ms with one)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # optional: only speed depends on it
-        yield
-        return
-    with threadpool_limits(1):
-        yield
-
+from pikan.laws.numpy_expr import numpy_function
+from pikan.spec.expr import parse
+from pikan.train.optim import lbfgs_rounds
 
 # ------------------------------------------------------------------ systems
 

@@ -34,19 +34,6 @@ FEYNMAN = next((p for p in (_REPO.parent / "shared" / "data" / "feynman_mechanic
 benchmark suite's copy of it in the repository; the tests fail, never skip, without it."""
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_blas_thread():
-    """Small least-squares problems: extra BLAS threads only add contention on a loaded
-    machine (a 1000x200 QR took 1.7 s with two threads, 20 ms with one)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # optional: only speed depends on it
-        yield
-        return
-    with threadpool_limits(1):
-        yield
-
-
 def test_find_law_product(rng):
     s = rng.uniform(-1, 1, size=(600, 2))
     law = find_law(s, s[:, 0] * s[:, 1], names=["x", "y"], output="f", seed=0)

@@ -14,19 +14,6 @@ from pikan.laws.law import Alternative, Law, Laws, equivalent, in_state
 x, y, r, v_x, d = sympy.symbols("x y r v_x d")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_blas_thread():
-    """Small least-squares problems: extra BLAS threads only add contention on a loaded
-    machine (a 1000x200 QR took 1.7 s with two threads, 20 ms with one)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # optional: only speed depends on it
-        yield
-        return
-    with threadpool_limits(1):
-        yield
-
-
 # ------------------------------------------------------------------ equivalent
 
 

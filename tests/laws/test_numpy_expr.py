@@ -5,8 +5,8 @@ import pytest
 import sympy
 import torch
 
-from pikan.model.torch_expr import to_torch
 from pikan.laws.numpy_expr import numpy_function
+from pikan.model.torch_expr import to_torch
 
 x, y = sympy.symbols("x y")
 

@@ -187,3 +187,10 @@ def test_resume_through_checkpoint_options(data, tmp_path):
     resumed = fit(learned(), data, checkpoint=CheckpointOptions(resume=path), progress=False)
     assert resumed.steps == 8 and resumed.checkpoint == str(path)
     assert_same_state(state(load_model(path)), state(reference))
+
+
+def test_fit_refuses_a_stage_it_would_not_honour():
+    # Stage.params="coefficients" is honoured by the static KAN fits only: fit says so
+    with pytest.raises(ValueError, match="params='coefficients'"):
+        ScheduleOptions(recipe=[Stage.fit(10, "lbfgs", params="coefficients")])
+    assert ScheduleOptions(recipe=[Stage.fit(10, "lbfgs")]).recipe.stages[0].params == "all"

@@ -1,7 +1,6 @@
 """Tests for pikan/laws/generators/additive_model.py: the additive spline model."""
 
 import numpy as np
-import pytest
 import sympy
 
 from pikan.laws.candidates import Deadline, Target, fit_candidates, select
@@ -9,19 +8,6 @@ from pikan.laws.generators.additive_model import AdditiveModel, additive_model_c
 from pikan.laws.generators.base import Options
 
 x, y = sympy.symbols("x y")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_blas_thread():
-    """Small least-squares problems: extra BLAS threads only add contention on a loaded
-    machine (a 1000x200 QR took 1.7 s with two threads, 20 ms with one)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # optional: only speed depends on it
-        yield
-        return
-    with threadpool_limits(1):
-        yield
 
 
 def _best(cands, target, tolerance=1e-9):

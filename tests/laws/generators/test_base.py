@@ -3,7 +3,6 @@
 import math
 
 import numpy as np
-import pytest
 import sympy
 import torch
 
@@ -13,19 +12,6 @@ from pikan.laws.find_law import FIND_LAW_GENERATORS
 from pikan.laws.generators.base import Candidate, Generator, Options, propose
 from pikan.laws.generators.curve import Curve
 from pikan.laws.generators.power_law import PowerLawSplit
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_blas_thread():
-    """Small least-squares problems: extra BLAS threads only add contention on a loaded
-    machine (a 1000x200 QR took 1.7 s with two threads, 20 ms with one)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # optional: only speed depends on it
-        yield
-        return
-    with threadpool_limits(1):
-        yield
 
 
 def _generators():

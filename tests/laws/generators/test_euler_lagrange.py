@@ -7,9 +7,9 @@ import sympy
 
 import pikan
 from pikan import Dissipation, Lagrangian, System
-from pikan.spec.expr import parse
-from pikan.laws.generators.euler_lagrange import euler_lagrange_fits, library_terms
 from pikan.laws.candidates import select
+from pikan.laws.generators.euler_lagrange import euler_lagrange_fits, library_terms
+from pikan.spec.expr import parse
 
 
 def _scaled_equal(expr, truth, names, rtol=1e-6):

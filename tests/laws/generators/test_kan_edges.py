@@ -2,7 +2,6 @@
 fits, and behind the generator interface."""
 
 import numpy as np
-import pytest
 import sympy
 import torch
 
@@ -13,19 +12,6 @@ from pikan.laws.generators.base import Candidate, Options
 from pikan.laws.generators.kan_edges import VARIANTS, KanEdges, KanReading, kan_formulas
 
 x, y = sympy.symbols("x y")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_blas_thread():
-    """Small least-squares problems: extra BLAS threads only add contention on a loaded
-    machine (a 1000x200 QR took 1.7 s with two threads, 20 ms with one)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # optional: only speed depends on it
-        yield
-        return
-    with threadpool_limits(1):
-        yield
 
 
 def test_symbolic_edges_compose_exactly_through_the_graph(rng):

@@ -2,7 +2,6 @@
 split functions into."""
 
 import numpy as np
-import pytest
 import sympy
 import torch
 
@@ -21,19 +20,6 @@ from pikan.laws.generators.separability import (
 from pikan.laws.law import equivalent
 
 x, y, z = sympy.symbols("x y z")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_blas_thread():
-    """Small least-squares problems: extra BLAS threads only add contention on a loaded
-    machine (a 1000x200 QR took 1.7 s with two threads, 20 ms with one)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # optional: only speed depends on it
-        yield
-        return
-    with threadpool_limits(1):
-        yield
 
 
 def _best(cands, target, tolerance=1e-9):
