@@ -1,4 +1,4 @@
-"""Tests for pikan/laws.py: Law, Laws (exports, JSON, equations) and equivalent."""
+"""Tests for pikan/laws/law.py: Law, Laws (exports, JSON, equations) and equivalent."""
 
 import json
 

@@ -1,4 +1,4 @@
-"""Tests for pikan/expr_numpy.py: numpy evaluation of sympy expressions."""
+"""Tests for pikan/laws/numpy_expr.py: numpy evaluation of sympy expressions."""
 
 import numpy as np
 import pytest

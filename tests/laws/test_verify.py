@@ -1,4 +1,4 @@
-"""Tests for pikan/verify.py: re-simulation of a system with its laws."""
+"""Tests for pikan/laws/verify.py: re-simulation of a system with its laws."""
 
 import numpy as np
 import pytest

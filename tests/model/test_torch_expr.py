@@ -1,4 +1,4 @@
-"""Tests for pikan/expr_torch.py: the sympy -> torch compiler and trainable-constant modules."""
+"""Tests for pikan/model/torch_expr.py: the sympy -> torch compiler and trainable-constant modules."""
 
 import math
 

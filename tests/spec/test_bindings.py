@@ -1,4 +1,4 @@
-"""Tests for pikan/bindings.py: the chain_pairs / all_pairs binding helpers."""
+"""Tests for pikan/spec/bindings.py: the chain_pairs / all_pairs binding helpers."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""Tests for pikan/expr.py: the safe parser (the torch compiler is in test_expr_torch.py)."""
+"""Tests for pikan/spec/expr.py: the safe parser (the torch compiler is in test_expr_torch.py)."""
 
 import os
 import pathlib

@@ -1,4 +1,4 @@
-"""Tests for pikan/spec_json.py: specs to JSON and back, and the constraint registry.
+"""Tests for pikan/spec/json.py: specs to JSON and back, and the constraint registry.
 
 The systems (``trap``, ``double_pendulum``) and the registered constraint stand-in
 ``EvenIn`` are the ones tests/test_spec.py builds; a constraint class may be

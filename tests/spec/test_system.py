@@ -1,7 +1,7 @@
-"""Tests for pikan/spec.py: system specs, validation and immutability.
+"""Tests for pikan/spec/system.py: system specs, validation and immutability.
 
-JSON is tested in test_spec_json.py and the binding helpers in test_bindings.py;
-test_spec_json.py reuses the builders and constraint stand-ins defined here.
+JSON is tested in test_json.py and the binding helpers in test_bindings.py;
+test_json.py reuses the builders and constraint stand-ins defined here.
 """
 
 import dataclasses
@@ -293,7 +293,7 @@ def test_specs_survive_copy_deepcopy_and_pickle():
 
 
 def test_names_moved_out_of_spec_are_re_exported():
-    # JSON and the binding helpers live in spec_json.py and bindings.py; spec keeps the names
+    # JSON and the binding helpers live in json.py and bindings.py; spec keeps the names
     from pikan.spec import bindings
     from pikan.spec import system as spec
     from pikan.spec import json as spec_json

@@ -1,4 +1,4 @@
-"""Checkpoints (pikan/checkpoint.py): what fit writes, atomic writes, safe loading.
+"""Checkpoints (pikan/train/checkpoint.py): what fit writes, atomic writes, safe loading.
 
 Resuming from a checkpoint is a property of fit and is tested in tests/test_train.py.
 """

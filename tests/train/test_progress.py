@@ -1,4 +1,4 @@
-"""The progress display (pikan/progress.py) when stderr is not a terminal (captured)."""
+"""The progress display (pikan/train/progress.py) when stderr is not a terminal (captured)."""
 
 from pikan.train.progress import Progress
 

@@ -1,4 +1,4 @@
-"""Tests for pikan/lagrange_fit.py: Lagrangian laws by Euler-Lagrange regression."""
+"""Tests for pikan/laws/generators/euler_lagrange.py: Lagrangian laws by Euler-Lagrange regression."""
 
 import numpy as np
 import pikan.systems
