@@ -27,6 +27,17 @@ from pikan.model.compile import compile as compile_spec
 VectorField = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+def verlet_step(accel, q: torch.Tensor, v: torch.Tensor, a: torch.Tensor, h
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One velocity-Verlet step of size ``h`` (a number or a tensor broadcasting against
+    ``q``): ``(q, v, a)`` after it, ``a`` the acceleration at the new state. ``accel`` is
+    called as ``accel(q, v_half)`` (see :func:`verlet`)."""
+    v_half = v + h / 2 * a
+    q = q + h * v_half
+    a = accel(q, v_half)
+    return q, v_half + h / 2 * a, a
+
+
 def rk4_step(f: VectorField, t, y: torch.Tensor, dt) -> torch.Tensor:
     r"""One classical fourth-order Runge–Kutta step.
 
@@ -128,10 +139,7 @@ def verlet(
     for i in range(t.shape[0] - 1):
         h = (t[i + 1] - t[i]) / substeps
         for _ in range(substeps):
-            v_half = v + h / 2 * a
-            q = q + h * v_half
-            a = accel(q, v_half)
-            v = v_half + h / 2 * a
+            q, v, a = verlet_step(accel, q, v, a, h)
         qs.append(q)
         vs.append(v)
     return torch.stack(qs), torch.stack(vs)

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from pikan.data.integrate import rk4_step
+from pikan.data.integrate import rk4_step, verlet_step
 from pikan.data.trajectories import Trajectories
 from pikan.errors import DataError
 from pikan.train.losses.base import LossKind, coordinate_scale
@@ -100,11 +100,7 @@ def rollout(model, q0: Tensor, v0: Tensor, t: Tensor, method: str = "rk4",
         q, v = q0, v0
         a = accel(q, v)
         for i in range(steps.shape[1]):
-            h = steps[:, i]
-            half = v + h / 2 * a
-            q = q + h * half
-            a = accel(q, half)
-            v = half + h / 2 * a
+            q, v, a = verlet_step(accel, q, v, a, steps[:, i])
             qs.append(q)
             vs.append(v)
     else:
