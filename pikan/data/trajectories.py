@@ -190,13 +190,16 @@ def _validated_masses(masses, n: int):
         array = np.array(masses, dtype=np.float64)
     except (TypeError, ValueError):
         raise DataError(f"masses must be a number or {n} numbers, got {masses!r}") from None
-    if array.ndim == 0:
-        return float(array)
-    if array.shape != (n,) or not np.isfinite(array).all():
+    if array.ndim != 0 and array.shape != (n,):
         raise DataError(
-            f"masses has shape {array.shape}, expected a scalar or ({n},) finite values"
+            f"masses has shape {array.shape}, expected a scalar or ({n},) positive finite values"
         )
-    return _readonly(array)
+    if not (np.isfinite(array) & (array > 0)).all():
+        raise DataError(
+            f"masses must be positive finite numbers, got {array.tolist()}; "
+            "hint: a mass is in the units of the data, for example 1.0"
+        )
+    return float(array) if array.ndim == 0 else _readonly(array)
 
 
 def _validated_params(params) -> dict | None:
@@ -372,7 +375,9 @@ class Trajectories:
             Position columns, which also name the coordinates.
         trajectory : str or None
             Column holding a trajectory id; rows with equal ids form one trajectory, in file
-            order. Trajectories are ordered by id (numerically if all ids are numbers).
+            order. An id that is a number names one trajectory however it is written
+            (``1``, ``1.0`` and ``01`` are the same); other ids are compared as text.
+            Trajectories are ordered by id: numbers first, ascending, then text.
             None: the whole file is one trajectory.
         velocities, accelerations : list of column names, False, or None
             None reads ``v_<coord>`` / ``a_<coord>`` columns when all are present;
@@ -664,10 +669,25 @@ class Trajectories:
         write_hdf5(Path(path), self)
 
     @classmethod
-    def load(cls, path) -> Trajectories:
-        """Read a file in the HDF5 schema (written by pikan or by any h5py code)."""
+    def load(cls, path, *, timeout: float | None = None) -> Trajectories:
+        """Read a file in the HDF5 schema (written by pikan or by any h5py code).
+
+        Parameters
+        ----------
+        path : str or Path
+        timeout : float, optional
+            Seconds the read may take before it is stopped (a damaged file can make the
+            HDF5 library loop forever); default 10 s plus 1 s per 10 MB of file.
+
+        Raises
+        ------
+        DataError
+            For every problem with the file: missing, unreadable, damaged (a checksum does
+            not match, the read failed, crashed or did not finish within ``timeout``), not
+            in the schema, or holding invalid values; the message names the file.
+        """
         path = Path(path)
-        raw = read_hdf5(path)
+        raw = read_hdf5(path, timeout=timeout)
         records = [Trajectory(**arrays) for arrays in raw.arrays]
         try:
             return Trajectories(

@@ -1,12 +1,16 @@
-"""Trajectory files (pikan/trajectory_io.py): the HDF5 schema and CSV input, through
-Trajectories.save / load / from_csv."""
+"""Trajectory files (pikan/data/io.py, pikan/data/hdf5_reader.py): the HDF5 schema and CSV
+input, through Trajectories.save / load / from_csv; checksums, the reader's deadline."""
 
 import json
+import re
+import sys
 
 import h5py
 import numpy as np
 import pytest
 
+from pikan.data import hdf5_reader
+from pikan.data import io as trajectory_io
 from pikan.data.trajectories import Trajectories
 from pikan.errors import DataError
 
@@ -186,6 +190,203 @@ def test_load_rejects_missing_non_hdf5_and_truncated_files(tmp_path, ragged):
         Trajectories.load(tmp_path / "empty.h5")
 
 
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        ("masses", np.nan, r"masses must be positive finite numbers, got nan"),
+        (
+            "masses",
+            np.array([1.0, -2.0]),
+            r"masses must be positive finite numbers, got \[1.0, -2.0\]",
+        ),
+        ("system", 3, r"attribute 'system' must be text, got 3"),
+        ("params", "[" * 100_000, r"attribute 'params' is not JSON text"),
+    ],
+)
+def test_load_rejects_bad_metadata(tmp_path, name, value, message):
+    path = tmp_path / "meta.h5"
+    _write(path, groups={"0000": {"t": np.arange(4.0), "q": np.zeros((4, 2))}}, coords="xy")
+    with h5py.File(path, "a") as f:
+        f.attrs[name] = value
+    with pytest.raises(DataError, match=rf"meta\.h5.*{message}"):
+        Trajectories.load(path)
+
+
+def test_groups_named_by_non_ascii_digits_sort_as_text(tmp_path):
+    path = tmp_path / "digits.h5"
+    _write(path, groups={"1": GOOD["0000"], "\u00b2": {"t": np.arange(2.0), "q": np.ones((2, 1))}})
+    assert list(Trajectories.load(path).lengths) == [4, 2]  # "1" < "\u00b2" as text
+
+
+# ----------------------------------------------------------------------------- integrity
+
+
+def test_saved_files_carry_checksums_and_plain_h5py_reads_them(tmp_path, ragged):
+    path = tmp_path / "run.h5"
+    ragged.save(path)
+    assert path.read_bytes()[8] == 3  # superblock version 3: the HDF5 1.10 format, checksummed
+    with h5py.File(path, "r") as f:
+        names = ("t", "q", "v", "a")
+        for k, r in enumerate(ragged):
+            for name in names:
+                dataset = f[f"trajectories/{k:04d}/{name}"]
+                assert dataset.fletcher32 and dataset.chunks is not None
+                assert np.array_equal(dataset[()], getattr(r, name))
+                assert dataset.attrs["crc32"] == trajectory_io.dataset_checksum(getattr(r, name))
+        stored = {name: f.attrs[name] for name in f.attrs}
+    assert stored["format"] == "pikan-trajectories" and "attrs_crc32" in stored
+
+
+def _flip(path, at, value=None):
+    """A copy of ``path`` named bad.h5 with the byte at ``at`` changed."""
+    blob = bytearray(path.read_bytes())
+    blob[at] = blob[at] ^ 0x10 if value is None else value
+    out = path.with_name("bad.h5")
+    out.write_bytes(bytes(blob))
+    return out
+
+
+def test_a_flipped_data_byte_is_refused(tmp_path):
+    data = Trajectories.from_arrays(np.linspace(0, 1, 9), np.arange(9.0) / 7, coords=["x"])
+    data.save(tmp_path / "good.h5")
+    blob = (tmp_path / "good.h5").read_bytes()
+    bad = _flip(tmp_path / "good.h5", blob.index(data[0].q.tobytes()) + 20)
+    with pytest.raises(DataError, match=r"bad\.h5: reading failed \(OSError: .*filter"):
+        Trajectories.load(bad)
+
+
+def test_what_fletcher32_misses_the_crc32_catches(tmp_path):
+    # Fletcher-32 adds 16-bit words modulo 65535, so a word 0xffff zeroed leaves it unchanged
+    t = np.linspace(0, 0.6, 7)
+    assert t[5].tobytes()[:2] == b"\xff\xff"  # 0.49999999999999994
+    Trajectories.from_arrays(t, np.cos(t), coords=["x"]).save(tmp_path / "good.h5")
+    blob = bytearray((tmp_path / "good.h5").read_bytes())
+    at = blob.index(t.tobytes()) + 5 * 8
+    blob[at : at + 2] = b"\0\0"
+    (tmp_path / "bad.h5").write_bytes(bytes(blob))
+    with h5py.File(tmp_path / "bad.h5", "r") as f:  # plain HDF5 reads a changed value
+        assert f["trajectories/0000/t"][5] != t[5]
+    with pytest.raises(DataError, match=r"bad\.h5: trajectory 0 .*t does not match its checksum"):
+        Trajectories.load(tmp_path / "bad.h5")
+
+
+def test_edits_by_other_tools_fail_the_checksums_until_dropped(tmp_path, ragged):
+    path = tmp_path / "run.h5"
+    ragged.save(path)
+    with h5py.File(path, "a") as f:
+        f.attrs["system"] = "edited"
+        f["trajectories/0001/q"][0, 0] = 5.0
+    with pytest.raises(DataError, match=r"attributes do not match their checksum.*'attrs_crc32'"):
+        Trajectories.load(path)
+    with h5py.File(path, "a") as f:
+        del f.attrs["attrs_crc32"]
+    with pytest.raises(DataError, match=r"trajectory 1 .*q does not match its checksum.*'crc32'"):
+        Trajectories.load(path)
+    with h5py.File(path, "a") as f:
+        del f["trajectories/0001/q"].attrs["crc32"]
+    loaded = Trajectories.load(path)
+    assert loaded.system == "edited" and loaded[1].q[0, 0] == 5.0
+    np.testing.assert_array_equal(loaded[1].q[1:], ragged[1].q[1:])
+
+
+def _old_layout(path, data):
+    """The layout pikan wrote before checksums: default HDF5 format, no filters."""
+    with h5py.File(path, "w") as f:
+        f.attrs["format"] = "pikan-trajectories"
+        f.attrs["version"] = np.int64(1)
+        f.attrs.create("coords", np.array(data.coords, dtype=object), dtype=h5py.string_dtype())
+        for i, r in enumerate(data):
+            for name in ("t", "q"):
+                f[f"trajectories/{i:04d}/{name}"] = getattr(r, name)
+
+
+def test_files_written_before_checksums_still_load(tmp_path, ragged):
+    _old_layout(tmp_path / "old.h5", ragged)
+    loaded = Trajectories.load(tmp_path / "old.h5")
+    for r, s in zip(ragged, loaded):
+        assert np.array_equal(r.t, s.t) and np.array_equal(r.q, s.q)
+
+
+@pytest.mark.parametrize("signature", [b"HEAP", b"TREE", b"SNOD", b"GCOL"])
+def test_damaged_structures_raise_data_error(tmp_path, ragged, signature):
+    # zeroing a local heap's signature raised RuntimeError('Link iteration failed (bad local
+    # heap signature)'), a B-tree's 'Unable to get group info (wrong B-tree signature)'
+    _old_layout(tmp_path / "old.h5", ragged)
+    blob = (tmp_path / "old.h5").read_bytes()
+    found = [m.start() for m in re.finditer(re.escape(signature), blob)]
+    assert found
+    for at in found:
+        damaged = bytearray(blob)
+        damaged[at : at + 4] = bytes(4)
+        (tmp_path / "bad.h5").write_bytes(bytes(damaged))
+        with pytest.raises(DataError, match=r"bad\.h5"):
+            Trajectories.load(tmp_path / "bad.h5")
+
+
+@pytest.mark.parametrize("layout", ["saved", "old"])
+def test_the_file_that_hung_the_loader_raises_data_error(tmp_path, layout):
+    # the issue's recipe: HDF5 looped forever on this byte while reading 'format'
+    t = np.linspace(0, 1, 11)
+    data = Trajectories.from_arrays([t], [np.cos(t)[:, None]], coords=["x"])
+    if layout == "saved":
+        data.save(tmp_path / "h.h5")
+    else:
+        _old_layout(tmp_path / "h.h5", data)
+    blob = (tmp_path / "h.h5").read_bytes()
+    bad = _flip(tmp_path / "h.h5", blob.index(b"pikan-trajectories") - 8, 0x84)
+    with pytest.raises(DataError, match=r"bad\.h5"):
+        Trajectories.load(bad, timeout=1.0)
+    assert np.array_equal(Trajectories.load(tmp_path / "h.h5")[0].q, data[0].q)
+
+
+@pytest.fixture
+def fresh_reader():
+    """No helper process before or after the test (a test may change how it starts)."""
+    hdf5_reader.close()
+    yield
+    hdf5_reader.close()
+
+
+STUCK = "import sys, time\nsys.stdout.write('ready\\n'); sys.stdout.flush()\nsys.stdin.readline()\n"
+
+
+@pytest.mark.parametrize(
+    "program, message",
+    [
+        (STUCK + "time.sleep(600)\n", r"did not finish within 0\.5 s and was stopped"),
+        (STUCK + "sys.exit(3)\n", r"crashed while reading it .*exit status 3"),
+    ],
+)
+def test_a_reader_that_hangs_or_dies_is_a_data_error(
+    tmp_path, ragged, monkeypatch, fresh_reader, program, message
+):
+    ragged.save(tmp_path / "run.h5")
+    (tmp_path / "fake_reader.py").write_text(program)
+    monkeypatch.setattr(hdf5_reader, "PROGRAM", str(tmp_path / "fake_reader.py"))
+    with pytest.raises(DataError, match=rf"run\.h5: .*{message}"):
+        Trajectories.load(tmp_path / "run.h5", timeout=0.5)
+    monkeypatch.undo()
+    hdf5_reader.close()
+    assert np.array_equal(Trajectories.load(tmp_path / "run.h5")[2].a, ragged[2].a)
+
+
+def test_without_a_reader_process_the_file_is_read_here_with_a_warning(
+    tmp_path, ragged, monkeypatch, fresh_reader
+):
+    ragged.save(tmp_path / "run.h5")
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-python"))
+    with pytest.warns(RuntimeWarning, match=r"could not start the HDF5 reader process"):
+        loaded = Trajectories.load(tmp_path / "run.h5")
+    assert_same(ragged, loaded)
+
+
+@pytest.mark.parametrize("timeout", [0, -1.0, "10", float("nan")])
+def test_load_timeout_must_be_positive(tmp_path, ragged, timeout):
+    ragged.save(tmp_path / "run.h5")
+    with pytest.raises(ValueError, match="timeout must be a positive number of seconds"):
+        Trajectories.load(tmp_path / "run.h5", timeout=timeout)
+
+
 # ----------------------------------------------------------------------------- CSV
 
 
@@ -222,3 +423,72 @@ def test_from_csv_errors(tmp_path):
     path.write_text("t,x\n0,1\n1,nan\n")
     with pytest.raises(DataError, match=r"lab.csv: trajectory 0 .*q is NaN at time index 1"):
         Trajectories.from_csv(path, coords=["x"], trajectory=None)
+
+
+def test_from_csv_refuses_files_that_are_not_text(tmp_path, ragged):
+    path = tmp_path / "blob.csv"
+    path.write_bytes(bytes(range(256)))
+    with pytest.raises(
+        DataError, match=r"blob\.csv: is not UTF-8 text \(byte 0x80 at offset 128\)"
+    ):
+        Trajectories.from_csv(path, coords=["x"])
+    ragged.save(tmp_path / "run.h5")
+    with pytest.raises(DataError, match=r"not UTF-8 text .*hint: this is an HDF5 file"):
+        Trajectories.from_csv(tmp_path / "run.h5", coords=["x"])
+
+
+def test_from_csv_skips_a_byte_order_mark(tmp_path):
+    path = tmp_path / "excel.csv"
+    path.write_bytes("t,x\n0,1\n1,2\n".encode("utf-8-sig"))
+    one = Trajectories.from_csv(path, coords=["x"], trajectory=None)
+    np.testing.assert_array_equal(one[0].q[:, 0], [1.0, 2.0])
+
+
+@pytest.mark.parametrize("cell", ["1_000", "\uff11\uff12", "\u0661", "1e_3"])
+def test_from_csv_refuses_numbers_only_python_reads(tmp_path, cell):
+    # float() reads '1_000' as 1000 and full-width or Arabic-Indic digits as numbers
+    path = tmp_path / "lab.csv"
+    path.write_text(f"t,x\n0,1\n1,{cell}\n", encoding="utf-8")
+    with pytest.raises(DataError, match=rf"line 3, column 'x' holds '{cell}', expected a number"):
+        Trajectories.from_csv(path, coords=["x"], trajectory=None)
+
+
+def test_from_csv_reads_plain_numbers_exactly(tmp_path):
+    path = tmp_path / "lab.csv"
+    path.write_text("t, x\n0, 1e3\n.5,-2.\n 1 ,+0.1\n")
+    one = Trajectories.from_csv(path, coords=["x"], trajectory=None)
+    np.testing.assert_array_equal(one[0].t, [0.0, 0.5, 1.0])
+    np.testing.assert_array_equal(one[0].q[:, 0], [1000.0, -2.0, 0.1])
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("t,x\n0,1\n1,2,3\n", r"line 3 has 3 cells, the header has 2"),
+        ("t,x\n0,1,\n", r"line 2 has 3 cells, the header has 2"),
+        ("t,x,note\n0,1,a\n1,2\n", r"line 3 has 2 cells, the header has 3"),
+        ("t,x\n\n0,1\n\n1,oops\n", r"line 5, column 'x' holds 'oops'"),
+        ('t,x\n0,"1\n', r"line 2: unexpected end of data; expected a CSV file"),
+        ("t,x,x\n0,1,2\n", r"column\(s\) \['x'\] appear more than once in the header"),
+        ("id,t,x\n1,0,1\n ,1,2\n", r"line 3: the trajectory id \(column 'id'\) is empty"),
+    ],
+)
+def test_from_csv_refuses_malformed_rows(tmp_path, text, message):
+    path = tmp_path / "lab.csv"
+    path.write_text(text)
+    trajectory = "id" if text.startswith("id") else None
+    with pytest.raises(DataError, match=rf"lab\.csv: .*(?:{message})"):
+        Trajectories.from_csv(path, coords=["x"], trajectory=trajectory)
+
+
+def test_from_csv_ids_that_are_equal_numbers_are_one_trajectory(tmp_path):
+    path = tmp_path / "lab.csv"
+    lines = ["id,t,x", "1,0,0", "1.0,1,1", "01,2,2", "b,0,7", "10,0,5", "9,0,3", "a,0,6", "1e0,3,3"]
+    path.write_text("\n".join(lines) + "\n")
+    data = Trajectories.from_csv(path, coords=["x"])
+    # numbers first, ascending and compared exactly, then the other ids as text
+    assert [r.q[0, 0] for r in data] == [0.0, 3.0, 5.0, 6.0, 7.0]
+    np.testing.assert_array_equal(data[0].t, [0.0, 1.0, 2.0, 3.0])
+    big = tmp_path / "big.csv"  # ids beyond float64's integers stay apart
+    big.write_text("id,t,x\n9007199254740993,0,1\n9007199254740992,0,2\n")
+    assert [r.q[0, 0] for r in Trajectories.from_csv(big, coords=["x"])] == [2.0, 1.0]

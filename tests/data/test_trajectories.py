@@ -93,6 +93,18 @@ def test_construction_errors_name_the_problem(build, message):
         build(np.linspace(0, 1, 5))
 
 
+@pytest.mark.parametrize(
+    "masses, shown",
+    [(np.nan, "nan"), (-1.0, r"-1\.0"), (0.0, r"0\.0"), ([1.0, np.inf], r"\[1\.0, inf\]")],
+)
+def test_masses_must_be_positive_and_finite(masses, shown):
+    t = np.linspace(0, 1, 5)
+    with pytest.raises(DataError, match=rf"masses must be positive finite numbers, got {shown}"):
+        Trajectories.from_arrays(t, np.zeros((5, 2)), coords=["x", "y"], masses=masses)
+    good = Trajectories.from_arrays(t, np.zeros((5, 2)), coords=["x", "y"], masses=[1.0, 2.5])
+    assert list(good.masses) == [1.0, 2.5]
+
+
 def test_check_coords_names_both_lists():
     data = Trajectories.from_arrays(np.arange(3.0), np.zeros((3, 2)), coords=["x", "y"])
     data.check_coords(["x", "y"])
