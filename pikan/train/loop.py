@@ -29,7 +29,9 @@ the training data (the initial grids span (-1, 1), the data usually does not; se
 
 Checkpoints (:mod:`pikan.train.checkpoint`) hold everything a resume needs and are written
 atomically. Resuming gives the same parameters as a run that was never stopped (same ops,
-same batches).
+same batches). A checkpoint records a fingerprint of the data and spec it was trained on;
+resuming on other data is a :class:`DataError` unless asked for (``resume_other_data=True``),
+and a damaged checkpoint is a :class:`DataError` naming the file before anything is changed.
 
 Faults: a step whose loss, gradient or new parameters are not finite is rejected, the
 last good state is restored, the learning rate is halved and a ``fault`` event is logged
@@ -58,6 +60,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -67,7 +70,17 @@ from pikan.kan.spline import uniform_knots
 from pikan.train import distributed as _distributed
 from pikan.train import losses
 from pikan.train.batches import FitData
-from pikan.train.checkpoint import FORMAT, VERSION, load_model, read_checkpoint, write_checkpoint
+from pikan.train.checkpoint import (
+    FORMAT,
+    VERSION,
+    describe_data,
+    fingerprint,
+    load_model,
+    model_from_checkpoint,
+    read_checkpoint,
+    write_checkpoint,
+)
+from pikan.train.checkpoint_checks import check_resumable, damaged, load_optimizer_state
 from pikan.train.history import FitResult, History
 from pikan.train.optim import lbfgs_closure
 from pikan.train.options import (
@@ -272,6 +285,7 @@ class _Trainer:
         # resumed fit recovers from a divergence with a smaller step only)
         self.before_structure = None
         self.early = None  # the last early stop: {"stage", "step", "of", "patience", ...}
+        self.fingerprint = None  # what the checkpoints record of the data and spec
 
     # ------------------------------------------------------------------ state
     def _state(self) -> dict:
@@ -291,7 +305,9 @@ class _Trainer:
             "history_len": [len(self.history.rows), len(self.history.events)],
         }
 
-    def _load_state(self, state: dict) -> None:
+    def _load_state(self, state: dict, path=None) -> None:
+        """Take a state of :meth:`_state` (or a checkpoint read from ``path``, whose optimizer
+        state is checked as it is loaded: :func:`load_optimizer_state`)."""
         pos = state["position"]
         self.stage_index, self.stage_step = pos["stage"], pos["stage_step"]
         self.global_step, self.started = pos["global_step"], pos["started"]
@@ -299,7 +315,10 @@ class _Trainer:
         self.optimizer = None
         if state["optimizer"] is not None:
             self.optimizer = self._make_optimizer(self.recipe[self.stage_index])
-            self.optimizer.load_state_dict(_clone_tree(state["optimizer"]))
+            if path is None:
+                self.optimizer.load_state_dict(_clone_tree(state["optimizer"]))
+            else:
+                load_optimizer_state(self.optimizer, _clone_tree(state["optimizer"]), path)
         self.best = None if state["best"] is None else dict(state["best"])
         if self.best is not None:
             self.best["state"] = {k: v.to(self.device) for k, v in self.best["state"].items()}
@@ -315,14 +334,62 @@ class _Trainer:
         rows, events = state["history_len"]
         del self.history.rows[rows:], self.history.events[events:]
 
-    def resume(self, ck: dict, path) -> None:
+    def resume(self, ck: dict, path, other_data: bool = False) -> None:
         """Continue from the checkpoint ``ck`` read from ``path``: its history, torch RNG
-        state, recipe position, model, optimizer and sampler."""
-        self.history = History(list(ck["history"]["rows"]), list(ck["history"]["events"]))
+        state, recipe position, model, optimizer and sampler.
+
+        ``ck`` passed :func:`check_resumable` and :func:`model_from_checkpoint`; here its
+        state is checked against this model and data (the stage's best state, the sampler,
+        the optimizer state), and on a :class:`DataError` the model keeps its parameters.
+        With ``other_data`` (data other than the checkpoint's, asked for) the sampler starts
+        a new epoch and the stage's best is measured again on these data.
+        """
+        self._check_state(ck, path, other_data)
+        before = _clone_state(self.model)
+        try:
+            self.history = History(list(ck["history"]["rows"]), list(ck["history"]["events"]))
+            self._load_state(ck, path)
+        except DataError:
+            self.model.load_state_dict(before)
+            raise
         torch.set_rng_state(ck["rng"]["torch"])
-        self._load_state(ck)
-        self._event("resume", path=str(path))
+        if other_data:
+            self.perm, self.perm_device, self.pos = None, None, 0
+            self.best, self.bad_evals, self.stage_start, self.last_val = None, 0, None, None
+        self._event("resume", path=str(path), **({"other_data": True} if other_data else {}))
         self.snapshot = self._state()
+
+    def _check_state(self, ck: dict, path, other_data: bool) -> None:
+        """What :func:`check_resumable` cannot check without this model and data: the RNG
+        states, the stage's best state (the model's keys and shapes) and the sampler's
+        permutation (of this training set)."""
+        try:
+            for state in (ck["rng"]["torch"], ck["sampler"]["generator"]):
+                torch.Generator().set_state(state)
+        except RuntimeError as error:
+            raise damaged(path, f"an RNG state is invalid ({error})") from error
+        best = ck["best"]
+        if best is not None:
+            stored = ck["model"]
+            for key in best["state"].keys() | stored.keys():
+                a, b = best["state"].get(key), stored.get(key)
+                if a is None or b is None or a.shape != b.shape or a.dtype != b.dtype:
+                    raise damaged(path, f"the stage's best state does not fit the model at "
+                                         f"{key!r}")
+                if a.is_floating_point() and not bool(torch.isfinite(a).all()):
+                    raise damaged(path, f"the stage's best state holds non-finite values "
+                                         f"at {key!r}")
+        if other_data:
+            return
+        sampler, n = ck["sampler"], self.data.n_train
+        perm = sampler["perm"]
+        if perm is not None and not (perm.numel() == n and torch.equal(
+                perm.sort().values, torch.arange(n))):
+            raise damaged(path, f"the sampler's permutation is not one of the {n} training "
+                                 f"samples{_OTHER_DATA}")
+        if sampler["pos"] > n:
+            raise damaged(path, f"the sampler's position {sampler['pos']} is past the {n} "
+                                 f"training samples{_OTHER_DATA}")
 
     def _save(self, state: dict | None = None) -> None:
         if self.checkpoint is None or not self.is_main:
@@ -335,6 +402,8 @@ class _Trainer:
               "history": {"rows": self.history.rows[:state["history_len"][0]],
                           "events": self.history.events[:state["history_len"][1]]},
               "rng": {"torch": torch.get_rng_state()}, **state}
+        if self.fingerprint is not None:
+            ck["fingerprint"] = self.fingerprint
         ck["model"] = {k: v.cpu() for k, v in ck["model"].items()}
         if ck["best"] is not None:
             ck["best"] = dict(ck["best"], state={k: v.cpu() for k, v in ck["best"]["state"].items()})
@@ -887,10 +956,14 @@ def fit(model, data, *, loss: str | LossOptions | None = None,
         Fields of ``optimizer`` (:class:`~pikan.train.options.OptimizerOptions`).
     steps, recipe, eval_every, val_fraction, max_faults, time_limit, deadline
         Fields of ``schedule`` (:class:`~pikan.train.options.ScheduleOptions`).
-    checkpoint_every, resume
-        ``CheckpointOptions.every`` and ``.resume``. ``resume`` names a checkpoint of an
-        earlier fit of this model's spec: the fit continues exactly where it stopped, with
-        the options stored in it (options passed here must agree).
+    checkpoint_every, resume, resume_other_data
+        ``CheckpointOptions.every``, ``.resume`` and ``.other_data``. ``resume`` names a
+        checkpoint of an earlier fit of this model's spec on these data: the fit continues
+        exactly where it stopped, with the options stored in it (options passed here must
+        agree). Other data (the checkpoint records a fingerprint of its data) are refused
+        unless ``resume_other_data=True``: then the model, optimizer and recipe position
+        continue, and the loss scales, the sampler's epoch and the stage's best come from the
+        new data. A checkpoint without a fingerprint (an older pikan) resumes with a warning.
     log_every
         ``ProgressOptions.every``.
 
@@ -915,7 +988,9 @@ def fit(model, data, *, loss: str | LossOptions | None = None,
     Raises
     ------
     DataError
-        Coordinates of data and model differ; unusable data; a checkpoint of another spec.
+        Coordinates of data and model differ; unusable data; a checkpoint of another spec or
+        of other data (without ``resume_other_data``); a damaged checkpoint (truncated, or a
+        key, type or shape that does not fit: the message names the file).
     ValueError
         An invalid option (the message names it); options that differ from the resumed
         checkpoint's.
@@ -934,15 +1009,24 @@ def fit(model, data, *, loss: str | LossOptions | None = None,
         device = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(device)
     saving, resume = options.checkpoint, options.checkpoint.resume
-    ck = None
+    path = saving.path if saving.path is not None else resume
+    path = Path(path) if path is not None else None
+    spec_json = model.spec.to_json()
+    # what checkpoints record of the data and spec: one pass over the arrays per fit
+    stamp = fingerprint(data, spec_json) if path is not None else None
+    ck, other_data = None, False
     if resume is not None:
         ck = read_checkpoint(resume)
-        if ck["spec"] != model.spec.to_json():
+        if ck["spec"] != spec_json:
             raise DataError(f"checkpoint {resume} was written for another spec (system "
                             f"{ck['spec'][:60]!r}...); hint: compile the stored spec with "
                             "pikan.load_model(path) and resume that model")
-        config, recipe = ck["config"], Recipe.from_list(ck["recipe"])
+        config, recipe = check_resumable(ck, resume)
+        with warnings.catch_warnings():  # compile's warnings were given for this model
+            warnings.simplefilter("ignore")
+            model_from_checkpoint(ck, resume)  # its weights fit the spec
         check_resume_options(options, config, resume)
+        other_data = _same_data(ck, stamp["data"], resume, saving.other_data)
     else:
         config, recipe = resolve(model, data, options, device)
     config["checkpoint_every"] = int(saving.every or config.get("checkpoint_every") or 100)
@@ -953,19 +1037,24 @@ def fit(model, data, *, loss: str | LossOptions | None = None,
     if ctx is not None:
         _distributed.check_same(_fingerprint(prepared, config), "the training data or options",
                                 ctx)
-    if ck is not None:
+    if ck is not None and not other_data:
+        _check_scales(ck["scales"], prepared.scales, resume)
         prepared.scales = {k: v.to(device=device, dtype=torch_dtype) for k, v in ck["scales"].items()}
-    path = saving.path if saving.path is not None else resume
-    path = Path(path) if path is not None else None
     trainer = _Trainer(model, prepared, recipe, config, device, callback, options.progress.show,
                        path, ctx, compile)
+    trainer.fingerprint = stamp
     limits = options.schedule
     ends = [e for e in (None if limits.time_limit is None else wall + float(limits.time_limit),
                         limits.deadline) if e is not None]
     trainer.end = min(ends) if ends else None
     trainer.time_limit = (trainer.end - wall) if ends else None
     if ck is not None:
-        trainer.resume(ck, resume)
+        if "fingerprint" not in ck:
+            text = (f"checkpoint {resume} has no fingerprint of its training data (written by "
+                    "an older pikan): the data given cannot be checked against it")
+            warnings.warn(text, UserWarning, stacklevel=2)
+            trainer.warnings.append(text)
+        trainer.resume(ck, resume, other_data)
     interrupted = trainer.run()
     choices = {k: v for k, v in config.items() if k != "reasons"}
     choices.update(device=str(device), n_train=prepared.n_train, validation=prepared.has_val,
@@ -988,6 +1077,45 @@ def _check_model(model, data) -> None:
         raise ValueError(f"model of system {model.spec.name!r} has no trainable parameters: every "
                          "module has a fixed law; hint: spec.learn(name) makes a module learned, "
                          "model.fix(name, law, trainable=True) trains a law's constants")
+
+
+_OTHER_DATA = (" (or, for a checkpoint without a fingerprint, the data are not its own: "
+               "resume_other_data=True)")
+
+
+def _same_data(ck: dict, found: dict, path, allow: bool) -> bool:
+    """Whether the data of a resumed fit differ from the checkpoint's (allowed by ``allow``).
+
+    A checkpoint without a fingerprint (fit warns that it cannot tell) counts as trained on
+    these data unless ``allow``.
+
+    Raises
+    ------
+    DataError
+        Other data than the checkpoint's without ``resume_other_data=True``.
+    """
+    stored = ck.get("fingerprint")
+    if stored is None:
+        return allow
+    if stored["data"]["sha256"] == found["sha256"]:
+        return False
+    if allow:
+        return True
+    was, now = describe_data(stored["data"]), describe_data(found)
+    what = f"{was}; given {now}" if was != now else f"{was}; given the same sizes, other values"
+    raise DataError(f"checkpoint {path} was trained on other data ({what}); a resumed fit "
+                    "continues on the data it was trained on. Hint: pass the checkpoint's "
+                    "data, or resume_other_data=True to continue training on these data (the "
+                    "loss scales, sampler and the stage's best state then come from them)")
+
+
+def _check_scales(stored: dict, made: dict, path) -> None:
+    """A checkpoint's loss scales have the names and shapes of those fit made from the data."""
+    for key in stored.keys() | made.keys():
+        if key not in stored or key not in made or stored[key].shape != made[key].shape:
+            raise damaged(path, f"its loss scales {sorted(stored)} (shapes "
+                                f"{[tuple(v.shape) for v in stored.values()]}) do not fit this "
+                                f"fit's {sorted(made)}{_OTHER_DATA}")
 
 
 def _fingerprint(prepared: FitData, config: dict) -> tuple:

@@ -31,8 +31,9 @@ fit's arguments (:class:`FitOptions`).
 A field left None is chosen by fit from the data and the model: :func:`resolve` turns the
 groups into the resolved options (a flat dict, :data:`CONFIG_KEYS`) with the reason of
 each automatic choice; a checkpoint stores that dict, and :func:`check_resume_options`
-refuses options given with ``resume`` that differ from it. :func:`loss_kind_of` turns that
-dict into the :class:`pikan.train.losses.LossKind` the fit trains on.
+refuses options given with ``resume`` that differ from it, and :func:`check_stored_config`
+checks it when a checkpoint is read back. :func:`loss_kind_of` turns that dict into the
+:class:`pikan.train.losses.LossKind` the fit trains on.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from dataclasses import dataclass
 
 import torch
 
+from pikan.data.derivatives import ESTIMATORS
 from pikan.train import losses
 from pikan.train.recipe import OPTIMIZERS, Recipe, Stage
 
@@ -61,6 +63,7 @@ __all__ = [
     "ProgressOptions",
     "ScheduleOptions",
     "check_resume_options",
+    "check_stored_config",
     "gather",
     "loss_kind_of",
     "resolve",
@@ -316,18 +319,31 @@ class CheckpointOptions:
     every : int, optional
         Steps between checkpoints (default: the resumed checkpoint's, else 100).
     resume : str or Path, optional
-        A checkpoint of an earlier fit of this model's spec: continue exactly where it
-        stopped, with the options stored in it (options passed with it must agree).
+        A checkpoint of an earlier fit of this model's spec on the same data: continue
+        exactly where it stopped, with the options stored in it (options passed with it
+        must agree). Data other than the checkpoint's (its fingerprint,
+        :func:`pikan.train.checkpoint.data_fingerprint`) are refused unless ``other_data``.
+    other_data : bool
+        Resume on data other than the checkpoint's (fit's ``resume_other_data=``; default
+        False). The model, optimizer, options and recipe position continue; the loss
+        scales, the sampler's epoch and the stage's best state come from the new data.
     """
 
     path: str | os.PathLike | None = None
     every: int | None = None
     resume: str | os.PathLike | None = None
+    other_data: bool = False
 
     def __post_init__(self) -> None:
         _check_path(CheckpointOptions, "path", "checkpoint", self.path)
         _check_count(CheckpointOptions, "every", "checkpoint_every", self.every)
         _check_path(CheckpointOptions, "resume", "resume", self.resume)
+        if not isinstance(self.other_data, bool):
+            raise TypeError(f"{_where(CheckpointOptions, 'other_data', 'resume_other_data')} "
+                            f"must be True or False, got {self.other_data!r}")
+        if self.other_data and self.resume is None:
+            raise ValueError("resume_other_data=True (CheckpointOptions.other_data) needs "
+                             "resume= (the checkpoint to continue on other data)")
 
 
 @dataclass(frozen=True)
@@ -371,6 +387,7 @@ FLAT_KEYWORDS = {
     "max_faults": ("schedule", "max_faults"), "time_limit": ("schedule", "time_limit"),
     "deadline": ("schedule", "deadline"),
     "checkpoint_every": ("checkpoint", "every"), "resume": ("checkpoint", "resume"),
+    "resume_other_data": ("checkpoint", "other_data"),
     "log_every": ("progress", "every"),
 }
 """fit's flat keywords: keyword -> (group argument, field of its class)."""
@@ -617,3 +634,87 @@ def check_resume_options(options: FitOptions, config: dict, resume) -> None:
         raise ValueError(f"resume={str(resume)!r}: the recipe is stored in the checkpoint; "
                          "leave recipe out")
 
+
+def _whole(least: int):
+    return lambda x: isinstance(x, numbers.Integral) and not isinstance(x, bool) and x >= least
+
+
+def _finite(*, positive: bool = False, below: float | None = None, optional: bool = False):
+    def test(x) -> bool:
+        if x is None:
+            return optional
+        ok = _number(x) and math.isfinite(x) and (x > 0 if positive else x >= 0)
+        return ok and (below is None or x < below)
+    return test
+
+
+def _named(choices):
+    """A test: a name (str) among ``choices``; with None in ``choices``, None too."""
+    return lambda x: (x is None and None in choices) or (isinstance(x, str) and x in choices)
+
+
+def _dtype_name(x) -> bool:
+    return isinstance(x, str) and isinstance(getattr(torch, x, None), torch.dtype) \
+        and getattr(torch, x).is_floating_point
+
+
+_STORED_CHECKS = {
+    "loss": (_named(tuple(losses.LOSS_KINDS)), f"one of {tuple(losses.LOSS_KINDS)}"),
+    "derivatives": (_named(tuple(ESTIMATORS)), f"one of {tuple(ESTIMATORS)}"),
+    "dtype": (_dtype_name, "a torch floating dtype name"),
+    "seed": (_whole(0), "a whole number >= 0"),
+    "val_fraction": (_finite(below=1.0), "a number in [0, 1)"),
+    "rollout_method": (_named((None, *ROLLOUT_METHODS[1:])),
+                       f"None or one of {ROLLOUT_METHODS[1:]}"),
+    "window": (lambda x: x is None or _whole(2)(x), "None or a whole number >= 2"),
+    "every": (lambda x: x is None or _whole(1)(x), "None or a whole number >= 1"),
+    "steps": (_whole(1), "a whole number >= 1"),
+    "batch_size": (_whole(1), "a whole number >= 1"),
+    "lbfgs_batch": (_whole(1), "a whole number >= 1"),
+    "eval_size": (_whole(1), "a whole number >= 1"),
+    "lr": (_finite(positive=True), "a finite number > 0"),
+    "weight_decay": (_finite(), "a finite number >= 0"),
+    "clip": (_finite(positive=True, optional=True), "None or a finite number > 0"),
+    "sparsity": (_finite(), "a finite number >= 0"),
+    "sparsity_weights": (lambda x: isinstance(x, (list, tuple)) and len(x) == 2
+                         and all(_finite()(w) for w in x), "two finite numbers >= 0"),
+    "max_faults": (_whole(1), "a whole number >= 1"),
+    "eval_every": (_whole(1), "a whole number >= 1"),
+    "optimizer": (_named((None, *OPTIMIZERS)), f"None or one of {OPTIMIZERS}"),
+    "recipe": (lambda x: isinstance(x, str), "the recipe's description (str)"),
+    "reasons": (lambda x: isinstance(x, dict), "a dict"),
+}
+"""How :func:`check_stored_config` checks each key of :data:`CONFIG_KEYS`: (test, expected)."""
+
+_STORED_OPTIONAL = {"checkpoint_every": (_whole(1), "a whole number >= 1"),
+                    "log_every": (_whole(1), "a whole number >= 1")}
+
+
+def check_stored_config(config) -> None:
+    """Check resolved options read back from a checkpoint (:func:`resolve`'s dict).
+
+    Every key of :data:`CONFIG_KEYS` must be there with a value :func:`resolve` could have
+    made (``lr`` a finite number > 0, ``loss`` a loss kind, ...); a rollout loss needs its
+    integrator, window and spacing.
+
+    Raises
+    ------
+    TypeError
+        ``config`` is not a dict.
+    ValueError
+        The first key missing or out of range, named with the value found.
+    """
+    if not isinstance(config, dict):
+        raise TypeError(f"the stored options must be a dict, found {type(config).__name__}")
+    for key, (test, expected) in (*_STORED_CHECKS.items(), *_STORED_OPTIONAL.items()):
+        if key not in config:
+            if key in _STORED_OPTIONAL:
+                continue
+            raise ValueError(f"stored option {key!r} is missing")
+        if not test(config[key]):
+            text = repr(config[key])
+            raise ValueError(f"stored option {key}={text[:60]} is not {expected}")
+    for key, setting in LOSS_SETTINGS.get(config["loss"], {}).items():
+        if config[setting] is None:
+            raise ValueError(f"stored option {setting} is None; the {config['loss']} loss "
+                             f"needs its {key}")

@@ -19,6 +19,7 @@ from pikan.train.options import (
     OptimizerOptions,
     ProgressOptions,
     ScheduleOptions,
+    check_stored_config,
     gather,
     loss_kind_of,
     resolve,
@@ -153,6 +154,11 @@ def test_unknown_keywords_and_misplaced_groups_are_type_errors(data):
     (lambda: CheckpointOptions(every=0), ValueError, r"checkpoint_every \(CheckpointOptions"),
     (lambda: CheckpointOptions(path=3), TypeError, r"checkpoint \(CheckpointOptions.path\) must"),
     (lambda: CheckpointOptions(resume=["a"]), TypeError, "resume"),
+    (lambda: CheckpointOptions(resume="a.pt", other_data="yes"), TypeError,
+     r"resume_other_data \(CheckpointOptions.other_data\) must be True or False, got 'yes'"),
+    (lambda: CheckpointOptions(other_data=True), ValueError,
+     r"resume_other_data=True \(CheckpointOptions.other_data\) needs resume="),
+    (lambda: gather(resume_other_data=1), TypeError, "resume_other_data"),
     (lambda: ProgressOptions(every=0), ValueError, r"log_every \(ProgressOptions.every\)"),
     (lambda: ProgressOptions("yes"), TypeError, "progress must be True or False"),
     (lambda: gather(recipe=Recipe.plain(10), steps=10), ValueError, "in the recipe's stages"),
@@ -171,6 +177,35 @@ def test_flat_keywords_are_checked_by_their_group(data):
             fit(model, data, progress=False, **{key: value})
     assert set(FLAT_KEYWORDS) >= {"lr", "batch_size", "val_fraction", "window",
                                   "checkpoint_every", "log_every", "time_limit", "deadline"}
+
+
+def test_stored_options_are_checked_like_the_groups(data):
+    config, _ = resolve(learned(), data, gather(), torch.device("cpu"))
+    check_stored_config(config)  # what resolve makes passes
+    check_stored_config({**config, "checkpoint_every": 5, "log_every": 2})
+    bad = [("lr", 0.0, "lr=0.0 is not a finite number > 0"),
+           ("lr", "0.1", "lr='0.1' is not"),
+           ("batch_size", 2.5, "batch_size=2.5 is not a whole number >= 1"),
+           ("val_fraction", 1.0, r"val_fraction=1.0 is not a number in \[0, 1\)"),
+           ("loss", "auto", "loss='auto' is not one of"),
+           ("derivatives", "spline", "derivatives='spline'"),
+           ("dtype", "int64", "dtype='int64' is not a torch floating dtype"),
+           ("seed", True, "seed=True"),
+           ("clip", -1.0, "clip=-1.0 is not None or a finite number > 0"),
+           ("sparsity_weights", [1.0], "sparsity_weights"),
+           ("optimizer", "sgd", "optimizer='sgd'"),
+           ("checkpoint_every", 0, "checkpoint_every=0")]
+    for key, value, match in bad:
+        with pytest.raises(ValueError, match=match):
+            check_stored_config({**config, key: value})
+    with pytest.raises(ValueError, match="stored option 'eval_every' is missing"):
+        check_stored_config({k: v for k, v in config.items() if k != "eval_every"})
+    rollout, _ = resolve(learned(), data, gather(loss="rollout"), torch.device("cpu"))
+    check_stored_config(rollout)
+    with pytest.raises(ValueError, match="stored option window is None; the rollout loss"):
+        check_stored_config({**rollout, "window": None})
+    with pytest.raises(TypeError, match="must be a dict"):
+        check_stored_config([("lr", 0.1)])
 
 
 def test_resume_through_checkpoint_options(data, tmp_path):
