@@ -20,7 +20,7 @@ import pikan
 import pikan.systems
 from pikan._version import __version__
 from pikan.data.trajectories import Trajectories
-from pikan.discover import Run, discover, load_run, write_plots
+from pikan.discover import Run, discover, load_run, partial_path, write_plots
 from pikan.errors import DataError, SpecError
 from pikan.laws.law import Laws, equivalent
 from pikan.spec.system import System
@@ -67,6 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--quick", action="store_true", help="a small, fast run (smoke test)")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--noise", type=float, default=0.0, help="relative position noise")
+    demo.add_argument("--overwrite", action="store_true",
+                      help="replace an existing run directory")
 
     sub.add_parser("systems", help="list the systems catalogue")
 
@@ -78,16 +80,25 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--dt", type=float, default=None, help="time step of the samples")
     simulate.add_argument("--noise", type=float, default=0.0, help="relative position noise")
     simulate.add_argument("--seed", type=int, default=0)
+    simulate.add_argument("--overwrite", action="store_true",
+                          help="replace an existing file")
 
     discover = sub.add_parser("discover", help="learn a spec from data and extract its laws")
     discover.add_argument("spec", help="catalogue name, or a Python file that defines `spec` "
                                        "(the file is run, like any Python config)")
     discover.add_argument("data", help="trajectories: .h5 (pikan schema) or .csv")
-    discover.add_argument("-o", "--out", required=True, help="run directory")
+    discover.add_argument("-o", "--out", required=True,
+                          help="run directory (built in RUN.partial, moved into place when "
+                               "complete; an existing run is replaced only with --overwrite "
+                               "or --resume of its checkpoint)")
     discover.add_argument("--steps", type=int, default=None)
     discover.add_argument("--device", default="auto")
     discover.add_argument("--seed", type=int, default=0)
-    discover.add_argument("--resume", default=None, help="model.pt of an interrupted run")
+    discover.add_argument("--resume", default=None,
+                          help="model.pt of an interrupted run (RUN.partial/model.pt), or of "
+                               "a finished one to train further (RUN/model.pt)")
+    discover.add_argument("--overwrite", action="store_true",
+                          help="replace an existing run directory")
     discover.add_argument("--no-plots", action="store_true")
     discover.add_argument("--quiet", action="store_true", help="no progress display")
     discover.add_argument("--time-limit", type=_seconds, default=DEFAULT_TIME_LIMIT,
@@ -166,6 +177,12 @@ def _cmd_systems(args) -> int:
 
 
 def _cmd_simulate(args) -> int:
+    out = Path(args.out)
+    if out.is_dir():
+        raise DataError(f"{args.out} is a folder; hint: name an .h5 file with -o")
+    if out.exists() and not args.overwrite:
+        raise DataError(f"{args.out} exists; hint: pass --overwrite to replace it, or choose "
+                        "another file")
     data, _ = _simulate(args.system, args.n, args.t_end, args.dt, args.noise, args.seed)
     data.save(args.out)
     print(f"wrote {args.out}: {data}")
@@ -198,7 +215,8 @@ def _cmd_demo(args) -> int:
     data = pikan.simulate(entry.truth(), noise=args.noise, seed=args.seed,
                           initial=entry.sample_initial, **settings)
     run = discover(entry.model(), data, out=out, steps=steps, seed=args.seed,
-                   progress=not args.quick, refine_steps=50 if args.quick else 200)
+                   progress=not args.quick, refine_steps=50 if args.quick else 200,
+                   overwrite=args.overwrite)
     print(f"\nlaws of {entry.name} (discovered in {time.perf_counter() - start:.0f} s):")
     _print_laws(run.laws, entry.laws())
     verification = run.report.get("verification", {})
@@ -213,7 +231,8 @@ def _cmd_discover(args) -> int:
     data = _load_data(args.data)
     run = discover(spec, data, out=args.out, steps=args.steps, seed=args.seed,
                    device=args.device, resume=args.resume, plots=not args.no_plots,
-                   progress=not args.quiet, time_limit=args.time_limit)
+                   progress=not args.quiet, time_limit=args.time_limit,
+                   overwrite=args.overwrite)
     if run.laws is None:  # a rank other than 0 of a torchrun launch: rank 0 reports
         return 0
     print("\nlaws:")
@@ -277,22 +296,38 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads or int(os.environ.get("OMP_NUM_THREADS") or 1))
     keep_freed_memory()  # the command owns its process (see pikan.train.memory)
+    started = time.time()
     try:
         return _COMMANDS[args.command](args)
     except (SpecError, DataError) as error:
         if args.debug:
             raise
-        print(f"pikan {args.command}: error: {error}", file=sys.stderr)
+        print(f"pikan {args.command}: error: {error}{_resume_hint(args, started)}",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"pikan {args.command}: interrupted", file=sys.stderr)
+        print(f"pikan {args.command}: interrupted{_resume_hint(args, started)}", file=sys.stderr)
         return 130
     except Exception as error:  # noqa: BLE001 - one line, not a traceback, unless --debug
         if args.debug:
             raise
         print(f"pikan {args.command}: failed: {type(error).__name__}: {error} "
-              "(run with --debug for the traceback)", file=sys.stderr)
+              f"(run with --debug for the traceback){_resume_hint(args, started)}",
+              file=sys.stderr)
         return 1
+
+
+def _resume_hint(args, started: float) -> str:
+    """For a discover that stopped after writing a checkpoint: how to continue it."""
+    if args.command != "discover":
+        return ""
+    checkpoint = partial_path(args.out) / "model.pt"
+    try:
+        fresh = checkpoint.stat().st_mtime >= started - 1.0
+    except OSError:
+        return ""
+    return (f"; the unfinished run is kept in {checkpoint.parent}: --resume {checkpoint} "
+            "continues it") if fresh else ""
 
 
 if __name__ == "__main__":

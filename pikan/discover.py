@@ -10,16 +10,25 @@
       report.json    losses, verification, constraint violations, importance, timings, versions
       plots/*.png    edge activations, trajectories, energy, loss curves, importance, graph
 
-Every file is written atomically; a crash leaves the files already finished intact.
+A run is built in ``RUN.partial`` beside ``RUN`` and renamed into place only when every file
+is written, so ``RUN`` is either the whole new run or whatever was there before (an existing
+run, left untouched when anything fails or the process is killed). An existing non-empty
+``RUN`` is replaced only when asked: ``overwrite=True``, or ``resume`` of a checkpoint of
+that run (which keeps its ``data.h5``). Training checkpoints go to ``RUN.partial/model.pt``:
+a killed run is continued with ``resume="RUN.partial/model.pt"``, and the next run into
+``RUN`` that does not resume it removes it.
 """
 
 from __future__ import annotations
 
 import copy
+import ctypes
 import json
 import math
 import os
 import platform
+import shutil
+import sys
 import time
 import uuid
 import warnings
@@ -32,7 +41,7 @@ import torch
 
 from pikan._version import __version__
 from pikan.data.trajectories import Trajectories
-from pikan.errors import SpecError, VerdictWarning
+from pikan.errors import DataError, SpecError, VerdictWarning
 from pikan.inspect import plot
 from pikan.inspect.analysis import importance
 from pikan.inspect.check import check_constraints
@@ -162,7 +171,7 @@ on the held-out trajectories, and the term pruning in what they leave."""
 def discover(spec: System, data, out=None, *, steps: int | None = None, seed: int = 0,
              device="auto", progress: bool = True, resume=None, refine_steps: int = 200,
              plots: bool = True, verify_laws: bool = True, distributed="auto",
-             time_limit: float | None = DEFAULT_TIME_LIMIT) -> Run:
+             time_limit: float | None = DEFAULT_TIME_LIMIT, overwrite: bool = False) -> Run:
     """Learn a system from trajectories and return its laws, with a run directory.
 
     Parameters
@@ -171,7 +180,10 @@ def discover(spec: System, data, out=None, *, steps: int | None = None, seed: in
         The learning spec (modules without a law are learned).
     data : Trajectories
     out : str or Path, optional
-        Run directory (created; existing files are replaced).
+        Run directory. The run is built in ``out.partial`` beside it (:func:`partial_path`)
+        and renamed to ``out`` when every file is written: a failure or a kill leaves
+        ``out`` as it was. An existing non-empty ``out`` is a ``SpecError`` unless
+        ``overwrite`` or ``resume`` names one of its checkpoints.
     steps : int, optional
         Training steps of the recipe (default: chosen by :func:`pikan.fit` from the data).
     seed : int
@@ -179,7 +191,11 @@ def discover(spec: System, data, out=None, *, steps: int | None = None, seed: in
     progress : bool
         Progress display of training and the stage lines.
     resume : str or Path, optional
-        A ``model.pt`` checkpoint of an interrupted run of the same spec.
+        A ``model.pt`` checkpoint of an interrupted run of the same spec: usually
+        ``out.partial/model.pt``, which a killed or failed run leaves (training checkpoints
+        go there), or ``out/model.pt`` to train a finished run further. Resuming a checkpoint
+        of ``out`` (or of ``out.partial``) replaces ``out`` when done and keeps its
+        ``data.h5``: ``data`` must hold the same trajectories (else a ``DataError``).
     refine_steps : int
         Steps of end-to-end constant refinement of the fixed laws.
     plots : bool
@@ -198,10 +214,20 @@ def discover(spec: System, data, out=None, *, steps: int | None = None, seed: in
         "auto": when ``WORLD_SIZE > 1``. Every process trains; rank 0 alone then extracts,
         refines, verifies, prints and writes the run directory, and the other processes
         return a Run with the trained model, ``laws=None``, an empty report and no path.
+    overwrite : bool
+        Replace an existing run in ``out`` (only a pikan run directory: one with
+        ``spec.json``), with ``data`` saved anew.
 
     Returns
     -------
     Run
+
+    Raises
+    ------
+    SpecError
+        ``out`` exists and is not empty (without ``overwrite`` or a ``resume`` of it).
+    DataError
+        ``resume`` names no file; resuming a run with data other than its ``data.h5``.
     """
 
     if not isinstance(spec, System):
@@ -214,14 +240,39 @@ def discover(spec: System, data, out=None, *, steps: int | None = None, seed: in
         raise SpecError(f"discover: time_limit must be a positive number of seconds or None, "
                         f"got {time_limit!r}.")
     data.check_coords(spec.coords)
+    if resume is not None and not Path(resume).is_file():
+        raise DataError(f"no such checkpoint: {resume}")
     clock = _Clock(time_limit)
     main = is_main_process(distributed)
-    path = Path(out) if out is not None else None
-    if path is not None and main:
-        path.mkdir(parents=True, exist_ok=True)
-        _atomic_write_text(path / "spec.json", spec.to_json())
-        data.save(path / "data.h5")
     say = (lambda text: print(text, flush=True)) if progress and main else (lambda text: None)
+    if out is None or not main:  # only rank 0 writes the run; the others need the path
+        folder = partial_path(out) if out is not None else None
+        return _pipeline(spec, data, folder, None, steps=steps, seed=seed, device=device,
+                         progress=progress, resume=resume, refine_steps=refine_steps,
+                         plots=plots, verify_laws=verify_laws, distributed=distributed,
+                         clock=clock, main=main, say=say)
+    staging = _stage(out, data, resume, overwrite, say)
+    try:
+        _atomic_write_text(staging.folder / "spec.json", spec.to_json())
+        run = _pipeline(spec, data, staging.folder, Path(out), steps=steps, seed=seed,
+                        device=device, progress=progress, resume=resume,
+                        refine_steps=refine_steps, plots=plots, verify_laws=verify_laws,
+                        distributed=distributed, clock=clock, main=main, say=say)
+        _commit(staging)
+    except BaseException:
+        _abandon(staging, say)
+        raise
+    run.plots = [run.path / "plots" / p.name for p in run.plots]
+    say(f"[pikan] run written to {run.path}")
+    return run
+
+
+def _pipeline(spec: System, data, folder: Path | None, path: Path | None, *, steps, seed,
+              device, progress, resume, refine_steps, plots, verify_laws, distributed,
+              clock: _Clock, main: bool, say) -> Run:
+    """compile -> fit -> extract -> refine -> verify, files written into ``folder`` (the
+    partial run; None: no files); the Run's path is ``path``, where the run will be."""
+
     timings = {}
 
     start = time.perf_counter()
@@ -229,7 +280,7 @@ def discover(spec: System, data, out=None, *, steps: int | None = None, seed: in
     say(f"[pikan] training {len(spec.learned)} learned module(s) of {spec.name!r} "
         f"on {len(data)} trajectories" + clock.describe())
     result = fit(model, data, steps=steps, seed=seed, device=device, progress=progress,
-                 checkpoint=path / "model.pt" if path else None, resume=resume,
+                 checkpoint=folder / "model.pt" if folder else None, resume=resume,
                  distributed=distributed, time_limit=clock.share("fit"))
     timings["fit_s"] = time.perf_counter() - start
     model = model.cpu()
@@ -262,7 +313,7 @@ def discover(spec: System, data, out=None, *, steps: int | None = None, seed: in
                      "python": platform.python_version()},
         "fit": {"best_val": result.best_val, "steps": result.steps,
                 "choices": result.choices, "events": result.events},
-        "time_limit": time_limit,
+        "time_limit": clock.limit,
     }
     exchanges = list(getattr(model, "exchanges", ()))
     if exchanges:
@@ -301,13 +352,12 @@ def discover(spec: System, data, out=None, *, steps: int | None = None, seed: in
     timings["total_s"] = clock.elapsed()
     report["timings"] = timings
     run = Run(model, laws, _jsonable(report), path, result, law_model)
-    if path is not None:
-        _atomic_write_text(path / "laws.json", laws.to_json())
-        _atomic_write_text(path / "laws.md", laws.to_markdown())
-        _atomic_write_text(path / "report.json", json.dumps(run.report, indent=1))
+    if folder is not None:
+        _atomic_write_text(folder / "laws.json", laws.to_json())
+        _atomic_write_text(folder / "laws.md", laws.to_markdown())
+        _atomic_write_text(folder / "report.json", json.dumps(run.report, indent=1))
         if plots:
-            run.plots = write_plots(run, data)
-        say(f"[pikan] run written to {path}")
+            run.plots = write_plots(run, data, folder / "plots")
     return run
 
 
@@ -494,12 +544,19 @@ def _pick_refinement(spec, laws, refined, data, seed, verify):
     return laws, extracted, choice
 
 
-def write_plots(run: Run, data) -> list[Path]:
-    """Write the standard figures of a run into ``run.path / "plots"``; returns the files."""
-    import matplotlib.pyplot as plt
+def write_plots(run: Run, data, folder=None) -> list[Path]:
+    """Write the standard figures of a run; returns the files.
 
+    Parameters
+    ----------
+    run : Run
+    data : Trajectories
+    folder : str or Path, optional
+        Where the ``.png`` files go (default ``run.path / "plots"``). Each is written
+        atomically (:func:`pikan.inspect.plot.save`): a failure leaves no partial file.
+    """
 
-    folder = run.path / "plots"
+    folder = Path(folder) if folder is not None else run.path / "plots"
     folder.mkdir(parents=True, exist_ok=True)
     figures = {}
     for name, block in run.model.blocks.items():
@@ -515,16 +572,198 @@ def write_plots(run: Run, data) -> list[Path]:
     imp = importance(run.model, data)
     figures["importance"] = lambda: plot.importance(imp)
     figures["graph"] = lambda: plot.graph(run.model, imp)
-    written = []
-    for key, make in figures.items():
-        fig = make()
-        target = folder / f"{key}.png"
-        tmp = folder / f".{key}.{uuid.uuid4().hex[:8]}.png"
-        fig.savefig(tmp, dpi=110)
-        plt.close(fig)
-        os.replace(tmp, target)
-        written.append(target)
-    return written
+    return [plot.save(make(), folder / f"{key}.png", dpi=110, close=True)
+            for key, make in figures.items()]
+
+
+# ------------------------------------------------------------------ the run directory on disk
+
+PARTIAL_SUFFIX = ".partial"
+"""A run for ``RUN`` is built in ``RUN.partial`` beside it and renamed to ``RUN`` when
+complete; a killed run leaves it there, with its checkpoint (see :func:`partial_path`)."""
+REPLACED_SUFFIX = ".replaced"
+"""Where an old run waits, for the moment between two renames, while a new run takes its
+place (only where the two folders cannot be swapped in one step)."""
+
+
+def partial_path(out) -> Path:
+    """The folder beside the run directory ``out`` where :func:`discover` builds the run.
+
+    It exists after a run was killed or failed after its first checkpoint; that run goes on
+    with ``discover(..., out=out, resume=partial_path(out) / "model.pt")`` (``pikan discover
+    ... -o RUN --resume RUN.partial/model.pt``). A run into ``out`` that does not resume it
+    removes it.
+    """
+    target = _run_path(out)
+    return target.with_name(target.name + PARTIAL_SUFFIX)
+
+
+def _run_path(out) -> Path:
+    """``out`` as a path with a name (``"runs/a/"`` -> ``runs/a``; ``"."`` -> absolute)."""
+    path = Path(os.path.normpath(out))
+    return path if path.name not in ("", ".", "..") else Path(os.path.abspath(out))
+
+
+def _same_folder(a: Path, b: Path) -> bool:
+    return os.path.normcase(os.path.abspath(a)) == os.path.normcase(os.path.abspath(b))
+
+
+def _occupied(folder: Path) -> bool:
+    return folder.is_dir() and any(folder.iterdir())
+
+
+def _same_data(a, b) -> bool:
+    """Whether two Trajectories hold the same arrays, coordinates, masses and parameters."""
+    if tuple(a.coords) != tuple(b.coords) or len(a) != len(b) or a.params != b.params:
+        return False
+    if (a.masses is None) != (b.masses is None) or (
+            a.masses is not None and not np.array_equal(np.asarray(a.masses),
+                                                        np.asarray(b.masses))):
+        return False
+    for x, y in zip(a, b):
+        for u, w in ((x.t, y.t), (x.q, y.q), (x.v, y.v), (x.a, y.a)):
+            if (u is None) != (w is None) or (u is not None and not np.array_equal(u, w)):
+                return False
+    return True
+
+
+@dataclass
+class _Staging:
+    """Where a run is built (``folder``), where it goes (``target``), and how it got there.
+
+    ``fresh``: the folder was created by this call (else it is a partial run being resumed);
+    ``replace``: the user asked for a non-empty ``target`` to be replaced."""
+
+    target: Path
+    folder: Path
+    fresh: bool
+    replace: bool
+
+
+def _stage(out, data, resume, overwrite: bool, say) -> _Staging:
+    """Check that a run may be written to ``out`` and prepare the folder it is built in.
+
+    Everything that can refuse is checked before anything is written, so a refused run
+    leaves the disk as it was. The folder holds ``spec.json`` and ``data.h5`` when this
+    returns (``data.h5`` kept from the run when resuming one of its checkpoints).
+    """
+    target = _run_path(out)
+    folder = partial_path(target)
+    _restore_replaced(target, say)
+    if target.exists() and not target.is_dir():
+        raise SpecError(f"run directory {target} is a file; hint: choose a folder name for "
+                        "out (`pikan discover -o`).")
+    resume_folder = Path(resume).parent if resume is not None else None
+    of_target = resume_folder is not None and _same_folder(resume_folder, target)
+    of_partial = resume_folder is not None and _same_folder(resume_folder, folder)
+    replace = _occupied(target)
+    if replace and not (overwrite or of_target or of_partial):
+        raise SpecError(f"run directory {target} exists and is not empty; an existing run is "
+                        "never replaced unless asked. Hint: choose another directory, pass "
+                        "overwrite=True (`--overwrite` on the command line) to replace it, or "
+                        "resume one of its checkpoints.")
+    if replace and overwrite and not (of_target or of_partial) \
+            and not (target / "spec.json").is_file():
+        raise SpecError(f"run directory {target} is not a pikan run (no spec.json): "
+                        "refusing to replace it even with overwrite; hint: choose another "
+                        "directory.")
+    source = folder if of_partial else target if of_target else None
+    kept = source / "data.h5" if source is not None and not overwrite else None
+    if kept is not None and kept.is_file():
+        if not _same_data(Trajectories.load(kept), data):
+            raise DataError(f"resuming the run {source} with data other than its data.h5; "
+                            f"hint: pass {kept} as the data, or overwrite=True "
+                            "(`pikan discover --overwrite`) to start the run on these data.")
+    else:
+        kept = None
+    if of_partial:
+        if kept is None:
+            data.save(folder / "data.h5")
+        return _Staging(target, folder, fresh=False, replace=replace)
+    if folder.is_dir():
+        say(f"[pikan] removing the unfinished run {folder} (not resumed)")
+        shutil.rmtree(folder)
+    elif folder.exists():
+        raise SpecError(f"{folder} is a file; discover needs that name for the run it builds; "
+                        "hint: move the file, or choose another run directory.")
+    folder.mkdir(parents=True)
+    try:
+        if kept is not None:
+            shutil.copy2(kept, folder / "data.h5")
+        else:
+            data.save(folder / "data.h5")
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return _Staging(target, folder, fresh=True, replace=replace)
+
+
+def _restore_replaced(target: Path, say) -> None:
+    """Finish what a run killed between the two renames of :func:`_commit` left: the old run
+    goes back into place (the new one stays in the partial folder), or, when the new run is
+    in place, the old one is removed."""
+    replaced = target.with_name(target.name + REPLACED_SUFFIX)
+    if not replaced.is_dir():
+        return
+    if target.exists():
+        shutil.rmtree(replaced)
+    else:
+        os.replace(replaced, target)
+        say(f"[pikan] restored the run {target} from {replaced}")
+
+
+def _abandon(staging: _Staging, say) -> None:
+    """After a failure: keep the partial folder when it holds a checkpoint to resume, else
+    remove it. The target is untouched either way."""
+    checkpoint = staging.folder / "model.pt"
+    if checkpoint.is_file():
+        say(f"[pikan] the unfinished run is kept in {staging.folder}; "
+            f"resume={str(checkpoint)!r} (`--resume {checkpoint}`) continues it")
+    elif staging.fresh:
+        shutil.rmtree(staging.folder, ignore_errors=True)
+
+
+def _commit(staging: _Staging) -> None:
+    """Move the complete run into place: one rename onto a missing or empty target; onto a
+    run the user asked to replace, an atomic swap where the system has one (Linux), else
+    two renames (:func:`_restore_replaced` repairs a kill between them)."""
+    folder, target = staging.folder, staging.target
+    try:
+        os.replace(folder, target)  # POSIX renames onto an empty folder too
+        return
+    except OSError:
+        if not _occupied(target):
+            if not target.is_dir():
+                raise
+            target.rmdir()  # an empty folder, where the system will not rename onto one
+            os.replace(folder, target)
+            return
+    if not staging.replace:  # filled by someone else since the run started
+        raise SpecError(f"run directory {target} was filled while the run was built; the "
+                        f"run is complete in {folder}.")
+    if _exchange(folder, target):
+        shutil.rmtree(folder, ignore_errors=True)  # the old run, swapped out
+        return
+    replaced = target.with_name(target.name + REPLACED_SUFFIX)
+    os.replace(target, replaced)
+    os.replace(folder, target)
+    shutil.rmtree(replaced, ignore_errors=True)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two folders in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``); False
+    where the system or the file system cannot."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                          ctypes.c_uint]
+    renameat2.restype = ctypes.c_int
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
 
 
 def load_run(path):

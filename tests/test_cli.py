@@ -122,3 +122,48 @@ def test_errors_are_one_line_with_exit_code(tmp_path, case):
     expected = {"missing data": "not found", "bad spec file": "must define", "corrupt hdf5": "corrupt.h5",
                 "unknown system": "kepler", "not a run": "laws.json"}[case]
     assert expected in result.stderr
+
+
+# ------------------------------------------------------------------ issue 22: nothing lost
+
+
+def _files(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+@pytest.mark.parametrize("case", ["resume a missing checkpoint", "existing run"])
+def test_discover_refuses_before_touching_an_existing_run(tmp_path, case):
+    """`discover harmonic other.h5 -o runA --resume runA/modelX.pt` once exited 2 after
+    replacing runA/data.h5; an existing run is now replaced only with --overwrite."""
+    run, other = tmp_path / "runA", tmp_path / "other.h5"
+    import pikan.systems
+
+    pikan.systems.get("harmonic").simulate(n_trajectories=3, t=(0.0, 2.0), seed=4).save(other)
+    run.mkdir()
+    for name in ("spec.json", "data.h5", "model.pt", "laws.json"):
+        (run / name).write_text(f"the old run's {name}")
+    before = _files(run)
+    extra = {"resume a missing checkpoint": ["--resume", str(run / "modelX.pt")],
+             "existing run": []}[case]
+    result = _run("discover", "harmonic", str(other), "-o", str(run), "--quiet", *extra)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    expected = {"resume a missing checkpoint": "no such checkpoint",
+                "existing run": "--overwrite"}[case]
+    assert expected in result.stderr
+    assert _files(run) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.h5", "runA"]
+
+
+def test_simulate_replaces_a_file_only_with_overwrite(tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("a week of lab notes")
+    result = _run("simulate", "harmonic", "-o", str(notes), "--n", "2", "--t-end", "1")
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert len(result.stderr.strip().splitlines()) == 1 and "--overwrite" in result.stderr
+    assert notes.read_text() == "a week of lab notes"
+    result = _run("simulate", "harmonic", "-o", str(notes), "--n", "2", "--t-end", "1",
+                  "--overwrite")
+    assert result.returncode == 0, result.stderr
+    assert notes.read_bytes()[:8] == b"\x89HDF\r\n\x1a\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]

@@ -1,6 +1,9 @@
 """discover: the whole pipeline on small catalogue systems."""
 
 import json
+import os
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -171,3 +174,183 @@ def test_damped_oscillator_from_a_csv_file_needs_no_symmetry_hint(tmp_path):
     assert pikan.equivalent(run.laws["V"].expr, "x**2/2"), str(run.laws)
     assert pikan.equivalent(run.laws["D"].expr, "0.05*v_x**2"), str(run.laws)
     assert {law.verdict for law in run.laws.values()} == {"recovered"}
+
+
+# ------------------------------------------------------------------ issue 22: runs on disk
+# A run is built in RUN.partial and renamed into place when complete; an existing run is
+# replaced only when asked (overwrite, or a resume of its own checkpoint).
+
+
+def _old_run(folder, data):
+    """A finished run as files (no training needed to test that it stays as it was)."""
+    folder.mkdir()
+    (folder / "spec.json").write_text(pikan.systems.get("harmonic").model().to_json())
+    data.save(folder / "data.h5")
+    for name in ("model.pt", "laws.json", "report.json"):
+        (folder / name).write_text(f"the old run's {name}")
+    return _contents(folder)
+
+
+def _contents(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+@pytest.fixture
+def harmonic_data():
+    return pikan.systems.get("harmonic").simulate(n_trajectories=4, seed=0)
+
+
+@pytest.mark.parametrize("case", ["exists", "missing checkpoint", "overwrite a non-run",
+                                  "other data", "killed while swapping"])
+def test_a_refused_run_leaves_the_disk_as_it_was(tmp_path, harmonic_data, case):
+    entry = pikan.systems.get("harmonic")
+    run = tmp_path / "runA"
+    old = _old_run(run, harmonic_data)
+    options = {"exists": {}, "missing checkpoint": {"resume": run / "modelX.pt"},
+               "overwrite a non-run": {"overwrite": True},
+               "other data": {"resume": run / "model.pt"},
+               "killed while swapping": {}}[case]
+    data = harmonic_data
+    if case == "overwrite a non-run":
+        (run / "spec.json").unlink()
+        old = _contents(run)
+    if case in ("other data", "missing checkpoint"):  # the issue's `discover other.h5`
+        data = entry.simulate(n_trajectories=4, seed=1)
+    if case == "killed while swapping":  # the old run moved aside, the new one not yet in
+        run.rename(tmp_path / "runA.replaced")
+    error, match = {"exists": (pikan.SpecError, "exists and is not empty"),
+                    "missing checkpoint": (pikan.DataError, "no such checkpoint"),
+                    "overwrite a non-run": (pikan.SpecError, "not a pikan run"),
+                    "other data": (pikan.DataError, "other than its data.h5"),
+                    "killed while swapping": (pikan.SpecError, "exists and is not empty")}[case]
+    with pytest.raises(error, match=match):
+        pikan.discover(entry.model(), data, out=run, steps=30, progress=False, plots=False,
+                       **options)
+    assert _contents(run) == old
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runA"]
+
+
+def test_a_failed_run_keeps_the_old_run_and_a_partial_run_to_resume(tmp_path, harmonic_data,
+                                                                     monkeypatch):
+    """A failure before the first checkpoint leaves nothing behind; one after it leaves
+    runA.partial with the checkpoint, which a resume finishes into runA; plots that fail to
+    save leave no temp file."""
+    discover_module = sys.modules["pikan.discover"]  # pikan.discover is also the function
+
+    entry = pikan.systems.get("harmonic")
+    run = tmp_path / "runA"
+    old = _old_run(run, harmonic_data)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(discover_module, "fit", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        pikan.discover(entry.model(), harmonic_data, out=run, overwrite=True, progress=False)
+    assert _contents(run) == old and sorted(p.name for p in tmp_path.iterdir()) == ["runA"]
+
+    monkeypatch.undo()
+    monkeypatch.setattr(discover_module, "extract", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        pikan.discover(entry.model(), harmonic_data, out=run, overwrite=True, steps=120,
+                       progress=False, plots=False)
+    assert _contents(run) == old
+    partial = discover_module.partial_path(run)
+    assert partial == tmp_path / "runA.partial" and (partial / "model.pt").is_file()
+
+    monkeypatch.undo()
+    resumed = pikan.discover(entry.model(), harmonic_data, out=run, steps=120, progress=False,
+                             resume=partial / "model.pt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runA"]
+    assert resumed.path == run and resumed.laws["V"].verdict == "recovered"
+    assert any(event["kind"] == "resume" for event in resumed.report["fit"]["events"])
+    assert pikan.Laws.from_json((run / "laws.json").read_text())["V"].verdict == "recovered"
+    assert all(p.parent == run / "plots" and p.is_file() for p in resumed.plots)
+
+    import matplotlib.figure
+
+    def disk_full(self, path, **kwargs):
+        Path(path).write_bytes(b"half a png")
+        broken()
+
+    plots = _contents(run / "plots")
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", disk_full)
+    with pytest.raises(RuntimeError, match="disk full"):
+        discover_module.write_plots(resumed, harmonic_data)
+    assert _contents(run / "plots") == plots
+    assert sorted(p.name for p in (run / "plots").iterdir()) == sorted(plots)
+
+
+@pytest.mark.parametrize("swap", ["exchange", "two renames"])
+def test_overwrite_replaces_a_run_whole_and_cleans_a_stale_partial(tmp_path, harmonic_data,
+                                                                   monkeypatch, swap):
+    discover_module = sys.modules["pikan.discover"]  # pikan.discover is also the function
+
+    if swap == "two renames":  # where the system cannot swap two folders in one step
+        monkeypatch.setattr(discover_module, "_exchange", lambda a, b: False)
+    entry = pikan.systems.get("harmonic")
+    run = tmp_path / "runA"
+    _old_run(run, harmonic_data)
+    (run / "stray.txt").write_text("from the old run")
+    stale = tmp_path / "runA.partial"  # left by a run killed before its first checkpoint
+    stale.mkdir()
+    (stale / "spec.json").write_text("{}")
+    result = pikan.discover(entry.model(), harmonic_data, out=run, overwrite=True, steps=60,
+                            progress=False, plots=False, verify_laws=False, refine_steps=0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runA"]
+    assert sorted(p.name for p in run.iterdir()) == ["data.h5", "laws.json", "laws.md",
+                                                     "model.pt", "report.json", "spec.json"]
+    _, _, laws, report, data = discover_module.load_run(run)
+    assert report["fit"]["steps"] == result.fit.steps and len(data) == len(harmonic_data)
+    assert laws["V"].expr == result.laws["V"].expr
+
+
+def test_a_killed_run_leaves_the_old_run_and_resumes_from_its_partial_folder(tmp_path,
+                                                                             harmonic_data):
+    """SIGKILL in the middle of training (right after the first checkpoint): runA is the
+    old run, byte for byte; runA.partial/model.pt resumes and the run lands in runA."""
+    import signal
+    import subprocess
+    import time
+
+    run = tmp_path / "runA"
+    old = _old_run(run, harmonic_data)
+    harmonic_data.save(tmp_path / "data.h5")
+    partial = tmp_path / "runA.partial"
+    script = (
+        "import time, pikan, pikan.systems, pikan.train.loop as loop\n"
+        "write = loop.write_checkpoint\n"
+        "def write_then_hang(ck, path):\n"
+        "    write(ck, path)\n"
+        "    open(str(path) + '.written', 'w').close()\n"
+        "    time.sleep(600)\n"
+        "loop.write_checkpoint = write_then_hang\n"
+        "data = pikan.Trajectories.load('data.h5')\n"
+        "pikan.discover(pikan.systems.get('harmonic').model(), data, out='runA', steps=300,\n"
+        "               overwrite=True, progress=False, plots=False)\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    process = subprocess.Popen([sys.executable, "-c", script], cwd=tmp_path, env=env,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (partial / "model.pt.written").exists():
+            assert process.poll() is None, process.stderr.read()
+            assert time.monotonic() < deadline, "no checkpoint written"
+            time.sleep(0.05)
+        assert process.poll() is None
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        process.stderr.close()
+    assert _contents(run) == old
+    (partial / "model.pt.written").unlink()
+    assert (partial / "model.pt").is_file() and (partial / "data.h5").is_file()
+
+    resumed = pikan.discover(pikan.systems.get("harmonic").model(), harmonic_data, out=run,
+                             steps=300, progress=False, plots=False,
+                             resume=partial / "model.pt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.h5", "runA"]
+    events = resumed.report["fit"]["events"]
+    assert [e["step"] for e in events if e["kind"] == "resume"] == [100]
+    assert resumed.laws["V"].verdict == "recovered"
+    assert json.loads((run / "report.json").read_text())["fit"]["steps"] == resumed.fit.steps

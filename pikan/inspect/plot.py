@@ -1,13 +1,17 @@
 """Figures: every function takes data and returns a matplotlib ``Figure``.
 
-This is the only pikan module that imports matplotlib. Nothing is shown or saved here:
-call ``fig.savefig(path)`` (the run directory does) or display it in a notebook. Labels use
-the spec's variable names, typeset as LaTeX where sympy can.
+This is the only pikan module that imports matplotlib. Nothing is shown here; :func:`save`
+writes a figure atomically (the run directory uses it), ``fig.savefig(path)`` works as
+usual, and a notebook displays the figure. Labels use the spec's variable names, typeset as
+LaTeX where sympy can.
 """
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Sequence
+from pathlib import Path
 
 import matplotlib
 
@@ -30,6 +34,42 @@ def _tex(name: str) -> str:
         return f"${sympy.latex(sympy.Symbol(name))}$"
     except Exception:  # noqa: BLE001 - a label must never break a plot
         return name
+
+
+def save(fig: Figure, path, *, dpi: float | None = None, close: bool = False) -> Path:
+    """Write a figure to ``path`` atomically: a temp file in the same folder, renamed.
+
+    A failing ``savefig`` (a full disk, an unknown format) removes its temp file and leaves
+    an existing file at ``path`` as it was.
+
+    Parameters
+    ----------
+    fig : Figure
+    path : str or Path
+        The file; its suffix names the format (``.png``, ``.pdf``, ``.svg``, ...).
+    dpi : float, optional
+        Resolution (default: matplotlib's).
+    close : bool
+        Close the figure afterwards (also on failure), freeing its memory.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        kind = path.suffix.lstrip(".").lower() or matplotlib.rcParams["savefig.format"]
+        fig.savefig(tmp, dpi=dpi, format=kind)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        if close:
+            plt.close(fig)
+    return path
 
 
 def _figure(n_panels: int, width: float = 3.2, height: float = 2.6, cols: int | None = None):

@@ -82,3 +82,34 @@ def test_pareto_front_of_an_extracted_law(trained, tmp_path):
     assert ax.get_xlabel() == "complexity" and ax.get_ylabel() == "RMSE"
     assert len(ax.lines) == (2 if law.alternatives else 1)
     assert "V(x, y)" in ax.get_title()
+
+
+def test_save_writes_whole_files_and_a_failing_savefig_leaves_no_temp_file(tmp_path,
+                                                                           monkeypatch):
+    """Issue 22: a full disk during savefig once left a temp file beside the plot."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.plot([0.0, 1.0], [1.0, 0.0])
+    target = tmp_path / "loss.png"
+    target.write_bytes(b"the previous plot")
+
+    def disk_full(path, **kwargs):
+        with open(path, "wb") as handle:
+            handle.write(b"\x89PNG half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(fig, "savefig", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        plot.save(fig, target, dpi=50, close=True)
+    assert [p.name for p in tmp_path.iterdir()] == ["loss.png"]
+    assert target.read_bytes() == b"the previous plot"
+    assert not plt.fignum_exists(fig.number)  # closed on failure too
+
+    monkeypatch.undo()
+    fig, ax = plt.subplots()
+    ax.plot([0.0, 1.0], [1.0, 0.0])
+    assert plot.save(fig, target, dpi=50) == target
+    assert target.read_bytes()[:4] == b"\x89PNG" and plt.fignum_exists(fig.number)
+    assert plot.save(fig, tmp_path / "loss.svg", close=True).read_text().count("<svg") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["loss.png", "loss.svg"]
