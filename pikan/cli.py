@@ -68,7 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--noise", type=float, default=0.0, help="relative position noise")
     demo.add_argument("--overwrite", action="store_true",
-                      help="replace an existing run directory")
+                      help="replace an existing run directory given with -o (the default "
+                           "runs/<system> is always redone)")
 
     sub.add_parser("systems", help="list the systems catalogue")
 
@@ -214,9 +215,11 @@ def _cmd_demo(args) -> int:
 
     data = pikan.simulate(entry.truth(), noise=args.noise, seed=args.seed,
                           initial=entry.sample_initial, **settings)
+    # the demo's own folder (runs/<system>) is redone on every run; a folder the user named
+    # is replaced only with --overwrite
     run = discover(entry.model(), data, out=out, steps=steps, seed=args.seed,
                    progress=not args.quick, refine_steps=50 if args.quick else 200,
-                   overwrite=args.overwrite)
+                   overwrite=args.overwrite or args.out is None)
     print(f"\nlaws of {entry.name} (discovered in {time.perf_counter() - start:.0f} s):")
     _print_laws(run.laws, entry.laws())
     verification = run.report.get("verification", {})

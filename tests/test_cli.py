@@ -36,6 +36,8 @@ def test_demo_quick_recovers_and_writes_a_run(tmp_path):
     out = tmp_path / "demo"
     result = _run("demo", "--quick", "-o", str(out))
     assert result.returncode == 0, result.stderr
+    again = _run("demo", "--quick", "-o", str(out))  # a folder the user named: kept
+    assert again.returncode == 2 and "--overwrite" in again.stderr
     assert "[matches the truth]" in result.stdout and "DIFFERS" not in result.stdout
     assert "[recovered]" in result.stdout  # the verdict, checked against held-out data
     for name in ("spec.json", "model.pt", "laws.json", "laws.md", "report.json", "data.h5"):
@@ -167,3 +169,12 @@ def test_simulate_replaces_a_file_only_with_overwrite(tmp_path):
     assert result.returncode == 0, result.stderr
     assert notes.read_bytes()[:8] == b"\x89HDF\r\n\x1a\n"
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_demo_redoes_its_own_default_folder(tmp_path):
+    # the README's first command may be run twice: runs/<system> is the demo's own folder
+    for _ in range(2):
+        result = _run("demo", "--quick", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    assert (tmp_path / "runs" / "anisotropic" / "laws.json").is_file()
+    assert not (tmp_path / "runs" / "anisotropic.partial").exists()

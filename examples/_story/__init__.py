@@ -37,10 +37,11 @@ def run_directory(args: argparse.Namespace, name: str) -> Iterator[Path]:
 
 def discover(spec, data, out: Path, args: argparse.Namespace, steps, refine_steps):
     """``pikan.discover`` as the examples run it: quiet, no plots and no verification in
-    quick mode, plots only into a kept run directory."""
+    quick mode, plots only into a kept run directory, which a rerun of the story replaces."""
     return pikan.discover(spec, data, out=out, steps=steps, seed=args.seed,
                           refine_steps=refine_steps, progress=not args.quick,
-                          plots=args.out is not None, verify_laws=not args.quick)
+                          plots=args.out is not None, verify_laws=not args.quick,
+                          overwrite=True)
 
 
 @contextlib.contextmanager
