@@ -62,8 +62,11 @@ __all__ = [
     "OptimizerOptions",
     "ProgressOptions",
     "ScheduleOptions",
+    "SEED_LIMIT",
     "check_resume_options",
+    "check_seed",
     "check_stored_config",
+    "float_dtype",
     "gather",
     "loss_kind_of",
     "resolve",
@@ -140,6 +143,36 @@ def _check_path(cls, field: str, flat: str, value) -> None:
     if value is not None and not isinstance(value, (str, os.PathLike)):
         raise TypeError(f"{_where(cls, field, flat)} must be a path (str or pathlib.Path), got "
                         f"{type(value).__name__} {value!r}")
+
+
+SEED_LIMIT = 2**64 - 1
+"""Seeds are whole numbers in ``[0, SEED_LIMIT)``: the batch sampler's torch generator takes
+``seed + 1``, and torch seeds stop at ``2**64 - 1``."""
+
+
+def check_seed(seed, name: str = "seed") -> None:
+    """``seed`` is None or a whole number in ``[0, SEED_LIMIT)`` (not a bool).
+
+    Raises
+    ------
+    ValueError
+        Naming ``name`` and the allowed range.
+    """
+    if seed is None:
+        return
+    ok = isinstance(seed, numbers.Integral) and not isinstance(seed, bool)
+    if not ok or not 0 <= int(seed) < SEED_LIMIT:
+        raise ValueError(f"{name} must be a whole number in [0, 2**64 - 1), got {seed!r}")
+
+
+def float_dtype(dtype) -> torch.dtype | None:
+    """The torch floating dtype ``dtype`` names (a ``torch.dtype`` or its name, e.g.
+    ``"float64"``), or None when it names none."""
+    if isinstance(dtype, str):
+        dtype = getattr(torch, dtype.removeprefix("torch."), None)
+    if isinstance(dtype, torch.dtype) and dtype.is_floating_point:
+        return dtype
+    return None
 
 
 # ----------------------------------------------------------------------------- the groups
@@ -413,6 +446,12 @@ class FitOptions:
                                            or self.optimizer.kind is not None):
             raise ValueError("give steps and optimizers in the recipe's stages, not as fit "
                              "options, when passing a Recipe")
+        check_seed(self.seed, "seed")
+        if self.dtype is not None and float_dtype(self.dtype) is None:
+            raise ValueError(f"dtype must be a torch floating dtype (torch.float64, "
+                             f"torch.float32, or its name such as 'float64'), got "
+                             f"{self.dtype!r}; hint: leave it out for float64 on the CPU, "
+                             "float32 elsewhere")
 
     def given(self) -> dict:
         """The options the caller set, by fit's keyword (``loss``, ``lr``, ``steps``, ...,

@@ -229,3 +229,35 @@ def test_fit_refuses_a_stage_it_would_not_honour():
     with pytest.raises(ValueError, match="params='coefficients'"):
         ScheduleOptions(recipe=[Stage.fit(10, "lbfgs", params="coefficients")])
     assert ScheduleOptions(recipe=[Stage.fit(10, "lbfgs")]).recipe.stages[0].params == "all"
+
+
+@pytest.mark.parametrize("seed", [-1, 2.5, "3", True, 2**64])
+def test_fit_refuses_a_seed_outside_its_range_before_training(data, seed):
+    model = learned()
+    before = state(model)
+    with pytest.raises(ValueError, match=r"seed must be a whole number in \[0, 2\*\*64 - 1\)"):
+        fit(model, data, seed=seed, steps=2, progress=False)
+    assert_same_state(before, state(model))
+
+
+@pytest.mark.parametrize("dtype", [torch.int32, torch.complex128, "bogus", 64])
+def test_fit_refuses_a_dtype_that_is_not_a_floating_dtype(data, dtype):
+    with pytest.raises(ValueError, match="dtype must be a torch floating dtype"):
+        fit(learned(), data, dtype=dtype, steps=2, progress=False)
+
+
+def test_fit_takes_a_dtype_by_object_or_by_name(data):
+    by_object = fit(learned(), data, dtype=torch.float32, steps=2, progress=False)
+    by_name = fit(learned(), data, dtype="float32", steps=2, progress=False)
+    assert by_object.choices["dtype"] == by_name.choices["dtype"] == "float32"
+
+
+@pytest.mark.parametrize("device, match", [
+    ("gpu", "device='gpu' is not a device name"),
+    (["cpu"], "device must be 'auto', a device name"),
+    (True, "device must be 'auto'"),
+    ("cuda:99", r"device='cuda:99': this machine has \d+ CUDA device"),
+])
+def test_fit_refuses_a_device_it_cannot_use(data, device, match):
+    with pytest.raises(ValueError, match=match):
+        fit(learned(), data, device=device, steps=2, progress=False)
