@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import sympy
 
+from pikan.spec.expr import double_value, overflowing_part
+
 __all__ = ["numpy_function"]
 
 _NP_UNARY: dict[type, Callable[[np.ndarray], np.ndarray]] = {
@@ -37,10 +39,23 @@ _NP_UNARY: dict[type, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
+def _constant(node: sympy.Expr) -> float:
+    """A constant subtree's value: evalf rounded to double, as :func:`pikan.model.torch_expr`
+    folds it; +-inf or nan (IEEE arithmetic, :func:`~pikan.spec.expr.double_value`) when a
+    part of it is beyond double range, where evalf would overflow or need millions of
+    digits; nan when it is complex."""
+    if overflowing_part(node) is not None:
+        return double_value(node)
+    try:
+        value = complex(node.evalf())
+    except (TypeError, ValueError, ArithmeticError):
+        return math.nan
+    return value.real if value.imag == 0 else math.nan
+
+
 def _compile(node: sympy.Expr, index: dict[str, int]) -> Callable[[Sequence], np.ndarray | float]:
     if not node.free_symbols:
-        value = complex(node.evalf())
-        real = value.real if value.imag == 0 else math.nan
+        real = _constant(node)
         return lambda cols: real
     if isinstance(node, sympy.Symbol):
         i = index[node.name]
@@ -65,12 +80,12 @@ def _compile(node: sympy.Expr, index: dict[str, int]) -> Callable[[Sequence], np
         base, exponent = node.args
         b = _compile(base, index)
         if exponent.is_Number:
-            e = float(exponent)
+            e = double_value(exponent)  # +-inf beyond double range (x**(10**400))
             if e == 0.5:
                 return lambda cols: np.sqrt(b(cols))
             if e == -0.5:
                 return lambda cols: 1.0 / np.sqrt(b(cols))
-            if e == int(e) and abs(e) <= 64:
+            if abs(e) <= 64 and e == int(e):
                 n = int(e)
                 if n >= 0:
                     return lambda cols: b(cols) ** n
@@ -102,7 +117,9 @@ def numpy_function(expr: sympy.Expr, names: Sequence[str]) -> Callable[..., np.n
     callable
         ``f(*columns) -> ndarray``: columns are arrays of shape (N,) or scalars; the result
         has the broadcast shape (a constant expression returns a float). Evaluated under
-        ``np.errstate(all="ignore")``: values outside a function's domain give NaN/inf.
+        ``np.errstate(all="ignore")``: values outside a function's domain give NaN/inf,
+        and so do constants beyond double range (``exp(exp(exp(exp(1000))))`` is inf);
+        evaluation never raises for such values.
     """
     index = {name: i for i, name in enumerate(names)}
     missing = {s.name for s in expr.free_symbols} - set(index)

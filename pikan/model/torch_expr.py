@@ -23,7 +23,7 @@ import sympy
 import torch
 
 from pikan.errors import SpecError
-from pikan.spec.expr import did_you_mean, parse, shorten, symbol, to_string
+from pikan.spec.expr import did_you_mean, overflowing_part, parse, shorten, symbol, to_string
 
 __all__ = ["CompiledExpr", "ExprModule", "to_module", "to_torch"]
 
@@ -62,6 +62,7 @@ class _Compiler:
                  constants: Mapping[sympy.Symbol, int], label: str):
         self.index = {name: i for i, name in enumerate(inputs)}
         self.params = {symbol(name): sympy.Float(float(value)) for name, value in params.items()}
+        self.param_values = {name: float(value) for name, value in params.items()}
         self.constants = constants
         self.label = label
 
@@ -107,9 +108,15 @@ class _Compiler:
         raise SpecError(f"{self.label}: cannot compile {type(node).__name__} to torch.")
 
     def _fold(self, node: sympy.Expr) -> float:
+        # a part beyond double range (exp(exp(k)) with k = 1000) makes sympy overflow, or
+        # need millions of digits (sin(exp(exp(k))), k = 15): refuse it before sympy sees it
+        overflow = overflowing_part(node, self.param_values)
+        if overflow is not None:
+            raise SpecError(f"{self.label}: the constant {shorten(str(overflow), 40)} is outside "
+                            "double precision range (its value is beyond +-1.8e308).")
         try:
             value = complex(node.xreplace(self.params).evalf(30))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, ArithmeticError):
             raise SpecError(f"{self.label}: the constant {node!s} has no numeric value.") from None
         if value.imag != 0 or not math.isfinite(value.real):
             raise SpecError(f"{self.label}: the constant {node!s} is not a finite real number "

@@ -24,6 +24,14 @@ Grammar
 Everything else (attribute access, subscripts, strings, lambdas, comprehensions,
 comparisons, keyword arguments, unknown names) raises :class:`~pikan.errors.SpecError`.
 
+Numbers must fit double precision, the arithmetic every compiled law runs in: a
+constant part of an expression whose value overflows a double (``exp(1000)``,
+``exp(exp(exp(exp(1000))))``, a 400-digit integer) and a power ``u**n`` of a
+non-constant ``u`` with ``|n| > MAX_EXPONENT`` (``x**(10**300)``) raise
+:class:`~pikan.errors.SpecError`. :func:`overflowing_part` finds such a constant by
+evaluating it in double precision, which is fast for any input (never the arbitrary
+precision that ``sin(exp(exp(15)))`` would need).
+
 Every variable becomes the plain ``sympy.Symbol(name)`` (no assumptions; see
 :func:`symbol`), so code elsewhere can build matching symbols with ``sympy.Symbol``;
 symbols with assumptions in sympy input are replaced by plain ones. Floats are kept in
@@ -52,8 +60,10 @@ __all__ = [
     "RESERVED",
     "Function",
     "did_you_mean",
+    "double_value",
     "free_names",
     "is_valid_name",
+    "overflowing_part",
     "parse",
     "substitute",
     "symbol",
@@ -67,6 +77,11 @@ MAX_DEPTH = 100
 """Deepest nesting accepted (function calls, parentheses, powers); long sums are flat."""
 
 _MAX_CONSTANT_BITS = 1024  # a numeric power beyond double range is a typo, not physics
+
+MAX_EXPONENT = 1024
+"""Largest ``|n|`` accepted in a power ``u**n`` of a non-constant ``u``: beyond it,
+``|u|**n`` overflows double precision for every ``|u| >= 2`` (and underflows for
+``|u| <= 1/2``), so such an exponent is a typo, not physics."""
 
 
 @dataclass(frozen=True)
@@ -435,16 +450,154 @@ def _log2_abs(number: sympy.Number) -> float:
     return math.log2(abs(float(number)))
 
 
+# ------------------------------------------------------------- double precision range
+
+_MATH_UNARY: dict[type, Callable[[float], float]] = {
+    sympy.sin: math.sin, sympy.cos: math.cos, sympy.tan: math.tan, sympy.exp: math.exp,
+    sympy.log: math.log, sympy.Abs: abs, sympy.tanh: math.tanh, sympy.sinh: math.sinh,
+    sympy.cosh: math.cosh, sympy.asin: math.asin, sympy.acos: math.acos, sympy.atan: math.atan,
+    sympy.asinh: math.asinh, sympy.acosh: math.acosh, sympy.atanh: math.atanh,
+    sympy.sign: lambda u: math.copysign(1.0, u) if u else 0.0,
+}
+
+
+def _apply(node: sympy.Expr, args: list[float]) -> float:
+    """One node in IEEE double arithmetic: +-inf on overflow, nan outside the domain."""
+    inf = math.inf
+    try:
+        if isinstance(node, sympy.Add):
+            return math.fsum(args) if all(map(math.isfinite, args)) else sum(args)
+        if isinstance(node, sympy.Mul):
+            return math.prod(args)
+        if isinstance(node, sympy.Pow):
+            value = args[0] ** args[1]
+            return value if isinstance(value, float) else math.nan  # complex: not real
+        if isinstance(node, sympy.atan2):
+            return math.atan2(*args)
+        return _MATH_UNARY[type(node)](*args)
+    except OverflowError:
+        if isinstance(node, sympy.Add):  # fsum's intermediate overflow: the sum's sign
+            return math.copysign(inf, sum(args))
+        if isinstance(node, sympy.Pow):
+            negative = args[0] < 0 and float(args[1]).is_integer() and args[1] % 2 == 1
+            return -inf if negative else inf
+        if type(node) is sympy.cosh or args[0] > 0 or type(node) is sympy.exp:
+            return inf
+        return -inf  # sinh of a large negative number
+    except (ValueError, ZeroDivisionError, KeyError, TypeError, IndexError):
+        return math.nan
+
+
+def _leaf_double(node: sympy.Expr, overflows: list[sympy.Expr],
+                 values: Mapping[str, float]) -> float:
+    if isinstance(node, sympy.Symbol):
+        return float(values.get(node.name, math.nan))
+    if node.is_Number:  # Integer, Rational, Float (and sympy's oo, nan)
+        try:
+            value = float(node)
+        except OverflowError:
+            value = math.inf if node.is_positive else -math.inf
+        except (TypeError, ValueError):  # zoo
+            return math.nan
+        if math.isinf(value) and node.is_finite:  # a 400-digit integer, not sympy's oo
+            overflows.append(node)
+        return value
+    if node is sympy.pi or node is sympy.E:
+        return float(node)
+    return math.nan  # anything else without a numeric value
+
+
+def _double(node: sympy.Expr, overflows: list[sympy.Expr],
+            values: Mapping[str, float]) -> float:
+    """``node``'s value in double precision; appends the subexpressions whose finite
+    arguments give an infinite value to ``overflows`` (innermost first).
+
+    Iterative (post-order), so a tree of any depth is evaluated without recursion.
+    """
+    results: list[float] = []
+    stack: list[tuple[sympy.Expr, bool]] = [(node, False)]
+    while stack:
+        current, expanded = stack.pop()
+        if not current.args:
+            results.append(_leaf_double(current, overflows, values))
+        elif not expanded:
+            stack.append((current, True))
+            stack.extend((arg, False) for arg in reversed(current.args))
+        else:
+            n = len(current.args)
+            args = results[-n:]
+            del results[-n:]
+            value = _apply(current, args)
+            if math.isinf(value) and all(map(math.isfinite, args)):
+                overflows.append(current)
+            results.append(value)
+    return results[0]
+
+
+def double_value(expr: sympy.Expr, values: Mapping[str, float] | None = None) -> float:
+    """The value of an expression evaluated node by node in double precision.
+
+    ``values`` gives the symbols' values by name (the system's params).
+
+    Each operation is rounded to a double as compiled code would round it: an overflow
+    gives +-inf (``exp(-exp(1000))`` is 0.0), a value outside a function's domain, a
+    complex value or a free symbol gives nan. Unlike ``expr.evalf()`` it takes
+    microseconds for any input (``sin(exp(exp(15)))`` is nan at once, where evalf would
+    need millions of digits).
+    """
+    return _double(expr, [], values or {})
+
+
+def overflowing_part(expr: sympy.Expr,
+                     values: Mapping[str, float] | None = None) -> sympy.Expr | None:
+    """The innermost constant subexpression of ``expr`` whose value overflows double
+    precision (its arguments are finite, its value is not), or None.
+
+    Symbols named in ``values`` (the system's params) count as constants with those
+    values: ``overflowing_part(exp(exp(k))*x, {"k": 1000.0})`` is ``exp(k)``.
+
+    ``overflowing_part(exp(exp(exp(1000))))`` is ``exp(1000)``;
+    ``overflowing_part(x*exp(3))`` is None. Constants are evaluated with
+    :func:`double_value`, so the answer comes in microseconds for any input.
+    """
+    values = values or {}
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        if any(s.name not in values for s in node.free_symbols):
+            stack.extend(node.args)
+            continue
+        overflows: list[sympy.Expr] = []
+        _double(node, overflows, values)
+        if overflows:
+            return overflows[0]
+    return None
+
+
+def _show(node: sympy.Expr) -> str:
+    """A short text for an error message: large numbers in scientific notation."""
+    if node.is_Number and node.is_finite and len(str(node)) > 12:
+        return str(sympy.Float(node, 3))
+    return shorten(str(node), 40)
+
+
 def _check_sympy(expr: sympy.Basic, allowed: frozenset[str] | None, label: str) -> sympy.Expr:
     """Check a sympy tree against the grammar; return it with canonical symbols and floats."""
     if not isinstance(expr, sympy.Expr):
         raise SpecError(f"{label}: expected a scalar sympy expression, got {type(expr).__name__}.")
     replace: dict[sympy.Basic, sympy.Basic] = {}
-    stack = [(expr, 0)]
+    stack = [(expr, 0, False)]  # (node, depth, inside a constant already checked for range)
     while stack:
-        node, depth = stack.pop()
+        node, depth, in_range = stack.pop()
         if depth > MAX_DEPTH:
             raise SpecError(f"{label}: nested deeper than {MAX_DEPTH} levels.")
+        if not in_range and not node.free_symbols:
+            overflows: list[sympy.Expr] = []
+            _double(node, overflows, {})
+            if overflows:
+                raise SpecError(f"{label}: {_show(overflows[0])} is outside double precision "
+                                "range (its value is beyond +-1.8e308).")
+            in_range = True
         if isinstance(node, sympy.Symbol):
             name = node.name
             if isinstance(node, sympy.Dummy) or not is_valid_name(name):
@@ -474,10 +627,14 @@ def _check_sympy(expr: sympy.Basic, allowed: frozenset[str] | None, label: str) 
             if base.is_Number and base.is_negative and exponent.is_Number and not exponent.is_integer:
                 raise SpecError(f"{label}: {node!s} is complex (a fractional power of a negative "
                                 "number).")
+            if exponent.is_Number and base.free_symbols and abs(exponent) > MAX_EXPONENT:
+                raise SpecError(f"{label}: the exponent {_show(exponent)} is beyond "
+                                f"+-{MAX_EXPONENT}; so large a power leaves double precision "
+                                "range unless its base is within a factor 2 of +-1.")
         elif not isinstance(node, (sympy.Add, sympy.Mul)) and type(node) not in _SYMPY_FUNCTIONS:
             raise SpecError(f"{label}: {type(node).__name__} ({shorten(str(node), 40)}) is not "
                             f"supported; expressions may use + - * / ** and {_listing(FUNCTIONS)}.")
-        stack.extend((arg, depth + 1) for arg in node.args)
+        stack.extend((arg, depth + 1, in_range) for arg in node.args)
     return expr.xreplace(replace) if replace else expr
 
 

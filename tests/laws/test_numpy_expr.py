@@ -29,3 +29,18 @@ def test_numpy_function_checks_names_and_broadcasts_constants():
     assert numpy_function(sympy.Integer(3), ["x"])(np.zeros(4)) == 3.0
     with pytest.raises(ValueError, match="not in"):
         numpy_function(x * y, ["x"])
+
+
+def test_constants_and_powers_beyond_double_range_give_ieee_values():
+    # numpy_function evaluates candidates with NaN/inf semantics; it never raises for them
+    e = sympy.exp
+    z = np.array([0.5, 1.0, 2.0, -2.0])
+    assert numpy_function(e(e(e(e(1000)))), ["x"])(z) == np.inf   # evalf overflowed before
+    np.testing.assert_array_equal(numpy_function(x ** sympy.Integer(10) ** 400, ["x"])(z),
+                                  [0.0, 1.0, np.inf, np.inf])    # float() overflowed before
+    np.testing.assert_array_equal(numpy_function(x * e(1000), ["x"])(z),
+                                  [np.inf, np.inf, np.inf, -np.inf])
+    assert np.isnan(numpy_function(x * sympy.sin(e(e(15))), ["x"])(z)).all()  # no evalf hang
+    np.testing.assert_array_equal(numpy_function(x * e(-e(1000)), ["x"])(z), 0.0 * z)
+    # constants within range are still evaluated with evalf, exactly as before
+    assert numpy_function(x * sympy.sqrt(2), ["x"])(1.0) == float(sympy.sqrt(2).evalf())

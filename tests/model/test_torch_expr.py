@@ -1,6 +1,7 @@
 """Tests for pikan/model/torch_expr.py: the sympy -> torch compiler and trainable-constant modules."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -179,3 +180,31 @@ def test_to_module_is_functional_and_dtype_movable(rng):
     module32 = to_module("1.7*x + 0.1", ["x"]).float()
     assert module32(xs.float()).dtype == torch.float32
     assert module32.expr() == parse("1.7*x + 0.1")  # float32 rounding is not a change
+
+
+@pytest.mark.parametrize("law, part", [
+    ("exp(exp(exp(exp(1000))))*x", "exp(1000)"),   # was an OverflowError from sympy's evalf
+    ("x**(10**300)", "the exponent 1.00e+300"),     # was an OverflowError from torch
+])
+def test_laws_beyond_double_range_raise_spec_error(law, part):
+    for build in (to_torch, to_module):
+        with pytest.raises(SpecError, match=re.escape(part)):
+            build(law, ["x"])
+
+
+@pytest.mark.parametrize("law, part", [
+    ("exp(k)*x", "exp(k)"),
+    ("exp(exp(k))*x", "exp(k)"),        # sympy overflowed substituting k
+    ("sin(exp(exp(k)))*x", "exp(k)"),   # sympy would need millions of digits
+])
+def test_params_that_overflow_a_constant_raise_spec_error(law, part):
+    for build in (to_torch, to_module):
+        with pytest.raises(SpecError, match=re.escape(part) + " is outside double precision range"):
+            build(law, ["x"], {"k": 1000.0})
+
+
+def test_constants_from_params_fold_as_before():
+    f = to_torch("exp(k)*x + sin(exp(k))", ["x"], {"k": 700.0})
+    value = f(torch.tensor([1.0], dtype=torch.float64))
+    expected = math.exp(700.0) + float(sympy.sin(sympy.exp(sympy.Float(700.0))).evalf(30))
+    assert value.item() == pytest.approx(expected, rel=1e-15)

@@ -1,8 +1,10 @@
 """Tests for pikan/spec/expr.py: the safe parser (the torch compiler is in test_expr_torch.py)."""
 
+import math
 import os
 import pathlib
 import random
+import re
 import subprocess
 import sys
 
@@ -10,7 +12,8 @@ import pytest
 import sympy
 
 from pikan.errors import SpecError
-from pikan.spec.expr import RESERVED, free_names, parse, substitute, symbol, to_string
+from pikan.spec.expr import (RESERVED, double_value, free_names, overflowing_part, parse,
+                             substitute, symbol, to_string)
 
 x, y, z, k = (symbol(n) for n in "xyzk")
 NAMES = ["x", "y", "z", "k"]
@@ -262,3 +265,66 @@ def test_parser_imports_no_torch():
                             check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "k*x**2/2"
+
+
+# ------------------------------------------------------------- double precision range
+
+
+@pytest.mark.parametrize("text, part", [
+    ("exp(exp(exp(exp(1000))))", "exp(1000)"),   # evalf itself overflowed here before
+    ("exp(1000)*x", "exp(1000)"),
+    ("sin(exp(exp(15)))*x", "exp(exp(15))"),     # evalf would need millions of digits
+    ("-sinh(800) + x", "sinh(800)"),
+    ("x*" + "9" * 400, "1.00e+400"),
+])
+def test_constants_beyond_double_range_are_refused(text, part):
+    with pytest.raises(SpecError, match=r"module 'V' law .*" + re.escape(part)
+                       + r" is outside double precision range"):
+        parse(text, where="module 'V' law")
+
+
+@pytest.mark.parametrize("text, shown", [
+    ("x**(10**300)", "1.00e+300"), ("x**(1e300)", "1.00e+300"), ("x**-1025", "-1025"),
+    ("exp(x)**(2**80)", None),  # sympy folds it into exp(2**80*x): a finite coefficient
+])
+def test_powers_beyond_double_range_are_refused(text, shown):
+    if shown is None:
+        assert parse(text) == sympy.exp(sympy.Integer(2)**80 * x)
+        return
+    with pytest.raises(SpecError, match=r"module 'V' law .*the exponent " + re.escape(shown)
+                       + r" is beyond \+-1024"):
+        parse(text, where="module 'V' law")
+
+
+def test_sympy_input_beyond_double_range_is_refused():
+    with pytest.raises(SpecError, match=r"exp\(1000\) is outside double precision range"):
+        parse(sympy.exp(sympy.exp(sympy.exp(sympy.exp(1000)))))
+    with pytest.raises(SpecError, match="the exponent 1.00e\\+300 is beyond"):
+        parse(x ** (sympy.Integer(10) ** 300))
+
+
+@pytest.mark.parametrize("text", ["x**1024", "x**-1024", "2**1023*x", "exp(709)*x",
+                                  "acos(2)*x", "sqrt(2)*x**3 + pi", "exp(-exp(3))*x"])
+def test_constants_within_double_range_parse_unchanged(text):
+    # acos(2) is complex, not overflowing: compiling refuses it, parsing keeps it
+    expr = parse(text)
+    assert parse(to_string(expr)) == expr
+
+
+def test_double_value_follows_ieee_arithmetic():
+    e = sympy.exp
+    assert double_value(e(e(e(e(1000))))) == math.inf
+    assert double_value(e(-e(1000))) == 0.0        # the inner overflow gives exp(-inf) = 0
+    assert math.isnan(double_value(sympy.sin(e(e(15)))))
+    assert math.isnan(double_value(sympy.acos(2)))
+    assert double_value(-sympy.sinh(1000)) == -math.inf
+    assert double_value(sympy.sqrt(2) * sympy.pi) == math.sqrt(2) * math.pi
+    assert double_value(k * x, {"k": 2.0, "x": 3.0}) == 6.0
+    assert overflowing_part(e(e(k)) * x, {"k": 1000.0}) == e(k)
+    assert overflowing_part(e(e(k)) * x, {"k": 2.0}) is None
+    assert overflowing_part(x * sympy.Integer(10) ** 400) == sympy.Integer(10) ** 400
+    # a tree far deeper than the recursion limit is evaluated without recursion
+    deep = sympy.Integer(1)
+    for _ in range(5000):
+        deep = sympy.sin(deep, evaluate=False)
+    assert 0.0 < double_value(deep) < 1.0
