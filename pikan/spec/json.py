@@ -25,6 +25,7 @@ from pikan.errors import SpecError
 from pikan.spec.expr import did_you_mean, to_string
 
 __all__ = [
+    "MAX_NESTING",
     "SPEC_VERSION",
     "module_to_dict",
     "register_constraint",
@@ -36,6 +37,10 @@ __all__ = [
 
 SPEC_VERSION = 1
 """Version of the JSON layout written by :meth:`System.to_json`."""
+
+MAX_NESTING = 64
+"""Deepest nesting of JSON arrays and objects accepted in a spec; a spec written by
+:meth:`System.to_json` nests at most about 8 deep."""
 
 
 # ----------------------------------------------------------------- constraint registry
@@ -226,6 +231,7 @@ def system_from_dict(cls: type, data: Any, kinds: Mapping[str, type]) -> Any:
     """
     if not isinstance(data, dict):
         raise SpecError(f"spec JSON: expected an object, got {type(data).__name__}.")
+    _check_nesting(data)
     version = data.get("pikan_spec")
     if version != SPEC_VERSION:
         raise SpecError(f"spec JSON: 'pikan_spec' is {version!r}; this pikan reads version "
@@ -249,10 +255,31 @@ def system_from_dict(cls: type, data: Any, kinds: Mapping[str, type]) -> Any:
     )
 
 
+def _check_nesting(data: Any) -> None:
+    """SpecError when lists and dicts nest deeper than :data:`MAX_NESTING` (walked
+    without recursion, so a self-containing dict is refused too)."""
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, Mapping):
+            children = value.values()
+        elif isinstance(value, (list, tuple)):
+            children = value
+        else:
+            continue
+        if depth > MAX_NESTING:
+            raise SpecError(f"spec JSON: arrays and objects nested deeper than {MAX_NESTING} "
+                            "levels; a spec nests about 8 deep.")
+        stack.extend((child, depth + 1) for child in children)
+
+
 def system_from_json(cls: type, text: str) -> Any:
     """Read a spec written by :func:`system_to_json` (through ``cls.from_dict``)."""
     try:
         data = json.loads(text)
     except (json.JSONDecodeError, TypeError) as error:
         raise SpecError(f"spec JSON: not valid JSON ({error}).") from None
+    except RecursionError:  # the decoder recurses once per level of nesting
+        raise SpecError(f"spec JSON: arrays and objects nested deeper than {MAX_NESTING} "
+                        "levels; a spec nests about 8 deep.") from None
     return cls.from_dict(data)

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, ClassVar
@@ -55,7 +56,9 @@ __all__ = [
     "Dissipation",
     "Dynamics",
     "FrozenMap",
+    "KAN_OPTION_RANGES",
     "Lagrangian",
+    "MAX_HIDDEN_LAYERS",
     "MODULE_KINDS",
     "Module",
     "Potential",
@@ -142,10 +145,29 @@ def _check_name(name: Any, what: str) -> None:
                         "underscores, not starting with a digit (e.g. 'x1', 'theta').")
 
 
-def _positive_int(value: Any, what: str, *, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise SpecError(f"{what}: expected an integer >= {minimum}, got {value!r}.")
-    return value
+KAN_OPTION_RANGES: Mapping[str, tuple[int, int]] = FrozenMap({
+    "hidden": (1, 10_000),  # the width of each hidden layer
+    "grid": (1, 1_000),
+    "order": (1, 5),        # pikan.kan.spline.MAX_ORDER
+    "mult": (0, 10_000),
+})
+"""The integers a module's KAN options may take, ``option -> (lowest, highest)``,
+checked when the module is built. Beyond these bounds a KAN either cannot be built
+(the spline order) or would not fit in memory (a grid of 10**9 intervals); a
+refined grid of a trained KAN (:meth:`pikan.kan.network.KAN.refine`) is not bounded
+by them."""
+
+MAX_HIDDEN_LAYERS = 64
+"""Most hidden layers a module's KAN may have (``len(hidden)``)."""
+
+
+def _kan_int(value: Any, option: str, where: str) -> int:
+    """A KAN option's integer (numpy integers too), in :data:`KAN_OPTION_RANGES`."""
+    lo, hi = KAN_OPTION_RANGES[option]
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not lo <= value <= hi:
+        what = "a layer width" if option == "hidden" else "an integer"
+        raise SpecError(f"{where} {option}: expected {what} in {lo}..{hi}, got {value!r}.")
+    return int(value)
 
 
 def _number(value: Any, what: str) -> float:
@@ -199,7 +221,8 @@ def _in_original_inputs(law: Any, module: Module, system: System) -> Any:
     if law is None:
         return law
     exprs = law if isinstance(law, (list, tuple)) else [law]
-    exprs = [parse(e) if isinstance(e, str) else sympy.sympify(e) for e in exprs]
+    where = f"module {module.name!r} law"
+    exprs = [parse(e, where=where) if isinstance(e, str) else sympy.sympify(e) for e in exprs]
     known = set(module.input_names) | set(system.params)
     if all({s.name for s in e.free_symbols} <= known for e in exprs):
         return law
@@ -227,13 +250,15 @@ class Module:
     law : str, sympy.Expr, or None
         The closed form in the input names and the system's params. None: learned.
     hidden : list of int
-        Hidden layer widths of the KAN (``[]``: a single KAN layer).
+        Hidden layer widths of the KAN (``[]``: a single KAN layer), each in 1..10000,
+        at most :data:`MAX_HIDDEN_LAYERS` layers.
     grid : int
-        Number of B-spline grid intervals.
+        Number of B-spline grid intervals, 1..1000.
     order : int
-        B-spline order (3: cubic).
+        B-spline order (3: cubic), 1..5.
     mult : int
-        Number of multiplication nodes in the first hidden layer.
+        Number of multiplication nodes in the first hidden layer, 0..10000.
+        (The ranges are :data:`KAN_OPTION_RANGES`; others raise :class:`SpecError`.)
     jump : bool
         Add a linear skip path to the KAN, ``y = KAN(z) + z W`` (linear terms need no
         spline, and extraction reads them from ``W``).
@@ -273,13 +298,21 @@ class Module:
         set_ = object.__setattr__
         set_(self, "inputs", self._normalize_inputs(self.inputs, where))
         hidden = self.hidden
-        hidden = (hidden,) if isinstance(hidden, int) and not isinstance(hidden, bool) else hidden
-        if not isinstance(hidden, Iterable):
-            raise SpecError(f"{where} hidden: expected a list of layer widths, got {hidden!r}.")
-        set_(self, "hidden", tuple(_positive_int(h, f"{where} hidden") for h in hidden))
-        _positive_int(self.grid, f"{where} grid")
-        _positive_int(self.order, f"{where} order")
-        _positive_int(self.mult, f"{where} mult", minimum=0)
+        if isinstance(hidden, numbers.Integral) and not isinstance(hidden, bool):
+            hidden = (hidden,)
+        if not isinstance(hidden, Iterable) or isinstance(hidden, (str, bytes, Mapping)):
+            lo, hi = KAN_OPTION_RANGES["hidden"]
+            raise SpecError(f"{where} hidden: expected a list of layer widths (integers in "
+                            f"{lo}..{hi}), got {hidden!r}.")
+        hidden = tuple(hidden)
+        if len(hidden) > MAX_HIDDEN_LAYERS:
+            raise SpecError(f"{where} hidden: expected at most {MAX_HIDDEN_LAYERS} hidden layers, "
+                            f"got {len(hidden)}.")
+        set_(self, "hidden", tuple(_kan_int(h, "hidden", where) for h in hidden))
+        for option in ("grid", "order", "mult"):
+            set_(self, option, _kan_int(getattr(self, option), option, where))
+        if not isinstance(self.jump, bool):
+            raise SpecError(f"{where} jump: expected True or False, got {self.jump!r}.")
         if self.mult and not self.hidden:
             raise SpecError(f"{where} mult: multiplication nodes live in the first hidden layer, "
                             "but hidden is empty; give hidden=[...] too.")

@@ -14,6 +14,7 @@ from test_system import EvenIn, double_pendulum, trap
 
 from pikan.spec.bindings import chain_pairs
 from pikan.errors import SpecError
+from pikan.spec.json import MAX_NESTING
 from pikan.spec.system import Dissipation, Dynamics, Potential, System
 
 
@@ -113,3 +114,46 @@ def test_unregistered_constraint_cannot_be_written():
     spec = trap().learn("V", constraints=[Private("x")])
     with pytest.raises(SpecError, match="'Private' is not registered"):
         spec.to_json()
+
+
+@pytest.mark.parametrize("text", [
+    "[" * 100_000 + "]" * 100_000,  # was a RecursionError from the JSON decoder
+    '{"pikan_spec": 1, "name": "s", "coords": ["x"], "params": '
+    + '{"a": ' * 100_000 + "1" + "}" * 100_000 + "}",
+    '{"pikan_spec": 1, "name": "s", "coords": ["x"], "params": '
+    + '{"a": ' * 200 + "1" + "}" * 200 + "}",  # decodes, then refused by depth
+])
+def test_deeply_nested_json_is_a_spec_error(text):
+    with pytest.raises(SpecError, match=f"nested deeper than {MAX_NESTING} levels"):
+        System.from_json(text)
+
+
+def test_from_dict_refuses_self_containing_and_deep_dicts():
+    data = chain().to_dict()
+    data["params"] = data  # a cycle: walked without recursion, refused by depth
+    with pytest.raises(SpecError, match="nested deeper than"):
+        System.from_dict(data)
+    data = chain().to_dict()
+    deep = []
+    for _ in range(MAX_NESTING):
+        deep = [deep]
+    data["modules"][1]["constraints"][0]["name"] = deep
+    with pytest.raises(SpecError, match="nested deeper than"):
+        System.from_dict(data)
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda m: m.update(order=1000), r"module 'bond' order: expected an integer in 1\.\.5, "
+                                     r"got 1000"),
+    (lambda m: m.update(jump="yes"), r"jump: expected True or False, got 'yes'"),
+    (lambda m: m.update(grid=5.5), r"grid: expected an integer in 1\.\.1000, got 5\.5"),
+    (lambda m: m.update(hidden={"a": 1}), r"hidden: expected a list of layer widths"),
+    (lambda m: m.update(law="exp(exp(exp(exp(1000))))*d"),
+     r"module 'bond' law .*exp\(1000\) is outside double precision range"),
+    (lambda m: m.update(law="d**(10**300)"), r"module 'bond' law .*the exponent 1\.00e\+300"),
+])
+def test_bad_kan_options_and_laws_in_json_are_spec_errors(change, match):
+    data = chain().to_dict()
+    change(data["modules"][0])
+    with pytest.raises(SpecError, match=match):
+        System.from_json(json.dumps(data))

@@ -6,12 +6,16 @@ test_json.py reuses the builders and constraint stand-ins defined here.
 
 import dataclasses
 
+import numpy as np
 import pytest
 import sympy
 
 from pikan.errors import SpecError
+from pikan.kan.spline import MAX_ORDER
 from pikan.spec.expr import parse, symbol
 from pikan.spec.system import (
+    KAN_OPTION_RANGES,
+    MAX_HIDDEN_LAYERS,
     Dissipation,
     Dynamics,
     FrozenMap,
@@ -242,7 +246,7 @@ SPEC_ERRORS = [
      r"module 'F' vanish_at_rest: expected True or False.*Hint"),
     (lambda: Dissipation("D", inputs=["v_x"], passive=1),
      r"module 'D' passive: expected True or False.*Hint"),
-    (lambda: Potential("V", inputs=["x"], grid=0), r"module 'V' grid: expected an integer >= 1"),
+    (lambda: Potential("V", inputs=["x"], grid=0), r"module 'V' grid: expected an integer in 1\.\.1000"),
     (lambda: Potential("V", inputs=["x"], hidden=[4, 0]), r"module 'V' hidden"),
     (lambda: Potential("V", inputs=["x"], hidden=[], mult=2), r"module 'V' mult"),
     (lambda: Potential("V", inputs=[]), r"module 'V' inputs: expected at least one"),
@@ -302,3 +306,66 @@ def test_names_moved_out_of_spec_are_re_exported():
     assert register_constraint is spec_json.register_constraint
     assert spec.SPEC_VERSION == spec_json.SPEC_VERSION == 1
     assert [name for name in spec.__all__ if not hasattr(spec, name)] == []
+
+
+# ------------------------------------------------------- KAN options: types and ranges
+
+
+@pytest.mark.parametrize("options, match", [
+    # each names the module, the option and the allowed range (issue 22: order=1000 passed
+    # validation and failed in compile; jump="yes" and grid=10**9 were accepted)
+    ({"order": 1000}, r"module 'V' order: expected an integer in 1\.\.5, got 1000\."),
+    ({"order": 0}, r"module 'V' order: expected an integer in 1\.\.5, got 0\."),
+    ({"order": 3.0}, r"module 'V' order: expected an integer in 1\.\.5, got 3\.0\."),
+    ({"jump": "yes"}, r"module 'V' jump: expected True or False, got 'yes'\."),
+    ({"jump": 1}, r"module 'V' jump: expected True or False, got 1\."),
+    ({"grid": 10**9}, r"module 'V' grid: expected an integer in 1\.\.1000, got 1000000000\."),
+    ({"grid": "5"}, r"module 'V' grid: expected an integer in 1\.\.1000, got '5'\."),
+    ({"grid": True}, r"module 'V' grid: expected an integer in 1\.\.1000, got True\."),
+    ({"hidden": [10**9]}, r"module 'V' hidden: expected a layer width in 1\.\.10000, got 1000000000\."),
+    ({"hidden": [4, 2.5]}, r"module 'V' hidden: expected a layer width in 1\.\.10000, got 2\.5\."),
+    ({"hidden": "4"}, r"module 'V' hidden: expected a list of layer widths \(integers in 1\.\.10000\)"),
+    ({"hidden": None}, r"module 'V' hidden: expected a list of layer widths"),
+    ({"hidden": [4] * 65}, r"module 'V' hidden: expected at most 64 hidden layers, got 65\."),
+    ({"mult": -1}, r"module 'V' mult: expected an integer in 0\.\.10000, got -1\."),
+    ({"hidden": [2], "mult": 10**6}, r"module 'V' mult: expected an integer in 0\.\.10000"),
+])
+def test_kan_options_are_checked_at_construction(options, match):
+    with pytest.raises(SpecError, match=match):
+        Potential("V", inputs=["x"], **options)
+    # learn() builds the module again, so it checks them too
+    truth = System("s", coords=["x"], modules=[Potential("V", inputs=["x"], law="x**2/2")])
+    with pytest.raises(SpecError, match=match):
+        truth.learn("V", **options)
+
+
+def test_kan_option_ranges_bounds_are_accepted_and_match_the_kan():
+    assert KAN_OPTION_RANGES["order"] == (1, MAX_ORDER)
+    low = Potential("V", inputs=["x"], hidden=[1], grid=1, order=1, mult=0, jump=False)
+    high = Potential("V", inputs=["x"], hidden=[10_000] * MAX_HIDDEN_LAYERS, grid=1000,
+                     order=5, mult=10_000, jump=True)
+    assert (low.hidden, low.grid, low.order, low.mult) == ((1,), 1, 1, 0)
+    assert (high.grid, high.order, high.mult, high.jump) == (1000, 5, 10_000, True)
+    assert Potential("V", inputs=["x"], hidden=[]).hidden == ()
+    assert Potential("V", inputs=["x"], hidden=3).hidden == (3,)
+
+
+def test_numpy_integers_are_kan_options_stored_as_int():
+    m = Potential("V", inputs=["x"], hidden=np.array([4, 3]), grid=np.int64(7),
+                  order=np.int32(2), mult=np.int64(1))
+    assert (m.hidden, m.grid, m.order, m.mult) == ((4, 3), 7, 2, 1)
+    assert all(type(v) is int for v in (*m.hidden, m.grid, m.order, m.mult))
+    assert m == Potential("V", inputs=["x"], hidden=[4, 3], grid=7, order=2, mult=1)
+
+
+@pytest.mark.parametrize("law, match", [
+    ("exp(exp(exp(exp(1000))))*x", r"module 'V' law .*exp\(1000\) is outside double precision"),
+    ("x**(10**300)", r"module 'V' law .*the exponent 1\.00e\+300 is beyond \+-1024"),
+])
+def test_laws_beyond_double_range_are_spec_errors_naming_the_module(law, match):
+    # issue 22: these passed validation, then compile or evaluation raised OverflowError
+    with pytest.raises(SpecError, match=match):
+        System("s", coords=["x"], modules=[Potential("V", inputs=["x"], law=law)])
+    truth = System("s", coords=["x"], modules=[Potential("V", inputs=["x"], law="x**2/2")])
+    with pytest.raises(SpecError, match=match):
+        truth.with_laws({"V": law})
