@@ -14,6 +14,7 @@ State layout: ``y = concat(q, v)``, shape (batch, 2n), and ``vector_field(t, y)`
 from __future__ import annotations
 
 import copy
+import numbers
 from collections.abc import Callable
 
 import numpy as np
@@ -331,6 +332,88 @@ def _metadata(model, spec, n: int) -> dict:
     return meta
 
 
+def _whole(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def check_device(device, option: str = "device") -> None:
+    """``device`` is "auto" or names a device this machine has: a ``torch.device``, a name
+    such as ``"cpu"`` or ``"cuda:1"``, or a CUDA index.
+
+    Raises
+    ------
+    ValueError
+        Naming ``option``: a name torch does not know, or a CUDA device that is not there.
+    """
+    if isinstance(device, str) and device == "auto":
+        return
+    if isinstance(device, bool) or not isinstance(device, (str, int, torch.device)):
+        raise ValueError(f"{option} must be 'auto', a device name such as 'cpu' or 'cuda:0', "
+                         f"or a torch.device, got {device!r}")
+    try:
+        parsed = torch.device(device)
+    except RuntimeError as error:
+        raise ValueError(f"{option}={device!r} is not a device name ({error}); hint: 'auto', "
+                         "'cpu' or 'cuda:0'") from None
+    if isinstance(device, int) or parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = device if isinstance(device, int) else (parsed.index or 0)
+        if index >= count:
+            raise ValueError(f"{option}={device!r}: this machine has {count} CUDA device(s) "
+                             f"usable by torch; hint: {option}='auto' or 'cpu'")
+
+
+def _check_options(n_trajectories, t, dt, noise, seed, method, device, substeps) -> str:
+    """simulate's options, checked before anything is compiled or integrated.
+
+    Returns
+    -------
+    str
+        ``method`` in lower case.
+
+    Raises
+    ------
+    DataError
+        The first option out of its range, named with the range.
+    """
+    if not isinstance(method, str) or method.lower() not in METHODS:
+        raise DataError(f"unknown method {method!r}; expected 'dop853', 'rk4' or 'verlet'")
+    if n_trajectories is not None and not (_whole(n_trajectories) and n_trajectories >= 1):
+        raise DataError(f"n_trajectories must be a whole number >= 1 (or None: 16, or the rows "
+                        f"of initial), got {n_trajectories!r}")
+    if not (_real(noise) and np.isfinite(noise) and noise >= 0):
+        raise DataError(f"noise must be a relative level >= 0 (0.01 for 1 %), got {noise!r}")
+    if not (_real(dt) and np.isfinite(dt) and dt > 0):
+        raise DataError(f"dt must be a finite number of time units > 0, got {dt!r}")
+    if isinstance(t, (tuple, list)) and len(t) == 2:
+        try:
+            t0, t1 = (float(x) if not isinstance(x, (str, bool)) else np.nan for x in t)
+        except (TypeError, ValueError):
+            t0 = t1 = np.nan
+        if not (np.isfinite(t0) and np.isfinite(t1) and t1 > t0):
+            raise DataError(f"simulate needs t=(t0, t1) with finite t1 > t0, got t={t!r}")
+        if dt > t1 - t0:
+            raise DataError(f"dt={dt!r} is longer than the time span t={t!r}: the samples would "
+                            f"run past t1; hint: dt <= t1 - t0 = {t1 - t0:g}")
+    if not (seed is None or isinstance(seed, (np.random.Generator, np.random.SeedSequence))
+            or (_whole(seed) and seed >= 0)):
+        raise DataError(f"seed must be a whole number >= 0, a numpy Generator or None, got "
+                        f"{seed!r}")
+    if not (_whole(substeps) and substeps >= 1):
+        raise DataError(f"substeps must be a whole number >= 1 (integrator steps per save "
+                        f"interval), got {substeps!r}")
+    check_device(device)
+    return method.lower()
+
+
+METHODS = ("dop853", "rk4", "verlet")
+"""simulate's integrators (its ``method=``)."""
+
+
 def simulate(
     system_or_model,
     n_trajectories: int | None = None,
@@ -385,19 +468,13 @@ def simulate(
         t (T,), q and v (T, n) per trajectory, a (T, n) when noise = 0; system name, masses
         and params copied from the spec or model when they provide them.
     """
+    method = _check_options(n_trajectories, t, dt, noise, seed, method, device, substeps)
     if _is_model(system_or_model):
         model, spec = system_or_model, getattr(system_or_model, "spec", None)
     else:
         spec = system_or_model
         model = compile_spec(spec)
-    method = method.lower()
-    if method not in ("dop853", "rk4", "verlet"):
-        raise DataError(f"unknown method {method!r}; expected 'dop853', 'rk4' or 'verlet'")
-    if n_trajectories is not None and (int(n_trajectories) != n_trajectories or n_trajectories < 1):
-        raise DataError(f"n_trajectories must be a positive integer, got {n_trajectories}")
-    if not np.isfinite(noise) or noise < 0:
-        raise DataError(f"noise must be a relative level >= 0 (0.01 for 1 %), got {noise}")
-    if device == "auto":
+    if isinstance(device, str) and device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(device)
     coords = list(model.coords)

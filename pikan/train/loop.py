@@ -65,6 +65,7 @@ from pathlib import Path
 
 import torch
 
+from pikan.data.integrate import check_device
 from pikan.errors import DataError
 from pikan.kan.spline import uniform_knots
 from pikan.train import distributed as _distributed
@@ -1001,7 +1002,7 @@ def fit(model, data, *, loss: str | LossOptions | None = None,
     options = gather(loss=loss, optimizer=optimizer, schedule=schedule, checkpoint=checkpoint,
                      progress=progress, dtype=dtype, seed=seed, **flat)
     _check_model(model, data)
-    _check_device(device)
+    check_device(device)
     ctx = None
     if _distributed.requested(distributed):
         ctx = _distributed.init(device)
@@ -1078,33 +1079,6 @@ def _check_model(model, data) -> None:
         raise ValueError(f"model of system {model.spec.name!r} has no trainable parameters: every "
                          "module has a fixed law; hint: spec.learn(name) makes a module learned, "
                          "model.fix(name, law, trainable=True) trains a law's constants")
-
-
-def _check_device(device) -> None:
-    """``device`` is "auto" or names a device this machine has (a ``torch.device``, a string
-    such as ``"cpu"``, ``"cuda:1"``, or a CUDA index).
-
-    Raises
-    ------
-    ValueError
-        A name torch does not know, or a CUDA device that is not there.
-    """
-    if isinstance(device, str) and device == "auto":
-        return
-    if isinstance(device, bool) or not isinstance(device, (str, int, torch.device)):
-        raise ValueError(f"device must be 'auto', a device name such as 'cpu' or 'cuda:0', or "
-                         f"a torch.device, got {device!r}")
-    try:
-        parsed = torch.device(device)
-    except RuntimeError as error:
-        raise ValueError(f"device={device!r} is not a device name ({error}); hint: 'auto', "
-                         "'cpu' or 'cuda:0'") from None
-    if isinstance(device, int) or parsed.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        index = device if isinstance(device, int) else (parsed.index or 0)
-        if index >= count:
-            raise ValueError(f"device={device!r}: this machine has {count} CUDA device(s) "
-                             f"usable by torch; hint: device='auto' or 'cpu'")
 
 
 _OTHER_DATA = (" (or, for a checkpoint without a fingerprint, the data are not its own: "

@@ -304,3 +304,49 @@ def test_simulate_does_not_move_the_callers_model():
         data[0].q[0, 0] * np.cos(data[0].t) + data[0].v[0, 0] * np.sin(data[0].t),
         atol=1e-5,
     )
+
+
+@pytest.mark.parametrize("options, match", [
+    ({"n_trajectories": 0}, r"n_trajectories must be a whole number >= 1 .*got 0"),
+    ({"n_trajectories": 2.5}, "n_trajectories must be a whole number"),
+    ({"n_trajectories": "3"}, "n_trajectories must be a whole number"),
+    ({"n_trajectories": True}, "n_trajectories must be a whole number"),
+    ({"noise": "0.1"}, "noise must be a relative level >= 0"),
+    ({"noise": float("nan")}, "noise must be a relative level >= 0"),
+    ({"dt": 0}, "dt must be a finite number of time units > 0, got 0"),
+    ({"dt": float("inf")}, "dt must be a finite number"),  # integrated to t = inf, forever
+    ({"dt": "0.1"}, "dt must be a finite number"),
+    ({"dt": 5.0, "t": (0, 1)}, r"dt=5.0 is longer than the time span t=\(0, 1\)"),
+    ({"t": ("a", 1)}, r"t=\(t0, t1\) with finite t1 > t0"),
+    ({"t": (1, 1)}, r"t=\(t0, t1\) with finite t1 > t0"),
+    ({"seed": -1}, "seed must be a whole number >= 0, a numpy Generator or None, got -1"),
+    ({"seed": 1.5}, "seed must be a whole number >= 0"),
+    ({"method": 3}, "unknown method 3"),
+    ({"method": "rk4", "substeps": 0}, "substeps must be a whole number >= 1"),
+    ({"method": "verlet", "substeps": -2}, "substeps must be a whole number >= 1"),
+    ({"method": "rk4", "substeps": 2.0}, "substeps must be a whole number >= 1"),
+])
+def test_simulate_refuses_options_out_of_range_naming_them(options, match):
+    with pytest.raises(DataError, match=match):
+        simulate(Oscillator(), **{"n_trajectories": 2, "t": (0, 1), "dt": 0.1, **options})
+
+
+@pytest.mark.parametrize("device, match", [
+    ("gpu", "device='gpu' is not a device name"),
+    ({"cpu"}, "device must be 'auto', a device name"),
+    ("cuda:99", r"device='cuda:99': this machine has \d+ CUDA device"),
+])
+def test_simulate_refuses_a_device_it_cannot_use(device, match):
+    with pytest.raises(ValueError, match=match):
+        simulate(Oscillator(), n_trajectories=2, t=(0, 1), dt=0.1, device=device)
+
+
+def test_simulate_keeps_its_valid_edge_cases():
+    # a save interval that does not divide the span keeps the documented last save time
+    # t0 + round((t1 - t0) / dt) dt; seeds may be None or a numpy Generator; method any case
+    data = simulate(Oscillator(), n_trajectories=1, t=(0, 1), dt=0.6, initial=[[1.0, 0.0]])
+    assert list(data[0].t) == [0.0, 0.6, 1.2]
+    drawn = simulate(Oscillator(), n_trajectories=2, t=(0, 1), dt=0.5,
+                     seed=np.random.default_rng(4), method="RK4")
+    again = simulate(Oscillator(), n_trajectories=2, t=(0, 1), dt=0.5, seed=4, method="rk4")
+    np.testing.assert_array_equal(drawn[0].q, again[0].q)
