@@ -346,14 +346,16 @@ def check_device(device, option: str = "device") -> None:
 
     Raises
     ------
+    TypeError
+        ``device`` is none of these types (``option`` named).
     ValueError
         Naming ``option``: a name torch does not know, or a CUDA device that is not there.
     """
     if isinstance(device, str) and device == "auto":
         return
     if isinstance(device, bool) or not isinstance(device, (str, int, torch.device)):
-        raise ValueError(f"{option} must be 'auto', a device name such as 'cpu' or 'cuda:0', "
-                         f"or a torch.device, got {device!r}")
+        raise TypeError(f"{option} must be 'auto', a device name such as 'cpu' or 'cuda:0', "
+                        f"or a torch.device, got {device!r}")
     try:
         parsed = torch.device(device)
     except RuntimeError as error:

@@ -87,6 +87,7 @@ from pikan.laws.candidates import (
     select,
     tidy,
 )
+from pikan.laws.find_law import check_search_options
 from pikan.laws.generators.additive_model import AdditiveModel
 from pikan.laws.generators.base import Generator, Options, propose
 from pikan.laws.generators.euler_lagrange import euler_lagrange_fits
@@ -515,7 +516,7 @@ def extract(model, data, modules: Sequence[str] | None = None,
     data : Trajectories
         States whose features define each module's input distribution (the training
         data, or any data from the same regime).
-    modules : sequence of str, optional
+    modules : str or sequence of str, optional
         Modules to extract (default: every learned module).
     library : sequence of str, optional
         Symbolic primitives allowed (default: the whole library,
@@ -553,10 +554,16 @@ def extract(model, data, modules: Sequence[str] | None = None,
     Raises
     ------
     SpecError
-        An unknown module, a module that is not learned, or a ``time_limit`` that is not
-        a positive number.
+        An unknown module, a module that is not learned, a ``time_limit`` that is not
+        a positive number, or an option out of its range
+        (:func:`pikan.laws.find_law.check_search_options`: ``tolerance`` None or in [0, 1],
+        whole ``seed >= 0``, ``max_samples >= 10``, known ``library`` names).
     """
     deadline = search_deadline(time_limit, "extract")
+    check_search_options("extract", tolerance=tolerance, seed=seed, max_samples=max_samples,
+                         library=library)
+    if isinstance(modules, str):
+        modules = [modules]
     names = list(modules) if modules is not None else [
         n for n, b in model.blocks.items() if b.is_learned]
     for n in names:

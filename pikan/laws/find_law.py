@@ -20,12 +20,14 @@ selected from the candidates fitted so far.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 
 from pikan.errors import DataError, SpecError
+from pikan.kan import symbolic
 from pikan.kan.network import KAN
 from pikan.laws.candidates import (
     Deadline,
@@ -52,8 +54,9 @@ from pikan.spec.expr import is_valid_name
 from pikan.train.optim import lbfgs_rounds
 from pikan.train.recipe import Recipe
 
-__all__ = ["DEFAULT_TIME_LIMIT", "FIND_LAW_GENERATORS", "NOISE_CORRELATION", "find_law",
-           "fit_static", "fit_surrogate", "residuals_are_noise"]
+__all__ = ["DEFAULT_TIME_LIMIT", "FIND_LAW_GENERATORS", "MIN_SAMPLES", "NOISE_CORRELATION",
+           "check_search_options", "find_law", "fit_static", "fit_surrogate",
+           "residuals_are_noise"]
 
 DEFAULT_TIME_LIMIT = 30.0
 """Seconds :func:`find_law` takes at most by default (one formula, up to 10 inputs)."""
@@ -227,6 +230,63 @@ def _settle(fits: Sequence[Fit], target: Target, tolerance: float
     return select(fits, tolerance), tolerance
 
 
+MIN_SAMPLES = 10
+"""The fewest samples a law is searched on (find_law's data, extract's ``max_samples``)."""
+
+
+def _whole(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_search_options(who: str, *, tolerance=None, seed=0, max_samples=MIN_SAMPLES,
+                         library=None, steps=0) -> None:
+    """The options a law search shares (:func:`find_law`, :func:`pikan.laws.extract.extract`),
+    checked before any work.
+
+    Parameters
+    ----------
+    who : str
+        The function named in the messages.
+    tolerance : float or None
+        None (extract's automatic choice) or a finite relative error in [0, 1].
+    seed : int
+        A whole number >= 0.
+    max_samples : int
+        A whole number >= :data:`MIN_SAMPLES`.
+    library : sequence of str or None
+        Names of :func:`pikan.kan.symbolic.names` (a list, not one string).
+    steps : int
+        A whole number >= 0.
+
+    Raises
+    ------
+    SpecError
+        The first option out of its range, named with the range.
+    """
+    if tolerance is not None and not (
+            isinstance(tolerance, numbers.Real) and not isinstance(tolerance, bool)
+            and math.isfinite(tolerance) and 0 <= tolerance <= 1):
+        raise SpecError(f"{who}: tolerance must be a relative error in [0, 1] (e.g. the noise "
+                        f"level of the data), got {tolerance!r}.")
+    if not (_whole(seed) and seed >= 0):
+        raise SpecError(f"{who}: seed must be a whole number >= 0, got {seed!r}.")
+    if not (_whole(max_samples) and max_samples >= MIN_SAMPLES):
+        raise SpecError(f"{who}: max_samples must be a whole number >= {MIN_SAMPLES}, got "
+                        f"{max_samples!r}.")
+    if not (_whole(steps) and steps >= 0):
+        raise SpecError(f"{who}: steps must be a whole number >= 0 (0: no KAN surrogate), got "
+                        f"{steps!r}.")
+    if library is not None:
+        known = symbolic.names()
+        if isinstance(library, str) or not all(isinstance(n, str) for n in library):
+            raise SpecError(f"{who}: library must be a list of primitive names such as "
+                            f"['sin', 'exp'], got {library!r}.")
+        unknown = [n for n in library if n not in known]
+        if unknown:
+            raise SpecError(f"{who}: library names unknown primitives {unknown}; known: "
+                            f"{', '.join(known)}.")
+
+
 def find_law(X, y, names: Sequence[str], output: str = "y", seed: int = 0, steps: int = 800,
              library: Sequence[str] | None = None, tolerance: float = 1e-6,
              max_samples: int = 2000, time_limit: float | None = DEFAULT_TIME_LIMIT,
@@ -297,12 +357,16 @@ def find_law(X, y, names: Sequence[str], output: str = "y", seed: int = 0, steps
     ------
     SpecError
         Names that are not valid variable names or do not match ``X``, a ``time_limit``
-        that is not a positive number, or ``generators`` that are not four stages of
-        generators.
+        that is not a positive number, ``generators`` that are not four stages of
+        generators, or an option out of its range (:func:`check_search_options`: tolerance
+        in [0, 1], whole ``seed >= 0``, ``steps >= 0``, ``max_samples >= 10``, known
+        ``library`` names).
     DataError
         Shapes that disagree, fewer than 10 samples, or non-finite values.
     """
     deadline = search_deadline(time_limit, "find_law")
+    check_search_options("find_law", tolerance=tolerance, seed=seed, max_samples=max_samples,
+                         library=library, steps=steps)
     stages = _stages(generators)
     x = np.asarray(X, dtype=np.float64)
     yy = np.asarray(y, dtype=np.float64)

@@ -331,13 +331,13 @@ def test_simulate_refuses_options_out_of_range_naming_them(options, match):
         simulate(Oscillator(), **{"n_trajectories": 2, "t": (0, 1), "dt": 0.1, **options})
 
 
-@pytest.mark.parametrize("device, match", [
-    ("gpu", "device='gpu' is not a device name"),
-    ({"cpu"}, "device must be 'auto', a device name"),
-    ("cuda:99", r"device='cuda:99': this machine has \d+ CUDA device"),
+@pytest.mark.parametrize("device, error, match", [
+    ("gpu", ValueError, "device='gpu' is not a device name"),
+    ({"cpu"}, TypeError, "device must be 'auto', a device name"),
+    ("cuda:99", ValueError, r"device='cuda:99': this machine has \d+ CUDA device"),
 ])
-def test_simulate_refuses_a_device_it_cannot_use(device, match):
-    with pytest.raises(ValueError, match=match):
+def test_simulate_refuses_a_device_it_cannot_use(device, error, match):
+    with pytest.raises(error, match=match):
         simulate(Oscillator(), n_trajectories=2, t=(0, 1), dt=0.1, device=device)
 
 

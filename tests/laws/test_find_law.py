@@ -10,11 +10,14 @@ import pytest
 import sympy
 import torch
 
+from pikan.data.integrate import simulate
 from pikan.errors import DataError, SpecError
 from pikan.kan import KAN
 from pikan.laws.candidates import Deadline, Fit, Target
+from pikan.laws.extract import extract
 from pikan.laws.find_law import (
     FIND_LAW_GENERATORS,
+    check_search_options,
     find_law,
     fit_static,
     fit_surrogate,
@@ -23,7 +26,9 @@ from pikan.laws.find_law import (
 from pikan.laws.generators.power_law import PowerLaw
 from pikan.laws.law import equivalent
 from pikan.laws.numpy_expr import numpy_function
+from pikan.model.compile import compile
 from pikan.spec.expr import parse
+from pikan.spec.system import Potential, System
 from pikan.train.recipe import Recipe, Stage
 
 _REPO = Path(__file__).resolve().parents[2]
@@ -267,3 +272,46 @@ def test_fit_surrogate_is_seeded():
     assert mean == pytest.approx(np.mean(y)) and std == pytest.approx(np.std(y))
     fitted = mean + std * first(xt)[:, 0].detach().numpy()
     assert np.sqrt(np.mean((fitted - y) ** 2)) < 0.05 * std
+
+
+SEARCH_OPTIONS_OUT_OF_RANGE = [
+    ({"tolerance": -1e-3}, r"tolerance must be a relative error in \[0, 1\].*got -0.001"),
+    ({"tolerance": float("nan")}, "tolerance must be a relative error"),
+    ({"tolerance": 2.0}, "tolerance must be a relative error"),
+    ({"tolerance": "1e-3"}, "tolerance must be a relative error"),
+    ({"seed": -1}, "seed must be a whole number >= 0, got -1"),
+    ({"seed": 1.5}, "seed must be a whole number >= 0"),
+    ({"max_samples": 0}, "max_samples must be a whole number >= 10, got 0"),
+    ({"max_samples": 5}, "max_samples must be a whole number >= 10"),
+    ({"max_samples": 100.5}, "max_samples must be a whole number >= 10"),
+    ({"library": "sin"}, r"library must be a list of primitive names"),
+    ({"library": ["sin", "sine"]}, r"library names unknown primitives \['sine'\]"),
+]
+
+
+@pytest.mark.parametrize("options, match", [
+    *SEARCH_OPTIONS_OUT_OF_RANGE,
+    ({"steps": -5}, "steps must be a whole number >= 0"),
+    ({"steps": 2.5}, "steps must be a whole number >= 0"),
+])
+def test_find_law_refuses_options_out_of_range_before_any_work(rng, options, match):
+    s = rng.uniform(1, 2, size=(50, 2))
+    with pytest.raises(SpecError, match="find_law: " + match):
+        find_law(s, s[:, 0] * s[:, 1], names=["a", "b"], time_limit=None, **options)
+
+
+@pytest.mark.parametrize("options, match", SEARCH_OPTIONS_OUT_OF_RANGE)
+def test_extract_refuses_options_out_of_range_before_any_work(options, match):
+    spec = System("harmonic", coords=["x"], params={"k": 1.0},
+                  modules=[Potential("V", inputs=["x"], law="k*x**2/2")])
+    data = simulate(spec, n_trajectories=2, t=(0, 1), dt=0.1, seed=0)
+    model = compile(spec.learn("V", hidden=[], grid=3), seed=0)
+    with pytest.raises(SpecError, match="extract: " + match):
+        extract(model, data, **options)
+
+
+def test_search_options_in_range_pass():
+    check_search_options("find_law", tolerance=0.0, seed=0, max_samples=10,
+                         library=["sin", "x^2"], steps=0)
+    check_search_options("extract", tolerance=None, seed=np.int64(3), max_samples=1500)
+    check_search_options("extract", tolerance=1.0, library=[])

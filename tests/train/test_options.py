@@ -252,12 +252,12 @@ def test_fit_takes_a_dtype_by_object_or_by_name(data):
     assert by_object.choices["dtype"] == by_name.choices["dtype"] == "float32"
 
 
-@pytest.mark.parametrize("device, match", [
-    ("gpu", "device='gpu' is not a device name"),
-    (["cpu"], "device must be 'auto', a device name"),
-    (True, "device must be 'auto'"),
-    ("cuda:99", r"device='cuda:99': this machine has \d+ CUDA device"),
+@pytest.mark.parametrize("device, error, match", [
+    ("gpu", ValueError, "device='gpu' is not a device name"),
+    (["cpu"], TypeError, "device must be 'auto', a device name"),
+    (True, TypeError, "device must be 'auto'"),
+    ("cuda:99", ValueError, r"device='cuda:99': this machine has \d+ CUDA device"),
 ])
-def test_fit_refuses_a_device_it_cannot_use(data, device, match):
-    with pytest.raises(ValueError, match=match):
+def test_fit_refuses_a_device_it_cannot_use(data, device, error, match):
+    with pytest.raises(error, match=match):
         fit(learned(), data, device=device, steps=2, progress=False)
