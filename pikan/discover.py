@@ -25,6 +25,7 @@ import copy
 import ctypes
 import json
 import math
+import numbers
 import os
 import platform
 import shutil
@@ -40,6 +41,7 @@ import sympy
 import torch
 
 from pikan._version import __version__
+from pikan.data.integrate import check_device
 from pikan.data.trajectories import Trajectories
 from pikan.errors import DataError, SpecError, VerdictWarning
 from pikan.inspect import plot
@@ -52,6 +54,7 @@ from pikan.model.compile import Model, compile
 from pikan.spec.system import System
 from pikan.train.distributed import is_main_process
 from pikan.train.loop import TrainingError, fit, load_model
+from pikan.train.options import SEED_LIMIT
 
 
 @dataclass
@@ -168,6 +171,40 @@ _RESERVE = 0.2
 on the held-out trajectories, and the term pruning in what they leave."""
 
 
+def _whole(value, least: int) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= least
+
+
+def _check_options(*, steps, seed, device, refine_steps, time_limit, **flags) -> None:
+    """discover's options, checked before anything is trained or written.
+
+    Raises
+    ------
+    SpecError
+        The first option out of its range, named with the range (a device of the wrong
+        type: ``TypeError``, a device this machine lacks: ``ValueError``, from
+        :func:`pikan.data.integrate.check_device`).
+    """
+    if steps is not None and not _whole(steps, 1):
+        raise SpecError(f"discover: steps must be a whole number >= 1 or None (chosen from the "
+                        f"data), got {steps!r}.")
+    if not _whole(refine_steps, 0):
+        raise SpecError(f"discover: refine_steps must be a whole number >= 0 (0: no constant "
+                        f"refinement), got {refine_steps!r}.")
+    if not _whole(seed, 0) or seed >= SEED_LIMIT:
+        raise SpecError(f"discover: seed must be a whole number in [0, 2**64 - 1), got "
+                        f"{seed!r}.")
+    if time_limit is not None and not (isinstance(time_limit, numbers.Real)
+                                       and not isinstance(time_limit, bool)
+                                       and math.isfinite(time_limit) and time_limit > 0):
+        raise SpecError(f"discover: time_limit must be a positive number of seconds or None, "
+                        f"got {time_limit!r}.")
+    for name, value in flags.items():
+        if not isinstance(value, (bool, np.bool_)):
+            raise SpecError(f"discover: {name} must be True or False, got {value!r}.")
+    check_device(device)
+
+
 def discover(spec: System, data, out=None, *, steps: int | None = None, seed: int = 0,
              device="auto", progress: bool = True, resume=None, refine_steps: int = 200,
              plots: bool = True, verify_laws: bool = True, distributed="auto",
@@ -225,7 +262,13 @@ def discover(spec: System, data, out=None, *, steps: int | None = None, seed: in
     Raises
     ------
     SpecError
-        ``out`` exists and is not empty (without ``overwrite`` or a ``resume`` of it).
+        ``out`` exists and is not empty (without ``overwrite`` or a ``resume`` of it); an
+        option out of its range, before anything is trained or written (``steps`` a whole
+        number >= 1 or None, ``refine_steps`` >= 0, ``seed`` in [0, 2**64 - 1),
+        ``time_limit`` > 0 or None, ``progress``, ``plots``, ``verify_laws`` and
+        ``overwrite`` True or False).
+    ValueError
+        A ``device`` this machine does not have (``TypeError``: not a device at all).
     DataError
         ``resume`` names no file; resuming a run with data other than its ``data.h5``.
     """
@@ -235,10 +278,9 @@ def discover(spec: System, data, out=None, *, steps: int | None = None, seed: in
     if not spec.learned:
         raise SpecError(f"system {spec.name!r} has no learned module: every module has a law. "
                         f"Hint: spec.learn({spec.module_names[0]!r}) makes one learned.")
-    if time_limit is not None and not (isinstance(time_limit, (int, float))
-                                       and math.isfinite(time_limit) and time_limit > 0):
-        raise SpecError(f"discover: time_limit must be a positive number of seconds or None, "
-                        f"got {time_limit!r}.")
+    _check_options(steps=steps, seed=seed, device=device, refine_steps=refine_steps,
+                   time_limit=time_limit, progress=progress, plots=plots,
+                   verify_laws=verify_laws, overwrite=overwrite)
     data.check_coords(spec.coords)
     if resume is not None and not Path(resume).is_file():
         raise DataError(f"no such checkpoint: {resume}")

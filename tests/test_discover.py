@@ -354,3 +354,32 @@ def test_a_killed_run_leaves_the_old_run_and_resumes_from_its_partial_folder(tmp
     assert [e["step"] for e in events if e["kind"] == "resume"] == [100]
     assert resumed.laws["V"].verdict == "recovered"
     assert json.loads((run / "report.json").read_text())["fit"]["steps"] == resumed.fit.steps
+
+
+# ------------------------------------------------------------------ issue 22: options
+
+
+@pytest.mark.parametrize("options, error, match", [
+    ({"steps": -5}, pikan.SpecError, "steps must be a whole number >= 1 or None"),
+    ({"steps": 0}, pikan.SpecError, "steps must be a whole number >= 1"),
+    ({"steps": 2.5}, pikan.SpecError, "steps must be a whole number >= 1"),
+    ({"refine_steps": -1}, pikan.SpecError, "refine_steps must be a whole number >= 0"),
+    ({"refine_steps": "10"}, pikan.SpecError, "refine_steps must be a whole number >= 0"),
+    ({"seed": -1}, pikan.SpecError, r"seed must be a whole number in \[0, 2\*\*64 - 1\)"),
+    ({"seed": 1.5}, pikan.SpecError, "seed must be a whole number"),
+    ({"time_limit": True}, pikan.SpecError, "time_limit must be a positive number"),
+    ({"time_limit": 0}, pikan.SpecError, "time_limit must be a positive number"),
+    ({"plots": "no"}, pikan.SpecError, "plots must be True or False, got 'no'"),
+    ({"verify_laws": None}, pikan.SpecError, "verify_laws must be True or False"),
+    ({"overwrite": "yes"}, pikan.SpecError, "overwrite must be True or False"),
+    ({"progress": 1}, pikan.SpecError, "progress must be True or False"),
+    ({"device": "gpu"}, ValueError, "device='gpu' is not a device name"),
+    ({"device": 1.5}, TypeError, "device must be 'auto'"),
+])
+def test_discover_refuses_options_out_of_range_before_writing(tmp_path, harmonic_data, options,
+                                                             error, match):
+    run = tmp_path / "runA"
+    with pytest.raises(error, match=match):
+        pikan.discover(pikan.systems.get("harmonic").model(), harmonic_data, out=run,
+                       **{"steps": 30, "progress": False, "plots": False, **options})
+    assert list(tmp_path.iterdir()) == []
