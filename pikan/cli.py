@@ -8,6 +8,7 @@ failures), never a traceback, unless ``--debug`` is given. ``pikan discover --st
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import runpy
 import sys
@@ -25,6 +26,7 @@ from pikan.errors import DataError, SpecError
 from pikan.laws.law import Laws, equivalent
 from pikan.spec.system import System
 from pikan.train.memory import keep_freed_memory
+from pikan.train.options import SEED_LIMIT
 
 DEMO_SYSTEM = "anisotropic"
 STRICT_EXIT = 3
@@ -47,6 +49,66 @@ def _seconds(text: str) -> float | None:
     return value
 
 
+def _whole(least: int, most: int | None = None, most_text: str | None = None):
+    """An argparse type: a whole number >= ``least`` (and < ``most``, written
+    ``most_text``)."""
+    bound = f">= {least}" if most is None else f"in [{least}, {most_text or most})"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number {bound}, got "
+                                             f"{text!r}") from None
+        if value < least or (most is not None and value >= most):
+            raise argparse.ArgumentTypeError(f"expected a whole number {bound}, got {text!r}")
+        return value
+
+    parse.__name__ = "whole number"  # argparse names the type in its messages
+    return parse
+
+
+def _real(*, positive: bool):
+    """An argparse type: a finite number > 0 (``positive``) or >= 0."""
+    bound = "> 0" if positive else ">= 0"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a finite number {bound}, got "
+                                             f"{text!r}") from None
+        if not math.isfinite(value) or value < 0 or (positive and value == 0):
+            raise argparse.ArgumentTypeError(f"expected a finite number {bound}, got {text!r}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+_COUNT = _whole(1)
+_SEED = _whole(0, SEED_LIMIT, "2**64 - 1")
+_POSITIVE = _real(positive=True)
+_LEVEL = _real(positive=False)
+
+
+def _threads(args, parser: argparse.ArgumentParser) -> int:
+    """torch's CPU threads: ``--threads``, else ``$OMP_NUM_THREADS`` (its first entry: OpenMP
+    also takes a list per nesting level), else 1; a bad environment value is a usage error
+    (exit 2) naming the variable."""
+    if args.threads is not None:
+        return args.threads
+    text = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if not text:
+        return 1
+    try:
+        return _COUNT(text.split(",")[0])
+    except argparse.ArgumentTypeError:
+        parser.error(f"OMP_NUM_THREADS={text!r} is not a whole number >= 1; hint: set it to a "
+                     "thread count, unset it, or pass --threads N")
+    raise AssertionError("parser.error exits")  # pragma: no cover
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pikan",
@@ -54,7 +116,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"pikan {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    parser.add_argument("--threads", type=int, default=None,
+    parser.add_argument("--threads", type=_COUNT, default=None,
                         help="CPU threads for torch (default: $OMP_NUM_THREADS, else 1: physics "
                              "models are small and thread synchronization costs more than it "
                              "gains, badly so on a busy machine)")
@@ -65,8 +127,8 @@ def _parser() -> argparse.ArgumentParser:
                       help=f"catalogue name (default: {DEMO_SYSTEM}; see `pikan systems`)")
     demo.add_argument("-o", "--out", default=None, help="run directory (default: runs/<system>)")
     demo.add_argument("--quick", action="store_true", help="a small, fast run (smoke test)")
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--noise", type=float, default=0.0, help="relative position noise")
+    demo.add_argument("--seed", type=_SEED, default=0)
+    demo.add_argument("--noise", type=_LEVEL, default=0.0, help="relative position noise")
     demo.add_argument("--overwrite", action="store_true",
                       help="replace an existing run directory given with -o (the default "
                            "runs/<system> is always redone)")
@@ -76,11 +138,11 @@ def _parser() -> argparse.ArgumentParser:
     simulate = sub.add_parser("simulate", help="simulate a catalogue system to an HDF5 file")
     simulate.add_argument("system", help="catalogue name")
     simulate.add_argument("-o", "--out", required=True, help="output .h5 file")
-    simulate.add_argument("--n", type=int, default=None, help="number of trajectories")
-    simulate.add_argument("--t-end", type=float, default=None, help="end time")
-    simulate.add_argument("--dt", type=float, default=None, help="time step of the samples")
-    simulate.add_argument("--noise", type=float, default=0.0, help="relative position noise")
-    simulate.add_argument("--seed", type=int, default=0)
+    simulate.add_argument("--n", type=_COUNT, default=None, help="number of trajectories")
+    simulate.add_argument("--t-end", type=_POSITIVE, default=None, help="end time")
+    simulate.add_argument("--dt", type=_POSITIVE, default=None, help="time step of the samples")
+    simulate.add_argument("--noise", type=_LEVEL, default=0.0, help="relative position noise")
+    simulate.add_argument("--seed", type=_SEED, default=0)
     simulate.add_argument("--overwrite", action="store_true",
                           help="replace an existing file")
 
@@ -92,9 +154,9 @@ def _parser() -> argparse.ArgumentParser:
                           help="run directory (built in RUN.partial, moved into place when "
                                "complete; an existing run is replaced only with --overwrite "
                                "or --resume of its checkpoint)")
-    discover.add_argument("--steps", type=int, default=None)
+    discover.add_argument("--steps", type=_COUNT, default=None)
     discover.add_argument("--device", default="auto")
-    discover.add_argument("--seed", type=int, default=0)
+    discover.add_argument("--seed", type=_SEED, default=0)
     discover.add_argument("--resume", default=None,
                           help="model.pt of an interrupted run (RUN.partial/model.pt), or of "
                                "a finished one to train further (RUN/model.pt)")
@@ -297,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
-    torch.set_num_threads(args.threads or int(os.environ.get("OMP_NUM_THREADS") or 1))
+    torch.set_num_threads(_threads(args, parser))
     keep_freed_memory()  # the command owns its process (see pikan.train.memory)
     started = time.time()
     try:

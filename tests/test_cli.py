@@ -1,12 +1,17 @@
-"""The `pikan` console script, run as a user would: through subprocess."""
+"""The `pikan` console script, run as a user would: through subprocess (usage errors, which
+argparse raises before any work, also in-process through `pikan.cli.main`)."""
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 
 import pytest
+import torch
+
+from pikan.cli import main
 
 PIKAN = shutil.which("pikan") or ""
 
@@ -178,3 +183,60 @@ def test_demo_redoes_its_own_default_folder(tmp_path):
         assert result.returncode == 0, result.stderr
     assert (tmp_path / "runs" / "anisotropic" / "laws.json").is_file()
     assert not (tmp_path / "runs" / "anisotropic.partial").exists()
+
+
+# ------------------------------------------------------------------ issue 22: numbers
+
+
+@pytest.mark.parametrize("args, option, expected", [
+    (["--threads", "-2", "systems"], "--threads", "a whole number >= 1"),
+    (["--threads", "two", "systems"], "--threads", "a whole number >= 1"),
+    (["simulate", "harmonic", "-o", "x.h5", "--n", "0"], "--n", "a whole number >= 1"),
+    (["simulate", "harmonic", "-o", "x.h5", "--n", "2.5"], "--n", "a whole number >= 1"),
+    (["simulate", "harmonic", "-o", "x.h5", "--dt", "-0.1"], "--dt", "a finite number > 0"),
+    (["simulate", "harmonic", "-o", "x.h5", "--dt", "nan"], "--dt", "a finite number > 0"),
+    (["simulate", "harmonic", "-o", "x.h5", "--t-end", "0"], "--t-end", "a finite number > 0"),
+    (["simulate", "harmonic", "-o", "x.h5", "--t-end", "inf"], "--t-end", "a finite number"),
+    (["simulate", "harmonic", "-o", "x.h5", "--noise", "-0.1"], "--noise", "a finite number >= 0"),
+    (["simulate", "harmonic", "-o", "x.h5", "--seed", "-1"], "--seed",
+     r"a whole number in \[0, 2\*\*64 - 1\)"),
+    (["demo", "--seed", "1.5"], "--seed", "a whole number in"),
+    (["demo", "--noise", "inf"], "--noise", "a finite number >= 0"),
+    (["discover", "harmonic", "d.h5", "-o", "r", "--steps", "-5"], "--steps",
+     "a whole number >= 1"),
+    (["discover", "harmonic", "d.h5", "-o", "r", "--seed", "x"], "--seed", "a whole number"),
+])
+def test_numbers_out_of_range_are_usage_errors(tmp_path, monkeypatch, capsys, args, option,
+                                               expected):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert re.search(f"argument {option}: expected {expected}", err), err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_bad_omp_num_threads_is_a_usage_error_naming_it(monkeypatch, capsys):
+    monkeypatch.setenv("OMP_NUM_THREADS", "abc")
+    with pytest.raises(SystemExit) as exit_:
+        main(["systems"])
+    assert exit_.value.code == 2
+    assert "OMP_NUM_THREADS='abc' is not a whole number >= 1" in capsys.readouterr().err
+    # --threads wins over the environment, and OpenMP's per-level list gives its first entry
+    before = torch.get_num_threads()
+    try:
+        assert main(["--threads", "1", "systems"]) == 0
+        monkeypatch.setenv("OMP_NUM_THREADS", "1,1")
+        assert main(["systems"]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_a_save_interval_longer_than_the_span_exits_2(tmp_path):
+    out = tmp_path / "x.h5"
+    result = _run("simulate", "harmonic", "-o", str(out), "--dt", "5", "--t-end", "1")
+    assert result.returncode == 2, result.stderr
+    assert "dt=5.0 is longer than the time span" in result.stderr
+    assert "Traceback" not in result.stderr and not out.exists()
