@@ -1,10 +1,10 @@
 """Evaluation of sympy expressions with numpy, for the many small fits of law extraction.
 
-:func:`pikan.spec.expr.to_torch` compiles laws into torch for models and training; law
+:func:`pikan.model.torch_expr.to_torch` compiles laws into torch for models and training; law
 extraction instead evaluates thousands of small candidate expressions on a few thousand
 samples, where numpy is several times faster than torch's per-operation overhead.
 :func:`numpy_function` compiles a sympy tree into nested closures over numpy arrays
-(the same node types as :func:`pikan.spec.expr.to_torch`); no text is ever evaluated.
+(the same node types as :func:`pikan.model.torch_expr.to_torch`); no text is ever evaluated.
 """
 
 from __future__ import annotations
