@@ -12,9 +12,83 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from pikan.errors import DataError
 from pikan.train.losses import LossKind
 
+__all__ = ["SCALE_RANGE", "FitData", "check_data", "to_device"]
+
 _PIN_BYTES = 1 << 20
+
+SCALE_RANGE = (1e-2, 1e6)
+"""Typical sizes (RMS over every sample) of a coordinate's positions that fit is known to
+handle. Measured on the harmonic oscillator, positions scaled by s (v and a with them, the
+same law): the potential was recovered from s = 1e-2 (RMS 5e-3, after a divergence
+recovery) to s = 1e6 (RMS 5e5); at s = 1e-3 training diverged (law x**2/10) and at s = 1e9
+it returned V = 0. fit does not rescale units (a law is in the data's units), so data
+outside this range get a warning."""
+
+
+def check_data(data) -> list[str]:
+    """Degenerate data, recognised before training: an error when nothing can be learned,
+    warnings when the result is doubtful.
+
+    Parameters
+    ----------
+    data : Trajectories
+
+    Returns
+    -------
+    list of str
+        Warnings, each starting with ``"data: "``: a coordinate that never moves, positions
+        whose typical size is outside :data:`SCALE_RANGE` (rescale the units), every
+        trajectory a single sample.
+
+    Raises
+    ------
+    DataError
+        No motion at all: in every trajectory the positions stay where they start (there
+        are no forces to learn but "zero at these points"); given velocities (or
+        accelerations) that are all zero while the positions (velocities) change.
+    """
+    records = list(data)
+    coords = list(data.coords)
+    q = np.concatenate([r.q for r in records])
+    spread = np.max([np.ptp(r.q, axis=0) for r in records], axis=0)  # (n,)
+    moving_v = data.has_velocities and any(np.any(r.v != 0) for r in records)
+    if not np.any(spread > 0) and not moving_v:
+        raise DataError(f"the data show no motion: in all {len(records)} trajectories every "
+                        "position stays where it starts (and no velocity is given or all are "
+                        "zero), so no force can be learned; hint: record trajectories that "
+                        "move, e.g. start them away from equilibrium or with a velocity")
+    for given, of, what in (("v", "q", "positions"), ("a", "v", "velocities")):
+        arrays = [getattr(r, given) for r in records]
+        if arrays[0] is None or any(np.any(x != 0) for x in arrays):
+            continue
+        if any(np.ptp(getattr(r, of), axis=0).max() > 0 for r in records):
+            name = "velocities" if given == "v" else "accelerations"
+            raise DataError(f"the data's {name} are all zero while the {what} change: they "
+                            f"contradict each other; hint: drop the {name} (give q and t "
+                            "only, or fewer arrays) so that they are estimated from the "
+                            "positions")
+    out = []
+    if len(coords) > 1:
+        for name, moved in zip(coords, spread):
+            if moved == 0:
+                out.append(f"data: coordinate {name} does not move in any trajectory: the "
+                           f"forces along {name} are not seen by the fit")
+    low, high = SCALE_RANGE
+    rms = np.sqrt(np.mean(np.square(q), axis=0))
+    for name, size in zip(coords, rms):
+        if 0 < size < low or size > high:
+            out.append(f"data: positions of {name} have a typical size (RMS) of {size:.3g}, "
+                       f"far from 1; fit was measured to work for sizes in [{low:g}, {high:g}] "
+                       f"and does not rescale units, so training may diverge or return a "
+                       f"wrong law; hint: express {name} in units where it is of order 1")
+    if all(len(r) == 1 for r in records):
+        out.append(f"data: every trajectory holds a single sample ({len(records)} states in "
+                   "all): the fit sees isolated states, not motion, and a law read from so "
+                   "few states may be wrong; hint: give time series")
+    return out
 
 
 def to_device(x, dtype, device) -> torch.Tensor:

@@ -70,7 +70,7 @@ from pikan.errors import DataError
 from pikan.kan.spline import uniform_knots
 from pikan.train import distributed as _distributed
 from pikan.train import losses
-from pikan.train.batches import FitData
+from pikan.train.batches import FitData, check_data
 from pikan.train.checkpoint import (
     FORMAT,
     VERSION,
@@ -989,7 +989,11 @@ def fit(model, data, *, loss: str | LossOptions | None = None,
     Raises
     ------
     DataError
-        Coordinates of data and model differ; unusable data; a checkpoint of another spec or
+        Coordinates of data and model differ; unusable data, such as data without any
+        motion or with velocities that are all zero while the positions change
+        (:func:`pikan.train.batches.check_data`, which also puts warnings about doubtful
+        data, e.g. positions far from unit size, in ``result.warnings``, each starting with
+        ``"data: "``); a checkpoint of another spec or
         of other data (without ``resume_other_data``); a damaged checkpoint (truncated, or a
         key, type or shape that does not fit: the message names the file).
     ValueError
@@ -1003,6 +1007,9 @@ def fit(model, data, *, loss: str | LossOptions | None = None,
                      progress=progress, dtype=dtype, seed=seed, **flat)
     _check_model(model, data)
     check_device(device)
+    data_warnings = check_data(data)  # degenerate data: an error, or warnings for the result
+    for text in data_warnings:
+        warnings.warn(text, UserWarning, stacklevel=2)
     ctx = None
     if _distributed.requested(distributed):
         ctx = _distributed.init(device)
@@ -1045,6 +1052,7 @@ def fit(model, data, *, loss: str | LossOptions | None = None,
     trainer = _Trainer(model, prepared, recipe, config, device, callback, options.progress.show,
                        path, ctx, compile)
     trainer.fingerprint = stamp
+    trainer.warnings.extend(data_warnings)
     limits = options.schedule
     ends = [e for e in (None if limits.time_limit is None else wall + float(limits.time_limit),
                         limits.deadline) if e is not None]

@@ -2,10 +2,15 @@
 keywords train alike, each group checks its fields, and the resolved options are the flat
 dict a checkpoint stores."""
 
+import warnings
+
+import numpy as np
 import pytest
 import torch
 
 from pikan.data.integrate import simulate
+from pikan.data.trajectories import Trajectories
+from pikan.errors import DataError
 from pikan.model.compile import compile
 from pikan.spec.system import Potential, System
 from pikan.train import losses
@@ -261,3 +266,77 @@ def test_fit_takes_a_dtype_by_object_or_by_name(data):
 def test_fit_refuses_a_device_it_cannot_use(data, device, error, match):
     with pytest.raises(error, match=match):
         fit(learned(), data, device=device, steps=2, progress=False)
+
+
+# ----------------------------------------------------------------------------- degenerate data
+# fit recognises degenerate data before training (pikan.train.batches.check_data): an error
+# when nothing can be learned, a warning in result.warnings (and a UserWarning) otherwise.
+
+
+def _arrays(data, scale=1.0, samples=None, v=True, a=True):
+    part = slice(None, samples)
+    return Trajectories.from_arrays(
+        [r.t[part] for r in data], [scale * r.q[part] for r in data],
+        [scale * r.v[part] for r in data] if v else None,
+        [scale * r.a[part] for r in data] if a else None, coords=["x"])
+
+
+@pytest.mark.parametrize("given", ["q, v, a", "q"])
+def test_fit_refuses_data_without_motion(data, given):
+    t = np.linspace(0.0, 2.0, 21)
+    q = [np.full((21, 1), c) for c in (-0.5, 0.2, 0.7)]
+    zero = [np.zeros((21, 1))] * 3
+    still = (Trajectories.from_arrays([t] * 3, q, zero, zero, coords=["x"]) if given == "q, v, a"
+             else Trajectories.from_arrays([t] * 3, q, coords=["x"]))
+    model = learned()
+    before = state(model)
+    with pytest.raises(DataError, match="the data show no motion: in all 3 trajectories"):
+        fit(model, still, steps=2, progress=False)
+    assert_same_state(before, state(model))
+
+
+@pytest.mark.parametrize("zeroed, match", [
+    ("v", "velocities are all zero while the positions change"),
+    ("a", "accelerations are all zero while the velocities change"),
+])
+def test_fit_refuses_derivatives_that_are_all_zero_while_the_motion_is_not(data, zeroed, match):
+    arrays = {"v": [r.v for r in data], "a": [r.a for r in data]}
+    arrays[zeroed] = [np.zeros_like(x) for x in arrays[zeroed]]
+    wrong = Trajectories.from_arrays([r.t for r in data], [r.q for r in data], arrays["v"],
+                                     arrays["a"], coords=["x"])
+    with pytest.raises(DataError, match=match):
+        fit(learned(), wrong, steps=2, progress=False)
+
+
+@pytest.mark.parametrize("scale, size", [(1e-3, r"0\.000"), (1e9, r"[0-9.]+e\+0[89]")])
+def test_positions_far_from_unit_size_give_a_warning_in_the_result(data, scale, size):
+    with pytest.warns(UserWarning, match=f"data: positions of x have a typical size .RMS. "
+                                         f"of {size}"):
+        result = fit(learned(), _arrays(data, scale), steps=4, progress=False)
+    notes = [w for w in result.warnings if w.startswith("data: ")]
+    assert len(notes) == 1 and "hint: express x in units where it is of order 1" in notes[0]
+
+
+def test_data_of_unit_size_give_no_warning_and_the_same_numbers(data):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        result = fit(learned(), data, steps=6, recipe="plain", progress=False)
+    again = fit(learned(), _arrays(data), steps=6, recipe="plain", progress=False)
+    assert result.warnings == again.warnings == []
+    assert result.best_val == again.best_val
+
+
+def test_a_single_sample_per_trajectory_is_a_warning(data):
+    with pytest.warns(UserWarning, match=r"data: every trajectory holds a single sample \(6 "):
+        result = fit(learned(), _arrays(data, samples=1), steps=4, progress=False)
+    assert any("single sample" in w for w in result.warnings)
+
+
+def test_a_coordinate_that_never_moves_is_a_warning():
+    plane = System("plane", coords=["x", "y"], params={"k": 1.0},
+                   modules=[Potential("V", inputs=["x", "y"], law="k*(x**2 + y**2)/2")])
+    moving = simulate(plane, n_trajectories=4, t=(0, 2), dt=0.05, seed=0,
+                      initial=lambda rng: (np.array([rng.uniform(-1, 1), 0.0]), np.zeros(2)))
+    model = compile(plane.learn("V", hidden=[], grid=3), seed=0)
+    with pytest.warns(UserWarning, match="data: coordinate y does not move in any trajectory"):
+        fit(model, moving, steps=2, progress=False)
