@@ -52,6 +52,7 @@ from pikan.laws.law import Laws
 from pikan.laws.verify import TIE_FORCE, TIE_ROLLOUT, judge, verify
 from pikan.model.compile import Model, compile
 from pikan.spec.system import System
+from pikan.train.batches import check_data
 from pikan.train.distributed import is_main_process
 from pikan.train.loop import TrainingError, fit, load_model
 from pikan.train.options import SEED_LIMIT
@@ -270,7 +271,11 @@ def discover(spec: System, data, out=None, *, steps: int | None = None, seed: in
     ValueError
         A ``device`` this machine does not have (``TypeError``: not a device at all).
     DataError
-        ``resume`` names no file; resuming a run with data other than its ``data.h5``.
+        ``resume`` names no file; resuming a run with data other than its ``data.h5``; data
+        that show no motion (:func:`pikan.train.batches.check_data`), before anything is
+        written. Its warnings about doubtful data (positions far from unit size, a single
+        sample per trajectory) are in ``report["warnings"]`` (with fit's other warnings) and
+        in every law's ``verdict_reason``.
     """
 
     if not isinstance(spec, System):
@@ -282,6 +287,7 @@ def discover(spec: System, data, out=None, *, steps: int | None = None, seed: in
                    time_limit=time_limit, progress=progress, plots=plots,
                    verify_laws=verify_laws, overwrite=overwrite)
     data.check_coords(spec.coords)
+    check_data(data)  # data without motion: a DataError before anything is written
     if resume is not None and not Path(resume).is_file():
         raise DataError(f"no such checkpoint: {resume}")
     clock = _Clock(time_limit)
@@ -356,6 +362,7 @@ def _pipeline(spec: System, data, folder: Path | None, path: Path | None, *, ste
         "fit": {"best_val": result.best_val, "steps": result.steps,
                 "choices": result.choices, "events": result.events},
         "time_limit": clock.limit,
+        "warnings": list(result.warnings),
     }
     exchanges = list(getattr(model, "exchanges", ()))
     if exchanges:
@@ -378,6 +385,7 @@ def _pipeline(spec: System, data, folder: Path | None, path: Path | None, *, ste
         verification = verify(spec.with_laws(laws), held_out, model=model, seed=seed,
                               n_initial=len(held_out))
         laws = judge(laws, verification, exchanges)
+        laws = _with_data_warnings(laws, result.warnings)
         report["refinement"] = choice
         if refine_error is not None:
             choice["refine_error"] = refine_error
@@ -401,6 +409,17 @@ def _pipeline(spec: System, data, folder: Path | None, path: Path | None, *, ste
         if plots:
             run.plots = write_plots(run, data, folder / "plots")
     return run
+
+
+def _with_data_warnings(laws: Laws, fit_warnings) -> Laws:
+    """The laws with fit's warnings about the data (:func:`pikan.train.batches.check_data`:
+    those starting with ``"data: "``) added to each verdict's reason; the verdicts stay."""
+    notes = [w for w in fit_warnings if w.startswith("data: ")]
+    if not notes:
+        return laws
+    joined = "; ".join(notes)
+    return laws.with_verdicts({name: (law.verdict, f"{law.verdict_reason}; {joined}")
+                               for name, law in laws.items()})
 
 
 class _Clock:

@@ -5,6 +5,7 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import pikan
@@ -383,3 +384,29 @@ def test_discover_refuses_options_out_of_range_before_writing(tmp_path, harmonic
         pikan.discover(pikan.systems.get("harmonic").model(), harmonic_data, out=run,
                        **{"steps": 30, "progress": False, "plots": False, **options})
     assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------ issue 22: degenerate data
+
+
+def test_data_without_motion_are_refused_before_writing(tmp_path):
+    t = np.linspace(0.0, 2.0, 21)
+    still = pikan.Trajectories.from_arrays([t] * 3, [np.full((21, 1), c) for c in (-1, 0.5, 1)],
+                                           coords=["x"])
+    with pytest.raises(pikan.DataError, match="the data show no motion"):
+        pikan.discover(pikan.systems.get("harmonic").model(), still, out=tmp_path / "runA",
+                       steps=30, progress=False, plots=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_warning_about_the_data_reaches_the_report_and_every_verdict(harmonic_data):
+    small = pikan.Trajectories.from_arrays(
+        [r.t for r in harmonic_data], [1e-3 * r.q for r in harmonic_data],
+        [1e-3 * r.v for r in harmonic_data], [1e-3 * r.a for r in harmonic_data], coords=["x"])
+    with pytest.warns(UserWarning, match="data: positions of x have a typical size"):
+        run = pikan.discover(pikan.systems.get("harmonic").model(), small, steps=30,
+                             progress=False, plots=False, time_limit=20, seed=0)
+    notes = [w for w in run.report["warnings"] if w.startswith("data: positions of x")]
+    assert len(notes) == 1
+    assert notes[0] in run.laws["V"].verdict_reason
+    assert notes[0] in run.report["laws"]["V"]["verdict_reason"]
