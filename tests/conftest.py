@@ -1,8 +1,17 @@
-import numpy as np
-import pytest
-import torch
+import os
 
-from pikan.data.trajectories import Trajectories, Trajectory
+# One BLAS thread, set before numpy loads its BLAS: on a loaded machine two OpenBLAS threads
+# oversubscribe the cores and made find_law's least squares up to 20x slower, enough for its
+# time limits to cut searches short (the laws tests' threadpoolctl fixture needs an optional
+# package; this does not).
+for _name in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from pikan.data.trajectories import Trajectories, Trajectory  # noqa: E402
 
 # Test problems are small: OpenMP threads only add synchronization cost (on a loaded 2-core
 # machine a 256x16 matmul took 5 ms with two threads and 10 us with one).
