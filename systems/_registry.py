@@ -50,23 +50,13 @@ from pikan.systems import (
 import pikan
 from pikan import SpecError, System
 
-_CATALOGUE = (
-    "harmonic",
-    "pendulum",
-    "anisotropic",
-    "duffing",
-    "kepler",
-    "two_body",
-    "spring_chain",
-    "double_pendulum",
-    "charged_particle",
-)
-"""System names in catalogue order; each is a file ``systems/<name>.py``."""
-
 _SOURCES = {source.__name__.rpartition(".")[2]: source for source in (
     harmonic, pendulum, anisotropic, duffing, kepler, two_body, spring_chain, double_pendulum,
     charged_particle)}
-assert tuple(_SOURCES) == _CATALOGUE, "list a new system file in both _CATALOGUE and _SOURCES"
+"""System name -> its file ``systems/<name>.py``, in catalogue order."""
+
+_CATALOGUE = tuple(_SOURCES)
+"""System names in catalogue order."""
 
 
 @dataclass(frozen=True)
