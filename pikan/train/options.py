@@ -76,7 +76,8 @@ LOSSES = ("auto", *losses.LOSS_KINDS)
 """Loss kinds: ``"auto"`` (follows :func:`pikan.train.losses.choose_loss`) and every name of
 :data:`pikan.train.losses.LOSS_KINDS`."""
 
-LOSS_SETTINGS = {"rollout": {"method": "rollout_method", "length": "window", "every": "every"}}
+LOSS_SETTINGS = {"rollout": {"method": "rollout_method", "length": "window", "every": "every"},
+                 "weak": {"length": "window", "every": "every"}}
 """Which resolved options (:data:`CONFIG_KEYS`) become a loss kind's settings, by kind name:
 ``{kind: {setting: config key}}``. A kind that is absent takes no settings
 (:func:`loss_kind_of`)."""
@@ -537,6 +538,9 @@ def _resolve_loss(options: LossOptions, model, data, reasons: dict) -> dict:
         out["rollout_method"] = method
         out["window"], out["every"], reasons["window"] = losses.rollout_window(data,
                                                                                options.window)
+    elif kind == "weak":
+        out["rollout_method"] = None
+        out["window"], out["every"], reasons["window"] = losses.weak_window(data, options.window)
     else:
         out["rollout_method"], out["window"], out["every"] = None, None, None
     out["sparsity"] = 1e-3 if options.sparsity is None else float(options.sparsity)
@@ -546,7 +550,7 @@ def _resolve_loss(options: LossOptions, model, data, reasons: dict) -> dict:
 
 def _resolve_optimizer(options: OptimizerOptions, loss: str) -> dict:
     """Batch sizes (Adam, the L-BFGS subset), learning rate, decay, clipping."""
-    default_batch, full = (64, 128) if loss == "rollout" else (1024, 8192)
+    default_batch, full = {"rollout": (64, 128), "weak": (64, 256)}.get(loss, (1024, 8192))
     batch = int(options.batch_size or default_batch)
     clip = options.clip
     return {"batch_size": batch, "lbfgs_batch": max(full, batch),
@@ -565,7 +569,7 @@ def _recipe(options: ScheduleOptions, optimizer: str | None, model, loss: str, s
         reasons["recipe"] = "given"
         return Recipe.plain(steps, optimizer or "adam+lbfgs")
     learned = bool(losses.learned_kans(model))
-    if learned and loss == "rollout":
+    if learned and loss in ("rollout", "weak"):
         reasons["recipe"] = ("the progressive KAN recipe without grid refinement (noisy data: "
                              "a finer grid fits the noise)")
         return Recipe.default(steps, sparsity=sparsity, optimizer=optimizer, refine=False)

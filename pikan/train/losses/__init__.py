@@ -35,6 +35,14 @@ from pikan.train.losses.rollout_matching import (
     state_box,
     velocity_free,
 )
+from pikan.train.losses.weak_form import (
+    WeakFormLoss,
+    bump,
+    trapezoid_weights,
+    weak_averages,
+    weak_loss,
+    weak_window,
+)
 
 __all__ = [
     "BOX_MARGIN",
@@ -59,4 +67,10 @@ __all__ = [
     "sparsity",
     "state_box",
     "velocity_free",
+    "WeakFormLoss",
+    "bump",
+    "trapezoid_weights",
+    "weak_averages",
+    "weak_loss",
+    "weak_window",
 ]

@@ -13,10 +13,12 @@ from __future__ import annotations
 from pikan.train.losses.acceleration_matching import AccelerationLoss
 from pikan.train.losses.base import LossKind
 from pikan.train.losses.rollout_matching import RolloutLoss
+from pikan.train.losses.weak_form import WeakFormLoss
 
 LOSS_KINDS: dict[str, type[LossKind]] = {
     AccelerationLoss.name: AccelerationLoss,
     RolloutLoss.name: RolloutLoss,
+    WeakFormLoss.name: WeakFormLoss,
 }
 """Every loss kind by its ``name``."""
 
@@ -27,10 +29,11 @@ def loss_kind(name: str, **settings) -> LossKind:
     Parameters
     ----------
     name : str
-        A key of :data:`LOSS_KINDS`: ``"acceleration"`` or ``"rollout"``
+        A key of :data:`LOSS_KINDS`: ``"acceleration"``, ``"rollout"`` or ``"weak"``
         (``fit(loss="auto")`` resolves to one of them by :func:`pikan.train.losses.choose_loss`).
     **settings
-        The kind's attributes, e.g. ``method``, ``length`` and ``every`` for ``"rollout"``.
+        The kind's attributes, e.g. ``method``, ``length`` and ``every`` for ``"rollout"``,
+        ``length`` and ``every`` for ``"weak"``.
 
     Raises
     ------

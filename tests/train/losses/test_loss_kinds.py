@@ -33,12 +33,14 @@ def test_relative_error():
 
 
 def test_every_kind_is_registered_under_its_own_name():
-    assert set(losses.LOSS_KINDS) == {"acceleration", "rollout"}
+    assert set(losses.LOSS_KINDS) == {"acceleration", "rollout", "weak"}
     for name, cls in losses.LOSS_KINDS.items():
         assert issubclass(cls, losses.LossKind) and cls.name == name
     assert losses.loss_kind("rollout", method="verlet", length=5, every=2) == \
         losses.RolloutLoss("verlet", 5, 2)
-    with pytest.raises(ValueError, match=r"one of \('acceleration', 'rollout'\), got 'auto'"):
+    assert losses.loss_kind("weak", length=9, every=2) == losses.WeakFormLoss(9, 2)
+    with pytest.raises(ValueError, match=r"one of \('acceleration', 'rollout', 'weak'\), "
+                                         r"got 'auto'"):
         losses.loss_kind("auto")
     with pytest.raises(ValueError, match="'rk4' or 'verlet', got 'euler'"):
         losses.loss_kind("rollout", method="euler")
@@ -49,7 +51,8 @@ def test_every_kind_is_registered_under_its_own_name():
 
 
 @pytest.mark.parametrize("kind", [losses.AccelerationLoss(),
-                                  losses.RolloutLoss("rk4", length=6, every=3)])
+                                  losses.RolloutLoss("rk4", length=6, every=3),
+                                  losses.WeakFormLoss(length=41, every=1)])
 def test_a_kind_reads_its_samples_and_scales_and_is_zero_for_the_truth(kind):
     data = simulate(PLANAR, n_trajectories=3, t=(0, 2), dt=0.01, seed=1)
     assert not kind.needs_derivatives(data)
