@@ -249,6 +249,7 @@ class Trajectories:
         masses=None,
         params: dict | None = None,
         _labels: Sequence[str] | None = None,
+        _estimated: Sequence[str] = (),
     ):
         self._coords = _validated_coords(coords)
         trajectories = list(trajectories)
@@ -280,11 +281,26 @@ class Trajectories:
         self.system = system
         self.masses = _validated_masses(masses, len(self._coords))
         self.params = _validated_params(params)
+        self._estimated = frozenset(_estimated) & {
+            name for name in ("v", "a") if getattr(self._records[0], name) is not None}
 
-    def _like(self, records: Sequence[Trajectory]) -> Trajectories:
+    def _like(self, records: Sequence[Trajectory], estimated=None) -> Trajectories:
         return Trajectories(
-            records, self._coords, system=self.system, masses=self.masses, params=self.params
+            records, self._coords, system=self.system, masses=self.masses, params=self.params,
+            _estimated=self._estimated if estimated is None else estimated,
         )
+
+    @property
+    def estimated(self) -> frozenset[str]:
+        """Which of ``"v"`` and ``"a"`` were estimated from the positions
+        (:meth:`with_derivatives`) rather than given: consumers that compare a model with
+        the data's accelerations treat estimates of noisy positions differently."""
+        return self._estimated
+
+    @property
+    def measured_accelerations(self) -> bool:
+        """Whether the data carries accelerations that were given, not estimated."""
+        return self.has_accelerations and "a" not in self._estimated
 
     # ---------------------------------------------------------------- constructors
 
@@ -609,7 +625,10 @@ class Trajectories:
             except DataError as error:
                 raise DataError(f"trajectory {i}: {error}") from None
             records.append(Trajectory(r.t, r.q, est.get(1, r.v), est.get(2, r.a)))
-        return self._like(records)
+        made = {"v"} if overwrite or not self.has_velocities else set()
+        if overwrite or not self.has_accelerations:
+            made.add("a")
+        return self._like(records, self._estimated | made)
 
     def to_tensors(self, device="cpu", dtype=None, pin_memory: bool | None = None) -> dict:
         """Flattened samples as torch tensors, for the trainer.

@@ -87,6 +87,7 @@ from pikan.laws.candidates import (
     select,
     tidy,
 )
+from pikan.laws.evidence import Evidence, evidence
 from pikan.laws.find_law import check_search_options
 from pikan.laws.generators.additive_model import AdditiveModel
 from pikan.laws.generators.base import Generator, Options, propose
@@ -166,33 +167,34 @@ def _accelerations(data, rows: np.ndarray) -> tuple[np.ndarray, bool] | None:
     whether they were measured; None when they cannot be had."""
     try:
         source = data if data.has_accelerations else data.with_derivatives()
-        return source.accelerations()[0][rows], data.has_accelerations
+        return source.accelerations()[0][rows], data.measured_accelerations
     except (DataError, ValueError):
         return None
 
 
-def _force_error(model, q: np.ndarray, v: np.ndarray,
-                 accelerations: tuple[np.ndarray, bool] | None) -> float | None:
+def _force_error(model, proof: Evidence | None) -> float | None:
     """Absolute RMS error of the model's generalized forces ``m * a`` against the data's
-    ``accelerations`` (:func:`_accelerations`) at the states ``q, v``.
+    evidence (:func:`pikan.laws.evidence.evidence`), an estimate of how far the trained model
+    is from the physics.
 
-    When the accelerations were estimated from positions, their noise dominates the error
-    (at 1 % position noise it was 7 times the model's true error): the error is then capped
-    at 1 % of the RMS force. None when unavailable.
+    Measured accelerations: the error as it is. Accelerations estimated from clean
+    positions: capped at 1 % of the RMS force (what is left of their noise would inflate
+    it). Weak-form averages of noisy positions: with their predicted noise removed
+    (:meth:`~pikan.laws.evidence.Evidence.excess`). None when unavailable.
     """
-    if accelerations is None:
+    if proof is None:
         return None
-    a, measured = accelerations
-    dtype = next((p.dtype for p in model.parameters()), torch.float64)
-    pred = model.acceleration(torch.as_tensor(q, dtype=dtype),
-                              torch.as_tensor(v, dtype=dtype)).detach().cpu().numpy()
     masses = getattr(model, "masses", None)
-    m = np.ones(q.shape[1]) if masses is None else masses.detach().cpu().numpy()
-    if not np.all(np.isfinite(pred)) or a.shape != pred.shape:
+    m = None if masses is None else masses.detach().cpu().numpy()
+    if proof.kind == "weak":
+        error = proof.excess(model, m)
+    else:
+        error = proof.error(model, m)
+    if not math.isfinite(error):
         return None
-    error = float(np.sqrt(np.mean(((pred - a) * m) ** 2)))
-    if not measured:
-        error = min(error, _ESTIMATED_CAP * float(np.sqrt(np.mean((a * m) ** 2))))
+    if proof.kind == "estimated":
+        size = float(np.sqrt(np.mean((proof.target * (1.0 if m is None else m)) ** 2)))
+        error = min(error, _ESTIMATED_CAP * size)
     return error
 
 
@@ -278,17 +280,16 @@ the data than the biased ``-1.04/(r + 0.02)``; at 5 % noise dropping the real ``
 a spring chain's bond cost 1.8 %."""
 
 
-def simplest_on_data(model, name: str, fits: Sequence[Fit], chosen: Fit, q: np.ndarray,
-                      v: np.ndarray, accelerations: tuple[np.ndarray, bool] | None,
-                      deadline: Deadline | None = None) -> Fit:
+def simplest_on_data(model, name: str, fits: Sequence[Fit], chosen: Fit,
+                     proof: Evidence | None, deadline: Deadline | None = None) -> Fit:
     """The simplest front member that explains the data as well as the chosen law.
 
     The selection compares laws with the trained block, which carries the fit's own errors
     (on noisy data, a KAN slightly off where data are sparse makes ``-1.04/(r + 0.02)``
     beat ``-1/r``). The data decide between them instead: each simpler member is put into
-    the model in place of the block, and the simplest whose acceleration error on the
-    data (estimated from positions when not measured) is within :data:`OCCAM_SLACK` of the
-    chosen law's is taken.
+    the model in place of the block, and the simplest whose error against the data's
+    evidence (accelerations, or weak-form averages of noisy positions) is within
+    :data:`OCCAM_SLACK` of the chosen law's is taken.
 
     Parameters
     ----------
@@ -300,10 +301,8 @@ def simplest_on_data(model, name: str, fits: Sequence[Fit], chosen: Fit, q: np.n
         Every fit of the module's target; its Pareto front is searched.
     chosen : Fit
         The selected law.
-    q, v : ndarray, shape (samples, n)
-        States of the data.
-    accelerations : (ndarray (samples, n), bool) or None
-        The data's accelerations and whether they were measured; None: ``chosen``.
+    proof : Evidence or None
+        The data's evidence (:func:`pikan.laws.evidence.evidence`); None: ``chosen``.
     deadline : Deadline, optional
 
     Returns
@@ -312,23 +311,17 @@ def simplest_on_data(model, name: str, fits: Sequence[Fit], chosen: Fit, q: np.n
     """
     deadline = as_deadline(deadline)
     simpler = [f for f in pareto(fits) if f.complexity < chosen.complexity]
-    if not simpler or accelerations is None or deadline.expired():
+    if not simpler or proof is None or deadline.expired():
         return chosen
-    a = accelerations[0]
-    dtype = next((p.dtype for p in model.parameters()), torch.float64)
-    qt, vt = torch.as_tensor(q, dtype=dtype), torch.as_tensor(v, dtype=dtype)
-
     trial = copy.deepcopy(model)  # each candidate in turn replaces the block's core
 
     def data_error(fit: Fit) -> float:
         try:
             trial.fix(name, fit.expr, trainable=False)
             with torch.no_grad():
-                pred = trial.acceleration(qt, vt).detach().cpu().numpy()
+                return proof.error(trial)
         except (SpecError, ValueError, RuntimeError):
             return math.inf
-        error = float(np.sqrt(np.mean((pred - a) ** 2)))
-        return error if math.isfinite(error) else math.inf
 
     reference = data_error(chosen)
     if not math.isfinite(reference):
@@ -372,7 +365,7 @@ def _euler_lagrange_law(model, name: str, q: np.ndarray, v: np.ndarray,
 def _module_law(model, name: str, q: np.ndarray, v: np.ndarray, library,
                 tolerance: float | None, force_error: float | None, seed: int,
                 max_samples: int, accelerations: tuple[np.ndarray, bool] | None = None,
-                deadline: Deadline | None = None,
+                proof: Evidence | None = None, deadline: Deadline | None = None,
                 generators: Sequence[Sequence[Generator]] = EXTRACT_GENERATORS) -> Law:
     deadline = as_deadline(deadline)
     block = model.blocks[name]
@@ -409,7 +402,7 @@ def _module_law(model, name: str, q: np.ndarray, v: np.ndarray, library,
         if chosen is None:
             raise DataError(f"module {name!r}: no candidate law is finite on the module's "
                             "inputs; hint: check the data and the trained model.")
-        chosen = simplest_on_data(model, name, fits, chosen, q, v, accelerations, deadline)
+        chosen = simplest_on_data(model, name, fits, chosen, proof, deadline)
         passive = passive_on_data(model, name, q, v, accelerations, target, tol, z)
         caveats = ()
         if passive is not None:
@@ -527,12 +520,13 @@ def extract(model, data, modules: Sequence[str] | None = None,
         Print one line per module to stderr.
     tolerance : float, optional
         Relative error a correct law is expected to have anyway (see the module
-        docstring). Default, per module: the RMS error of the model's forces ``m * a`` on
-        the data over the RMS of the module's own target, clipped to [1e-7, 0.2]. When the
-        data have no accelerations they are estimated from positions
-        (``data.with_derivatives()``) and the force error is capped at 1 % of the RMS
-        force (the estimate's noise would inflate it). 1e-3 for Lagrangians and when
-        nothing can be estimated.
+        docstring). Default, per module: the RMS error of the model's forces ``m * a``
+        against the data's evidence (:func:`pikan.laws.evidence.evidence`) over the RMS of
+        the module's own target, clipped to [1e-7, 0.2]. Given accelerations are compared
+        as they are; from clean positions they are estimated (Savitzky--Golay) and the
+        error is capped at 1 % of the RMS force; from noisy positions the model is
+        compared with weak-form averages and their predicted noise is taken out. 1e-3 for
+        Lagrangians and when nothing can be estimated.
     max_samples : int
         Module input samples used (a seeded subset).
     time_limit : float, optional
@@ -575,13 +569,17 @@ def extract(model, data, modules: Sequence[str] | None = None,
     rows = sample_rows(q.shape[0], max_samples, seed)
     q, v = q[rows], v[rows]
     accelerations = _accelerations(data, rows)  # one derivative estimate for every module
-    force_error = None if tolerance is not None else _force_error(model, q, v, accelerations)
+    try:
+        proof = evidence(data, max_samples, seed)
+    except DataError:
+        proof = None
+    force_error = None if tolerance is not None else _force_error(model, proof)
     laws = []
     for k, n in enumerate(names):
         start = time.perf_counter()
         share = deadline.share(1.0 / (len(names) - k))  # an equal part of what is left
         law = _module_law(model, n, q, v, library, tolerance, force_error, seed, max_samples,
-                          accelerations, share, generators)
+                          accelerations, proof, share, generators)
         laws.append(law)
         if progress:
             print(f"[pikan] extract {n}: {law}  (error {law.error:.2g}, "

@@ -14,8 +14,11 @@ the laws filled in, starts it from initial states of the data (the first state o
   along the data, pointwise in time.
 
 - **force error**: the relative RMS difference between the model's accelerations and the
-  data's (measured, or Savitzky–Golay estimates from the positions) on every sample of the
-  verified trajectories, each coordinate over its own RMS acceleration;
+  data's on every sample of the verified trajectories, each coordinate over its own RMS
+  acceleration: measured accelerations, Savitzky–Golay estimates of clean positions, or,
+  for noisy positions, the weak-form averages on windows with the model's accelerations
+  averaged alike (:func:`pikan.laws.evidence.evidence`; pointwise estimates of noisy
+  accelerations are mostly noise);
 - **noise**: the data's relative position noise (sixth differences, :func:`noise_level`,
   over each coordinate's spread): the floor no model can go below.
 
@@ -66,6 +69,7 @@ import torch
 from pikan.data.derivatives import noise_level
 from pikan.data.integrate import simulate
 from pikan.errors import DataError, SpecError
+from pikan.laws.evidence import evidence
 from pikan.model.compile import compile as compile_spec
 
 __all__ = ["VerifyReport", "judge", "n_terms", "verify"]
@@ -307,37 +311,19 @@ def verify(spec_with_laws, data, model=None, horizon: float | None = None,
     data_drift = float(np.mean(np.max(np.abs(e_ref - e_ref[0]), axis=0))) / scale
     energy_error = float(np.sqrt(np.mean((e_sim - e_ref) ** 2))) / scale
     held = data.subset(chosen)
-    if not held.has_accelerations:
-        held = held.with_derivatives()
-    q_held, v_held, _ = held.states()
-    a_held, _ = held.accelerations()
-    force = _force_error(law_model, q_held, v_held, a_held)
+    proof = evidence(held, seed=seed)
+    force = proof.relative(law_model)
     noise = _relative_noise(held, q_all)
     model_rollout = model_drift = worse = model_force = None
     if model is not None:
         m_states = _rollouts(model, starts, times, method)
         model_rollout, model_drift, _, _ = _metrics(m_states, reference,
                                                     lambda s: _energy(model, s), scale)
-        model_force = _force_error(model, q_held, v_held, a_held)
+        model_force = proof.relative(model)
         worse = bool(rollout > model_rollout)
     return VerifyReport(rollout, drift, data_drift, energy_error, model_rollout, model_drift,
                         worse, per, float(times[-1]), count, tuple(int(i) for i in chosen),
                         force, model_force, noise)
-
-
-def _force_error(model, q: np.ndarray, v: np.ndarray, a: np.ndarray) -> float:
-    """Relative RMS acceleration error, each coordinate over its own RMS acceleration."""
-    dtype = _dtype(model)
-    try:
-        pred = model.acceleration(torch.as_tensor(q, dtype=dtype),
-                                  torch.as_tensor(v, dtype=dtype)).detach().cpu().numpy()
-    except (RuntimeError, ValueError):  # e.g. a singular mass matrix of a Lagrangian law
-        return math.inf
-    if not np.isfinite(pred).all():
-        return math.inf
-    rms = np.sqrt(np.mean(a**2, axis=0))
-    rms = np.maximum(rms, 0.1 * rms.max() if rms.max() > 0 else 1.0)  # as the loss scales
-    return float(np.sqrt(np.mean(np.mean((pred - a) ** 2, axis=0) / rms**2)))
 
 
 def _relative_noise(held, q_all: np.ndarray) -> float:

@@ -140,7 +140,7 @@ class FitData:
 
     def __init__(self, data, kind: LossKind, config: dict, device, dtype, seed: int) -> None:
         self.kind = kind
-        measured_v = data.has_velocities
+        measured_v = data.has_velocities and "v" not in data.estimated
         if kind.needs_derivatives(data):
             data = data.with_derivatives(method=config["derivatives"])
         if len(data) >= 2 and config["val_fraction"] > 0:

@@ -238,3 +238,17 @@ def test_with_derivatives_fills_only_missing_unless_overwrite():
     np.testing.assert_allclose(data[0].a, a, rtol=0, atol=2e-4)  # Savitzky-Golay estimate
     redone = data.with_derivatives(overwrite=True)
     np.testing.assert_allclose(redone[0].v, v, rtol=0, atol=2e-6)
+
+
+def test_estimated_arrays_are_remembered_through_selections_and_dropped_with_them():
+    t = np.arange(0, 10, 0.01)
+    q, v = np.cos(t)[:, None], -np.sin(t)[:, None]
+    given = Trajectories.from_arrays([t, t], [q, q], v=[v, v], coords=["x"])
+    assert given.estimated == frozenset() and not given.measured_accelerations
+    filled = given.with_derivatives()
+    assert filled.estimated == {"a"} and not filled.measured_accelerations
+    assert filled.subset([1]).estimated == {"a"} and filled.split(0.5)[0].estimated == {"a"}
+    assert filled.with_derivatives(overwrite=True).estimated == {"v", "a"}
+    assert filled.with_noise(0.01).estimated == frozenset()  # the estimates are dropped
+    measured = Trajectories.from_arrays(t, q, v=v, a=-q, coords=["x"])
+    assert measured.measured_accelerations and measured.with_derivatives().estimated == set()

@@ -19,6 +19,7 @@ import pikan
 from pikan import Dissipation, Dynamics, Lagrangian, Potential, System
 from pikan.errors import SpecError
 from pikan.laws.candidates import Fit, Target
+from pikan.laws.evidence import evidence
 from pikan.laws.extract import EXTRACT_GENERATORS, extract, simplest_on_data, solve
 from pikan.laws.generators.base import Candidate, Generator, Options
 from pikan.laws.generators.regression import SparseRegression
@@ -264,16 +265,16 @@ def test_the_data_pick_the_simplest_law_that_explains_them():
     data = pikan.simulate(truth, n_trajectories=4, t=(0.0, 3.0), dt=0.05, seed=0,
                           initial=lambda rng: (np.array([rng.uniform(0.8, 1.2), 0.0]),
                                                np.array([0.0, rng.uniform(0.9, 1.1)])))
-    q, v, _ = data.states()
-    a, _ = data.accelerations()
+    proof = evidence(data)
+    assert proof.kind == "measured"
     model = pikan.compile(truth.learn("V"), seed=0)
     r = sympy.Symbol("r")
     close = Fit(-1.036 / (r + 0.018), 0.013, 0.013, 8, "test")  # what a biased KAN prefers
     fits = [Fit(-0.5 / r, 0.5, 0.5, 5, "test"), Fit(-1 / r, 0.0155, 0.0155, 2, "test"), close]
-    assert simplest_on_data(model, "V", fits, close, q, v, (a, True)).expr == -1 / r
+    assert simplest_on_data(model, "V", fits, close, proof).expr == -1 / r
     # a simpler law that the data reject is not taken
     wrong = [Fit(-0.5 / r, 0.01, 0.01, 5, "test"), close]
-    assert simplest_on_data(model, "V", wrong, close, q, v, (a, True)) is close
+    assert simplest_on_data(model, "V", wrong, close, proof) is close
 
 
 @pytest.mark.parametrize("law, low, high", [

@@ -41,6 +41,7 @@ from pikan.train.losses.weak_form import (
     trapezoid_weights,
     weak_averages,
     weak_loss,
+    weak_weights,
     weak_window,
 )
 
@@ -72,5 +73,6 @@ __all__ = [
     "velocity_free",
     "weak_averages",
     "weak_loss",
+    "weak_weights",
     "weak_window",
 ]

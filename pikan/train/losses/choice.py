@@ -61,7 +61,7 @@ def choose_loss(data: Trajectories) -> tuple[str, str]:
     -------
     (loss, reason) : (str, str)
     """
-    if data.has_accelerations:
+    if data.measured_accelerations:
         return "acceleration", "the data carries accelerations"
     noise = position_noise(data)
     if noise <= CLEAN_NOISE:

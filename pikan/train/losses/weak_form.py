@@ -112,12 +112,11 @@ def trapezoid_weights(t: np.ndarray) -> np.ndarray:
     return w
 
 
-def weak_averages(t: np.ndarray, q: np.ndarray,
-                  degree: int = DEGREE) -> tuple[np.ndarray, np.ndarray]:
-    r"""The weights of the model's average and the data's average acceleration per window.
+def weak_weights(t: np.ndarray, degree: int = DEGREE) -> tuple[np.ndarray, np.ndarray]:
+    r"""The weights of the model's and of the data's average acceleration on each window.
 
-    The data's side :math:`\sum_i c_i q_i` starts from the trapezoid sums,
-    :math:`c_i = w_i \ddot\varphi_i / \sum_k w_k \varphi_k`, and is then made exact for
+    The data's weights start from the trapezoid sums,
+    :math:`c_i = w_i \ddot\varphi_i / \sum_k w_k \varphi_k`, and are then made exact for
     polynomial motion: the smallest change of ``c`` such that for every polynomial
     ``q(t)`` of degree at most :data:`EXACT_DEGREE` the two sides agree exactly,
     :math:`\sum_i c_i q_i = \sum_i \mathrm{weights}_i \ddot q_i`. Quadrature then errs
@@ -128,7 +127,6 @@ def weak_averages(t: np.ndarray, q: np.ndarray,
     Parameters
     ----------
     t : ndarray, shape (N, L)
-    q : ndarray, shape (N, L, n)
     degree : int
 
     Returns
@@ -136,8 +134,9 @@ def weak_averages(t: np.ndarray, q: np.ndarray,
     weights : ndarray, shape (N, L)
         :math:`w_i \varphi_i / \sum_k w_k \varphi_k` (trapezoid weights ``w``): the model's
         average is ``sum_i weights_i a(q_i, v_i)``.
-    target : ndarray, shape (N, n)
-        The data's average ``sum_i c_i q_i``.
+    c : ndarray, shape (N, L)
+        The data's average is ``sum_i c_i q_i``; position noise of standard deviation
+        sigma reaches it with standard deviation ``sigma * sqrt(sum_i c_i**2)``.
     """
     phi, phi_tt = bump(t, degree)
     w = trapezoid_weights(t)
@@ -156,8 +155,28 @@ def weak_averages(t: np.ndarray, q: np.ndarray,
     miss = wanted - np.einsum("nkl,nl->nk", powers, c)
     gram = np.einsum("nkl,njl->nkj", powers, powers)
     c = c + np.einsum("nkl,nk->nl", powers, np.linalg.solve(gram, miss[..., None])[..., 0])
-    target = np.einsum("bl,bln->bn", c, q)
-    return weights, target
+    return weights, c
+
+
+def weak_averages(t: np.ndarray, q: np.ndarray,
+                  degree: int = DEGREE) -> tuple[np.ndarray, np.ndarray]:
+    """The model's weights and the data's average acceleration on each window
+    (:func:`weak_weights`).
+
+    Parameters
+    ----------
+    t : ndarray, shape (N, L)
+    q : ndarray, shape (N, L, n)
+    degree : int
+
+    Returns
+    -------
+    weights : ndarray, shape (N, L)
+    target : ndarray, shape (N, n)
+        ``sum_i c_i q_i``.
+    """
+    weights, c = weak_weights(t, degree)
+    return weights, np.einsum("bl,bln->bn", c, q)
 
 
 def weak_loss(model, q: Tensor, v: Tensor, weights: Tensor, target: Tensor,

@@ -1,0 +1,189 @@
+r"""What the data say about a model's forces: the comparison extraction and verification make.
+
+Choosing between candidate laws, setting how exactly a law must follow the KAN, and
+judging a law model all ask one question: how far are a model's accelerations from the
+data's? :func:`evidence` answers it the way the training loss does
+(:func:`pikan.train.losses.choose_loss`), as one of three kinds:
+
+- ``"measured"``: the data carries accelerations: compared sample by sample;
+- ``"estimated"``: clean positions (relative noise at most
+  :data:`pikan.train.losses.CLEAN_NOISE`): Savitzky--Golay accelerations, accurate there,
+  compared sample by sample;
+- ``"weak"``: noisy positions: the weak-form averages of
+  :mod:`pikan.train.losses.weak_form` on windows of the trajectories, the model's
+  accelerations averaged with the same bumps. Pointwise estimates of noisy accelerations
+  would bury every difference between laws under their noise (at 1 % position noise on a
+  two-dimensional double well, the KAN's error against them was 13 % of the force, so a law
+  missing a coupling term that carries 10 % of it looked as good as the truth).
+
+The averages still carry the position noise, attenuated: :attr:`Evidence.floor` predicts
+its size from the noise level (:func:`pikan.data.derivatives.noise_level`) and the data's
+weights, and :meth:`Evidence.excess` removes it from a model's error.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from pikan.data.derivatives import noise_level
+from pikan.data.trajectories import Trajectories
+from pikan.errors import DataError
+from pikan.train.losses import CLEAN_NOISE, position_noise, weak_weights, weak_window
+
+__all__ = ["KINDS", "MAX_WINDOWS", "Evidence", "evidence"]
+
+KINDS = ("measured", "estimated", "weak")
+"""The kinds of :class:`Evidence`, from the most direct to the most filtered."""
+
+MAX_WINDOWS = 400
+"""Windows a weak-form evidence keeps (a seeded subset of every window of the data)."""
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The data's accelerations, or their weak-form averages, and where to compare a model.
+
+    Attributes
+    ----------
+    kind : {"measured", "estimated", "weak"}
+    q, v : ndarray, shape (N, n), or (W, L, n) for ``"weak"``
+        The states where the model's accelerations are taken.
+    target : ndarray, shape (N, n) or (W, n)
+        The data's accelerations, or the data's average acceleration on each window.
+    weights : ndarray, shape (W, L), or None
+        How a model's accelerations on a window are averaged (``"weak"`` only).
+    floor : ndarray, shape (n,)
+        Predicted RMS of the noise in ``target`` per coordinate (0 where it is not known:
+        given or clean accelerations).
+    reason : str
+        Why this kind.
+    """
+
+    kind: str
+    q: np.ndarray
+    v: np.ndarray
+    target: np.ndarray
+    weights: np.ndarray | None
+    floor: np.ndarray
+    reason: str
+
+    @property
+    def measured(self) -> bool:
+        """Whether the targets are given accelerations."""
+        return self.kind == "measured"
+
+    def predict(self, model) -> np.ndarray | None:
+        """The model's counterpart of :attr:`target` (same shape); None when the model
+        cannot be evaluated there (e.g. a singular mass matrix)."""
+        dtype = next((p.dtype for p in model.parameters()), torch.float64)
+        n = self.q.shape[-1]
+        q = torch.as_tensor(self.q.reshape(-1, n), dtype=dtype)
+        v = torch.as_tensor(self.v.reshape(-1, n), dtype=dtype)
+        try:
+            a = model.acceleration(q, v).detach().cpu().numpy().astype(float)
+        except (RuntimeError, ValueError):
+            return None
+        if self.weights is None:
+            return a
+        return np.einsum("bl,bln->bn", self.weights, a.reshape(self.q.shape))
+
+    def error(self, model, masses=None) -> float:
+        """Absolute RMS error of the model's forces ``m * a`` against the targets (``inf``
+        when not finite); ``masses`` (n,) default 1."""
+        pred = self.predict(model)
+        if pred is None or not np.all(np.isfinite(pred)):
+            return math.inf
+        m = 1.0 if masses is None else np.asarray(masses, dtype=float)
+        return float(np.sqrt(np.mean(((pred - self.target) * m) ** 2)))
+
+    def excess(self, model, masses=None) -> float:
+        """:meth:`error` with the predicted noise of the targets (:attr:`floor`) taken out:
+        an estimate of how far the model's forces are from the true ones."""
+        total = self.error(model, masses)
+        m = 1.0 if masses is None else np.asarray(masses, dtype=float)
+        noise = float(np.mean((self.floor * m) ** 2))
+        return math.sqrt(max(total**2 - noise, 0.0)) if math.isfinite(total) else total
+
+    def relative(self, model) -> float:
+        """Relative RMS error, each coordinate over its own RMS target (floored at a tenth of
+        the largest, as the loss scales); ``inf`` when not finite."""
+        pred = self.predict(model)
+        if pred is None or not np.all(np.isfinite(pred)):
+            return math.inf
+        rms = np.sqrt(np.mean(self.target**2, axis=0))
+        rms = np.maximum(rms, 0.1 * rms.max() if rms.max() > 0 else 1.0)
+        return float(np.sqrt(np.mean(np.mean((pred - self.target) ** 2, axis=0) / rms**2)))
+
+    def subset(self, rows: np.ndarray) -> Evidence:
+        """The evidence on the samples (or windows) ``rows`` only."""
+        weights = None if self.weights is None else self.weights[rows]
+        return Evidence(self.kind, self.q[rows], self.v[rows], self.target[rows], weights,
+                        self.floor, self.reason)
+
+
+def _noise_sigma(q: np.ndarray) -> np.ndarray:
+    """Absolute position noise per coordinate of one trajectory: the smallest estimate of
+    6th, 8th and 10th differences (as :func:`pikan.train.losses.position_noise`)."""
+    sigma = np.atleast_1d(noise_level(q)).astype(float)
+    for order in (8, 10):
+        sigma = np.minimum(sigma, noise_level(q, order))
+    return sigma
+
+
+def evidence(data: Trajectories, max_samples: int | None = None, seed: int = 0) -> Evidence:
+    """The data's evidence about forces, of the kind the data call for (module docstring).
+
+    Parameters
+    ----------
+    data : Trajectories
+        Positions, with or without velocities and accelerations; estimated ones
+        (``data.estimated``) count as not given.
+    max_samples : int, optional
+        Keep a seeded subset of at most this many samples (pointwise) or ``max_samples //
+        4`` windows, at most :data:`MAX_WINDOWS` (weak); None: all samples, and at most
+        :data:`MAX_WINDOWS` windows.
+    seed : int
+
+    Returns
+    -------
+    Evidence
+
+    Raises
+    ------
+    DataError
+        Data whose velocities or accelerations cannot be estimated.
+    """
+    rng = np.random.default_rng(seed)
+    if data.measured_accelerations or position_noise(data) <= CLEAN_NOISE:
+        full = data if data.has_accelerations else data.with_derivatives()
+        q, v, _ = full.states()
+        a, _ = full.accelerations()
+        if max_samples is not None and q.shape[0] > max_samples:
+            rows = np.sort(rng.choice(q.shape[0], max_samples, replace=False))
+            q, v, a = q[rows], v[rows], a[rows]
+        zero = np.zeros(q.shape[1])
+        if data.measured_accelerations:
+            return Evidence("measured", q, v, a, None, zero, "the data carries accelerations")
+        return Evidence("estimated", q, v, a, None, zero,
+                        "positions are clean: Savitzky-Golay accelerations")
+    full = data if data.has_velocities else data.with_derivatives()
+    length, every, why = weak_window(full)
+    w = full.windows((length - 1) * every + 1, stride=1)
+    t, q, v = w.t[:, ::every], w.q[:, ::every], w.v[:, ::every]
+    sigma = np.stack([_noise_sigma(record.q) for record in data])  # (trajectories, n)
+    cap = MAX_WINDOWS if max_samples is None else max(1, min(MAX_WINDOWS, max_samples // 4))
+    rows = np.arange(t.shape[0])
+    if rows.size > cap:
+        rows = np.sort(rng.choice(rows.size, cap, replace=False))
+    weights, c = weak_weights(t[rows])
+    target = np.einsum("bl,bln->bn", c, q[rows])
+    gain = np.sum(c**2, axis=1)  # (W,)
+    floor = np.sqrt(np.mean(gain[:, None] * sigma[w.trajectory[rows]] ** 2, axis=0))
+    if not np.all(np.isfinite(target)):
+        raise DataError("the weak-form averages of the data are not finite")
+    return Evidence("weak", q[rows], v[rows], target, weights, floor,
+                    f"positions are noisy: weak-form averages on windows of {why}")

@@ -1,0 +1,87 @@
+"""The data's evidence about forces (pikan/laws/evidence.py): which kind the data call for,
+the weak-form noise floor, and that the weak kind tells laws apart where pointwise estimates
+of noisy accelerations cannot."""
+
+import math
+
+import numpy as np
+import pytest
+
+import pikan
+from pikan.data.trajectories import Trajectories
+from pikan.laws.evidence import MAX_WINDOWS, evidence
+from pikan.spec.system import Potential, System
+
+WELL = System("well", coords=["x", "y"], params={"g": 0.29},
+              modules=[Potential("V", inputs=["x", "y"],
+                                 law="0.73*(x**2 - 1.21)**2 + 0.685*y**2 + g*x*y")])
+
+
+@pytest.fixture(scope="module")
+def clean():
+    return pikan.simulate(WELL, n_trajectories=6, t=(0, 10), dt=0.05, seed=0,
+                          initial=lambda rng: (rng.uniform([-1.6, -0.7], [1.6, 0.7]),
+                                               rng.uniform(-0.5, 0.5, 2)))
+
+
+def positions(data):
+    return Trajectories.from_arrays([r.t for r in data], [r.q for r in data],
+                                    coords=list(data.coords))
+
+
+def test_the_kind_follows_the_data(clean):
+    assert evidence(clean).kind == "measured"
+    assert evidence(positions(clean)).kind == "estimated"
+    noisy = positions(clean).with_noise(0.01, seed=1)
+    proof = evidence(noisy)
+    assert proof.kind == "weak" and "noisy" in proof.reason
+    assert proof.q.ndim == 3 and proof.weights.shape == proof.q.shape[:2]
+    assert proof.target.shape == (proof.q.shape[0], 2) and len(proof.q) <= MAX_WINDOWS
+    # estimated accelerations of noisy positions do not count as measured
+    assert evidence(noisy.with_derivatives()).kind == "weak"
+    assert noisy.with_derivatives().estimated == {"v", "a"}
+    assert evidence(clean, max_samples=100).q.shape == (100, 2)
+
+
+def test_the_truth_leaves_only_the_predicted_noise(clean):
+    truth = pikan.compile(WELL)
+    assert evidence(clean).error(truth) < 1e-8
+    noisy = positions(clean).with_noise(0.01, seed=2)
+    proof = evidence(noisy)
+    error = proof.error(truth)
+    floor = float(np.sqrt(np.mean(proof.floor**2)))
+    assert 0.6 * floor < error < 1.5 * floor  # the truth's error is the noise, as predicted
+    assert proof.excess(truth) < 0.6 * error
+
+
+def test_weak_evidence_rejects_a_missing_coupling_that_noisy_estimates_hide(clean):
+    truth = pikan.compile(WELL)
+    uncoupled = pikan.compile(WELL.replace(params={"g": 0.0}))
+    noisy = positions(clean).with_noise(0.02, seed=3)
+    weak = evidence(noisy)
+    ratio_weak = weak.relative(uncoupled) / weak.relative(truth)
+    pointwise = noisy.with_derivatives()
+    a, _ = pointwise.accelerations()
+    q, v, _ = pointwise.states()
+
+    def rel(model):
+        import torch
+        pred = model.acceleration(torch.as_tensor(q), torch.as_tensor(v)).detach().numpy()
+        return float(np.sqrt(np.mean((pred - a) ** 2) / np.mean(a**2)))
+
+    ratio_pointwise = rel(uncoupled) / rel(truth)
+    assert ratio_weak > 2.0
+    assert ratio_weak > 2 * ratio_pointwise
+
+
+def test_a_model_that_cannot_be_evaluated_has_infinite_error(clean):
+    class Broken:
+        def parameters(self):
+            return iter(())
+
+        def acceleration(self, q, v):
+            raise RuntimeError("singular mass matrix")
+
+    proof = evidence(positions(clean).with_noise(0.01, seed=4))
+    assert proof.error(Broken()) == math.inf and proof.relative(Broken()) == math.inf
+    assert proof.subset(np.arange(3)).target.shape == (3, 2)
