@@ -900,12 +900,12 @@ def fit(model, data, *, loss: str | LossOptions | None = None,
         and ``dtype``).
     data : Trajectories
         Its coordinates must equal the model's (else :class:`DataError`, before training).
-    loss : LossOptions or {"auto", "acceleration", "rollout"}, optional
+    loss : LossOptions or {"auto", "acceleration", "rollout", "weak"}, optional
         What is minimized (:class:`~pikan.train.options.LossOptions`): the loss kind, the
-        derivative estimates, rollout windows and their integrator, the sparsity weight.
-        A string is the kind; ``"auto"`` (default) follows
+        derivative estimates, rollout or weak-form windows, the rollout integrator, the
+        sparsity weight. A string is the kind; ``"auto"`` (default) follows
         :func:`pikan.train.losses.choose_loss`: accelerations when the data has them or its
-        positions are clean, rollout otherwise.
+        positions are clean, the weak form of noisy positions otherwise.
     optimizer : OptimizerOptions or {"adam", "adamw", "lbfgs", "adam+lbfgs"}, optional
         How a step moves (:class:`~pikan.train.options.OptimizerOptions`): the optimizers
         (a string: they replace those of the automatic recipe), learning rate, batch size,

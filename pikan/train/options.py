@@ -185,17 +185,19 @@ class LossOptions:
 
     Parameters
     ----------
-    kind : {"auto", "acceleration", "rollout"}, optional
+    kind : {"auto", "acceleration", "rollout", "weak"}, optional
         The data term (fit's ``loss=``): a name of :data:`pikan.train.losses.LOSS_KINDS`
         (:data:`LOSSES`). ``"auto"`` (the default) follows
         :func:`pikan.train.losses.choose_loss`: accelerations when the data has them or its
-        positions are clean, rollout matching otherwise.
+        positions are clean, weak-form matching of noisy positions otherwise.
     derivatives : str, optional
         How missing velocities and accelerations are estimated from positions (default
         ``"savgol"``; ``"finite_difference"`` for clean data). The data layer checks the name.
     window : int, optional
         Points per rollout window, at least 2 (default 16, spaced to cover a quarter of the
-        time scale; :func:`pikan.train.losses.rollout_window`).
+        time scale; :func:`pikan.train.losses.rollout_window`), or per weak-form window, at
+        least 9 (default: up to 48 covering half the time scale;
+        :func:`pikan.train.losses.weak_window`).
     rollout_method : {"auto", "rk4", "verlet"}, optional
         Integrator of the rollout loss. ``"auto"``: velocity Verlet when the accelerations
         cannot depend on velocities (potentials of positions only; symplectic, one force
@@ -236,9 +238,9 @@ class OptimizerOptions:
         Adam/AdamW base learning rate, > 0 (default 1e-2; cosine decay to a tenth per
         stage). L-BFGS uses 1 with a strong-Wolfe line search.
     batch_size : int, optional
-        States (acceleration) or windows (rollout) per Adam step, over all processes of a
-        distributed fit (default 1024 / 64). L-BFGS uses a fixed subset of up to 8192
-        states / 128 windows, or ``batch_size`` when larger.
+        States (acceleration) or windows (rollout, weak) per Adam step, over all processes
+        of a distributed fit (default 1024 / 64 / 64). L-BFGS uses a fixed subset of up to
+        8192 states / 128 / 256 windows, or ``batch_size`` when larger.
     weight_decay : float, optional
         AdamW decay, >= 0 (default 0).
     clip : float or False, optional

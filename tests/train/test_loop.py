@@ -97,7 +97,7 @@ def test_fit_learns_the_anisotropic_oscillator(anisotropic_data):
     assert losses.relative_error(force, -q * torch.tensor([1.0, 2.0])) < 1e-3
 
 
-def test_rollout_on_noisy_positions_beats_finite_difference_accelerations():
+def test_the_weak_form_on_noisy_positions_beats_finite_difference_accelerations():
     clean = simulate(HARMONIC, n_trajectories=4, t=(0, 10), dt=0.01, seed=0)
     noisy = clean.with_noise(0.01, seed=1)  # 1 % of the position spread
     positions = Trajectories.from_arrays([r.t for r in noisy], [r.q for r in noisy], coords=["x"])
@@ -107,16 +107,16 @@ def test_rollout_on_noisy_positions_beats_finite_difference_accelerations():
     def force_error(model):
         return losses.relative_error(model.acceleration(x, torch.zeros_like(x)), -x)
 
-    rollout = compile(spec)
-    result = fit(rollout, positions, progress=False)
-    assert result.choices["loss"] == "rollout" and "noisy" in result.choices["reasons"]["loss"]
+    weak = compile(spec)
+    result = fit(weak, positions, progress=False)
+    assert result.choices["loss"] == "weak" and "noisy" in result.choices["reasons"]["loss"]
     finite = compile(spec)
     fit(finite, positions, loss="acceleration", derivatives="finite_difference", progress=False)
-    e_rollout, e_finite = force_error(rollout), force_error(finite)
-    print(f"force field error: rollout {e_rollout:.2%}, finite-difference accelerations "
+    e_weak, e_finite = force_error(weak), force_error(finite)
+    print(f"force field error: weak form {e_weak:.2%}, finite-difference accelerations "
           f"{e_finite:.2%}")
-    assert e_rollout < 0.03
-    assert e_finite > 10 * e_rollout
+    assert e_weak < 0.03
+    assert e_finite > 10 * e_weak
 
 
 def test_initial_grids_restart_a_fresh_kan_on_far_away_data():

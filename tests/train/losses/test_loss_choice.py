@@ -16,7 +16,7 @@ def test_choose_loss_rule(clean):
     noisy = clean.with_noise(1e-3, seed=1)
     assert not noisy.has_accelerations
     loss, reason = losses.choose_loss(noisy)
-    assert loss == "rollout" and "noisy" in reason
+    assert loss == "weak" and "noisy" in reason
     # noise is 1e-3 of the std over all trajectories; each trajectory's own spread is smaller
     assert 1e-3 < losses.position_noise(noisy) < 3e-3
     assert losses.position_noise(clean) < losses.CLEAN_NOISE
@@ -38,4 +38,4 @@ def test_a_clean_large_swing_pendulum_is_clean_and_noise_is_still_seen():
     assert losses.choose_loss(data)[0] == "acceleration"
     noisy = data.with_noise(1e-3, seed=0)
     assert losses.position_noise(noisy) == pytest.approx(1e-3, rel=0.5)
-    assert losses.choose_loss(noisy)[0] == "rollout"
+    assert losses.choose_loss(noisy)[0] == "weak"
