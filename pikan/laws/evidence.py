@@ -76,20 +76,32 @@ class Evidence:
         """Whether the targets are given accelerations."""
         return self.kind == "measured"
 
+    def states(self, model=None) -> tuple:
+        """Every state where a model is evaluated, ``(q, v)`` each (samples, n): the
+        samples, or every point of every window; torch tensors in ``model``'s dtype when a
+        model is given, else arrays."""
+        n = self.q.shape[-1]
+        q, v = self.q.reshape(-1, n), self.v.reshape(-1, n)
+        if model is None:
+            return q, v
+        dtype = next((p.dtype for p in model.parameters()), torch.float64)
+        return torch.as_tensor(q, dtype=dtype), torch.as_tensor(v, dtype=dtype)
+
+    def average(self, values: np.ndarray) -> np.ndarray:
+        """Per-state values (:meth:`states` order, shape (states, n)) as the targets see them:
+        unchanged pointwise, averaged over each window with :attr:`weights` for ``"weak"``."""
+        if self.weights is None:
+            return values
+        return np.einsum("bl,bln->bn", self.weights, values.reshape(self.q.shape))
+
     def predict(self, model) -> np.ndarray | None:
         """The model's counterpart of :attr:`target` (same shape); None when the model
         cannot be evaluated there (e.g. a singular mass matrix)."""
-        dtype = next((p.dtype for p in model.parameters()), torch.float64)
-        n = self.q.shape[-1]
-        q = torch.as_tensor(self.q.reshape(-1, n), dtype=dtype)
-        v = torch.as_tensor(self.v.reshape(-1, n), dtype=dtype)
         try:
-            a = model.acceleration(q, v).detach().cpu().numpy().astype(float)
+            a = model.acceleration(*self.states(model)).detach().cpu().numpy().astype(float)
         except (RuntimeError, ValueError):
             return None
-        if self.weights is None:
-            return a
-        return np.einsum("bl,bln->bn", self.weights, a.reshape(self.q.shape))
+        return self.average(a)
 
     def error(self, model, masses=None) -> float:
         """Absolute RMS error of the model's forces ``m * a`` against the targets (``inf``

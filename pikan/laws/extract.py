@@ -159,15 +159,16 @@ def solve(target: Target, options: Options,
 # ------------------------------------------------------------------ trained models
 
 
-_ESTIMATED_CAP = 1e-2  # tolerance cap when accelerations are estimated from positions
+_ESTIMATED_CAP = 1e-2  # Lagrangian tolerance when accelerations are estimates of noisy positions
 
 
-def _accelerations(data, rows: np.ndarray) -> tuple[np.ndarray, bool] | None:
+def _accelerations(data, rows: np.ndarray, trusted: bool) -> tuple[np.ndarray, bool] | None:
     """The data's accelerations on ``rows`` (estimated from positions when absent) and
-    whether they were measured; None when they cannot be had."""
+    whether they can be trusted sample by sample (given, or estimated from clean
+    positions: ``trusted``); None when they cannot be had."""
     try:
         source = data if data.has_accelerations else data.with_derivatives()
-        return source.accelerations()[0][rows], data.measured_accelerations
+        return source.accelerations()[0][rows], trusted
     except (DataError, ValueError):
         return None
 
@@ -177,25 +178,16 @@ def _force_error(model, proof: Evidence | None) -> float | None:
     evidence (:func:`pikan.laws.evidence.evidence`), an estimate of how far the trained model
     is from the physics.
 
-    Measured accelerations: the error as it is. Accelerations estimated from clean
-    positions: capped at 1 % of the RMS force (what is left of their noise would inflate
-    it). Weak-form averages of noisy positions: with their predicted noise removed
+    Accelerations given, or estimated from clean positions (accurate there): the error as
+    it is. Weak-form averages of noisy positions: with their predicted noise removed
     (:meth:`~pikan.laws.evidence.Evidence.excess`). None when unavailable.
     """
     if proof is None:
         return None
     masses = getattr(model, "masses", None)
     m = None if masses is None else masses.detach().cpu().numpy()
-    if proof.kind == "weak":
-        error = proof.excess(model, m)
-    else:
-        error = proof.error(model, m)
-    if not math.isfinite(error):
-        return None
-    if proof.kind == "estimated":
-        size = float(np.sqrt(np.mean((proof.target * (1.0 if m is None else m)) ** 2)))
-        error = min(error, _ESTIMATED_CAP * size)
-    return error
+    error = proof.excess(model, m) if proof.kind == "weak" else proof.error(model, m)
+    return error if math.isfinite(error) else None
 
 
 def _tolerance(given: float | None, force_error: float | None, target: Target,
@@ -403,7 +395,7 @@ def _module_law(model, name: str, q: np.ndarray, v: np.ndarray, library,
             raise DataError(f"module {name!r}: no candidate law is finite on the module's "
                             "inputs; hint: check the data and the trained model.")
         chosen = simplest_on_data(model, name, fits, chosen, proof, deadline)
-        passive = passive_on_data(model, name, q, v, accelerations, target, tol, z)
+        passive = passive_on_data(model, name, proof, target, tol, z)
         caveats = ()
         if passive is not None:
             passive, caveats = passive
@@ -523,10 +515,9 @@ def extract(model, data, modules: Sequence[str] | None = None,
         docstring). Default, per module: the RMS error of the model's forces ``m * a``
         against the data's evidence (:func:`pikan.laws.evidence.evidence`) over the RMS of
         the module's own target, clipped to [1e-7, 0.2]. Given accelerations are compared
-        as they are; from clean positions they are estimated (Savitzky--Golay) and the
-        error is capped at 1 % of the RMS force; from noisy positions the model is
-        compared with weak-form averages and their predicted noise is taken out. 1e-3 for
-        Lagrangians and when nothing can be estimated.
+        as they are, and so are Savitzky--Golay estimates of clean positions; from noisy
+        positions the model is compared with weak-form averages and their predicted noise
+        is taken out. 1e-3 for Lagrangians and when nothing can be estimated.
     max_samples : int
         Module input samples used (a seeded subset).
     time_limit : float, optional
@@ -568,11 +559,12 @@ def extract(model, data, modules: Sequence[str] | None = None,
     q, v, _ = data.states()
     rows = sample_rows(q.shape[0], max_samples, seed)
     q, v = q[rows], v[rows]
-    accelerations = _accelerations(data, rows)  # one derivative estimate for every module
     try:
         proof = evidence(data, max_samples, seed)
     except DataError:
         proof = None
+    # one derivative estimate for every module
+    accelerations = _accelerations(data, rows, proof is not None and proof.kind != "weak")
     force_error = None if tolerance is not None else _force_error(model, proof)
     laws = []
     for k, n in enumerate(names):

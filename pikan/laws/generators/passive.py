@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import sympy
-import torch
 
 from pikan.errors import SpecError
 from pikan.laws.candidates import Fit, Target, complexity, evaluate
@@ -87,10 +86,8 @@ PASSIVE_SLACK = 0.02
 data's dissipative force leaves at most this much (relative) more residual than all."""
 
 
-def passive_on_data(model, name: str, q: np.ndarray, v: np.ndarray,
-                    accelerations: tuple[np.ndarray, bool] | None, target: Target,
-                    tolerance: float, z: np.ndarray | None = None
-                    ) -> tuple[Fit, tuple[str, ...]] | None:
+def passive_on_data(model, name: str, proof, target: Target, tolerance: float,
+                    z: np.ndarray | None = None) -> tuple[Fit, tuple[str, ...]] | None:
     r"""A passive Dissipation read off its own construction, with the data choosing terms.
 
     The block is :math:`\sum_k a_k(u)^2 |z|^{\alpha_k} / \alpha_k`; for damping that does
@@ -98,7 +95,9 @@ def passive_on_data(model, name: str, q: np.ndarray, v: np.ndarray,
     force is linear in the ``c_k``. These are fitted by least squares to the data's
     dissipative force, ``M a`` minus the forces of the other modules, for every subset of
     the terms, and the fewest terms that explain it within :data:`PASSIVE_SLACK` of all of
-    them are kept. The terms are near-collinear over a small speed range (``v**2``,
+    them are kept. ``proof`` (:class:`pikan.laws.evidence.Evidence`) says what ``a`` is:
+    the data's accelerations, or, for noisy positions, their weak-form averages on
+    windows, the forces then averaged alike. The terms are near-collinear over a small speed range (``v**2``,
     ``|v|**3`` and ``v**4`` on ``[-1, 1]``), so the trained block mixes them freely;
     the data tell them apart.
 
@@ -106,21 +105,21 @@ def passive_on_data(model, name: str, q: np.ndarray, v: np.ndarray,
     -------
     (Fit, caveats) or None
         The law (its error measured against ``target``, the block's, not refit) and the
-        caveats of :func:`split_halves`; None for other blocks, or without accelerations.
+        caveats of :func:`split_halves`; None for other blocks, or without evidence.
     """
     block = model.blocks[name]
     candidates = passive_candidates(block.input_names, passive_degrees(block), z)
-    if not candidates or accelerations is None:
+    if not candidates or proof is None:
         return None
-    dtype = next((p.dtype for p in model.parameters()), torch.float64)
-    qt, vt = torch.as_tensor(q, dtype=dtype), torch.as_tensor(v, dtype=dtype)
+    qt, vt = proof.states(model)
     try:
         forces = model.forces(qt, vt)
         masses = model.masses.detach().cpu().numpy()
     except (RuntimeError, ValueError):
         return None
-    other = sum(f.detach().cpu().numpy() for n, f in forces.items() if n != name)
-    residual = (masses * accelerations[0] - other).reshape(-1)
+    other = sum((f.detach().cpu().numpy() for n, f in forces.items() if n != name),
+                np.zeros(tuple(qt.shape)))
+    residual = (masses * proof.target - proof.average(other)).reshape(-1)
     trial = copy.deepcopy(model)
     best, designs = [], {}
     for candidate in candidates:
@@ -130,7 +129,8 @@ def passive_on_data(model, name: str, q: np.ndarray, v: np.ndarray,
         for term in terms:
             try:
                 trial.fix(name, term / sympy.Float(1.0), trainable=False)
-                columns.append(trial.forces(qt, vt)[name].detach().cpu().numpy().reshape(-1))
+                column = trial.forces(qt, vt)[name].detach().cpu().numpy()
+                columns.append(proof.average(column).reshape(-1))
             except (SpecError, ValueError, RuntimeError):
                 break
         if len(columns) != len(terms):
@@ -150,7 +150,7 @@ def passive_on_data(model, name: str, q: np.ndarray, v: np.ndarray,
         + 1e-9 * float(np.sqrt(np.mean(residual**2)))
     size, _, expr, source = min((b for b in best if b[1] <= limit), key=lambda b: (b[0], b[1]))
     error, rmse = evaluate(target, expr)  # against the block: for the record, not refit
-    caveats = split_halves(*designs[expr], residual, n=len(q))
+    caveats = split_halves(*designs[expr], residual, n=len(proof.target))
     return Fit(expr, error, rmse, complexity(expr), f"{source}:data"), caveats
 
 
