@@ -50,6 +50,7 @@ from pikan.inspect.check import check_constraints
 from pikan.laws.evidence import evidence
 from pikan.laws.extract import extract
 from pikan.laws.law import Laws
+from pikan.laws.uncertainty import with_error_bars
 from pikan.laws.verify import TIE_FORCE, TIE_ROLLOUT, judge, verify
 from pikan.model.compile import Model, compile
 from pikan.spec.system import System
@@ -383,6 +384,7 @@ def _pipeline(spec: System, data, folder: Path | None, path: Path | None, *, ste
             choice["dropped_terms"] = dropped
             say(f"[pikan] dropped {len(dropped)} term(s) the held-out data do not need: "
                 + "; ".join(dropped))
+        laws = _error_bars(spec, laws, data, seed, choice, say)
         verification = verify(spec.with_laws(laws), held_out, model=model, seed=seed,
                               n_initial=len(held_out))
         laws = judge(laws, verification, exchanges)
@@ -396,9 +398,10 @@ def _pipeline(spec: System, data, folder: Path | None, path: Path | None, *, ste
         report["verdicts"] = {name: law.verdict for name, law in laws.items()}
         timings["verify_s"] = time.perf_counter() - start
         _announce(laws, verification, say, progress and main)
+    else:
+        laws = _error_bars(spec, laws, data, seed, {}, say)
     report["laws"] = {name: law.to_dict() for name, law in laws.items()}
-    if report.get("refinement", {}).get("used") != "refined":
-        law_model = compile(spec.with_laws(laws), seed=seed)
+    law_model = compile(spec.with_laws(laws), seed=seed)
     report.update(_diagnostics(model, data))
     timings["total_s"] = clock.elapsed()
     report["timings"] = timings
@@ -410,6 +413,20 @@ def _pipeline(spec: System, data, folder: Path | None, path: Path | None, *, ste
         if plots:
             run.plots = write_plots(run, data, folder / "plots")
     return run
+
+
+def _error_bars(spec, laws: Laws, data, seed: int, choice: dict, say) -> Laws:
+    """The laws with error bars on their constants (:func:`with_error_bars`); the constants
+    that noisy data moved are recorded in ``choice["moved_constants"]``."""
+    say("[pikan] error bars on the constants (bootstrap over trajectories)")
+    out = with_error_bars(spec, laws, data, seed=seed)
+    moved = [f"{name}: {laws[name].formula()} -> {out[name].formula()}" for name in laws
+             if laws[name].formula() != out[name].formula()]
+    if moved:
+        choice["moved_constants"] = moved
+        say("[pikan] constants the noisy data reject, replaced by their estimates: "
+            + "; ".join(moved))
+    return out
 
 
 def _with_data_warnings(laws: Laws, fit_warnings) -> Laws:

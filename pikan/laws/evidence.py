@@ -61,6 +61,8 @@ class Evidence:
         given or clean accelerations).
     reason : str
         Why this kind.
+    groups : ndarray of int, shape (N,) or (W,)
+        The trajectory each sample or window comes from.
     """
 
     kind: str
@@ -70,6 +72,7 @@ class Evidence:
     weights: np.ndarray | None
     floor: np.ndarray
     reason: str
+    groups: np.ndarray | None = None
 
     @property
     def measured(self) -> bool:
@@ -133,8 +136,9 @@ class Evidence:
     def subset(self, rows: np.ndarray) -> Evidence:
         """The evidence on the samples (or windows) ``rows`` only."""
         weights = None if self.weights is None else self.weights[rows]
+        groups = None if self.groups is None else self.groups[rows]
         return Evidence(self.kind, self.q[rows], self.v[rows], self.target[rows], weights,
-                        self.floor, self.reason)
+                        self.floor, self.reason, groups)
 
 
 def _noise_sigma(q: np.ndarray) -> np.ndarray:
@@ -172,16 +176,17 @@ def evidence(data: Trajectories, max_samples: int | None = None, seed: int = 0) 
     rng = np.random.default_rng(seed)
     if data.measured_accelerations or position_noise(data) <= CLEAN_NOISE:
         full = data if data.has_accelerations else data.with_derivatives()
-        q, v, _ = full.states()
+        q, v, ids = full.states()
         a, _ = full.accelerations()
         if max_samples is not None and q.shape[0] > max_samples:
             rows = np.sort(rng.choice(q.shape[0], max_samples, replace=False))
-            q, v, a = q[rows], v[rows], a[rows]
+            q, v, a, ids = q[rows], v[rows], a[rows], ids[rows]
         zero = np.zeros(q.shape[1])
         if data.measured_accelerations:
-            return Evidence("measured", q, v, a, None, zero, "the data carries accelerations")
+            return Evidence("measured", q, v, a, None, zero, "the data carries accelerations",
+                            ids)
         return Evidence("estimated", q, v, a, None, zero,
-                        "positions are clean: Savitzky-Golay accelerations")
+                        "positions are clean: Savitzky-Golay accelerations", ids)
     full = data if data.has_velocities else data.with_derivatives()
     length, every, why = weak_window(full)
     w = full.windows((length - 1) * every + 1, stride=1)
@@ -198,4 +203,5 @@ def evidence(data: Trajectories, max_samples: int | None = None, seed: int = 0) 
     if not np.all(np.isfinite(target)):
         raise DataError("the weak-form averages of the data are not finite")
     return Evidence("weak", q[rows], v[rows], target, weights, floor,
-                    f"positions are noisy: weak-form averages on windows of {why}")
+                    f"positions are noisy: weak-form averages on windows of {why}",
+                    w.trajectory[rows])

@@ -18,7 +18,8 @@ import dataclasses
 import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from statistics import NormalDist
 
 import numpy as np
 import sympy
@@ -123,6 +124,17 @@ class Law:
     caveats : tuple of str
         What extraction found doubtful about the law (e.g. constants that two halves of the
         data set differently); a law with a caveat is never "recovered".
+    template : sympy.Expr or list or None
+        ``expr`` with its constants as the symbols ``c0, c1, ...`` (None: no error bars;
+        :func:`pikan.laws.uncertainty.with_error_bars` sets them).
+    constants : dict
+        ``{"c0": (value, low, high), ...}``: each constant of ``template`` with its interval
+        at :attr:`level` (``low``, ``high`` NaN when the data do not determine it).
+    covariance : tuple of tuple of float
+        Covariance of the constants, in the order of :attr:`constants` (for
+        :meth:`interval`).
+    level : float
+        Confidence level of the intervals in :attr:`constants`.
     """
 
     module: str
@@ -139,6 +151,10 @@ class Law:
     verdict: str | None = None
     verdict_reason: str = ""
     caveats: tuple[str, ...] = ()
+    template: sympy.Expr | list | None = None
+    constants: dict = field(default_factory=dict)
+    covariance: tuple = ()
+    level: float = 0.9
 
     @property
     def up_to_constant(self) -> bool:
@@ -159,8 +175,95 @@ class Law:
         tail = " + const" if self.up_to_constant else ""
         return f"{self._head()} = {_short(self.expr)}{tail}"
 
+    def _with_errors(self, show) -> list[sympy.Expr] | None:
+        """The template's expressions with each constant replaced by ``show(value,
+        half_width)`` (a sympy atom), or None without error bars."""
+        if self.template is None or not self.constants:
+            return None
+        swap = {}
+        for name, (value, low, high) in self.constants.items():
+            half = (high - low) / 2 if math.isfinite(low) and math.isfinite(high) else math.nan
+            swap[sympy.Symbol(name)] = show(value, half)
+        templates = self.template if isinstance(self.template, (list, tuple)) \
+            else [self.template]
+        return [t.xreplace(swap) for t in templates]
+
+    def formula_with_errors(self) -> str:
+        """The law with each constant and its error bar, ``V(x) = (0.499 ± 0.004)*x**2 +
+        const`` (the half width of the interval at :attr:`level`; ``?`` where the data do
+        not determine a constant); :meth:`formula` when the law has no error bars."""
+        def show(value, half):
+            text = f"{_precise(value, half)} ± {half:.2g}" if math.isfinite(half) else \
+                f"{value:.6g} ± ?"
+            return sympy.Symbol(f"({text})")
+
+        exprs = self._with_errors(show)
+        if exprs is None:
+            return self.formula()
+        if isinstance(self.expr, (list, tuple)):
+            parts = [f"{o}: {sympy.sstr(e)}" for o, e in zip(self.outputs or self.inputs, exprs)]
+            return f"{self._head()} = [{'; '.join(parts)}]"
+        tail = " + const" if self.up_to_constant else ""
+        return f"{self._head()} = {sympy.sstr(exprs[0])}{tail}"
+
+    def interval(self, inputs: Mapping[str, np.ndarray], level: float = 0.9):
+        """Interval of the law's value at ``inputs`` from the constants' covariance.
+
+        Linear propagation: the value's variance is ``g C g^T`` with ``g`` the gradient of
+        the template in the constants and ``C`` :attr:`covariance`; the interval is the
+        value plus or minus the normal quantile of ``level`` times its standard deviation.
+
+        Parameters
+        ----------
+        inputs : dict of str to ndarray
+            Every input name of the law, arrays of one shape.
+        level : float
+            In (0, 1).
+
+        Returns
+        -------
+        (low, high) : ndarrays
+            The shape of the inputs, with a last axis over the outputs for a Dynamics law.
+
+        Raises
+        ------
+        SpecError
+            A law without error bars, a missing input, or a level outside (0, 1).
+        """
+        if self.template is None or not self.covariance:
+            raise SpecError(f"law {self.module!r} has no error bars; they come from "
+                            "pikan.discover, or pikan.laws.uncertainty.with_error_bars.")
+        if not 0.0 < float(level) < 1.0:
+            raise SpecError(f"interval: level must be in (0, 1), got {level!r}.")
+        missing = [n for n in self.inputs if n not in inputs]
+        if missing:
+            raise SpecError(f"interval of law {self.module!r}: inputs {missing} are missing.")
+        names = list(self.constants)
+        symbols = [sympy.Symbol(n) for n in names]
+        values = {s: self.constants[n][0] for s, n in zip(symbols, names)}
+        arrays = [np.asarray(inputs[n], dtype=float) for n in self.inputs]
+        shape = np.broadcast(*arrays).shape if arrays else ()
+        cov = np.asarray(self.covariance, dtype=float)
+        z = NormalDist().inv_cdf(0.5 + float(level) / 2)
+        lows, highs = [], []
+        templates = self.template if isinstance(self.template, (list, tuple)) \
+            else [self.template]
+        for template in templates:
+            exprs = [template] + [sympy.diff(template, s) for s in symbols]
+            columns = []
+            for e in exprs:
+                fn = numpy_function(e.xreplace(values), self.inputs)
+                columns.append(np.broadcast_to(np.asarray(fn(*arrays), dtype=float), shape))
+            center, grad = columns[0], np.stack(columns[1:], axis=-1)
+            spread = z * np.sqrt(np.maximum(np.einsum("...i,ij,...j->...", grad, cov, grad), 0))
+            lows.append(center - spread)
+            highs.append(center + spread)
+        if len(templates) == 1 and not isinstance(self.template, (list, tuple)):
+            return lows[0], highs[0]
+        return np.stack(lows, axis=-1), np.stack(highs, axis=-1)
+
     def __str__(self) -> str:
-        return self.formula() + (f"   [{self.verdict}]" if self.verdict else "")
+        return self.formula_with_errors() + (f"   [{self.verdict}]" if self.verdict else "")
 
     def best_alternatives(self, count: int = 3) -> list[Alternative]:
         """The ``count`` most accurate other points of the Pareto front (for a law short of
@@ -178,6 +281,11 @@ class Law:
             rows = r" \\ ".join(sympy.latex(_round_floats(e)) for e in self.expr)
             return f"{head} = \\begin{{pmatrix}} {rows} \\end{{pmatrix}}"
         tail = r" + \mathrm{const}" if self.up_to_constant else ""
+        errors = self._with_errors(lambda value, half: sympy.Symbol(
+            rf"\left({_precise(value, half)} \pm {half:.2g}\right)" if math.isfinite(half)
+            else rf"\left({value:.6g} \pm ?\right)"))
+        if errors is not None:
+            return f"{head} = {sympy.latex(errors[0])}{tail}"
         return f"{head} = {sympy.latex(_round_floats(self.expr))}{tail}"
 
     def to_dict(self) -> dict:
@@ -202,6 +310,10 @@ class Law:
                              for a in self.alternatives],
             "verdict": self.verdict, "verdict_reason": self.verdict_reason,
             "caveats": list(self.caveats),
+            "template": text(self.template),
+            "constants": {k: [number(x) for x in v] for k, v in self.constants.items()},
+            "covariance": [[float(x) for x in row] for row in self.covariance],
+            "level": float(self.level),
         }
 
     @classmethod
@@ -243,12 +355,32 @@ class Law:
                 parse(_text(alt["expr"], where), inputs, where=f"{where} alternative"),
                 int(alt.get("complexity") or 0), _float(alt.get("error")),
                 str(alt.get("source") or ""), alt.get("output"), _float(alt.get("rmse"))))
+        constants = data.get("constants") or {}
+        if not isinstance(constants, Mapping) or not all(
+                isinstance(v, list) and len(v) == 3 for v in constants.values()):
+            raise SpecError(f"{where}: 'constants' must map names to [value, low, high].")
+        constants = {str(k): tuple(_float(x) for x in v) for k, v in constants.items()}
+        template = read(data.get("template"), [*inputs, *constants], "template")
+        covariance = tuple(tuple(_float(x) for x in row) for row in data.get("covariance") or ())
+        if covariance and (len(covariance) != len(constants)
+                           or any(len(row) != len(constants) for row in covariance)):
+            raise SpecError(f"{where}: 'covariance' must be square, one row per constant.")
         return cls(module, kind, tuple(inputs), expr, in_state, _float(data.get("r2")),
                    _float(data.get("rmse")), _float(data.get("error")),
                    int(data.get("complexity") or 0), tuple(alternatives),
                    tuple(data.get("outputs") or ()), _verdict(data.get("verdict"), where),
                    str(data.get("verdict_reason") or ""),
-                   tuple(str(c) for c in data.get("caveats") or ()))
+                   tuple(str(c) for c in data.get("caveats") or ()), template, constants,
+                   covariance, _float(data.get("level", 0.9)))
+
+
+def _precise(value: float, half: float) -> str:
+    """``value`` with as many digits as its error bar ``half`` warrants (two of the bar)."""
+    if not (math.isfinite(half) and half > 0) or value == 0:
+        return f"{value:.6g}"
+    digits = max(1, min(12, int(math.floor(math.log10(abs(value))))
+                        - int(math.floor(math.log10(half))) + 2))
+    return f"{value:.{digits}g}"
 
 
 def _text(value: object, where: str) -> str:
@@ -328,6 +460,16 @@ class Laws(Mapping):
             out[name] = dataclasses.replace(law, expr=expr, in_state=state)
         return Laws(out, spec=self.spec)
 
+    def with_error_bars(self, bars: Mapping[str, tuple]) -> Laws:
+        """A copy with ``{module: (template, constants, covariance, level)}`` set on the named
+        laws (:func:`pikan.laws.uncertainty.with_error_bars` computes them)."""
+        out = dict(self._laws)
+        for name, (template, constants, covariance, level) in bars.items():
+            out[name] = dataclasses.replace(self[name], template=template,
+                                            constants=dict(constants),
+                                            covariance=tuple(covariance), level=float(level))
+        return Laws(out, spec=self.spec)
+
     def with_verdicts(self, verdicts: Mapping[str, tuple[str, str]]) -> Laws:
         """A copy with ``{module: (verdict, reason)}`` set on the named laws."""
         out = dict(self._laws)
@@ -377,7 +519,7 @@ class Laws(Mapping):
         lines = ["| module | kind | law | complexity | R^2 | error | verdict |",
                  "|---|---|---|---|---|---|---|"]
         for law in self._laws.values():
-            text = law.formula().split(" = ", 1)[1].replace("|", "\\|")
+            text = law.formula_with_errors().split(" = ", 1)[1].replace("|", "\\|")
             lines.append(f"| {law._head()} | {law.kind} | `{text}` | {law.complexity} | "
                          f"{law.r2:.6g} | {law.error:.3g} | {law.verdict or 'unchecked'} |")
         return "\n".join(lines)

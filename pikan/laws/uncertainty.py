@@ -1,0 +1,287 @@
+r"""Error bars on the constants of laws: how far the data let each constant move.
+
+:func:`with_error_bars` takes a system's laws and the data they were found on and gives
+every numeric constant of every law (the constants the end-to-end refinement trains:
+every float, numeric term and coefficient; exponents stay structure) an interval:
+
+1. The law model is compiled with its constants as parameters, and the data's evidence
+   (:func:`pikan.laws.evidence.evidence`: given accelerations, Savitzky--Golay estimates of
+   clean positions, or weak-form averages of noisy positions) is read once. The residual
+   of the law model against it, each coordinate over its RMS, and the Jacobian of its
+   predictions in the constants (finite differences) set up a linear least-squares problem
+   for the constants' correction, all modules' constants together (the data fix the total
+   force, not each module's share of it alone).
+2. **Bootstrap over trajectories**: :data:`BOOTSTRAP` times, whole trajectories are drawn
+   with replacement and the correction is solved on them; a trajectory's samples (or
+   windows, which overlap) stay together, so their correlation is kept. The interval at
+   ``level`` is the data's estimate plus or minus Student's t quantile (``G - 1`` degrees
+   of freedom for ``G`` trajectories) times the bootstrap standard deviation, corrected by
+   ``sqrt(G / (G - 1))``: with the ten or so trajectories of a typical data set, plain
+   bootstrap quantiles are too narrow. The bootstrap covariance gives
+   :meth:`pikan.laws.law.Law.interval`.
+3. A constant the data do not determine (a direction of the least-squares problem with a
+   singular value below :data:`RANK_RTOL` of the largest, e.g. two constants whose product
+   alone acts) gets a NaN interval.
+4. On noisy positions (weak-form evidence), a constant outside the data's own 99 %
+   interval is replaced by the data's estimate: extraction may have snapped it to a simple
+   value through a KAN fitted to noise (``3/10`` for a coupling of 0.29). On clean data
+   constants are left as they are (a snapped ``1/2`` there is usually the truth).
+
+Lagrangian laws get no error bars: a Lagrangian is defined up to a scale, so its constants
+are determined only relative to each other.
+"""
+
+from __future__ import annotations
+
+import math
+from statistics import NormalDist
+
+import numpy as np
+import sympy
+import torch
+from scipy.special import stdtrit
+
+from pikan.errors import DataError, SpecError
+from pikan.laws.evidence import Evidence, evidence
+from pikan.laws.law import Laws
+from pikan.model.compile import compile as compile_spec
+
+__all__ = ["BOOTSTRAP", "LEVEL", "RANK_RTOL", "constant_intervals", "with_error_bars"]
+
+LEVEL = 0.9
+"""Default confidence level of the intervals."""
+BOOTSTRAP = 400
+"""Bootstrap resamples of the trajectories."""
+RANK_RTOL = 1e-8
+"""A direction of the constants whose singular value is below this share of the largest is
+not determined by the data."""
+REPLACE_LEVEL = 0.99
+"""On noisy positions, a constant outside the data's interval at this level is replaced by
+the data's estimate."""
+STEP_RTOL = 1e-6
+"""Relative step of the finite differences in the constants."""
+
+
+def _law_constants(model, names) -> list[tuple[str, int, torch.nn.Parameter]]:
+    """Every trainable constant of the laws of ``names``: (module, index, parameter)."""
+    out = []
+    for name in names:
+        for piece in model.blocks[name].core:
+            constants = getattr(piece, "constants", None)
+            if isinstance(constants, torch.nn.Parameter):
+                out += [(name, k, constants) for k in range(constants.numel())]
+    return out
+
+
+def constant_intervals(spec, laws: Laws, proof: Evidence, groups: np.ndarray,
+                       level: float = LEVEL, seed: int = 0) -> dict:
+    """The bootstrap behind :func:`with_error_bars`, on a given evidence.
+
+    Parameters
+    ----------
+    spec : System
+        The learning spec (modules with or without laws).
+    laws : Laws
+    proof : Evidence
+    groups : ndarray of int, shape (rows of proof,)
+        The trajectory of each row of ``proof`` (resampled together).
+    level : float
+    seed : int
+
+    Returns
+    -------
+    dict
+        ``module -> (template, {name: (value, low, high)}, covariance, estimates)`` for each
+        law that has constants (``estimates``: the data's estimate of each constant).
+    """
+    names = [n for n in laws if laws[n].kind != "Lagrangian"]
+    model = compile_spec(spec.with_laws(laws))
+    for name in names:
+        model.fix(name, laws[name].expr, trainable=True)
+    model = model.double()
+    for name in names:  # the constants from the laws' exact numbers, not float32 copies
+        for piece in model.blocks[name].core:
+            if isinstance(getattr(piece, "constants", None), torch.nn.Parameter):
+                piece.constants.data = torch.tensor([float(o) for o in piece._originals],
+                                                    dtype=torch.float64)
+    entries = _law_constants(model, names)
+    if not entries:
+        return {}
+    rms = np.sqrt(np.mean(proof.target**2, axis=0))
+    rms = np.maximum(rms, 0.1 * rms.max() if rms.max() > 0 else 1.0)
+
+    def predict() -> np.ndarray:
+        with torch.no_grad():
+            out = proof.predict(model)
+        if out is None or not np.all(np.isfinite(out)):
+            raise DataError("the law model cannot be evaluated on the data")
+        return out / rms
+
+    base = predict()
+    residual = proof.target / rms - base  # (rows, n)
+    columns = []
+    for _, k, parameter in entries:
+        value = float(parameter.data[k])
+        step = STEP_RTOL * max(abs(value), 1e-3)
+        with torch.no_grad():
+            parameter.data[k] = value + step
+        try:
+            columns.append((predict() - base) / step)
+        finally:
+            with torch.no_grad():
+                parameter.data[k] = value
+    jac = np.stack(columns, axis=-1)  # (rows, n, K)
+    rows, n, count = jac.shape
+    values = np.array([float(p.data[k]) for _, k, p in entries])
+    # scale the constants so that the columns are comparable
+    norms = np.sqrt(np.sum(jac**2, axis=(0, 1)))
+    determined = norms > 0
+    scale = np.where(determined, norms, 1.0)
+    design = jac / scale
+
+    def solve(weights: np.ndarray) -> np.ndarray:
+        w = np.sqrt(weights)[:, None, None]
+        a = (design * w).reshape(rows * n, count)
+        b = (residual * w[..., 0]).reshape(rows * n)
+        u, s, vt = np.linalg.svd(a, full_matrices=False)
+        keep = s > RANK_RTOL * s.max() if s.size and s.max() > 0 else np.zeros_like(s, bool)
+        return (vt[keep].T @ ((u[:, keep].T @ b) / s[keep])) / scale
+
+    full = np.ones(rows)
+    shift = solve(full)
+    # directions the data do not fix: constants loading on small singular values
+    _, s, vt = np.linalg.svd(design.reshape(rows * n, count), full_matrices=False)
+    weak = s <= RANK_RTOL * s.max() if s.size and s.max() > 0 else np.ones_like(s, bool)
+    loose = np.any(np.abs(vt[weak]) > 1e-6, axis=0) if weak.any() else np.zeros(count, bool)
+    loose |= ~determined
+    rng = np.random.default_rng(seed)
+    labels, index = np.unique(groups, return_inverse=True)
+    samples = []
+    for _ in range(BOOTSTRAP):
+        counts = np.bincount(rng.integers(len(labels), size=len(labels)), minlength=len(labels))
+        samples.append(values + solve(counts[index].astype(float)))
+    samples = np.array(samples)  # (B, K)
+    estimates = values + shift
+    groups_n = len(labels)
+    # the bootstrap spread of a mean over G groups is sqrt((G-1)/G) of the sampling spread,
+    # and G is small (trajectories): Student's t with G-1 degrees of freedom
+    spread = np.std(samples, axis=0) * math.sqrt(groups_n / max(groups_n - 1, 1))
+    low, high = _t_interval(estimates, spread, level, groups_n - 1)
+    wide_low, wide_high = _t_interval(estimates, spread, REPLACE_LEVEL, groups_n - 1)
+    if groups_n < 2:  # one trajectory: the bootstrap cannot vary; use the curvature
+        z = NormalDist().inv_cdf(0.5 + level / 2)
+        dof = max(rows * n - count, 1)
+        sigma2 = float(np.sum((residual - design @ (shift * scale)) ** 2)) / dof
+        a = design.reshape(rows * n, count)
+        cov = sigma2 * np.linalg.pinv(a.T @ a) / np.outer(scale, scale)
+        half = z * np.sqrt(np.maximum(np.diag(cov), 0))
+        low, high = estimates - half, estimates + half
+        wide_low, wide_high = estimates - 2 * half, estimates + 2 * half
+        samples = None
+    covariance = np.cov(samples, rowvar=False).reshape(count, count) if samples is not None \
+        else cov
+    out = {}
+    position = 0
+    for name in names:
+        mine = [i for i, e in enumerate(entries) if e[0] == name]
+        if not mine:
+            continue
+        out[name] = _module_result(model, name, mine, values, estimates, low, high, wide_low,
+                                   wide_high, loose, covariance)
+        position += len(mine)
+    return out
+
+
+def _t_interval(center: np.ndarray, spread: np.ndarray, level: float,
+                dof: int) -> tuple[np.ndarray, np.ndarray]:
+    """``center`` plus or minus Student's t quantile of ``level`` (``dof`` degrees of
+    freedom, at least 1) times ``spread``."""
+    half = float(stdtrit(max(dof, 1), 0.5 + level / 2)) * spread
+    return center - half, center + half
+
+
+def _module_result(model, name, mine, values, estimates, low, high, wide_low, wide_high,
+                   loose, covariance):
+    """One module's template, constants with intervals, covariance and data estimates."""
+    symbols, templates, offset = [], [], mine[0]
+    for piece in model.blocks[name].core:
+        dummies = list(getattr(piece, "_dummies", ()))
+        swap = {}
+        for dummy in dummies:
+            symbol = sympy.Symbol(f"c{len(symbols)}")
+            symbols.append(symbol)
+            swap[dummy] = symbol
+        templates.append(piece._lifted.xreplace(swap))
+    constants, data = {}, {}
+    for symbol, i in zip(symbols, range(offset, offset + len(symbols))):
+        interval = (math.nan, math.nan) if loose[i] else (float(low[i]), float(high[i]))
+        constants[str(symbol)] = (float(values[i]), *interval)
+        data[str(symbol)] = (float(estimates[i]), float(wide_low[i]), float(wide_high[i]),
+                             bool(loose[i]))
+    block = covariance[np.ix_(mine, mine)]
+    block = np.where(np.isfinite(block), block, 0.0)
+    return templates, constants, tuple(tuple(float(x) for x in row) for row in block), data
+
+
+def with_error_bars(spec, laws: Laws, data, level: float = LEVEL, seed: int = 0) -> Laws:
+    """The laws with an interval on every constant (module docstring).
+
+    Parameters
+    ----------
+    spec : System
+        The learning spec.
+    laws : Laws
+        One law per learned module (as :func:`pikan.discover` gives them).
+    data : Trajectories
+        The data the laws were found on (estimated velocities and accelerations count as
+        estimates, ``data.estimated``).
+    level : float
+        Confidence level, in (0, 1).
+    seed : int
+        Seeds the bootstrap.
+
+    Returns
+    -------
+    Laws
+        A copy: each law with constants has ``template``, ``constants``, ``covariance`` and
+        ``level`` set; on noisy positions, constants outside the data's 99 % interval are
+        replaced by the data's estimate.
+
+    Raises
+    ------
+    SpecError
+        ``level`` outside (0, 1).
+    """
+    if not 0.0 < float(level) < 1.0:
+        raise SpecError(f"with_error_bars: level must be in (0, 1), got {level!r}.")
+    try:
+        proof = evidence(data, seed=seed)
+    except DataError:
+        return laws
+    groups = proof.groups
+    try:
+        results = constant_intervals(spec, laws, proof, groups, float(level), seed)
+    except (DataError, SpecError, ValueError, RuntimeError, np.linalg.LinAlgError):
+        return laws
+    replaced = {}
+    for name, (templates, constants, covariance, estimates) in results.items():
+        if proof.kind != "weak":
+            continue
+        values = dict(constants)
+        moved = False
+        for key, (estimate, wide_low, wide_high, loose) in estimates.items():
+            value = values[key][0]
+            if not loose and not wide_low <= value <= wide_high:
+                values[key] = (estimate, *values[key][1:])
+                moved = True
+        if moved:
+            swap = {sympy.Symbol(k): sympy.Float(v[0]) for k, v in values.items()}
+            exprs = [t.xreplace(swap) for t in templates]
+            replaced[name] = exprs if laws[name].kind == "Dynamics" else exprs[0]
+            results[name] = (templates, values, covariance, estimates)
+    out = laws.with_exprs(replaced) if replaced else laws
+    updates = {}
+    for name, (templates, constants, covariance, _) in results.items():
+        template = templates if out[name].kind == "Dynamics" else templates[0]
+        updates[name] = (template, constants, covariance, float(level))
+    return out.with_error_bars(updates)

@@ -1,0 +1,117 @@
+"""Error bars on law constants (pikan/laws/uncertainty.py): intervals that contain the truth
+at about their level, constants the data do not fix, snapped constants the noisy data
+reject, and the law's own interval."""
+
+import math
+
+import numpy as np
+import pytest
+import sympy
+
+import pikan
+from pikan.data.trajectories import Trajectories
+from pikan.errors import SpecError
+from pikan.laws.law import Law, Laws
+from pikan.laws.uncertainty import with_error_bars
+from pikan.spec.system import Dissipation, Dynamics, Potential, System
+
+K, C = 0.85, 0.115
+TRUTH = System("dho", coords=["x"], modules=[Potential("V", inputs=["x"], law=f"{K}*x**2"),
+                                              Dissipation("D", inputs=["v_x"], law=f"{C}*v_x**2")])
+SPEC = System("dho", coords=["x"], modules=[Potential("V", inputs=["x"]),
+                                             Dissipation("D", inputs=["v_x"])])
+X, V = sympy.symbols("x v_x")
+
+
+@pytest.fixture(scope="module")
+def clean():
+    return pikan.simulate(TRUTH, n_trajectories=10, t=(0, 10), dt=0.05, seed=0)
+
+
+def noisy(clean, level, seed):
+    positions = Trajectories.from_arrays([r.t for r in clean], [r.q for r in clean],
+                                         coords=["x"])
+    return positions.with_noise(level, seed=seed).with_derivatives()
+
+
+def laws(k, c):
+    return Laws([Law("V", "Potential", ("x",), k * X**2),
+                 Law("D", "Dissipation", ("v_x",), c * V**2)], spec=SPEC)
+
+
+def test_intervals_hold_the_truth_at_about_their_level(clean):
+    hits = []
+    for seed in range(20):
+        out = with_error_bars(SPEC, laws(sympy.Float(K), sympy.Float(C)), noisy(clean, 0.02, seed),
+                              seed=seed)
+        (v_value, v_low, v_high), = out["V"].constants.values()
+        (d_value, d_low, d_high), = out["D"].constants.values()
+        assert v_value == K and 0 < v_high - v_low < 0.05  # centred on the data, not on K
+        hits.append((v_low <= K <= v_high, d_low <= C <= d_high))
+    coverage = np.mean(hits, axis=0)
+    print(f"90 % intervals: coverage {coverage[0]:.2f} (V), {coverage[1]:.2f} (D)")
+    assert coverage[0] >= 0.75 and coverage[1] >= 0.6
+
+
+def test_the_law_carries_its_template_constants_and_covariance(clean):
+    out = with_error_bars(SPEC, laws(sympy.Float(K), sympy.Float(C)), noisy(clean, 0.02, 1))
+    law = out["V"]
+    assert law.template == sympy.Symbol("c0") * X**2 and law.level == 0.9
+    assert list(law.constants) == ["c0"] and np.shape(law.covariance) == (1, 1)
+    text = str(law)
+    assert text.startswith("V(x) = (0.85") and " ± " in text and text.endswith("+ const")
+    assert r"\pm" in law.latex() and " ± " in out.to_markdown()
+    back = Laws.from_json(out.to_json())
+    assert back["V"].constants["c0"] == pytest.approx(law.constants["c0"])
+    assert back["V"].template == law.template and back["V"].covariance == law.covariance
+    x = np.linspace(-1, 1, 5)
+    low, high = law.interval({"x": x})
+    assert low.shape == (5,) and np.all(low <= K * x**2 + 1e-12)
+    assert np.all(high >= K * x**2 - 1e-12) and high[0] - low[0] > high[2] - low[2]
+    with pytest.raises(SpecError, match="inputs"):
+        law.interval({"y": x})
+    with pytest.raises(SpecError, match="level"):
+        law.interval({"x": x}, level=1.5)
+    with pytest.raises(SpecError, match="no error bars"):
+        laws(K, C)["V"].interval({"x": x})
+
+
+def test_a_constant_the_data_cannot_see_has_no_interval(clean):
+    # an additive constant of a potential exerts no force
+    shifted = Laws([Law("V", "Potential", ("x",), sympy.Float(K) * X**2 + sympy.Float(0.3)),
+                    Law("D", "Dissipation", ("v_x",), sympy.Float(C) * V**2)], spec=SPEC)
+    out = with_error_bars(SPEC, shifted, noisy(clean, 0.02, 2))
+    bars = sorted(out["V"].constants.values())
+    assert math.isnan(bars[0][1]) and bars[0][0] == pytest.approx(0.3)
+    assert bars[1][1] < K < bars[1][2]
+    assert "± ?" in out["V"].formula_with_errors()
+
+
+def test_noisy_data_replace_a_snapped_constant_they_reject_and_clean_data_do_not(clean):
+    snapped = laws(sympy.Rational(4, 5), sympy.Float(C))  # 0.8 for 0.85
+    out = with_error_bars(SPEC, snapped, noisy(clean, 0.02, 3))
+    (value, low, high), = out["V"].constants.values()
+    assert value == pytest.approx(K, rel=0.01) and low < value < high
+    assert float(out["V"].expr.coeff(X**2)) == pytest.approx(value)
+    kept = with_error_bars(SPEC, snapped, clean)
+    assert kept["V"].expr == sympy.Rational(4, 5) * X**2
+    with pytest.raises(SpecError, match="level"):
+        with_error_bars(SPEC, snapped, clean, level=0)
+
+
+def test_dynamics_laws_get_a_template_per_output():
+    spec = System("spin", coords=["x", "y"], modules=[
+        Potential("V", inputs=["x", "y"], law="0.6*(x**2 + y**2)"),
+        Dynamics("F", inputs=["v_x", "v_y"], outputs=["x", "y"], law=["1.3*v_y", "-1.3*v_x"])])
+    data = pikan.simulate(spec, n_trajectories=6, t=(0, 6), dt=0.05, seed=1)
+    learn = spec.learn("F")
+    vx, vy = sympy.symbols("v_x v_y")
+    found = Laws([Law("F", "Dynamics", ("v_x", "v_y"), [sympy.Float(1.3) * vy,
+                                                         sympy.Float(-1.3) * vx],
+                      outputs=("x", "y"))], spec=learn)
+    out = with_error_bars(learn, found, data)
+    law = out["F"]
+    assert isinstance(law.template, list) and len(law.template) == 2
+    assert set(law.constants) == {"c0", "c1"}
+    low, high = law.interval({"v_x": np.ones(3), "v_y": np.ones(3)})
+    assert low.shape == (3, 2) and np.all(low < high)
