@@ -185,3 +185,20 @@ def test_a_law_with_a_caveat_is_never_recovered(data):
     assert judged.verdict == "approximate" and "constants undetermined" in judged.verdict_reason
     back = pikan.Laws.from_json(doubtful.to_json())
     assert back["V"].caveats == ("constants undetermined",)
+
+
+def test_noisy_positions_are_verified_on_windows_from_fitted_starts():
+    clean = pikan.simulate(_oscillator(), n_trajectories=4, t=(0.0, 12.0), dt=0.05, seed=4)
+    positions = pikan.Trajectories.from_arrays([r.t for r in clean], [r.q for r in clean],
+                                               coords=["x", "y"])
+    noisy = positions.with_noise(0.02, seed=5).with_derivatives()
+    exact = verify(_oscillator(), noisy, n_initial=4, seed=0)
+    assert exact.windows > 4 and exact.horizon == pytest.approx(2 * np.pi / 2 ** 0.5, rel=0.1)
+    assert "windows of" in str(exact) and len(exact.per_trajectory) == 4
+    # the truth misses by about the noise, whatever the noise of its starting states
+    assert exact.rollout_error < 0.05 + 3 * exact.noise and exact.rollout_error < 0.04
+    stiffer = verify(_oscillator(k=1.1), noisy, model=pikan.compile(_oscillator()),
+                     n_initial=4, seed=0)
+    assert stiffer.rollout_error > 1.5 * exact.rollout_error
+    assert stiffer.force_error > 2 * stiffer.model_force_error and stiffer.worse_than_model
+    assert not stiffer.as_good_as_model

@@ -202,7 +202,8 @@ def savgol_derivative(
     dt : float
         Uniform time step.
     deriv : int
-        Derivative order (1: velocity, 2: acceleration); at most ``polyorder``.
+        Derivative order (0: smoothed values, 1: velocity, 2: acceleration); at most
+        ``polyorder``.
     window : int, optional
         Odd number of samples; default :func:`savgol_window` per column.
     polyorder : int
@@ -212,9 +213,9 @@ def savgol_derivative(
     ndarray, same shape as y
     """
     y = np.asarray(y, dtype=np.float64)
-    if not 1 <= deriv <= polyorder:
+    if not 0 <= deriv <= polyorder:
         raise DataError(
-            f"Savitzky–Golay needs 1 <= deriv <= polyorder, "
+            f"Savitzky–Golay needs 0 <= deriv <= polyorder, "
             f"got deriv={deriv}, polyorder={polyorder}"
         )
     columns = y.reshape(y.shape[0], -1)
