@@ -378,8 +378,8 @@ def _precise(value: float, half: float) -> str:
     """``value`` with as many digits as its error bar ``half`` warrants (two of the bar)."""
     if not (math.isfinite(half) and half > 0) or value == 0:
         return f"{value:.6g}"
-    digits = max(1, min(12, int(math.floor(math.log10(abs(value))))
-                        - int(math.floor(math.log10(half))) + 2))
+    digits = max(1, min(12, math.floor(math.log10(abs(value)))
+                        - math.floor(math.log10(half)) + 2))
     return f"{value:.{digits}g}"
 
 
