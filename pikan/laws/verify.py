@@ -47,7 +47,10 @@ these documented thresholds, with ``noise`` the estimated relative position nois
 5. the module is identifiable: no learned module it can exchange terms with (where the
    model lists such exchanges, ``model.exchanges``);
 6. extraction had no doubt about it (``Law.caveats`` is empty: e.g. constants that two
-   halves of the data set differently).
+   halves of the data set differently);
+7. the data pin every constant: where the law has error bars
+   (:func:`pikan.laws.uncertainty.with_error_bars`), each is known and at most
+   ``LOOSE_CONSTANT`` of the constant's value.
 
 The law's error against the module it was read from (``Law.error``) is not a rule: an
 exact law, refined end to end, often fits the data far better than the KAN did.
@@ -86,6 +89,11 @@ TIE_FORCE = 1e-4
 RK4_SUBSTEPS = 2
 """RK4 steps per data step in the rollouts: the integration error (down 16x) stays far
 below what the verdicts resolve (a data step alone left 3e-4 on a pendulum of period 2)."""
+LOOSE_CONSTANT = 0.25
+"""A law whose constant has an error bar (half the 90 % interval) wider than this share of
+its value is at best approximate: the data do not determine that constant, so the form
+itself is in doubt (at 1 % noise a quadratic potential came back as ``-8.6e8/(x**2 +
+295.7)**3``, the same curve inside the data's range)."""
 SHOOTING_WINDOWS = 16
 """On noisy positions, rollouts start from at most this many windows of each trajectory."""
 LOST = 0.5
@@ -433,6 +441,17 @@ def n_terms(law) -> int:
     return max(counts, default=0)
 
 
+def _loose_constants(law) -> list[str]:
+    """The constants of ``law`` whose interval is unknown or wider than
+    :data:`LOOSE_CONSTANT` of their value (none when the law has no error bars)."""
+    out = []
+    for name, (value, low, high) in getattr(law, "constants", {}).items():
+        if not (math.isfinite(low) and math.isfinite(high)) \
+                or (high - low) / 2 > LOOSE_CONSTANT * abs(value):
+            out.append(name)
+    return out
+
+
 def judge(laws, report: VerifyReport, exchanges=()):
     """One verdict per law from a verification report: :data:`pikan.laws.law.VERDICTS`.
 
@@ -472,6 +491,11 @@ def judge(laws, report: VerifyReport, exchanges=()):
             verdict, why = "approximate", "the law model is worse than the KAN on held-out data"
         elif law.caveats:
             verdict, why = "approximate", "; ".join(law.caveats)
+        elif _loose_constants(law):
+            verdict, why = "approximate", (
+                f"the data do not pin its constants {', '.join(_loose_constants(law))} (error "
+                f"bars wider than {LOOSE_CONSTANT:.0%} of the value): another form may fit "
+                "as well")
         elif n_terms(law) > 3 * len(law.inputs):
             verdict, why = "approximate", (f"a series of {n_terms(law)} terms in "
                                            f"{len(law.inputs)} input(s): it may stand in for "
