@@ -82,6 +82,7 @@ from pikan.laws.candidates import (
     drop_constant,
     fit_candidates,
     pareto,
+    rounded_key,
     sample_rows,
     search_deadline,
     select,
@@ -284,6 +285,32 @@ NOISY_REACH = 2
 times (plus 10) the chosen law's complexity."""
 
 
+NOISY_CONTENDERS = 40
+"""On noisy positions, the most candidate laws :func:`simplest_on_data` weighs on the data."""
+
+
+def _data_contenders(fits: Sequence[Fit], chosen: Fit, reach: int) -> list[Fit]:
+    """On noisy positions, the candidates the data judge: not only the front against the
+    KAN (a KAN fitted through noise wiggles, and a series that follows the wiggles hides
+    the true form behind it on that front: a Morse wall at 1 % noise), but every distinct
+    finite candidate up to ``reach`` whose error against the KAN is within three times the
+    chosen law's, at most :data:`NOISY_CONTENDERS` of them, the most accurate per
+    complexity first."""
+    bound = 3.0 * max(chosen.error, 1e-12)
+    seen, out = set(), []
+    for fit in sorted(fits, key=lambda f: (f.error, f.complexity)):
+        if not (math.isfinite(fit.error) and fit.error <= bound and fit.complexity <= reach):
+            continue
+        key = rounded_key(fit.expr)
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(fit)
+        if len(out) >= NOISY_CONTENDERS:
+            break
+    return sorted(out, key=lambda f: (f.complexity, f.error))
+
+
 def simplest_on_data(model, name: str, fits: Sequence[Fit], chosen: Fit,
                      proof: Evidence | None, deadline: Deadline | None = None) -> Fit:
     """The simplest front member that explains the data as well as the chosen law.
@@ -297,9 +324,11 @@ def simplest_on_data(model, name: str, fits: Sequence[Fit], chosen: Fit,
 
     On noisy positions (weak-form evidence) the selection's tolerance is the noise, so the
     chosen law may also be too simple (at 5 % noise a double well's coupling term carries
-    less force than the noise): there the more complex members up to
-    ``NOISY_REACH * complexity + 10`` of the chosen law's compete too, and the simplest
-    within :data:`OCCAM_SLACK` of the best of them on the data is taken.
+    less force than the noise), and the front against the KAN may hide the true form
+    behind series that follow the KAN's wiggles: there every contender of
+    :func:`_data_contenders` up to ``NOISY_REACH * complexity + 10`` of the chosen law's
+    is weighed on the data, and the simplest within :data:`OCCAM_SLACK` of the best is
+    taken.
 
     Parameters
     ----------
@@ -320,11 +349,12 @@ def simplest_on_data(model, name: str, fits: Sequence[Fit], chosen: Fit,
     Fit
     """
     deadline = as_deadline(deadline)
-    reach = chosen.complexity
-    if proof is not None and proof.kind == "weak":
-        reach = NOISY_REACH * chosen.complexity + 10
-    simpler = [f for f in pareto(fits) if f.complexity < chosen.complexity
-               or (f.complexity > chosen.complexity and f.complexity <= reach)]
+    noisy = proof is not None and proof.kind == "weak"
+    if noisy:
+        simpler = [f for f in _data_contenders(fits, chosen, NOISY_REACH * chosen.complexity
+                                               + 10) if f is not chosen]
+    else:
+        simpler = [f for f in pareto(fits) if f.complexity < chosen.complexity]
     if not simpler or proof is None or deadline.expired():
         return chosen
     trial = copy.deepcopy(model)  # each candidate in turn replaces the block's core
@@ -340,16 +370,16 @@ def simplest_on_data(model, name: str, fits: Sequence[Fit], chosen: Fit,
     reference = data_error(chosen)
     if not math.isfinite(reference):
         return chosen
-    if reach > chosen.complexity:  # noisy: the best of the wider front sets the reference
-        members = sorted([*simpler, chosen], key=lambda f: f.complexity)
-        errors = {}
-        for fit in members:
+    if noisy:  # the best of the contenders on the data sets the reference
+        errors = {id(chosen): reference}
+        for fit in simpler:
             if deadline.expired():
                 break
-            errors[id(fit)] = reference if fit is chosen else data_error(fit)
+            errors[id(fit)] = data_error(fit)
         best = min(errors.values())
-        return next((f for f in members if id(f) in errors
-                     and errors[id(f)] <= (1 + OCCAM_SLACK) * best), chosen)
+        members = sorted((f for f in [*simpler, chosen] if id(f) in errors),
+                         key=lambda f: (f.complexity, errors[id(f)]))
+        return next(f for f in members if errors[id(f)] <= (1 + OCCAM_SLACK) * best)
     for fit in simpler:  # by complexity, simplest first
         if deadline.expired():
             break
