@@ -342,7 +342,9 @@ def _pipeline(spec: System, data, folder: Path | None, path: Path | None, *, ste
 
     start = time.perf_counter()
     say("[pikan] extracting laws" + clock.describe())
-    laws = extract(model, data, seed=seed, time_limit=clock.share("extract"))
+    held_out, _ = _held_out(data, result.choices, seed)
+    laws = extract(model, data, seed=seed, time_limit=clock.share("extract"),
+                   held_out=held_out if len(held_out) < len(data) else None)
     timings["extract_s"] = time.perf_counter() - start
 
     start = time.perf_counter()

@@ -229,22 +229,21 @@ def _rollouts(model, starts: np.ndarray, times: np.ndarray, method: str,
             return np.full((times.size, *np.shape(initial)), np.inf)
         return np.stack([np.concatenate([r.q, r.v], axis=1) for r in sim], axis=1)
 
-    states = run(starts)
-    if reference is None or not np.isfinite(states).all():
-        return states
-    n2 = starts.shape[1]
+    if reference is None:
+        return run(starts)
+    count, n2 = starts.shape
     n = n2 // 2
     size = np.std(reference.reshape(-1, n2), axis=0)
     steps = 1e-6 * np.where(size > 0, size, 1.0)
-    columns = []
+    moved = np.repeat(starts[None], n2 + 1, axis=0)  # the starts, then each nudged once
     for j in range(n2):
-        moved = starts.copy()
-        moved[:, j] += steps[j]
-        other = run(moved)
-        if not np.isfinite(other).all():
-            return states
-        columns.append((other - states) / steps[j])
-    sens = np.stack(columns, axis=-1)  # (T, B, 2n, 2n): d state / d start_j
+        moved[j + 1, :, j] += steps[j]
+    every = run(moved.reshape(-1, n2)).reshape(times.size, n2 + 1, count, n2)
+    states = every[:, 0]
+    if not np.isfinite(every).all():
+        return states
+    sens = np.stack([(every[:, j + 1] - states) / steps[j] for j in range(n2)], axis=-1)
+    # sens: (T, B, 2n, 2n), d state / d start_j
     residual = reference[..., :n] - states[..., :n]  # (T, B, n)
     shifts = []
     for b in range(starts.shape[0]):
