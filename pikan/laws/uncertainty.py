@@ -36,6 +36,7 @@ are determined only relative to each other.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from statistics import NormalDist
 
@@ -259,7 +260,7 @@ def with_error_bars(spec, laws: Laws, data, level: float = LEVEL, seed: int = 0)
         results = constant_intervals(spec, laws, proof, groups, float(level), seed)
     except (DataError, SpecError, ValueError, RuntimeError, np.linalg.LinAlgError):
         return laws
-    out = laws
+    out, stuck = laws, {}
     for name, (templates, constants, covariance, estimates) in list(results.items()):
         if proof.kind != "weak":
             continue
@@ -276,6 +277,12 @@ def with_error_bars(spec, laws: Laws, data, level: float = LEVEL, seed: int = 0)
                                     else exprs[0]})
             compile_spec(spec.with_laws(trial))  # e.g. a gyroscopic law must still do no work
         except (SpecError, ValueError):
+            outside = [k for k, (v, low, high) in constants.items()
+                       if math.isfinite(low) and not low <= v <= high]
+            if outside:
+                stuck[name] = (f"its constants {', '.join(outside)} lie outside the data's "
+                               f"{level:.0%} intervals and cannot move to the data's "
+                               "estimates without breaking the law's structure")
             continue
         out = trial
         results[name] = (templates, values, covariance, estimates)
@@ -283,4 +290,8 @@ def with_error_bars(spec, laws: Laws, data, level: float = LEVEL, seed: int = 0)
     for name, (templates, constants, covariance, _) in results.items():
         template = templates if out[name].kind == "Dynamics" else templates[0]
         updates[name] = (template, constants, covariance, float(level))
-    return out.with_error_bars(updates)
+    out = out.with_error_bars(updates)
+    if stuck:
+        out = Laws({name: dataclasses.replace(law, caveats=(*law.caveats, stuck[name]))
+                    if name in stuck else law for name, law in out.items()}, spec=out.spec)
+    return out

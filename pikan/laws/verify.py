@@ -89,11 +89,14 @@ TIE_FORCE = 1e-4
 RK4_SUBSTEPS = 2
 """RK4 steps per data step in the rollouts: the integration error (down 16x) stays far
 below what the verdicts resolve (a data step alone left 3e-4 on a pendulum of period 2)."""
-LOOSE_CONSTANT = 0.25
+LOOSE_CONSTANT = 0.015
 """A law whose constant has an error bar (half the 90 % interval) wider than this share of
-its value is at best approximate: the data do not determine that constant, so the form
-itself is in doubt (at 1 % noise a quadratic potential came back as ``-8.6e8/(x**2 +
-295.7)**3``, the same curve inside the data's range)."""
+its value is at best approximate. Far wider, the data do not determine the constant and the
+form itself is in doubt (at 1 % noise a quadratic potential came back as ``-8.6e8/(x**2 +
+295.7)**3``, the same curve inside the data's range); a few percent wide, the form may be
+right but "recovered" would promise constants the data do not give (on the generalization
+suite's noisy rows, five laws of the right form with constants 3.4-7.8 % off passed every
+other check)."""
 SHOOTING_WINDOWS = 16
 """On noisy positions, rollouts start from at most this many windows of each trajectory."""
 LOST = 0.5

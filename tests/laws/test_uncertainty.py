@@ -45,7 +45,7 @@ def test_intervals_hold_the_truth_at_about_their_level(clean):
         out = with_error_bars(SPEC, laws(sympy.Float(K), sympy.Float(C)), noisy(clean, 0.02, seed),
                               seed=seed)
         (v_value, v_low, v_high), = out["V"].constants.values()
-        (d_value, d_low, d_high), = out["D"].constants.values()
+        (_, d_low, d_high), = out["D"].constants.values()
         assert v_low < v_value < v_high and 0 < v_high - v_low < 0.05  # the data's estimate
         hits.append((v_low <= K <= v_high, d_low <= C <= d_high))
     coverage = np.mean(hits, axis=0)
