@@ -92,7 +92,7 @@ def main(argv=None) -> int:
 
         # 3. Discover.
         out = Path(args.out) if args.out else Path(scratch) / "run"
-        run = _story.discover(spec, data, out, args, steps=150 if args.quick else None,
+        run = _story.discover(spec, data, out, args, steps=400 if args.quick else None,
                               refine_steps=50 if args.quick else 200)
         print()
         recovered = _story.compare(run.laws["V"], TRUE_V, "V(x)")
