@@ -29,15 +29,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from pikan.data.derivatives import noise_level
 from pikan.data.trajectories import Trajectories
 from pikan.errors import DataError
-from pikan.train.losses import (
-    CLEAN_NOISE,
-    noise_sigma,
-    position_noise,
-    weak_weights,
-    weak_window,
-)
+from pikan.train.losses import CLEAN_NOISE, position_noise, weak_weights, weak_window
 
 __all__ = ["KINDS", "MAX_WINDOWS", "Evidence", "evidence"]
 
@@ -146,6 +141,15 @@ class Evidence:
                         self.floor, self.reason, groups)
 
 
+def _noise_sigma(q: np.ndarray) -> np.ndarray:
+    """Absolute position noise per coordinate of one trajectory: the smallest estimate of
+    6th, 8th and 10th differences (as :func:`pikan.train.losses.position_noise`)."""
+    sigma = np.atleast_1d(noise_level(q)).astype(float)
+    for order in (8, 10):
+        sigma = np.minimum(sigma, noise_level(q, order))
+    return sigma
+
+
 def evidence(data: Trajectories, max_samples: int | None = None, seed: int = 0) -> Evidence:
     """The data's evidence about forces, of the kind the data call for (module docstring).
 
@@ -187,7 +191,7 @@ def evidence(data: Trajectories, max_samples: int | None = None, seed: int = 0) 
     length, every, why = weak_window(full)
     w = full.windows((length - 1) * every + 1, stride=1)
     t, q, v = w.t[:, ::every], w.q[:, ::every], w.v[:, ::every]
-    sigma = np.stack([noise_sigma(record.q) for record in data])  # (trajectories, n)
+    sigma = np.stack([_noise_sigma(record.q) for record in data])  # (trajectories, n)
     cap = MAX_WINDOWS if max_samples is None else max(1, min(MAX_WINDOWS, max_samples // 4))
     rows = np.arange(t.shape[0])
     if rows.size > cap:

@@ -74,7 +74,6 @@ from pikan.data.integrate import simulate
 from pikan.errors import DataError, SpecError
 from pikan.laws.evidence import evidence
 from pikan.model.compile import compile as compile_spec
-from pikan.train.losses import motion_scales
 
 __all__ = ["VerifyReport", "judge", "n_terms", "verify"]
 
@@ -408,8 +407,11 @@ def verify(spec_with_laws, data, model=None, horizon: float | None = None,
 def _time_scale(data) -> float:
     r"""The fastest time scale of the data, :math:`2\pi\,\mathrm{std}(q)/\mathrm{std}(v)`
     (the period of an oscillator), over trajectories and coordinates."""
-    omega, _ = motion_scales(data)
-    return 2 * np.pi / omega
+    rates = []
+    for record in data:
+        spread_q, spread_v = record.q.std(axis=0), record.v.std(axis=0)
+        rates += [sv / sq for sq, sv in zip(spread_q, spread_v) if sq > 0 and sv > 0]
+    return 2 * np.pi / max(rates) if rates else math.inf
 
 
 def _smoothed(record) -> np.ndarray:

@@ -16,8 +16,8 @@ normalization :func:`coordinate_scale`), one file per kind, chosen by name throu
 """
 
 from pikan.train.losses.acceleration_matching import AccelerationLoss, acceleration_loss
-from pikan.train.losses.base import LossKind, coordinate_scale, motion_scales, relative_error
-from pikan.train.losses.choice import CLEAN_NOISE, choose_loss, noise_sigma, position_noise
+from pikan.train.losses.base import LossKind, coordinate_scale, relative_error
+from pikan.train.losses.choice import CLEAN_NOISE, choose_loss, position_noise
 from pikan.train.losses.registry import LOSS_KINDS, loss_kind
 from pikan.train.losses.regularization import (
     Penalty,
@@ -61,8 +61,6 @@ __all__ = [
     "kan_inputs",
     "learned_kans",
     "loss_kind",
-    "motion_scales",
-    "noise_sigma",
     "position_noise",
     "relative_error",
     "rollout",

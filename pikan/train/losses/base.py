@@ -50,28 +50,6 @@ def coordinate_scale(x: Tensor, center: bool = True, floor: float = 0.1) -> Tens
     return torch.maximum(size, low)
 
 
-def motion_scales(data) -> tuple[float, float]:
-    r"""The fastest rate of the motion and the typical time step of ``data`` (Trajectories).
-
-    The rate is the largest :math:`\mathrm{std}(v) / \mathrm{std}(q)` over trajectories and
-    coordinates (the angular frequency of an oscillator; velocities estimated when the data
-    has none), ``1 / dt`` when nothing moves; the step is the median over trajectories of
-    their median step (``inf`` for single samples).
-
-    Returns
-    -------
-    (omega, dt) : (float, float)
-    """
-    rates, steps = [], []
-    estimated = data if data.has_velocities else data.with_derivatives()
-    for record in estimated:
-        spread_q, spread_v = record.q.std(axis=0), record.v.std(axis=0)
-        rates += [sv / sq for sq, sv in zip(spread_q, spread_v) if sq > 0 and sv > 0]
-        steps.append(np.median(np.diff(record.t)) if len(record) > 1 else np.inf)
-    dt = float(np.median(steps))
-    return (max(rates) if rates else 1.0 / dt), dt
-
-
 def relative_error(prediction: Tensor, target: Tensor) -> float:
     r"""Relative RMS error :math:`\|p - t\| / \|t\|` over all entries."""
     prediction, target = prediction.detach(), target.detach()

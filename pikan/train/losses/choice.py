@@ -22,15 +22,6 @@ Lennard-Jones well reached validation 1.3e-3 and rolled out to inf, against 8.7e
 finite rollout on accelerations."""
 
 
-def noise_sigma(q: np.ndarray) -> np.ndarray:
-    """Absolute position noise per coordinate of one trajectory ``q`` (T, n): the smallest
-    estimate of 6th, 8th and 10th differences (see :func:`position_noise`)."""
-    sigma = np.atleast_1d(noise_level(q)).astype(float)
-    for order in (8, 10):
-        sigma = np.minimum(sigma, noise_level(q, order))
-    return sigma
-
-
 def position_noise(data: Trajectories) -> float:
     """Median relative noise of the positions: noise std / signal std.
 
@@ -47,7 +38,9 @@ def position_noise(data: Trajectories) -> float:
         if len(record) < 24:
             continue
         spread = record.q.std(axis=0)
-        sigma = noise_sigma(record.q)
+        sigma = np.atleast_1d(noise_level(record.q))
+        for order in (8, 10):
+            sigma = np.minimum(sigma, noise_level(record.q, order))
         ratios += [s / d for s, d in zip(sigma, spread) if d > 0]
     return float(np.median(ratios)) if ratios else 1.0
 

@@ -24,7 +24,7 @@ from torch import Tensor
 from pikan.data.integrate import rk4_step, verlet_step
 from pikan.data.trajectories import Trajectories
 from pikan.errors import DataError
-from pikan.train.losses.base import LossKind, coordinate_scale, motion_scales
+from pikan.train.losses.base import LossKind, coordinate_scale
 
 BOX_MARGIN = 0.1
 """A rollout loss's box: the training states' range widened by this share of its span."""
@@ -161,11 +161,18 @@ def rollout_window(data: Trajectories, length: int | None = None) -> tuple[int, 
     (length, every, reason) : (int, int, str)
         Points per window, the sample stride between them, and a sentence saying why.
     """
-    omega, dt = motion_scales(data)
+    rates, steps = [], []
+    estimated = data if data.has_velocities else data.with_derivatives()
+    for record in estimated:
+        spread_q, spread_v = record.q.std(axis=0), record.v.std(axis=0)
+        rates += [sv / sq for sq, sv in zip(spread_q, spread_v) if sq > 0 and sv > 0]
+        steps.append(np.median(np.diff(record.t)) if len(record) > 1 else np.inf)
+    dt = float(np.median(steps))
     shortest = int(data.lengths.min())
     if shortest < 2:
         raise DataError(f"rollout matching needs trajectories of at least 2 samples; the "
                         f"shortest has {shortest}; hint: drop it with data.subset(...)")
+    omega = max(rates) if rates else 1.0 / dt
     length = min(int(length or 16), shortest)
     if length < 2:
         raise DataError(f"rollout windows need at least 2 points, got length={length}")

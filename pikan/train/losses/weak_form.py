@@ -41,7 +41,7 @@ from torch import Tensor
 
 from pikan.data.trajectories import Trajectories
 from pikan.errors import DataError
-from pikan.train.losses.base import LossKind, coordinate_scale, motion_scales
+from pikan.train.losses.base import LossKind, coordinate_scale
 
 DEGREE = 4
 r"""The power :math:`p` of the bump :math:`(1 - s^2)^p`: the bump and its first ``p - 1``
@@ -223,7 +223,13 @@ def weak_window(data: Trajectories, length: int | None = None) -> tuple[int, int
     -------
     (length, every, reason) : (int, int, str)
     """
-    omega, dt = motion_scales(data)
+    rates, steps = [], []
+    estimated = data if data.has_velocities else data.with_derivatives()
+    for record in estimated:
+        spread_q, spread_v = record.q.std(axis=0), record.v.std(axis=0)
+        rates += [sv / sq for sq, sv in zip(spread_q, spread_v) if sq > 0 and sv > 0]
+        steps.append(np.median(np.diff(record.t)) if len(record) > 1 else np.inf)
+    dt = float(np.median(steps))
     shortest = int(data.lengths.min())
     if shortest < MIN_POINTS:
         raise DataError(f"weak-form matching needs trajectories of at least {MIN_POINTS} "
@@ -232,6 +238,7 @@ def weak_window(data: Trajectories, length: int | None = None) -> tuple[int, int
     if length is not None and length < MIN_POINTS:
         raise DataError(f"weak-form windows need at least {MIN_POINTS} points, got "
                         f"length={length}")
+    omega = max(rates) if rates else 1.0 / dt
     span = max(MIN_POINTS - 1, round(SPAN * 2 * np.pi / omega / dt))  # in samples
     span = min(span, shortest - 1)
     if length is None:
