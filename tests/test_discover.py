@@ -54,7 +54,9 @@ def test_noisy_positions_give_the_law_with_error_bars_that_hold_the_truth(tmp_pa
     noisy = pikan.Trajectories.from_arrays([r.t for r in clean], [r.q for r in clean],
                                            coords=["x"]).with_noise(0.02, seed=4)
     spec = pikan.System("anharmonic", coords=["x"], modules=[pikan.Potential("V", ["x"])])
-    run = pikan.discover(spec, noisy, out=tmp_path / "run", progress=False, plots=False)
+    # no time limit: what a limit cuts short depends on the machine's load, not on pikan
+    run = pikan.discover(spec, noisy, out=tmp_path / "run", progress=False, plots=False,
+                         time_limit=None)
     law = run.laws["V"]
     assert run.report["fit"]["choices"]["loss"] == "weak"
     assert pikan.equivalent(law.expr, "0.87*x**2 + 0.31*x**4", rtol=0.03), str(law)
