@@ -1,8 +1,10 @@
 """The ``pikan`` command: demo, systems, simulate, discover, laws, plot.
 
-Errors a user can cause reach the terminal as one line and exit code 2 (1 for other
-failures), never a traceback, unless ``--debug`` is given. ``pikan discover --strict`` exits
-3 when a law is short of "recovered" (its verdict, checked against held-out data).
+Errors a user can cause (bad options, specs, data files, output paths) reach the terminal as
+one line and exit code 2 (1 for other failures), never a traceback, unless ``--debug`` is
+given. ``pikan discover --strict`` exits 3 when a law is short of "recovered" (its verdict,
+checked against held-out data); an interrupt exits 130; a closed output pipe (``pikan laws
+RUN | head``) exits 141 quietly. ``pikan help [COMMAND]`` prints the help.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ from pikan.train.options import SEED_LIMIT
 DEMO_SYSTEM = "anisotropic"
 STRICT_EXIT = 3
 """Exit code of ``pikan discover --strict`` when a law is not recovered."""
+CLOSED_PIPE_EXIT = 141
+"""Exit code when the reader of the output closed the pipe (as for a process ended by
+SIGPIPE: 128 + 13); nothing is printed."""
 DEFAULT_TIME_LIMIT = 120.0
 """Default of ``--time-limit`` (the same as :func:`pikan.discover`'s)."""
 
@@ -149,7 +154,16 @@ def _parser() -> argparse.ArgumentParser:
     discover = sub.add_parser("discover", help="learn a spec from data and extract its laws")
     discover.add_argument("spec", help="catalogue name, or a Python file that defines `spec` "
                                        "(the file is run, like any Python config)")
-    discover.add_argument("data", help="trajectories: .h5 (pikan schema) or .csv")
+    discover.add_argument("data", help="trajectories: .h5 (pikan schema), .csv or .npz (columns "
+                                       "recognised by name, or named with the options below)")
+    discover.add_argument("--time", default=None, metavar="COLUMN",
+                          help="CSV/NPZ: the time column (default: 't' or 'time')")
+    discover.add_argument("--coords", default=None, metavar="X,Y",
+                          help="CSV/NPZ: the position columns, comma-separated (default: every "
+                               "column but the time, the trajectory id and v_/a_ columns)")
+    discover.add_argument("--trajectory", default="auto", metavar="COLUMN",
+                          help="CSV/NPZ: the trajectory-id column (default: one named id, traj, "
+                               "trajectory, run, ... if present; 'none': one trajectory)")
     discover.add_argument("-o", "--out", required=True,
                           help="run directory (built in RUN.partial, moved into place when "
                                "complete; an existing run is replaced only with --overwrite "
@@ -177,7 +191,24 @@ def _parser() -> argparse.ArgumentParser:
 
     plot = sub.add_parser("plot", help="(re)write the plots of a run directory")
     plot.add_argument("run")
+
+    helper = sub.add_parser("help", help="show the help of pikan or of one command")
+    helper.add_argument("topic", nargs="?", metavar="COMMAND", help="a command to explain")
     return parser
+
+
+def _cmd_help(parser: argparse.ArgumentParser, topic: str | None) -> int:
+    """``pikan help [COMMAND]``: the help of pikan, or of one command (an unknown one is a
+    usage error, exit 2)."""
+    if topic is None:
+        parser.print_help()
+        return 0
+    commands = next(action.choices for action in parser._actions
+                    if isinstance(action, argparse._SubParsersAction))
+    if topic not in commands:
+        parser.error(f"help: no command {topic!r}; choose from {', '.join(commands)}")
+    commands[topic].print_help()
+    return 0
 
 
 def _catalogue():
@@ -206,15 +237,23 @@ def _load_spec(source: str):
     return _catalogue().get(source).model()
 
 
-def _load_data(source: str):
-    path = Path(source)
-    if not path.is_file():
-        raise DataError(f"data file {source!r} not found")
-    if path.suffix.lower() == ".csv":
-        raise DataError(f"{source}: CSV needs column names; load it in Python with "
-                        "pikan.Trajectories.from_csv(path, time=..., coords=[...]) and save it "
-                        "as .h5 first.")
-    return Trajectories.load(path)
+def _load_data(args):
+    """The data file of ``pikan discover``, read by its suffix with the column options
+    (:meth:`Trajectories.read`); what was read from a table's columns is printed."""
+    columns = {}
+    if Path(args.data).suffix.lower() in (".csv", ".npz"):
+        coords = None
+        if args.coords is not None:
+            coords = [name.strip() for name in args.coords.split(",") if name.strip()]
+        trajectory = None if args.trajectory.lower() == "none" else args.trajectory
+        columns = {"time": args.time, "coords": coords, "trajectory": trajectory}
+    elif args.time is not None or args.coords is not None or args.trajectory != "auto":
+        raise DataError(f"{args.data}: --time, --coords and --trajectory apply to .csv and "
+                        ".npz files; an HDF5 file names its own coordinates")
+    data = Trajectories.read(args.data, **columns)
+    if data.source:
+        print(f"[pikan] read {data.source}")
+    return data
 
 
 def _simulate(name: str, n=None, t_end=None, dt=None, noise=0.0, seed=0):
@@ -293,7 +332,7 @@ def _cmd_demo(args) -> int:
 
 def _cmd_discover(args) -> int:
     spec = _load_spec(args.spec)
-    data = _load_data(args.data)
+    data = _load_data(args)
     run = discover(spec, data, out=args.out, steps=args.steps, seed=args.seed,
                    device=args.device, resume=args.resume, plots=not args.no_plots,
                    progress=not args.quiet, time_limit=args.time_limit,
@@ -357,13 +396,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-
-
+    if args.command == "help":
+        return _cmd_help(parser, args.topic)
     torch.set_num_threads(_threads(args, parser))
     keep_freed_memory()  # the command owns its process (see pikan.train.memory)
     started = time.time()
     try:
-        return _COMMANDS[args.command](args)
+        code = _COMMANDS[args.command](args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at exit
+        return code
+    except BrokenPipeError:  # `pikan laws RUN | head`: the reader has what it wanted
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # nothing left to flush at exit
+        return CLOSED_PIPE_EXIT
     except (SpecError, DataError) as error:
         if args.debug:
             raise

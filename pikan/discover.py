@@ -58,6 +58,7 @@ from pikan.train.batches import check_data
 from pikan.train.distributed import is_main_process
 from pikan.train.loop import TrainingError, fit, load_model
 from pikan.train.options import SEED_LIMIT
+from pikan.train.threads import with_call_threads
 
 
 @dataclass
@@ -208,6 +209,7 @@ def _check_options(*, steps, seed, device, refine_steps, time_limit, **flags) ->
     check_device(device)
 
 
+@with_call_threads
 def discover(spec: System, data, out=None, *, steps: int | None = None, seed: int = 0,
              device="auto", progress: bool = True, resume=None, refine_steps: int = 200,
              plots: bool = True, verify_laws: bool = True, distributed="auto",

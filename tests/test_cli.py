@@ -8,10 +8,12 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
 from pikan.cli import main
+from pikan.errors import DataError
 
 PIKAN = shutil.which("pikan") or ""
 
@@ -240,3 +242,95 @@ def test_a_save_interval_longer_than_the_span_exits_2(tmp_path):
     assert result.returncode == 2, result.stderr
     assert "dt=5.0 is longer than the time span" in result.stderr
     assert "Traceback" not in result.stderr and not out.exists()
+
+
+# ------------------------------------------------------------------ issue 21: a user's first hour
+
+
+def test_help_command_explains_pikan_or_one_command(capsys):
+    assert main(["help"]) == 0
+    assert "discover" in capsys.readouterr().out
+    assert main(["help", "laws"]) == 0
+    assert "--format" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_:
+        main(["help", "nope"])
+    assert exit_.value.code == 2 and "no command 'nope'" in capsys.readouterr().err
+
+
+def test_an_output_folder_that_does_not_exist_exits_2_naming_the_file(tmp_path):
+    target = tmp_path / "nonexistent" / "x.h5"
+    result = _run("simulate", "harmonic", "-o", str(target), "--n", "2", "--t-end", "1")
+    assert result.returncode == 2, result.stderr
+    assert f"{target}: the folder" in result.stderr and ".tmp" not in result.stderr
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path):
+    data = tmp_path / "d.h5"
+    assert _run("simulate", "harmonic", "-o", str(data), "--n", "2", "--t-end", "1").returncode == 0
+    command = [PIKAN, "systems"] if PIKAN else [sys.executable, "-m", "pikan", "systems"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    process.stdout.close()  # the reader is gone before pikan writes a line (like `| head -0`)
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 141
+    assert stderr == ""
+
+
+def test_discover_reads_a_csv_recognising_its_columns(tmp_path):
+    import pikan.systems
+
+    data = pikan.systems.get("harmonic").simulate(n_trajectories=6, t=(0.0, 6.0), seed=2)
+    lines = ["traj,time,x"]
+    for k, record in enumerate(data):
+        lines += [f"{k},{float(t)!r},{float(q)!r}" for t, q in zip(record.t, record.q[:, 0])]
+    table = tmp_path / "lab.csv"
+    table.write_text("\n".join(lines) + "\n")
+    result = _run("discover", "harmonic", str(table), "-o", str(tmp_path / "run"), "--steps",
+                  "200", "--quiet", "--no-plots")
+    assert result.returncode == 0, result.stderr
+    assert ("[pikan] read lab.csv: time 'time' (recognised), coordinates ['x'] (recognised), "
+            "6 trajectories by column 'traj' (recognised)") in result.stdout
+    assert "V(x)" in result.stdout
+
+
+def test_column_options_name_what_is_not_recognised(tmp_path):
+    import argparse
+
+    from pikan.cli import _load_data
+
+    t = np.linspace(0.0, 1.0, 5)
+    np.savez(tmp_path / "lab.npz", seconds=t, a=np.cos(t)[None].repeat(2, 0),
+             b=np.sin(t)[None].repeat(2, 0))
+    args = argparse.Namespace(data=str(tmp_path / "lab.npz"), time="seconds", coords="b",
+                              trajectory="none")
+    data = _load_data(args)
+    assert data.coords == ("b",) and len(data) == 2  # named: 'a' is not wanted
+    args.coords = "b, a"
+    assert _load_data(args).coords == ("b", "a")
+    args.trajectory = "run"
+    with pytest.raises(DataError, match=r"missing column\(s\) \['run'\]"):
+        _load_data(args)
+    h5 = argparse.Namespace(data=str(tmp_path / "x.h5"), time="t", coords=None, trajectory="auto")
+    with pytest.raises(DataError, match=r"apply to \.csv and \.npz files"):
+        _load_data(h5)
+
+
+def test_plot_rewrites_every_file_discover_wrote_the_loss_curves_too(tmp_path, capsys):
+    """`pikan plot RUN` once skipped loss.png: a run read from disk has no FitResult; the
+    training history comes from the run's model.pt."""
+    import pikan
+    import pikan.systems
+
+    entry = pikan.systems.get("harmonic")
+    data = entry.simulate(n_trajectories=3, t=(0, 2), dt=0.05, seed=0)
+    run = tmp_path / "run"
+    pikan.discover(entry.model(), data, out=run, steps=40, refine_steps=0, verify_laws=False,
+                   progress=False, seed=0)
+    written = {p.name: p.stat().st_size for p in (run / "plots").iterdir()}
+    assert {"loss.png", "trajectories.png", "energy.png", "activations_V.png"} <= set(written)
+    shutil.rmtree(run / "plots")
+    capsys.readouterr()
+    assert main(["plot", str(run)]) == 0
+    printed = capsys.readouterr().out.split()
+    assert sorted(os.path.basename(p) for p in printed) == sorted(written)
+    assert all((run / "plots" / name).stat().st_size > 1000 for name in written)

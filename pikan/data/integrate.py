@@ -22,7 +22,7 @@ import scipy.integrate
 import torch
 
 from pikan.data.trajectories import Trajectories, Trajectory
-from pikan.errors import DataError
+from pikan.errors import DataError, SpecError
 from pikan.model.compile import compile as compile_spec
 
 VectorField = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -416,6 +416,22 @@ METHODS = ("dop853", "rk4", "verlet")
 """simulate's integrators (its ``method=``)."""
 
 
+def _check_laws_given(spec) -> None:
+    """A spec to simulate must give every module's law: a module still to be learned would
+    be an untrained KAN, whose motion means nothing (and often blows up, which the solver
+    reported as a singularity of the system)."""
+    modules = getattr(spec, "modules", None)
+    if modules is None:
+        return  # not a System: compile_spec says what it is
+    learned = [m.name for m in modules if m.is_learned]
+    if learned:
+        raise SpecError(
+            f"simulate: module(s) {learned} of {getattr(spec, 'name', 'the spec')!r} have no "
+            "law: they are to be learned, and an untrained KAN has no motion to simulate; "
+            "hint: give every module a law (spec.with_laws(...)), or simulate a trained "
+            "model (run.model, or run.law_model for the extracted laws)")
+
+
 def simulate(
     system_or_model,
     n_trajectories: int | None = None,
@@ -475,6 +491,7 @@ def simulate(
         model, spec = system_or_model, getattr(system_or_model, "spec", None)
     else:
         spec = system_or_model
+        _check_laws_given(spec)
         model = compile_spec(spec)
     if isinstance(device, str) and device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"

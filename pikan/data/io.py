@@ -1,4 +1,4 @@
-"""Trajectory files: the HDF5 schema (version 1) and long-format CSV input.
+"""Trajectory files: the HDF5 schema (version 1), and long-format CSV and NPZ input.
 
 HDF5 schema (version 1), readable and writable with plain h5py::
 
@@ -46,6 +46,14 @@ the header; number cells are plain decimal numbers as ``float()`` reads them, bu
 ``inf`` are read and then refused by the validation with the time index. A trajectory id
 that is a number names one trajectory however it is written (``1``, ``1.0``, ``01`` and
 ``1e0`` are the same trajectory, compared exactly); other ids are compared as text.
+
+NPZ (``numpy.savez``): one named array per column, 1-D as a CSV file's columns, or 2-D
+``(trajectories, samples)`` with one trajectory per row (:func:`read_npz`).
+
+Columns of both are named by the caller or recognised (:func:`table_columns`): the time
+as ``t`` or ``time``, the trajectory id as one of :data:`TRAJECTORY_COLUMNS`, the
+coordinates as every other column but ``v_`` and ``a_`` ones; what was read from which
+column is kept for the user (:attr:`RawTrajectories.columns`).
 
 The readers turn a file into plain arrays and metadata (:class:`RawTrajectories`) and check
 only the file's own structure; :class:`pikan.data.trajectories.Trajectories` validates the values. Users
@@ -105,6 +113,8 @@ class RawTrajectories:
         The n coordinate names.
     system, masses, params
         Metadata stored in the file (None when absent; CSV files hold none).
+    columns : str or None
+        For a table (CSV, NPZ): which column was read as what (:meth:`Columns.describe`).
     """
 
     arrays: list
@@ -113,6 +123,7 @@ class RawTrajectories:
     system: str | None = None
     masses: Any = None
     params: dict | None = None
+    columns: str | None = None
 
 
 # ----------------------------------------------------------------------------- HDF5 writing
@@ -120,7 +131,19 @@ class RawTrajectories:
 
 def write_hdf5(path: Path, data) -> None:
     """Write ``data`` (:class:`~pikan.data.trajectories.Trajectories`) in the HDF5 schema
-    atomically: a temp file in the same folder, renamed."""
+    atomically: a temp file in the same folder, renamed.
+
+    Raises
+    ------
+    DataError
+        The folder does not exist, or ``path`` is a folder (named as given, never by the
+        temporary file's name).
+    """
+    if not path.parent.is_dir():
+        raise DataError(f"{path}: the folder {str(path.parent)!r} does not exist; hint: create "
+                        "it first, or choose another path")
+    if path.is_dir():
+        raise DataError(f"{path} is a folder; hint: name an .h5 file")
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
     try:
         with h5py.File(tmp, "w-", libver=LIBVER) as f:
@@ -128,6 +151,10 @@ def write_hdf5(path: Path, data) -> None:
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as error:  # permissions, a full disk: said of the file the user named
+        tmp.unlink(missing_ok=True)
+        reason = os.strerror(error.errno) if error.errno else type(error).__name__
+        raise DataError(f"{path}: cannot be written ({reason})") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -393,15 +420,169 @@ def _schema(found: dict, blobs: list, path: Path) -> RawTrajectories:
 # ----------------------------------------------------------------------------- CSV
 
 
-def read_csv(
-    path: Path,
-    *,
-    time: str,
-    coords: tuple[str, ...],
-    trajectory: str | None,
-    velocities,
-    accelerations,
-) -> RawTrajectories:
+TIME_COLUMNS = ("t", "time")
+"""Names (any case) a table's time column is recognised by when none is named."""
+
+TRAJECTORY_COLUMNS = ("id", "traj", "trajectory", "trajectory_id", "traj_id", "run", "run_id")
+"""Names (any case) a table's trajectory-id column is recognised by (``trajectory="auto"``)."""
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Which columns of a table (CSV, NPZ) hold what.
+
+    Attributes
+    ----------
+    time : str
+    coords : tuple of str
+    trajectory : str or None
+        The trajectory-id column; None: the table is one trajectory (or, in an NPZ file of
+        2-D arrays, one trajectory per row).
+    velocities, accelerations : list of str or None
+    sniffed : tuple of str
+        What was recognised rather than named by the caller (``"time"``, ``"coords"``,
+        ``"trajectory"``), for the description.
+    """
+
+    time: str
+    coords: tuple
+    trajectory: str | None
+    velocities: list | None
+    accelerations: list | None
+    sniffed: tuple = ()
+
+    @property
+    def numeric(self) -> list[str]:
+        """The number columns, in record order: time, positions, velocities, accelerations."""
+        return [self.time, *self.coords, *(self.velocities or []), *(self.accelerations or [])]
+
+    def describe(self, path: Path, n_trajectories: int, by_rows: bool = False) -> str:
+        """One line: what was read from which column, marking what was recognised
+        (``by_rows``: the arrays hold one trajectory per row)."""
+
+        def mark(item: str) -> str:
+            return " (recognised)" if item in self.sniffed else ""
+
+        parts = [f"time '{self.time}'{mark('time')}",
+                 f"coordinates {list(self.coords)}{mark('coords')}"]
+        if self.velocities:
+            parts.append(f"velocities {self.velocities}")
+        if self.accelerations:
+            parts.append(f"accelerations {self.accelerations}")
+        if self.trajectory:
+            parts.append(f"{n_trajectories} trajectories by column "
+                         f"'{self.trajectory}'{mark('trajectory')}")
+        else:
+            parts.append(f"{n_trajectories} trajector{'y' if n_trajectories == 1 else 'ies'} "
+                         f"({'one per row' if by_rows else 'no id column'})")
+        return f"{path.name}: " + ", ".join(parts)
+
+
+def table_columns(path: Path, header: list[str], *, time: str | None, coords, trajectory,
+                  velocities, accelerations) -> Columns:
+    """The columns of a table with the named ``header``, as named or recognised.
+
+    Parameters
+    ----------
+    path : Path
+        For messages.
+    header : list of str
+    time : str or None
+        None: the column named one of :data:`TIME_COLUMNS` (any case).
+    coords : tuple of str or None
+        None: every column that is not the time, the trajectory id or a ``v_`` / ``a_``
+        column, in header order.
+    trajectory : str, None or "auto"
+        ``"auto"``: the column named one of :data:`TRAJECTORY_COLUMNS` (any case), else none.
+    velocities, accelerations : list of str, False or None
+        None: the ``v_<coord>`` / ``a_<coord>`` columns when all are present.
+
+    Raises
+    ------
+    DataError
+        Missing or repeated columns, no time column to recognise, no coordinate left, and
+        (columns recognised, not named) ``v_`` / ``a_`` columns that match no coordinate.
+    """
+    present = {name: j for j, name in enumerate(header)}
+    sniffed = []
+
+    def recognised(choices: tuple) -> str | None:
+        return next((name for name in header if name.lower() in choices), None)
+
+    if time is None:
+        time = recognised(TIME_COLUMNS)
+        if time is None:
+            raise DataError(f"{path}: no time column: expected one named {' or '.join(TIME_COLUMNS)} "
+                            f"(any case); found {header}; hint: name it with time=... "
+                            "(--time on the command line)")
+        sniffed.append("time")
+    if trajectory == "auto":
+        trajectory = recognised(TRAJECTORY_COLUMNS)
+        if trajectory is not None:
+            sniffed.append("trajectory")
+    derivative = ("v_", "a_")
+    if coords is None:
+        coords = tuple(name for name in header if name not in (time, trajectory)
+                       and not name.startswith(derivative))
+        if not coords:
+            raise DataError(f"{path}: no coordinate columns besides the time '{time}'"
+                            f"{f' and the trajectory id {trajectory!r}' if trajectory else ''}"
+                            f"; found {header}")
+        sniffed.append("coords")
+
+    def optional(names, prefix):
+        if names is False:
+            return None
+        if names is None:
+            names = [f"{prefix}_{c}" for c in coords]
+            have = [c in present for c in names]
+            if any(have) and not all(have):
+                missing = [c for c, h in zip(names, have) if not h]
+                raise DataError(f"{path}: has some {prefix}_ columns but lacks {missing}")
+            return names if all(have) else None
+        return list(names)
+
+    vel, acc = optional(velocities, "v"), optional(accelerations, "a")
+    wanted = [time, *coords, *(vel or []), *(acc or []), *([trajectory] if trajectory else [])]
+    missing = [c for c in wanted if c not in present]
+    if missing:
+        hint = " (pass trajectory=None for a single trajectory)" if trajectory in missing else ""
+        raise DataError(f"{path}: missing column(s) {missing}; found {header}{hint}")
+    repeated = sorted({c for c in wanted if header.count(c) > 1})
+    if repeated:
+        raise DataError(f"{path}: column(s) {repeated} appear more than once in the header")
+    if "coords" in sniffed:  # nothing recognised is dropped without a word
+        unused = [name for name in header if name not in wanted]
+        if unused:
+            raise DataError(f"{path}: column(s) {unused} match no coordinate (coordinates "
+                            f"recognised: {list(coords)}); hint: name the coordinates with "
+                            "coords=[...] (--coords on the command line)")
+    return Columns(time, tuple(coords), trajectory, vel, acc, tuple(sniffed))
+
+
+def _records(path: Path, layout: Columns, values: np.ndarray, groups: list,
+             by_rows: bool = False) -> RawTrajectories:
+    """Per-trajectory arrays from a table's number columns (``values``, in
+    :attr:`Columns.numeric` order) and its rows per trajectory (``by_rows``: the arrays
+    held one trajectory per row)."""
+    n = len(layout.coords)
+    vel, acc = layout.velocities, layout.accelerations
+    records, labels = [], []
+    for k, (key, members) in enumerate(groups):
+        block = values[members]
+        records.append({
+            "t": block[:, 0],
+            "q": block[:, 1: 1 + n],
+            "v": block[:, 1 + n: 1 + 2 * n] if vel else None,
+            "a": block[:, 1 + n + (n if vel else 0):] if acc else None,
+        })
+        labels.append(f"{path.name}: trajectory {k} (id {key!r})")
+    return RawTrajectories(records, labels, list(layout.coords),
+                           columns=layout.describe(path, len(records), by_rows))
+
+
+def read_csv(path: Path, *, time: str | None, coords: tuple[str, ...] | None,
+             trajectory: str | None, velocities, accelerations) -> RawTrajectories:
     """Read a long-format CSV file: a header row, then one row per sample.
 
     Parameters
@@ -409,8 +590,8 @@ def read_csv(
     path : Path
         An existing file.
     time, coords, trajectory, velocities, accelerations
-        Column names, see :meth:`pikan.data.trajectories.Trajectories.from_csv`; ``coords`` already
-        validated.
+        Column names or None / ``"auto"`` to recognise them (:func:`table_columns`); see
+        :meth:`pikan.data.trajectories.Trajectories.from_csv`; ``coords`` already validated.
 
     Raises
     ------
@@ -420,51 +601,95 @@ def read_csv(
         trajectory ids.
     """
     header, rows, lines = _csv_rows(path)
-    columns = {name: j for j, name in enumerate(header)}
-
-    def optional(spec, prefix):
-        if spec is False:
-            return None
-        if spec is None:
-            names = [f"{prefix}_{c}" for c in coords]
-            present = [c in columns for c in names]
-            if any(present) and not all(present):
-                missing = [c for c, p in zip(names, present) if not p]
-                raise DataError(f"{path}: has some {prefix}_ columns but lacks {missing}")
-            return names if all(present) else None
-        return list(spec)
-
-    vel, acc = optional(velocities, "v"), optional(accelerations, "a")
-    wanted = [time, *coords, *(vel or []), *(acc or []), *([trajectory] if trajectory else [])]
-    missing = [c for c in wanted if c not in columns]
-    if missing:
-        hint = " (pass trajectory=None for a single trajectory)" if trajectory in missing else ""
-        raise DataError(f"{path}: missing column(s) {missing}; found {header}{hint}")
-    repeated = sorted({c for c in wanted if header.count(c) > 1})
-    if repeated:
-        raise DataError(f"{path}: column(s) {repeated} appear more than once in the header")
+    layout = table_columns(path, header, time=time, coords=coords, trajectory=trajectory,
+                           velocities=velocities, accelerations=accelerations)
     if not rows:
         raise DataError(f"{path}: has a header but no samples")
-    numeric = [time, *coords, *(vel or []), *(acc or [])]
-    cells = np.array([[row[columns[c]] for c in numeric] for row in rows], dtype=str)
-    values = _numbers(cells, numeric, lines, path)
-    groups = _groups(
-        [row[columns[trajectory]] for row in rows] if trajectory else None, trajectory, lines, path
-    )
-    n = len(coords)
-    records, labels = [], []
-    for k, (key, members) in enumerate(groups):
-        block = values[members]
-        records.append(
-            {
-                "t": block[:, 0],
-                "q": block[:, 1 : 1 + n],
-                "v": block[:, 1 + n : 1 + 2 * n] if vel else None,
-                "a": block[:, 1 + n + (n if vel else 0) :] if acc else None,
-            }
-        )
-        labels.append(f"{path.name}: trajectory {k} (id {key!r})")
-    return RawTrajectories(records, labels, list(coords))
+    index = {name: j for j, name in enumerate(header)}
+    cells = np.array([[row[index[c]] for c in layout.numeric] for row in rows], dtype=str)
+    places = [f"line {line}" for line in lines]
+    values = _numbers(cells, layout.numeric, places, path)
+    ids = [row[index[layout.trajectory]] for row in rows] if layout.trajectory else None
+    return _records(path, layout, values, _groups(ids, layout.trajectory, places, path))
+
+
+def read_npz(path: Path, *, time: str | None, coords: tuple[str, ...] | None,
+             trajectory: str | None, velocities, accelerations) -> RawTrajectories:
+    """Read a NumPy ``.npz`` file of named arrays, one array per column.
+
+    Arrays are either 1-D of one length (long format, as a CSV file's columns: a
+    trajectory-id array groups the samples) or 2-D of one shape ``(trajectories, samples)``
+    (one trajectory per row; the time may also be 1-D, shared by every row). Arrays must be
+    real numbers (trajectory ids may also be text); pickled objects are refused.
+
+    Parameters
+    ----------
+    path : Path
+        An existing file.
+    time, coords, trajectory, velocities, accelerations
+        As for :func:`read_csv`.
+
+    Raises
+    ------
+    DataError
+        Not an NPZ archive (or damaged), object arrays, arrays of other shapes or kinds,
+        and every column problem of :func:`table_columns`.
+    """
+    try:
+        with open(path, "rb") as handle:
+            magic = handle.read(4)
+    except OSError as error:
+        raise DataError(f"{path}: cannot be read ({error.strerror})") from None
+    if magic not in (b"PK\x03\x04", b"PK\x05\x06"):  # a zip archive's first record
+        hint = ("this is a single .npy array: save named arrays with numpy.savez(path, t=..., "
+                "x=...)" if magic == b"\x93NUM" else "expected numpy.savez's output")
+        raise DataError(f"{path}: is not an NPZ archive; hint: {hint}")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except ValueError as error:
+        raise DataError(f"{path}: cannot be read without unpickling objects ({error}); hint: "
+                        "store number arrays only") from None
+    except Exception as error:  # noqa: BLE001 - a damaged archive fails in zipfile's ways
+        raise DataError(f"{path}: is not a readable NPZ file ({type(error).__name__}: "
+                        f"{error})") from None
+    header = list(arrays)
+    layout = table_columns(path, header, time=time, coords=coords, trajectory=trajectory,
+                           velocities=velocities, accelerations=accelerations)
+    for name in layout.numeric:
+        kind = arrays[name].dtype.kind
+        if kind not in "iuf" or arrays[name].ndim not in (1, 2):
+            raise DataError(f"{path}: array '{name}' holds {arrays[name].dtype} of shape "
+                            f"{arrays[name].shape}; expected real numbers, 1-D (one sample "
+                            "each) or 2-D (trajectories, samples)")
+    data = [arrays[name] for name in layout.numeric]
+    if all(a.ndim == 1 for a in data):
+        length = {len(a) for a in data}
+        ids_array = arrays[layout.trajectory] if layout.trajectory else None
+        if ids_array is not None:
+            length.add(len(ids_array) if ids_array.ndim == 1 else -1)
+        if len(length) != 1:
+            raise DataError(f"{path}: 1-D arrays {layout.numeric} (and the trajectory ids) "
+                            "differ in length; expected one sample per entry in each")
+        places = [f"sample {i}" for i in range(len(data[0]))]
+        ids = None if ids_array is None else [str(value) for value in ids_array.tolist()]
+        groups = _groups(ids, layout.trajectory, places, path)
+        return _records(path, layout, np.stack(data, axis=1).astype(np.float64), groups)
+    if layout.trajectory is not None:
+        raise DataError(f"{path}: 2-D arrays hold one trajectory per row; the trajectory-id "
+                        f"array '{layout.trajectory}' is not needed with them; hint: pass "
+                        "trajectory=None")
+    shape = next(a.shape for a in data if a.ndim == 2)
+    if data[0].ndim == 1 and len(data[0]) == shape[1]:  # one time axis for every row
+        data[0] = np.broadcast_to(data[0], shape)
+    if any(a.shape != shape for a in data):
+        raise DataError(f"{path}: arrays {layout.numeric} have shapes "
+                        f"{[a.shape for a in data]}; expected one shape (trajectories, "
+                        "samples), or a 1-D time of the samples' length")
+    values = np.stack([a.reshape(-1) for a in data], axis=1).astype(np.float64)
+    groups = [(str(k), list(range(k * shape[1], (k + 1) * shape[1])))
+              for k in range(shape[0])]
+    return _records(path, layout, values, groups, by_rows=True)
 
 
 def _csv_rows(path: Path) -> tuple[list[str], list[list[str]], list[int]]:
@@ -517,8 +742,9 @@ def _plain_number(text: str) -> bool:
     return True
 
 
-def _numbers(cells: np.ndarray, names: list[str], lines: list[int], path: Path) -> np.ndarray:
-    """float64 values of a (rows, columns) array of cells, which must be plain numbers."""
+def _numbers(cells: np.ndarray, names: list[str], places: list[str], path: Path) -> np.ndarray:
+    """float64 values of a (rows, columns) array of cells, which must be plain numbers;
+    ``places`` names each row in messages (``"line 7"``)."""
     codes = cells.view(np.uint32) if cells.size else np.zeros(0, np.uint32)
     if not (codes >= 128).any() and not (codes == ord("_")).any():
         try:
@@ -528,26 +754,27 @@ def _numbers(cells: np.ndarray, names: list[str], lines: list[int], path: Path) 
     for i, j in np.ndindex(cells.shape):
         if not _plain_number(cells[i, j]):
             raise DataError(
-                f"{path}: line {lines[i]}, column '{names[j]}' holds {str(cells[i, j])!r}, "
+                f"{path}: {places[i]}, column '{names[j]}' holds {str(cells[i, j])!r}, "
                 "expected a number"
             )
     raise AssertionError("every cell read as a number")
 
 
-def _groups(ids: list[str] | None, column: str | None, lines: list[int], path: Path) -> list:
-    """Rows per trajectory: (first spelling of the id, row indices), ordered by id.
+def _groups(ids: list[str] | None, column: str | None, places: list[str], path: Path) -> list:
+    """Rows per trajectory: (first spelling of the id, row indices), ordered by id;
+    ``places`` names each row in messages.
 
     An id that is a plain number is keyed by its exact value (``1``, ``1.0`` and ``01``
     are one trajectory); numeric ids come first, ascending, then the others as text.
     """
     if ids is None:
-        return [("0", list(range(len(lines))))]
+        return [("0", list(range(len(places))))]
     groups: dict = {}
     for i, raw in enumerate(ids):
         text = raw.strip()
         if not text:
             raise DataError(
-                f"{path}: line {lines[i]}: the trajectory id (column '{column}') is empty"
+                f"{path}: {places[i]}: the trajectory id (column '{column}') is empty"
             )
         number = Decimal(text) if _plain_number(text) else None
         key = (0, number, "") if number is not None and number.is_finite() else (1, 0, text)

@@ -33,7 +33,7 @@ from pikan.data.derivatives import (
     savgol_derivative,
     savgol_window,
 )
-from pikan.data.io import FORMAT, VERSION, read_csv, read_hdf5, write_hdf5
+from pikan.data.io import FORMAT, VERSION, read_csv, read_hdf5, read_npz, write_hdf5
 from pikan.errors import DataError
 
 __all__ = [
@@ -218,6 +218,18 @@ def _validated_params(params) -> dict | None:
 # ----------------------------------------------------------------------------- container
 
 
+def _column_options(time, coords, trajectory, velocities, accelerations) -> dict:
+    """A table reader's column options, checked (the coordinates' names validated)."""
+    if time is not None and not isinstance(time, str):
+        raise DataError(f"time must be a column name (str) or None, got {time!r}")
+    if trajectory is not None and not isinstance(trajectory, str):
+        raise DataError(f"trajectory must be a column name (str), 'auto' or None, got "
+                        f"{trajectory!r}")
+    return {"time": time, "coords": None if coords is None else _validated_coords(coords),
+            "trajectory": trajectory, "velocities": velocities,
+            "accelerations": accelerations}
+
+
 class Trajectories:
     """A validated set of trajectories with coordinate names and system metadata.
 
@@ -283,6 +295,7 @@ class Trajectories:
         self.params = _validated_params(params)
         self._estimated = frozenset(_estimated) & {
             name for name in ("v", "a") if getattr(self._records[0], name) is not None}
+        self._source: str | None = None
 
     def _like(self, records: Sequence[Trajectory], estimated=None) -> Trajectories:
         return Trajectories(
@@ -371,9 +384,9 @@ class Trajectories:
         cls,
         path,
         *,
-        time: str = "t",
-        coords: Sequence[str],
-        trajectory: str | None = "id",
+        time: str | None = None,
+        coords: Sequence[str] | None = None,
+        trajectory: str | None = "auto",
         velocities: Sequence[str] | bool | None = None,
         accelerations: Sequence[str] | bool | None = None,
         system: str | None = None,
@@ -382,37 +395,116 @@ class Trajectories:
     ) -> Trajectories:
         """Read a long-format CSV file: a header row, then one row per sample.
 
+        What was read from which column is in :attr:`source` (``pikan discover`` prints it).
+
         Parameters
         ----------
         path : str or Path
-        time : str
-            Name of the time column.
-        coords : sequence of str
-            Position columns, which also name the coordinates.
-        trajectory : str or None
+        time : str, optional
+            Name of the time column; default: the column named ``t`` or ``time`` (any case).
+        coords : sequence of str, optional
+            Position columns, which also name the coordinates; default: every column that
+            is not the time, the trajectory id or a ``v_`` / ``a_`` column, in file order
+            (a ``v_`` / ``a_`` column that then matches no coordinate is an error).
+        trajectory : str, None or "auto"
             Column holding a trajectory id; rows with equal ids form one trajectory, in file
             order. An id that is a number names one trajectory however it is written
             (``1``, ``1.0`` and ``01`` are the same); other ids are compared as text.
             Trajectories are ordered by id: numbers first, ascending, then text.
-            None: the whole file is one trajectory.
+            ``"auto"`` (default): the column named ``id``, ``traj``, ``trajectory``,
+            ``trajectory_id``, ``traj_id``, ``run`` or ``run_id`` (any case) if there is
+            one; None: the whole file is one trajectory.
         velocities, accelerations : list of column names, False, or None
             None reads ``v_<coord>`` / ``a_<coord>`` columns when all are present;
             False ignores them; a list names the columns explicitly.
+        system, masses, params
+            Metadata, as for :meth:`from_arrays`.
         """
         path = Path(path)
         if not path.is_file():
             raise DataError(f"no such CSV file: {path}")
-        coords = _validated_coords(coords)
-        raw = read_csv(
-            path,
-            time=time,
-            coords=coords,
-            trajectory=trajectory,
-            velocities=velocities,
-            accelerations=accelerations,
-        )
+        raw = read_csv(path, **_column_options(time, coords, trajectory, velocities,
+                                                accelerations))
+        return cls._from_table(raw, system, masses, params)
+
+    @classmethod
+    def from_npz(
+        cls,
+        path,
+        *,
+        time: str | None = None,
+        coords: Sequence[str] | None = None,
+        trajectory: str | None = "auto",
+        velocities: Sequence[str] | bool | None = None,
+        accelerations: Sequence[str] | bool | None = None,
+        system: str | None = None,
+        masses=None,
+        params: dict | None = None,
+    ) -> Trajectories:
+        """Read a NumPy ``.npz`` file of named arrays (``numpy.savez(path, t=T, x=X)``).
+
+        Each array is a column: 1-D arrays of one length as a CSV file's columns, or 2-D
+        arrays of one shape ``(trajectories, samples)`` with one trajectory per row (the
+        time may then be 1-D, shared by every row). Pickled objects are never loaded.
+
+        Parameters
+        ----------
+        path : str or Path
+        time, coords, trajectory, velocities, accelerations, system, masses, params
+            As for :meth:`from_csv`, naming arrays instead of columns.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise DataError(f"no such NPZ file: {path}")
+        raw = read_npz(path, **_column_options(time, coords, trajectory, velocities,
+                                                accelerations))
+        return cls._from_table(raw, system, masses, params)
+
+    @classmethod
+    def _from_table(cls, raw, system, masses, params) -> Trajectories:
         records = [Trajectory(**arrays) for arrays in raw.arrays]
-        return cls(records, coords, system=system, masses=masses, params=params, _labels=raw.labels)
+        data = cls(records, raw.coords, system=system, masses=masses, params=params,
+                   _labels=raw.labels)
+        data._source = raw.columns
+        return data
+
+    @classmethod
+    def read(cls, path, **columns) -> Trajectories:
+        """Read trajectories from a file of any supported kind, by its suffix.
+
+        ``.h5`` / ``.hdf5``: :meth:`load` (the pikan schema); ``.csv``: :meth:`from_csv`;
+        ``.npz``: :meth:`from_npz`, which take ``columns`` (``time=``, ``coords=``,
+        ``trajectory=``, ...).
+
+        Raises
+        ------
+        DataError
+            A missing file, another suffix, column options for an HDF5 file, and every
+            error of the reader.
+        """
+        path = Path(path)
+        suffix = path.suffix.lower()
+        if not path.is_file():
+            raise DataError(f"data file {str(path)!r} not found")
+        if suffix in (".h5", ".hdf5"):
+            given = sorted(k for k, v in columns.items() if v is not None
+                           and not (k == "trajectory" and v == "auto"))
+            if given:
+                raise DataError(f"{path}: column options {given} apply to CSV and NPZ files; "
+                                "an HDF5 file names its own coordinates")
+            return cls.load(path)
+        if suffix == ".csv":
+            return cls.from_csv(path, **columns)
+        if suffix == ".npz":
+            return cls.from_npz(path, **columns)
+        raise DataError(f"{path}: unknown kind of data file {suffix or '(no suffix)'!r}; "
+                        "expected .h5 (the pikan schema), .csv or .npz")
+
+    @property
+    def source(self) -> str | None:
+        """For data read from a table (CSV, NPZ): which column was read as what, and what
+        was recognised rather than named; None otherwise."""
+        return self._source
 
     # ---------------------------------------------------------------- accessors
 

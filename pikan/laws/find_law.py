@@ -53,6 +53,7 @@ from pikan.laws.law import Law
 from pikan.spec.expr import is_valid_name
 from pikan.train.optim import lbfgs_rounds
 from pikan.train.recipe import Recipe
+from pikan.train.threads import with_call_threads
 
 __all__ = ["DEFAULT_TIME_LIMIT", "FIND_LAW_GENERATORS", "MIN_SAMPLES", "NOISE_CORRELATION",
            "check_search_options", "find_law", "fit_static", "fit_surrogate",
@@ -287,6 +288,7 @@ def check_search_options(who: str, *, tolerance=None, seed=0, max_samples=MIN_SA
                             f"{', '.join(known)}.")
 
 
+@with_call_threads
 def find_law(X, y, names: Sequence[str], output: str = "y", seed: int = 0, steps: int = 800,
              library: Sequence[str] | None = None, tolerance: float = 1e-6,
              max_samples: int = 2000, time_limit: float | None = DEFAULT_TIME_LIMIT,

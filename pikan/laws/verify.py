@@ -74,6 +74,7 @@ from pikan.data.integrate import simulate
 from pikan.errors import DataError, SpecError
 from pikan.laws.evidence import evidence
 from pikan.model.compile import compile as compile_spec
+from pikan.train.threads import with_call_threads
 
 __all__ = ["VerifyReport", "judge", "n_terms", "verify"]
 
@@ -291,6 +292,7 @@ def _metrics(states: np.ndarray, reference: np.ndarray, energy_fn, scale: float,
     return total, drift, e, tuple(per)
 
 
+@with_call_threads
 def verify(spec_with_laws, data, model=None, horizon: float | None = None,
            n_initial: int = 8, seed: int = 0, method: str = "rk4") -> VerifyReport:
     """Re-simulate a system with its laws and compare with the data (and the KAN model).

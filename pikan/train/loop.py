@@ -99,6 +99,7 @@ from pikan.train.options import (
 )
 from pikan.train.progress import Progress
 from pikan.train.recipe import Recipe, Stage
+from pikan.train.threads import with_call_threads
 
 __all__ = ["FORMAT", "LOSSES", "VERSION", "CheckpointOptions", "FitOptions", "FitResult",
            "History", "LossOptions", "OptimizerOptions", "ProgressOptions", "Recipe",
@@ -875,6 +876,7 @@ class _Trainer:
 
 # ----------------------------------------------------------------------------- fit
 
+@with_call_threads
 def fit(model, data, *, loss: str | LossOptions | None = None,
         optimizer: str | OptimizerOptions | None = None, schedule: ScheduleOptions | None = None,
         checkpoint=None, progress: bool | ProgressOptions = True, device="auto",

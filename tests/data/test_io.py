@@ -414,7 +414,7 @@ def test_from_csv_errors(tmp_path):
     path = tmp_path / "lab.csv"
     path.write_text("t,x\n0,1\n1,2\n")
     with pytest.raises(DataError, match=r"missing column\(s\) \['y', 'id'\].*trajectory=None"):
-        Trajectories.from_csv(path, coords=["x", "y"])
+        Trajectories.from_csv(path, coords=["x", "y"], trajectory="id")
     with pytest.raises(DataError, match=r"missing column\(s\) \['speed'\]"):
         Trajectories.from_csv(path, coords=["x"], trajectory=None, velocities=["speed"])
     path.write_text("t,x\n0,1\n1,oops\n")
@@ -423,6 +423,92 @@ def test_from_csv_errors(tmp_path):
     path.write_text("t,x\n0,1\n1,nan\n")
     with pytest.raises(DataError, match=r"lab.csv: trajectory 0 .*q is NaN at time index 1"):
         Trajectories.from_csv(path, coords=["x"], trajectory=None)
+
+
+@pytest.mark.parametrize("column", ["id", "traj", "Trajectory", "run", "trajectory_id"])
+def test_from_csv_recognises_the_usual_columns_and_says_which(tmp_path, column):
+    path = tmp_path / "lab.csv"
+    lines = [f"{column},Time,x,y,v_x,v_y"]
+    for key in (2, 1):
+        lines += [f"{key},{0.5 * k},{k + key},{-k},1,0" for k in range(4)]
+    path.write_text("\n".join(lines) + "\n")
+    data = Trajectories.from_csv(path)
+    assert data.coords == ("x", "y") and len(data) == 2 and data.has_velocities
+    np.testing.assert_array_equal(data[0].q[:, 0], [1.0, 2.0, 3.0, 4.0])  # id 1 first
+    assert data.source == (f"lab.csv: time 'Time' (recognised), coordinates ['x', 'y'] "
+                           f"(recognised), velocities ['v_x', 'v_y'], 2 trajectories by column "
+                           f"'{column}' (recognised)")
+
+
+def test_from_csv_recognition_drops_no_column_silently(tmp_path):
+    path = tmp_path / "lab.csv"
+    path.write_text("t,x,v_y\n0,1,2\n1,2,3\n")
+    with pytest.raises(DataError, match=r"column\(s\) \['v_y'\] match no coordinate .*coords="):
+        Trajectories.from_csv(path)
+    path.write_text("step,x\n0,1\n1,2\n")
+    with pytest.raises(DataError, match=r"no time column: expected one named t or time"):
+        Trajectories.from_csv(path)
+    one = Trajectories.from_csv(path, time="step")  # named: the rest recognised
+    assert one.coords == ("x",) and "time 'step', coordinates ['x'] (recognised)" in one.source
+
+
+def test_from_npz_reads_long_and_per_row_arrays(tmp_path):
+    t = np.linspace(0.0, 1.0, 6)
+    rows = np.cos(t)[None, :] + np.arange(3)[:, None]
+    np.savez(tmp_path / "rows.npz", time=t, x=rows, v_x=-np.sin(t)[None, :].repeat(3, 0))
+    data = Trajectories.from_npz(tmp_path / "rows.npz")
+    assert len(data) == 3 and data.coords == ("x",) and data.has_velocities
+    np.testing.assert_array_equal(data[2].q[:, 0], rows[2])
+    np.testing.assert_array_equal(data[1].t, t)
+    assert "3 trajectories (one per row)" in data.source
+    np.savez(tmp_path / "long.npz", t=np.tile(t, 2), x=np.arange(12.0),
+             run=np.repeat([2.0, 1.0], 6))
+    data = Trajectories.read(tmp_path / "long.npz")
+    np.testing.assert_array_equal(data[0].q[:, 0], np.arange(6.0, 12.0))  # run 1.0 first
+    assert "2 trajectories by column 'run' (recognised)" in data.source
+
+
+def test_from_npz_refuses_what_is_not_named_number_arrays(tmp_path):
+    t = np.linspace(0.0, 1.0, 4)
+    np.savez(tmp_path / "objects.npz", t=t, x=np.array([{}, {}, {}, {}], dtype=object))
+    with pytest.raises(DataError, match=r"objects\.npz: cannot be read without unpickling"):
+        Trajectories.from_npz(tmp_path / "objects.npz")
+    np.save(tmp_path / "single.npy", t)
+    (tmp_path / "single.npy").rename(tmp_path / "single.npz")
+    with pytest.raises(DataError, match=r"single\.npz: is not an NPZ archive; hint: this is a "
+                                        r"single \.npy array"):
+        Trajectories.from_npz(tmp_path / "single.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip at all" * 4)
+    with pytest.raises(DataError, match=r"junk\.npz: is not an NPZ archive"):
+        Trajectories.read(tmp_path / "junk.npz")
+    np.savez(tmp_path / "ragged.npz", t=t, x=np.arange(5.0))
+    with pytest.raises(DataError, match=r"differ in length"):
+        Trajectories.from_npz(tmp_path / "ragged.npz")
+    np.savez(tmp_path / "text.npz", t=t, x=np.array(["a", "b", "c", "d"]))
+    with pytest.raises(DataError, match=r"array 'x' holds <U1 .*expected real numbers"):
+        Trajectories.from_npz(tmp_path / "text.npz")
+
+
+def test_read_chooses_the_reader_by_suffix(tmp_path, ragged):
+    ragged.save(tmp_path / "run.h5")
+    assert_same(ragged, Trajectories.read(tmp_path / "run.h5"))
+    assert Trajectories.read(tmp_path / "run.h5").source is None
+    with pytest.raises(DataError, match=r"column options \['coords'\] apply to CSV and NPZ"):
+        Trajectories.read(tmp_path / "run.h5", coords=["x"])
+    (tmp_path / "run.txt").write_text("t,x\n0,1\n")
+    with pytest.raises(DataError, match=r"unknown kind of data file '\.txt'"):
+        Trajectories.read(tmp_path / "run.txt")
+    with pytest.raises(DataError, match=r"not found"):
+        Trajectories.read(tmp_path / "nope.csv")
+
+
+def test_save_names_the_file_not_a_temporary_one(tmp_path, ragged):
+    target = tmp_path / "missing" / "run.h5"
+    with pytest.raises(DataError, match=r"run\.h5: the folder .*missing' does not exist") as error:
+        ragged.save(target)
+    assert ".tmp" not in str(error.value)
+    with pytest.raises(DataError, match=r"is a folder"):
+        ragged.save(tmp_path)
 
 
 def test_from_csv_refuses_files_that_are_not_text(tmp_path, ragged):
