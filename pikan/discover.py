@@ -98,6 +98,33 @@ class Run:
             lines.append(f"  verification: {verification.get('summary', '')}")
         return "\n".join(lines)
 
+    def __repr__(self) -> str:
+        # short: the dataclass default prints the whole model and report
+        return f"Run(system={self.model.spec.name!r}, laws={self.laws!r}, path={self.path!r})"
+
+    def _repr_markdown_(self) -> str:
+        """Jupyter display: the system, each law in LaTeX with its verdict (and why, short
+        of recovered), the verification summary, the time taken and where the run is."""
+        title = f"**pikan run** of system `{self.model.spec.name}`"
+        seconds = self.report.get("timings", {}).get("total_s")
+        lines = [title + (f" in {seconds:.1f} s" if seconds is not None else ""), ""]
+        if self.laws is None:  # a rank other than 0 of a torchrun launch
+            lines.append("No laws on this process: rank 0 of the launch extracts them.")
+        else:
+            for law in self.laws.values():
+                item = f"- ${law.latex()}$ : **{law.verdict or 'unchecked'}**"
+                if law.verdict not in (None, "recovered") and law.verdict_reason:
+                    item += f" ({law.verdict_reason})"
+                lines.append(item)
+            summary = self.report.get("verification", {}).get("summary")
+            lines.append("")
+            lines += (["Verification on held-out trajectories:", "", "```text", summary, "```"]
+                      if summary else
+                      ["Not verified (`verify_laws=False`): the laws are unchecked."])
+        lines += ["", f"Saved in `{self.path}`." if self.path is not None else
+                  "Not saved (no `out` given)."]
+        return "\n".join(lines)
+
 
 def _atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")

@@ -275,18 +275,28 @@ class Law:
 
     def latex(self) -> str:
         """The law as a LaTeX equation (floats to 6 significant digits)."""
+        head, law = self._latex_sides()
+        return f"{head} = {law}"
+
+    def _latex_sides(self) -> tuple[str, str]:
+        """The two sides of :meth:`latex`: ``V(x)`` and the law (for aligned equations)."""
         args = ", ".join(sympy.latex(sympy.Symbol(n)) for n in self.inputs)
         head = f"{sympy.latex(sympy.Symbol(self.module))}({args})"
         if isinstance(self.expr, (list, tuple)):
             rows = r" \\ ".join(sympy.latex(_round_floats(e)) for e in self.expr)
-            return f"{head} = \\begin{{pmatrix}} {rows} \\end{{pmatrix}}"
+            return head, f"\\begin{{pmatrix}} {rows} \\end{{pmatrix}}"
         tail = r" + \mathrm{const}" if self.up_to_constant else ""
         errors = self._with_errors(lambda value, half: sympy.Symbol(
             rf"\left({_precise(value, half)} \pm {half:.2g}\right)" if math.isfinite(half)
             else rf"\left({value:.6g} \pm ?\right)"))
         if errors is not None:
-            return f"{head} = {sympy.latex(errors[0])}{tail}"
-        return f"{head} = {sympy.latex(_round_floats(self.expr))}{tail}"
+            return head, f"{sympy.latex(errors[0])}{tail}"
+        return head, f"{sympy.latex(_round_floats(self.expr))}{tail}"
+
+    def _repr_latex_(self) -> str:
+        """Jupyter display: the law as a displayed equation with its verdict,
+        ``$$V(x) = \\frac{x^{2}}{2} + \\mathrm{const} \\qquad \\text{[recovered]}$$``."""
+        return f"$${self.latex()} \\qquad {_latex_verdict(self.verdict)}$$"
 
     def to_dict(self) -> dict:
         """A JSON-ready dict (expressions as exact text)."""
@@ -383,6 +393,11 @@ def _precise(value: float, half: float) -> str:
     return f"{value:.{digits}g}"
 
 
+def _latex_verdict(verdict: str | None) -> str:
+    """The verdict as LaTeX text, ``\\text{[recovered]}`` (``[unchecked]`` for None)."""
+    return rf"\text{{[{verdict or 'unchecked'}]}}"
+
+
 def _text(value: object, where: str) -> str:
     if not isinstance(value, str):
         raise SpecError(f"{where}: expected expression text, got {type(value).__name__}.")
@@ -437,6 +452,17 @@ class Laws(Mapping):
 
     def __repr__(self) -> str:
         return f"Laws({', '.join(self._laws)})"
+
+    def _repr_latex_(self) -> str | None:
+        """Jupyter display: one aligned row per law with its verdict (None when empty, so
+        Jupyter shows the text ``repr``)."""
+        if not self._laws:
+            return None
+        rows = []
+        for law in self._laws.values():
+            head, body = law._latex_sides()
+            rows.append(f"{head} &= {body} && {_latex_verdict(law.verdict)}")
+        return "$$\\begin{aligned} " + r" \\ ".join(rows) + r" \end{aligned}$$"
 
     def with_exprs(self, exprs: Mapping[str, object]) -> Laws:
         """A copy with some laws' expressions replaced (e.g. after end-to-end refinement).

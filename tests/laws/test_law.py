@@ -1,5 +1,6 @@
 """Tests for pikan/laws/law.py: Law, Laws (exports, JSON, equations) and equivalent."""
 
+import dataclasses
 import json
 
 import pytest
@@ -250,3 +251,35 @@ def test_laws_go_back_into_the_spec_and_the_model():
     learned = pikan.compile(_system())
     learned.fix("V", laws["V"])
     assert torch.allclose(learned.forces(q, v)["V"], torch.tensor([[-2.0]]))
+
+
+# ------------------------------------------------------------------ Jupyter display
+
+
+def test_law_shows_in_jupyter_as_a_displayed_equation_with_its_verdict():
+    law = _laws().with_verdicts({"V": ("recovered", "all checks passed")})["V"]
+    shown = law._repr_latex_()
+    assert shown == f"$${law.latex()} \\qquad \\text{{[recovered]}}$$"
+    assert shown.startswith("$$V(x) = ") and r"\frac{x^{2}}{2}" in shown
+    assert r"\mathrm{const}" in shown
+    assert _laws()["V"]._repr_latex_().endswith(r"\text{[unchecked]}$$")
+    bars = dataclasses.replace(law, template=sympy.Symbol("c0") * x**4 + x**2 / 2,
+                               constants={"c0": (0.25, 0.24, 0.26)})
+    assert r"\left(0.25 \pm 0.01\right) x^{4}" in bars._repr_latex_()
+    dyn = Law("F", "Dynamics", ("x", "v_x"), [-0.5 * x - 0.1 * v_x], outputs=("x",),
+              verdict="approximate")
+    assert dyn._repr_latex_() == f"$${dyn.latex()} \\qquad \\text{{[approximate]}}$$"
+
+
+def test_laws_show_in_jupyter_as_aligned_equations_one_row_per_law():
+    laws = _laws().with_verdicts({"V": ("recovered", "all checks passed"),
+                                  "D": ("not found", "the law model does not reproduce")})
+    shown = laws._repr_latex_()
+    assert shown.startswith(r"$$\begin{aligned} ") and shown.endswith(r" \end{aligned}$$")
+    rows = shown[len(r"$$\begin{aligned} "):-len(r" \end{aligned}$$")].split(r" \\ ")
+    expected = []
+    for law, verdict in zip(laws.values(), ("recovered", "not found")):
+        head, body = law.latex().split(" = ", 1)
+        expected.append(f"{head} &= {body} && \\text{{[{verdict}]}}")
+    assert rows == expected
+    assert Laws()._repr_latex_() is None  # nothing to typeset: Jupyter shows the repr
