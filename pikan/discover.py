@@ -55,6 +55,7 @@ from pikan.laws.verify import TIE_FORCE, TIE_ROLLOUT, judge, verify
 from pikan.model.compile import Model, compile
 from pikan.spec.system import System
 from pikan.train.batches import check_data
+from pikan.train.checkpoint import read_checkpoint
 from pikan.train.distributed import is_main_process
 from pikan.train.loop import TrainingError, fit, load_model
 from pikan.train.options import SEED_LIMIT
@@ -688,21 +689,36 @@ def write_plots(run: Run, data, folder=None) -> list[Path]:
     folder : str or Path, optional
         Where the ``.png`` files go (default ``run.path / "plots"``). Each is written
         atomically (:func:`pikan.inspect.plot.save`): a failure leaves no partial file.
+
+    The loss curves come from ``run.fit``, or, for a run read back from its directory
+    (``run.fit`` None, as ``pikan plot RUN`` does), from the training history stored in
+    ``run.path / "model.pt"``: the same files either way. Data without velocities get
+    them estimated, as :func:`discover` does.
     """
 
     folder = Path(folder) if folder is not None else run.path / "plots"
     folder.mkdir(parents=True, exist_ok=True)
+    if not data.has_velocities:  # a saved run's data.h5 holds what the user gave
+        data = data.with_derivatives()
     figures = {}
     for name, block in run.model.blocks.items():
         if block.kan is not None:
-            figures[f"activations_{name}"] = lambda n=name: plot.activations(run.model, data, n)
+            figures[f"activations_{name}"] = lambda n=name: plot.activations(
+                run.model, data, n, law=run.laws.get(n))
     for name in run.laws:
         figures[f"pareto_{name}"] = lambda n=name: plot.pareto(run.laws[n])
     models = [run.model] + ([run.law_model] if run.law_model is not None else [])
     figures["trajectories"] = lambda: plot.trajectories(data, *models, labels=["KAN", "laws"])
-    figures["energy"] = lambda: plot.energy(run.law_model or run.model, data)
-    if run.fit is not None and len(run.fit.history):
-        figures["loss"] = lambda: plot.history(list(run.fit.history))
+    figures["energy"] = lambda: plot.energy(
+        run.law_model or run.model, data, label="laws" if run.law_model is not None else "KAN")
+    if run.fit is not None:
+        history = {"rows": run.fit.history.rows, "events": run.fit.history.events}
+    elif run.path is not None and (run.path / "model.pt").is_file():
+        history = read_checkpoint(run.path / "model.pt")["history"]
+    else:
+        history = {"rows": []}
+    if history["rows"]:
+        figures["loss"] = lambda: plot.history(history["rows"], events=history["events"])
     imp = importance(run.model, data)
     figures["importance"] = lambda: plot.importance(imp)
     figures["graph"] = lambda: plot.graph(run.model, imp)

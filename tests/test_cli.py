@@ -318,7 +318,6 @@ def test_column_options_name_what_is_not_recognised(tmp_path):
 def test_plot_rewrites_every_file_discover_wrote_the_loss_curves_too(tmp_path, capsys):
     """`pikan plot RUN` once skipped loss.png: a run read from disk has no FitResult; the
     training history comes from the run's model.pt."""
-    import pikan
     import pikan.systems
 
     entry = pikan.systems.get("harmonic")
