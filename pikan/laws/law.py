@@ -191,8 +191,11 @@ class Law:
     def formula_with_errors(self) -> str:
         """The law with each constant and its error bar, ``V(x) = (0.499 ± 0.004)*x**2 +
         const`` (the half width of the interval at :attr:`level`; ``?`` where the data do
-        not determine a constant); :meth:`formula` when the law has no error bars."""
+        not determine a constant; no bar on a constant the data fix exactly, as noise-free
+        data can); :meth:`formula` when the law has no error bars."""
         def show(value, half):
+            if half == 0:  # exact as far as the data tell (noise-free data): no "± 0"
+                return sympy.Symbol(f"{value:.6g}")
             text = f"{_precise(value, half)} ± {half:.2g}" if math.isfinite(half) else \
                 f"{value:.6g} ± ?"
             return sympy.Symbol(f"({text})")
@@ -287,7 +290,8 @@ class Law:
             return head, f"\\begin{{pmatrix}} {rows} \\end{{pmatrix}}"
         tail = r" + \mathrm{const}" if self.up_to_constant else ""
         errors = self._with_errors(lambda value, half: sympy.Symbol(
-            rf"\left({_precise(value, half)} \pm {half:.2g}\right)" if math.isfinite(half)
+            f"{value:.6g}" if half == 0  # fixed exactly by the data, as formula_with_errors
+            else rf"\left({_precise(value, half)} \pm {half:.2g}\right)" if math.isfinite(half)
             else rf"\left({value:.6g} \pm ?\right)"))
         if errors is not None:
             return head, f"{sympy.latex(errors[0])}{tail}"

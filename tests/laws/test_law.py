@@ -271,6 +271,13 @@ def test_law_shows_in_jupyter_as_a_displayed_equation_with_its_verdict():
     assert dyn._repr_latex_() == f"$${dyn.latex()} \\qquad \\text{{[approximate]}}$$"
 
 
+def test_a_constant_the_data_fix_exactly_has_no_error_bar():
+    law = dataclasses.replace(_laws()["V"], template=sympy.Symbol("c0") * x**4 + x**2 / 2,
+                              constants={"c0": (0.25, 0.25, 0.25)})
+    assert law.formula_with_errors() == "V(x) = 0.25*x**4 + x**2/2 + const"
+    assert "pm" not in law.latex() and "0.25 x^{4}" in law.latex()
+
+
 def test_laws_show_in_jupyter_as_aligned_equations_one_row_per_law():
     laws = _laws().with_verdicts({"V": ("recovered", "all checks passed"),
                                   "D": ("not found", "the law model does not reproduce")})

@@ -34,6 +34,14 @@ def test_true_laws_verify_to_integration_accuracy(data):
     assert "rollout error" in str(report)
 
 
+def test_one_conservative_trajectory_has_no_drift_to_speak_of(data):
+    # its states share one energy: the drift is measured against the kinetic energy's
+    # size, not against the energy's spread over the states (rounding noise, 1e-9)
+    report = verify(_oscillator(), data[:1], n_initial=1, seed=0)
+    assert report.energy_drift < 1e-5 and report.energy_error < 1e-5
+    assert "(1 trajectory)" in str(report)
+
+
 def test_a_wrong_constant_shows_in_the_rollout_and_against_the_model(data):
     wrong = _oscillator(k=1.1)
     report = verify(wrong, data, model=pikan.compile(_oscillator()), n_initial=4, seed=0)
