@@ -34,10 +34,14 @@ from pikan.data.trajectories import Trajectories
 from pikan.errors import DataError
 from pikan.train.losses import CLEAN_NOISE, position_noise, weak_weights, weak_window
 
-__all__ = ["KINDS", "MAX_WINDOWS", "Evidence", "evidence"]
+__all__ = ["KINDS", "MAX_WINDOWS", "SIGNIFICANCE", "Evidence", "evidence"]
 
 KINDS = ("measured", "estimated", "weak")
 """The kinds of :class:`Evidence`, from the most direct to the most filtered."""
+
+SIGNIFICANCE = 2.0
+"""Standard errors by which one model's fit must be worse than another's for
+:meth:`Evidence.worse` to call it worse (about 95 % one-sided confidence)."""
 
 MAX_WINDOWS = 400
 """Windows a weak-form evidence keeps (a seeded subset of every window of the data)."""
@@ -63,6 +67,10 @@ class Evidence:
         Why this kind.
     groups : ndarray of int, shape (N,) or (W,)
         The trajectory each sample or window comes from.
+    blocks : ndarray of int, shape (W,), or None
+        For ``"weak"``: the stretch of one window's duration of its trajectory that each
+        window starts in. Windows overlap, so the windows of one block are one piece of
+        evidence, not many (:meth:`worse`); None: every row is its own.
     """
 
     kind: str
@@ -73,6 +81,7 @@ class Evidence:
     floor: np.ndarray
     reason: str
     groups: np.ndarray | None = None
+    blocks: np.ndarray | None = None
 
     @property
     def measured(self) -> bool:
@@ -133,12 +142,38 @@ class Evidence:
         rms = np.maximum(rms, 0.1 * rms.max() if rms.max() > 0 else 1.0)
         return float(np.sqrt(np.mean(np.mean((pred - self.target) ** 2, axis=0) / rms**2)))
 
+    def row_errors(self, model) -> np.ndarray | None:
+        """Each target row's squared error of the model, each coordinate over its RMS target
+        (as :meth:`relative`), summed over the coordinates: shape (rows,); None when the
+        model cannot be evaluated or its predictions are not finite."""
+        pred = self.predict(model)
+        if pred is None or not np.all(np.isfinite(pred)):
+            return None
+        rms = np.sqrt(np.mean(self.target**2, axis=0))
+        rms = np.maximum(rms, 0.1 * rms.max() if rms.max() > 0 else 1.0)
+        return np.sum(((pred - self.target) / rms) ** 2, axis=1)
+
+    def worse(self, errors: np.ndarray, than: np.ndarray) -> bool:
+        """Whether a model with row errors ``errors`` (:meth:`row_errors`) fits these data
+        worse than one with ``than``, beyond what the data resolve: the mean paired
+        difference over :attr:`blocks` exceeds :data:`SIGNIFICANCE` standard errors of the
+        block means (a difference within the noise's sway says nothing)."""
+        difference = np.asarray(errors, float) - np.asarray(than, float)
+        blocks = self.blocks if self.blocks is not None else np.arange(difference.size)
+        _, index = np.unique(blocks, return_inverse=True)
+        means = np.bincount(index, weights=difference) / np.bincount(index)
+        if means.size < 2:
+            return bool(means.sum() > 0)
+        spread = float(np.std(means, ddof=1)) / math.sqrt(means.size)
+        return bool(means.mean() > SIGNIFICANCE * spread)
+
     def subset(self, rows: np.ndarray) -> Evidence:
         """The evidence on the samples (or windows) ``rows`` only."""
         weights = None if self.weights is None else self.weights[rows]
         groups = None if self.groups is None else self.groups[rows]
+        blocks = None if self.blocks is None else self.blocks[rows]
         return Evidence(self.kind, self.q[rows], self.v[rows], self.target[rows], weights,
-                        self.floor, self.reason, groups)
+                        self.floor, self.reason, groups, blocks)
 
 
 def _noise_sigma(q: np.ndarray) -> np.ndarray:
@@ -202,6 +237,10 @@ def evidence(data: Trajectories, max_samples: int | None = None, seed: int = 0) 
     floor = np.sqrt(np.mean(gain[:, None] * sigma[w.trajectory[rows]] ** 2, axis=0))
     if not np.all(np.isfinite(target)):
         raise DataError("the weak-form averages of the data are not finite")
+    starts, ends = t[rows, 0], t[rows, -1]
+    stretch = np.floor((starts - starts.min()) / max(float(np.median(ends - starts)), 1e-300))
+    _, blocks = np.unique(np.stack([w.trajectory[rows], stretch.astype(np.int64)], axis=1),
+                          axis=0, return_inverse=True)
     return Evidence("weak", q[rows], v[rows], target, weights, floor,
                     f"positions are noisy: weak-form averages on windows of {why}",
-                    w.trajectory[rows])
+                    w.trajectory[rows], blocks.reshape(-1))

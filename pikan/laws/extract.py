@@ -99,9 +99,11 @@ from pikan.laws.generators.regression import SparseRegression
 from pikan.laws.generators.separability import Separability
 from pikan.laws.generators.varpro import VarPro
 from pikan.laws.law import Law, Laws, in_state
+from pikan.laws.uncertainty import law_constants, refit_constants
 from pikan.train.threads import with_call_threads
 
-__all__ = ["EXTRACT_GENERATORS", "OCCAM_SLACK", "extract", "simplest_on_data", "solve"]
+__all__ = ["EXTRACT_GENERATORS", "OCCAM_SLACK", "REFIT_CONSTANTS", "extract", "simplest_on_data",
+           "solve"]
 
 _SCALAR = ("Potential", "Dissipation", "Lagrangian")
 _TOLERANCE_RANGE = (1e-7, 0.2)
@@ -295,25 +297,36 @@ def _data_contenders(fits: Sequence[Fit], chosen: Fit, reach: int) -> list[Fit]:
     KAN (a KAN fitted through noise wiggles, and a series that follows the wiggles hides
     the true form behind it on that front: a Morse wall at 1 % noise), but every distinct
     finite candidate up to ``reach`` whose error against the KAN is within three times the
-    chosen law's, at most :data:`NOISY_CONTENDERS` of them, the most accurate per
-    complexity first."""
+    chosen law's, the most accurate per complexity first; and the whole Pareto front up to
+    ``reach`` however far from the KAN (a KAN trained beside a learned friction can carry
+    a 12 % error that the data, with the law's constants refitted, put right: ``x**2`` of
+    a spring beside a quadratic drag at 1 % noise). At most :data:`NOISY_CONTENDERS`."""
     bound = 3.0 * max(chosen.error, 1e-12)
     seen, out = set(), []
-    for fit in sorted(fits, key=lambda f: (f.error, f.complexity)):
-        if not (math.isfinite(fit.error) and fit.error <= bound and fit.complexity <= reach):
-            continue
+
+    def take(fit: Fit) -> None:
         key = rounded_key(fit.expr)
-        if key in seen:
-            continue
-        seen.add(key)
-        out.append(fit)
-        if len(out) >= NOISY_CONTENDERS:
-            break
+        if key not in seen and len(out) < NOISY_CONTENDERS:
+            seen.add(key)
+            out.append(fit)
+
+    for fit in pareto(fits):
+        if math.isfinite(fit.error) and fit.complexity <= reach:
+            take(fit)
+    for fit in sorted(fits, key=lambda f: (f.error, f.complexity)):
+        if math.isfinite(fit.error) and fit.error <= bound and fit.complexity <= reach:
+            take(fit)
     return sorted(out, key=lambda f: (f.complexity, f.error))
 
 
+REFIT_CONSTANTS = 8
+"""On noisy positions, :func:`simplest_on_data` refits the constants of contenders with at
+most this many to the training data before the held-out data judge them (a series of dozens
+of constants is judged with the constants it has: Gauss-Newton steps on it diverge)."""
+
+
 def simplest_on_data(model, name: str, fits: Sequence[Fit], chosen: Fit,
-                     proof: Evidence | None) -> Fit:
+                     proof: Evidence | None, fit_on: Evidence | None = None) -> Fit:
     """The simplest front member that explains the data as well as the chosen law.
 
     The selection compares laws with the trained block, which carries the fit's own errors
@@ -328,14 +341,18 @@ def simplest_on_data(model, name: str, fits: Sequence[Fit], chosen: Fit,
     less force than the noise), and the front against the KAN may hide the true form
     behind series that follow the KAN's wiggles: there every contender of
     :func:`_data_contenders` up to ``NOISY_REACH * complexity + 10`` of the chosen law's
-    is weighed on the data, and the simplest within :data:`OCCAM_SLACK` of the best is
-    taken.
+    is weighed on the data. A contender of at most :data:`REFIT_CONSTANTS` constants has
+    them refitted to ``fit_on`` first (the training data's evidence; the KAN's constants
+    carry its errors, :func:`pikan.laws.uncertainty.refit_constants`), and the simplest
+    contender that the data do not resolve as worse than the best
+    (:meth:`pikan.laws.evidence.Evidence.worse`), or that is within
+    :data:`OCCAM_SLACK` of it, is taken.
 
     This judgment is not cut short by the time limit: it is at most
     :data:`NOISY_CONTENDERS` (or a Pareto front's) forward passes over the evidence's
-    samples, a fraction of a second, and skipping it when the search had used its share
-    returned a 177-node series for ``0.415 x**2`` (a damped oscillator at 1 % noise,
-    whose search ran out of time).
+    samples, and a few Gauss-Newton steps on small laws, a second or so; skipping it when
+    the search had used its share returned a 177-node series for ``0.415 x**2`` (a damped
+    oscillator at 1 % noise, whose search ran out of time).
 
     Parameters
     ----------
@@ -348,7 +365,10 @@ def simplest_on_data(model, name: str, fits: Sequence[Fit], chosen: Fit,
     chosen : Fit
         The selected law.
     proof : Evidence or None
-        The data's evidence (:func:`pikan.laws.evidence.evidence`); None: ``chosen``.
+        The data's evidence (:func:`pikan.laws.evidence.evidence`), held-out where there is
+        a split; None: ``chosen``.
+    fit_on : Evidence, optional
+        Where contenders' constants are refitted (noisy positions only); None: not refitted.
 
     Returns
     -------
@@ -363,6 +383,20 @@ def simplest_on_data(model, name: str, fits: Sequence[Fit], chosen: Fit,
     if not simpler or proof is None:
         return chosen
     trial = copy.deepcopy(model)  # each candidate in turn replaces the block's core
+    if noisy:
+        rows = {}
+        for fit in [chosen, *simpler]:
+            errors = _rows_on_data(trial, name, fit, proof, fit_on)
+            if errors is not None:
+                rows[id(fit)] = errors
+        if id(chosen) not in rows:
+            return chosen
+        best = min(rows.values(), key=np.mean)
+        members = sorted((f for f in [*simpler, chosen] if id(f) in rows),
+                         key=lambda f: (f.complexity, float(np.mean(rows[id(f)]))))
+        return next(f for f in members
+                    if np.mean(rows[id(f)]) <= (1 + OCCAM_SLACK) * np.mean(best)
+                    or not proof.worse(rows[id(f)], best))
 
     def data_error(fit: Fit) -> float:
         try:
@@ -375,18 +409,28 @@ def simplest_on_data(model, name: str, fits: Sequence[Fit], chosen: Fit,
     reference = data_error(chosen)
     if not math.isfinite(reference):
         return chosen
-    if noisy:  # the best of the contenders on the data sets the reference
-        errors = {id(chosen): reference}
-        for fit in simpler:
-            errors[id(fit)] = data_error(fit)
-        best = min(errors.values())
-        members = sorted((f for f in [*simpler, chosen] if id(f) in errors),
-                         key=lambda f: (f.complexity, errors[id(f)]))
-        return next(f for f in members if errors[id(f)] <= (1 + OCCAM_SLACK) * best)
     for fit in simpler:  # by complexity, simplest first
         if data_error(fit) <= (1 + OCCAM_SLACK) * reference:
             return fit
     return chosen
+
+
+def _rows_on_data(trial, name: str, fit: Fit, proof: Evidence,
+                  fit_on: Evidence | None) -> np.ndarray | None:
+    """The evidence's row errors (:meth:`~pikan.laws.evidence.Evidence.row_errors`) of
+    ``trial`` with ``fit``'s law as module ``name``, its constants refitted on ``fit_on``
+    when there are at most :data:`REFIT_CONSTANTS`; None when it cannot be evaluated."""
+    try:
+        trial.fix(name, fit.expr, trainable=fit_on is not None)
+        if fit_on is not None:
+            if 0 < len(law_constants(trial, [name])) <= REFIT_CONSTANTS:
+                refit_constants(trial, name, fit_on)
+            else:
+                trial.fix(name, fit.expr, trainable=False)
+        with torch.no_grad():
+            return proof.row_errors(trial)
+    except (SpecError, ValueError, RuntimeError):
+        return None
 
 
 def _euler_lagrange_law(model, name: str, q: np.ndarray, v: np.ndarray,
@@ -458,7 +502,9 @@ def _module_law(model, name: str, q: np.ndarray, v: np.ndarray, library,
         if chosen is None:
             raise DataError(f"module {name!r}: no candidate law is finite on the module's "
                             "inputs; hint: check the data and the trained model.")
-        chosen = simplest_on_data(model, name, fits, chosen, judge_by or proof)
+        held_out = judge_by is not None and judge_by is not proof
+        chosen = simplest_on_data(model, name, fits, chosen, judge_by or proof,
+                                  fit_on=proof if held_out else None)
         passive = passive_on_data(model, name, proof, target, tol, z)
         caveats = ()
         if passive is not None:

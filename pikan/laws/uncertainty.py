@@ -50,7 +50,8 @@ from pikan.laws.evidence import Evidence, evidence
 from pikan.laws.law import Laws
 from pikan.model.compile import compile as compile_spec
 
-__all__ = ["BOOTSTRAP", "LEVEL", "RANK_RTOL", "constant_intervals", "with_error_bars"]
+__all__ = ["BOOTSTRAP", "LEVEL", "RANK_RTOL", "REFIT_STEPS", "constant_intervals", "law_constants",
+           "refit_constants", "with_error_bars"]
 
 LEVEL = 0.9
 """Default confidence level of the intervals."""
@@ -63,7 +64,7 @@ STEP_RTOL = 1e-6
 """Relative step of the finite differences in the constants."""
 
 
-def _law_constants(model, names) -> list[tuple[str, int, torch.nn.Parameter]]:
+def law_constants(model, names) -> list[tuple[str, int, torch.nn.Parameter]]:
     """Every trainable constant of the laws of ``names``: (module, index, parameter)."""
     out = []
     for name in names:
@@ -72,6 +73,101 @@ def _law_constants(model, names) -> list[tuple[str, int, torch.nn.Parameter]]:
             if isinstance(constants, torch.nn.Parameter):
                 out += [(name, k, constants) for k in range(constants.numel())]
     return out
+
+
+def _exact_constants(model, names) -> None:
+    """Set the constants of the laws of ``names`` from the laws' exact numbers (compiled
+    laws start from copies in torch's default dtype, float32 ones lose digits)."""
+    for name in names:
+        for piece in model.blocks[name].core:
+            constants = getattr(piece, "constants", None)
+            if isinstance(constants, torch.nn.Parameter):
+                constants.data = torch.tensor([float(o) for o in piece._originals],
+                                              dtype=constants.dtype)
+
+
+def _target_rms(proof: Evidence) -> np.ndarray:
+    """Each coordinate's RMS target, floored at a tenth of the largest (the loss scales)."""
+    rms = np.sqrt(np.mean(proof.target**2, axis=0))
+    return np.maximum(rms, 0.1 * rms.max() if rms.max() > 0 else 1.0)
+
+
+def _linearized(model, entries, proof: Evidence, rms: np.ndarray):
+    """The model's scaled prediction of the targets and its Jacobian in the constants
+    ``entries`` (forward differences of relative step :data:`STEP_RTOL`): ``(rows, n)`` and
+    ``(rows, n, K)``.
+
+    Raises
+    ------
+    DataError
+        The model cannot be evaluated on the evidence (non-finite predictions).
+    """
+
+    def predict() -> np.ndarray:
+        with torch.no_grad():
+            out = proof.predict(model)
+        if out is None or not np.all(np.isfinite(out)):
+            raise DataError("the law model cannot be evaluated on the data")
+        return out / rms
+
+    base = predict()
+    columns = []
+    for _, k, parameter in entries:
+        value = float(parameter.data[k])
+        step = STEP_RTOL * max(abs(value), 1e-3)
+        with torch.no_grad():
+            parameter.data[k] = value + step
+        try:
+            columns.append((predict() - base) / step)
+        finally:
+            with torch.no_grad():
+                parameter.data[k] = value
+    return base, np.stack(columns, axis=-1)
+
+
+REFIT_STEPS = 3
+"""Gauss-Newton steps of :func:`refit_constants`."""
+
+
+def refit_constants(model, name: str, proof: Evidence, steps: int = REFIT_STEPS) -> float:
+    """Fit the constants of module ``name``'s law (fixed in ``model`` with trainable
+    constants) to the evidence, in place: Gauss-Newton steps, each kept only when it lowers
+    the error (so a law that the data cannot evaluate, or whose steps diverge, keeps its
+    constants). Returns the evidence's error of the result (``inf``: not evaluable).
+
+    Extraction fits a law's constants to the trained KAN, which carries the fit's own
+    errors; on noisy positions those shift a true law's constants enough that a series
+    fitting the KAN's wiggles beat it on held-out data (``0.688 x**2`` for ``0.685 x**2``
+    beside a quadratic drag at 1 % noise: 17 % worse than the series; refitted, within
+    1.2 %).
+    """
+    _exact_constants(model, [name])
+    entries = law_constants(model, [name])
+    current = proof.error(model)
+    if not entries or not math.isfinite(current):
+        return current
+    rms = _target_rms(proof)
+    for _ in range(steps):
+        try:
+            base, jac = _linearized(model, entries, proof, rms)
+        except DataError:
+            break
+        a = jac.reshape(-1, len(entries))
+        if not np.all(np.isfinite(a)):
+            break
+        shift, *_ = np.linalg.lstsq(a, (proof.target / rms - base).reshape(-1), rcond=None)
+        before = [float(p.data[k]) for _, k, p in entries]
+        with torch.no_grad():
+            for (_, k, parameter), value, delta in zip(entries, before, shift):
+                parameter.data[k] = value + float(delta)
+        error = proof.error(model)
+        if not error < current:  # no better (or not finite): undo and stop
+            with torch.no_grad():
+                for (_, k, parameter), value in zip(entries, before):
+                    parameter.data[k] = value
+            break
+        current = error
+    return current
 
 
 def constant_intervals(spec, laws: Laws, proof: Evidence, groups: np.ndarray,
@@ -101,38 +197,13 @@ def constant_intervals(spec, laws: Laws, proof: Evidence, groups: np.ndarray,
     for name in names:
         model.fix(name, laws[name].expr, trainable=True)
     model = model.double()
-    for name in names:  # the constants from the laws' exact numbers, not float32 copies
-        for piece in model.blocks[name].core:
-            if isinstance(getattr(piece, "constants", None), torch.nn.Parameter):
-                piece.constants.data = torch.tensor([float(o) for o in piece._originals],
-                                                    dtype=torch.float64)
-    entries = _law_constants(model, names)
+    _exact_constants(model, names)
+    entries = law_constants(model, names)
     if not entries:
         return {}
-    rms = np.sqrt(np.mean(proof.target**2, axis=0))
-    rms = np.maximum(rms, 0.1 * rms.max() if rms.max() > 0 else 1.0)
-
-    def predict() -> np.ndarray:
-        with torch.no_grad():
-            out = proof.predict(model)
-        if out is None or not np.all(np.isfinite(out)):
-            raise DataError("the law model cannot be evaluated on the data")
-        return out / rms
-
-    base = predict()
+    rms = _target_rms(proof)
+    base, jac = _linearized(model, entries, proof, rms)
     residual = proof.target / rms - base  # (rows, n)
-    columns = []
-    for _, k, parameter in entries:
-        value = float(parameter.data[k])
-        step = STEP_RTOL * max(abs(value), 1e-3)
-        with torch.no_grad():
-            parameter.data[k] = value + step
-        try:
-            columns.append((predict() - base) / step)
-        finally:
-            with torch.no_grad():
-                parameter.data[k] = value
-    jac = np.stack(columns, axis=-1)  # (rows, n, K)
     rows, n, count = jac.shape
     values = np.array([float(p.data[k]) for _, k, p in entries])
     # scale the constants so that the columns are comparable

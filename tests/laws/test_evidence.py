@@ -85,3 +85,32 @@ def test_a_model_that_cannot_be_evaluated_has_infinite_error(clean):
     proof = evidence(positions(clean).with_noise(0.01, seed=4))
     assert proof.error(Broken()) == math.inf and proof.relative(Broken()) == math.inf
     assert proof.subset(np.arange(3)).target.shape == (3, 2)
+
+
+def test_overlapping_windows_count_once_in_a_comparison(clean):
+    noisy = positions(clean).with_noise(0.01, seed=5)
+    proof = evidence(noisy)
+    # blocks: stretches of one window's duration, each within one trajectory
+    assert proof.blocks.shape == proof.groups.shape
+    for block in np.unique(proof.blocks):
+        assert np.unique(proof.groups[proof.blocks == block]).size == 1
+    n_blocks = np.unique(proof.blocks).size
+    assert len(noisy) <= n_blocks < len(proof.blocks)
+    assert np.array_equal(proof.subset(np.arange(5)).blocks, proof.blocks[:5])
+
+
+def test_worse_needs_a_difference_beyond_the_blocks_sway(clean):
+    proof = evidence(positions(clean).with_noise(0.02, seed=6))
+    truth = pikan.compile(WELL)
+    uncoupled = pikan.compile(WELL.replace(params={"g": 0.0}))
+    slightly = pikan.compile(WELL.replace(params={"g": 0.2899}))
+    best = proof.row_errors(truth)
+    assert best.shape == (len(proof.target),) and np.all(best >= 0)
+    assert proof.worse(proof.row_errors(uncoupled), best)  # the missing coupling shows
+    assert not proof.worse(best, proof.row_errors(uncoupled))
+    assert not proof.worse(proof.row_errors(slightly), best)  # 0.03 % of a constant: noise
+    assert not proof.worse(best, best)
+    delta = float(best.mean())
+    sign = np.where(proof.blocks % 2 == 0, 1.0, -1.0)
+    assert not proof.worse(best + 0.3 * delta * sign, best)  # block to block sway, no trend
+    assert proof.worse(best + 0.01 * delta, best)  # a small difference in every block

@@ -12,7 +12,8 @@ import pikan
 from pikan.data.trajectories import Trajectories
 from pikan.errors import SpecError
 from pikan.laws.law import Law, Laws
-from pikan.laws.uncertainty import with_error_bars
+from pikan.laws.evidence import evidence
+from pikan.laws.uncertainty import law_constants, refit_constants, with_error_bars
 from pikan.spec.system import Dissipation, Dynamics, Potential, System
 
 K, C = 0.85, 0.115
@@ -118,3 +119,20 @@ def test_dynamics_laws_get_a_template_per_output():
     assert set(law.constants) == {"c0", "c1"}
     low, high = law.interval({"v_x": np.ones(3), "v_y": np.ones(3)})
     assert low.shape == (3, 2) and np.all(low < high)
+
+
+def test_refit_constants_moves_a_law_to_the_data_and_never_away(clean):
+    data = noisy(clean, 0.01, seed=11)
+    proof = evidence(data)
+    model = pikan.compile(SPEC.with_laws(laws(1.05 * K, C)))  # V's constant 5 % off
+    model.fix("V", 1.05 * K * X**2, trainable=True)
+    before = proof.error(model)
+    after = refit_constants(model, "V", proof)
+    fitted = float(law_constants(model, ["V"])[0][2].data[0])
+    assert after < 0.5 * before and after == pytest.approx(proof.error(model))
+    assert fitted == pytest.approx(K, rel=0.01)
+    # a law the data cannot evaluate keeps its constants
+    model.fix("V", sympy.Float(1.5) * sympy.sqrt(X - 10), trainable=True)  # NaN forces
+    values = [float(p.data[k]) for _, k, p in law_constants(model, ["V"])]
+    assert refit_constants(model, "V", proof) == math.inf
+    assert [float(p.data[k]) for _, k, p in law_constants(model, ["V"])] == values
