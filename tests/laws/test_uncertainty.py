@@ -11,8 +11,8 @@ import sympy
 import pikan
 from pikan.data.trajectories import Trajectories
 from pikan.errors import SpecError
-from pikan.laws.law import Law, Laws
 from pikan.laws.evidence import evidence
+from pikan.laws.law import Law, Laws
 from pikan.laws.uncertainty import law_constants, refit_constants, with_error_bars
 from pikan.spec.system import Dissipation, Dynamics, Potential, System
 
