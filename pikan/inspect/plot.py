@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
 
-matplotlib.use("Agg", force=False)  # no display needed; a notebook backend still wins
+if "ipykernel" not in sys.modules and not os.environ.get("MPLBACKEND"):
+    matplotlib.use("Agg", force=False)  # files only; a notebook keeps its inline backend
 import matplotlib.pyplot as plt
 import numpy as np
 import sympy
