@@ -405,7 +405,8 @@ def _pipeline(spec: System, data, folder: Path | None, path: Path | None, *, ste
         start = time.perf_counter()
         held_out, indices = _held_out(data, result.choices, seed)
         say(f"[pikan] verifying the laws by re-simulation on {len(held_out)} "
-            f"{'held-out ' if indices is not None else ''}trajectories")
+            f"{'held-out ' if indices is not None else ''}"
+            f"trajector{'y' if len(held_out) == 1 else 'ies'}")
         laws, verification, choice = _pick_refinement(spec, laws, refined, held_out, seed,
                                                        verify)
         one = (time.perf_counter() - start) / (2 if "refined_rollout_error" in choice else 1)

@@ -588,7 +588,7 @@ class _Trainer:
             where = (f"the checkpoint {self.checkpoint} is left as it was" if self.checkpoint
                      else "no checkpoint was requested")
             raise TrainingError(
-                f"training stopped at step {self.global_step} (stage {self.stage_index}: "
+                f"training stopped at step {self.global_step} (stage {self.stage_index + 1}: "
                 f"{stage}) after {self.faults_in_row} non-finite steps in a row (last: {reason}). "
                 f"The model holds the last good parameters; {where}. Hint: lower lr, set clip, "
                 "check the data for outliers, or shorten rollout windows.")

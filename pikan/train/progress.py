@@ -45,14 +45,14 @@ class Progress:
         text = f"loss {row['loss']:.3e}" + (f" val {row['val']:.3e}" if row["val"] is not None else "")
         if self.bar is not None:
             self.bar.update(1)
-            self.bar.set_postfix_str(f"stage {row['stage']} {text}", refresh=False)
+            self.bar.set_postfix_str(f"stage {row['stage'] + 1} {text}", refresh=False)
             return
         step = row["step"]
         if step % self.every == 0 or step == self.total:
             done = step - self.initial
             rate = (time.perf_counter() - self.start) / max(done, 1)
             eta = rate * max(self.total - step, 0)
-            print(f"[pikan fit] step {step}/{self.total} stage {row['stage']} {row['optimizer']} "
+            print(f"[pikan fit] step {step}/{self.total} stage {row['stage'] + 1} {row['optimizer']} "
                   f"{text} lr {row['lr']:.2e} eta {eta:.0f}s", file=sys.stderr, flush=True)
 
     def stage(self, index: int, count: int, label: str) -> None:

@@ -4,7 +4,7 @@ from pikan.train.progress import Progress
 
 
 def row(step, val=None):
-    return {"step": step, "stage": 1, "optimizer": "adam", "lr": 0.01, "loss": 0.5, "val": val}
+    return {"step": step, "stage": 0, "optimizer": "adam", "lr": 0.01, "loss": 0.5, "val": val}
 
 
 def test_lines_every_few_steps_and_at_the_end(capsys):
