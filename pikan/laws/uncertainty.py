@@ -292,6 +292,31 @@ def _module_result(model, name, mine, values, estimates, low, high, loose, covar
     return templates, constants, tuple(tuple(float(x) for x in row) for row in block), data
 
 
+def _explicit_coefficients(expr):
+    """``expr`` with a float coefficient ``1.0`` (or ``-1.0``) on each term of its sum (or
+    on the expression, when it is one term) that carries a bare sign, so that the data
+    weigh it like any other constant (a list for Dynamics laws, component by component).
+
+    Extraction snaps constants to simple numbers, and a coefficient snapped to 1 is not a
+    number in the expression: it escaped the error bars, and ``1.6 r**2 - 3.4 r + y`` for
+    a spring under a weight of 0.96 was called recovered at 5 % noise. Sums nested inside
+    a term keep theirs: their scale is the term's coefficient (``c0 v_y (x + c1)``), and a
+    second one would be a direction the data cannot fix.
+    """
+    if isinstance(expr, (list, tuple)):
+        return [_explicit_coefficients(e) for e in expr]
+
+    def explicit(term):
+        coefficient, rest = term.as_coeff_Mul()
+        if coefficient in (1, -1) and not rest.is_Number:
+            return sympy.Mul(sympy.Float(float(coefficient)), rest, evaluate=False)
+        return term
+
+    if isinstance(expr, sympy.Add):
+        return sympy.Add(*[explicit(term) for term in expr.args], evaluate=False)
+    return explicit(expr)
+
+
 def with_error_bars(spec, laws: Laws, data, level: float = LEVEL, seed: int = 0) -> Laws:
     """The laws with an interval on every constant (module docstring).
 
@@ -327,6 +352,9 @@ def with_error_bars(spec, laws: Laws, data, level: float = LEVEL, seed: int = 0)
     except DataError:
         return laws
     groups = proof.groups
+    if proof.kind == "weak":  # a snapped unit coefficient is a constant the data must weigh
+        laws = laws.with_exprs({name: _explicit_coefficients(law.expr)
+                                for name, law in laws.items() if law.kind != "Lagrangian"})
     try:
         results = constant_intervals(spec, laws, proof, groups, float(level), seed)
     except (DataError, SpecError, ValueError, RuntimeError, np.linalg.LinAlgError):

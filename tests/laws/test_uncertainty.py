@@ -103,6 +103,16 @@ def test_noisy_data_replace_a_snapped_constant_they_reject_and_clean_data_do_not
         with_error_bars(SPEC, snapped, clean, level=0)
 
 
+def test_noisy_data_weigh_a_coefficient_snapped_to_one(clean):
+    # x**2 carries no number: the data must still be able to say it is 0.85 x**2
+    out = with_error_bars(SPEC, laws(sympy.Integer(1), sympy.Float(C)), noisy(clean, 0.02, 3))
+    (value, low, high), = out["V"].constants.values()
+    assert value == pytest.approx(K, rel=0.01) and low < value < high
+    assert float(out["V"].expr.coeff(X**2)) == pytest.approx(value)
+    kept = with_error_bars(SPEC, laws(sympy.Integer(1), sympy.Float(C)), clean)
+    assert kept["V"].expr == X**2  # clean data: no new constant
+
+
 def test_dynamics_laws_get_a_template_per_output():
     spec = System("spin", coords=["x", "y"], modules=[
         Potential("V", inputs=["x", "y"], law="0.6*(x**2 + y**2)"),
