@@ -155,17 +155,25 @@ class Evidence:
 
     def worse(self, errors: np.ndarray, than: np.ndarray) -> bool:
         """Whether a model with row errors ``errors`` (:meth:`row_errors`) fits these data
-        worse than one with ``than``, beyond what the data resolve: the mean paired
-        difference over :attr:`blocks` exceeds :data:`SIGNIFICANCE` standard errors of the
-        block means (a difference within the noise's sway says nothing)."""
-        difference = np.asarray(errors, float) - np.asarray(than, float)
-        blocks = self.blocks if self.blocks is not None else np.arange(difference.size)
+        worse than one with ``than``, beyond what the data resolve.
+
+        Each :attr:`block` gives one log ratio of the two models' mean errors there; the
+        first is worse when the mean log ratio exceeds :data:`SIGNIFICANCE` standard errors
+        of it. In ratios a law worse everywhere is worse whatever the motion's amplitude:
+        along a damped trajectory the first block carried 50 times the last one's
+        difference, and a t-test on the differences themselves let ``0.9 x**2`` pass for
+        ``x**2/2 + x**4/4`` (Duffing at 1 % noise, 1000 times the error).
+        """
+        blocks = self.blocks if self.blocks is not None else np.arange(len(errors))
         _, index = np.unique(blocks, return_inverse=True)
-        means = np.bincount(index, weights=difference) / np.bincount(index)
-        if means.size < 2:
-            return bool(means.sum() > 0)
-        spread = float(np.std(means, ddof=1)) / math.sqrt(means.size)
-        return bool(means.mean() > SIGNIFICANCE * spread)
+        counts = np.bincount(index)
+        mine = np.bincount(index, weights=np.asarray(errors, float)) / counts
+        theirs = np.bincount(index, weights=np.asarray(than, float)) / counts
+        ratios = np.log((mine + 1e-300) / (theirs + 1e-300))
+        if ratios.size < 2:
+            return bool(ratios.sum() > 0)
+        spread = float(np.std(ratios, ddof=1)) / math.sqrt(ratios.size)
+        return bool(ratios.mean() > SIGNIFICANCE * spread)
 
     def subset(self, rows: np.ndarray) -> Evidence:
         """The evidence on the samples (or windows) ``rows`` only."""
