@@ -132,14 +132,19 @@ class Evidence:
         noise = float(np.mean((self.floor * m) ** 2))
         return math.sqrt(max(total**2 - noise, 0.0)) if math.isfinite(total) else total
 
+    def target_scale(self) -> np.ndarray:
+        """Each coordinate's RMS target, floored at a tenth of the largest (as the loss
+        scales): the units of :meth:`relative` and :meth:`row_errors`."""
+        rms = np.sqrt(np.mean(self.target**2, axis=0))
+        return np.maximum(rms, 0.1 * rms.max() if rms.max() > 0 else 1.0)
+
     def relative(self, model) -> float:
         """Relative RMS error, each coordinate over its own RMS target (floored at a tenth of
         the largest, as the loss scales); ``inf`` when not finite."""
         pred = self.predict(model)
         if pred is None or not np.all(np.isfinite(pred)):
             return math.inf
-        rms = np.sqrt(np.mean(self.target**2, axis=0))
-        rms = np.maximum(rms, 0.1 * rms.max() if rms.max() > 0 else 1.0)
+        rms = self.target_scale()
         return float(np.sqrt(np.mean(np.mean((pred - self.target) ** 2, axis=0) / rms**2)))
 
     def row_errors(self, model) -> np.ndarray | None:
@@ -149,8 +154,7 @@ class Evidence:
         pred = self.predict(model)
         if pred is None or not np.all(np.isfinite(pred)):
             return None
-        rms = np.sqrt(np.mean(self.target**2, axis=0))
-        rms = np.maximum(rms, 0.1 * rms.max() if rms.max() > 0 else 1.0)
+        rms = self.target_scale()
         return np.sum(((pred - self.target) / rms) ** 2, axis=1)
 
     def worse(self, errors: np.ndarray, than: np.ndarray) -> bool:

@@ -86,12 +86,6 @@ def _exact_constants(model, names) -> None:
                                               dtype=constants.dtype)
 
 
-def _target_rms(proof: Evidence) -> np.ndarray:
-    """Each coordinate's RMS target, floored at a tenth of the largest (the loss scales)."""
-    rms = np.sqrt(np.mean(proof.target**2, axis=0))
-    return np.maximum(rms, 0.1 * rms.max() if rms.max() > 0 else 1.0)
-
-
 def _linearized(model, entries, proof: Evidence, rms: np.ndarray):
     """The model's scaled prediction of the targets and its Jacobian in the constants
     ``entries`` (forward differences of relative step :data:`STEP_RTOL`): ``(rows, n)`` and
@@ -146,7 +140,7 @@ def refit_constants(model, name: str, proof: Evidence, steps: int = REFIT_STEPS)
     current = proof.error(model)
     if not entries or not math.isfinite(current):
         return current
-    rms = _target_rms(proof)
+    rms = proof.target_scale()
     for _ in range(steps):
         try:
             base, jac = _linearized(model, entries, proof, rms)
@@ -201,7 +195,7 @@ def constant_intervals(spec, laws: Laws, proof: Evidence, groups: np.ndarray,
     entries = law_constants(model, names)
     if not entries:
         return {}
-    rms = _target_rms(proof)
+    rms = proof.target_scale()
     base, jac = _linearized(model, entries, proof, rms)
     residual = proof.target / rms - base  # (rows, n)
     rows, n, count = jac.shape
