@@ -11,7 +11,11 @@
   best model is kept by an oracle that knows the truth: PySINDy's best case.
 - **gplearn** ``SymbolicRegressor``: genetic programming; its program is converted to
   sympy (protected division, square root and logarithm written as the plain functions,
-  which they equal on the benchmark's positive inputs).
+  which they equal on the benchmark's positive inputs). :func:`gplearn_timed` grows it one
+  generation at a time (``warm_start``) within a wall-time budget.
+- **Operon** (``pyoperon``) ``SymbolicRegressor``: genetic programming with local
+  (Levenberg-Marquardt) optimization of the constants, single-threaded, stopped by a
+  wall-time budget; its infix model string is parsed into sympy.
 - **HNN-style baseline**: one MLP energy of the raw state (a potential ``V(q)`` with the
   known masses for Newtonian systems, a Lagrangian ``L(q, v)`` for Lagrangian ones), the
   equations of motion by autograd, trained on the acceleration loss.
@@ -263,6 +267,99 @@ def gplearn_formula(x: np.ndarray, y: np.ndarray, names, seed: int = 0,
                               random_state=seed, n_jobs=1, verbose=0)
     model.fit(x, y)
     return gplearn_sympy(model._program.program, names)
+
+
+def gplearn_timed(x: np.ndarray, y: np.ndarray, names, seconds: float,
+                  seed: int = 0) -> sympy.Expr:
+    """gplearn ``SymbolicRegressor`` grown one generation at a time within ``seconds``.
+
+    Population 1000, :data:`GP_FUNCTIONS`, parsimony 1e-3 (the other settings as in
+    :func:`gplearn_formula`). ``warm_start=True``: after each generation ``generations`` is
+    raised by one and the model refit, which continues the same run (gplearn replays its
+    seeds). It stops at 200 generations, at gplearn's own stopping criterion, or when the
+    next generation (assumed as long as the last one) would end past ``seconds`` of wall
+    time (the first generation always runs). Returns the best program of the last one.
+    """
+    start = time.perf_counter()
+    from gplearn.genetic import SymbolicRegressor
+
+    model = SymbolicRegressor(population_size=1000, generations=1, function_set=GP_FUNCTIONS,
+                              parsimony_coefficient=1e-3, p_crossover=0.7,
+                              p_subtree_mutation=0.1, p_hoist_mutation=0.05,
+                              p_point_mutation=0.1, max_samples=0.9, stopping_criteria=1e-10,
+                              random_state=seed, n_jobs=1, verbose=0, warm_start=True)
+    for generation in range(1, 201):
+        model.set_params(generations=generation)
+        begin = time.perf_counter()
+        model.fit(x, y)
+        now = time.perf_counter()
+        last = now - begin
+        best = min(p.raw_fitness_ for p in model._programs[-1])
+        if best <= model.stopping_criteria or now - start + last > seconds:
+            break
+    return gplearn_sympy(model._program.program, names)
+
+
+# ------------------------------------------------------------------ Operon
+
+OPERON_SYMBOLS = "add,sub,mul,div,constant,variable,exp,log,sqrt,sin,cos,square"
+"""Operon's primitives for :func:`operon_formula` (``square`` is printed as ``^ 2``)."""
+
+_OPERON_NAMES = {"abs": sympy.Abs, "min": sympy.Min, "max": sympy.Max,
+                 "ceil": sympy.ceiling, "nan": sympy.nan, "inf": sympy.oo}
+"""Operon's infix spellings that sympy's parser would read otherwise (Python builtins, or
+missing); ``aq`` and ``log1p`` are printed expanded, ``^`` is rewritten as ``**``."""
+
+
+def operon_sympy(text: str, placeholders) -> sympy.Expr:
+    """An Operon infix model string as sympy; ``placeholders``: ``{name in text: Symbol}``.
+
+    Constants come back as the float32 values Operon holds (printed with 50 decimals, then
+    rounded to float64 sympy Floats).
+    """
+    expr = sympy.parse_expr(text.replace("^", "**"),
+                            local_dict={**_OPERON_NAMES, **placeholders})
+    return expr.xreplace({f: sympy.Float(float(f)) for f in expr.atoms(sympy.Float)})
+
+
+def operon_formula(x: np.ndarray, y: np.ndarray, names, seconds: float,
+                   seed: int = 0) -> sympy.Expr:
+    """Operon (``pyoperon.sklearn.SymbolicRegressor``) on ``x (N, d) -> y (N,)`` in ``seconds``.
+
+    Single objective R2 with linear scaling (Operon's default), :data:`OPERON_SYMBOLS`,
+    ``max_length`` 50, 10 Levenberg-Marquardt iterations on the constants of every offspring,
+    one thread; generations and evaluations unbounded, so Operon's wall-time limit stops it
+    (whole seconds, checked once per generation: what is left of ``seconds`` after the
+    import, rounded, at least 1). The best model is returned as sympy in ``names`` and
+    checked against the regressor's own (float32) predictions on ``x``.
+    """
+    start = time.perf_counter()
+    from pyoperon.sklearn import SymbolicRegressor
+
+    left = seconds - (time.perf_counter() - start)
+    model = SymbolicRegressor(allowed_symbols=OPERON_SYMBOLS, max_length=50,
+                              optimizer="lm", optimizer_iterations=10, generations=10**9,
+                              max_evaluations=2**62, max_time=max(1, round(left)),
+                              n_threads=1, random_state=seed)
+    model.fit(x, np.asarray(y, dtype=float).reshape(-1))
+    placeholders = [f"_operon_x{i}" for i in range(len(names))]
+    text = model.get_model_string(model.model_, 50, placeholders)
+    expr = operon_sympy(text, {p: sympy.Symbol(n) for p, n in zip(placeholders, names)})
+    _check_operon(model, expr, x, names)
+    return expr
+
+
+def _check_operon(model, expr: sympy.Expr, x: np.ndarray, names) -> None:
+    """The parsed model must reproduce Operon's predictions (float32: a loose tolerance)."""
+    want = np.asarray(model.predict(x), dtype=float)
+    with np.errstate(all="ignore"):
+        mine = np.asarray(sympy.lambdify([sympy.Symbol(n) for n in names], expr, "numpy")(
+            *np.asarray(x, dtype=float).T), dtype=complex) * np.ones(len(x))
+    mine = np.where(mine.imag == 0, mine.real, np.nan)  # complex where Operon has NaN
+    rows = np.isfinite(want) & (np.abs(want) < 1e30)
+    scale = float(np.sqrt(np.mean(want[rows] ** 2))) if rows.any() else 1.0
+    if not np.allclose(mine[rows], want[rows], rtol=1e-3, atol=1e-3 * scale):
+        raise RuntimeError(f"pyoperon's model string was misread: {expr}")
 
 
 # ------------------------------------------------------------------ PySINDy

@@ -167,10 +167,13 @@ def complexity(expr) -> int:
     if isinstance(expr, (list, tuple)):
         return sum(complexity(e) for e in expr)
     expr = sympy.sympify(expr)
-    if expr.is_Atom:
-        return 2 if expr.is_Float else 1
+    if expr.is_Atom or not expr.free_symbols:  # an exact number such as sqrt(2)/2 is one
+        return 2 if expr.has(sympy.Float) else 1
     if isinstance(expr, sympy.Mul):
-        args = [a for a in expr.args if a != -1]
+        numbers = [a for a in expr.args if not a.free_symbols and a != -1]
+        args = [a for a in expr.args if a.free_symbols]
+        if numbers:
+            args.append(sympy.Mul(*numbers))
         return max(len(args) - 1, 0) + sum(complexity(a) for a in args)
     if isinstance(expr, sympy.Add):
         return len(expr.args) - 1 + sum(complexity(a) for a in expr.args)
@@ -477,6 +480,14 @@ def drop_constant(expr: sympy.Expr) -> sympy.Expr:
 # ------------------------------------------------------------------ snapping
 
 
+_ROOTS = (sympy.sqrt(2), sympy.sqrt(3), sympy.sqrt(sympy.pi), sympy.sqrt(2 * sympy.pi))
+"""Square roots that physics formulas carry as constants (normal densities, diagonals)."""
+
+ROOT_RTOL = 1e-3
+"""How close a constant must be to a rational multiple of a root in :data:`_ROOTS` to be
+tried as one (rationals and multiples of pi are tried within the snap window)."""
+
+
 def _nice_values(c: float, rtol: float) -> list[sympy.Expr]:
     """Simple numbers within ``rtol`` (relative) of ``c``, simplest first."""
     out: list[tuple[int, sympy.Expr]] = []
@@ -491,6 +502,13 @@ def _nice_values(c: float, rtol: float) -> list[sympy.Expr]:
         p = round(r * q)
         if p != 0 and abs(p / q - r) <= rtol * abs(r) and math.gcd(p, q) == 1:
             out.append((q + 4, sympy.Rational(p, q) * sympy.pi))
+    close = min(rtol, ROOT_RTOL)
+    for root in _ROOTS:  # 1/sqrt(2*pi) of a normal density, sqrt(pi)/2, sqrt(3)/2, ...
+        for r, power in ((c / float(root), 1), (c * float(root), -1)):
+            for q in (1, 2, 3, 4):
+                p = round(r * q)
+                if p != 0 and abs(p / q - r) <= close * abs(r) and math.gcd(p, q) == 1:
+                    out.append((q + 6, sympy.Rational(p, q) * root ** power))
     out.sort(key=lambda t: t[0])
     seen, values = set(), []
     for _, v in out:

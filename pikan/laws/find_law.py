@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
+import sympy
 import torch
 
 from pikan.errors import DataError, SpecError
@@ -35,12 +36,18 @@ from pikan.laws.candidates import (
     Target,
     alternatives,
     as_deadline,
+    complexity,
+    evaluate,
     fit_candidates,
+    pareto,
+    refit,
     sample_rows,
     search_deadline,
     select,
+    snap,
     tidy,
 )
+from pikan.laws.dimensions import pi_form
 from pikan.laws.generators.additive_model import AdditiveModel
 from pikan.laws.generators.base import Generator, Options, propose
 from pikan.laws.generators.kan_edges import KanEdges, KanReading
@@ -51,6 +58,7 @@ from pikan.laws.generators.separability import Separability
 from pikan.laws.generators.varpro import VarPro
 from pikan.laws.law import Law
 from pikan.spec.expr import is_valid_name
+from pikan.spec.units import check_dimensions, parse_units, units_map
 from pikan.train.optim import lbfgs_rounds
 from pikan.train.recipe import Recipe
 from pikan.train.threads import with_call_threads
@@ -231,6 +239,86 @@ def _settle(fits: Sequence[Fit], target: Target, tolerance: float
     return select(fits, tolerance), tolerance
 
 
+def _search(target: Target, stages, options: Options, steps: int
+            ) -> tuple[list[Fit], float]:
+    """The four stages of :func:`find_law` on ``target``: every fit, and the tolerance
+    (raised to the noise level when the residuals are noise, :func:`_settle`)."""
+    x, yy, names = target.z, target.y, list(target.names)
+    tolerance, seed, deadline = options.tolerance, options.seed, as_deadline(options.deadline)
+    fits = fit_candidates(propose(stages[0], target, options), target, tolerance,
+                          deadline=deadline)
+    _, tolerance = _settle(fits, target, tolerance)
+    if not _explained(fits, tolerance):
+        stage1 = deadline.share(0.5)
+        cands = propose(stages[1], target, options.replace(tolerance=tolerance,
+                                                           deadline=stage1))
+        fits += fit_candidates(cands, target, tolerance, deadline=stage1)
+        _, tolerance = _settle(fits, target, tolerance)
+    if steps > 0 and not _explained(fits, tolerance) and not deadline.expired():
+        kan, mean, std = fit_surrogate(x, yy, names, seed, steps, deadline.share(0.35))
+
+        def fn(zt, kan=kan, mean=mean, std=std):
+            return mean + std * kan(zt)[:, 0]
+
+        surrogate = options.replace(tolerance=tolerance, function=fn,
+                                    kan=KanReading(kan, x, names, shift=mean, scale=std))
+        cands = propose(stages[2], target, surrogate.replace(deadline=deadline.share(0.4)))
+        fits += fit_candidates(cands, target, tolerance, deadline=deadline.share(0.4))
+        if min((f.error for f in fits), default=math.inf) > tolerance \
+                and not deadline.expired():
+            cands = propose(stages[3], target,
+                            surrogate.replace(deadline=deadline.share(0.5)))
+            fits += fit_candidates(cands, target, tolerance, deadline=deadline)
+    return fits, tolerance
+
+
+MAX_MAPPED = 40
+"""Fits of the dimensionless problem :func:`find_law` maps back to the inputs at most (the
+most accurate first, the Pareto front always)."""
+
+
+def _dimensionless_search(target: Target, stages, options: Options, steps: int, units,
+                          output: str, output_units) -> tuple[list[Fit], float, dict]:
+    """:func:`_search` on the Buckingham pi form of the problem (:mod:`pikan.laws.dimensions`),
+    its fits mapped back to the inputs and evaluated on ``target``; with the units as
+    text by name (inputs and ``output``)."""
+    names = list(target.names)
+    if units is None or output_units is None:
+        raise SpecError("find_law: units need both units= (every input) and output_units=.")
+    parsed = units_map(units, "find_law")
+    unknown = [n for n in parsed if n not in names]
+    if unknown:
+        raise SpecError(f"find_law: units name {unknown}, which are not inputs {names}.")
+    out_unit = parse_units(output_units)
+    form = pi_form(parsed, names, out_unit)
+    z, w = form.reduce(target.z, target.y)
+    if form.groups:
+        inner = Target(form.group_names, z, "values", w)
+        fits, tolerance = _search(inner, stages, options, steps)
+        chosen = pareto(fits)
+        rest = sorted((f for f in fits if f not in chosen and math.isfinite(f.error)),
+                      key=lambda f: f.error)
+        mapped = []
+        for fit in [*chosen, *rest][:MAX_MAPPED]:
+            expr = form.law(fit.expr)
+            if fit in chosen:
+                expr = _cancelled(expr)
+            err, rmse = evaluate(target, expr)
+            mapped.append(Fit(expr, err, rmse, complexity(expr), f"units:{fit.source}",
+                              fit.snapped))
+    else:  # the law is a constant times the prefactor
+        fit = refit(sympy.Float(float(np.mean(w))) * form.prefactor_expr(), target,
+                    "units:prefactor", offset=False, deadline=options.deadline)
+        mapped = [fit, snap(fit, target, options.tolerance, deadline=options.deadline)]
+        tolerance = options.tolerance
+    consistent = [f for f in mapped if check_dimensions(
+        f.expr, parsed, out_unit, pure_numbers=True).consistent]
+    _, tolerance = _settle(consistent, target, options.tolerance)
+    shown = {n: str(parsed[n]) for n in names}
+    shown[output] = str(out_unit)
+    return consistent, tolerance, shown
+
+
 MIN_SAMPLES = 10
 """The fewest samples a law is searched on (find_law's data, extract's ``max_samples``)."""
 
@@ -292,7 +380,8 @@ def check_search_options(who: str, *, tolerance=None, seed=0, max_samples=MIN_SA
 def find_law(X, y, names: Sequence[str], output: str = "y", seed: int = 0, steps: int = 800,
              library: Sequence[str] | None = None, tolerance: float = 1e-6,
              max_samples: int = 2000, time_limit: float | None = DEFAULT_TIME_LIMIT,
-             generators: Sequence[Sequence[Generator]] = FIND_LAW_GENERATORS) -> Law:
+             generators: Sequence[Sequence[Generator]] = FIND_LAW_GENERATORS,
+             units: Mapping[str, str] | None = None, output_units: str | None = None) -> Law:
     """A closed-form law ``output = f(names)`` from static samples (not trajectories).
 
     Stages, cheapest first, every candidate's constants refit against the data themselves;
@@ -349,11 +438,21 @@ def find_law(X, y, names: Sequence[str], output: str = "y", seed: int = 0, steps
         about 20 %); None: no limit.
     generators : sequence of 4 sequences of Generator
         The generators of stages 0 to 3 (see above and :mod:`pikan.laws.generators.base`).
+    units : dict of str -> str, optional
+        The units of every input (:mod:`pikan.spec.units`: ``{"m": "kg", "v": "m/s", "theta":
+        "1"}``); with ``output_units``, the search runs on the Buckingham pi form of the
+        problem (:mod:`pikan.laws.dimensions`): ``y = prod(x**p) * g(pi_1, ..., pi_m)`` with
+        the groups ``pi_j`` pure numbers, so the search has ``m`` inputs, often none (the law
+        is then a constant times a product of powers, found in milliseconds), and every
+        law returned is dimensionally consistent with its numbers pure. Dimensional constants
+        (G, k_B, c) must then be inputs.
+    output_units : str, optional
+        The unit of ``y`` (``"J"``).
 
     Returns
     -------
     Law
-        ``kind="Function"``; ``expr`` in ``names``.
+        ``kind="Function"``; ``expr`` in ``names``; ``units`` by name when units were given.
 
     Raises
     ------
@@ -362,7 +461,8 @@ def find_law(X, y, names: Sequence[str], output: str = "y", seed: int = 0, steps
         that is not a positive number, ``generators`` that are not four stages of
         generators, or an option out of its range (:func:`check_search_options`: tolerance
         in [0, 1], whole ``seed >= 0``, ``steps >= 0``, ``max_samples >= 10``, known
-        ``library`` names).
+        ``library`` names); units that do not parse, miss an input, or cannot make the
+        output's unit from the inputs' (a dimensional constant is missing).
     DataError
         Shapes that disagree, fewer than 10 samples, or non-finite values.
     """
@@ -395,34 +495,35 @@ def find_law(X, y, names: Sequence[str], output: str = "y", seed: int = 0, steps
     x, yy = x[rows], yy[rows]
     target = Target(tuple(names), x, "values", yy)
     options = Options(library=library, tolerance=tolerance, seed=seed, deadline=deadline)
-    fits = fit_candidates(propose(stages[0], target, options), target, tolerance,
-                          deadline=deadline)
-    chosen, tolerance = _settle(fits, target, tolerance)
-    if not _explained(fits, tolerance):
-        stage1 = deadline.share(0.5)
-        cands = propose(stages[1], target, options.replace(tolerance=tolerance,
-                                                           deadline=stage1))
-        fits += fit_candidates(cands, target, tolerance, deadline=stage1)
-        chosen, tolerance = _settle(fits, target, tolerance)
-    if steps > 0 and not _explained(fits, tolerance) and not deadline.expired():
-        kan, mean, std = fit_surrogate(x, yy, names, seed, steps, deadline.share(0.35))
-
-        def fn(zt, kan=kan, mean=mean, std=std):
-            return mean + std * kan(zt)[:, 0]
-
-        surrogate = options.replace(tolerance=tolerance, function=fn,
-                                    kan=KanReading(kan, x, names, shift=mean, scale=std))
-        cands = propose(stages[2], target, surrogate.replace(deadline=deadline.share(0.4)))
-        fits += fit_candidates(cands, target, tolerance, deadline=deadline.share(0.4))
-        if min((f.error for f in fits), default=math.inf) > tolerance \
-                and not deadline.expired():
-            cands = propose(stages[3], target,
-                            surrogate.replace(deadline=deadline.share(0.5)))
-            fits += fit_candidates(cands, target, tolerance, deadline=deadline)
-        chosen = select(fits, tolerance)
+    if units is None and output_units is None:
+        fits, tolerance = _search(target, stages, options, steps)
+        unit_text = {}
+    else:
+        fits, tolerance, unit_text = _dimensionless_search(
+            target, stages, options, steps, units, output, output_units)
+    chosen = select(fits, tolerance)
     if chosen is not None:
-        chosen = tidy(chosen, target, deadline)
+        tidied = tidy(chosen, target, deadline)
+        if not unit_text or _consistent(tidied.expr, unit_text, output):
+            chosen = tidied
     if chosen is None:
         raise DataError("find_law: no candidate law is finite on the data.")
     return Law(output, "Function", tuple(names), chosen.expr, chosen.expr, chosen.r2,
-               chosen.rmse, chosen.error, chosen.complexity, tuple(alternatives(fits)))
+               chosen.rmse, chosen.error, chosen.complexity, tuple(alternatives(fits)),
+               units=unit_text)
+
+
+def _cancelled(expr: sympy.Expr) -> sympy.Expr:
+    """``expr`` over one common denominator when that is simpler: a law mapped back from
+    its groups carries the prefactor's powers in every term (``x1**2*(x2/x1 - 1)``)."""
+    try:
+        simpler = sympy.cancel(expr)
+    except (TypeError, ValueError, RecursionError, NotImplementedError,
+            sympy.PolynomialError):
+        return expr
+    return simpler if complexity(simpler) < complexity(expr) else expr
+
+
+def _consistent(expr, unit_text: dict, output: str) -> bool:
+    units = units_map(unit_text, "find_law")
+    return check_dimensions(expr, units, units[output], pure_numbers=True).consistent

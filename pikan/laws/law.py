@@ -135,6 +135,9 @@ class Law:
         :meth:`interval`).
     level : float
         Confidence level of the intervals in :attr:`constants`.
+    units : dict of str -> str
+        Units by name (the module or output name, and its inputs) when the law was found
+        with units (:func:`pikan.find_law` ``units=``); empty otherwise.
     """
 
     module: str
@@ -155,6 +158,7 @@ class Law:
     constants: dict = field(default_factory=dict)
     covariance: tuple = ()
     level: float = 0.9
+    units: dict = field(default_factory=dict)
 
     @property
     def up_to_constant(self) -> bool:
@@ -165,7 +169,8 @@ class Law:
         return list(self.expr) if isinstance(self.expr, (list, tuple)) else [self.expr]
 
     def _head(self) -> str:
-        return f"{self.module}({', '.join(self.inputs)})"
+        unit = f" [{self.units[self.module]}]" if self.module in self.units else ""
+        return f"{self.module}({', '.join(self.inputs)}){unit}"
 
     def formula(self) -> str:
         """The law as one line of text, ``V(x) = x**2/2 + const`` (no verdict)."""
@@ -328,6 +333,7 @@ class Law:
             "constants": {k: [number(x) for x in v] for k, v in self.constants.items()},
             "covariance": [[float(x) for x in row] for row in self.covariance],
             "level": float(self.level),
+            **({"units": dict(self.units)} if self.units else {}),
         }
 
     @classmethod
@@ -385,7 +391,17 @@ class Law:
                    tuple(data.get("outputs") or ()), _verdict(data.get("verdict"), where),
                    str(data.get("verdict_reason") or ""),
                    tuple(str(c) for c in data.get("caveats") or ()), template, constants,
-                   covariance, _float(data.get("level", 0.9)))
+                   covariance, _float(data.get("level", 0.9)), _units(data.get("units"), where))
+
+
+def _units(value: object, where: str) -> dict:
+    """A law's ``units`` field: names to units text."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise SpecError(f"{where}: 'units' must map names to units text, got {value!r}.")
+    return dict(value)
 
 
 def _precise(value: float, half: float) -> str:

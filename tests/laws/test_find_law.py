@@ -24,11 +24,12 @@ from pikan.laws.find_law import (
     residuals_are_noise,
 )
 from pikan.laws.generators.power_law import PowerLaw
-from pikan.laws.law import equivalent
+from pikan.laws.law import Law, equivalent
 from pikan.laws.numpy_expr import numpy_function
 from pikan.model.compile import compile
 from pikan.spec.expr import parse
 from pikan.spec.system import Potential, System
+from pikan.spec.units import check_dimensions, parse_units, units_map
 from pikan.train.recipe import Recipe, Stage
 
 _REPO = Path(__file__).resolve().parents[2]
@@ -315,3 +316,58 @@ def test_search_options_in_range_pass():
                          library=["sin", "x^2"], steps=0)
     check_search_options("extract", tolerance=None, seed=np.int64(3), max_samples=1500)
     check_search_options("extract", tolerance=1.0, library=[])
+
+
+# ------------------------------------------------------------------ units
+
+
+def _samples(ranges, fn, seed=0, n=500):
+    rng = np.random.default_rng(seed)
+    x = np.column_stack([rng.uniform(lo, hi, n) for lo, hi in ranges])
+    return x, fn(*x.T)
+
+
+def test_units_make_heat_conduction_a_two_group_problem():
+    x, y = _samples([(1, 5), (250, 300), (310, 400), (1, 5), (1, 5)],
+                    lambda k, t1, t2, a, d: k * (t2 - t1) * a / d)
+    units = {"kappa": "W/(m*K)", "T1": "K", "T2": "K", "A": "m**2", "d": "m"}
+    law = find_law(x, y, list(units), output="P", units=units, output_units="W",
+                   time_limit=20)
+    assert equivalent(law.expr, sympy.sympify("kappa*(T2 - T1)*A/d"))
+    assert law.units == {**{n: str(parse_units(u)) for n, u in units.items()}, "P": "W"}
+    assert "P(kappa, T1, T2, A, d) [W] =" in str(law)
+    assert Law.from_dict(law.to_dict()).units == law.units
+
+
+def test_units_find_a_monomial_with_its_pure_constant():
+    x, y = _samples([(1, 5), (1, 5)], lambda p, v: 1.5 * p * v)
+    law = find_law(x, y, ["pr", "V"], units={"pr": "Pa", "V": "m**3"}, output_units="J")
+    assert sympy.simplify(law.expr - sympy.sympify("3*pr*V/2")) == 0
+
+
+def test_units_laws_are_consistent_on_noisy_data():
+    x, y = _samples([(1, 5), (1, 5), (1, 5)], lambda m, v, h: m * v**2 / 2 + 9.81 * m * h)
+    y = y + 0.01 * np.std(y) * np.random.default_rng(1).standard_normal(len(y))
+    units = {"m": "kg", "v": "m/s", "h": "m", "g": "m/s**2"}
+    x = np.column_stack([x, np.full(len(y), 9.81) + 1e-3 * np.arange(len(y)) / len(y)])
+    law = find_law(x, y, ["m", "v", "h", "g"], units=units, output_units="J",
+                   tolerance=0.01, time_limit=20)
+    result = check_dimensions(law.expr, units_map(units, "t"), parse_units("J"),
+                              pure_numbers=True)
+    assert result.consistent, (law.expr, result.problems)
+    assert law.error < 0.03
+
+
+def test_units_errors_are_specific():
+    x, y = _samples([(1, 5), (1, 5)], lambda m, v: m * v**2)
+    with pytest.raises(SpecError, match="dimensional constant"):
+        find_law(x, y, ["m", "v"], units={"m": "kg", "v": "m/s"}, output_units="W")
+    with pytest.raises(SpecError, match="no units for"):
+        find_law(x, y, ["m", "v"], units={"m": "kg"}, output_units="J")
+    with pytest.raises(SpecError, match="both"):
+        find_law(x, y, ["m", "v"], units={"m": "kg", "v": "m/s"})
+    with pytest.raises(SpecError, match="not inputs"):
+        find_law(x, y, ["m", "v"], units={"m": "kg", "v": "m/s", "c": "m/s"},
+                 output_units="J")
+    with pytest.raises(SpecError, match="unknown unit"):
+        find_law(x, y, ["m", "v"], units={"m": "kgs", "v": "m/s"}, output_units="J")
