@@ -66,6 +66,7 @@ import math
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 import sympy
@@ -701,4 +702,10 @@ def extract(model, data, modules: Sequence[str] | None = None,
         if progress:
             print(f"[pikan] extract {n}: {law}  (error {law.error:.2g}, "
                   f"{time.perf_counter() - start:.1f} s)", file=sys.stderr)
-    return Laws(laws, spec=model.spec)
+    return Laws([_with_units(law, model.spec) for law in laws], spec=model.spec)
+
+
+def _with_units(law: Law, spec) -> Law:
+    """The law with the units of its module (inputs, params, value) when the spec has units."""
+    units = spec.module_units(law.module) if spec.units else {}
+    return replace(law, units={n: str(u) for n, u in units.items()}) if units else law

@@ -29,6 +29,7 @@ from pikan.errors import SpecError
 from pikan.laws.numpy_expr import numpy_function
 from pikan.spec.expr import parse, to_string
 from pikan.spec.system import System
+from pikan.spec.units import check_dimensions, parse_units
 
 __all__ = ["VERDICTS", "Alternative", "Law", "Laws", "equivalent", "in_state"]
 
@@ -272,6 +273,22 @@ class Law:
 
     def __str__(self) -> str:
         return self.formula_with_errors() + (f"   [{self.verdict}]" if self.verdict else "")
+
+    def constant_units(self) -> list[tuple[sympy.Expr, str]]:
+        """Each number of the law with the unit it carries, from :attr:`units` (a law of a
+        spec with units: the ``0.5`` of ``V = 0.5*x**2`` carries ``kg/s**2`` when ``x`` is in
+        m and ``V`` in J); empty without units, and for :func:`pikan.find_law` laws, whose
+        numbers are pure."""
+        if not self.units or self.kind == "Function":
+            return []
+        units = {n: parse_units(u) for n, u in self.units.items()}
+        outputs = [f"{self.module}[{o}]" for o in self.outputs] if self.outputs \
+            else [self.module]
+        found = []
+        for expr, output in zip(self._exprs(), outputs):
+            check = check_dimensions(expr, units, units.get(output), implicit_units=True)
+            found += [(c, str(u)) for c, u in check.constants]
+        return found
 
     def best_alternatives(self, count: int = 3) -> list[Alternative]:
         """The ``count`` most accurate other points of the Pareto front (for a law short of
@@ -562,12 +579,16 @@ class Laws(Mapping):
 
     def to_markdown(self) -> str:
         """A Markdown table: module, kind, law, complexity, R^2, relative error and verdict."""
-        lines = ["| module | kind | law | complexity | R^2 | error | verdict |",
-                 "|---|---|---|---|---|---|---|"]
+        with_units = any(law.units for law in self._laws.values())
+        extra = " constants' units |" if with_units else ""
+        lines = [f"| module | kind | law | complexity | R^2 | error | verdict |{extra}",
+                 "|---|---|---|---|---|---|---|" + ("---|" if with_units else "")]
         for law in self._laws.values():
             text = law.formula_with_errors().split(" = ", 1)[1].replace("|", "\\|")
+            units = ", ".join(f"{_short(c)}: {u}" for c, u in law.constant_units())
             lines.append(f"| {law._head()} | {law.kind} | `{text}` | {law.complexity} | "
-                         f"{law.r2:.6g} | {law.error:.3g} | {law.verdict or 'unchecked'} |")
+                         f"{law.r2:.6g} | {law.error:.3g} | {law.verdict or 'unchecked'} |"
+                         + (f" {units} |" if with_units else ""))
         return "\n".join(lines)
 
     # ------------------------------------------------------------------ equations of motion

@@ -209,6 +209,7 @@ def system_to_dict(system) -> dict:
         "params": dict(system.params),
         "constraints": [_constraint_to_dict(c, where) for c in system.constraints],
         "modules": [m.to_dict() for m in system.modules],
+        **({"units": dict(system.units)} if system.units else {}),
     }
 
 
@@ -252,6 +253,7 @@ def system_from_dict(cls: type, data: Any, kinds: Mapping[str, type]) -> Any:
         constraints=tuple(_constraint_from_dict(c, f"{where} constraints")
                           for c in data.get("constraints") or ()),
         velocities=data.get("velocities"),
+        units=data.get("units") or {},
     )
 
 

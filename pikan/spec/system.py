@@ -51,6 +51,7 @@ from pikan.spec import json as spec_json
 from pikan.spec.bindings import all_pairs, chain_pairs
 from pikan.spec.expr import did_you_mean, free_names, is_valid_name, parse, symbol
 from pikan.spec.json import register_constraint
+from pikan.spec.units import Unit, check_dimensions, parse_units
 
 __all__ = [
     "Dissipation",
@@ -570,6 +571,10 @@ MODULE_KINDS: dict[str, type[Module]] = {
 # ----------------------------------------------------------------------------- system
 
 
+UNIT_DEFAULTS = {"t": "s", "energy": "J"}
+"""Units of time and energy in a spec with units, unless it names others."""
+
+
 @dataclass(frozen=True)
 class System:
     """A mechanical system: coordinates, masses, params and modules.
@@ -590,6 +595,14 @@ class System:
         System-level constraints such as ``Conserved("energy")``.
     velocities : list of str, optional
         Velocity names; default ``v_<coord>``.
+    units : dict of str to str, optional
+        Units (:mod:`pikan.spec.units`) of every coordinate and param, and optionally of
+        time ``"t"`` (default ``"s"``) and ``"energy"`` (default ``"J"``): ``{"x": "m",
+        "theta": "rad", "k": "N/m"}``. Velocities carry coordinate over time; potentials and
+        Lagrangians energy, dissipation functions energy over time, a Dynamics force on a
+        coordinate energy over that coordinate. With units, every law given in the spec is
+        checked for consistency (its numbers may carry units, as in ``0.5*x**2``), and
+        extracted laws report the unit of each constant (:meth:`pikan.Law.constant_units`).
 
     Examples
     --------
@@ -607,6 +620,7 @@ class System:
     params: Mapping[str, float] = field(default_factory=FrozenMap)
     constraints: tuple = ()
     velocities: tuple[str, ...] | None = None
+    units: Mapping[str, str] = field(default_factory=FrozenMap)
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -644,7 +658,95 @@ class System:
         if dataclasses.is_dataclass(constraints) or not isinstance(constraints, Iterable):
             constraints = (constraints,)
         set_(self, "constraints", tuple(constraints))
+        set_(self, "units", self._normalize_units(self.units, where))
         self.validate()
+
+    def _normalize_units(self, units: Any, where: str) -> FrozenMap:
+        if units is None:
+            units = {}
+        if not isinstance(units, Mapping):
+            raise SpecError(f"{where} units: expected a dict of name -> units text such as "
+                            f"{{'x': 'm', 'k': 'N/m'}}, got {units!r}.")
+        if not units:
+            return FrozenMap()
+        allowed = (*self.coords, *self.params, *UNIT_DEFAULTS)
+        unknown = [n for n in units if n not in allowed]
+        if unknown:
+            raise SpecError(f"{where} units: {unknown[0]!r} is not a coordinate, param, 't' or "
+                            f"'energy'." + did_you_mean(str(unknown[0]), allowed))
+        missing = [n for n in (*self.coords, *self.params) if n not in units]
+        if missing:
+            raise SpecError(f"{where} units: no units for {', '.join(map(repr, missing))}; "
+                            "with units, every coordinate and param needs one ('1' for a pure "
+                            "number, 'rad' for an angle).")
+        texts = {**UNIT_DEFAULTS, **{str(k): v for k, v in units.items()}}
+        for name, text in texts.items():
+            try:
+                parse_units(text)
+            except SpecError as err:
+                raise SpecError(f"{where} units of {name!r}: {err}") from None
+        return FrozenMap((n, str(texts[n])) for n in (*self.coords, *self.params,
+                                                      *UNIT_DEFAULTS))
+
+    # ---------------------------------------------------------------- units
+
+    def unit_of(self, name: str) -> Unit:
+        """The unit of a coordinate, velocity, param, ``"t"`` or ``"energy"`` (a spec with
+        units only)."""
+        if not self.units:
+            raise SpecError(f"system {self.name!r} has no units; give System(..., units=...).")
+        if name in self.velocities:
+            coord = self.coords[self.velocities.index(name)]
+            return parse_units(self.units[coord]) / parse_units(self.units["t"])
+        if name not in self.units:
+            raise SpecError(f"system {self.name!r}: no unit for {name!r}.")
+        return parse_units(self.units[name])
+
+    def module_units(self, module: Module | str) -> dict[str, Unit]:
+        """The units of a module's inputs and params, and of its value under its own name
+        (a Dynamics: ``"<name>[<coord>]"`` per output); empty without units.
+
+        Raises
+        ------
+        SpecError
+            A feature whose expression is not dimensionally consistent.
+        """
+        m = self.module(module) if isinstance(module, str) else module
+        if not self.units:
+            return {}
+        state = {n: self.unit_of(n) for n in (*self.state_names, *self.params)}
+        units = {n: state[n] for n in self.params}
+        for i, binding in enumerate(m.input_bindings):
+            for name, expression in binding.items():
+                check = check_dimensions(expression, state, pure_numbers=True)
+                if check.problems or check.unit is None:
+                    raise SpecError(f"module {m.name!r} input {name!r} = {expression}: "
+                                    f"{'; '.join(check.problems) or 'unit undetermined'}.")
+                if name in units and not units[name].same_dimension(check.unit) and i:
+                    raise SpecError(f"module {m.name!r} input {name!r} carries "
+                                    f"{check.unit.dimension()} in binding {i} but "
+                                    f"{units[name].dimension()} before.")
+                units[name] = check.unit
+        energy, time = self.unit_of("energy"), self.unit_of("t")
+        if isinstance(m, Dynamics):
+            for o in m.outputs:
+                units[f"{m.name}[{o}]"] = energy / self.unit_of(o)
+            if m.gyroscopic:
+                units.update({v: state[v] for v in self.velocities})
+        else:
+            units[m.name] = energy / time if isinstance(m, Dissipation) else energy
+        return units
+
+    def _check_law_units(self, m: Module) -> None:
+        units = self.module_units(m)
+        outputs = [f"{m.name}[{o}]" for o in m.outputs] if isinstance(m, Dynamics) \
+            else [m.name]
+        for component, output in zip(m.laws, outputs):
+            check = check_dimensions(component, units, units[output])
+            if check.problems:
+                raise SpecError(f"module {m.name!r} law {component}: not dimensionally "
+                                f"consistent ({'; '.join(check.problems)}); the law must carry "
+                                f"{units[output].dimension()}.")
 
     def _normalize_masses(self, masses: Any, where: str) -> float | tuple[float, ...] | str:
         if isinstance(masses, str):
@@ -852,6 +954,8 @@ class System:
                 raise SpecError(f"{where} law: a gyroscopic force must do no work, but "
                                 f"v . F = {power!s} is not zero; use F = B v with B antisymmetric "
                                 "(e.g. ['w*v_y', '-w*v_x']) or set gyroscopic=False.")
+        if self.units and m.law is not None:
+            self._check_law_units(m)
         for c in m.constraints:
             if hasattr(c, "check_spec"):
                 c.check_spec(self, m)

@@ -108,11 +108,15 @@ class Unit:
         return text
 
     def __str__(self) -> str:
-        """The shortest of a named derived unit (``"J"``) and the base-unit spelling; a scale
-        other than 1 is written in front (``"1000*m"``)."""
+        """A named derived unit when one has these powers (``"J"``), else the base-unit
+        spelling; the scale is left out (what dimensional analysis needs, and text that
+        :func:`parse_units` reads back)."""
         names = [n for n in _NAMED if DERIVED[n].powers == self.powers]
-        text = names[0] if names else self.dimension()
-        return text if math.isclose(self.scale, 1.0) else f"{self.scale:g}*{text}"
+        return names[0] if names else self.dimension()
+
+    def __repr__(self) -> str:
+        scale = "" if math.isclose(self.scale, 1.0) else f", scale={self.scale:g}"
+        return f"Unit({self.dimension()!r}{scale})"
 
 
 def _power(name: str, p: Fraction) -> str:
@@ -361,14 +365,19 @@ _SAME_UNIT_FUNCTIONS = (sympy.Abs, sympy.Max, sympy.Min)
 class _Inference:
     """One walk of :func:`check_dimensions` (records problems and constants' units)."""
 
-    def __init__(self, units: Mapping[str, Unit], pure_numbers: bool) -> None:
+    def __init__(self, units: Mapping[str, Unit], pure_numbers: bool,
+                 implicit_units: bool = False) -> None:
         self.units = units
         self.pure = pure_numbers
+        self.implicit = implicit_units
         self.problems: list[str] = []
         self.constants: list[tuple[sympy.Expr, Unit]] = []
 
     def expect(self, expr, got: Unit | None, want: Unit | None) -> Unit | None:
         if want is not None and got is not None and not got.same_dimension(want):
+            if self.implicit:  # a coefficient 1 (snapped) that carries the missing unit
+                self.constants.append((sympy.Integer(1), want / got))
+                return want
             self.problems.append(f"{expr} carries {got.dimension()} where {want.dimension()} "
                                  "is needed")
         return want if got is None else got
@@ -419,11 +428,12 @@ class _Inference:
         return self.expect(expr, DIMENSIONLESS, want)
 
     def add(self, expr, want: Unit | None) -> Unit | None:
-        first = _Inference(self.units, self.pure)
+        first = _Inference(self.units, self.pure, self.implicit)
         found = [first.infer(t) for t in expr.args]
         known = want if want is not None else next((u for u in found if u is not None), None)
         for term, unit in zip(expr.args, found):
-            if unit is not None and known is not None and not unit.same_dimension(known):
+            if unit is not None and known is not None and not unit.same_dimension(known) \
+                    and not self.implicit:
                 self.problems.append(f"{expr}: adds {unit.dimension()} ({term}) to "
                                      f"{known.dimension()}")
             else:
@@ -465,7 +475,8 @@ class _Inference:
 
 
 def check_dimensions(expr, units: Mapping[str, Unit], output: Unit | None = None,
-                     pure_numbers: bool = False) -> DimensionCheck:
+                     pure_numbers: bool = False, implicit_units: bool = False
+                     ) -> DimensionCheck:
     """The unit of ``expr`` and whether it is dimensionally consistent.
 
     Parameters
@@ -479,11 +490,15 @@ def check_dimensions(expr, units: Mapping[str, Unit], output: Unit | None = None
         True: every number in ``expr`` is a pure number (a law whose dimensional constants
         are all inputs). False: a number may carry the unit its place needs, and the
         check reports which (``constants``).
+    implicit_units : bool
+        True: also a factor 1 that a law leaves unwritten may carry a unit (``x**2`` in a
+        potential: a snapped coefficient of an extracted law); such a place is reported as
+        the constant 1 with its unit, and nothing is inconsistent.
 
     Returns
     -------
     DimensionCheck
     """
-    walk = _Inference(units, pure_numbers)
+    walk = _Inference(units, pure_numbers, implicit_units)
     unit = walk.infer(sympy.sympify(expr), output)
     return DimensionCheck(unit, tuple(dict.fromkeys(walk.problems)), tuple(walk.constants))

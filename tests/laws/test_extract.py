@@ -198,6 +198,19 @@ def test_extract_law_fields_and_state_form():
     assert torch.allclose(force, torch.tensor([[0.6, 0.8]]), atol=0.02)
 
 
+def test_extracted_laws_carry_the_units_of_a_spec_with_units():
+    data = _simulate("central", n=3)
+    spec = _learning_spec("central")
+    spec = spec.replace(units={"x": "m", "y": "m"})
+    model = pikan.compile(spec, seed=0)
+    _fit_to_truth(model, _central(), data)
+    law = extract(model, data, seed=0)["V"]
+    assert law.units == {"r": "m", "V": "J"}
+    assert str(law).startswith("V(r) [J] = ")
+    units = {round(float(c), 2): u for c, u in law.constant_units()}
+    assert units == {0.25: "kg/(m**2*s**2)", -1.0: "kg/s**2"}, law
+
+
 # ------------------------------------------------------------------ extract: end to end
 
 

@@ -290,3 +290,19 @@ def test_laws_show_in_jupyter_as_aligned_equations_one_row_per_law():
         expected.append(f"{head} &= {body} && \\text{{[{verdict}]}}")
     assert rows == expected
     assert Laws()._repr_latex_() is None  # nothing to typeset: Jupyter shows the repr
+
+
+def test_constant_units_of_a_law_with_units():
+    law = Law("V", "Potential", ("r",), sympy.sympify("r**4/4 - r**2 + 0.3*exp(-r)"),
+              units={"V": "J", "r": "m"})
+    found = {(str(c), u) for c, u in law.constant_units()}
+    assert found == {("1/4", "kg/(m**2*s**2)"), ("-1", "kg/s**2"), ("-1", "1/m"), ("0.300000000000000", "J")}
+    assert "constants' units" in Laws([law]).to_markdown()
+    assert str(law).startswith("V(r) [J] = ")
+    assert Law.from_dict(law.to_dict()).units == law.units
+    # no units, and find_law's pure numbers: nothing to report
+    assert Law("V", "Potential", ("r",), sympy.sympify("r**2")).constant_units() == []
+    assert Law("y", "Function", ("r",), sympy.sympify("2*r"),
+               units={"y": "m", "r": "m"}).constant_units() == []
+    with pytest.raises(SpecError, match="'units' must map"):
+        Law.from_dict({**law.to_dict(), "units": {"V": 3}})

@@ -369,3 +369,59 @@ def test_laws_beyond_double_range_are_spec_errors_naming_the_module(law, match):
     truth = System("s", coords=["x"], modules=[Potential("V", inputs=["x"], law="x**2/2")])
     with pytest.raises(SpecError, match=match):
         truth.with_laws({"V": law})
+
+
+# ------------------------------------------------------------------ units
+
+
+def _oscillator(**changes):
+    options = {"coords": ["x"], "params": {"k": 1.3, "c": 0.2},
+               "units": {"x": "m", "k": "N/m", "c": "kg/s"},
+               "modules": [Potential("V", inputs=["x"], law="k*x**2/2"),
+                           Dissipation("D", inputs=["v_x"], law="c*v_x**2/2")]}
+    options.update(changes)
+    return System("osc", **options)
+
+
+def test_units_give_every_module_its_input_and_value_units():
+    spec = _oscillator()
+    assert dict(spec.units) == {"x": "m", "k": "N/m", "c": "kg/s", "t": "s", "energy": "J"}
+    assert spec.unit_of("v_x").dimension() == "m/s"
+    v, d = spec.module_units("V"), spec.module_units("D")
+    assert str(v["V"]) == "J" and str(d["D"]) == "W" and d["v_x"].dimension() == "m/s"
+    pendulum = System("pendulum", coords=["th"], params={"g": 9.8, "l": 1.0},
+                      units={"th": "rad", "g": "m/s**2", "l": "m", "energy": "J/kg"},
+                      modules=[Potential("V", inputs={"c": "cos(th)"}, law="-g*l*c")])
+    assert pendulum.module_units("V")["c"].dimensionless
+    force = System("push", coords=["x"], units={"x": "m"},
+                   modules=[Dynamics("F", inputs=["v_x"], outputs=["x"], law=["-0.3*v_x"])])
+    assert str(force.module_units("F")["F[x]"]) == "N"
+
+
+def test_units_round_trip_and_no_units_by_default():
+    spec = _oscillator()
+    assert System.from_json(spec.to_json()) == spec
+    plain = _oscillator(units=None)
+    assert dict(plain.units) == {} and "units" not in plain.to_dict()
+    assert plain.module_units("V") == {}
+    with pytest.raises(SpecError, match="has no units"):
+        plain.unit_of("x")
+
+
+@pytest.mark.parametrize("changes, match", [
+    ({"units": {"x": "m", "k": "N/m"}}, "no units for 'c'"),
+    ({"units": {"x": "m", "k": "N/m", "c": "kg/s", "y": "m"}}, "'y' is not a coordinate"),
+    ({"units": {"x": "m", "k": "N/mm2", "c": "kg/s"}}, "units of 'k'"),
+    ({"units": ["m"]}, "expected a dict"),
+    ({"modules": [Potential("V", inputs=["x"], law="k*x**2/2 + x")]}, "not dimensionally"),
+    ({"modules": [Potential("V", inputs=["x"], law="exp(x)")]}, "argument carries m"),
+    ({"modules": [Dissipation("D", inputs=["v_x"], law="k*v_x**2")]}, "must carry"),
+])
+def test_unit_errors_are_named(changes, match):
+    with pytest.raises(SpecError, match=match):
+        _oscillator(**changes)
+
+
+def test_numbers_in_a_law_may_carry_units():
+    spec = _oscillator(modules=[Potential("V", inputs=["x"], law="0.65*x**2")])
+    assert spec.module("V").law is not None
