@@ -480,12 +480,15 @@ def drop_constant(expr: sympy.Expr) -> sympy.Expr:
 # ------------------------------------------------------------------ snapping
 
 
-_ROOTS = (sympy.sqrt(2), sympy.sqrt(3), sympy.sqrt(sympy.pi), sympy.sqrt(2 * sympy.pi))
-"""Square roots that physics formulas carry as constants (normal densities, diagonals)."""
+_SPECIAL = (sympy.sqrt(2), sympy.sqrt(3), sympy.sqrt(sympy.pi), sympy.sqrt(2 * sympy.pi),
+            sympy.log(2))
+"""Constants physics formulas carry besides rationals and pi: square roots (normal
+densities, diagonals) and log(2) (half-lives)."""
 
 ROOT_RTOL = 1e-3
-"""How close a constant must be to a rational multiple of a root in :data:`_ROOTS` to be
-tried as one (rationals and multiples of pi are tried within the snap window)."""
+"""How close a constant must be to a small rational multiple (numerator at most 12) of one
+in :data:`_SPECIAL` to be tried as one (rationals and multiples of pi are tried within the
+snap window)."""
 
 
 def _nice_values(c: float, rtol: float) -> list[sympy.Expr]:
@@ -503,11 +506,12 @@ def _nice_values(c: float, rtol: float) -> list[sympy.Expr]:
         if p != 0 and abs(p / q - r) <= rtol * abs(r) and math.gcd(p, q) == 1:
             out.append((q + 4, sympy.Rational(p, q) * sympy.pi))
     close = min(rtol, ROOT_RTOL)
-    for root in _ROOTS:  # 1/sqrt(2*pi) of a normal density, sqrt(pi)/2, sqrt(3)/2, ...
+    for root in _SPECIAL:  # 1/sqrt(2*pi) of a normal density, sqrt(3)/2, log(2), ...
         for r, power in ((c / float(root), 1), (c * float(root), -1)):
             for q in (1, 2, 3, 4):
                 p = round(r * q)
-                if p != 0 and abs(p / q - r) <= close * abs(r) and math.gcd(p, q) == 1:
+                if 0 < abs(p) <= 12 and abs(p / q - r) <= close * abs(r) \
+                        and math.gcd(p, q) == 1:
                     out.append((q + 6, sympy.Rational(p, q) * root ** power))
     out.sort(key=lambda t: t[0])
     seen, values = set(), []

@@ -77,6 +77,25 @@ class PiForm:
         groups = ", ".join(f"{n} = {e}" for n, e in zip(self.group_names, self.group_exprs()))
         return f"{self.prefactor_expr()} * g({groups})"
 
+    def orientations(self, max_flipped_groups: int = 3) -> list[PiForm]:
+        """This form and the ones with groups turned upside down (``c/v`` for ``v/c``).
+
+        Which way up a group enters a law is a matter of how it was written
+        (``exp(h*nu/(kb*T))`` or ``exp(1/z)`` in ``z = kb*T/(h*nu)``), and a search finds
+        a law far more easily in the right one. With at most ``max_flipped_groups`` groups
+        every combination is listed (``2**m``), this form first and the all-flipped one
+        second; with more, only those two.
+        """
+        m = len(self.groups)
+        if m == 0:
+            return [self]
+        masks = list(itertools.product((False, True), repeat=m)) if m <= max_flipped_groups \
+            else [(False,) * m, (True,) * m]
+        masks.sort(key=lambda mask: (mask != (False,) * m, mask != (True,) * m))
+        return [PiForm(self.names, self.prefactor,
+                       tuple(tuple(-e for e in g) if flip else g
+                             for g, flip in zip(self.groups, mask))) for mask in masks]
+
     def law(self, g: sympy.Expr) -> sympy.Expr:
         """The law in the input names from ``g`` in the group names."""
         subs = {sympy.Symbol(n): e for n, e in zip(self.group_names, self.group_exprs())}

@@ -291,26 +291,33 @@ def _dimensionless_search(target: Target, stages, options: Options, steps: int, 
         raise SpecError(f"find_law: units name {unknown}, which are not inputs {names}.")
     out_unit = parse_units(output_units)
     form = pi_form(parsed, names, out_unit)
-    z, w = form.reduce(target.z, target.y)
-    if form.groups:
-        inner = Target(form.group_names, z, "values", w)
-        fits, tolerance = _search(inner, stages, options, steps)
-        chosen = pareto(fits)
-        rest = sorted((f for f in fits if f not in chosen and math.isfinite(f.error)),
+    deadline = as_deadline(options.deadline)
+    mapped: list[Fit] = []
+    if not form.groups:  # the law is a constant times the prefactor
+        _, w = form.reduce(target.z, target.y)
+        fit = refit(sympy.Float(float(np.mean(w))) * form.prefactor_expr(), target,
+                    "units:prefactor", offset=False, deadline=deadline)
+        mapped = [fit, snap(fit, target, options.tolerance, deadline=deadline)]
+    variants = form.orientations()
+    for k, variant in enumerate(variants):
+        if not variant.groups or (mapped and deadline.expired()):
+            break
+        z, w = variant.reduce(target.z, target.y)
+        share = deadline.share(1.0 / (len(variants) - k))
+        inner = Target(variant.group_names, z, "values", w)
+        fits, _ = _search(inner, stages, options.replace(deadline=share), steps)
+        front = pareto(fits)
+        rest = sorted((f for f in fits if f not in front and math.isfinite(f.error)),
                       key=lambda f: f.error)
-        mapped = []
-        for fit in [*chosen, *rest][:MAX_MAPPED]:
-            expr = form.law(fit.expr)
-            if fit in chosen:
+        for fit in [*front, *rest][:MAX_MAPPED]:
+            expr = variant.law(fit.expr)
+            if fit in front:
                 expr = _cancelled(expr)
             err, rmse = evaluate(target, expr)
             mapped.append(Fit(expr, err, rmse, complexity(expr), f"units:{fit.source}",
                               fit.snapped))
-    else:  # the law is a constant times the prefactor
-        fit = refit(sympy.Float(float(np.mean(w))) * form.prefactor_expr(), target,
-                    "units:prefactor", offset=False, deadline=options.deadline)
-        mapped = [fit, snap(fit, target, options.tolerance, deadline=options.deadline)]
-        tolerance = options.tolerance
+        if _explained(mapped, options.tolerance):
+            break  # exact in this orientation: the others could only add alternatives
     consistent = [f for f in mapped if check_dimensions(
         f.expr, parsed, out_unit, pure_numbers=True).consistent]
     _, tolerance = _settle(consistent, target, options.tolerance)
