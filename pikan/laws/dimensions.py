@@ -32,7 +32,7 @@ import sympy
 from pikan.errors import DataError, SpecError
 from pikan.spec.units import Unit
 
-__all__ = ["GROUP_PREFIX", "PiForm", "pi_form"]
+__all__ = ["GROUP_PREFIX", "MAX_BASES", "PiForm", "pi_form", "pi_forms"]
 
 GROUP_PREFIX = "pi_"
 """Names of the dimensionless groups in the reduced problem (``pi_1``, ``pi_2``, ...)."""
@@ -198,15 +198,16 @@ def _score(form: PiForm) -> tuple[int, Fraction]:
     return fractional, size
 
 
-def pi_form(units: Mapping[str, Unit], names: Sequence[str], output: Unit,
-            who: str = "find_law") -> PiForm:
-    """The Buckingham pi form of ``output = f(names)`` (see the module's docstring).
+def pi_forms(units: Mapping[str, Unit], names: Sequence[str], output: Unit,
+             count: int = 3, who: str = "find_law") -> list[PiForm]:
+    """The ``count`` best Buckingham pi forms of ``output = f(names)``, best first.
 
-    Of the sets of inputs independent in units that can carry the prefactor, the one
-    with the fewest fractional powers in the prefactor and then the smallest powers in
-    all is taken (earlier inputs win ties): ``kappa*T1*d * g(T2/T1, A/d**2)`` rather than
-    ``kappa*T1*sqrt(A) * g(...)``. Each group is one input (a positive power) over the
-    prefactor's inputs.
+    Each set of inputs independent in units that can carry the prefactor gives one form;
+    they are ranked by :func:`_score`: the fewest fractional powers in the prefactor, then
+    the smallest powers in all (earlier inputs win ties): ``kappa*T1*d * g(T2/T1, A/d**2)``
+    before ``kappa*T1*sqrt(A) * g(...)``. Each group is one input (a positive power) over
+    the prefactor's inputs. Forms with the same groups up to orientation and the same
+    prefactor count once.
 
     Parameters
     ----------
@@ -216,12 +217,14 @@ def pi_form(units: Mapping[str, Unit], names: Sequence[str], output: Unit,
         The inputs, in order (earlier inputs are preferred in the prefactor).
     output : Unit
         The unit of the law's value.
+    count : int
+        Forms returned at most.
     who : str
         The function named in messages.
 
     Returns
     -------
-    PiForm
+    list of PiForm
 
     Raises
     ------
@@ -235,21 +238,28 @@ def pi_form(units: Mapping[str, Unit], names: Sequence[str], output: Unit,
                         "('1' for a pure number) or none at all.")
     columns = [units[n].powers for n in names]
     rank = _rank(columns)
-    best = None
-    for count, pivots in enumerate(itertools.combinations(range(len(names)), rank)):
-        if count >= MAX_BASES and best is not None:
+    forms: dict[tuple, PiForm] = {}
+    for n_bases, pivots in enumerate(itertools.combinations(range(len(names)), rank)):
+        if n_bases >= MAX_BASES and forms:
             break
         if _rank([columns[k] for k in pivots]) < rank:
             continue
         form = _form(names, columns, output.powers, pivots)
         if form is None:
             break  # the output is outside the span of every basis
-        if best is None or _score(form) < _score(best):
-            best = form
-    if best is None:
+        key = (form.prefactor, tuple(sorted(form.groups)))
+        forms.setdefault(key, form)
+    if not forms:
         shown = ", ".join(f"{n} [{units[n].dimension()}]" for n in names)
         raise SpecError(f"{who}: the output's unit {output.dimension()} is no product of "
                         f"powers of the inputs' units ({shown}): a dimensional constant "
                         "(such as G, k_B or c) is missing from the inputs. Add it as an input "
                         "column with its units, or leave the units out.")
-    return best
+    return sorted(forms.values(), key=_score)[:count]
+
+
+def pi_form(units: Mapping[str, Unit], names: Sequence[str], output: Unit,
+            who: str = "find_law") -> PiForm:
+    """The best Buckingham pi form of ``output = f(names)`` (the first of
+    :func:`pi_forms`; see there)."""
+    return pi_forms(units, names, output, 1, who)[0]

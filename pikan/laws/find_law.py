@@ -47,7 +47,7 @@ from pikan.laws.candidates import (
     snap,
     tidy,
 )
-from pikan.laws.dimensions import pi_form
+from pikan.laws.dimensions import pi_forms
 from pikan.laws.generators.additive_model import AdditiveModel
 from pikan.laws.generators.base import Generator, Options, propose
 from pikan.laws.generators.kan_edges import KanEdges, KanReading
@@ -57,6 +57,7 @@ from pikan.laws.generators.regression import SparseRegression
 from pikan.laws.generators.separability import Separability
 from pikan.laws.generators.varpro import VarPro
 from pikan.laws.law import Law
+from pikan.laws.reductions import reductions
 from pikan.spec.expr import is_valid_name
 from pikan.spec.units import check_dimensions, parse_units, units_map
 from pikan.train.optim import lbfgs_rounds
@@ -239,10 +240,16 @@ def _settle(fits: Sequence[Fit], target: Target, tolerance: float
     return select(fits, tolerance), tolerance
 
 
-def _search(target: Target, stages, options: Options, steps: int
+MAX_REDUCTIONS = 2
+"""How many times :func:`find_law` replaces a pair of inputs by one (one more input each)."""
+
+
+def _search(target: Target, stages, options: Options, steps: int, depth: int = 0
             ) -> tuple[list[Fit], float]:
-    """The four stages of :func:`find_law` on ``target``: every fit, and the tolerance
-    (raised to the noise level when the residuals are noise, :func:`_settle`)."""
+    """The four stages of :func:`find_law` on ``target``, with the pair reductions of
+    :mod:`pikan.laws.reductions` tried between stages 1 and 2 (``depth`` of them already
+    applied): every fit, and the tolerance (raised to the noise level when the residuals
+    are noise, :func:`_settle`)."""
     x, yy, names = target.z, target.y, list(target.names)
     tolerance, seed, deadline = options.tolerance, options.seed, as_deadline(options.deadline)
     fits = fit_candidates(propose(stages[0], target, options), target, tolerance,
@@ -253,6 +260,11 @@ def _search(target: Target, stages, options: Options, steps: int
         cands = propose(stages[1], target, options.replace(tolerance=tolerance,
                                                            deadline=stage1))
         fits += fit_candidates(cands, target, tolerance, deadline=stage1)
+        _, tolerance = _settle(fits, target, tolerance)
+    if depth < MAX_REDUCTIONS and x.shape[1] >= 2 and not _explained(fits, tolerance) \
+            and not deadline.expired():
+        reduced = options.replace(tolerance=tolerance, deadline=deadline.share(0.5))
+        fits += _reduced_fits(target, stages, reduced, steps, depth)
         _, tolerance = _settle(fits, target, tolerance)
     if steps > 0 and not _explained(fits, tolerance) and not deadline.expired():
         kan, mean, std = fit_surrogate(x, yy, names, seed, steps, deadline.share(0.35))
@@ -277,6 +289,66 @@ MAX_MAPPED = 40
 most accurate first, the Pareto front always)."""
 
 
+def _reduced_fits(target: Target, stages, options: Options, steps: int, depth: int
+                  ) -> list[Fit]:
+    """Fits found in the pair reductions the samples support (:func:`reductions`), mapped
+    back to the target's inputs and evaluated on it; each reduction gets an equal share of
+    the deadline, and the rest are skipped once one explains the data (but for the other
+    way up of a ratio, where the same law may be simpler)."""
+    deadline = as_deadline(options.deadline)
+    found = reductions(target, seed=options.seed)
+    out: list[Fit] = []
+    taken = set(target.names)
+    name = next(f"u{k}" for k in range(1, len(taken) + 2) if f"u{k}" not in taken)
+    for k, reduction in enumerate(found):
+        mirror = k > 0 and (found[k - 1].i, found[k - 1].j) == (reduction.j, reduction.i)
+        if deadline.expired() or (_explained(out, options.tolerance) and not mirror):
+            break  # a ratio is tried both ways up: atan(n2/n1) beats pi/2 - atan(n1/n2)
+        share = deadline.share(1.0 / (len(found) - k))
+        inner, _ = _search(reduction.reduce(target, name), stages,
+                           options.replace(deadline=share), steps, depth + 1)
+        u = {sympy.Symbol(name): reduction.expr(target.names)}
+        out += _mapped(inner, target, lambda g, u=u: g.xreplace(u),
+                       f"reduced:{reduction.operation}")
+    return out
+
+
+def _mapped(fits: Sequence[Fit], target: Target, law, tag: str) -> list[Fit]:
+    """Fits of a smaller problem mapped to ``target``'s inputs by ``law(expr)`` and
+    evaluated there: the Pareto front (put over one denominator where simpler) and the
+    most accurate others, :data:`MAX_MAPPED` in all."""
+    front = pareto(fits)
+    rest = sorted((f for f in fits if f not in front and math.isfinite(f.error)),
+                  key=lambda f: f.error)
+    out = []
+    for fit in [*front, *rest][:MAX_MAPPED]:
+        expr = law(fit.expr)
+        if fit in front:
+            expr = _cancelled(expr)
+        err, rmse = evaluate(target, expr)
+        out.append(Fit(expr, err, rmse, complexity(expr), f"{tag}:{fit.source}", fit.snapped))
+    return out
+
+
+PI_FORMS = 3
+"""Buckingham pi forms :func:`find_law` searches at most (different reference inputs)."""
+
+MAX_VARIANTS = 8
+"""Forms and group orientations :func:`find_law` searches at most: each without the KAN
+surrogate in half of the time (the best form half of that, the others equal shares), then
+the one whose laws came closest with it."""
+
+
+def _variants(forms: Sequence) -> list:
+    """The forms to search, in order: the best form, each group both ways up
+    (:meth:`~pikan.laws.dimensions.PiForm.orientations`), then the other forms (other
+    inputs as the reference scales: ``En/(kb*T)`` and ``mu/(kb*T)`` rather than ``mu/En``
+    and ``kb*T/En``) each as given and flipped; :data:`MAX_VARIANTS` at most."""
+    best = forms[0].orientations()
+    others = [v for form in forms[1:] for v in form.orientations(0)]
+    return (best[:2] + others + best[2:])[:MAX_VARIANTS]
+
+
 def _dimensionless_search(target: Target, stages, options: Options, steps: int, units,
                           output: str, output_units) -> tuple[list[Fit], float, dict]:
     """:func:`_search` on the Buckingham pi form of the problem (:mod:`pikan.laws.dimensions`),
@@ -290,7 +362,8 @@ def _dimensionless_search(target: Target, stages, options: Options, steps: int, 
     if unknown:
         raise SpecError(f"find_law: units name {unknown}, which are not inputs {names}.")
     out_unit = parse_units(output_units)
-    form = pi_form(parsed, names, out_unit)
+    forms = pi_forms(parsed, names, out_unit, PI_FORMS)
+    form = forms[0]
     deadline = as_deadline(options.deadline)
     mapped: list[Fit] = []
     if not form.groups:  # the law is a constant times the prefactor
@@ -298,26 +371,26 @@ def _dimensionless_search(target: Target, stages, options: Options, steps: int, 
         fit = refit(sympy.Float(float(np.mean(w))) * form.prefactor_expr(), target,
                     "units:prefactor", offset=False, deadline=deadline)
         mapped = [fit, snap(fit, target, options.tolerance, deadline=deadline)]
-    variants = form.orientations()
+    variants = [v for v in _variants(forms) if v.groups]
+    # first every variant without the KAN surrogate (half of the time: the best form half of
+    # that, the others equal shares), then the surrogate on the variant that came closest
+    quick, closest = deadline.share(0.5), []
     for k, variant in enumerate(variants):
-        if not variant.groups or (mapped and deadline.expired()):
+        if (mapped and quick.expired()) or _explained(mapped, options.tolerance):
             break
         z, w = variant.reduce(target.z, target.y)
-        share = deadline.share(1.0 / (len(variants) - k))
-        inner = Target(variant.group_names, z, "values", w)
-        fits, _ = _search(inner, stages, options.replace(deadline=share), steps)
-        front = pareto(fits)
-        rest = sorted((f for f in fits if f not in front and math.isfinite(f.error)),
-                      key=lambda f: f.error)
-        for fit in [*front, *rest][:MAX_MAPPED]:
-            expr = variant.law(fit.expr)
-            if fit in front:
-                expr = _cancelled(expr)
-            err, rmse = evaluate(target, expr)
-            mapped.append(Fit(expr, err, rmse, complexity(expr), f"units:{fit.source}",
-                              fit.snapped))
-        if _explained(mapped, options.tolerance):
-            break  # exact in this orientation: the others could only add alternatives
+        share = quick.share(0.5 if k == 0 and len(variants) > 1 else 1.0 / (len(variants) - k))
+        fits, _ = _search(Target(variant.group_names, z, "values", w), stages,
+                          options.replace(deadline=share), 0)
+        found = _mapped(fits, target, variant.law, "units")
+        closest.append((min((f.error for f in found), default=math.inf), k))
+        mapped += found
+    if closest and steps > 0 and not _explained(mapped, options.tolerance) \
+            and not deadline.expired():
+        variant = variants[min(closest)[1]]
+        z, w = variant.reduce(target.z, target.y)
+        fits, _ = _search(Target(variant.group_names, z, "values", w), stages, options, steps)
+        mapped += _mapped(fits, target, variant.law, "units")
     consistent = [f for f in mapped if check_dimensions(
         f.expr, parsed, out_unit, pure_numbers=True).consistent]
     _, tolerance = _settle(consistent, target, options.tolerance)
@@ -521,14 +594,22 @@ def find_law(X, y, names: Sequence[str], output: str = "y", seed: int = 0, steps
 
 
 def _cancelled(expr: sympy.Expr) -> sympy.Expr:
-    """``expr`` over one common denominator when that is simpler: a law mapped back from
-    its groups carries the prefactor's powers in every term (``x1**2*(x2/x1 - 1)``)."""
-    try:
-        simpler = sympy.cancel(expr)
-    except (TypeError, ValueError, RecursionError, NotImplementedError,
-            sympy.PolynomialError):
-        return expr
-    return simpler if complexity(simpler) < complexity(expr) else expr
+    """``expr`` in its simplest of a few cheap forms: a law mapped back from a smaller
+    problem carries the prefactor's powers in every term (``x1**2*(x2/x1 - 1)``: one
+    common denominator) and products of exponentials (``exp(a)*exp(-b)``); floats within
+    1e-9 of a whole number become it."""
+    whole = {f: sympy.Integer(round(float(f))) for f in expr.atoms(sympy.Float)
+             if abs(float(f)) < 1e6 and abs(float(f) - round(float(f))) <= 1e-9 * abs(float(f))}
+    best = expr.xreplace(whole)
+    for form in (sympy.cancel, lambda e: sympy.powsimp(e, combine="exp")):
+        try:
+            simpler = form(best)
+        except (TypeError, ValueError, RecursionError, NotImplementedError,
+                sympy.PolynomialError):
+            continue
+        if complexity(simpler) < complexity(best):
+            best = simpler
+    return best
 
 
 def _consistent(expr, unit_text: dict, output: str) -> bool:

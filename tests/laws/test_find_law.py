@@ -371,3 +371,22 @@ def test_units_errors_are_specific():
                  output_units="J")
     with pytest.raises(SpecError, match="unknown unit"):
         find_law(x, y, ["m", "v"], units={"m": "kgs", "v": "m/s"}, output_units="J")
+
+
+def test_a_law_of_a_ratio_is_found_through_the_reduction():
+    x, y = _samples([(1, 2), (1, 2)], lambda n1, n2: np.arctan(n2 / n1))
+    law = find_law(x, y, ["n1", "n2"], time_limit=20)
+    assert law.error < 1e-9
+    assert equivalent(law.expr, sympy.sympify("atan(n2/n1)"), up_to_constant=False,
+                      positive=True), law.expr
+
+
+def test_units_choose_the_reference_scales_that_make_a_law_simple():
+    # mu/En and kb*T/En hide the Fermi occupation; En/(kb*T) and mu/(kb*T) show it
+    x, y = _samples([(1, 5), (1, 5), (1, 2), (1, 3)],
+                    lambda e, mu, kb, t: 1 / (np.exp((e - mu) / (kb * t)) + 1))
+    units = {"En": "J", "mu": "J", "kb": "J/K", "T": "K"}
+    law = find_law(x, y, list(units), units=units, output_units="1", time_limit=None)
+    assert law.error < 1e-9
+    assert equivalent(law.expr, sympy.sympify("1/(exp((En - mu)/(kb*T)) + 1)"),
+                      up_to_constant=False), law.expr

@@ -6,6 +6,9 @@ right singular vector of the design's smallest singular value is the fit. Small
 coefficients are thresholded away over a ladder of thresholds and each support re-solved;
 the Pareto front of (terms, residual) of each degree pair becomes candidates
 (``r = (m1*r1 + m2*r2)/(m1 + m2)``, a Doppler factor ``(c + v)/(c - v)``).
+
+The same fit of the squared target gives square roots of rational functions
+(``sqrt((c - v)/(c + v))``, a relativistic Doppler factor; ``1/sqrt(1 - v**2/c**2)``).
 """
 
 from __future__ import annotations
@@ -17,31 +20,59 @@ import sympy
 
 from pikan.laws.candidates import Deadline, Target, as_deadline
 from pikan.laws.generators.base import Candidate, Generator, Options
-from pikan.laws.generators.regression import Term, front, monomials
+from pikan.laws.generators.regression import TRANSFORMS, Term, front, monomials, transform_ok
 
-__all__ = ["Rational", "rational_candidates"]
+__all__ = ["RATIONAL_TRANSFORMS", "Rational", "rational_candidates"]
+
+
+RATIONAL_TRANSFORMS = ("identity", "square")
+"""Targets :func:`rational_candidates` fits: ``y`` and ``y**2`` (for ``sign*sqrt(P/Q)``)."""
 
 
 def rational_candidates(target: Target, max_degree: int = 2, max_keep: int = 4,
                         max_rows: int = 2500, seed: int = 0,
-                        deadline: Deadline | None = None) -> list[Candidate]:
+                        deadline: Deadline | None = None,
+                        transforms: tuple[str, ...] = RATIONAL_TRANSFORMS) -> list[Candidate]:
     r"""Rational candidates :math:`y = P(z)/Q(z)` for a value target.
 
     :math:`yQ - P = 0` is linear and homogeneous in the coefficients of :math:`P` and
     :math:`Q` (polynomials of degree ``(p, q)`` up to ``max_degree``): the right singular
     vector of the smallest singular value is the fit; small coefficients are thresholded
     away (a ladder of thresholds), each support re-solved. ``deadline`` (optional) is
-    checked between degree pairs.
+    checked between degree pairs. Each name in ``transforms`` (of
+    :data:`pikan.laws.generators.regression.TRANSFORMS`) fits ``P/Q`` to that transform of
+    ``y`` where its condition holds, the candidate mapped back (``square``: the sign of
+    ``y`` times ``sqrt(P/Q)``).
     """
     deadline = as_deadline(deadline)
     if target.kind != "values":
         return []
-    d = target.z.shape[1]
     symbols = [sympy.Symbol(n) for n in target.names]
-    y = target.y
     rng = np.random.default_rng(seed)
-    rows = np.arange(y.size) if y.size <= max_rows else rng.choice(y.size, max_rows, False)
-    z, yy = target.z[rows], y[rows]
+    rows = np.arange(target.y.size) if target.y.size <= max_rows \
+        else rng.choice(target.y.size, max_rows, False)
+    z, y = target.z[rows], target.y[rows]
+    sign = 1 if np.all(y >= 0) else -1
+    out = []
+    for tname in transforms:
+        forward, inverse, condition = TRANSFORMS[tname]
+        if not transform_ok(y, condition):
+            continue
+        with np.errstate(all="ignore"):
+            ty = forward(y)
+        if not np.all(np.isfinite(ty)):
+            continue
+        for expr, err, source in _rational_fits(z, ty, symbols, max_degree, max_keep,
+                                                deadline):
+            tag = "" if tname == "identity" else f":{tname}"
+            out.append(Candidate(inverse(expr, sign), err, f"{source}{tag}"))
+    return out
+
+
+def _rational_fits(z: np.ndarray, yy: np.ndarray, symbols, max_degree: int, max_keep: int,
+                   deadline: Deadline) -> list[tuple[sympy.Expr, float, str]]:
+    """The rational fits ``P/Q ~ yy`` of every degree pair: (expr, error, source)."""
+    d = z.shape[1]
     out = []
     for p_deg, q_deg in ((1, 1), (2, 1), (1, 2), (2, 2)):
         p_terms = [Term(())] + monomials(d, p_deg)
@@ -89,8 +120,10 @@ def rational_candidates(target: Target, max_degree: int = 2, max_keep: int = 4,
                        for c, t in zip(coef[n_p:], q_terms) if c != 0), sympy.Integer(0))
             lead = max((abs(float(c)) for c in coef[n_p:] if c != 0), default=1.0)
             expr = (num / lead) / (den / lead)
-            out.append(Candidate(expr, err, f"rational:{p_deg}/{q_deg}"))
+            out.append((expr, err, f"rational:{p_deg}/{q_deg}"))
     return out
+
+
 
 
 @dataclass(frozen=True)

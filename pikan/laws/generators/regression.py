@@ -51,6 +51,7 @@ from pikan.laws.candidates import Deadline, Target, as_deadline
 from pikan.laws.generators.base import Candidate, Generator, Options
 
 __all__ = [
+    "TRANSFORMS",
     "SparseRegression",
     "Term",
     "front",
@@ -58,6 +59,7 @@ __all__ = [
     "max_terms_for",
     "monomials",
     "regression_candidates",
+    "transform_ok",
 ]
 
 
@@ -391,7 +393,7 @@ def front(fits: list, max_keep: int) -> list:
     return front[:max_keep]
 
 
-_TRANSFORMS: dict[str, tuple[Callable, Callable, str]] = {
+TRANSFORMS: dict[str, tuple[Callable, Callable, str]] = {  # the transformed targets
     # name: (forward on y, inverse on a sympy h with the sign s, condition)
     "identity": (lambda y: y, lambda h, s: h, "any"),
     "square": (lambda y: y * y, lambda h, s: s * sympy.sqrt(h), "signed"),
@@ -404,7 +406,9 @@ _TRANSFORMS: dict[str, tuple[Callable, Callable, str]] = {
 }
 
 
-def _transform_ok(y: np.ndarray, condition: str) -> bool:
+def transform_ok(y: np.ndarray, condition: str) -> bool:
+    """Whether ``y`` meets a transform's condition (:data:`TRANSFORMS`): ``"any"``,
+    ``"positive"``, ``"one-sign"``, ``"nonzero"`` or ``"signed"`` (nonzero and one sign)."""
     span = float(np.max(np.abs(y)))
     if condition == "any":
         return True
@@ -453,12 +457,12 @@ def regression_candidates(target: Target, library: Sequence[str] | None = None,
     y = target.flat()
     out: list[Candidate] = []
     libs = libraries(target.z, library)
-    names = ["identity"] if (target.kind != "values" or not transforms) else list(_TRANSFORMS)
+    names = ["identity"] if (target.kind != "values" or not transforms) else list(TRANSFORMS)
     sign = 1 if np.all(y >= 0) else -1
     small = {"poly1", "poly2", "laurent", "laurent-log", "unary"}
     for tname in names:
-        forward, inverse, condition = _TRANSFORMS[tname]
-        if not _transform_ok(y, condition):
+        forward, inverse, condition = TRANSFORMS[tname]
+        if not transform_ok(y, condition):
             continue
         with np.errstate(all="ignore"):
             ty = forward(y)

@@ -1,5 +1,6 @@
 """Tests for pikan/laws/generators/rational.py: rational functions P/Q."""
 
+import numpy as np
 import sympy
 
 from pikan.laws.candidates import Target, fit_candidates, select
@@ -29,3 +30,14 @@ def test_rational_generator_needs_values(rng):
     values = Target(("x",), s, "values", (s[:, 0] + 1) / (s[:, 0] + 2))
     best = _best(Rational().generate(values, Options()), values)
     assert equivalent(best.expr, "(x + 1)/(x + 2)", up_to_constant=False), str(best.expr)
+
+
+def test_square_roots_of_rational_functions(rng):
+    s = rng.uniform(1, 2, size=(500, 2))
+    v, c = s[:, 0], s[:, 1] + 2.5
+    target = Target(("v", "c"), s * [1, 1] + [0, 2.5], "values", -np.sqrt((c - v) / (c + v)))
+    best = _best(rational_candidates(target), target)
+    assert best.error < 1e-10
+    assert equivalent(best.expr, "-sqrt((c - v)/(c + v))", up_to_constant=False), best.expr
+    plain = rational_candidates(target, transforms=("identity",))
+    assert all(":square" not in c.source for c in plain)
