@@ -335,8 +335,12 @@ PI_FORMS = 3
 
 MAX_VARIANTS = 8
 """Forms and group orientations :func:`find_law` searches at most: each without the KAN
-surrogate in half of the time (the best form half of that, the others equal shares), then
-the one whose laws came closest with it."""
+surrogate in an equal part of :data:`QUICK_SHARE` of the time, then the one whose laws came
+closest with it."""
+
+QUICK_SHARE = 0.6
+"""The part of :func:`find_law`'s time (with units) for the variants' searches without the
+KAN surrogate."""
 
 
 def _variants(forms: Sequence) -> list:
@@ -372,22 +376,25 @@ def _dimensionless_search(target: Target, stages, options: Options, steps: int, 
                     "units:prefactor", offset=False, deadline=deadline)
         mapped = [fit, snap(fit, target, options.tolerance, deadline=deadline)]
     variants = [v for v in _variants(forms) if v.groups]
-    # first every variant without the KAN surrogate (half of the time: the best form half of
-    # that, the others equal shares), then the surrogate on the variant that came closest
-    quick, closest = deadline.share(0.5), []
+    # every variant without the KAN surrogate in equal shares of QUICK_SHARE of the time,
+    # then the surrogate on the variant that came closest, unless one explained its own
+    # problem (a 7-term series within the tolerance of y is no answer where sin(2*theta)
+    # needs the surrogate: its error in the group's problem is still above it)
+    quick, closest, explained = deadline.share(QUICK_SHARE), [], False
     for k, variant in enumerate(variants):
-        if (mapped and quick.expired()) or _explained(mapped, options.tolerance):
+        if explained or (mapped and quick.expired()):
             break
         z, w = variant.reduce(target.z, target.y)
-        share = quick.share(0.5 if k == 0 and len(variants) > 1 else 1.0 / (len(variants) - k))
-        fits, _ = _search(Target(variant.group_names, z, "values", w), stages,
-                          options.replace(deadline=share), 0)
+        share = quick.share(1.0 / (len(variants) - k))
+        fits, inner_tolerance = _search(Target(variant.group_names, z, "values", w), stages,
+                                        options.replace(deadline=share), 0)
+        explained = _explained(fits, inner_tolerance)
         found = _mapped(fits, target, variant.law, "units")
         closest.append((min((f.error for f in found), default=math.inf), k))
         mapped += found
-    if closest and steps > 0 and not _explained(mapped, options.tolerance) \
-            and not deadline.expired():
-        variant = variants[min(closest)[1]]
+    if closest and steps > 0 and not explained and not deadline.expired():
+        best = min(closest)[0]  # within a factor 3 of the closest, the earlier variant
+        variant = variants[min(k for err, k in closest if err <= 3 * best)]
         z, w = variant.reduce(target.z, target.y)
         fits, _ = _search(Target(variant.group_names, z, "values", w), stages, options, steps)
         mapped += _mapped(fits, target, variant.law, "units")
