@@ -86,15 +86,20 @@ class PiForm:
         every combination is listed (``2**m``), this form first and the all-flipped one
         second; with more, only those two.
         """
-        m = len(self.groups)
+        ratios = [k for k, g in enumerate(self.groups) if sum(1 for e in g if e) > 1]
+        m = len(ratios)  # a group that is one input as given stays as given
         if m == 0:
             return [self]
         masks = list(itertools.product((False, True), repeat=m)) if m <= max_flipped_groups \
             else [(False,) * m, (True,) * m]
         masks.sort(key=lambda mask: (mask != (False,) * m, mask != (True,) * m))
-        return [PiForm(self.names, self.prefactor,
-                       tuple(tuple(-e for e in g) if flip else g
-                             for g, flip in zip(self.groups, mask))) for mask in masks]
+        forms = []
+        for mask in masks:
+            flipped = {k for k, flip in zip(ratios, mask) if flip}
+            forms.append(PiForm(self.names, self.prefactor,
+                                tuple(tuple(-e for e in g) if k in flipped else g
+                                      for k, g in enumerate(self.groups))))
+        return forms
 
     def law(self, g: sympy.Expr) -> sympy.Expr:
         """The law in the input names from ``g`` in the group names."""

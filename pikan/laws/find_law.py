@@ -243,28 +243,39 @@ def _settle(fits: Sequence[Fit], target: Target, tolerance: float
 MAX_REDUCTIONS = 2
 """How many times :func:`find_law` replaces a pair of inputs by one (one more input each)."""
 
+STRONG_REDUCTION = 0.1
+"""A reduction whose roughness is at most this fraction of the full problem's is searched
+before the direct generators, with most of the time (a weaker one after them)."""
+
 
 def _search(target: Target, stages, options: Options, steps: int, depth: int = 0
             ) -> tuple[list[Fit], float]:
     """The four stages of :func:`find_law` on ``target``, with the pair reductions of
-    :mod:`pikan.laws.reductions` tried between stages 1 and 2 (``depth`` of them already
-    applied): every fit, and the tolerance (raised to the noise level when the residuals
+    :mod:`pikan.laws.reductions` (``depth`` of them already applied) searched before stage
+    1 when the samples clearly support one (:data:`STRONG_REDUCTION`), else between stages
+    1 and 2: every fit, and the tolerance (raised to the noise level when the residuals
     are noise, :func:`_settle`)."""
     x, yy, names = target.z, target.y, list(target.names)
     tolerance, seed, deadline = options.tolerance, options.seed, as_deadline(options.deadline)
     fits = fit_candidates(propose(stages[0], target, options), target, tolerance,
                           deadline=deadline)
     _, tolerance = _settle(fits, target, tolerance)
-    if not _explained(fits, tolerance):
+    found = reductions(target, seed=seed) if depth < MAX_REDUCTIONS and x.shape[1] >= 2 \
+        and not _explained(fits, tolerance) else []
+    strong = bool(found) and found[0].relative <= STRONG_REDUCTION
+    if strong:  # the problem has fewer inputs than it was given: search that one first
+        reduced = options.replace(tolerance=tolerance, deadline=deadline.share(0.6))
+        fits += _reduced_fits(target, found, stages, reduced, steps, depth)
+        _, tolerance = _settle(fits, target, tolerance)
+    if not _explained(fits, tolerance) and not deadline.expired():
         stage1 = deadline.share(0.5)
         cands = propose(stages[1], target, options.replace(tolerance=tolerance,
                                                            deadline=stage1))
         fits += fit_candidates(cands, target, tolerance, deadline=stage1)
         _, tolerance = _settle(fits, target, tolerance)
-    if depth < MAX_REDUCTIONS and x.shape[1] >= 2 and not _explained(fits, tolerance) \
-            and not deadline.expired():
+    if found and not strong and not _explained(fits, tolerance) and not deadline.expired():
         reduced = options.replace(tolerance=tolerance, deadline=deadline.share(0.5))
-        fits += _reduced_fits(target, stages, reduced, steps, depth)
+        fits += _reduced_fits(target, found, stages, reduced, steps, depth)
         _, tolerance = _settle(fits, target, tolerance)
     if steps > 0 and not _explained(fits, tolerance) and not deadline.expired():
         kan, mean, std = fit_surrogate(x, yy, names, seed, steps, deadline.share(0.35))
@@ -289,14 +300,13 @@ MAX_MAPPED = 40
 most accurate first, the Pareto front always)."""
 
 
-def _reduced_fits(target: Target, stages, options: Options, steps: int, depth: int
-                  ) -> list[Fit]:
+def _reduced_fits(target: Target, found: Sequence, stages, options: Options, steps: int,
+                  depth: int) -> list[Fit]:
     """Fits found in the pair reductions the samples support (:func:`reductions`), mapped
     back to the target's inputs and evaluated on it; each reduction gets an equal share of
     the deadline, and the rest are skipped once one explains the data (but for the other
     way up of a ratio, where the same law may be simpler)."""
     deadline = as_deadline(options.deadline)
-    found = reductions(target, seed=options.seed)
     out: list[Fit] = []
     taken = set(target.names)
     name = next(f"u{k}" for k in range(1, len(taken) + 2) if f"u{k}" not in taken)
@@ -335,8 +345,8 @@ PI_FORMS = 3
 
 MAX_VARIANTS = 8
 """Forms and group orientations :func:`find_law` searches at most: each without the KAN
-surrogate in an equal part of :data:`QUICK_SHARE` of the time, then the one whose laws came
-closest with it."""
+surrogate in :data:`QUICK_SHARE` of the time (the first half of it, the others equal
+shares), then the one whose laws came closest with it."""
 
 QUICK_SHARE = 0.6
 """The part of :func:`find_law`'s time (with units) for the variants' searches without the
@@ -350,7 +360,10 @@ def _variants(forms: Sequence) -> list:
     and ``kb*T/En``) each as given and flipped; :data:`MAX_VARIANTS` at most."""
     best = forms[0].orientations()
     others = [v for form in forms[1:] for v in form.orientations(0)]
-    return (best[:2] + others + best[2:])[:MAX_VARIANTS]
+    unique = {}
+    for form in best[:2] + others + best[2:]:
+        unique.setdefault((form.prefactor, frozenset(form.groups)), form)
+    return list(unique.values())[:MAX_VARIANTS]
 
 
 def _dimensionless_search(target: Target, stages, options: Options, steps: int, units,
@@ -376,8 +389,9 @@ def _dimensionless_search(target: Target, stages, options: Options, steps: int, 
                     "units:prefactor", offset=False, deadline=deadline)
         mapped = [fit, snap(fit, target, options.tolerance, deadline=deadline)]
     variants = [v for v in _variants(forms) if v.groups]
-    # every variant without the KAN surrogate in equal shares of QUICK_SHARE of the time,
-    # then the surrogate on the variant that came closest, unless one explained its own
+    # every variant without the KAN surrogate in QUICK_SHARE of the time (the first half
+    # of it, the others equal shares), then the surrogate on the variant that came closest,
+    # unless one explained its own
     # problem (a 7-term series within the tolerance of y is no answer where sin(2*theta)
     # needs the surrogate: its error in the group's problem is still above it)
     quick, closest, explained = deadline.share(QUICK_SHARE), [], False
@@ -385,7 +399,7 @@ def _dimensionless_search(target: Target, stages, options: Options, steps: int, 
         if explained or (mapped and quick.expired()):
             break
         z, w = variant.reduce(target.z, target.y)
-        share = quick.share(1.0 / (len(variants) - k))
+        share = quick.share(0.5 if k == 0 and len(variants) > 1 else 1.0 / (len(variants) - k))
         fits, inner_tolerance = _search(Target(variant.group_names, z, "values", w), stages,
                                         options.replace(deadline=share), 0)
         explained = _explained(fits, inner_tolerance)
@@ -589,6 +603,11 @@ def find_law(X, y, names: Sequence[str], output: str = "y", seed: int = 0, steps
         fits, tolerance, unit_text = _dimensionless_search(
             target, stages, options, steps, units, output, output_units)
     chosen = select(fits, tolerance)
+    if chosen is not None and unit_text and chosen.expr.atoms(sympy.Float):
+        snapped = snap(chosen, target, tolerance, deadline=deadline)  # mapped laws are not
+        if _consistent(snapped.expr, unit_text, output) \
+                and complexity(snapped.expr) <= chosen.complexity:
+            chosen = snapped
     if chosen is not None:
         tidied = tidy(chosen, target, deadline)
         if not unit_text or _consistent(tidied.expr, unit_text, output):

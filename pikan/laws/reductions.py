@@ -51,12 +51,16 @@ class Reduction:
         The two inputs' columns.
     roughness : float
         :func:`roughness` of the reduced problem.
+    relative : float
+        That roughness over the full problem's (at most :data:`KEEP`; near 0: ``y`` is
+        clearly a function of the reduced inputs).
     """
 
     operation: str
     i: int
     j: int
     roughness: float = float("nan")
+    relative: float = float("nan")
 
     def expr(self, names) -> sympy.Expr:
         """``u`` in the target's input names."""
@@ -134,8 +138,8 @@ def reductions(target: Target, max_rows: int = 1000, max_keep: int = 2,
                 rest = [k for k in range(d) if k not in (i, j)]
                 score = roughness(np.column_stack([z[:, rest], u]), y)
                 if score <= KEEP * full:
-                    found.append(Reduction(operation, i, j, score))
+                    found.append(Reduction(operation, i, j, score, score / full))
                     if operation == "ratio":  # a law may be simple in n2/n1 but not n1/n2
-                        found.append(Reduction(operation, j, i, score))
+                        found.append(Reduction(operation, j, i, score, score / full))
     found.sort(key=lambda r: r.roughness)
     return found[:max_keep]
