@@ -1,9 +1,9 @@
-"""Run every benchmark suite: discovery, Feynman formulas, speed; one summary at the end.
+"""Run every benchmark suite: discovery, Feynman formulas, static laws, speed; one summary.
 
 ``--quick`` runs each suite at tiny sizes (seconds each; the CI smoke test): it checks
 that the scripts run and write well-formed JSON, not how good the numbers are. The full
 mode produces the README table (sizes in each suite's header); ``--jobs 2`` runs the
-independent tasks of the discovery and Feynman suites in two worker processes of one
+independent tasks of the discovery, Feynman and static-law suites in two worker processes of one
 torch thread each (the speed suite always runs alone, in this process).
 
 Run: ``python benchmarks/run_all.py [--quick] [--jobs 2] [--results DIR]``. Writes each
@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _report
 
-SUITES = ("discovery", "feynman", "speed")
+SUITES = ("discovery", "feynman", "static_laws", "speed")
 
 
 def main(argv=None) -> dict:

@@ -50,8 +50,8 @@ def _number_or_none(value) -> bool:
 
 def test_every_suite_writes_json(results):
     folder, stdout = results
-    for name in ("discovery", "feynman", "speed", "kan_speed", "train_speed", "compile_speed",
-                 "run_all"):
+    for name in ("discovery", "feynman", "static_laws", "speed", "kan_speed", "train_speed",
+                 "compile_speed", "run_all"):
         data = _load(folder, name)
         assert data["benchmark"] == name
     assert "| system | noise |" in stdout and "## Summary" in stdout
@@ -88,6 +88,18 @@ def test_feynman_rows(results):
     assert row["pikan"]["wall_s"] > 0
     for peer in ("pykan", "gplearn"):
         assert row[peer] is None or isinstance(row[peer]["recovered"], bool)
+
+
+def test_static_law_rows(results):
+    folder, _ = results
+    data = _load(folder, "static_laws")
+    assert [r["id"] for r in data["rows"]] == ["M01", "T01"]
+    for row in data["rows"]:
+        assert row["pikan_units"]["recovered"] is True, row["pikan_units"]
+        assert row["pikan_units"]["error"] is None and row["pikan_units"]["wall_s"] > 0
+        assert isinstance(row["pikan"]["recovered"], bool)
+        for peer in ("operon", "gplearn"):
+            assert row[peer] is None or isinstance(row[peer]["recovered"], bool)
 
 
 def test_speed_scaling(results):

@@ -157,11 +157,15 @@ def _allowed(z: np.ndarray, library: Sequence[str] | None) -> list[list[str]]:
         span = float(np.max(np.abs(x))) if x.size else 0.0
         nonzero = bool(np.min(np.abs(x)) > 1e-3 * span) if span > 0 else False
         positive = bool(np.min(x) > 1e-3 * span) if span > 0 else False
+        # log grows so slowly that samples near 0 keep it well conditioned (a Maxwell
+        # speed distribution in m*v**2/(kb*T) from 0.015 to 26 is log-linear there)
+        loggable = bool(np.min(x) > 1e-9 * span) if span > 0 else False
         names = []
         for f in _FACTORS.values():
             if allowed_prims is not None and f.primitive not in allowed_prims:
                 continue
-            if f.domain == "nonzero" and not nonzero or f.domain == "positive" and not positive:
+            if f.domain == "nonzero" and not nonzero or f.domain == "positive" and not (
+                    loggable if f.name == "log" else positive):
                 continue
             if f.name in ("exp", "exp(-x)") and span > 50:
                 continue
