@@ -212,6 +212,12 @@ class Target:
         :math:`\sum_b J_b^T \nabla e(z_b)`, the module's generalized force (up to sign).
         Directions the bindings cannot see (a term linear in the bond length of a chain
         with fixed ends) then cost nothing and simpler laws win.
+    weights : ndarray, shape (N,), optional
+        For values: each residual is multiplied by its weight (errors, refits and the
+        target's scale are weighted). :func:`pikan.find_law` fits ``g`` in
+        ``y = P(x) g(pi)`` on ``w = y / P`` with weights ``P``, so that the residuals are
+        those of ``y`` itself (unweighted, noise on ``y`` would swamp ``w`` where ``P`` is
+        small). Generators propose from ``y`` unweighted.
     """
 
     names: tuple[str, ...]
@@ -220,6 +226,7 @@ class Target:
     y: np.ndarray
     columns: tuple[int, ...] = ()
     projection: np.ndarray | None = None
+    weights: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "names", tuple(self.names))
@@ -240,13 +247,20 @@ class Target:
         if self.kind == "values" and self.y.shape != (self.z.shape[0],):
             raise ValueError(f"value target has shape {self.y.shape}, "
                              f"expected ({self.z.shape[0]},)")
+        if self.weights is not None:
+            w = np.asarray(self.weights, dtype=np.float64)
+            if self.kind != "values" or w.shape != self.y.shape:
+                raise ValueError(f"weights {w.shape} need a value target of shape "
+                                 f"{self.y.shape}")
+            object.__setattr__(self, "weights", w)
 
     @property
     def scale(self) -> float:
         """RMS spread of the target: std of values, RMS of gradient components."""
         if self.kind == "values":
-            s = float(np.std(self.y))
-            return s if s > 1e-300 else max(float(np.sqrt(np.mean(self.y**2))), 1e-300)
+            y = self.y if self.weights is None else self.y * self.weights
+            s = float(np.std(y))
+            return s if s > 1e-300 else max(float(np.sqrt(np.mean(y**2))), 1e-300)
         return max(float(np.sqrt(np.mean(self.y**2))), 1e-300)
 
     def project(self, gradients: np.ndarray) -> np.ndarray:
@@ -277,6 +291,10 @@ class Target:
 
     def flat(self) -> np.ndarray:
         return self.y.ravel()
+
+    def weighted(self, residuals: np.ndarray) -> np.ndarray:
+        """Residuals in the target's layout, times the weights when it has them."""
+        return residuals if self.weights is None else residuals * self.weights
 
 
 @functools.lru_cache(maxsize=4096)
@@ -356,7 +374,7 @@ def _residual_fn(target: Target, lifted: sympy.Expr, params: list[sympy.Symbol])
     flat, scale = target.flat(), target.scale
 
     def residual(c):
-        return (predict(c) - flat) / scale
+        return target.weighted(predict(c) - flat) / scale
 
     return residual
 
@@ -368,7 +386,7 @@ def evaluate(target: Target, expr: sympy.Expr) -> tuple[float, float]:
         pred = target.evaluator(lifted, params)(values)
     except (ValueError, TypeError, OverflowError, ZeroDivisionError):
         return math.inf, math.inf
-    r = pred - target.flat()
+    r = target.weighted(pred - target.flat())
     if not np.all(np.isfinite(r)):
         return math.inf, math.inf
     rmse = float(np.sqrt(np.mean(r * r)))
@@ -463,7 +481,8 @@ def _with_offset(expr: sympy.Expr, target: Target) -> sympy.Expr:
         pred = target.evaluator(expr)(())
     except (ValueError, TypeError, OverflowError, ZeroDivisionError):
         return expr
-    offset = float(np.mean(target.y - pred))
+    w2 = np.ones_like(target.y) if target.weights is None else target.weights**2
+    offset = float(np.sum(w2 * (target.y - pred)) / np.sum(w2))
     if not math.isfinite(offset) or abs(offset) <= 1e-6 * target.scale:
         return expr
     return expr + sympy.Float(offset)
@@ -522,6 +541,11 @@ def _nice_values(c: float, rtol: float) -> list[sympy.Expr]:
     return values
 
 
+SNAP_RESOLUTION = 1e-3
+"""Relative distances to simple values below this count as equal in :func:`snap`, which
+then tries the simplest (as :func:`_nice_values` orders them) first."""
+
+
 def snap(fit: Fit, target: Target, tolerance: float = 0.0, rtol: float = 0.05,
          max_trials: int = 40, deadline: Deadline | None = None) -> Fit:
     """Replace constants by simple values where the error barely moves.
@@ -560,7 +584,9 @@ def snap(fit: Fit, target: Target, tolerance: float = 0.0, rtol: float = 0.05,
         largest = max((abs(v) for v in values), default=1.0) or 1.0
         for k, (p, v) in enumerate(zip(params, values)):
             for nice in [sympy.Integer(0), *_nice_values(v, rtol)]:
-                dist = abs(float(nice) - v) / abs(v) if nice != 0 else 0.0
+                # values closer than SNAP_RESOLUTION are equally close (the simplest first:
+                # sqrt(3) before 5*log(2)/2 for a 1.7329 fitted on noisy data)
+                dist = max(abs(float(nice) - v) / abs(v), SNAP_RESOLUTION) if nice != 0 else 0.0
                 # zeros after close simple values, except for constants tiny next to the others
                 rank = dist if nice != 0 else min(0.5 + abs(v), abs(v) / largest)
                 key = (str(sympy.srepr(lifted)), f"{k}={nice}")

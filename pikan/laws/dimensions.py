@@ -30,6 +30,7 @@ import numpy as np
 import sympy
 
 from pikan.errors import DataError, SpecError
+from pikan.laws.candidates import Target
 from pikan.spec.units import Unit
 
 __all__ = ["GROUP_PREFIX", "MAX_BASES", "PiForm", "pi_form", "pi_forms"]
@@ -125,6 +126,20 @@ class PiForm:
                             "a zero divided by); give inputs in another order or leave the "
                             "units out.")
         return z, w
+
+    def target(self, target: Target) -> Target:
+        """The value target of ``g``: the groups and ``y / prod(x**p)``, weighted by the
+        prefactor (scaled to RMS 1) so that its residuals are those of ``y``.
+
+        Raises
+        ------
+        DataError
+            As :meth:`reduce`.
+        """
+        z, w = self.reduce(target.z, target.y)
+        prefactor = self._values(target.z, self.prefactor)
+        weights = np.abs(prefactor) / float(np.sqrt(np.mean(prefactor**2)))
+        return Target(self.group_names, z, "values", w, weights=weights)
 
     def _values(self, x: np.ndarray, exponents: Sequence[Fraction]) -> np.ndarray:
         out = np.ones(x.shape[0])

@@ -24,6 +24,7 @@ import numbers
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import scipy.spatial
 import sympy
 import torch
 
@@ -192,17 +193,17 @@ def residuals_are_noise(target: Target, fit: Fit, max_rows: int = 2000) -> bool:
         pred = target.evaluator(fit.expr)(())
     except (ValueError, TypeError, OverflowError, ZeroDivisionError):
         return False
-    r = target.y - pred
+    r = target.weighted(target.y - pred)
     if not np.all(np.isfinite(r)) or r.size < 20:
         return False
     z = target.z[:max_rows]
     r = r[:max_rows] - r[:max_rows].mean()
     spread = z.std(axis=0)
     z = z / np.where(spread > 0, spread, 1.0)
-    sq = np.sum(z * z, axis=1)
-    dist = sq[:, None] + sq[None, :] - 2.0 * z @ z.T
-    np.fill_diagonal(dist, np.inf)
-    neighbour = np.argmin(dist, axis=1)
+    if not np.all(np.isfinite(z)):
+        return False
+    _, index = scipy.spatial.cKDTree(z).query(z, k=2)
+    neighbour = index[:, 1]
     power = float(r @ r)
     if power == 0.0:
         return True
@@ -223,10 +224,34 @@ def _stages(generators) -> tuple[tuple[Generator, ...], ...]:
     return stages
 
 
-def _explained(fits: Sequence[Fit], tolerance: float) -> bool:
-    """Whether some fit is within the tolerance (the next stage could only add more
-    complex alternatives)."""
-    return min((f.error for f in fits), default=math.inf) <= tolerance
+EXACT_TOLERANCE = 1e-6
+"""Tolerances up to this are for noise-free data: a fit within one explains the data."""
+
+
+def _explained(fits: Sequence[Fit], tolerance: float, target: Target | None = None) -> bool:
+    """Whether some fit explains the data, so that the next stage could only add more
+    complex alternatives: within the tolerance and, for a tolerance above
+    :data:`EXACT_TOLERANCE` (noisy data), leaving residuals that are noise
+    (:func:`residuals_are_noise`; a quadratic within 1 % of ``sin(2*theta)`` does not)."""
+    within = sorted((f for f in fits if f.error <= tolerance), key=lambda f: f.complexity)
+    if not within or tolerance <= EXACT_TOLERANCE or target is None:
+        return bool(within)
+    return any(residuals_are_noise(target, f) for f in within[:MAX_NOISE_CHECKS])
+
+
+MAX_NOISE_CHECKS = 4
+"""Fits within the tolerance (simplest first) :func:`_explained` tests for noise residuals."""
+
+
+def _select(fits: Sequence[Fit], tolerance: float, target: Target) -> Fit | None:
+    """:func:`select`, but on noisy data (a tolerance above :data:`EXACT_TOLERANCE`) among
+    the Pareto front's fits whose residuals are noise when there are any: a simpler law
+    within the tolerance that leaves structure behind is an approximation, not the law."""
+    chosen = select(fits, tolerance)
+    if chosen is None or tolerance <= EXACT_TOLERANCE or residuals_are_noise(target, chosen):
+        return chosen
+    clean = [f for f in pareto(fits) if residuals_are_noise(target, f)]
+    return select(clean, tolerance) if clean else chosen
 
 
 def _settle(fits: Sequence[Fit], target: Target, tolerance: float
@@ -261,23 +286,24 @@ def _search(target: Target, stages, options: Options, steps: int, depth: int = 0
                           deadline=deadline)
     _, tolerance = _settle(fits, target, tolerance)
     found = reductions(target, seed=seed) if depth < MAX_REDUCTIONS and x.shape[1] >= 2 \
-        and not _explained(fits, tolerance) else []
+        and not _explained(fits, tolerance, target) else []
     strong = bool(found) and found[0].relative <= STRONG_REDUCTION
     if strong:  # the problem has fewer inputs than it was given: search that one first
         reduced = options.replace(tolerance=tolerance, deadline=deadline.share(0.6))
         fits += _reduced_fits(target, found, stages, reduced, steps, depth)
         _, tolerance = _settle(fits, target, tolerance)
-    if not _explained(fits, tolerance) and not deadline.expired():
+    if not _explained(fits, tolerance, target) and not deadline.expired():
         stage1 = deadline.share(0.5)
         cands = propose(stages[1], target, options.replace(tolerance=tolerance,
                                                            deadline=stage1))
         fits += fit_candidates(cands, target, tolerance, deadline=stage1)
         _, tolerance = _settle(fits, target, tolerance)
-    if found and not strong and not _explained(fits, tolerance) and not deadline.expired():
+    if found and not strong and not _explained(fits, tolerance, target) \
+            and not deadline.expired():
         reduced = options.replace(tolerance=tolerance, deadline=deadline.share(0.5))
         fits += _reduced_fits(target, found, stages, reduced, steps, depth)
         _, tolerance = _settle(fits, target, tolerance)
-    if steps > 0 and not _explained(fits, tolerance) and not deadline.expired():
+    if steps > 0 and not _explained(fits, tolerance, target) and not deadline.expired():
         kan, mean, std = fit_surrogate(x, yy, names, seed, steps, deadline.share(0.35))
 
         def fn(zt, kan=kan, mean=mean, std=std):
@@ -312,7 +338,7 @@ def _reduced_fits(target: Target, found: Sequence, stages, options: Options, ste
     name = next(f"u{k}" for k in range(1, len(taken) + 2) if f"u{k}" not in taken)
     for k, reduction in enumerate(found):
         mirror = k > 0 and (found[k - 1].i, found[k - 1].j) == (reduction.j, reduction.i)
-        if deadline.expired() or (_explained(out, options.tolerance) and not mirror):
+        if deadline.expired() or (_explained(out, options.tolerance, target) and not mirror):
             break  # a ratio is tried both ways up: atan(n2/n1) beats pi/2 - atan(n1/n2)
         share = deadline.share(1.0 / (len(found) - k))
         inner, _ = _search(reduction.reduce(target, name), stages,
@@ -398,19 +424,17 @@ def _dimensionless_search(target: Target, stages, options: Options, steps: int, 
     for k, variant in enumerate(variants):
         if explained or (mapped and quick.expired()):
             break
-        z, w = variant.reduce(target.z, target.y)
         share = quick.share(0.5 if k == 0 and len(variants) > 1 else 1.0 / (len(variants) - k))
-        fits, inner_tolerance = _search(Target(variant.group_names, z, "values", w), stages,
-                                        options.replace(deadline=share), 0)
-        explained = _explained(fits, inner_tolerance)
+        inner = variant.target(target)
+        fits, inner_tolerance = _search(inner, stages, options.replace(deadline=share), 0)
+        explained = _explained(fits, inner_tolerance, inner)
         found = _mapped(fits, target, variant.law, "units")
         closest.append((min((f.error for f in found), default=math.inf), k))
         mapped += found
     if closest and steps > 0 and not explained and not deadline.expired():
         best = min(closest)[0]  # within a factor 3 of the closest, the earlier variant
         variant = variants[min(k for err, k in closest if err <= 3 * best)]
-        z, w = variant.reduce(target.z, target.y)
-        fits, _ = _search(Target(variant.group_names, z, "values", w), stages, options, steps)
+        fits, _ = _search(variant.target(target), stages, options, steps)
         mapped += _mapped(fits, target, variant.law, "units")
     consistent = [f for f in mapped if check_dimensions(
         f.expr, parsed, out_unit, pure_numbers=True).consistent]
@@ -602,7 +626,7 @@ def find_law(X, y, names: Sequence[str], output: str = "y", seed: int = 0, steps
     else:
         fits, tolerance, unit_text = _dimensionless_search(
             target, stages, options, steps, units, output, output_units)
-    chosen = select(fits, tolerance)
+    chosen = _select(fits, tolerance, target)
     if chosen is not None and unit_text and chosen.expr.atoms(sympy.Float):
         snapped = snap(chosen, target, tolerance, deadline=deadline)  # mapped laws are not
         if _consistent(snapped.expr, unit_text, output) \

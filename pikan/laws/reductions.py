@@ -77,7 +77,8 @@ class Reduction:
         """The reduced value target: ``u`` (called ``name``) in place of inputs i and j."""
         keep = [k for k in range(target.z.shape[1]) if k not in (self.i, self.j)]
         z = np.column_stack([target.z[:, keep], self.values(target.z)])
-        return Target((*[target.names[k] for k in keep], name), z, "values", target.y)
+        return Target((*[target.names[k] for k in keep], name), z, "values", target.y,
+                      weights=target.weights)
 
 
 def roughness(z: np.ndarray, y: np.ndarray) -> float:
