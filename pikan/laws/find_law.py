@@ -224,17 +224,14 @@ def _stages(generators) -> tuple[tuple[Generator, ...], ...]:
     return stages
 
 
-EXACT_TOLERANCE = 1e-6
-"""Tolerances up to this are for noise-free data: a fit within one explains the data."""
-
-
 def _explained(fits: Sequence[Fit], tolerance: float, target: Target | None = None) -> bool:
     """Whether some fit explains the data, so that the next stage could only add more
-    complex alternatives: within the tolerance and, for a tolerance above
-    :data:`EXACT_TOLERANCE` (noisy data), leaving residuals that are noise
-    (:func:`residuals_are_noise`; a quadratic within 1 % of ``sin(2*theta)`` does not)."""
+    complex alternatives: within the tolerance and leaving residuals that are noise
+    (:func:`residuals_are_noise`, with ``target``): on noisy data a quadratic within 1 % of
+    ``sin(2*theta)`` does not, nor on exact data a 7-term series within 1e-6 of it, while
+    an exact law leaves rounding errors (or nothing)."""
     within = sorted((f for f in fits if f.error <= tolerance), key=lambda f: f.complexity)
-    if not within or tolerance <= EXACT_TOLERANCE or target is None:
+    if not within or target is None:
         return bool(within)
     return any(residuals_are_noise(target, f) for f in within[:MAX_NOISE_CHECKS])
 
@@ -244,11 +241,11 @@ MAX_NOISE_CHECKS = 4
 
 
 def _select(fits: Sequence[Fit], tolerance: float, target: Target) -> Fit | None:
-    """:func:`select`, but on noisy data (a tolerance above :data:`EXACT_TOLERANCE`) among
-    the Pareto front's fits whose residuals are noise when there are any: a simpler law
-    within the tolerance that leaves structure behind is an approximation, not the law."""
+    """:func:`select`, but among the Pareto front's fits whose residuals are noise when
+    there are any: a simpler law within the tolerance that leaves structure behind is an
+    approximation, not the law."""
     chosen = select(fits, tolerance)
-    if chosen is None or tolerance <= EXACT_TOLERANCE or residuals_are_noise(target, chosen):
+    if chosen is None or residuals_are_noise(target, chosen):
         return chosen
     clean = [f for f in pareto(fits) if residuals_are_noise(target, f)]
     return select(clean, tolerance) if clean else chosen

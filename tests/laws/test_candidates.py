@@ -14,6 +14,7 @@ from pikan.laws.candidates import (
     Target,
     alternatives,
     complexity,
+    evaluate,
     fit_candidates,
     lift,
     pareto,
@@ -152,3 +153,25 @@ def test_alternatives_are_the_front_and_rows_a_seeded_subset():
     rows = sample_rows(1000, 10, 3)
     assert len(rows) == 10 and list(rows) == sorted(rows)
     assert list(rows) == list(sample_rows(1000, 10, 3))
+
+
+def test_weighted_targets_measure_the_residuals_of_the_original_values():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(1, 5, (400, 1))
+    p = x[:, 0] ** 3  # a prefactor spanning two decades
+    y = 2.0 * p + 0.01 * rng.standard_normal(400)  # noise on y itself
+    weights = p / np.sqrt(np.mean(p**2))
+    g = sympy.Float(2.0) + 0 * sympy.Symbol("x")
+    weighted = Target(("x",), x, "values", y / p, weights=weights)
+    direct = Target(("x",), x, "values", y)
+    # weighted, the error of g on y/p is the relative error of 2*x**3 on y itself
+    err_w, _ = evaluate(weighted, sympy.Float(2.0) * sympy.Symbol("x") ** 0)
+    err_y, _ = evaluate(direct, 2.0 * sympy.Symbol("x") ** 3)
+    assert err_w == pytest.approx(err_y, rel=1e-9)
+    plain = Target(("x",), x, "values", y / p)
+    assert evaluate(plain, g)[0] > 3 * err_y  # unweighted, the small-p samples dominate
+    fit = refit(sympy.Float(1.5) + sympy.Float(0.1) * sympy.Symbol("x"), weighted,
+                offset=False)
+    assert fit.error == pytest.approx(err_y, rel=0.05)
+    with pytest.raises(ValueError, match="weights"):
+        Target(("x",), x, "values", y, weights=np.ones(3))

@@ -13,10 +13,12 @@ import torch
 from pikan.data.integrate import simulate
 from pikan.errors import DataError, SpecError
 from pikan.kan import KAN
-from pikan.laws.candidates import Deadline, Fit, Target
+from pikan.laws.candidates import Deadline, Fit, Target, complexity, evaluate, select
 from pikan.laws.extract import extract
 from pikan.laws.find_law import (
     FIND_LAW_GENERATORS,
+    _explained,
+    _select,
     check_search_options,
     find_law,
     fit_static,
@@ -390,3 +392,24 @@ def test_units_choose_the_reference_scales_that_make_a_law_simple():
     assert law.error < 1e-9
     assert equivalent(law.expr, sympy.sympify("1/(exp((En - mu)/(kb*T)) + 1)"),
                       up_to_constant=False), law.expr
+
+
+def test_on_noisy_data_an_approximation_that_leaves_structure_is_not_the_law():
+    rng = np.random.default_rng(0)
+    theta = rng.uniform(0.2, 1.3, (1000, 1))
+    y = np.sin(2 * theta[:, 0])
+    y = y + 0.01 * np.std(y) * rng.standard_normal(1000)
+    target = Target(("theta",), theta, "values", y)
+    fits = []
+    for expr in (sympy.sympify("sin(2*theta)"), sympy.Float(float(np.mean(y)))):
+        err, rmse = evaluate(target, expr)
+        fits.append(Fit(expr, err, rmse, complexity(expr)))
+    truth, constant = fits
+    assert constant.complexity < truth.complexity
+    tolerance = constant.error * 1.01  # a tolerance loose enough for both
+    assert select(fits, tolerance).expr == constant.expr  # the simplest within it
+    assert residuals_are_noise(target, truth) and not residuals_are_noise(target, constant)
+    assert _select(fits, tolerance, target).expr == truth.expr
+    assert _explained([constant], tolerance, target) is False
+    assert _explained([truth], tolerance, target) is True
+    assert _explained([constant], 1e-6 + constant.error, target) is False
