@@ -167,13 +167,10 @@ def complexity(expr) -> int:
     if isinstance(expr, (list, tuple)):
         return sum(complexity(e) for e in expr)
     expr = sympy.sympify(expr)
-    if expr.is_Atom or not expr.free_symbols:  # an exact number such as sqrt(2)/2 is one
-        return 2 if expr.has(sympy.Float) else 1
+    if expr.is_Atom:
+        return 2 if expr.is_Float else 1
     if isinstance(expr, sympy.Mul):
-        numbers = [a for a in expr.args if not a.free_symbols and a != -1]
-        args = [a for a in expr.args if a.free_symbols]
-        if numbers:
-            args.append(sympy.Mul(*numbers))
+        args = [a for a in expr.args if a != -1]
         return max(len(args) - 1, 0) + sum(complexity(a) for a in args)
     if isinstance(expr, sympy.Add):
         return len(expr.args) - 1 + sum(complexity(a) for a in expr.args)
@@ -499,17 +496,6 @@ def drop_constant(expr: sympy.Expr) -> sympy.Expr:
 # ------------------------------------------------------------------ snapping
 
 
-_SPECIAL = (sympy.sqrt(2), sympy.sqrt(3), sympy.sqrt(sympy.pi), sympy.sqrt(2 * sympy.pi),
-            sympy.log(2))
-"""Constants physics formulas carry besides rationals and pi: square roots (normal
-densities, diagonals) and log(2) (half-lives)."""
-
-ROOT_RTOL = 1e-3
-"""How close a constant must be to a small rational multiple (numerator at most 12) of one
-in :data:`_SPECIAL` to be tried as one (rationals and multiples of pi are tried within the
-snap window)."""
-
-
 def _nice_values(c: float, rtol: float) -> list[sympy.Expr]:
     """Simple numbers within ``rtol`` (relative) of ``c``, simplest first."""
     out: list[tuple[int, sympy.Expr]] = []
@@ -524,14 +510,6 @@ def _nice_values(c: float, rtol: float) -> list[sympy.Expr]:
         p = round(r * q)
         if p != 0 and abs(p / q - r) <= rtol * abs(r) and math.gcd(p, q) == 1:
             out.append((q + 4, sympy.Rational(p, q) * sympy.pi))
-    close = min(rtol, ROOT_RTOL)
-    for root in _SPECIAL:  # 1/sqrt(2*pi) of a normal density, sqrt(3)/2, log(2), ...
-        for r, power in ((c / float(root), 1), (c * float(root), -1)):
-            for q in (1, 2, 3, 4):
-                p = round(r * q)
-                if 0 < abs(p) <= 12 and abs(p / q - r) <= close * abs(r) \
-                        and math.gcd(p, q) == 1:
-                    out.append((q + 6, sympy.Rational(p, q) * root ** power))
     out.sort(key=lambda t: t[0])
     seen, values = set(), []
     for _, v in out:
@@ -539,11 +517,6 @@ def _nice_values(c: float, rtol: float) -> list[sympy.Expr]:
             seen.add(v)
             values.append(v)
     return values
-
-
-SNAP_RESOLUTION = 1e-3
-"""Relative distances to simple values below this count as equal in :func:`snap`, which
-then tries the simplest (as :func:`_nice_values` orders them) first."""
 
 
 def snap(fit: Fit, target: Target, tolerance: float = 0.0, rtol: float = 0.05,
@@ -584,9 +557,7 @@ def snap(fit: Fit, target: Target, tolerance: float = 0.0, rtol: float = 0.05,
         largest = max((abs(v) for v in values), default=1.0) or 1.0
         for k, (p, v) in enumerate(zip(params, values)):
             for nice in [sympy.Integer(0), *_nice_values(v, rtol)]:
-                # values closer than SNAP_RESOLUTION are equally close (the simplest first:
-                # sqrt(3) before 5*log(2)/2 for a 1.7329 fitted on noisy data)
-                dist = max(abs(float(nice) - v) / abs(v), SNAP_RESOLUTION) if nice != 0 else 0.0
+                dist = abs(float(nice) - v) / abs(v) if nice != 0 else 0.0
                 # zeros after close simple values, except for constants tiny next to the others
                 rank = dist if nice != 0 else min(0.5 + abs(v), abs(v) / largest)
                 key = (str(sympy.srepr(lifted)), f"{k}={nice}")

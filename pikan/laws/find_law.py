@@ -74,7 +74,7 @@ DEFAULT_TIME_LIMIT = 30.0
 
 FIND_LAW_GENERATORS: tuple[tuple[Generator, ...], ...] = (
     (PowerLaw(), ExpPowerLaw()),
-    (SparseRegression(transforms=True, max_terms=None), Rational(), VarPro(), PowerLawSplit(),
+    (SparseRegression(transforms=True, max_terms=None, log_near_zero=True), Rational(), VarPro(), PowerLawSplit(),
      AdditiveModel()),
     (Separability(),),
     (KanEdges(),),

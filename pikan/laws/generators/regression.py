@@ -148,8 +148,10 @@ class Term:
         return out
 
 
-def _allowed(z: np.ndarray, library: Sequence[str] | None) -> list[list[str]]:
-    """Factor names allowed for each input (by the library and the samples' range)."""
+def _allowed(z: np.ndarray, library: Sequence[str] | None, log_near_zero: bool = False
+             ) -> list[list[str]]:
+    """Factor names allowed for each input (by the library and the samples' range); with
+    ``log_near_zero``, ``log`` also for positive inputs that come within 1e-3 of 0."""
     allowed_prims = None if library is None else set(library) | {"x"}
     out = []
     for k in range(z.shape[1]):
@@ -159,7 +161,7 @@ def _allowed(z: np.ndarray, library: Sequence[str] | None) -> list[list[str]]:
         positive = bool(np.min(x) > 1e-3 * span) if span > 0 else False
         # log grows so slowly that samples near 0 keep it well conditioned (a Maxwell
         # speed distribution in m*v**2/(kb*T) from 0.015 to 26 is log-linear there)
-        loggable = bool(np.min(x) > 1e-9 * span) if span > 0 else False
+        loggable = bool(np.min(x) > 1e-9 * span) if span > 0 and log_near_zero else positive
         names = []
         for f in _FACTORS.values():
             if allowed_prims is not None and f.primitive not in allowed_prims:
@@ -192,8 +194,8 @@ def monomials(d: int, degree: int) -> list[Term]:
     return terms
 
 
-def libraries(z: np.ndarray, library: Sequence[str] | None = None,
-              max_size: int = 260) -> list[tuple[str, list[Term]]]:
+def libraries(z: np.ndarray, library: Sequence[str] | None = None, max_size: int = 260,
+              log_near_zero: bool = False) -> list[tuple[str, list[Term]]]:
     """Term libraries for inputs ``z`` (N, d): see the module docstring.
 
     Parameters
@@ -203,13 +205,16 @@ def libraries(z: np.ndarray, library: Sequence[str] | None = None,
         Symbolic-library primitive names allowed (default all); ``"x"`` is always allowed.
     max_size : int
         Libraries with more terms are truncated (polynomial degrees stop growing).
+    log_near_zero : bool
+        Allow ``log`` of positive inputs whose samples come within 1e-3 of the largest
+        (not only 1e-9): static data, whose laws may be log-linear there.
 
     Returns
     -------
     list of (name, terms)
     """
     d = z.shape[1]
-    allowed = _allowed(z, library)
+    allowed = _allowed(z, library, log_near_zero)
     out: list[tuple[str, list[Term]]] = []
     max_deg = min(max((_FACTORS[n].degree for n in a), default=1) for a in allowed)
     for deg in range(1, max_deg + 1):
@@ -430,8 +435,8 @@ def transform_ok(y: np.ndarray, condition: str) -> bool:
 
 def regression_candidates(target: Target, library: Sequence[str] | None = None,
                           transforms: bool = False, max_terms: int = 8,
-                          max_keep: int = 6, deadline: Deadline | None = None
-                          ) -> list[Candidate]:
+                          max_keep: int = 6, deadline: Deadline | None = None,
+                          log_near_zero: bool = False) -> list[Candidate]:
     """Sparse-regression candidates for a target, from every library (and transform).
 
     Parameters
@@ -449,6 +454,8 @@ def regression_candidates(target: Target, library: Sequence[str] | None = None,
     deadline : Deadline, optional
         Checked between (library, transform) pairs: the candidates found so far are
         returned once it has passed (the first library always runs).
+    log_near_zero : bool
+        See :func:`libraries`.
 
     Returns
     -------
@@ -460,7 +467,7 @@ def regression_candidates(target: Target, library: Sequence[str] | None = None,
     symbols = [sympy.Symbol(n) for n in target.names]
     y = target.flat()
     out: list[Candidate] = []
-    libs = libraries(target.z, library)
+    libs = libraries(target.z, library, log_near_zero=log_near_zero)
     names = ["identity"] if (target.kind != "values" or not transforms) else list(TRANSFORMS)
     sign = 1 if np.all(y >= 0) else -1
     small = {"poly1", "poly2", "laurent", "laurent-log", "unary"}
@@ -510,11 +517,14 @@ class SparseRegression(Generator):
         Largest support; None: :func:`max_terms_for` the target's number of inputs.
     max_keep : int
         Candidates kept per (library, transform).
+    log_near_zero : bool
+        Allow ``log`` of positive inputs that come within 1e-3 of 0 (static data).
     """
 
     transforms: bool = False
     max_terms: int | None = 8
     max_keep: int = 6
+    log_near_zero: bool = False
     name = "regression"
 
     def generate(self, target: Target, options: Options) -> list[Candidate]:
@@ -523,4 +533,5 @@ class SparseRegression(Generator):
             max_terms = max_terms_for(target.z.shape[1])
         return regression_candidates(target, options.library, transforms=self.transforms,
                                      max_terms=max_terms, max_keep=self.max_keep,
-                                     deadline=options.deadline)
+                                     deadline=options.deadline,
+                                     log_near_zero=self.log_near_zero)
