@@ -20,7 +20,7 @@ import sympy
 
 from pikan.laws.candidates import Deadline, Target, as_deadline
 from pikan.laws.generators.base import Candidate, Generator, Options
-from pikan.laws.generators.regression import TRANSFORMS, Term, front, monomials, transform_ok
+from pikan.laws.generators.regression import Term, front, monomials, transformed
 
 __all__ = ["RATIONAL_TRANSFORMS", "Rational", "rational_candidates"]
 
@@ -54,14 +54,7 @@ def rational_candidates(target: Target, max_degree: int = 2, max_keep: int = 4,
     z, y = target.z[rows], target.y[rows]
     sign = 1 if np.all(y >= 0) else -1
     out = []
-    for tname in transforms:
-        forward, inverse, condition = TRANSFORMS[tname]
-        if not transform_ok(y, condition):
-            continue
-        with np.errstate(all="ignore"):
-            ty = forward(y)
-        if not np.all(np.isfinite(ty)):
-            continue
+    for tname, ty, inverse in transformed(y, transforms):
         for expr, err, source in _rational_fits(z, ty, symbols, max_degree, max_keep,
                                                 deadline):
             tag = "" if tname == "identity" else f":{tname}"

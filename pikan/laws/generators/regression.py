@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,6 +60,7 @@ __all__ = [
     "monomials",
     "regression_candidates",
     "transform_ok",
+    "transformed",
 ]
 
 
@@ -433,6 +434,21 @@ def transform_ok(y: np.ndarray, condition: str) -> bool:
     return small and bool(np.all(y > 0) or np.all(y < 0))
 
 
+def transformed(y: np.ndarray, names: Sequence[str]) -> Iterator[tuple[str, np.ndarray,
+                                                                       Callable]]:
+    """``(name, transformed y, inverse)`` for each of :data:`TRANSFORMS` ``names`` whose
+    condition ``y`` meets and whose values stay finite (``inverse(h, sign)`` maps a law
+    ``h`` of the transformed values back)."""
+    for name in names:
+        forward, inverse, condition = TRANSFORMS[name]
+        if not transform_ok(y, condition):
+            continue
+        with np.errstate(all="ignore"):
+            ty = forward(y)
+        if np.all(np.isfinite(ty)):
+            yield name, ty, inverse
+
+
 def regression_candidates(target: Target, library: Sequence[str] | None = None,
                           transforms: bool = False, max_terms: int = 8,
                           max_keep: int = 6, deadline: Deadline | None = None,
@@ -471,14 +487,7 @@ def regression_candidates(target: Target, library: Sequence[str] | None = None,
     names = ["identity"] if (target.kind != "values" or not transforms) else list(TRANSFORMS)
     sign = 1 if np.all(y >= 0) else -1
     small = {"poly1", "poly2", "laurent", "laurent-log", "unary"}
-    for tname in names:
-        forward, inverse, condition = TRANSFORMS[tname]
-        if not transform_ok(y, condition):
-            continue
-        with np.errstate(all="ignore"):
-            ty = forward(y)
-        if not np.all(np.isfinite(ty)):
-            continue
+    for tname, ty, inverse in transformed(y, names):
         for lname, terms in libs:
             if tname != "identity" and lname not in small:
                 continue
