@@ -11,6 +11,7 @@ from pikan.data.trajectories import Trajectories
 from pikan.discover import Run, discover
 from pikan.errors import DataError, IdentifiabilityWarning, SpecError, VerdictWarning
 from pikan.laws.extract import extract
+from pikan.laws.conserved import find_conserved
 from pikan.laws.find_law import find_law
 from pikan.data.integrate import simulate
 from pikan.kan import KAN
@@ -28,6 +29,6 @@ __all__ = [
     "fit", "Recipe", "Stage", "FitResult", "TrainingError", "load_model",
     "check_constraints", "ConstraintReport",
     "importance", "Importance", "structure", "Structure", "energy_drift",
-    "extract", "find_law", "Law", "Laws", "equivalent", "verify", "VerifyReport",
+    "extract", "find_law", "find_conserved", "Law", "Laws", "equivalent", "verify", "VerifyReport",
     "discover", "Run",
 ]

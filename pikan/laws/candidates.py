@@ -63,6 +63,7 @@ __all__ = [
     "evaluate",
     "fit_candidates",
     "lift",
+    "nice_values",
     "pareto",
     "refit",
     "sample_rows",
@@ -496,7 +497,7 @@ def drop_constant(expr: sympy.Expr) -> sympy.Expr:
 # ------------------------------------------------------------------ snapping
 
 
-def _nice_values(c: float, rtol: float) -> list[sympy.Expr]:
+def nice_values(c: float, rtol: float) -> list[sympy.Expr]:
     """Simple numbers within ``rtol`` (relative) of ``c``, simplest first."""
     out: list[tuple[int, sympy.Expr]] = []
     if c == 0 or not math.isfinite(c):
@@ -556,7 +557,7 @@ def snap(fit: Fit, target: Target, tolerance: float = 0.0, rtol: float = 0.05,
         options = []
         largest = max((abs(v) for v in values), default=1.0) or 1.0
         for k, (p, v) in enumerate(zip(params, values)):
-            for nice in [sympy.Integer(0), *_nice_values(v, rtol)]:
+            for nice in [sympy.Integer(0), *nice_values(v, rtol)]:
                 dist = abs(float(nice) - v) / abs(v) if nice != 0 else 0.0
                 # zeros after close simple values, except for constants tiny next to the others
                 rank = dist if nice != 0 else min(0.5 + abs(v), abs(v) / largest)

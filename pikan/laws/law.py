@@ -464,12 +464,17 @@ class Laws(Mapping):
     laws : mapping of str to Law, or sequence of Law
     spec : System, optional
         The system the laws belong to; needed by :meth:`equations` (or pass it there).
+    note : str
+        A sentence about the set as a whole, printed after the laws (what was searched
+        when :func:`pikan.find_conserved` found nothing).
     """
 
-    def __init__(self, laws: Mapping[str, Law] | Sequence[Law] = (), spec=None) -> None:
+    def __init__(self, laws: Mapping[str, Law] | Sequence[Law] = (), spec=None,
+                 note: str = "") -> None:
         items = laws.values() if isinstance(laws, Mapping) else laws
         self._laws: dict[str, Law] = {law.module: law for law in items}
         self.spec = spec
+        self.note = str(note)
 
     def __getitem__(self, name: str) -> Law:
         try:
@@ -485,7 +490,8 @@ class Laws(Mapping):
         return len(self._laws)
 
     def __str__(self) -> str:
-        return "\n".join(str(law) for law in self._laws.values())
+        lines = [str(law) for law in self._laws.values()]
+        return "\n".join(lines + ([self.note] if self.note else []))
 
     def __repr__(self) -> str:
         return f"Laws({', '.join(self._laws)})"
@@ -521,7 +527,7 @@ class Laws(Mapping):
                 state = ([in_state(e, module) for e in expr] if isinstance(expr, list)
                          else in_state(expr, module))
             out[name] = dataclasses.replace(law, expr=expr, in_state=state)
-        return Laws(out, spec=self.spec)
+        return Laws(out, spec=self.spec, note=self.note)
 
     def with_error_bars(self, bars: Mapping[str, tuple]) -> Laws:
         """A copy with ``{module: (template, constants, covariance, level)}`` set on the named
@@ -531,7 +537,7 @@ class Laws(Mapping):
             out[name] = dataclasses.replace(self[name], template=template,
                                             constants=dict(constants),
                                             covariance=tuple(covariance), level=float(level))
-        return Laws(out, spec=self.spec)
+        return Laws(out, spec=self.spec, note=self.note)
 
     def with_verdicts(self, verdicts: Mapping[str, tuple[str, str]]) -> Laws:
         """A copy with ``{module: (verdict, reason)}`` set on the named laws."""
@@ -540,7 +546,7 @@ class Laws(Mapping):
             if verdict not in VERDICTS:
                 raise SpecError(f"verdict {verdict!r} is not one of {list(VERDICTS)}.")
             out[name] = dataclasses.replace(self[name], verdict=verdict, verdict_reason=reason)
-        return Laws(out, spec=self.spec)
+        return Laws(out, spec=self.spec, note=self.note)
 
     # ------------------------------------------------------------------ exports
 
@@ -549,6 +555,8 @@ class Laws(Mapping):
         data = {"version": LAWS_VERSION,
                 "system": None if self.spec is None else self.spec.to_dict(),
                 "laws": [law.to_dict() for law in self._laws.values()]}
+        if self.note:
+            data["note"] = self.note
         return json.dumps(data, indent=indent, allow_nan=False)
 
     @classmethod
@@ -575,7 +583,10 @@ class Laws(Mapping):
         if data.get("system") is not None:
             spec = System.from_dict(data["system"])
         names = None if spec is None else list(spec.state_names) + list(spec.params)
-        return cls([Law.from_dict(item, names) for item in data["laws"]], spec=spec)
+        note = data.get("note", "")
+        if not isinstance(note, str):
+            raise SpecError("laws JSON: 'note' must be a string.")
+        return cls([Law.from_dict(item, names) for item in data["laws"]], spec=spec, note=note)
 
     def to_markdown(self) -> str:
         """A Markdown table: module, kind, law, complexity, R^2, relative error and verdict."""
