@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import sympy
 
 import pikan
 import pikan.systems
@@ -435,3 +436,57 @@ def test_a_warning_about_the_data_reaches_the_report_and_every_verdict(harmonic_
     assert len(notes) == 1
     assert notes[0] in run.laws["V"].verdict_reason
     assert notes[0] in run.report["laws"]["V"]["verdict_reason"]
+
+
+# ------------------------------------------------------------------ a driven oscillator
+
+def _driven_duffing_file(path, a=1.3, b=0.37, c=0.21, amplitude=0.63, w=1.17):
+    """Trajectories of x'' = -a x - b x**3 - c v + A cos(w t), made by scipy, in a file."""
+    import scipy.integrate
+
+    def rhs(t, y):
+        return [y[1], -a * y[0] - b * y[0] ** 3 - c * y[1] + amplitude * np.cos(w * t)]
+
+    rng = np.random.default_rng(3)
+    times, qs, vs = [], [], []
+    for _ in range(8):
+        t = np.arange(0.0, 20.0001, 0.02)
+        sol = scipy.integrate.solve_ivp(rhs, (0.0, 20.0), rng.uniform(-1.2, 1.2, 2), t_eval=t,
+                                        rtol=1e-11, atol=1e-12, method="DOP853")
+        times.append(t)
+        qs.append(sol.y[0][:, None])
+        vs.append(sol.y[1][:, None])
+    pikan.Trajectories.from_arrays(times, qs, vs, coords=["x"]).save(path)
+    return pikan.Trajectories.load(path)
+
+
+def _driven_spec():
+    return pikan.System("driven", coords=["x"], modules=[
+        pikan.Potential("V", inputs=["x"]), pikan.Dissipation("D", inputs=["v_x"]),
+        pikan.Dynamics("drive", inputs=["t"], outputs=["x"])])
+
+
+def test_a_driven_oscillator_from_a_scipy_file_gives_its_forcing_law(tmp_path):
+    data = _driven_duffing_file(tmp_path / "driven.h5")
+    model = pikan.compile(_driven_spec())
+    pikan.fit(model, data, progress=False)
+    laws = pikan.extract(model, data)
+    assert pikan.equivalent(laws["drive"], ["0.63*cos(1.17*t)"], rtol=0.03,
+                            up_to_constant=False)  # no constant: it belongs to V
+    assert pikan.equivalent(laws["D"], "0.105*v_x**2", rtol=0.03)
+    terms = sympy.expand(laws["V"].expr).as_coefficients_dict()
+    x = sympy.Symbol("x")
+    assert abs(float(terms[x**2]) / 0.65 - 1) < 0.03 and abs(float(terms[x**4]) / 0.0925 - 1) < 0.03
+    assert abs(float(terms.get(x, 0))) < 0.01  # at most a trace of the constant force
+
+
+@pytest.mark.slow
+def test_discover_recovers_a_driven_duffing_oscillator_exactly(tmp_path):
+    data = _driven_duffing_file(tmp_path / "driven.h5")
+    run = pikan.discover(_driven_spec(), data, out=tmp_path / "run", progress=False)
+    assert pikan.equivalent(run.laws["V"], "0.65*x**2 + 0.0925*x**4", rtol=1e-3)
+    assert pikan.equivalent(run.laws["D"], "0.105*v_x**2", rtol=1e-3)
+    assert pikan.equivalent(run.laws["drive"], ["0.63*cos(1.17*t)"], rtol=1e-3,
+                            up_to_constant=False)
+    assert run.laws["V"].verdict == "recovered" and run.laws["drive"].verdict != "not found"
+    assert "driven" in run.report["verification"]["summary"]

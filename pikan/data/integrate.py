@@ -48,8 +48,8 @@ def rk4_step(f: VectorField, t, y: torch.Tensor, dt) -> torch.Tensor:
     ----------
     f : callable ``f(t, y) -> dy``
         Vector field, y and dy of shape (batch, dim).
-    t : float or 0-d tensor
-        Time at the start of the step.
+    t : float, 0-d tensor, or tensor of shape (batch, 1)
+        Time at the start of the step (per row: windows that start at different times).
     y : Tensor, shape (batch, dim)
     dt : float or tensor broadcastable to y
         Step size.
@@ -519,6 +519,9 @@ def simulate(
     elif method == "rk4":
         states = rk4(field, tensor(y0), tensor(times), substeps).cpu().numpy()
     else:
+        if getattr(model, "driven", False):
+            raise SpecError("method='verlet' steps carry no time, and this system is driven "
+                            "(a module depends on t); use 'dop853' or 'rk4'")
         t0 = tensor(times[0])
 
         def accel(q, v):

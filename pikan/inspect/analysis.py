@@ -35,30 +35,34 @@ from pikan.laws.generators.separability import (
 )
 
 
-def model_states(model, data) -> tuple[Tensor, Tensor]:
-    """(q, v) tensors in the model's dtype from Trajectories or a (q, v) pair."""
+def model_states(model, data) -> tuple[Tensor, Tensor, Tensor | None]:
+    """``(q, v, t)`` tensors in the model's dtype from Trajectories, a ``(q, v)`` pair or a
+    ``(q, v, t)`` triple; ``t`` (N,) is None for a pair."""
     dtype = next(iter(model.buffers()), torch.zeros((), dtype=torch.float64)).dtype
     device = next(iter(model.buffers()), torch.zeros(())).device
     if hasattr(data, "states"):
         data.check_coords(model.coords)
         q, v, _ = data.states()
+        t = data.times()
     else:
-        q, v = data
+        q, v, t = (*data, None) if len(data) == 2 else data
+
     def tensor(x):
-        if isinstance(x, torch.Tensor):
-            return x.detach().to(dtype=dtype, device=device)
+        if x is None or isinstance(x, torch.Tensor):
+            return None if x is None else x.detach().to(dtype=dtype, device=device)
         # a copy: Trajectories arrays are read-only, torch wants writable memory
         return torch.tensor(np.array(x), dtype=dtype, device=device)
 
-    return tensor(q), tensor(v)
+    return tensor(q), tensor(v), tensor(t)
 
 
-def _subsample(q: Tensor, v: Tensor, limit: int, seed: int) -> tuple[Tensor, Tensor]:
+def _subsample(q: Tensor, v: Tensor, t: Tensor | None, limit: int, seed: int
+               ) -> tuple[Tensor, Tensor, Tensor | None]:
     if q.shape[0] <= limit:
-        return q, v
+        return q, v, t
     g = torch.Generator().manual_seed(seed)
     idx = torch.randperm(q.shape[0], generator=g)[:limit].to(q.device)
-    return q[idx], v[idx]
+    return q[idx], v[idx], None if t is None else t[idx]
 
 
 def _normalized(values: dict[str, float]) -> dict[str, float]:
@@ -126,10 +130,10 @@ def importance(model, data, max_samples: int = 2000, seed: int = 0) -> Importanc
     -------
     Importance
     """
-    q, v = _subsample(*model_states(model, data), max_samples, seed)
+    q, v, t = _subsample(*model_states(model, data), max_samples, seed)
     modules = {}
     for name, block in model.blocks.items():
-        z = model.module_inputs(name, q, v).detach()
+        z = model.module_inputs(name, q, v, t).detach()
         kan = block.kan
         if kan is not None and not block.gyroscopic_learned and not block.wrappers:
             raw = kan_scores(kan, z).inputs
@@ -142,7 +146,7 @@ def importance(model, data, max_samples: int = 2000, seed: int = 0) -> Importanc
     names = list(model.coords) + list(model.velocities)
     system = {}
     sg = state.clone().requires_grad_(True)
-    acc = model.acceleration(sg[:, :n], sg[:, n:])
+    acc = model.acceleration(sg[:, :n], sg[:, n:], t)
     for j, coord in enumerate(model.coords):
         (grad,) = torch.autograd.grad(acc[:, j].sum(), sg, retain_graph=True)
         values = (grad.abs().mean(0) * state.std(0)).tolist()
@@ -269,8 +273,8 @@ def structure(model, data, module: str, threshold: float = 0.05, max_samples: in
     if not block.scalar:
         raise SpecError(f"structure tests need a scalar module; {module!r} is a {block.kind} "
                         "with vector output. Hint: test one of its outputs by hand.")
-    q, v = _subsample(*model_states(model, data), max_samples, seed)
-    z = model.module_inputs(module, q, v).detach()
+    q, v, t = _subsample(*model_states(model, data), max_samples, seed)
+    z = model.module_inputs(module, q, v, t).detach()
     names = block.input_names
 
     def fn(zt: Tensor) -> Tensor:  # float64 on the CPU in, as the separability tests work
@@ -349,9 +353,9 @@ def energy_drift(model, data) -> float:
     worst = 0.0
     energies = []
     for trajectory in data:
-        q, v = model_states(model, (trajectory.q, trajectory.v))
+        q, v, t = model_states(model, (trajectory.q, trajectory.v, trajectory.t))
         with torch.no_grad() if model.formulation != "lagrangian" else torch.enable_grad():
-            energies.append(model.energy(q, v).detach())
+            energies.append(model.energy(q, v, t).detach())
     spread = float(torch.cat(energies).std()) if len(energies) else 0.0
     for e in energies:
         worst = max(worst, float((e - e[0]).abs().max() / (e[0].abs() + spread + 1e-300)))

@@ -141,9 +141,17 @@ def check_constraints(model, data, max_states: int = 4096, seed: int = 0) -> Con
         One row per declared constraint (module ones first, then system ones), plus the
         default constraints the compiled model applies. Constraint types that cannot
         measure themselves (no ``violation`` method) are left out.
+
+    Raises
+    ------
+    SpecError
+        A driven system (constraints are measured on states without their times).
     """
 
     spec = model.spec
+    if spec.driven:
+        raise SpecError(f"check_constraints: system {spec.name!r} is driven (a module reads "
+                        "time t); constraint violations are not measured on driven systems yet")
     if hasattr(data, "check_coords"):
         data.check_coords(spec.coords)
     q, v = states(data)

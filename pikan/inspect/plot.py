@@ -163,8 +163,8 @@ def activations(model, data, module: str, fits: bool = True, max_points: int = 2
     if kan is None:
         raise SpecError(f"module {module!r} is not a learned KAN block (it has a law); "
                         "activations exist only for KAN blocks.")
-    q, v = model_states(model, data)
-    z = model.module_inputs(module, q, v).detach()
+    q, v, t = model_states(model, data)
+    z = model.module_inputs(module, q, v, t).detach()
     if block.gyroscopic_learned:
         z = block.field_inputs(z)
     if z.shape[0] > max_points:
@@ -373,17 +373,17 @@ def energy(model, data, index: int | Sequence[int] | None = None, *, label: str 
     pieces = [_cut(data[k], None) for k in indices]
     simulated = _rollouts(model, pieces) if rollout else [None] * len(pieces)
 
-    def energy_along(q, v):
-        q, v = model_states(model, (q, v))
+    def energy_along(t, q, v):
+        q, v, t = model_states(model, (q, v, t))
         with torch.enable_grad():
-            return model.energy(q, v).detach().cpu().numpy()
+            return model.energy(q, v, t).detach().cpu().numpy()
 
     fig, axes = _figure(1, width=5.5, height=3.4)
     ax = axes[0]
     for n, ((t, q, v), sim) in enumerate(zip(pieces, simulated)):
-        ax.plot(t, energy_along(q, v), "-", lw=1, color=f"C{n % 10}")
+        ax.plot(t, energy_along(t, q, v), "-", lw=1, color=f"C{n % 10}")
         if sim is not None:
-            ax.plot(sim[0], energy_along(sim[1], sim[2]), "--", lw=1, color=f"C{n % 10}")
+            ax.plot(sim[0], energy_along(*sim), "--", lw=1, color=f"C{n % 10}")
     handles = [Line2D([], [], color="0.3", ls="-", label=f"$E$ of {label} on the data's states")]
     if rollout:
         handles.append(Line2D([], [], color="0.3", ls="--",

@@ -71,6 +71,8 @@ class Evidence:
         For ``"weak"``: the stretch of one window's duration of its trajectory that each
         window starts in. Windows overlap, so the windows of one block are one piece of
         evidence, not many (:meth:`worse`); None: every row is its own.
+    t : ndarray, shape (N,) or (W, L), or None
+        The time of every state (what a driven model reads).
     """
 
     kind: str
@@ -82,6 +84,7 @@ class Evidence:
     reason: str
     groups: np.ndarray | None = None
     blocks: np.ndarray | None = None
+    t: np.ndarray | None = None
 
     @property
     def measured(self) -> bool:
@@ -89,15 +92,16 @@ class Evidence:
         return self.kind == "measured"
 
     def states(self, model=None) -> tuple:
-        """Every state where a model is evaluated, ``(q, v)`` each (samples, n): the
-        samples, or every point of every window; torch tensors in ``model``'s dtype when a
-        model is given, else arrays."""
+        """Every state where a model is evaluated, ``(q, v, t)``: q and v (samples, n), t
+        (samples,) or None: the samples, or every point of every window; torch tensors in
+        ``model``'s dtype when a model is given, else arrays."""
         n = self.q.shape[-1]
         q, v = self.q.reshape(-1, n), self.v.reshape(-1, n)
+        t = None if self.t is None else self.t.reshape(-1)
         if model is None:
-            return q, v
+            return q, v, t
         dtype = next((p.dtype for p in model.parameters()), torch.float64)
-        return torch.as_tensor(q, dtype=dtype), torch.as_tensor(v, dtype=dtype)
+        return tuple(None if x is None else torch.as_tensor(x, dtype=dtype) for x in (q, v, t))
 
     def average(self, values: np.ndarray) -> np.ndarray:
         """Per-state values (:meth:`states` order, shape (states, n)) as the targets see them:
@@ -110,7 +114,10 @@ class Evidence:
         """The model's counterpart of :attr:`target` (same shape); None when the model
         cannot be evaluated there (e.g. a singular mass matrix)."""
         try:
-            a = model.acceleration(*self.states(model)).detach().cpu().numpy().astype(float)
+            q, v, t = self.states(model)
+            a = model.acceleration(q, v) if t is None or not getattr(model, "driven", False) \
+                else model.acceleration(q, v, t)
+            a = a.detach().cpu().numpy().astype(float)
         except (RuntimeError, ValueError):
             return None
         return self.average(a)
@@ -185,7 +192,8 @@ class Evidence:
         groups = None if self.groups is None else self.groups[rows]
         blocks = None if self.blocks is None else self.blocks[rows]
         return Evidence(self.kind, self.q[rows], self.v[rows], self.target[rows], weights,
-                        self.floor, self.reason, groups, blocks)
+                        self.floor, self.reason, groups, blocks,
+                        None if self.t is None else self.t[rows])
 
 
 def _noise_sigma(q: np.ndarray) -> np.ndarray:
@@ -225,15 +233,16 @@ def evidence(data: Trajectories, max_samples: int | None = None, seed: int = 0) 
         full = data if data.has_accelerations else data.with_derivatives()
         q, v, ids = full.states()
         a, _ = full.accelerations()
+        times = full.times()
         if max_samples is not None and q.shape[0] > max_samples:
             rows = np.sort(rng.choice(q.shape[0], max_samples, replace=False))
-            q, v, a, ids = q[rows], v[rows], a[rows], ids[rows]
+            q, v, a, ids, times = q[rows], v[rows], a[rows], ids[rows], times[rows]
         zero = np.zeros(q.shape[1])
         if data.measured_accelerations:
             return Evidence("measured", q, v, a, None, zero, "the data carries accelerations",
-                            ids)
+                            ids, t=times)
         return Evidence("estimated", q, v, a, None, zero,
-                        "positions are clean: Savitzky-Golay accelerations", ids)
+                        "positions are clean: Savitzky-Golay accelerations", ids, t=times)
     full = data if data.has_velocities else data.with_derivatives()
     length, every, why = weak_window(full)
     w = full.windows((length - 1) * every + 1, stride=1)
@@ -255,4 +264,4 @@ def evidence(data: Trajectories, max_samples: int | None = None, seed: int = 0) 
                           axis=0, return_inverse=True)
     return Evidence("weak", q[rows], v[rows], target, weights, floor,
                     f"positions are noisy: weak-form averages on windows of {why}",
-                    w.trajectory[rows], blocks.reshape(-1))
+                    w.trajectory[rows], blocks.reshape(-1), t[rows])

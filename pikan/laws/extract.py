@@ -101,6 +101,7 @@ from pikan.laws.generators.separability import Separability
 from pikan.laws.generators.varpro import VarPro
 from pikan.laws.law import Law, Laws, in_state
 from pikan.laws.uncertainty import law_constants, refit_constants
+from pikan.spec.system import TIME
 from pikan.train.threads import with_call_threads
 
 __all__ = ["EXTRACT_GENERATORS", "OCCAM_SLACK", "REFIT_CONSTANTS", "extract", "simplest_on_data",
@@ -232,18 +233,21 @@ def _block_target(block, z: np.ndarray, output: int | None) -> Target:
     return Target(names, z, "gradient", g.detach().cpu().numpy().astype(float))
 
 
-def _force_target(block, q: np.ndarray, v: np.ndarray, wrt: str) -> Target:
+def _force_target(block, q: np.ndarray, v: np.ndarray, wrt: str,
+                  t: np.ndarray | None = None) -> Target:
     r"""The generalized force of a Potential (``wrt="q"``) or Dissipation (``"v"``) module.
 
     The target is :math:`\sum_b J_b^T \nabla E(z_b)` over the bindings ``b`` (the force up
     to sign), with the binding Jacobians :math:`J_b = \partial z_b / \partial q` (or
     :math:`\partial v`) as the projection: candidates are judged by the force they exert.
+    ``t`` (N,): the times of the states, for a driven system.
     """
     dtype = next((p.dtype for p in block.parameters()), torch.float64)
     qt = torch.as_tensor(q, dtype=dtype).clone().requires_grad_(wrt == "q")
     vt = torch.as_tensor(v, dtype=dtype).clone().requires_grad_(wrt == "v")
     x = qt if wrt == "q" else vt
-    z = block.inputs(torch.cat([qt, vt], dim=-1))  # (B, N, d)
+    columns = [qt, vt] + ([] if t is None else [torch.as_tensor(t, dtype=dtype)[:, None]])
+    z = block.inputs(torch.cat(columns, dim=-1))  # (B, N, d)
     b_count, n, d = z.shape
     m = x.shape[1]
     projection = torch.zeros(b_count, n, d, m, dtype=dtype)
@@ -442,9 +446,9 @@ def _euler_lagrange_law(model, name: str, q: np.ndarray, v: np.ndarray,
     least as well as the trained model does (or within 5 times the selection tolerance);
     else None."""
     spec = model.spec
-    if accelerations is None or [m.name for m in spec.modules
-                                 if m.kind == "Lagrangian"] != [name]:
-        return None
+    if accelerations is None or spec.driven or [m.name for m in spec.modules
+                                                if m.kind == "Lagrangian"] != [name]:
+        return None  # (driven: the regression's generalized forces would need the times)
     a, measured = accelerations
     fits = euler_lagrange_fits(model, name, q, v, a)
     tol = 1e-3 if measured else _ESTIMATED_CAP
@@ -467,17 +471,19 @@ def _module_law(model, name: str, q: np.ndarray, v: np.ndarray, library,
                 max_samples: int, accelerations: tuple[np.ndarray, bool] | None = None,
                 proof: Evidence | None = None, deadline: Deadline | None = None,
                 generators: Sequence[Sequence[Generator]] = EXTRACT_GENERATORS,
-                judge_by: Evidence | None = None) -> Law:
+                judge_by: Evidence | None = None, t: np.ndarray | None = None) -> Law:
     deadline = as_deadline(deadline)
     block = model.blocks[name]
     n_bindings = len(block.spec.input_bindings)
     rows = sample_rows(q.shape[0], max(max_samples // n_bindings, 50), seed)
     q, v = q[rows], v[rows]
+    t = None if t is None or not model.driven else t[rows]
     if accelerations is not None:
         accelerations = (accelerations[0][rows], accelerations[1])
     dtype = next((p.dtype for p in model.parameters()), torch.float64)
-    z = model.module_inputs(name, torch.as_tensor(q, dtype=dtype),
-                            torch.as_tensor(v, dtype=dtype)).detach().cpu().numpy()
+    z = model.module_inputs(name, torch.as_tensor(q, dtype=dtype), torch.as_tensor(v, dtype=dtype),
+                            None if t is None else torch.as_tensor(t, dtype=dtype))
+    z = z.detach().cpu().numpy()
     z = z.astype(np.float64)
     spec_module = block.spec
     if getattr(block, "gyroscopic_learned", False):
@@ -493,7 +499,7 @@ def _module_law(model, name: str, q: np.ndarray, v: np.ndarray, library,
                 return law
             target = _block_target(block, z, 0)
         else:
-            target = _force_target(block, q, v, "q" if block.kind == "Potential" else "v")
+            target = _force_target(block, q, v, "q" if block.kind == "Potential" else "v", t)
 
         def fn(zt, b=block):
             return b.function(zt)[:, 0]
@@ -678,7 +684,7 @@ def extract(model, data, modules: Sequence[str] | None = None,
     data.check_coords(model.coords)
     q, v, _ = data.states()
     rows = sample_rows(q.shape[0], max_samples, seed)
-    q, v = q[rows], v[rows]
+    q, v, t = q[rows], v[rows], data.times()[rows]
     try:
         proof = evidence(data, max_samples, seed)
     except DataError:
@@ -697,12 +703,61 @@ def extract(model, data, modules: Sequence[str] | None = None,
         start = time.perf_counter()
         share = deadline.share(1.0 / (len(names) - k))  # an equal part of what is left
         law = _module_law(model, n, q, v, library, tolerance, force_error, seed, max_samples,
-                          accelerations, proof, share, generators, judge_by)
+                          accelerations, proof, share, generators, judge_by, t)
         laws.append(law)
         if progress:
             print(f"[pikan] extract {n}: {law}  (error {law.error:.2g}, "
                   f"{time.perf_counter() - start:.1f} s)", file=sys.stderr)
+    laws = _constant_forces_to_potentials(laws, model.spec)
     return Laws([_with_units(law, model.spec) for law in laws], spec=model.spec)
+
+
+def _constant_forces_to_potentials(laws: list[Law], spec) -> list[Law]:
+    """A drive's constant force moved into a potential (the identifiability convention of
+    a Potential beside a Dynamics of time alone, :mod:`pikan.spec.identifiability`).
+
+    The data fix only the sum of the two forces on a coordinate ``x``: the drive's law
+    ``A*cos(w*t) + c`` and the potential's ``... - c*x`` fit as well as ``A*cos(w*t)`` and
+    ``...``. A constant force is conservative, so it goes to the potential: the drive keeps
+    no constant term, the potential gains ``-c*x``. Done for a learned potential that takes
+    ``x`` itself as an input (one binding); other splits are left as extracted."""
+    by_name = {law.module: law for law in laws}
+    for law in laws:
+        module = spec.module(law.module)
+        if law.kind != "Dynamics" or not isinstance(law.expr, (list, tuple)):
+            continue
+        depends = {s.name for b in module.input_bindings for e in b.values()
+                   for s in sympy.sympify(e).free_symbols}
+        if depends - {TIME} - set(spec.params) or TIME not in depends:
+            continue
+        exprs = list(law.expr)
+        for j, output in enumerate(law.outputs):
+            constant, rest = sympy.expand(exprs[j]).as_independent(*exprs[j].free_symbols)
+            if constant == 0 or not rest.free_symbols:
+                continue
+            home = next((p for p in by_name.values() if p.kind == "Potential"
+                         and _plain_input(spec.module(p.module), output) is not None), None)
+            if home is None:
+                continue
+            name = _plain_input(spec.module(home.module), output)
+            energy = sympy.expand(home.expr - constant * sympy.Symbol(name))
+            by_name[home.module] = replace(home, expr=energy,
+                                           in_state=in_state(energy, spec.module(home.module)))
+            exprs[j] = rest
+        if exprs != list(law.expr):
+            module_spec = spec.module(law.module)
+            by_name[law.module] = replace(law, expr=exprs,
+                                          in_state=[in_state(e, module_spec) for e in exprs])
+    return [by_name[law.module] for law in laws]
+
+
+def _plain_input(module, coord: str) -> str | None:
+    """The input name under which a one-binding module reads coordinate ``coord`` itself."""
+    if len(module.input_bindings) != 1:
+        return None
+    target = sympy.Symbol(coord)
+    return next((name for name, e in module.input_bindings[0].items()
+                 if sympy.sympify(e) == target), None)
 
 
 def _with_units(law: Law, spec) -> Law:

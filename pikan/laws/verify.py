@@ -162,6 +162,7 @@ class VerifyReport:
     model_force_error: float | None = None
     noise: float = 0.0
     windows: int = 0
+    driven: bool = False
 
     def __str__(self) -> str:
         count = f"{self.n_initial} trajector{'y' if self.n_initial == 1 else 'ies'}"
@@ -171,7 +172,9 @@ class VerifyReport:
         lines = [(f"rollout error {self.rollout_error:.3g} over {where}; force error "
                   f"{self.force_error:.3g}; "
                   f"energy drift {self.energy_drift:.3g} (data {self.data_energy_drift:.3g}), "
-                  f"energy error {self.energy_error:.3g}; data noise {self.noise:.2g}")]
+                  f"energy error {self.energy_error:.3g}"
+                  + (" (driven: the energy is not conserved)" if self.driven else "")
+                  + f"; data noise {self.noise:.2g}")]
         if self.model_rollout_error is not None:
             verdict = "WORSE than" if self.worse_than_model else "at least as good as"
             lines.append(f"KAN model: rollout error {self.model_rollout_error:.3g}, force error "
@@ -216,9 +219,25 @@ def _dtype(model) -> torch.dtype:
     return torch.float64
 
 
+class _StartedAt(torch.nn.Module):
+    """A driven model seen from rollouts on one relative time grid that start at different
+    absolute times: row ``b`` of a batch is at time ``t + offsets[b]``."""
+
+    def __init__(self, model, offsets: np.ndarray) -> None:
+        super().__init__()
+        self.model, self.coords, self.spec = model, model.coords, model.spec
+        self.driven = True
+        self.register_buffer("offsets", torch.as_tensor(offsets, dtype=_dtype(model)))
+
+    def vector_field(self, t, y: torch.Tensor) -> torch.Tensor:
+        return self.model.vector_field(t + self.offsets.to(y.device)[:, None], y)
+
+
 def _rollouts(model, starts: np.ndarray, times: np.ndarray, method: str,
-              reference: np.ndarray | None = None) -> np.ndarray:
-    """States (T, n_traj, 2n) from the shared relative time grid ``times``.
+              reference: np.ndarray | None = None, offsets: np.ndarray | None = None
+              ) -> np.ndarray:
+    """States (T, n_traj, 2n) from the shared relative time grid ``times``; ``offsets``
+    (n_traj,): each rollout's absolute start time (what a driven model reads).
 
     With ``reference`` (T, n_traj, 2n), the shooting mode of :func:`verify`: each rollout's
     initial state is corrected by one Gauss--Newton step so that its positions follow the
@@ -228,8 +247,11 @@ def _rollouts(model, starts: np.ndarray, times: np.ndarray, method: str,
     orbit's positions by 16 % of their spread at 1 % noise."""
 
     def run(initial):
+        runner = model
+        if getattr(model, "driven", False) and offsets is not None:
+            runner = _StartedAt(model, np.resize(offsets, len(initial)))
         try:
-            sim = simulate(model, t=times, initial=initial, method=method, noise=0.0,
+            sim = simulate(runner, t=times, initial=initial, method=method, noise=0.0,
                            substeps=RK4_SUBSTEPS if method == "rk4" else 1)
         except DataError:  # diverged (or a singular mass matrix): infinitely wrong
             return np.full((times.size, *np.shape(initial)), np.inf)
@@ -259,17 +281,20 @@ def _rollouts(model, starts: np.ndarray, times: np.ndarray, method: str,
     return states + np.einsum("tbij,bj->tbi", sens, np.array(shifts))
 
 
-def _energy(model, states: np.ndarray) -> np.ndarray:
+def _energy(model, states: np.ndarray, times: np.ndarray | None = None) -> np.ndarray:
+    """Energies of ``states`` (..., 2n) at ``times`` (...) (driven systems)."""
     n = states.shape[-1] // 2
     flat = states.reshape(-1, 2 * n)
     dtype = _dtype(model)
     q = torch.as_tensor(flat[:, :n], dtype=dtype)
     v = torch.as_tensor(flat[:, n:], dtype=dtype)
-    e = model.energy(q, v).detach().cpu().numpy()
+    t = None if times is None else torch.tensor(
+        np.broadcast_to(times, states.shape[:-1]).reshape(-1), dtype=dtype)
+    e = model.energy(q, v, t).detach().cpu().numpy()
     return e.reshape(states.shape[:-1])
 
 
-def _energy_scale(model, q: np.ndarray, v: np.ndarray) -> float:
+def _energy_scale(model, q: np.ndarray, v: np.ndarray, t: np.ndarray | None = None) -> float:
     """The scale energy drifts and errors are measured in: the larger of the energy's RMS
     spread over the data's states and the RMS of ``v . dE/dv / 2`` (the kinetic energy of
     a Newtonian system, of the size of the energy's swings along any moving trajectory).
@@ -281,8 +306,9 @@ def _energy_scale(model, q: np.ndarray, v: np.ndarray) -> float:
     dtype = _dtype(model)
     qt = torch.as_tensor(q, dtype=dtype)
     vt = torch.as_tensor(v, dtype=dtype).clone().requires_grad_(True)
+    tt = None if t is None else torch.as_tensor(t, dtype=dtype)
     with torch.enable_grad():
-        e = model.energy(qt, vt)
+        e = model.energy(qt, vt, tt)
         (dv,) = torch.autograd.grad(e.sum(), vt, allow_unused=True)
     energy = e.detach().cpu().numpy()
     kinetic = (np.zeros_like(energy) if dv is None
@@ -380,7 +406,7 @@ def verify(spec_with_laws, data, model=None, horizon: float | None = None,
     times = times[times <= horizon * (1 + 1e-9)]
     if times.size < 2:
         raise DataError(f"verify: horizon {horizon} holds fewer than two samples.")
-    reference, groups = [], []
+    reference, groups, offsets = [], [], []
     for k, r in enumerate(records):
         rel = r.t - r.t[0]
         if rel.size < times.size or not np.allclose(rel[:times.size], times, rtol=1e-6,
@@ -396,19 +422,23 @@ def verify(spec_with_laws, data, model=None, horizon: float | None = None,
         for i in first:
             reference.append(state[i:i + times.size])
             groups.append(k)
+            offsets.append(r.t[i])
             if shooting:
                 reference[-1] = reference[-1].copy()
                 reference[-1][0, :smooth.shape[1]] = smooth[i]
     reference = np.stack(reference, axis=1)
     starts = reference[0]
 
+    offsets = np.asarray(offsets)
+    clock = times[:, None] + offsets[None, :]  # (T, B): absolute times of the rollouts
     q_all, v_all, _ = data.states()
-    scale = _energy_scale(law_model, q_all, v_all)
+    scale = _energy_scale(law_model, q_all, v_all, data.times())
 
     def law_energy(states):
-        return _energy(law_model, states)
+        return _energy(law_model, states, clock)
 
-    states = _rollouts(law_model, starts, times, method, reference if shooting else None)
+    states = _rollouts(law_model, starts, times, method, reference if shooting else None,
+                       offsets)
     rollout, drift, e_sim, per = _metrics(states, reference, law_energy, scale,
                                           np.asarray(groups))
     e_ref = law_energy(reference)
@@ -418,15 +448,17 @@ def verify(spec_with_laws, data, model=None, horizon: float | None = None,
     noise = _relative_noise(held, q_all)
     model_rollout = model_drift = worse = model_force = None
     if model is not None:
-        m_states = _rollouts(model, starts, times, method, reference if shooting else None)
+        m_states = _rollouts(model, starts, times, method, reference if shooting else None,
+                             offsets)
         model_rollout, model_drift, _, _ = _metrics(m_states, reference,
-                                                    lambda s: _energy(model, s), scale,
+                                                    lambda s: _energy(model, s, clock), scale,
                                                     np.asarray(groups))
         model_force = proof.relative(model)
         worse = bool(rollout > model_rollout)
     return VerifyReport(rollout, drift, data_drift, energy_error, model_rollout, model_drift,
                         worse, per, float(times[-1]), count, tuple(int(i) for i in chosen),
-                        force, model_force, noise, len(groups) if shooting else 0)
+                        force, model_force, noise, len(groups) if shooting else 0,
+                        law_model.driven)
 
 
 def _time_scale(data) -> float:

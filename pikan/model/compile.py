@@ -602,6 +602,7 @@ class Model(nn.Module):
             masses = spec.masses if isinstance(spec.masses, tuple) else (spec.masses,) * n
             self.register_buffer("fixed_masses", torch.tensor(masses, dtype=dtype))
         self.formulation = spec.formulation
+        self.driven = spec.driven
         self._placements = {}
         for name, block in self.blocks.items():
             if block.kind == "Dynamics":
@@ -631,47 +632,59 @@ class Model(nn.Module):
         return [b for b in self.blocks.values() if b.kind == kind]
 
     # ------------------------------------------------------------------ energies and forces
-    @staticmethod
-    def _state(q: Tensor, v: Tensor) -> Tensor:
-        return torch.cat([q, v], dim=-1)
+    def _state(self, q: Tensor, v: Tensor, t: Tensor | float | None = None) -> Tensor:
+        """The state the blocks read, ``(batch, 2n)``, or ``(batch, 2n + 1)`` with time last
+        in a driven system (``t`` a number, or a tensor of shape (batch,) or (batch, 1))."""
+        if not self.driven:
+            return torch.cat([q, v], dim=-1)
+        if t is None:
+            raise SpecError(f"system {self.spec.name!r} is driven (a module depends on time "
+                            "t): pass t, the time of every state, shape (batch,).")
+        t = torch.as_tensor(t, dtype=q.dtype, device=q.device)
+        t = t.reshape(-1, 1) if t.numel() > 1 else t.reshape(1, 1)
+        return torch.cat([q, v, t.expand(q.shape[0], 1)], dim=-1)
 
-    def scalar_sum(self, kind: str) -> Callable[[Tensor, Tensor], Tensor] | None:
+    def scalar_sum(self, kind: str, t: Tensor | float | None = None
+                   ) -> Callable[[Tensor, Tensor], Tensor] | None:
         """``(q, v) -> (batch,)``: the sum of the blocks of one scalar kind
-        (``"Potential"``, ``"Dissipation"`` or ``"Lagrangian"``); None when there are none."""
+        (``"Potential"``, ``"Dissipation"`` or ``"Lagrangian"``) at time ``t`` (driven
+        systems); None when there are none."""
         blocks = self._of_kind(kind)
         if not blocks:
             return None
 
         def total(q: Tensor, v: Tensor) -> Tensor:
-            state = self._state(q, v)
+            state = self._state(q, v, t)
             return sum(b.evaluate(state)[:, 0] for b in blocks)
 
         return total
 
-    def direct_force(self) -> Callable[[Tensor, Tensor], Tensor] | None:
+    def direct_force(self, t: Tensor | float | None = None
+                     ) -> Callable[[Tensor, Tensor], Tensor] | None:
         """``(q, v) -> (batch, n_coords)``: the summed force of the Dynamics blocks, each
-        placed on its outputs; None when there are none."""
+        placed on its outputs, at time ``t`` (driven systems); None when there are none."""
         blocks = self._of_kind("Dynamics")
         if not blocks:
             return None
 
         def total(q: Tensor, v: Tensor) -> Tensor:
-            state = self._state(q, v)
+            state = self._state(q, v, t)
             return sum(b.evaluate(state) @ getattr(self, self._placements[b.name])
                        for b in blocks)
 
         return total
 
     def _block_potential_gradient(self, block: Block, q: Tensor, v: Tensor,
-                                  state: Tensor) -> Tensor:
+                                  state: Tensor, t: Tensor | float | None = None) -> Tensor:
         """``dV/dq`` of one Potential block: written out from its KAN when it allows it
         (:attr:`Block.has_state_gradient`), by autograd otherwise."""
         if block.has_state_gradient:
             return block.value_and_state_gradient(state)[1][:, :q.shape[-1]]
         return mechanics.gradient_q(
-            lambda q_, v_: block.evaluate(self._state(q_, v_))[:, 0], q, v)
+            lambda q_, v_: block.evaluate(self._state(q_, v_, t))[:, 0], q, v)
 
-    def _potential_gradient(self) -> Callable[[Tensor, Tensor], Tensor] | None:
+    def _potential_gradient(self, t: Tensor | float | None = None
+                            ) -> Callable[[Tensor, Tensor], Tensor] | None:
         """``dV/dq`` of all Potential modules, block by block, when at least one writes its
         gradient out; None otherwise (autograd then differentiates the summed V once)."""
         blocks = self._of_kind("Potential")
@@ -679,42 +692,48 @@ class Model(nn.Module):
             return None
 
         def gradient(q: Tensor, v: Tensor) -> Tensor:
-            state = self._state(q, v)
-            return sum(self._block_potential_gradient(b, q, v, state) for b in blocks)
+            state = self._state(q, v, t)
+            return sum(self._block_potential_gradient(b, q, v, state, t) for b in blocks)
 
         return gradient
 
-    def potential(self, q: Tensor, v: Tensor | None = None) -> Tensor:
+    def potential(self, q: Tensor, v: Tensor | None = None,
+                  t: Tensor | float | None = None) -> Tensor:
         """Total potential energy, shape (batch,) (zero without Potential modules)."""
         v = torch.zeros_like(q) if v is None else v
-        fn = self.scalar_sum("Potential")
+        fn = self.scalar_sum("Potential", t)
         return fn(q, v) if fn is not None else q.new_zeros(q.shape[0])
 
-    def forces(self, q: Tensor, v: Tensor) -> dict[str, Tensor]:
+    def forces(self, q: Tensor, v: Tensor, t: Tensor | float | None = None
+               ) -> dict[str, Tensor]:
         """Generalized force of every Newtonian module, ``{name: (batch, n)}``.
 
         Potentials give ``-dV/dq``, Dissipations ``-dD/dv``, Dynamics their output placed on
         their coordinates. Lagrangian modules have no separate force and are left out.
+        ``t`` (shape (batch,) or a number) is needed by driven systems only.
         """
         out = {}
-        state_fn, state = self._state, self._state(q, v)
+        state = self._state(q, v, t)
         for name, block in self.blocks.items():
             if block.kind == "Potential":
-                out[name] = -self._block_potential_gradient(block, q, v, state)
+                out[name] = -self._block_potential_gradient(block, q, v, state, t)
             elif block.kind == "Dissipation":
                 out[name] = -mechanics.gradient_v(
-                    lambda q_, v_, b=block: b.evaluate(state_fn(q_, v_))[:, 0], q, v)
+                    lambda q_, v_, b=block: b.evaluate(self._state(q_, v_, t))[:, 0], q, v)
             elif block.kind == "Dynamics":
                 out[name] = block.evaluate(state) @ getattr(self, self._placements[name])
         return out
 
-    def acceleration(self, q: Tensor, v: Tensor) -> Tensor:
+    def acceleration(self, q: Tensor, v: Tensor, t: Tensor | float | None = None) -> Tensor:
         """Accelerations from the equations of motion.
 
         Parameters
         ----------
         q, v : Tensor of shape (batch, n)
             Positions and velocities, in the order of ``coords``.
+        t : Tensor of shape (batch,), or a number, optional
+            Time of each state: needed by driven systems (:attr:`System.driven`), ignored
+            by the others.
 
         Returns
         -------
@@ -722,17 +741,18 @@ class Model(nn.Module):
         """
         self._check_state(q, v)
         if self.formulation == "lagrangian":
-            return mechanics.lagrangian_acceleration(self.scalar_sum("Lagrangian"), q, v,
-                                                     self.generalized_force(q, v))
+            return mechanics.lagrangian_acceleration(self.scalar_sum("Lagrangian", t), q, v,
+                                                     self.generalized_force(q, v, t))
         return mechanics.newtonian_acceleration(
-            self.masses, q, v, potential=self.scalar_sum("Potential"),
-            force=self.direct_force(), dissipation=self.scalar_sum("Dissipation"),
-            potential_gradient=self._potential_gradient())
+            self.masses, q, v, potential=self.scalar_sum("Potential", t),
+            force=self.direct_force(t), dissipation=self.scalar_sum("Dissipation", t),
+            potential_gradient=self._potential_gradient(t))
 
-    def generalized_force(self, q: Tensor, v: Tensor) -> Tensor | None:
+    def generalized_force(self, q: Tensor, v: Tensor, t: Tensor | float | None = None
+                          ) -> Tensor | None:
         """The non-conservative generalized forces ``Q = F - dD/dv`` of the Dynamics and
         Dissipation modules, shape (batch, n); None when the system has neither."""
-        force, dissipation = self.direct_force(), self.scalar_sum("Dissipation")
+        force, dissipation = self.direct_force(t), self.scalar_sum("Dissipation", t)
         if force is None and dissipation is None:
             return None
         total = torch.zeros_like(q) if force is None else force(q, v)
@@ -741,21 +761,23 @@ class Model(nn.Module):
         return total
 
     def vector_field(self, t: Tensor | float, y: Tensor) -> Tensor:
-        """``dy/dt`` for ``y = concat(q, v)`` of shape (batch, 2n): ``concat(v, a)``."""
+        """``dy/dt`` for ``y = concat(q, v)`` of shape (batch, 2n): ``concat(v, a)``; ``t``
+        a number or a tensor of shape (batch,) or (batch, 1)."""
         n = self.n_coords
         q, v = y[..., :n], y[..., n:]
-        return torch.cat([v, self.acceleration(q, v)], dim=-1)
+        return torch.cat([v, self.acceleration(q, v, t)], dim=-1)
 
-    def energy(self, q: Tensor, v: Tensor) -> Tensor:
-        """Total energy, shape (batch,): kinetic plus every potential (Lagrangian: v.dL/dv - L)."""
+    def energy(self, q: Tensor, v: Tensor, t: Tensor | float | None = None) -> Tensor:
+        """Total energy, shape (batch,): kinetic plus every potential (Lagrangian: v.dL/dv - L).
+        In a driven system it is not conserved, and a time-dependent potential needs ``t``."""
         self._check_state(q, v)
         if self.formulation == "lagrangian":
-            return mechanics.lagrangian_energy(self.scalar_sum("Lagrangian"), q, v)
-        return mechanics.kinetic_energy(self.masses, v) + self.potential(q, v)
+            return mechanics.lagrangian_energy(self.scalar_sum("Lagrangian", t), q, v)
+        return mechanics.kinetic_energy(self.masses, v) + self.potential(q, v, t)
 
-    def forward(self, q: Tensor, v: Tensor) -> Tensor:
+    def forward(self, q: Tensor, v: Tensor, t: Tensor | float | None = None) -> Tensor:
         """Same as :meth:`acceleration`."""
-        return self.acceleration(q, v)
+        return self.acceleration(q, v, t)
 
     def _check_state(self, q: Tensor, v: Tensor) -> None:
         n = self.n_coords
@@ -765,11 +787,12 @@ class Model(nn.Module):
                             f"and {tuple(v.shape)}.")
 
     # ------------------------------------------------------------------ module access
-    def module_inputs(self, name: str, q: Tensor, v: Tensor) -> Tensor:
-        """Inputs of module ``name`` on a batch of states, all bindings stacked:
-        ``(n_bindings * batch, n_inputs)``."""
+    def module_inputs(self, name: str, q: Tensor, v: Tensor,
+                      t: Tensor | float | None = None) -> Tensor:
+        """Inputs of module ``name`` on a batch of states (at times ``t`` in a driven
+        system), all bindings stacked: ``(n_bindings * batch, n_inputs)``."""
         block = self.block(name)
-        z = block.inputs(self._state(q, v))
+        z = block.inputs(self._state(q, v, t))
         return z.reshape(-1, z.shape[-1])
 
     def block(self, name: str) -> Block:
@@ -780,7 +803,8 @@ class Model(nn.Module):
         return self.blocks[name]
 
     @torch.no_grad()
-    def adapt_grids(self, q: Tensor, v: Tensor, adaptivity: float | str = "auto") -> None:
+    def adapt_grids(self, q: Tensor, v: Tensor, adaptivity: float | str = "auto",
+                    t: Tensor | None = None) -> None:
         """Adapt the grids of every learned KAN block to its inputs on these states.
 
         The default ``"auto"`` spreads a uniform grid over each input's data range
@@ -794,7 +818,7 @@ class Model(nn.Module):
             if block.kan is not None and not block.passive:
                 # a passive Dissipation's KAN reads directions placed in its grid box
                 # (Block.kan_inputs): they stay inside whatever box it has
-                z = block.kan_inputs(self.module_inputs(name, q, v))
+                z = block.kan_inputs(self.module_inputs(name, q, v, t))
                 block.kan.update_grid(z, adaptivity=adaptivity)
 
     def fix(self, name: str, law, trainable: bool = True) -> None:

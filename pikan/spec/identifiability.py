@@ -80,8 +80,10 @@ def _reach(module: Module, system: System) -> dict:
             kind = "mixed"
         elif velocities:
             kind = "at rest zero" if module.vanish_at_rest else "velocity"
-        else:
+        elif positions:
             kind = "position"
+        else:
+            kind = "time"  # a drive: a force of time alone
     return {"acts": acts, "kind": kind}
 
 
@@ -162,7 +164,7 @@ def _exchange(a: Module, b: Module, system: System) -> tuple[str, str | None] | 
                     f"other term of degree <= {_DEGREE})"), "energies are defined up to a constant"
         return same[pair] + " (any function both can write)", None
     if pair in (("Potential", "Dissipation"), ("Dissipation", "Dynamics")) and (
-            pair[0] == "Potential" or rb["kind"] == "position"):
+            pair[0] == "Potential" or rb["kind"] in ("position", "time")):
         dissipation = a if isinstance(a, Dissipation) else b
         if dissipation.passive:
             return constant, (f"{dissipation.name!r} is passive (dD/dv = 0 at rest), so a "
@@ -183,6 +185,10 @@ def _exchange(a: Module, b: Module, system: System) -> tuple[str, str | None] | 
         if kb == "at rest zero":
             return constant, (f"{b.name!r} reads velocities only and vanishes at rest, so a "
                               f"constant force belongs to {a.name!r}")
+        if kb == "time" and pair[0] == "Potential":
+            return constant, (f"{b.name!r} is a drive (time alone): extraction moves a "
+                              f"constant term of its law into {a.name!r}, so a constant "
+                              f"force belongs to the potential")
         return constant + f" ({b.name!r} has vanish_at_rest=False)", None
     # two Dynamics pushing on a shared coordinate
     ka = ra["kind"]
@@ -190,8 +196,11 @@ def _exchange(a: Module, b: Module, system: System) -> tuple[str, str | None] | 
     if kinds == {"position", "at rest zero"}:
         velocity = a if ka == "at rest zero" else b
         return constant, f"{velocity.name!r} reads velocities only and vanishes at rest"
-    if kinds == {"position", "gyroscopic"}:
-        return None  # F(q) and B(q) v share only zero
+    if kinds == {"time", "at rest zero"}:
+        velocity = a if ka == "at rest zero" else b
+        return constant, f"{velocity.name!r} reads velocities only and vanishes at rest"
+    if kinds in ({"position", "gyroscopic"}, {"time", "gyroscopic"}):
+        return None  # F(q) or F(t) and B(q) v share only zero
     return f"a force on {on}", None
 
 

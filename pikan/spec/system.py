@@ -574,6 +574,9 @@ MODULE_KINDS: dict[str, type[Module]] = {
 UNIT_DEFAULTS = {"t": "s", "energy": "J"}
 """Units of time and energy in a spec with units, unless it names others."""
 
+TIME = "t"
+"""The name of time: a module input ``t`` makes the system driven (time-dependent)."""
+
 
 @dataclass(frozen=True)
 class System:
@@ -776,8 +779,16 @@ class System:
 
     @property
     def state_names(self) -> tuple[str, ...]:
-        """Coordinates then velocities: the layout of a state vector ``y = (q, v)``."""
-        return self.coords + self.velocities
+        """Coordinates, velocities and, in a driven system, time ``t``: the layout of the
+        state a compiled model evaluates its modules on, ``(q, v)`` or ``(q, v, t)``."""
+        return self.coords + self.velocities + ((TIME,) if self.driven else ())
+
+    @property
+    def driven(self) -> bool:
+        """Whether a module depends on time ``t`` (a drive, a time-dependent potential):
+        the equations of motion are then not autonomous and the energy not conserved."""
+        return any(TIME in free_names(e) for m in self.modules for b in m.input_bindings
+                   for e in b.values())
 
     @property
     def n_coords(self) -> int:
@@ -867,11 +878,14 @@ class System:
         constraint's own ``check_spec``.
         """
         where = f"system {self.name!r}"
-        owners: dict[str, str] = {}
+        owners: dict[str, str] = {TIME: "time"}
         for kind, names in (("coordinate", self.coords), ("velocity", self.velocities),
                             ("acceleration", self.accelerations),
                             ("param", tuple(self.params)), ("module", self.module_names)):
             for name in names:
+                if name == TIME:
+                    raise SpecError(f"{where}: {name!r} is time (a module input 't' makes the "
+                                    f"system driven); give the {kind} another name.")
                 if name in owners:
                     uses = (f"by two {kind}s" if owners[name] == kind
                             else f"both as a {owners[name]} and as a {kind}")
@@ -922,6 +936,9 @@ class System:
                                     "state may use coordinates, velocities and params."
                                     + did_you_mean(unknown[0], state))
                 depends |= free_names(expression)
+        if isinstance(m, Lagrangian) and TIME in depends:
+            raise SpecError(f"{where}: a Lagrangian that depends on time is not supported; put "
+                            "the time-dependent part in a Dynamics (a drive) or a Potential.")
         if isinstance(m, Potential) and depends & set(self.velocities):
             raise SpecError(f"{where}: a Potential depends on coordinates only, but its inputs use "
                             f"{', '.join(sorted(depends & set(self.velocities)))}; put "

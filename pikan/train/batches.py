@@ -153,6 +153,7 @@ class FitData:
 
         q, v, _ = train.states()
         self.q, self.v = to_device(q, dtype, device), to_device(v, dtype, device)
+        self.t = to_device(train.times(), dtype, device)
         self.tensors = tensors(train)
         self.val = {} if val is None else tensors(val)
         self.scales = kind.scales(self.tensors, self.q, self.v, measured_v)
@@ -174,10 +175,11 @@ class FitData:
                             .sort().values.to(device) if self.n_states > cap_states else None)
 
     def states(self):
-        """Training states (capped at 20000) for grid adaptation and pruning."""
+        """Training states and their times (capped at 20000) for grid adaptation and
+        pruning: ``(q, v, t)``."""
         if self.state_index is None:
-            return self.q, self.v
-        return self.q[self.state_index], self.v[self.state_index]
+            return self.q, self.v, self.t
+        return tuple(x[self.state_index] for x in (self.q, self.v, self.t))
 
 
 def _count(samples: dict) -> int:

@@ -66,7 +66,7 @@ from pathlib import Path
 import torch
 
 from pikan.data.integrate import check_device
-from pikan.errors import DataError
+from pikan.errors import DataError, SpecError
 from pikan.kan.spline import uniform_knots
 from pikan.train import distributed as _distributed
 from pikan.train import losses
@@ -195,8 +195,15 @@ def _never_adapted(layer) -> bool:
     return bool(torch.allclose(layer.knots, fresh))
 
 
+def _with_time(states: tuple) -> tuple:
+    """A loss kind's states as ``(q, v, t)``: kinds written before time was an input give
+    ``(q, v)``."""
+    return (*states, None) if len(states) == 2 else tuple(states)
+
+
 @torch.no_grad()
-def initial_grids(model, q: torch.Tensor, v: torch.Tensor) -> None:
+def initial_grids(model, q: torch.Tensor, v: torch.Tensor, t: torch.Tensor | None = None
+                  ) -> None:
     """Place every learned KAN's grids on the data before the first fit (fit's first step).
 
     A KAN that was never adapted holds a random initialization on (-1, 1) whose splines
@@ -213,6 +220,8 @@ def initial_grids(model, q: torch.Tensor, v: torch.Tensor) -> None:
         Changed in place.
     q, v : Tensor, shape (N, n_coords)
         Training states.
+    t : Tensor, shape (N,), optional
+        Their times (driven systems).
     """
     kept = False
     for name, kan in losses.learned_kans(model).items():
@@ -225,7 +234,7 @@ def initial_grids(model, q: torch.Tensor, v: torch.Tensor) -> None:
         if not all(_never_adapted(layer) for layer in kan.layers):
             kept = True
             continue
-        x0 = losses.kan_inputs(model, name, q, v)
+        x0 = losses.kan_inputs(model, name, q, v, t)
         for index, layer in enumerate(kan.layers):
             x = x0 if index == 0 else kan.activations(x0)[index - 1].nodes
             layer.update_grid(x, adaptivity="auto")
@@ -237,7 +246,7 @@ def initial_grids(model, q: torch.Tensor, v: torch.Tensor) -> None:
             # hidden nodes apart.
             layer.coef.zero_()
     if kept:
-        model.adapt_grids(q, v)
+        model.adapt_grids(q, v, t=t)
 
 
 def _grid_report(model) -> dict:
@@ -263,6 +272,11 @@ class _Trainer:
         self.is_main = ctx is None or ctx.is_main
         self.term_fn = _compiled(self._compute_terms, compile) if compile else self._compute_terms
         self.penalties = losses.soft_penalties(model)
+        if self.penalties and model.driven:
+            raise SpecError(
+                f"soft constraints ({', '.join(p.name for p in self.penalties)}) are not "
+                f"supported on a driven system (system {model.spec.name!r} has a module of "
+                "time t); hint: use mode='hard' or leave them out")
         self.history = History()
         self.stage_index = self.stage_step = self.global_step = 0
         self.started = False
@@ -479,8 +493,9 @@ class _Trainer:
             start, stop, weight = _distributed.shard(index.shape[0], self.ctx)
             local, whole = index[start:stop], 1.0 / self.ctx.world_size
             if stage.sparsity > 0:
-                q, v = self.data.kind.states(store)
-                whole_states = q.index_select(0, index), v.index_select(0, index)
+                q, v, t = _with_time(self.data.kind.states(store))
+                whole_states = tuple(None if x is None else x.index_select(0, index)
+                                     for x in (q, v, t))
         # index_select: half the time of x[local] (advanced indexing) for these narrow rows
         batch = {key: x.index_select(0, local) for key, x in store.items()}
         fn = self.term_fn if compiled else self._compute_terms
@@ -493,12 +508,12 @@ class _Trainer:
         is measured on ``whole_states`` when given (both None for one process).
         """
         model, kind = self.model, self.data.kind
-        q, v = kind.states(batch)
+        q, v, t = _with_time(kind.states(batch))
         terms = {kind.name: kind(model, batch, self.data.scales)}
         if sparsity > 0:
-            sq, sv = (q, v) if whole_states is None else whole_states
-            terms["sparsity"] = sparsity * losses.sparsity(model, sq, sv,
-                                                           *self.config["sparsity_weights"])
+            sq, sv, st = (q, v, t) if whole_states is None else whole_states
+            terms["sparsity"] = sparsity * losses.sparsity(
+                model, sq, sv, *self.config["sparsity_weights"], t=st)
         for penalty in self.penalties:
             terms[penalty.name] = penalty.weight * penalty.fn(model, q, v)
         if weight is not None:
@@ -759,14 +774,14 @@ class _Trainer:
         self._share(events_from)
 
     def _restructure(self, stage: Stage) -> None:
-        q, v = self.data.states()
+        q, v, t = self.data.states()
         model = self.model
         if stage.kind == "adapt":
-            model.adapt_grids(q, v)
+            model.adapt_grids(q, v, t=t)
             self._event("adapt", modules=_grid_report(model))
             return
         for name, kan in losses.learned_kans(model).items():
-            x = losses.kan_inputs(model, name, q, v)
+            x = losses.kan_inputs(model, name, q, v, t)
             if stage.kind == "prune":
                 result = kan.prune(x, threshold=stage.threshold)
                 first = kan.layers[0].mask

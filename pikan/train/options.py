@@ -46,6 +46,7 @@ from dataclasses import dataclass
 import torch
 
 from pikan.data.derivatives import ESTIMATORS
+from pikan.errors import SpecError
 from pikan.train import losses
 from pikan.train.recipe import OPTIMIZERS, Recipe, Stage
 
@@ -536,7 +537,11 @@ def _resolve_loss(options: LossOptions, model, data, reasons: dict) -> dict:
             reasons["rollout_method"] = (
                 "velocity Verlet: the accelerations do not depend on velocities (symplectic, "
                 "one force evaluation per step)" if method == "verlet" else
+                "RK4: the system is driven (time is an input)" if model.driven else
                 "RK4: the accelerations depend on velocities")
+        elif method == "verlet" and model.driven:
+            raise SpecError("rollout_method='verlet' does not carry time: system "
+                            f"{model.spec.name!r} is driven; use 'rk4' or 'auto'")
         out["rollout_method"] = method
         out["window"], out["every"], reasons["window"] = losses.rollout_window(data,
                                                                                options.window)

@@ -5,6 +5,7 @@ import pytest
 import scipy.integrate
 import torch
 
+import pikan
 import pikan.data.integrate
 from pikan.data.integrate import rk4, rk4_step, simulate, solve_ivp, verlet
 from pikan.data.trajectories import Trajectories
@@ -350,3 +351,22 @@ def test_simulate_keeps_its_valid_edge_cases():
                      seed=np.random.default_rng(4), method="RK4")
     again = simulate(Oscillator(), n_trajectories=2, t=(0, 1), dt=0.5, seed=4, method="rk4")
     np.testing.assert_array_equal(drawn[0].q, again[0].q)
+
+
+def test_a_driven_system_is_simulated_at_absolute_times_as_scipy_does():
+    spec = pikan.System("driven", coords=["x"], modules=[
+        pikan.Potential("V", inputs=["x"], law="x**2/2"),
+        pikan.Dynamics("drive", inputs=["t"], outputs=["x"], law=["0.5*sin(2.3*t)"])])
+    times = np.linspace(3.0, 8.0, 101)  # starting at t = 3: the drive's phase matters
+    data = simulate(spec, initial=np.array([[0.2, -0.1]]), t=times)
+
+    def rhs(t, y):
+        return [y[1], -y[0] + 0.5 * np.sin(2.3 * t)]
+
+    ref = scipy.integrate.solve_ivp(rhs, (3.0, 8.0), [0.2, -0.1], t_eval=times, rtol=1e-11,
+                                    atol=1e-12, method="DOP853")
+    np.testing.assert_allclose(data[0].q[:, 0], ref.y[0], atol=1e-8)
+    rk = simulate(spec, initial=np.array([[0.2, -0.1]]), t=times, method="rk4", substeps=4)
+    np.testing.assert_allclose(rk[0].q[:, 0], ref.y[0], atol=1e-6)
+    with pytest.raises(pikan.SpecError, match="verlet"):
+        simulate(spec, initial=np.array([[0.2, -0.1]]), t=times, method="verlet")

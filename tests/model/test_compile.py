@@ -375,3 +375,25 @@ def test_passive_dissipation_and_resting_dynamics_force_equals_finite_difference
     accel = model.acceleration(q, v)
     expected = -q + model.forces(q, v)["F"] + force
     _close(accel, expected)
+
+
+# ------------------------------------------------------------------ driven systems
+
+DRIVEN = System("driven_duffing", coords=["x"], params={"c": 0.21, "A": 0.63, "w": 1.17},
+                modules=[Potential("V", inputs=["x"], law="1.3*x**2/2 + 0.37*x**4/4"),
+                         Dissipation("D", inputs=["v_x"], law="c*v_x**2/2"),
+                         Dynamics("drive", inputs=["t"], outputs=["x"], law=["A*cos(w*t)"])])
+
+
+def test_a_driven_model_reads_the_time_of_every_state():
+    model = compile(DRIVEN)
+    q, v = _states(1)
+    t = torch.linspace(0.0, 5.0, q.shape[0], dtype=torch.float64)
+    expected = -1.3 * q - 0.37 * q**3 - 0.21 * v + 0.63 * torch.cos(1.17 * t)[:, None]
+    _close(model.acceleration(q, v, t), expected)
+    _close(model.vector_field(t[:, None], torch.cat([q, v], dim=-1))[:, 1:], expected)
+    _close(model.acceleration(q, v, 2.0), expected - 0.63 * torch.cos(1.17 * t)[:, None]
+           + 0.63 * torch.cos(torch.tensor(1.17 * 2.0, dtype=torch.float64)))
+    _close(model.forces(q, v, t)["drive"], 0.63 * torch.cos(1.17 * t)[:, None])
+    with pytest.raises(SpecError, match="is driven"):
+        model.acceleration(q, v)

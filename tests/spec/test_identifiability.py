@@ -398,3 +398,15 @@ def test_catalogue_models_compile_without_identifiability_warnings(name):
         model, caught = _compiled(spec)
         assert caught == []
         assert all(e.fixed for e in model.exchanges)
+
+
+def test_a_drive_beside_a_potential_and_a_passive_dissipation_is_fixed():
+    spec = System("driven", coords=["x"], modules=[
+        Potential("V", inputs=["x"]), Dissipation("D", inputs=["v_x"]),
+        Dynamics("drive", inputs=["t"], outputs=["x"])])
+    found = {e.modules: e for e in exchanges(spec)}
+    assert found[("V", "drive")].fixed and "constant force" in found[("V", "drive")].what
+    assert found[("D", "drive")].fixed and "passive" in found[("D", "drive")].convention
+    mixed = System("mixed", coords=["x"], modules=[
+        Potential("V", inputs=["x"]), Dynamics("F", inputs=["x", "t"], outputs=["x"])])
+    assert not exchanges(mixed)[0].fixed  # a force of x and t: any conservative part

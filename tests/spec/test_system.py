@@ -425,3 +425,34 @@ def test_unit_errors_are_named(changes, match):
 def test_numbers_in_a_law_may_carry_units():
     spec = _oscillator(modules=[Potential("V", inputs=["x"], law="0.65*x**2")])
     assert spec.module("V").law is not None
+
+
+# ------------------------------------------------------------------ time as an input
+
+def _driven(**changes):
+    modules = [Potential("V", inputs=["x"], law="x**2/2"),
+               Dynamics("drive", inputs=["t"], outputs=["x"], law=["0.3*cos(1.2*t)"])]
+    return System("driven", coords=changes.pop("coords", ["x"]),
+                  modules=changes.pop("modules", modules), **changes)
+
+
+def test_a_module_of_time_makes_the_system_driven_and_time_ends_the_state():
+    spec = _driven()
+    assert spec.driven and spec.state_names == ("x", "v_x", "t")
+    assert not System("free", coords=["x"], modules=[
+        Potential("V", inputs=["x"], law="x**2/2")]).driven
+    potential = _driven(modules=[Potential("V", inputs={"u": "x*cos(t)"}, law="u**2/2")])
+    assert potential.driven  # a potential of time: allowed, energy not conserved
+    back = System.from_json(spec.to_json())
+    assert back.driven and back.module("drive").law == spec.module("drive").law
+
+
+@pytest.mark.parametrize("changes, match", [
+    ({"coords": ["t"], "modules": []}, "'t' is time"),
+    ({"params": {"t": 1.0}}, "'t' is time"),
+    ({"modules": [Lagrangian("L", inputs=["x", "v_x", "t"], law="v_x**2/2 - t*x")]},
+     "Lagrangian that depends on time"),
+])
+def test_time_is_a_reserved_name_and_lagrangians_do_not_read_it(changes, match):
+    with pytest.raises(SpecError, match=match):
+        _driven(**changes)

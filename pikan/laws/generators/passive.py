@@ -111,9 +111,9 @@ def passive_on_data(model, name: str, proof, target: Target, tolerance: float,
     candidates = passive_candidates(block.input_names, passive_degrees(block), z)
     if not candidates or proof is None:
         return None
-    qt, vt = proof.states(model)
+    qt, vt, tt = proof.states(model)
     try:
-        forces = model.forces(qt, vt)
+        forces = model.forces(qt, vt, tt)
         masses = model.masses.detach().cpu().numpy()
     except (RuntimeError, ValueError):
         return None
@@ -129,7 +129,7 @@ def passive_on_data(model, name: str, proof, target: Target, tolerance: float,
         for term in terms:
             try:
                 trial.fix(name, term / sympy.Float(1.0), trainable=False)
-                column = trial.forces(qt, vt)[name].detach().cpu().numpy()
+                column = trial.forces(qt, vt, tt)[name].detach().cpu().numpy()
                 columns.append(proof.average(column).reshape(-1))
             except (SpecError, ValueError, RuntimeError):
                 break

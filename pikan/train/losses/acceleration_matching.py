@@ -17,10 +17,11 @@ from typing import ClassVar
 import numpy as np
 from torch import Tensor
 
-from pikan.train.losses.base import LossKind, coordinate_scale
+from pikan.train.losses.base import LossKind, accelerations, coordinate_scale, driven_times
 
 
-def acceleration_loss(model, q: Tensor, v: Tensor, a: Tensor, scale: Tensor) -> Tensor:
+def acceleration_loss(model, q: Tensor, v: Tensor, a: Tensor, scale: Tensor,
+                      t: Tensor | None = None) -> Tensor:
     """Normalized acceleration matching (see the module docstring).
 
     Parameters
@@ -31,20 +32,22 @@ def acceleration_loss(model, q: Tensor, v: Tensor, a: Tensor, scale: Tensor) -> 
     scale : Tensor, shape (n,)
         Per-coordinate normalization, usually :func:`coordinate_scale` of the training
         accelerations.
+    t : Tensor, shape (batch,), optional
+        Times of the states (driven systems).
 
     Returns
     -------
     Tensor, scalar.
     """
-    return (((model.acceleration(q, v) - a) / scale) ** 2).mean()
+    return (((accelerations(model, q, v, t) - a) / scale) ** 2).mean()
 
 
 @dataclass(frozen=True)
 class AccelerationLoss(LossKind):
     """The loss kind ``"acceleration"``: :func:`acceleration_loss` on single samples.
 
-    Samples: ``q``, ``v``, ``a``, each (N, n). Scale: the root mean square of the training
-    accelerations per coordinate.
+    Samples: ``q``, ``v``, ``a``, each (N, n), and ``t`` (N,). Scale: the root mean square
+    of the training accelerations per coordinate.
     """
 
     name: ClassVar[str] = "acceleration"
@@ -54,20 +57,23 @@ class AccelerationLoss(LossKind):
         return not data.has_accelerations
 
     def samples(self, data) -> dict[str, np.ndarray]:
-        """Every sample's ``q``, ``v`` and ``a``, (N, n) each."""
+        """Every sample's ``q``, ``v`` and ``a``, (N, n) each, and time ``t`` (N,)."""
         q, v, _ = data.states()
         a, _ = data.accelerations()
-        return {"q": q, "v": v, "a": a}
+        return {"q": q, "v": v, "a": a, "t": data.times()}
 
     def scales(self, train: dict[str, Tensor], q: Tensor, v: Tensor,
                measured_velocities: bool) -> dict[str, Tensor]:
         """``{"a": coordinate_scale(train["a"], center=False)}``."""
         return {"a": coordinate_scale(train["a"], center=False)}
 
-    def states(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+    def states(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
         """The batch's own samples."""
-        return batch["q"], batch["v"]
+        return batch["q"], batch["v"], batch["t"]
 
     def __call__(self, model, batch: dict[str, Tensor], scales: dict[str, Tensor]) -> Tensor:
         """:func:`acceleration_loss` of ``model`` on ``batch``."""
-        return acceleration_loss(model, batch["q"], batch["v"], batch["a"], scales["a"])
+        t = driven_times(model, batch["t"])
+        if t is None:
+            return acceleration_loss(model, batch["q"], batch["v"], batch["a"], scales["a"])
+        return acceleration_loss(model, batch["q"], batch["v"], batch["a"], scales["a"], t)

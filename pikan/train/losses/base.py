@@ -50,6 +50,19 @@ def coordinate_scale(x: Tensor, center: bool = True, floor: float = 0.1) -> Tens
     return torch.maximum(size, low)
 
 
+def driven_times(model, t: Tensor | None) -> Tensor | None:
+    """``t`` for a driven model (one that reads time), None for any other: a loss passes
+    times only to the models that take them, so any object with ``acceleration(q, v)``
+    still trains."""
+    return t if getattr(model, "driven", False) else None
+
+
+def accelerations(model, q: Tensor, v: Tensor, t: Tensor | None = None) -> Tensor:
+    """``model.acceleration(q, v)``, with the times ``t`` when the model is driven."""
+    t = driven_times(model, t)
+    return model.acceleration(q, v) if t is None else model.acceleration(q, v, t)
+
+
 def relative_error(prediction: Tensor, target: Tensor) -> float:
     r"""Relative RMS error :math:`\|p - t\| / \|t\|` over all entries."""
     prediction, target = prediction.detach(), target.detach()
@@ -93,9 +106,9 @@ class LossKind(ABC):
         """
 
     @abstractmethod
-    def states(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-        """The states ``(q, v)``, each (batch, n), that a batch's sparsity penalty and soft
-        constraints are measured on."""
+    def states(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        """The states ``(q, v)``, each (batch, n), and their times ``t`` (batch,), that a
+        batch's sparsity penalty and soft constraints are measured on."""
 
     @abstractmethod
     def __call__(self, model, batch: dict[str, Tensor], scales: dict[str, Tensor]) -> Tensor:

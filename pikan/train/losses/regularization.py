@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from torch import Tensor
 
 
-def kan_inputs(model, name: str, q: Tensor, v: Tensor) -> Tensor:
-    """Inputs of the KAN of block ``name`` on states ``(q, v)``: ``(n_bindings * batch, in_dim)``.
+def kan_inputs(model, name: str, q: Tensor, v: Tensor, t: Tensor | None = None) -> Tensor:
+    """Inputs of the KAN of block ``name`` on states ``(q, v)`` at times ``t`` (driven
+    systems): ``(n_bindings * batch, in_dim)``.
 
     A learned gyroscopic block's KAN sees only its field inputs (positions), as in
     ``Model.adapt_grids``.
     """
-    z = model.module_inputs(name, q, v)
+    z = model.module_inputs(name, q, v, t)
     block = model.blocks[name]
     if getattr(block, "gyroscopic_learned", False):
         z = block.field_inputs(z)
@@ -32,7 +33,8 @@ def learned_kans(model) -> dict:
     return {name: block.kan for name, block in model.blocks.items() if block.kan is not None}
 
 
-def sparsity(model, q: Tensor, v: Tensor, l1: float = 1.0, entropy: float = 2.0) -> Tensor:
+def sparsity(model, q: Tensor, v: Tensor, l1: float = 1.0, entropy: float = 2.0,
+             t: Tensor | None = None) -> Tensor:
     """KAN 2.0 sparsity penalty summed over learned blocks, edge sizes measured on ``(q, v)``.
 
     Parameters
@@ -48,7 +50,8 @@ def sparsity(model, q: Tensor, v: Tensor, l1: float = 1.0, entropy: float = 2.0)
     """
     total = q.new_zeros(())
     for name, kan in learned_kans(model).items():
-        total = total + kan.regularization(kan_inputs(model, name, q, v), l1=l1, entropy=entropy)
+        total = total + kan.regularization(kan_inputs(model, name, q, v, t), l1=l1,
+                                           entropy=entropy)
     return total
 
 

@@ -86,14 +86,16 @@ def rollout(model, q0: Tensor, v0: Tensor, t: Tensor, method: str = "rk4",
             return model.vector_field(time, torch.clamp(y, lo, hi))
 
         def accel(q, v):
-            return model.acceleration(torch.clamp(q, lo[:n], hi[:n]), torch.clamp(v, lo[n:], hi[n:]))
+            return model.acceleration(torch.clamp(q, lo[:n], hi[:n]),
+                                      torch.clamp(v, lo[n:], hi[n:]))
 
     steps = (t[:, 1:] - t[:, :-1])[..., None]  # (batch, L - 1, 1)
     qs, vs = [q0], [v0]
     if method == "rk4":
         y = torch.cat([q0, v0], dim=-1)
         for i in range(steps.shape[1]):
-            y = rk4_step(field, t[0, i], y, steps[:, i])
+            # each window at its own times: a driven model reads them
+            y = rk4_step(field, t[:, i:i + 1], y, steps[:, i])
             qs.append(y[:, :n])
             vs.append(y[:, n:])
     elif method == "verlet":
@@ -188,10 +190,11 @@ def velocity_free(model) -> bool:
     """Whether the model's accelerations cannot depend on velocities, so Verlet applies.
 
     True for a Newtonian model with fixed masses whose modules are all Potentials of
-    positions (no velocity in any binding).
+    positions (no velocity in any binding) and that is not driven (Verlet steps carry no
+    time).
     """
     spec = model.spec
-    if spec.formulation != "newtonian" or spec.masses == "learn":
+    if spec.formulation != "newtonian" or spec.masses == "learn" or spec.driven:
         return False
     velocities = set(spec.velocities)
     for module in spec.modules:
@@ -259,9 +262,9 @@ class RolloutLoss(LossKind):
             scales["v"] = coordinate_scale(v)
         return scales
 
-    def states(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+    def states(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
         """The first state of each window."""
-        return batch["q"][:, 0], batch["v"][:, 0]
+        return batch["q"][:, 0], batch["v"][:, 0], batch["t"][:, 0]
 
     def __call__(self, model, batch: dict[str, Tensor], scales: dict[str, Tensor]) -> Tensor:
         """:func:`rollout_loss` of ``model`` on ``batch``, in the box of ``scales`` if any."""

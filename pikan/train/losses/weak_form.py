@@ -41,7 +41,7 @@ from torch import Tensor
 
 from pikan.data.trajectories import Trajectories
 from pikan.errors import DataError
-from pikan.train.losses.base import LossKind, coordinate_scale
+from pikan.train.losses.base import LossKind, accelerations, coordinate_scale
 
 DEGREE = 4
 r"""The power :math:`p` of the bump :math:`(1 - s^2)^p`: the bump and its first ``p - 1``
@@ -180,7 +180,7 @@ def weak_averages(t: np.ndarray, q: np.ndarray,
 
 
 def weak_loss(model, q: Tensor, v: Tensor, weights: Tensor, target: Tensor,
-              scale: Tensor) -> Tensor:
+              scale: Tensor, t: Tensor | None = None) -> Tensor:
     """Normalized weak-form matching (see the module docstring).
 
     Parameters
@@ -193,13 +193,16 @@ def weak_loss(model, q: Tensor, v: Tensor, weights: Tensor, target: Tensor,
     target : Tensor, shape (batch, n)
         :func:`weak_averages`' data averages.
     scale : Tensor, shape (n,)
+    t : Tensor, shape (batch, L), optional
+        The window's times (driven systems).
 
     Returns
     -------
     Tensor, scalar.
     """
     batch, length, n = q.shape
-    a = model.acceleration(q.reshape(-1, n), v.reshape(-1, n)).reshape(batch, length, n)
+    times = None if t is None else t.reshape(-1)
+    a = accelerations(model, q.reshape(-1, n), v.reshape(-1, n), times).reshape(batch, length, n)
     average = (weights[..., None] * a).sum(1)
     return (((average - target) / scale) ** 2).mean()
 
@@ -292,19 +295,19 @@ class WeakFormLoss(LossKind):
         w = data.windows((self.length - 1) * every + 1, stride=1)
         t, q, v = w.t[:, ::every], w.q[:, ::every], w.v[:, ::every]
         weights, target = weak_averages(t, q)
-        return {"q": q, "v": v, "weights": weights, "target": target}
+        return {"q": q, "v": v, "t": t, "weights": weights, "target": target}
 
     def scales(self, train: dict[str, Tensor], q: Tensor, v: Tensor,
                measured_velocities: bool) -> dict[str, Tensor]:
         """``{"target": coordinate_scale(train["target"], center=False)}``."""
         return {"target": coordinate_scale(train["target"], center=False)}
 
-    def states(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+    def states(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
         """The middle state of each window."""
         middle = batch["q"].shape[1] // 2
-        return batch["q"][:, middle], batch["v"][:, middle]
+        return batch["q"][:, middle], batch["v"][:, middle], batch["t"][:, middle]
 
     def __call__(self, model, batch: dict[str, Tensor], scales: dict[str, Tensor]) -> Tensor:
         """:func:`weak_loss` of ``model`` on ``batch``."""
         return weak_loss(model, batch["q"], batch["v"], batch["weights"], batch["target"],
-                         scales["target"])
+                         scales["target"], batch["t"])

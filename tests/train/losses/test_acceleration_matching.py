@@ -25,7 +25,7 @@ def test_the_kind_reads_samples_and_rms_scale_and_gives_the_function(clean, osci
                                          coords=["x"])
     assert kind.needs_derivatives(positions)
     train = {k: torch.as_tensor(x) for k, x in kind.samples(clean).items()}
-    assert list(train) == ["q", "v", "a"] and train["a"].shape == (len(clean.times()), 1)
+    assert list(train) == ["q", "v", "a", "t"] and train["a"].shape == (len(clean.times()), 1)
     q, v, _ = (torch.as_tensor(x) for x in clean.states())
     scales = kind.scales(train, q, v, measured_velocities=True)
     assert list(scales) == ["a"]
@@ -35,5 +35,5 @@ def test_the_kind_reads_samples_and_rms_scale_and_gives_the_function(clean, osci
     assert torch.equal(kind(stiff, batch, scales),
                        losses.acceleration_loss(stiff, batch["q"], batch["v"], batch["a"],
                                                 scales["a"]))
-    sq, sv = kind.states(batch)
-    assert sq is batch["q"] and sv is batch["v"]
+    sq, sv, st = kind.states(batch)
+    assert sq is batch["q"] and sv is batch["v"] and st is batch["t"]

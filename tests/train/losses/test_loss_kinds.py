@@ -67,5 +67,5 @@ def test_a_kind_reads_its_samples_and_scales_and_is_zero_for_the_truth(kind):
     # the truth is off only by the integrator's error (RK4 over 3 data steps: ~3e-8 relative)
     assert float(kind(truth, batch, scales)) < 1e-12
     assert float(kind(softer, batch, scales)) > 1e-3
-    sq, sv = kind.states(batch)
-    assert sq.shape == sv.shape == (9, 2)
+    sq, sv, st = kind.states(batch)
+    assert sq.shape == sv.shape == (9, 2) and st.shape == (9,)

@@ -134,5 +134,6 @@ def test_the_kind_reads_windows_and_gives_the_function(clean, oscillator_spec):
     assert torch.equal(kind(stiff, batch, measured),
                        losses.rollout_loss(stiff, batch["q"], batch["v"], batch["t"],
                                            measured["q"], measured["v"], "verlet", box))
-    sq, sv = kind.states(batch)
+    sq, sv, st = kind.states(batch)
     assert torch.equal(sq, batch["q"][:, 0]) and torch.equal(sv, batch["v"][:, 0])
+    assert torch.equal(st, batch["t"][:, 0])
