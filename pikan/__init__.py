@@ -16,14 +16,16 @@ from pikan.laws.find_law import find_law
 from pikan.data.integrate import simulate
 from pikan.kan import KAN
 from pikan.laws.law import Law, Laws, equivalent
-from pikan.spec.system import Dissipation, Dynamics, Lagrangian, Potential, System, all_pairs, chain_pairs
+from pikan.spec.system import (Dissipation, Dynamics, Flow, Lagrangian, Potential, System,
+                                all_pairs, chain_pairs)
 from pikan.train.loop import FitResult, Recipe, Stage, TrainingError, fit, load_model
 from pikan.laws.verify import VerifyReport, verify
 
 __all__ = [
     "__version__",
     "DataError", "SpecError", "IdentifiabilityWarning", "VerdictWarning",
-    "System", "Potential", "Dynamics", "Dissipation", "Lagrangian", "chain_pairs", "all_pairs",
+    "System", "Potential", "Dynamics", "Dissipation", "Lagrangian", "Flow", "chain_pairs",
+    "all_pairs",
     "compile", "Model", "KAN",
     "Trajectories", "simulate",
     "fit", "Recipe", "Stage", "FitResult", "TrainingError", "load_model",

@@ -47,7 +47,7 @@ from pikan.errors import DataError, SpecError, VerdictWarning
 from pikan.inspect import plot
 from pikan.inspect.analysis import importance
 from pikan.inspect.check import check_constraints
-from pikan.laws.evidence import evidence
+from pikan.laws.evidence import evidence_for
 from pikan.laws.extract import extract
 from pikan.laws.law import Laws
 from pikan.laws.uncertainty import with_error_bars
@@ -665,7 +665,7 @@ def _pick_refinement(spec, laws, refined, data, seed, verify):
         choice["refined_error"] = str(error)
         return laws, extracted, choice
     choice["refined_rollout_error"] = improved.rollout_error
-    proof = evidence(data, seed=seed)
+    proof = evidence_for(spec, data, seed=seed)
     if proof.kind == "weak":
         choice["evidence"] = proof.kind
         choice["extracted_force_error"] = extracted.force_error

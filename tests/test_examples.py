@@ -27,10 +27,12 @@ SUCCESS = {
     "damped_pendulum.py": "gravity and friction recovered apart: True",
     "gray_box.py": "drag law recovered: True",
     "own_data.py": "spring law recovered: True",
+    "conserved_quantities.py": "energy and angular momentum recovered: True",
+    "driven_oscillator.py": "forcing law recovered: True",
 }
 # Scripts that call pikan.discover and accept --out (a run directory to keep).
 WITH_RUN = ["kepler_orbits.py", "spring_chain.py", "damped_pendulum.py", "gray_box.py",
-            "own_data.py"]
+            "own_data.py", "driven_oscillator.py"]
 
 
 def _run(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:

@@ -254,7 +254,10 @@ def _time_grid(t, dt: float) -> np.ndarray:
     return times
 
 
-def _initial_states(initial, model, spec, n: int, n_trajectories: int | None, rng) -> np.ndarray:
+def _initial_states(initial, model, spec, n: int, n_trajectories: int | None, rng,
+                    width: int | None = None) -> np.ndarray:
+    """Initial states, (N, width): ``width`` 2n (q then v) or n (a first-order system)."""
+    width = 2 * n if width is None else width
     where = "initial"
     if initial is None:
         for owner in (model, spec):
@@ -269,30 +272,33 @@ def _initial_states(initial, model, spec, n: int, n_trajectories: int | None, rn
                 break
     if initial is None:
         return rng.uniform(
-            -1.0, 1.0, size=(16 if n_trajectories is None else n_trajectories, 2 * n)
+            -1.0, 1.0, size=(16 if n_trajectories is None else n_trajectories, width)
         )
     if callable(initial):
         count = 16 if n_trajectories is None else n_trajectories
         states = []
         for _ in range(count):
             drawn = initial(rng)
-            if isinstance(drawn, tuple) and len(drawn) == 2:
+            if isinstance(drawn, tuple) and len(drawn) == 2 and width == 2 * n:
                 drawn = np.concatenate([np.ravel(drawn[0]), np.ravel(drawn[1])])
             states.append(np.asarray(drawn, dtype=np.float64).ravel())
         shapes = {s.shape for s in states}
-        if shapes != {(2 * n,)}:
+        if shapes != {(width,)}:
             raise DataError(
                 f"{where} returned states of shape {sorted(shapes)}, expected (q0, v0) with "
-                f"{n} values each or one array of {2 * n} values"
+                f"{n} values each or one array of {2 * n} values" if width == 2 * n else
+                f"{where} returned states of shape {sorted(shapes)}, expected q0 with {n} "
+                "values (a first-order system)"
             )
         y0 = np.stack(states)
     else:
         y0 = np.asarray(initial, dtype=np.float64)
         y0 = y0[None] if y0.ndim == 1 else y0
-        if y0.ndim != 2 or y0.shape[1] != 2 * n:
+        if y0.ndim != 2 or y0.shape[1] != width:
             raise DataError(
-                f"{where} has shape {y0.shape}, expected (n_trajectories, {2 * n}): "
-                f"positions then velocities of {n} coordinates"
+                f"{where} has shape {y0.shape}, expected (n_trajectories, {width}): "
+                + (f"positions then velocities of {n} coordinates" if width == 2 * n else
+                   f"the {n} coordinates of a first-order system")
             )
         if n_trajectories is not None and y0.shape[0] != n_trajectories:
             raise DataError(
@@ -500,7 +506,9 @@ def simulate(
     n = len(coords)
     times = _time_grid(t, dt)
     rng = np.random.default_rng(seed)
-    y0 = _initial_states(initial, model, spec, n, n_trajectories, rng)
+    first_order = getattr(model, "order", 2) == 1
+    y0 = _initial_states(initial, model, spec, n, n_trajectories, rng,
+                         n if first_order else 2 * n)
     model = _on_device(model, device)
     dtype = _model_dtype(model)
 
@@ -519,6 +527,9 @@ def simulate(
     elif method == "rk4":
         states = rk4(field, tensor(y0), tensor(times), substeps).cpu().numpy()
     else:
+        if first_order:
+            raise SpecError("method='verlet' integrates second-order systems; this one is "
+                            "first order; use 'dop853' or 'rk4'")
         if getattr(model, "driven", False):
             raise SpecError("method='verlet' steps carry no time, and this system is driven "
                             "(a module depends on t); use 'dop853' or 'rk4'")
@@ -535,6 +546,14 @@ def simulate(
             f"the {method} integration produced non-finite states; hint: reduce dt, add "
             "substeps, or use method='dop853'"
         )
+    if first_order:  # the rates are the velocities; measured positions come alone
+        rates = None if noise > 0 else np.stack(
+            [field(tensor(time), tensor(y)).cpu().numpy() for time, y in zip(times, states)]
+        ).astype(np.float64)
+        records = [Trajectory(times, states[:, k], None if rates is None else rates[:, k], None)
+                   for k in range(states.shape[1])]
+        data = Trajectories(records, coords, **_metadata(model, spec, n))
+        return data.with_noise(noise, seed=rng) if noise > 0 else data
     accelerations = None
     if noise == 0:
         accelerations = np.stack(

@@ -42,6 +42,8 @@ def model_states(model, data) -> tuple[Tensor, Tensor, Tensor | None]:
     device = next(iter(model.buffers()), torch.zeros(())).device
     if hasattr(data, "states"):
         data.check_coords(model.coords)
+        if getattr(model, "order", 2) == 1 and not data.has_velocities:
+            data = data.with_derivatives()  # a first-order system's velocities are its rates
         q, v, _ = data.states()
         t = data.times()
     else:
@@ -141,16 +143,18 @@ def importance(model, data, max_samples: int = 2000, seed: int = 0) -> Importanc
         else:
             values = dict(zip(block.input_names, _sensitivity(block.function, z).tolist()))
         modules[name] = _normalized(values)
-    state = torch.cat([q, v], dim=1).detach()
+    first_order = getattr(model, "order", 2) == 1
+    state = (q if first_order else torch.cat([q, v], dim=1)).detach()
     n = model.n_coords
     names = list(model.coords) + list(model.velocities)
     system = {}
     sg = state.clone().requires_grad_(True)
-    acc = model.acceleration(sg[:, :n], sg[:, n:], t)
+    acc = model.derivative(sg[:, :n], sg[:, n:], t)
     for j, coord in enumerate(model.coords):
         (grad,) = torch.autograd.grad(acc[:, j].sum(), sg, retain_graph=True)
         values = (grad.abs().mean(0) * state.std(0)).tolist()
-        system[f"a_{coord}"] = _normalized(dict(zip(names, values)))
+        key = f"d{coord}/dt" if first_order else f"a_{coord}"
+        system[key] = _normalized(dict(zip(names, values)))
     return Importance(modules, system)
 
 

@@ -34,7 +34,8 @@ from pikan.data.trajectories import Trajectories
 from pikan.errors import DataError
 from pikan.train.losses import CLEAN_NOISE, position_noise, weak_weights, weak_window
 
-__all__ = ["KINDS", "MAX_WINDOWS", "SIGNIFICANCE", "Evidence", "evidence"]
+__all__ = ["KINDS", "MAX_WINDOWS", "SIGNIFICANCE", "Evidence", "evidence", "evidence_for",
+           "rate_evidence"]
 
 KINDS = ("measured", "estimated", "weak")
 """The kinds of :class:`Evidence`, from the most direct to the most filtered."""
@@ -96,7 +97,8 @@ class Evidence:
         (samples,) or None: the samples, or every point of every window; torch tensors in
         ``model``'s dtype when a model is given, else arrays."""
         n = self.q.shape[-1]
-        q, v = self.q.reshape(-1, n), self.v.reshape(-1, n)
+        q = self.q.reshape(-1, n)
+        v = self.v.reshape(q.shape[0], self.v.shape[-1])  # (N, 0) in a first-order system
         t = None if self.t is None else self.t.reshape(-1)
         if model is None:
             return q, v, t
@@ -115,8 +117,12 @@ class Evidence:
         cannot be evaluated there (e.g. a singular mass matrix)."""
         try:
             q, v, t = self.states(model)
-            a = model.acceleration(q, v) if t is None or not getattr(model, "driven", False) \
-                else model.acceleration(q, v, t)
+            if t is None or not getattr(model, "driven", False):
+                t = None
+            if getattr(model, "order", 2) == 1:
+                a = model.rate(q) if t is None else model.rate(q, t)
+            else:
+                a = model.acceleration(q, v) if t is None else model.acceleration(q, v, t)
             a = a.detach().cpu().numpy().astype(float)
         except (RuntimeError, ValueError):
             return None
@@ -203,6 +209,41 @@ def _noise_sigma(q: np.ndarray) -> np.ndarray:
     for order in (8, 10):
         sigma = np.minimum(sigma, noise_level(q, order))
     return sigma
+
+
+def rate_evidence(data: Trajectories, max_samples: int | None = None, seed: int = 0
+                  ) -> Evidence:
+    """The data's evidence about a first-order system: its rates ``dq/dt`` (the velocities,
+    measured, or Savitzky--Golay estimates of the positions), at states ``q`` with no
+    velocities (``v`` of shape (N, 0)).
+
+    Parameters
+    ----------
+    data : Trajectories
+    max_samples : int, optional
+        Keep a seeded subset of at most this many samples.
+    seed : int
+    """
+    rng = np.random.default_rng(seed)
+    measured = data.has_velocities and "v" not in data.estimated
+    full = data if data.has_velocities else data.with_derivatives()
+    q, rate, ids = full.states()
+    times = full.times()
+    if max_samples is not None and q.shape[0] > max_samples:
+        rows = np.sort(rng.choice(q.shape[0], max_samples, replace=False))
+        q, rate, ids, times = q[rows], rate[rows], ids[rows], times[rows]
+    zero = np.zeros(q.shape[1])
+    return Evidence("measured" if measured else "estimated", q, q[:, :0], rate, None, zero,
+                    "the data carries rates" if measured else
+                    "rates estimated from the positions by Savitzky-Golay", ids, t=times)
+
+
+def evidence_for(system, data: Trajectories, max_samples: int | None = None, seed: int = 0
+                 ) -> Evidence:
+    """:func:`rate_evidence` for a first-order ``system`` (a spec or a model), else
+    :func:`evidence`."""
+    order = getattr(system, "order", 2)
+    return (rate_evidence if order == 1 else evidence)(data, max_samples, seed)
 
 
 def evidence(data: Trajectories, max_samples: int | None = None, seed: int = 0) -> Evidence:

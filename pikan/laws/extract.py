@@ -89,7 +89,7 @@ from pikan.laws.candidates import (
     select,
     tidy,
 )
-from pikan.laws.evidence import Evidence, evidence
+from pikan.laws.evidence import Evidence, evidence, evidence_for
 from pikan.laws.find_law import check_search_options
 from pikan.laws.generators.additive_model import AdditiveModel
 from pikan.laws.generators.base import Generator, Options, propose
@@ -682,11 +682,16 @@ def extract(model, data, modules: Sequence[str] | None = None,
             raise SpecError(f"extract: the model has no module {n!r}; modules: "
                             f"{', '.join(model.blocks)}.")
     data.check_coords(model.coords)
+    first_order = getattr(model, "order", 2) == 1
+    if first_order and not data.has_velocities:
+        data = data.with_derivatives()  # the rates
     q, v, _ = data.states()
     rows = sample_rows(q.shape[0], max_samples, seed)
     q, v, t = q[rows], v[rows], data.times()[rows]
+    if first_order:
+        v = v[:, :0]  # a first-order state has no velocities
     try:
-        proof = evidence(data, max_samples, seed)
+        proof = evidence_for(model, data, max_samples, seed)
     except DataError:
         proof = None
     judge_by = proof
@@ -696,7 +701,8 @@ def extract(model, data, modules: Sequence[str] | None = None,
         except DataError:
             judge_by = proof
     # one derivative estimate for every module
-    accelerations = _accelerations(data, rows, proof is not None and proof.kind != "weak")
+    accelerations = None if first_order else _accelerations(
+        data, rows, proof is not None and proof.kind != "weak")
     force_error = None if tolerance is not None else _force_error(model, proof)
     laws = []
     for k, n in enumerate(names):

@@ -46,7 +46,7 @@ import torch
 from scipy.special import stdtrit
 
 from pikan.errors import DataError, SpecError
-from pikan.laws.evidence import Evidence, evidence
+from pikan.laws.evidence import Evidence, evidence_for
 from pikan.laws.law import Laws
 from pikan.model.compile import compile as compile_spec
 
@@ -342,7 +342,7 @@ def with_error_bars(spec, laws: Laws, data, level: float = LEVEL, seed: int = 0)
     if not 0.0 < float(level) < 1.0:
         raise SpecError(f"with_error_bars: level must be in (0, 1), got {level!r}.")
     try:
-        proof = evidence(data, seed=seed)
+        proof = evidence_for(spec, data, seed=seed)
     except DataError:
         return laws
     groups = proof.groups

@@ -73,7 +73,7 @@ import torch
 from pikan.data.derivatives import derivative_estimator, noise_level
 from pikan.data.integrate import simulate
 from pikan.errors import DataError, SpecError
-from pikan.laws.evidence import evidence
+from pikan.laws.evidence import evidence_for
 from pikan.model.compile import compile as compile_spec
 from pikan.train.threads import with_call_threads
 
@@ -255,7 +255,7 @@ def _rollouts(model, starts: np.ndarray, times: np.ndarray, method: str,
                            substeps=RK4_SUBSTEPS if method == "rk4" else 1)
         except DataError:  # diverged (or a singular mass matrix): infinitely wrong
             return np.full((times.size, *np.shape(initial)), np.inf)
-        return np.stack([np.concatenate([r.q, r.v], axis=1) for r in sim], axis=1)
+        return np.stack([_state(r, getattr(model, "order", 2)) for r in sim], axis=1)
 
     if reference is None:
         return run(starts)
@@ -281,10 +281,16 @@ def _rollouts(model, starts: np.ndarray, times: np.ndarray, method: str,
     return states + np.einsum("tbij,bj->tbi", sens, np.array(shifts))
 
 
+def _state(record, order: int) -> np.ndarray:
+    """A trajectory's states: ``(q, v)`` (T, 2n), or ``q`` (T, n) of a first-order system."""
+    return record.q if order == 1 else np.concatenate([record.q, record.v], axis=1)
+
+
 def _energy(model, states: np.ndarray, times: np.ndarray | None = None) -> np.ndarray:
-    """Energies of ``states`` (..., 2n) at ``times`` (...) (driven systems)."""
-    n = states.shape[-1] // 2
-    flat = states.reshape(-1, 2 * n)
+    """Energies of ``states`` (..., 2n) at ``times`` (...) (driven systems); the potential
+    of a first-order system's states (..., n)."""
+    n = states.shape[-1] // 2 if getattr(model, "order", 2) == 2 else states.shape[-1]
+    flat = states.reshape(-1, states.shape[-1])
     dtype = _dtype(model)
     q = torch.as_tensor(flat[:, :n], dtype=dtype)
     v = torch.as_tensor(flat[:, n:], dtype=dtype)
@@ -304,6 +310,11 @@ def _energy_scale(model, q: np.ndarray, v: np.ndarray, t: np.ndarray | None = No
     that were 1e-9 of its energy. Falls back to the energy's RMS, then 1.
     """
     dtype = _dtype(model)
+    if getattr(model, "order", 2) == 1:  # no kinetic energy: the potential's spread
+        e = model.energy(torch.as_tensor(q, dtype=dtype), None, None if t is None else
+                         torch.as_tensor(t, dtype=dtype)).detach().cpu().numpy()
+        scale = float(np.std(e))
+        return scale if math.isfinite(scale) and scale > 0 else 1.0
     qt = torch.as_tensor(q, dtype=dtype)
     vt = torch.as_tensor(v, dtype=dtype).clone().requires_grad_(True)
     tt = None if t is None else torch.as_tensor(t, dtype=dtype)
@@ -320,11 +331,11 @@ def _energy_scale(model, q: np.ndarray, v: np.ndarray, t: np.ndarray | None = No
 
 
 def _metrics(states: np.ndarray, reference: np.ndarray, energy_fn, scale: float,
-             groups: np.ndarray):
+             groups: np.ndarray, n: int | None = None):
     """Rollout error, energy drift, energies and per-trajectory rollout errors of
     ``states`` (T, B, 2n) against ``reference``; ``groups`` (B,) names each rollout's
     trajectory (several windows of one trajectory in the shooting mode)."""
-    n = states.shape[-1] // 2
+    n = states.shape[-1] // 2 if n is None else n  # the positions come first
     labels = np.unique(groups)
     if not np.isfinite(states).all():
         return float("inf"), float("inf"), np.full(states.shape[:-1], np.inf), \
@@ -383,7 +394,8 @@ def verify(spec_with_laws, data, model=None, horizon: float | None = None,
                         f"{', '.join(spec_with_laws.learned)}. Hint: "
                         "spec.with_laws(pikan.extract(model, data)).")
     data.check_coords(spec_with_laws.coords)
-    if not data.has_velocities:
+    first_order = spec_with_laws.order == 1
+    if not data.has_velocities and not first_order:
         raise DataError("verify needs velocities in the data; hint: data.with_derivatives().")
     law_model = compile_spec(spec_with_laws)
     rng = np.random.default_rng(seed)
@@ -397,7 +409,7 @@ def verify(spec_with_laws, data, model=None, horizon: float | None = None,
     if horizon <= 0:
         raise DataError("verify: the trajectories are too short to simulate (one sample).")
     held = data.subset(chosen)
-    proof = evidence(held, seed=seed)
+    proof = evidence_for(spec_with_laws, held, seed=seed)
     shooting = proof.kind == "weak"
     if shooting:
         horizon = min(horizon, _time_scale(held))
@@ -413,7 +425,7 @@ def verify(spec_with_laws, data, model=None, horizon: float | None = None,
                                                     atol=1e-9):
             raise DataError("verify: the verified trajectories do not share one time grid; "
                             "hint: resample them or verify them one at a time.")
-        state = np.concatenate([r.q, r.v], axis=1)
+        state = _state(r, spec_with_laws.order)
         first = [0]
         if shooting:  # windows from smoothed states, each one time scale long
             smooth = _smoothed(r)
@@ -431,7 +443,7 @@ def verify(spec_with_laws, data, model=None, horizon: float | None = None,
 
     offsets = np.asarray(offsets)
     clock = times[:, None] + offsets[None, :]  # (T, B): absolute times of the rollouts
-    q_all, v_all, _ = data.states()
+    q_all, v_all, _ = (data if data.has_velocities else data.with_derivatives()).states()
     scale = _energy_scale(law_model, q_all, v_all, data.times())
 
     def law_energy(states):
@@ -439,8 +451,9 @@ def verify(spec_with_laws, data, model=None, horizon: float | None = None,
 
     states = _rollouts(law_model, starts, times, method, reference if shooting else None,
                        offsets)
+    n = len(spec_with_laws.coords)
     rollout, drift, e_sim, per = _metrics(states, reference, law_energy, scale,
-                                          np.asarray(groups))
+                                          np.asarray(groups), n)
     e_ref = law_energy(reference)
     data_drift = float(np.mean(np.max(np.abs(e_ref - e_ref[0]), axis=0))) / scale
     energy_error = float(np.sqrt(np.mean((e_sim - e_ref) ** 2))) / scale
@@ -452,7 +465,7 @@ def verify(spec_with_laws, data, model=None, horizon: float | None = None,
                              offsets)
         model_rollout, model_drift, _, _ = _metrics(m_states, reference,
                                                     lambda s: _energy(model, s, clock), scale,
-                                                    np.asarray(groups))
+                                                    np.asarray(groups), n)
         model_force = proof.relative(model)
         worse = bool(rollout > model_rollout)
     return VerifyReport(rollout, drift, data_drift, energy_error, model_rollout, model_drift,

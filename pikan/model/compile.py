@@ -556,6 +556,10 @@ def _antisymmetric_apply(upper: Tensor, v: Tensor) -> Tensor:
     return (b @ v[..., None])[..., 0]
 
 
+_VECTOR_KINDS = ("Dynamics", "Flow")
+"""Module kinds whose output is placed on named coordinates (a force, or a term of dq/dt)."""
+
+
 class Model(nn.Module):
     """A compiled system: blocks plus the equations of motion.
 
@@ -603,9 +607,10 @@ class Model(nn.Module):
             self.register_buffer("fixed_masses", torch.tensor(masses, dtype=dtype))
         self.formulation = spec.formulation
         self.driven = spec.driven
+        self.order = spec.order
         self._placements = {}
         for name, block in self.blocks.items():
-            if block.kind == "Dynamics":
+            if block.kind in _VECTOR_KINDS:
                 matrix = torch.zeros(len(block.output_names), n, dtype=dtype)
                 for row, coord in enumerate(block.output_names):
                     matrix[row, self.coords.index(coord)] = 1.0
@@ -629,20 +634,22 @@ class Model(nn.Module):
         return self.fixed_masses
 
     def _of_kind(self, kind: str) -> list[Block]:
-        return [b for b in self.blocks.values() if b.kind == kind]
+        kinds = _VECTOR_KINDS if kind == "Dynamics" else (kind,)
+        return [b for b in self.blocks.values() if b.kind in kinds]
 
     # ------------------------------------------------------------------ energies and forces
     def _state(self, q: Tensor, v: Tensor, t: Tensor | float | None = None) -> Tensor:
         """The state the blocks read, ``(batch, 2n)``, or ``(batch, 2n + 1)`` with time last
         in a driven system (``t`` a number, or a tensor of shape (batch,) or (batch, 1))."""
+        parts = [q] if self.order == 1 else [q, v]  # a first-order state has no velocities
         if not self.driven:
-            return torch.cat([q, v], dim=-1)
+            return torch.cat(parts, dim=-1)
         if t is None:
             raise SpecError(f"system {self.spec.name!r} is driven (a module depends on time "
                             "t): pass t, the time of every state, shape (batch,).")
         t = torch.as_tensor(t, dtype=q.dtype, device=q.device)
         t = t.reshape(-1, 1) if t.numel() > 1 else t.reshape(1, 1)
-        return torch.cat([q, v, t.expand(q.shape[0], 1)], dim=-1)
+        return torch.cat([*parts, t.expand(q.shape[0], 1)], dim=-1)
 
     def scalar_sum(self, kind: str, t: Tensor | float | None = None
                    ) -> Callable[[Tensor, Tensor], Tensor] | None:
@@ -720,7 +727,7 @@ class Model(nn.Module):
             elif block.kind == "Dissipation":
                 out[name] = -mechanics.gradient_v(
                     lambda q_, v_, b=block: b.evaluate(self._state(q_, v_, t))[:, 0], q, v)
-            elif block.kind == "Dynamics":
+            elif block.kind in _VECTOR_KINDS:
                 out[name] = block.evaluate(state) @ getattr(self, self._placements[name])
         return out
 
@@ -740,6 +747,9 @@ class Model(nn.Module):
         Tensor of shape (batch, n)
         """
         self._check_state(q, v)
+        if self.order == 1:
+            raise SpecError(f"system {self.spec.name!r} is first order: it has rates dq/dt, "
+                            "not accelerations; use model.rate(q, t).")
         if self.formulation == "lagrangian":
             return mechanics.lagrangian_acceleration(self.scalar_sum("Lagrangian", t), q, v,
                                                      self.generalized_force(q, v, t))
@@ -760,9 +770,51 @@ class Model(nn.Module):
             total = total - mechanics.gradient_v(dissipation, q, v)
         return total
 
+    def rate(self, q: Tensor, t: Tensor | float | None = None) -> Tensor:
+        r"""``dq/dt`` of a first-order system: the Flows placed on their coordinates minus
+        the gradient of the Potentials (a gradient flow, :math:`\dot q = -\nabla V`).
+
+        Parameters
+        ----------
+        q : Tensor of shape (batch, n)
+        t : Tensor of shape (batch,), or a number, optional
+            Needed by driven systems only.
+
+        Returns
+        -------
+        Tensor of shape (batch, n)
+        """
+        if self.order != 1:
+            raise SpecError(f"system {self.spec.name!r} is second order: use "
+                            "model.acceleration(q, v, t).")
+        if q.shape[-1] != self.n_coords:
+            raise SpecError(f"system {self.spec.name!r} has {self.n_coords} coordinates "
+                            f"{list(self.coords)}: q must have shape (batch, {self.n_coords}); "
+                            f"got {tuple(q.shape)}.")
+        none = q[..., :0]
+        total = torch.zeros_like(q)
+        force = self.direct_force(t)
+        if force is not None:
+            total = total + force(q, none)
+        written = self._potential_gradient(t)  # the KAN's gradient written out, as in Newton
+        if written is not None:
+            return total - written(q, none)
+        potential = self.scalar_sum("Potential", t)
+        if potential is not None:
+            total = total - mechanics.gradient_q(potential, q, none)
+        return total
+
+    def derivative(self, q: Tensor, v: Tensor, t: Tensor | float | None = None) -> Tensor:
+        """The highest time derivative the equations give: accelerations (second order) or
+        rates ``dq/dt`` (first order; ``v`` is then ignored), shape (batch, n)."""
+        return self.rate(q, t) if self.order == 1 else self.acceleration(q, v, t)
+
     def vector_field(self, t: Tensor | float, y: Tensor) -> Tensor:
-        """``dy/dt`` for ``y = concat(q, v)`` of shape (batch, 2n): ``concat(v, a)``; ``t``
-        a number or a tensor of shape (batch,) or (batch, 1)."""
+        """``dy/dt`` for ``y = concat(q, v)`` of shape (batch, 2n): ``concat(v, a)``; for a
+        first-order system ``y = q`` and ``dy/dt`` its rate. ``t`` a number or a tensor of
+        shape (batch,) or (batch, 1)."""
+        if self.order == 1:
+            return self.rate(y, t)
         n = self.n_coords
         q, v = y[..., :n], y[..., n:]
         return torch.cat([v, self.acceleration(q, v, t)], dim=-1)
@@ -770,6 +822,8 @@ class Model(nn.Module):
     def energy(self, q: Tensor, v: Tensor, t: Tensor | float | None = None) -> Tensor:
         """Total energy, shape (batch,): kinetic plus every potential (Lagrangian: v.dL/dv - L).
         In a driven system it is not conserved, and a time-dependent potential needs ``t``."""
+        if self.order == 1:  # a gradient flow's potential only decreases along the motion
+            return self.potential(q, q[..., :0], t)
         self._check_state(q, v)
         if self.formulation == "lagrangian":
             return mechanics.lagrangian_energy(self.scalar_sum("Lagrangian", t), q, v)
@@ -874,7 +928,7 @@ class Model(nn.Module):
                 edges.append((name, grad))
                 targets = [f"a_{c}" for c in self.coords]
                 edges += [(grad, t) for t in targets]
-            elif block.kind == "Dynamics":
+            elif block.kind in _VECTOR_KINDS:
                 edges += [(name, f"a_{c}") for c in block.output_names]
             else:
                 node = f"Euler-Lagrange({name})"

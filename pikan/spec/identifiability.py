@@ -54,7 +54,7 @@ class Exchange:
                 "Hint: give one of them a law, or inputs or constraints that separate them.")
 
 
-_KIND_ORDER = {"Potential": 0, "Lagrangian": 1, "Dissipation": 2, "Dynamics": 3}
+_KIND_ORDER = {"Potential": 0, "Lagrangian": 1, "Dissipation": 2, "Dynamics": 3, "Flow": 3}
 
 
 def _reach(module: Module, system: System) -> dict:
@@ -153,7 +153,8 @@ def _exchange(a: Module, b: Module, system: System) -> tuple[str, str | None] | 
     if not shared:
         return None
     on = _names(shared)
-    pair = (a.kind, b.kind)
+    # a Flow trades with a gradient flow what a Dynamics trades with a potential
+    pair = tuple("Dynamics" if k == "Flow" else k for k in (a.kind, b.kind))
     constant = f"a constant force on {on}"
     same = {("Potential", "Potential"): f"a potential term in {on}",
             ("Lagrangian", "Lagrangian"): f"a Lagrangian term in {on}",

@@ -210,6 +210,7 @@ def system_to_dict(system) -> dict:
         "constraints": [_constraint_to_dict(c, where) for c in system.constraints],
         "modules": [m.to_dict() for m in system.modules],
         **({"units": dict(system.units)} if system.units else {}),
+        **({"order": system.order} if system.order != 2 else {}),
     }
 
 
@@ -252,8 +253,9 @@ def system_from_dict(cls: type, data: Any, kinds: Mapping[str, type]) -> Any:
         params=data.get("params") or {},
         constraints=tuple(_constraint_from_dict(c, f"{where} constraints")
                           for c in data.get("constraints") or ()),
-        velocities=data.get("velocities"),
+        velocities=data.get("velocities") or None,
         units=data.get("units") or {},
+        order=data.get("order", 2),
     )
 
 

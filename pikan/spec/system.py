@@ -56,6 +56,7 @@ from pikan.spec.units import Unit, check_dimensions, parse_units
 __all__ = [
     "Dissipation",
     "Dynamics",
+    "Flow",
     "FrozenMap",
     "KAN_OPTION_RANGES",
     "Lagrangian",
@@ -562,8 +563,34 @@ class Dynamics(Module):
                      for component, output in zip(law, self.outputs))
 
 
+@dataclass(frozen=True)
+class Flow(Dynamics):
+    """A direct term of ``dq/dt`` in a first-order system (``System(..., order=1)``): the
+    first-order counterpart of a :class:`Dynamics` force.
+
+    Parameters
+    ----------
+    outputs : list of str
+        The coordinates whose rate it adds to, one component each.
+    law : list of str or sympy.Expr, optional
+        One expression per output.
+
+    Bindings are not supported (the outputs are fixed per module). See :class:`Module` for
+    the other fields.
+    """
+
+    kind: ClassVar[str] = "Flow"
+    JSON_EXTRA: ClassVar[tuple[str, ...]] = ("outputs",)
+
+    def __post_init__(self) -> None:
+        if self.gyroscopic:
+            raise SpecError(f"module {self.name!r}: a Flow is not gyroscopic (there are no "
+                            "velocities in a first-order system).")
+        super().__post_init__()
+
+
 MODULE_KINDS: dict[str, type[Module]] = {
-    cls.kind: cls for cls in (Potential, Dynamics, Dissipation, Lagrangian)
+    cls.kind: cls for cls in (Potential, Dynamics, Dissipation, Lagrangian, Flow)
 }
 """Module kind name -> class: how the JSON reader builds modules."""
 
@@ -624,6 +651,7 @@ class System:
     constraints: tuple = ()
     velocities: tuple[str, ...] | None = None
     units: Mapping[str, str] = field(default_factory=FrozenMap)
+    order: int = 2
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -631,7 +659,15 @@ class System:
             raise SpecError(f"System name: expected a non-empty string, got {self.name!r}.")
         where = f"system {self.name!r}"
         set_(self, "coords", _names(self.coords, f"{where} coords"))
-        if self.velocities is None:
+        if isinstance(self.order, bool) or self.order not in (1, 2):
+            raise SpecError(f"{where} order: expected 2 (mechanics: forces give accelerations) "
+                            f"or 1 (dq/dt = sum of the modules), got {self.order!r}.")
+        if self.order == 1:
+            if self.velocities not in (None, (), []):
+                raise SpecError(f"{where}: a first-order system has no velocities; leave "
+                                "velocities out.")
+            velocities = ()
+        elif self.velocities is None:
             velocities = tuple(f"v_{c}" for c in self.coords)
         else:
             velocities = _names(self.velocities, f"{where} velocities")
@@ -731,7 +767,10 @@ class System:
                                     f"{units[name].dimension()} before.")
                 units[name] = check.unit
         energy, time = self.unit_of("energy"), self.unit_of("t")
-        if isinstance(m, Dynamics):
+        if isinstance(m, Flow):
+            for o in m.outputs:
+                units[f"{m.name}[{o}]"] = self.unit_of(o) / time
+        elif isinstance(m, Dynamics):
             for o in m.outputs:
                 units[f"{m.name}[{o}]"] = energy / self.unit_of(o)
             if m.gyroscopic:
@@ -892,6 +931,7 @@ class System:
                     raise SpecError(f"{where}: the name {name!r} is used {uses}; names must be "
                                     "unique.")
                 owners[name] = kind
+        self._validate_order(where)
         for m in self.modules:
             self._validate_module(m)
         if self.formulation == "lagrangian":
@@ -909,6 +949,29 @@ class System:
         for c in self.constraints:
             if hasattr(c, "check_spec"):
                 c.check_spec(self, None)
+
+    def _validate_order(self, where: str) -> None:
+        """What a first-order system may hold (Potentials as gradient flows and Flows), and
+        that Flows stay in first-order systems."""
+        if self.order == 2:
+            flows = [m.name for m in self.modules if isinstance(m, Flow)]
+            if flows:
+                raise SpecError(f"{where}: Flow module(s) {', '.join(map(repr, flows))} add to "
+                                "dq/dt, which only a first-order system has; pass order=1, or "
+                                "use a Dynamics for a force.")
+            return
+        wrong = [f"{m.name!r} ({m.kind})" for m in self.modules
+                 if not isinstance(m, (Potential, Flow))]
+        if wrong:
+            raise SpecError(f"{where}: a first-order system (order=1) holds Potentials "
+                            f"(gradient flows, dq/dt = -dV/dq) and Flows (direct terms of "
+                            f"dq/dt); not {', '.join(wrong)}.")
+        if self.masses != 1.0:
+            raise SpecError(f"{where} masses: a first-order system has no masses; leave "
+                            f"masses at its default (got {self.masses!r}).")
+        if self.constraints:
+            raise SpecError(f"{where}: system constraints are not supported on a first-order "
+                            "system yet.")
 
     def _validate_module(self, m: Module) -> None:
         where = f"module {m.name!r}"

@@ -525,10 +525,17 @@ def gather(*, loss=None, optimizer=None, schedule=None, checkpoint=None, progres
 def _resolve_loss(options: LossOptions, model, data, reasons: dict) -> dict:
     """The loss kind, derivative estimates, rollout window and integrator, sparsity."""
     kind = options.kind or "auto"
-    if kind == "auto":
+    first_order = getattr(model, "order", 2) == 1
+    if kind == "auto" and first_order:
+        kind, reasons["loss"] = "rate", ("a first-order system: dq/dt against the data's "
+                                         "rates (estimated from q when absent)")
+    elif kind == "auto":
         kind, reasons["loss"] = losses.choose_loss(data)
     else:
         reasons["loss"] = "given"
+    if first_order != (kind == "rate"):
+        raise SpecError(f"loss={kind!r} does not fit a {'first' if first_order else 'second'}"
+                        f"-order system; use {'rate' if first_order else 'auto'!r}")
     out = {"loss": kind, "derivatives": options.derivatives or "savgol"}
     if kind == "rollout":
         method = options.rollout_method or "auto"

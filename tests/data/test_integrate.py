@@ -370,3 +370,25 @@ def test_a_driven_system_is_simulated_at_absolute_times_as_scipy_does():
     np.testing.assert_allclose(rk[0].q[:, 0], ref.y[0], atol=1e-6)
     with pytest.raises(pikan.SpecError, match="verlet"):
         simulate(spec, initial=np.array([[0.2, -0.1]]), t=times, method="verlet")
+
+
+def test_a_first_order_system_is_simulated_with_its_rates_as_velocities():
+    from pikan.spec.system import Flow
+    spec = pikan.System("lv", coords=["x", "y"], order=1, modules=[
+        Flow("prey", inputs=["x", "y"], outputs=["x"], law=["1.1*x - 0.4*x*y"]),
+        Flow("predator", inputs=["x", "y"], outputs=["y"], law=["0.1*x*y - 0.4*y"])])
+    times = np.linspace(0.0, 5.0, 101)
+    data = simulate(spec, initial=np.array([[4.0, 2.0]]), t=times)
+
+    def rhs(t, y):
+        return [1.1 * y[0] - 0.4 * y[0] * y[1], 0.1 * y[0] * y[1] - 0.4 * y[1]]
+
+    ref = scipy.integrate.solve_ivp(rhs, (0.0, 5.0), [4.0, 2.0], t_eval=times, rtol=1e-11,
+                                    atol=1e-12, method="DOP853")
+    np.testing.assert_allclose(data[0].q.T, ref.y, atol=1e-8)
+    np.testing.assert_allclose(data[0].v[:, 0], rhs(0, ref.y)[0], atol=1e-7)
+    assert data[0].a is None
+    noisy = simulate(spec, initial=np.array([[4.0, 2.0]]), t=times, noise=0.01)
+    assert not noisy.has_velocities  # a measurement of a first-order system is q alone
+    with pytest.raises(DataError, match="first-order"):
+        simulate(spec, initial=np.array([[4.0, 2.0, 0.0, 0.0]]), t=times)

@@ -397,3 +397,19 @@ def test_a_driven_model_reads_the_time_of_every_state():
     _close(model.forces(q, v, t)["drive"], 0.63 * torch.cos(1.17 * t)[:, None])
     with pytest.raises(SpecError, match="is driven"):
         model.acceleration(q, v)
+
+
+def test_a_first_order_model_gives_rates_from_flows_and_gradient_flows():
+    from pikan.spec.system import Flow
+    spec = System("flow", coords=["x", "y"], order=1, modules=[
+        Potential("V", inputs=["x", "y"], law="x**4/4 - 0.8*x**2/2 + 0.3*x*y"),
+        Flow("f", inputs=["x", "y"], outputs=["y"], law=["x - y"])])
+    model = compile(spec)
+    q, _ = _states(2)
+    x, y = q[:, 0], q[:, 1]
+    expected = torch.stack([-(x**3 - 0.8 * x + 0.3 * y), -0.3 * x + x - y], dim=1)
+    _close(model.rate(q), expected)
+    _close(model.vector_field(0.0, q), expected)
+    _close(model.energy(q, None), x**4 / 4 - 0.4 * x**2 + 0.3 * x * y)
+    with pytest.raises(SpecError, match="first order"):
+        model.acceleration(q, q)

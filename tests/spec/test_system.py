@@ -18,6 +18,7 @@ from pikan.spec.system import (
     MAX_HIDDEN_LAYERS,
     Dissipation,
     Dynamics,
+    Flow,
     FrozenMap,
     Lagrangian,
     Module,
@@ -456,3 +457,39 @@ def test_a_module_of_time_makes_the_system_driven_and_time_ends_the_state():
 def test_time_is_a_reserved_name_and_lagrangians_do_not_read_it(changes, match):
     with pytest.raises(SpecError, match=match):
         _driven(**changes)
+
+
+# ------------------------------------------------------------------ first-order systems
+
+def _lotka_volterra(**changes):
+    modules = [Flow("prey", inputs=["x", "y"], outputs=["x"], law=["1.1*x - 0.4*x*y"]),
+               Flow("predator", inputs=["x", "y"], outputs=["y"], law=["0.1*x*y - 0.4*y"])]
+    return System("lv", coords=["x", "y"], order=1, modules=changes.pop("modules", modules),
+                  **changes)
+
+
+def test_a_first_order_system_has_no_velocities_and_round_trips():
+    spec = _lotka_volterra()
+    assert spec.order == 1 and spec.velocities == () and spec.state_names == ("x", "y")
+    back = System.from_json(spec.to_json())
+    assert back.order == 1 and back.module("prey").kind == "Flow"
+    assert back.module("predator").law == spec.module("predator").law
+    flow = System("flow", coords=["x"], order=1, modules=[
+        Potential("V", inputs=["x"], law="x**4/4 - x**2/2"),
+        Flow("drive", inputs=["t"], outputs=["x"], law=["0.2*sin(t)"])])
+    assert flow.driven and flow.state_names == ("x", "t")
+
+
+@pytest.mark.parametrize("build, match", [
+    (lambda: _lotka_volterra(modules=[Dynamics("F", inputs=["x"], outputs=["x"])]),
+     "first-order system .* not 'F' \\(Dynamics\\)"),
+    (lambda: _lotka_volterra(masses=2.0), "no masses"),
+    (lambda: System("s", coords=["x"], modules=[Flow("f", inputs=["x"], outputs=["x"])]),
+     "only a first-order system"),
+    (lambda: System("s", coords=["x"], order=3), "order"),
+    (lambda: _lotka_volterra(modules=[Flow("f", inputs=["v_x"], outputs=["x"])]),
+     "v_x"),
+])
+def test_first_order_rules_are_named(build, match):
+    with pytest.raises(SpecError, match=match):
+        build()

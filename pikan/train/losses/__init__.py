@@ -8,7 +8,11 @@ normalization :func:`coordinate_scale`), one file per kind, chosen by name throu
   equations of motion against accelerations, :func:`acceleration_loss`;
 - ``"rollout"`` (:class:`RolloutLoss`, ``rollout_matching.py``): the model integrated
   through windows of the data against the positions, :func:`rollout_loss`, with
-  :func:`rollout_window` and :func:`velocity_free` picking its window and integrator.
+  :func:`rollout_window` and :func:`velocity_free` picking its window and integrator;
+- ``"weak"`` (:class:`WeakFormLoss`, ``weak_form.py``): the equations against weak-form
+  averages of the positions on windows, :func:`weak_loss`;
+- ``"rate"`` (:class:`RateLoss`, ``rate_matching.py``): a first-order system's ``dq/dt``
+  against its measured or estimated rates, :func:`rate_loss`.
 
 ``regularization.py`` holds the terms added to either (:func:`sparsity`,
 :func:`soft_penalties`); ``choice.py`` the rule behind ``fit(loss="auto")``
@@ -18,6 +22,7 @@ normalization :func:`coordinate_scale`), one file per kind, chosen by name throu
 from pikan.train.losses.acceleration_matching import AccelerationLoss, acceleration_loss
 from pikan.train.losses.base import LossKind, coordinate_scale, relative_error
 from pikan.train.losses.choice import CLEAN_NOISE, choose_loss, position_noise
+from pikan.train.losses.rate_matching import RateLoss, rate_loss
 from pikan.train.losses.registry import LOSS_KINDS, loss_kind
 from pikan.train.losses.regularization import (
     Penalty,
@@ -52,6 +57,7 @@ __all__ = [
     "AccelerationLoss",
     "LossKind",
     "Penalty",
+    "RateLoss",
     "RolloutLoss",
     "WeakFormLoss",
     "acceleration_loss",
@@ -62,6 +68,7 @@ __all__ = [
     "learned_kans",
     "loss_kind",
     "position_noise",
+    "rate_loss",
     "relative_error",
     "rollout",
     "rollout_loss",
