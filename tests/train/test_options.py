@@ -90,7 +90,8 @@ def test_resolved_options_are_the_flat_dict_a_checkpoint_stores(data):
 
 
 def test_the_loss_kinds_are_the_registry_and_the_config_names_one(data):
-    assert LOSSES == ("auto", "acceleration", "rollout", "weak") == ("auto", *losses.LOSS_KINDS)
+    assert LOSSES == ("auto", "acceleration", "rollout", "weak", "rate") == (
+        "auto", *losses.LOSS_KINDS)
     config, _ = resolve(learned(), data, gather(), torch.device("cpu"))
     assert loss_kind_of(config) == losses.AccelerationLoss()
     config, _ = resolve(learned(), data, gather(loss="rollout", window=5), torch.device("cpu"))
@@ -102,7 +103,7 @@ def test_the_loss_kinds_are_the_registry_and_the_config_names_one(data):
     assert loss_kind_of(config) == losses.WeakFormLoss(length=11, every=config["every"])
     assert config["rollout_method"] is None and "time scale" in config["reasons"]["window"]
     with pytest.raises(ValueError, match=r"loss must be one of \('auto', 'acceleration', "
-                                         r"'rollout', 'weak'\), got 'energy'"):
+                                         r"'rollout', 'weak', 'rate'\), got 'energy'"):
         LossOptions("energy")
 
 
