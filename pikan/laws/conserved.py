@@ -86,9 +86,8 @@ _MAX_TERMS = 16
 closed form (a quartic central potential in 3-D has 12)."""
 
 _SNAP_SLACK = 1e-10
-"""Growth of the within-trajectory share allowed to a snap beyond twice the share and the
-noise's (rounding on cancelling terms; a constant 4e-4 off, 7/11 for 0.6366, adds about
-1e-7)."""
+"""Growth of the within-trajectory share allowed to a snap beyond 10 % of the share
+(rounding on cancelling terms; a constant 4e-4 off, 7/11 for 0.6366, adds about 1e-7)."""
 
 _MAX_SAMPLES = 12000
 """Samples the search keeps (every k-th time point of each trajectory beyond that)."""
@@ -354,7 +353,8 @@ def _sparse(level: _Level, basis: np.ndarray, null: int) -> list[np.ndarray]:
 
 def _shortest(level: _Level, c: np.ndarray) -> np.ndarray | None:
     """The quantity refit on the fewest of ``c``'s largest terms that still pass (bisection
-    over the number of terms), or None when more than :data:`_MAX_TERMS` are needed.
+    over the number of terms), or None when more than twice :data:`_MAX_TERMS` are needed
+    (thinning may still bring it under the limit).
 
     Pruning by a relative threshold fails on cancelling terms: an energy in ``x1**4``,
     ``x1**3*x2``, ... of two particles far from the origin has huge scaled coefficients on
