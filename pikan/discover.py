@@ -188,7 +188,8 @@ def refine_constants(model: Model, laws, data, steps: int = 200, seed: int = 0,
     refined = {}
     for name in laws:
         exprs = [law.expr() for law in law_model.blocks[name].core]
-        refined[name] = exprs if law_model.blocks[name].kind == "Dynamics" else exprs[0]
+        refined[name] = exprs if law_model.blocks[name].kind in ("Dynamics", "Flow") \
+            else exprs[0]
     return law_model, refined
 
 

@@ -112,3 +112,20 @@ def test_speed_scaling(results):
     assert math.isfinite(data["exponent"])
     for part in ("kan_speed", "train_speed", "compile_speed"):
         assert "error" not in data["parts"][part], data["parts"][part]
+
+
+def test_first_order_suite_runs_beside_pysindy(tmp_path):
+    out = tmp_path / "first_order.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "first_order.py"),
+                           "--quick", "--out", str(out)], check=False, capture_output=True,
+                          text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    data = json.loads(out.read_text())
+    assert data["benchmark"] == "first_order" and len(data["rows"]) == 1
+    row = data["rows"][0]
+    assert row["system"] == "lotka_volterra" and row["pikan"]["right"] == [True, True]
+    if _installed("pysindy"):
+        assert row["pysindy"]["right"] == [True, True]
+    else:
+        assert "skipped" in row["pysindy"]
+    assert "laws right" in proc.stdout

@@ -730,7 +730,7 @@ def _constant_forces_to_potentials(laws: list[Law], spec) -> list[Law]:
     by_name = {law.module: law for law in laws}
     for law in laws:
         module = spec.module(law.module)
-        if law.kind != "Dynamics" or not isinstance(law.expr, (list, tuple)):
+        if law.kind not in ("Dynamics", "Flow") or not isinstance(law.expr, (list, tuple)):
             continue
         depends = {s.name for b in module.input_bindings for e in b.values()
                    for s in sympy.sympify(e).free_symbols}

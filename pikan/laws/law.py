@@ -516,6 +516,8 @@ class Laws(Mapping):
         out = dict(self._laws)
         for name, expr in exprs.items():
             law = self[name]
+            if isinstance(law.expr, (list, tuple)) and not isinstance(expr, (list, tuple)):
+                expr = [expr]  # a one-output Dynamics or Flow stays a list of one
             if isinstance(expr, (list, tuple)):
                 expr = [parse(e, law.inputs + tuple(getattr(self.spec, "params", ())))
                         for e in expr]

@@ -64,6 +64,10 @@ STEP_RTOL = 1e-6
 """Relative step of the finite differences in the constants."""
 
 
+_VECTOR_KINDS = ("Dynamics", "Flow")
+"""Law kinds with one expression per output."""
+
+
 def law_constants(model, names) -> list[tuple[str, int, torch.nn.Parameter]]:
     """Every trainable constant of the laws of ``names``: (module, index, parameter)."""
     out = []
@@ -366,7 +370,7 @@ def with_error_bars(spec, laws: Laws, data, level: float = LEVEL, seed: int = 0)
         swap = {sympy.Symbol(k): sympy.Float(v[0]) for k, v in values.items()}
         exprs = [t.xreplace(swap) for t in templates]
         try:
-            trial = out.with_exprs({name: exprs if laws[name].kind == "Dynamics"
+            trial = out.with_exprs({name: exprs if laws[name].kind in _VECTOR_KINDS
                                     else exprs[0]})
             compile_spec(spec.with_laws(trial))  # e.g. a gyroscopic law must still do no work
         except (SpecError, ValueError):
@@ -381,7 +385,7 @@ def with_error_bars(spec, laws: Laws, data, level: float = LEVEL, seed: int = 0)
         results[name] = (templates, values, covariance, estimates)
     updates = {}
     for name, (templates, constants, covariance, _) in results.items():
-        template = templates if out[name].kind == "Dynamics" else templates[0]
+        template = templates if out[name].kind in _VECTOR_KINDS else templates[0]
         updates[name] = (template, constants, covariance, float(level))
     out = out.with_error_bars(updates)
     if stuck:
