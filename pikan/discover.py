@@ -53,7 +53,7 @@ from pikan.laws.law import Laws
 from pikan.laws.uncertainty import with_error_bars
 from pikan.laws.verify import TIE_FORCE, TIE_ROLLOUT, judge, verify
 from pikan.model.compile import Model, compile
-from pikan.spec.system import System
+from pikan.spec.system import VECTOR_KINDS, System
 from pikan.train.batches import check_data
 from pikan.train.checkpoint import read_checkpoint
 from pikan.train.distributed import is_main_process
@@ -188,7 +188,7 @@ def refine_constants(model: Model, laws, data, steps: int = 200, seed: int = 0,
     refined = {}
     for name in laws:
         exprs = [law.expr() for law in law_model.blocks[name].core]
-        refined[name] = exprs if law_model.blocks[name].kind in ("Dynamics", "Flow") \
+        refined[name] = exprs if law_model.blocks[name].kind in VECTOR_KINDS \
             else exprs[0]
     return law_model, refined
 

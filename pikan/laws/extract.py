@@ -101,7 +101,7 @@ from pikan.laws.generators.separability import Separability
 from pikan.laws.generators.varpro import VarPro
 from pikan.laws.law import Law, Laws, in_state
 from pikan.laws.uncertainty import law_constants, refit_constants
-from pikan.spec.system import TIME
+from pikan.spec.system import TIME, VECTOR_KINDS
 from pikan.train.threads import with_call_threads
 
 __all__ = ["EXTRACT_GENERATORS", "OCCAM_SLACK", "REFIT_CONSTANTS", "extract", "simplest_on_data",
@@ -730,7 +730,7 @@ def _constant_forces_to_potentials(laws: list[Law], spec) -> list[Law]:
     by_name = {law.module: law for law in laws}
     for law in laws:
         module = spec.module(law.module)
-        if law.kind not in ("Dynamics", "Flow") or not isinstance(law.expr, (list, tuple)):
+        if law.kind not in VECTOR_KINDS or not isinstance(law.expr, (list, tuple)):
             continue
         depends = {s.name for b in module.input_bindings for e in b.values()
                    for s in sympy.sympify(e).free_symbols}

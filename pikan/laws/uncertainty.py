@@ -49,6 +49,7 @@ from pikan.errors import DataError, SpecError
 from pikan.laws.evidence import Evidence, evidence_for
 from pikan.laws.law import Laws
 from pikan.model.compile import compile as compile_spec
+from pikan.spec.system import VECTOR_KINDS
 
 __all__ = ["BOOTSTRAP", "LEVEL", "RANK_RTOL", "REFIT_STEPS", "constant_intervals", "law_constants",
            "refit_constants", "with_error_bars"]
@@ -62,10 +63,6 @@ RANK_RTOL = 1e-8
 not determined by the data."""
 STEP_RTOL = 1e-6
 """Relative step of the finite differences in the constants."""
-
-
-_VECTOR_KINDS = ("Dynamics", "Flow")
-"""Law kinds with one expression per output."""
 
 
 def law_constants(model, names) -> list[tuple[str, int, torch.nn.Parameter]]:
@@ -370,7 +367,7 @@ def with_error_bars(spec, laws: Laws, data, level: float = LEVEL, seed: int = 0)
         swap = {sympy.Symbol(k): sympy.Float(v[0]) for k, v in values.items()}
         exprs = [t.xreplace(swap) for t in templates]
         try:
-            trial = out.with_exprs({name: exprs if laws[name].kind in _VECTOR_KINDS
+            trial = out.with_exprs({name: exprs if laws[name].kind in VECTOR_KINDS
                                     else exprs[0]})
             compile_spec(spec.with_laws(trial))  # e.g. a gyroscopic law must still do no work
         except (SpecError, ValueError):
@@ -385,7 +382,7 @@ def with_error_bars(spec, laws: Laws, data, level: float = LEVEL, seed: int = 0)
         results[name] = (templates, values, covariance, estimates)
     updates = {}
     for name, (templates, constants, covariance, _) in results.items():
-        template = templates if out[name].kind in _VECTOR_KINDS else templates[0]
+        template = templates if out[name].kind in VECTOR_KINDS else templates[0]
         updates[name] = (template, constants, covariance, float(level))
     out = out.with_error_bars(updates)
     if stuck:

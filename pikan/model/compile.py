@@ -52,7 +52,15 @@ from pikan.model import mechanics
 from pikan.model.torch_expr import to_module, to_torch
 from pikan.spec.expr import parse
 from pikan.spec.identifiability import exchanges
-from pikan.spec.system import Dissipation, Dynamics, Lagrangian, Module, Potential, System
+from pikan.spec.system import (
+    VECTOR_KINDS,
+    Dissipation,
+    Dynamics,
+    Lagrangian,
+    Module,
+    Potential,
+    System,
+)
 
 _SCALAR_KINDS = (Potential, Dissipation, Lagrangian)
 
@@ -556,10 +564,6 @@ def _antisymmetric_apply(upper: Tensor, v: Tensor) -> Tensor:
     return (b @ v[..., None])[..., 0]
 
 
-_VECTOR_KINDS = ("Dynamics", "Flow")
-"""Module kinds whose output is placed on named coordinates (a force, or a term of dq/dt)."""
-
-
 class Model(nn.Module):
     """A compiled system: blocks plus the equations of motion.
 
@@ -610,7 +614,7 @@ class Model(nn.Module):
         self.order = spec.order
         self._placements = {}
         for name, block in self.blocks.items():
-            if block.kind in _VECTOR_KINDS:
+            if block.kind in VECTOR_KINDS:
                 matrix = torch.zeros(len(block.output_names), n, dtype=dtype)
                 for row, coord in enumerate(block.output_names):
                     matrix[row, self.coords.index(coord)] = 1.0
@@ -634,7 +638,7 @@ class Model(nn.Module):
         return self.fixed_masses
 
     def _of_kind(self, kind: str) -> list[Block]:
-        kinds = _VECTOR_KINDS if kind == "Dynamics" else (kind,)
+        kinds = VECTOR_KINDS if kind == "Dynamics" else (kind,)
         return [b for b in self.blocks.values() if b.kind in kinds]
 
     # ------------------------------------------------------------------ energies and forces
@@ -727,7 +731,7 @@ class Model(nn.Module):
             elif block.kind == "Dissipation":
                 out[name] = -mechanics.gradient_v(
                     lambda q_, v_, b=block: b.evaluate(self._state(q_, v_, t))[:, 0], q, v)
-            elif block.kind in _VECTOR_KINDS:
+            elif block.kind in VECTOR_KINDS:
                 out[name] = block.evaluate(state) @ getattr(self, self._placements[name])
         return out
 
@@ -928,7 +932,7 @@ class Model(nn.Module):
                 edges.append((name, grad))
                 targets = [f"a_{c}" for c in self.coords]
                 edges += [(grad, t) for t in targets]
-            elif block.kind in _VECTOR_KINDS:
+            elif block.kind in VECTOR_KINDS:
                 edges += [(name, f"a_{c}") for c in block.output_names]
             else:
                 node = f"Euler-Lagrange({name})"

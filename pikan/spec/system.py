@@ -62,6 +62,7 @@ __all__ = [
     "Lagrangian",
     "MAX_HIDDEN_LAYERS",
     "MODULE_KINDS",
+    "VECTOR_KINDS",
     "Module",
     "Potential",
     "System",
@@ -588,6 +589,10 @@ class Flow(Dynamics):
                             "velocities in a first-order system).")
         super().__post_init__()
 
+
+VECTOR_KINDS = ("Dynamics", "Flow")
+"""Module kinds with one output per named coordinate (a force, or a term of dq/dt): their
+laws are lists, one expression per output."""
 
 MODULE_KINDS: dict[str, type[Module]] = {
     cls.kind: cls for cls in (Potential, Dynamics, Dissipation, Lagrangian, Flow)
