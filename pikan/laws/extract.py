@@ -89,7 +89,7 @@ from pikan.laws.candidates import (
     select,
     tidy,
 )
-from pikan.laws.evidence import Evidence, evidence, evidence_for
+from pikan.laws.evidence import COVERED, Evidence, evidence_for, weak_coverage
 from pikan.laws.find_law import check_search_options
 from pikan.laws.generators.additive_model import AdditiveModel
 from pikan.laws.generators.base import Generator, Options, propose
@@ -331,7 +331,8 @@ of constants is judged with the constants it has: Gauss-Newton steps on it diver
 
 
 def simplest_on_data(model, name: str, fits: Sequence[Fit], chosen: Fit,
-                     proof: Evidence | None, fit_on: Evidence | None = None) -> Fit:
+                     proof: Evidence | None, fit_on: Evidence | None = None,
+                     compose=None) -> Fit:
     """The simplest front member that explains the data as well as the chosen law.
 
     The selection compares laws with the trained block, which carries the fit's own errors
@@ -374,11 +375,16 @@ def simplest_on_data(model, name: str, fits: Sequence[Fit], chosen: Fit,
         a split; None: ``chosen``.
     fit_on : Evidence, optional
         Where contenders' constants are refitted (noisy positions only); None: not refitted.
+    compose : callable, optional
+        The module's whole law from a candidate's expression: one output of a vector law
+        (a Flow, a Dynamics) beside the other outputs' expressions. Default: the
+        expression is the law.
 
     Returns
     -------
     Fit
     """
+    compose = compose or (lambda expr: expr)
     noisy = proof is not None and proof.kind == "weak"
     if noisy:
         simpler = [f for f in _data_contenders(fits, chosen, NOISY_REACH * chosen.complexity
@@ -391,7 +397,7 @@ def simplest_on_data(model, name: str, fits: Sequence[Fit], chosen: Fit,
     if noisy:
         rows = {}
         for fit in [chosen, *simpler]:
-            errors = _rows_on_data(trial, name, fit, proof, fit_on)
+            errors = _rows_on_data(trial, name, compose(fit.expr), proof, fit_on)
             if errors is not None:
                 rows[id(fit)] = errors
         if id(chosen) not in rows:
@@ -405,7 +411,7 @@ def simplest_on_data(model, name: str, fits: Sequence[Fit], chosen: Fit,
 
     def data_error(fit: Fit) -> float:
         try:
-            trial.fix(name, fit.expr, trainable=False)
+            trial.fix(name, compose(fit.expr), trainable=False)
             with torch.no_grad():
                 return proof.error(trial)
         except (SpecError, ValueError, RuntimeError):
@@ -420,18 +426,18 @@ def simplest_on_data(model, name: str, fits: Sequence[Fit], chosen: Fit,
     return chosen
 
 
-def _rows_on_data(trial, name: str, fit: Fit, proof: Evidence,
+def _rows_on_data(trial, name: str, law, proof: Evidence,
                   fit_on: Evidence | None) -> np.ndarray | None:
     """The evidence's row errors (:meth:`~pikan.laws.evidence.Evidence.row_errors`) of
-    ``trial`` with ``fit``'s law as module ``name``, its constants refitted on ``fit_on``
-    when there are at most :data:`REFIT_CONSTANTS`; None when it cannot be evaluated."""
+    ``trial`` with ``law`` as module ``name``, its constants refitted on ``fit_on`` when
+    there are at most :data:`REFIT_CONSTANTS`; None when it cannot be evaluated."""
     try:
-        trial.fix(name, fit.expr, trainable=fit_on is not None)
+        trial.fix(name, law, trainable=fit_on is not None)
         if fit_on is not None:
             if 0 < len(law_constants(trial, [name])) <= REFIT_CONSTANTS:
                 refit_constants(trial, name, fit_on)
             else:
-                trial.fix(name, fit.expr, trainable=False)
+                trial.fix(name, law, trainable=False)
         with torch.no_grad():
             return proof.row_errors(trial)
     except (SpecError, ValueError, RuntimeError):
@@ -522,7 +528,7 @@ def _module_law(model, name: str, q: np.ndarray, v: np.ndarray, library,
         return Law(name, block.kind, tuple(block.input_names), expr,
                    in_state(expr, spec_module), chosen.r2, chosen.rmse, chosen.error,
                    complexity(expr), tuple(alternatives(fits)), caveats=caveats)
-    exprs, front, errors, rmses = [], [], [], []
+    exprs, front, errors, rmses, solved = [], [], [], [], []
     for k, output in enumerate(block.output_names):
         target = _block_target(block, z, k)
 
@@ -541,6 +547,17 @@ def _module_law(model, name: str, q: np.ndarray, v: np.ndarray, library,
         front += alternatives(fits, output)
         errors.append(chosen.error)
         rmses.append(chosen.rmse)
+        solved.append((fits, chosen))
+    if proof is not None and proof.kind == "weak":
+        # noisy positions: the data, not the KAN, choose each output's form (as for a
+        # scalar law), the other outputs held at their current expressions
+        held_out = judge_by is not None and judge_by is not proof
+        for k, (fits, chosen) in enumerate(solved):
+            best = simplest_on_data(
+                model, name, fits, chosen, judge_by or proof,
+                fit_on=proof if held_out else None,
+                compose=lambda expr, k=k: [*exprs[:k], expr, *exprs[k + 1:]])
+            exprs[k], errors[k], rmses[k] = best.expr, best.error, best.rmse
     error = max(errors)
     return Law(name, block.kind, tuple(block.input_names), exprs,
                [in_state(e, spec_module) for e in exprs], 1.0 - error**2,
@@ -686,18 +703,18 @@ def extract(model, data, modules: Sequence[str] | None = None,
     if first_order and not data.has_velocities:
         data = data.with_derivatives()  # the rates
     q, v, _ = data.states()
-    rows = sample_rows(q.shape[0], max_samples, seed)
-    q, v, t = q[rows], v[rows], data.times()[rows]
-    if first_order:
-        v = v[:, :0]  # a first-order state has no velocities
     try:
         proof = evidence_for(model, data, max_samples, seed)
     except DataError:
         proof = None
+    rows = _covered_rows(data, proof, 1 if first_order else 2, max_samples, seed)
+    q, v, t = q[rows], v[rows], data.times()[rows]
+    if first_order:
+        v = v[:, :0]  # a first-order state has no velocities
     judge_by = proof
     if held_out is not None and proof is not None and proof.kind == "weak":
         try:
-            judge_by = evidence(held_out, max_samples, seed)
+            judge_by = evidence_for(model, held_out, max_samples, seed)
         except DataError:
             judge_by = proof
     # one derivative estimate for every module
@@ -716,6 +733,22 @@ def extract(model, data, modules: Sequence[str] | None = None,
                   f"{time.perf_counter() - start:.1f} s)", file=sys.stderr)
     laws = _constant_forces_to_potentials(laws, model.spec)
     return Laws([_with_units(law, model.spec) for law in laws], spec=model.spec)
+
+
+def _covered_rows(data, proof: Evidence | None, order: int, max_samples: int, seed: int
+                  ) -> np.ndarray:
+    """A seeded subset of at most ``max_samples`` rows of ``data.states()`` where a module's
+    law is fitted to its KAN: every sample, or on weak-form evidence the samples the windows
+    cover (:func:`pikan.laws.evidence.weak_coverage` at least
+    :data:`~pikan.laws.evidence.COVERED`), where the KAN was trained at all (all samples
+    when fewer than a tenth are)."""
+    n = len(data.times())
+    keep = np.arange(n)
+    if proof is not None and proof.kind == "weak":
+        inside = np.flatnonzero(weak_coverage(data, order) >= COVERED)
+        if inside.size >= n // 10:
+            keep = inside
+    return keep[sample_rows(keep.size, max_samples, seed)]
 
 
 def _constant_forces_to_potentials(laws: list[Law], spec) -> list[Law]:

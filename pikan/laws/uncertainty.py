@@ -22,7 +22,9 @@ every float, numeric term and coefficient; exponents stay structure) an interval
 3. A constant the data do not determine (a direction of the least-squares problem with a
    singular value below :data:`RANK_RTOL` of the largest, e.g. two constants whose product
    alone acts) gets a NaN interval.
-4. On noisy positions (weak-form evidence), every determined constant is replaced by the
+4. On noisy positions (weak-form evidence), an additive term whose coefficient's interval
+   contains zero is dropped, unless the law without it fits the data resolvably worse
+   (:func:`_drop_null_terms`), and every determined constant is replaced by the
    data's estimate: extraction may have snapped it to a simple value through a KAN fitted
    to noise (``4/9`` for a field gradient of 0.41, which the data's 99 % interval,
    0.363 to 0.460, could not reject; the estimate was 0.4115), unless the law with the
@@ -312,6 +314,54 @@ def _explicit_coefficients(expr):
     return explicit(expr)
 
 
+def _null_term_constant(term, constants: dict) -> str | None:
+    """The constant that scales ``term`` alone (a factor of it) when its interval contains
+    zero, else None."""
+    for factor in sympy.Mul.make_args(term):
+        if isinstance(factor, sympy.Symbol) and factor.name in constants:
+            _, low, high = constants[factor.name]
+            return factor.name if math.isfinite(low) and low <= 0.0 <= high else None
+    return None
+
+
+def _drop_null_terms(spec, laws: Laws, results: dict, proof: Evidence, level: float,
+                     seed: int) -> tuple[Laws, dict]:
+    """The laws without the additive terms whose coefficient's interval contains zero, and
+    their intervals, on noisy positions; the laws as they were when that fits the data
+    resolvably worse (:meth:`~pikan.laws.evidence.Evidence.worse`).
+
+    Extraction on noisy data follows the KAN, which follows some of the noise: terms such as
+    ``(3e-06 +- 5.9e-05)*exp(y)`` beside Lotka-Volterra's ``0.107*x*y - 0.39*y`` (1 %
+    noise) are the noise's, and the data, which cannot tell their coefficient from zero,
+    do not support them. Each law keeps at least one term per component.
+    """
+    reduced = {}
+    for name, (templates, constants, _, estimates) in results.items():
+        values = {sympy.Symbol(k): estimates[k][0] if not estimates[k][1] else v[0]
+                  for k, v in constants.items()}
+        exprs, dropped = [], False
+        for template in templates:
+            terms = sympy.Add.make_args(template)
+            keep = [t for t in terms if _null_term_constant(t, constants) is None]
+            if keep and len(keep) < len(terms):
+                dropped = True
+                template = sympy.Add(*keep)
+            exprs.append(template.xreplace(values))
+        if dropped:
+            reduced[name] = exprs if laws[name].kind in VECTOR_KINDS else exprs[0]
+    if not reduced:
+        return laws, results
+    try:
+        trial = laws.with_exprs(reduced)
+        before = proof.row_errors(compile_spec(spec.with_laws(laws)).double())
+        after = proof.row_errors(compile_spec(spec.with_laws(trial)).double())
+        if before is None or after is None or proof.worse(after, before):
+            return laws, results
+        return trial, constant_intervals(spec, trial, proof, proof.groups, level, seed)
+    except (DataError, SpecError, ValueError, RuntimeError, np.linalg.LinAlgError):
+        return laws, results
+
+
 def with_error_bars(spec, laws: Laws, data, level: float = LEVEL, seed: int = 0) -> Laws:
     """The laws with an interval on every constant (module docstring).
 
@@ -354,6 +404,8 @@ def with_error_bars(spec, laws: Laws, data, level: float = LEVEL, seed: int = 0)
         results = constant_intervals(spec, laws, proof, groups, float(level), seed)
     except (DataError, SpecError, ValueError, RuntimeError, np.linalg.LinAlgError):
         return laws
+    if proof.kind == "weak":
+        laws, results = _drop_null_terms(spec, laws, results, proof, float(level), seed)
     out, stuck = laws, {}
     for name, (templates, constants, covariance, estimates) in list(results.items()):
         if proof.kind != "weak":

@@ -236,8 +236,9 @@ class _StartedAt(torch.nn.Module):
 def _rollouts(model, starts: np.ndarray, times: np.ndarray, method: str,
               reference: np.ndarray | None = None, offsets: np.ndarray | None = None
               ) -> np.ndarray:
-    """States (T, n_traj, 2n) from the shared relative time grid ``times``; ``offsets``
-    (n_traj,): each rollout's absolute start time (what a driven model reads).
+    """States (T, n_traj, 2n) from the shared relative time grid ``times`` ((T, n_traj, n)
+    for a first-order model); ``offsets`` (n_traj,): each rollout's absolute start time (what
+    a driven model reads).
 
     With ``reference`` (T, n_traj, 2n), the shooting mode of :func:`verify`: each rollout's
     initial state is corrected by one Gauss--Newton step so that its positions follow the
@@ -260,7 +261,7 @@ def _rollouts(model, starts: np.ndarray, times: np.ndarray, method: str,
     if reference is None:
         return run(starts)
     count, n2 = starts.shape
-    n = n2 // 2
+    n = n2 if getattr(model, "order", 2) == 1 else n2 // 2  # the positions come first
     size = np.std(reference.reshape(-1, n2), axis=0)
     steps = 1e-6 * np.where(size > 0, size, 1.0)
     moved = np.repeat(starts[None], n2 + 1, axis=0)  # the starts, then each nudged once
@@ -412,7 +413,8 @@ def verify(spec_with_laws, data, model=None, horizon: float | None = None,
     proof = evidence_for(spec_with_laws, held, seed=seed)
     shooting = proof.kind == "weak"
     if shooting:
-        horizon = min(horizon, _time_scale(held))
+        horizon = min(horizon, _time_scale(held if held.has_velocities
+                                            else held.with_derivatives()))
     base = records[int(np.argmin([len(r.t) for r in records]))]
     times = base.t - base.t[0]
     times = times[times <= horizon * (1 + 1e-9)]

@@ -917,12 +917,13 @@ def fit(model, data, *, loss: str | LossOptions | None = None,
         and ``dtype``).
     data : Trajectories
         Its coordinates must equal the model's (else :class:`DataError`, before training).
-    loss : LossOptions or {"auto", "acceleration", "rollout", "weak"}, optional
+    loss : LossOptions or {"auto", "acceleration", "rollout", "weak", "rate", "weak_rate"}, optional
         What is minimized (:class:`~pikan.train.options.LossOptions`): the loss kind, the
         derivative estimates, rollout or weak-form windows, the rollout integrator, the
         sparsity weight. A string is the kind; ``"auto"`` (default) follows
         :func:`pikan.train.losses.choose_loss`: accelerations when the data has them or its
-        positions are clean, the weak form of noisy positions otherwise.
+        positions are clean, the weak form of noisy positions otherwise (first-order
+        systems: :func:`pikan.train.losses.choose_rate_loss`, rates or weak-form rates).
     optimizer : OptimizerOptions or {"adam", "adamw", "lbfgs", "adam+lbfgs"}, optional
         How a step moves (:class:`~pikan.train.options.OptimizerOptions`): the optimizers
         (a string: they replace those of the automatic recipe), learning rate, batch size,

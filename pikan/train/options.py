@@ -52,6 +52,7 @@ from pikan.train.recipe import OPTIMIZERS, Recipe, Stage
 
 __all__ = [
     "CONFIG_KEYS",
+    "FIRST_ORDER_LOSSES",
     "FLAT_KEYWORDS",
     "LOSSES",
     "LOSS_SETTINGS",
@@ -78,10 +79,14 @@ LOSSES = ("auto", *losses.LOSS_KINDS)
 :data:`pikan.train.losses.LOSS_KINDS`."""
 
 LOSS_SETTINGS = {"rollout": {"method": "rollout_method", "length": "window", "every": "every"},
-                 "weak": {"length": "window", "every": "every"}}
+                 "weak": {"length": "window", "every": "every"},
+                 "weak_rate": {"length": "window", "every": "every"}}
 """Which resolved options (:data:`CONFIG_KEYS`) become a loss kind's settings, by kind name:
 ``{kind: {setting: config key}}``. A kind that is absent takes no settings
 (:func:`loss_kind_of`)."""
+
+FIRST_ORDER_LOSSES = ("rate", "weak_rate")
+"""The loss kinds of first-order systems (and the only ones they take)."""
 
 ROLLOUT_METHODS = ("auto", "rk4", "verlet")
 """Integrators of the rollout loss."""
@@ -186,11 +191,13 @@ class LossOptions:
 
     Parameters
     ----------
-    kind : {"auto", "acceleration", "rollout", "weak"}, optional
+    kind : {"auto", "acceleration", "rollout", "weak", "rate", "weak_rate"}, optional
         The data term (fit's ``loss=``): a name of :data:`pikan.train.losses.LOSS_KINDS`
         (:data:`LOSSES`). ``"auto"`` (the default) follows
         :func:`pikan.train.losses.choose_loss`: accelerations when the data has them or its
-        positions are clean, weak-form matching of noisy positions otherwise.
+        positions are clean, weak-form matching of noisy positions otherwise; for a
+        first-order system :func:`pikan.train.losses.choose_rate_loss` (``"rate"`` or
+        ``"weak_rate"``, the only kinds it takes).
     derivatives : str, optional
         How missing velocities and accelerations are estimated from positions (default
         ``"savgol"``; ``"finite_difference"`` for clean data). The data layer checks the name.
@@ -527,15 +534,15 @@ def _resolve_loss(options: LossOptions, model, data, reasons: dict) -> dict:
     kind = options.kind or "auto"
     first_order = getattr(model, "order", 2) == 1
     if kind == "auto" and first_order:
-        kind, reasons["loss"] = "rate", ("a first-order system: dq/dt against the data's "
-                                         "rates (estimated from q when absent)")
+        kind, reasons["loss"] = losses.choose_rate_loss(data)
     elif kind == "auto":
         kind, reasons["loss"] = losses.choose_loss(data)
     else:
         reasons["loss"] = "given"
-    if first_order != (kind == "rate"):
+    if first_order != (kind in FIRST_ORDER_LOSSES):
+        use = "'auto', 'rate' or 'weak_rate'" if first_order else "'auto'"
         raise SpecError(f"loss={kind!r} does not fit a {'first' if first_order else 'second'}"
-                        f"-order system; use {'rate' if first_order else 'auto'!r}")
+                        f"-order system; use {use}")
     out = {"loss": kind, "derivatives": options.derivatives or "savgol"}
     if kind == "rollout":
         method = options.rollout_method or "auto"
@@ -552,9 +559,10 @@ def _resolve_loss(options: LossOptions, model, data, reasons: dict) -> dict:
         out["rollout_method"] = method
         out["window"], out["every"], reasons["window"] = losses.rollout_window(data,
                                                                                options.window)
-    elif kind == "weak":
+    elif kind in ("weak", "weak_rate"):
         out["rollout_method"] = None
-        out["window"], out["every"], reasons["window"] = losses.weak_window(data, options.window)
+        out["window"], out["every"], reasons["window"] = losses.weak_window(
+            data, options.window, order=1 if first_order else 2)
     else:
         out["rollout_method"], out["window"], out["every"] = None, None, None
     out["sparsity"] = 1e-3 if options.sparsity is None else float(options.sparsity)
@@ -564,7 +572,8 @@ def _resolve_loss(options: LossOptions, model, data, reasons: dict) -> dict:
 
 def _resolve_optimizer(options: OptimizerOptions, loss: str) -> dict:
     """Batch sizes (Adam, the L-BFGS subset), learning rate, decay, clipping."""
-    default_batch, full = {"rollout": (64, 128), "weak": (64, 256)}.get(loss, (1024, 8192))
+    default_batch, full = {"rollout": (64, 128), "weak": (64, 256),
+                           "weak_rate": (64, 256)}.get(loss, (1024, 8192))
     batch = int(options.batch_size or default_batch)
     clip = options.clip
     return {"batch_size": batch, "lbfgs_batch": max(full, batch),
@@ -583,7 +592,7 @@ def _recipe(options: ScheduleOptions, optimizer: str | None, model, loss: str, s
         reasons["recipe"] = "given"
         return Recipe.plain(steps, optimizer or "adam+lbfgs")
     learned = bool(losses.learned_kans(model))
-    if learned and loss in ("rollout", "weak"):
+    if learned and loss in ("rollout", "weak", "weak_rate"):
         reasons["recipe"] = ("the progressive KAN recipe without grid refinement (noisy data: "
                              "a finer grid fits the noise)")
         return Recipe.default(steps, sparsity=sparsity, optimizer=optimizer, refine=False)

@@ -114,3 +114,45 @@ def test_worse_needs_a_difference_beyond_the_blocks_sway(clean):
     sign = np.where(proof.blocks % 2 == 0, 1.0, -1.0)
     assert not proof.worse(best + 0.3 * delta * sign, best)  # block to block sway, no trend
     assert proof.worse(best + 0.01 * delta, best)  # a small difference in every block
+
+
+# ----------------------------------------------------------------------- first order
+
+KINETICS = System("kinetics", coords=["a", "b"], order=1, modules=[
+    pikan.Flow("fa", inputs=["a", "b"], outputs=["a"], law=["-0.83*a*b + 0.27*b"]),
+    pikan.Flow("fb", inputs=["a", "b"], outputs=["b"], law=["0.41*a - 0.6*b"])])
+
+
+@pytest.fixture(scope="module")
+def kinetics():
+    return pikan.simulate(KINETICS, n_trajectories=6, t=(0, 8), dt=0.02, seed=2,
+                          initial=lambda rng: rng.uniform(0.2, 2.0, 2))
+
+
+def test_first_order_evidence_is_weak_on_noisy_positions_and_tells_a_wrong_rate(kinetics):
+    from pikan.laws.evidence import evidence_for, rate_evidence
+
+    assert rate_evidence(kinetics).kind == "measured"
+    assert rate_evidence(positions(kinetics)).kind == "estimated"
+    noisy = positions(kinetics).with_noise(0.01, seed=4)
+    proof = evidence_for(KINETICS, noisy)
+    assert proof.kind == "weak" and proof.v.shape == (*proof.q.shape[:2], 0)
+    truth = pikan.compile(KINETICS)
+    error, floor = proof.error(truth), float(np.sqrt(np.mean(proof.floor**2)))
+    assert 0.6 * floor < error < 1.5 * floor  # the truth's error is the noise, as predicted
+    wrong = pikan.compile(KINETICS.with_laws({"fa": ["-0.83*a*b + 0.2*b"]}))
+    assert proof.worse(proof.row_errors(wrong), proof.row_errors(truth))
+    assert not proof.worse(proof.row_errors(truth), proof.row_errors(wrong))
+
+
+def test_weak_coverage_is_low_only_where_no_whole_window_reaches(kinetics):
+    from pikan.laws.evidence import COVERED, weak_coverage
+
+    noisy = positions(kinetics).with_noise(0.01, seed=4)
+    second = weak_coverage(noisy.with_derivatives(), order=2)
+    first = weak_coverage(noisy, order=1)
+    n = len(noisy[0])
+    assert second.shape == first.shape == (len(noisy) * n,)
+    assert second[0] < 0.05 and second[n - 1] < 0.05 and second[n // 2] == pytest.approx(1, 0.1)
+    assert np.mean(second >= COVERED) < 0.97
+    assert np.mean(first >= COVERED) > 0.97 and first[0] > 0.2  # cut windows reach the ends

@@ -146,3 +146,25 @@ def test_refit_constants_moves_a_law_to_the_data_and_never_away(clean):
     values = [float(p.data[k]) for _, k, p in law_constants(model, ["V"])]
     assert refit_constants(model, "V", proof) == math.inf
     assert [float(p.data[k]) for _, k, p in law_constants(model, ["V"])] == values
+
+
+def test_noisy_data_drop_a_term_whose_coefficient_they_cannot_tell_from_zero(clean):
+    # a term the KAN took from the noise goes; the law's real terms stay
+    padded = Laws([Law("V", "Potential", ("x",), K * X**2 + sympy.Float(2e-4) * X**4),
+                   Law("D", "Dissipation", ("v_x",), C * V**2)], spec=SPEC)
+    out = with_error_bars(SPEC, padded, noisy(clean, 0.02, 3))
+    assert out["V"].expr.free_symbols == {X} and sympy.Poly(out["V"].expr, X).degree() == 2
+    (value, low, high), = out["V"].constants.values()
+    assert value == pytest.approx(K, rel=0.01) and low < value < high
+    assert sympy.Poly(out["D"].expr, V).degree() == 2  # a real term is kept
+    # a quartic term the data do resolve stays
+    strong = Laws([Law("V", "Potential", ("x",), K * X**2 + sympy.Float(0.3) * X**4),
+                   Law("D", "Dissipation", ("v_x",), C * V**2)], spec=SPEC)
+    truth = System("dho", coords=["x"], modules=[
+        Potential("V", inputs=["x"], law=f"{K}*x**2 + 0.3*x**4"),
+        Dissipation("D", inputs=["v_x"], law=f"{C}*v_x**2")])
+    quartic = pikan.simulate(truth, n_trajectories=10, t=(0, 10), dt=0.05, seed=0)
+    kept = with_error_bars(SPEC, strong, noisy(quartic, 0.02, 3))
+    assert sympy.Poly(kept["V"].expr, X).degree() == 4
+    # clean data keep every term
+    assert with_error_bars(SPEC, padded, clean)["V"].expr == padded["V"].expr

@@ -223,3 +223,21 @@ def test_a_law_whose_constants_the_data_do_not_pin_is_not_recovered(data):
         judged = judge(loose, report)["V"]
         assert judged.verdict == "approximate" and "do not pin its constants c0" in \
             judged.verdict_reason
+
+
+def test_a_first_order_system_from_noisy_positions_verifies_every_coordinate():
+    kinetics = System("kinetics", coords=["a", "b", "c"], order=1, modules=[
+        pikan.Flow("f", inputs=["a", "b", "c"], outputs=["a", "b", "c"],
+                   law=["-0.83*a*b + 0.27*c", "-0.83*a*b + 0.27*c", "0.83*a*b - 0.27*c"])])
+    clean = pikan.simulate(kinetics, n_trajectories=6, t=(0, 6), dt=0.02, seed=3,
+                           initial=lambda rng: rng.uniform(0.2, 2.0, 3))
+    noisy = pikan.Trajectories.from_arrays([r.t for r in clean], [r.q for r in clean],
+                                           coords=["a", "b", "c"]).with_noise(0.01, seed=5)
+    report = verify(kinetics, noisy, seed=0)
+    assert report.windows > 0  # fitted starts on windows
+    assert report.rollout_error < 0.05  # every coordinate shot from its own start
+    wrong = kinetics.with_laws({"f": ["-0.83*a*b + 0.27*c", "-0.83*a*b + 0.27*c",
+                                      "0.5*a*b - 0.27*c"]})
+    off = verify(wrong, noisy, seed=0)
+    assert off.rollout_error > 1.5 * report.rollout_error
+    assert off.force_error > 5 * report.force_error

@@ -12,7 +12,9 @@ normalization :func:`coordinate_scale`), one file per kind, chosen by name throu
 - ``"weak"`` (:class:`WeakFormLoss`, ``weak_form.py``): the equations against weak-form
   averages of the positions on windows, :func:`weak_loss`;
 - ``"rate"`` (:class:`RateLoss`, ``rate_matching.py``): a first-order system's ``dq/dt``
-  against its measured or estimated rates, :func:`rate_loss`.
+  against its measured or estimated rates, :func:`rate_loss`;
+- ``"weak_rate"`` (:class:`WeakRateLoss`, ``weak_form.py``): a first-order system's rates
+  against weak-form averages of noisy positions.
 
 ``regularization.py`` holds the terms added to either (:func:`sparsity`,
 :func:`soft_penalties`); ``choice.py`` the rule behind ``fit(loss="auto")``
@@ -20,8 +22,8 @@ normalization :func:`coordinate_scale`), one file per kind, chosen by name throu
 """
 
 from pikan.train.losses.acceleration_matching import AccelerationLoss, acceleration_loss
-from pikan.train.losses.base import LossKind, coordinate_scale, relative_error
-from pikan.train.losses.choice import CLEAN_NOISE, choose_loss, position_noise
+from pikan.train.losses.base import LossKind, coordinate_scale, relative_error, time_derivatives
+from pikan.train.losses.choice import CLEAN_NOISE, choose_loss, choose_rate_loss, position_noise
 from pikan.train.losses.rate_matching import RateLoss, rate_loss
 from pikan.train.losses.registry import LOSS_KINDS, loss_kind
 from pikan.train.losses.regularization import (
@@ -42,12 +44,17 @@ from pikan.train.losses.rollout_matching import (
 )
 from pikan.train.losses.weak_form import (
     WeakFormLoss,
+    WeakRateLoss,
+    WeakWindows,
     bump,
+    bump_rate,
+    correlation_time,
     trapezoid_weights,
     weak_averages,
     weak_loss,
     weak_weights,
     weak_window,
+    weak_windows,
 )
 
 __all__ = [
@@ -60,10 +67,15 @@ __all__ = [
     "RateLoss",
     "RolloutLoss",
     "WeakFormLoss",
+    "WeakRateLoss",
+    "WeakWindows",
     "acceleration_loss",
     "bump",
+    "bump_rate",
     "choose_loss",
+    "choose_rate_loss",
     "coordinate_scale",
+    "correlation_time",
     "kan_inputs",
     "learned_kans",
     "loss_kind",
@@ -76,10 +88,12 @@ __all__ = [
     "soft_penalties",
     "sparsity",
     "state_box",
+    "time_derivatives",
     "trapezoid_weights",
     "velocity_free",
     "weak_averages",
     "weak_loss",
     "weak_weights",
     "weak_window",
+    "weak_windows",
 ]

@@ -63,6 +63,15 @@ def accelerations(model, q: Tensor, v: Tensor, t: Tensor | None = None) -> Tenso
     return model.acceleration(q, v) if t is None else model.acceleration(q, v, t)
 
 
+def time_derivatives(model, q: Tensor, v: Tensor, t: Tensor | None = None) -> Tensor:
+    """What a model's equations give: ``model.rate(q)`` for a first-order model (``order ==
+    1``), :func:`accelerations` for any other."""
+    if getattr(model, "order", 2) != 1:
+        return accelerations(model, q, v, t)
+    t = driven_times(model, t)
+    return model.rate(q) if t is None else model.rate(q, t)
+
+
 def relative_error(prediction: Tensor, target: Tensor) -> float:
     r"""Relative RMS error :math:`\|p - t\| / \|t\|` over all entries."""
     prediction, target = prediction.detach(), target.detach()

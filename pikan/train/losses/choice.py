@@ -72,3 +72,28 @@ def choose_loss(data: Trajectories) -> tuple[str, str]:
     return "weak", (f"positions are noisy (relative noise {noise:.1e} > {CLEAN_NOISE:.0e}) "
                     "and the data has no accelerations: weak-form matching needs no "
                     "acceleration estimates")
+
+
+def choose_rate_loss(data: Trajectories) -> tuple[str, str]:
+    """The loss ``fit(loss="auto")`` uses for a first-order system, and why.
+
+    The rule, as :func:`choose_loss` one derivative lower:
+
+    1. the data carries rates (velocities, measured) -> ``"rate"`` on them;
+    2. the positions are clean (:func:`position_noise` at most ``CLEAN_NOISE``) ->
+       ``"rate"`` on Savitzky--Golay estimates;
+    3. otherwise -> ``"weak_rate"``: one integration by parts against smooth bumps, no
+       derivative of the noisy positions taken.
+
+    Returns
+    -------
+    (loss, reason) : (str, str)
+    """
+    if data.has_velocities and "v" not in data.estimated:
+        return "rate", "a first-order system whose data carries its rates"
+    noise = position_noise(data)
+    if noise <= CLEAN_NOISE:
+        return "rate", (f"a first-order system, positions clean (relative noise {noise:.1e} <= "
+                        f"{CLEAN_NOISE:.0e}): rates estimated by Savitzky-Golay")
+    return "weak_rate", (f"a first-order system, positions noisy (relative noise {noise:.1e} > "
+                         f"{CLEAN_NOISE:.0e}): weak-form rates need no derivative estimates")

@@ -14,13 +14,14 @@ from pikan.train.losses.acceleration_matching import AccelerationLoss
 from pikan.train.losses.base import LossKind
 from pikan.train.losses.rate_matching import RateLoss
 from pikan.train.losses.rollout_matching import RolloutLoss
-from pikan.train.losses.weak_form import WeakFormLoss
+from pikan.train.losses.weak_form import WeakFormLoss, WeakRateLoss
 
 LOSS_KINDS: dict[str, type[LossKind]] = {
     AccelerationLoss.name: AccelerationLoss,
     RolloutLoss.name: RolloutLoss,
     WeakFormLoss.name: WeakFormLoss,
     RateLoss.name: RateLoss,
+    WeakRateLoss.name: WeakRateLoss,
 }
 """Every loss kind by its ``name``."""
 
@@ -33,7 +34,7 @@ def loss_kind(name: str, **settings) -> LossKind:
     name : str
         A key of :data:`LOSS_KINDS`: ``"acceleration"``, ``"rollout"`` or ``"weak"``
         (``fit(loss="auto")`` resolves to one of them by :func:`pikan.train.losses.choose_loss`),
-        or ``"rate"``, the loss of first-order systems.
+        or ``"rate"`` and ``"weak_rate"``, the losses of first-order systems.
     **settings
         The kind's attributes, e.g. ``method``, ``length`` and ``every`` for ``"rollout"``,
         ``length`` and ``every`` for ``"weak"``.

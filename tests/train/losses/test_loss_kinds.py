@@ -33,14 +33,15 @@ def test_relative_error():
 
 
 def test_every_kind_is_registered_under_its_own_name():
-    assert set(losses.LOSS_KINDS) == {"acceleration", "rollout", "weak", "rate"}
+    assert set(losses.LOSS_KINDS) == {"acceleration", "rollout", "weak", "rate", "weak_rate"}
     for name, cls in losses.LOSS_KINDS.items():
         assert issubclass(cls, losses.LossKind) and cls.name == name
     assert losses.loss_kind("rollout", method="verlet", length=5, every=2) == \
         losses.RolloutLoss("verlet", 5, 2)
     assert losses.loss_kind("weak", length=9, every=2) == losses.WeakFormLoss(9, 2)
+    assert losses.loss_kind("weak_rate", length=9, every=2) == losses.WeakRateLoss(9, 2)
     with pytest.raises(ValueError, match=r"one of \('acceleration', 'rollout', 'weak', "
-                                         r"'rate'\), got 'auto'"):
+                                         r"'rate', 'weak_rate'\), got 'auto'"):
         losses.loss_kind("auto")
     with pytest.raises(ValueError, match="'rk4' or 'verlet', got 'euler'"):
         losses.loss_kind("rollout", method="euler")

@@ -37,7 +37,7 @@ def test_the_kind_reads_rates_and_is_zero_for_the_truth(data):
 
 
 def test_the_loss_must_fit_the_order(data):
-    with pytest.raises(pikan.SpecError, match="first-order system; use 'rate'"):
+    with pytest.raises(pikan.SpecError, match="first-order system; use 'auto', 'rate' or 'weak_rate'"):
         pikan.fit(pikan.compile(LV.learn("prey")), data, loss="acceleration", steps=2,
                   progress=False)
     oscillator = pikan.System("osc", coords=["x"], modules=[

@@ -1,6 +1,7 @@
 """Weak-form matching (pikan/train/losses/weak_form.py): the bump and its quadrature, the
 residual of the true law on exact trajectories, the gradient, the noise it removes, the
-window choice and training on it."""
+window choice and training on it; the first-order form (weak rates, cut windows at the
+trajectories' ends, the correlation time)."""
 
 import numpy as np
 import pytest
@@ -8,9 +9,9 @@ import torch
 
 from pikan.data.integrate import simulate
 from pikan.data.trajectories import Trajectories
-from pikan.errors import DataError
+from pikan.errors import DataError, SpecError
 from pikan.model.compile import compile
-from pikan.spec.system import Dissipation, Potential, System
+from pikan.spec.system import Dissipation, Flow, Potential, System
 from pikan.train import losses
 from pikan.train.loop import fit
 
@@ -138,3 +139,101 @@ def test_fit_on_the_weak_loss_learns_the_oscillator_from_noisy_positions():
     assert result.choices["loss"] == "weak" and result.choices["window"] >= 9
     (c,) = [float(p) for p in model.parameters() if p.requires_grad]
     assert c == pytest.approx(0.85, rel=0.02)
+
+
+# ----------------------------------------------------------------------- first order
+
+RELAXING = System("relaxing", coords=["x", "y"], order=1, modules=[
+    Flow("fx", inputs=["x", "y"], outputs=["x"], law=["-0.7*x + 0.3*y"]),
+    Flow("fy", inputs=["x", "y"], outputs=["y"], law=["0.2*x - 1.1*y*y"])])
+
+
+def _positions(data, noise=0.0):
+    out = Trajectories.from_arrays([r.t for r in data], [r.q for r in data],
+                                   coords=list(data.coords))
+    return out.with_noise(noise, seed=3) if noise else out
+
+
+@pytest.fixture(scope="module")
+def relaxing():
+    return simulate(RELAXING, n_trajectories=4, t=(0, 6), dt=0.02, seed=1,
+                    initial=lambda rng: rng.uniform(0.2, 1.5, 2))
+
+
+@pytest.mark.parametrize("cut", [False, True])
+def test_first_order_weights_are_exact_for_polynomials_and_a_cut_bump_keeps_its_boundary(cut):
+    t = np.sort(np.random.default_rng(0).uniform(0.0, 1.3, 25))[None, :]
+    t = np.concatenate([t, t + 0.4])
+    bounds = (t[:, :1] - 0.3, t[:, :1] + 0.9) if cut else None  # cut at the first point
+    weights, c = losses.weak_weights(t, order=1, bounds=bounds)
+    if cut:
+        phi, _ = losses.bump(t, bounds=bounds)
+        assert np.all(phi[:, 0] > 0.3) and np.all(phi[:, -1] == 0.0)
+    for k in range(1, 6):
+        assert np.sum(c * t**k, axis=1) == pytest.approx(np.sum(weights * k * t ** (k - 1),
+                                                                 axis=1), rel=1e-9)
+    smooth = np.sum(c * np.sin(1.3 * t), axis=1)
+    assert smooth == pytest.approx(np.sum(weights * 1.3 * np.cos(1.3 * t), axis=1), rel=1e-5)
+    with pytest.raises(ValueError, match="order=1"):
+        losses.weak_weights(t, order=2, bounds=(t[:, :1] - 0.3, t[:, :1] + 0.9))
+    with pytest.raises(ValueError, match="first or second"):
+        losses.weak_weights(t, order=3)
+
+
+def test_first_order_windows_hang_over_the_ends_and_the_truth_fits_every_one(relaxing):
+    positions = _positions(relaxing)
+    length, every, reason = losses.weak_window(positions, order=1)
+    assert "correlation time" in reason
+    w = losses.weak_windows(positions, length, every, order=1)
+    span = (length - 1) * every + 1
+    whole = sum(len(r) - span + 1 for r in positions)
+    assert w.t.shape[0] == whole + len(positions) * 2 * ((span - 1) // 2)
+    assert w.v.shape == (*w.q.shape[:2], 0)
+    starts = w.points[:, 0]
+    assert np.any(starts == 0) and np.any(w.points[:, -1] == len(positions[0]) - 1)
+    truth = compile(RELAXING)
+    rates = truth.rate(torch.as_tensor(w.q.reshape(-1, 2))).detach().numpy()
+    average = np.einsum("bl,bln->bn", w.weights, rates.reshape(w.q.shape))
+    assert np.max(np.abs(average - w.target)) < 5e-4 * np.max(np.abs(w.target))
+    second = losses.weak_windows(relaxing, length, every, order=2)
+    assert second.t.shape[0] == whole  # whole windows only: a cut bump would need v
+
+
+def test_the_weak_rate_loss_is_zero_for_the_truth_and_not_for_a_wrong_law(relaxing):
+    positions = _positions(relaxing)
+    length, every, _ = losses.weak_window(positions, order=1)
+    kind = losses.loss_kind("weak_rate", length=length, every=every)
+    assert kind.order == 1 and not kind.needs_derivatives(relaxing)
+    batch = {k: torch.as_tensor(x) for k, x in kind.samples(positions).items()}
+    scales = kind.scales(batch, None, None, False)
+    q, v, t = kind.states(batch)
+    assert v.shape == (q.shape[0], 0) and t.shape == (q.shape[0],)
+    assert float(kind(compile(RELAXING), batch, scales)) < 1e-7  # cut windows' quadrature
+    wrong = compile(RELAXING.with_laws({"fx": ["-0.6*x + 0.3*y"]}))
+    assert float(kind(wrong, batch, scales)) > 1e-4
+
+
+def test_the_correlation_time_reads_an_oscillation_and_ignores_noise():
+    t = np.arange(0.0, 40.0, 0.01)
+    clean = Trajectories.from_arrays([t], [np.stack([np.sin(0.8 * t), np.cos(0.8 * t)], 1)],
+                                     coords=["x", "y"])
+    assert losses.correlation_time(clean) == pytest.approx(1 / 0.8, rel=0.05)
+    assert losses.correlation_time(clean.with_noise(0.01, seed=0)) == pytest.approx(
+        losses.correlation_time(clean), rel=0.02)
+    still = Trajectories.from_arrays([t], [np.ones((t.size, 1))], coords=["x"])
+    assert losses.correlation_time(still) == np.inf
+
+
+def test_auto_picks_weak_rates_for_noisy_positions_of_a_first_order_system(relaxing):
+    clean = _positions(relaxing)
+    assert losses.choose_rate_loss(relaxing)[0] == "rate"  # rates given
+    assert losses.choose_rate_loss(clean)[0] == "rate"
+    noisy = _positions(relaxing, 0.01)
+    name, why = losses.choose_rate_loss(noisy)
+    assert name == "weak_rate" and "noisy" in why
+    model = compile(RELAXING.learn("fx", hidden=[], grid=3).learn("fy", hidden=[], grid=3))
+    result = fit(model, noisy, steps=3, seed=0, progress=False)
+    assert result.choices["loss"] == "weak_rate" and result.choices["window"] >= 9
+    damped = simulate(DAMPED, n_trajectories=1, t=(0, 2), dt=0.05)
+    with pytest.raises(SpecError, match="second-order system; use 'auto'"):
+        fit(compile(DAMPED.learn("V")), damped, loss="weak_rate", steps=2, progress=False)
