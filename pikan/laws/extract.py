@@ -48,7 +48,8 @@ within a factor 1.5 of ``max(best error, tolerance)``; the tolerance defaults to
 model's own force error on the data relative to the module's scale (a law cannot be asked
 to match the KAN better than the KAN matches the physics). The front is kept as
 ``law.alternatives``. The simplest front member that explains the data as well is then
-preferred (:func:`simplest_on_data`), and a passive Dissipation's terms are chosen by the
+preferred (:func:`simplest_on_data`; for a vector law, a Flow's or a Dynamics', output by
+output, the others held at their expressions), and a passive Dissipation's terms are chosen by the
 data's dissipative force (:func:`pikan.laws.generators.passive.passive_on_data`).
 
 :func:`pikan.laws.find_law.find_law` is the static-regression path, for samples ``(X, y)``
@@ -548,9 +549,9 @@ def _module_law(model, name: str, q: np.ndarray, v: np.ndarray, library,
         errors.append(chosen.error)
         rmses.append(chosen.rmse)
         solved.append((fits, chosen))
-    if proof is not None and proof.kind == "weak":
-        # noisy positions: the data, not the KAN, choose each output's form (as for a
-        # scalar law), the other outputs held at their current expressions
+    if proof is not None:
+        # the data, not the KAN, choose each output's form (as for a scalar law), the other
+        # outputs held at their current expressions
         held_out = judge_by is not None and judge_by is not proof
         for k, (fits, chosen) in enumerate(solved):
             best = simplest_on_data(

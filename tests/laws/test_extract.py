@@ -20,7 +20,7 @@ import pikan
 from pikan import Dissipation, Dynamics, Lagrangian, Potential, System
 from pikan.errors import SpecError
 from pikan.laws.candidates import Fit, Target
-from pikan.laws.evidence import evidence
+from pikan.laws.evidence import evidence, evidence_for
 from pikan.laws.extract import EXTRACT_GENERATORS, extract, simplest_on_data, solve
 from pikan.laws.generators.base import Candidate, Generator, Options
 from pikan.laws.generators.regression import SparseRegression
@@ -320,6 +320,36 @@ def test_noisy_data_refit_a_simple_law_far_from_a_biased_kan_and_take_it():
     before = evidence(held).error(refitted)
     refit_constants(refitted, "V", evidence(train))
     assert evidence(held).error(refitted) < 0.2 * before
+
+
+def test_noisy_data_choose_one_output_of_a_vector_law_beside_the_others():
+    """A Flow's output is weighed on the data like a scalar law, the other outputs held at
+    their expressions: at 1 % noise on Lotka-Volterra a series that follows the KAN gives
+    way to the product the data support."""
+    truth = System("lv", coords=["x", "y"], order=1, modules=[
+        pikan.Flow("f", inputs=["x", "y"], outputs=["x", "y"],
+                   law=["1.13*x - 0.41*x*y", "0.107*x*y - 0.39*y"])])
+    clean = pikan.simulate(truth, n_trajectories=10, t=(0.0, 10.0), dt=0.02, seed=3,
+                           initial=lambda rng: rng.uniform(2.0, 8.0, 2))
+    positions = pikan.Trajectories.from_arrays([r.t for r in clean], [r.q for r in clean],
+                                               coords=["x", "y"]).with_noise(0.01, seed=4)
+    train, held = positions.subset(np.arange(8)), positions.subset(np.arange(8, 10))
+    model = pikan.compile(truth.learn("f"), seed=0)
+    proof, fit_on = evidence_for(model, held), evidence_for(model, train)
+    assert proof.kind == "weak"
+    x, y = sympy.symbols("x y")
+    other = 0.107 * x * y - 0.39 * y
+    simple = Fit(1.1 * x - 0.4 * x * y, 0.03, 0.03, 9, "test")
+    series = Fit(1.1 * x - 0.4 * x * y + sympy.Float(0.01) * sympy.sin(2 * y) * x
+                 + sympy.Float(0.02) * sympy.tanh(x - 5), 0.01, 0.01, 30, "test")
+    picked = simplest_on_data(model, "f", [simple, series], series, proof, fit_on=fit_on,
+                              compose=lambda expr: [expr, other])
+    assert picked is simple
+    # a simpler form the data reject is not taken
+    wrong = Fit(1.1 * x, 0.02, 0.02, 3, "test")
+    picked = simplest_on_data(model, "f", [wrong, series], series, proof, fit_on=fit_on,
+                              compose=lambda expr: [expr, other])
+    assert picked is series
 
 
 @pytest.mark.parametrize("law, low, high", [
