@@ -543,3 +543,16 @@ def test_discover_verifies_first_order_laws_by_re_simulation(tmp_path):
     # the KAN's 0.7 % rate error grows to a 12 % phase drift over 15 time units on these
     # neutral orbits, which the verdict rules count as a KAN that does not fit: approximate
     assert all(law.verdict in ("recovered", "approximate") for law in run.laws.values())
+
+
+@pytest.mark.slow
+def test_first_order_laws_come_back_from_noisy_positions_on_the_weak_form(tmp_path):
+    clean = _lotka_volterra_file(tmp_path / "lv.h5")
+    noisy = clean.with_noise(0.01, seed=2)
+    run = pikan.discover(_flows(), noisy, out=tmp_path / "run", progress=False)
+    assert run.fit.choices["loss"] == "weak_rate"
+    assert pikan.equivalent(run.laws["prey"], ["1.1*x - 0.4*x*y"], rtol=0.03,
+                            up_to_constant=False)
+    assert pikan.equivalent(run.laws["predator"], ["0.1*x*y - 0.4*y"], rtol=0.03,
+                            up_to_constant=False)
+    assert run.report["verification"]["rollout_error"] < 0.05

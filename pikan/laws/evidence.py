@@ -37,8 +37,8 @@ from pikan.data.trajectories import Trajectories
 from pikan.errors import DataError
 from pikan.train.losses import CLEAN_NOISE, position_noise, weak_window, weak_windows
 
-__all__ = ["COVERED", "KINDS", "MAX_WINDOWS", "SIGNIFICANCE", "Evidence", "evidence",
-           "evidence_for", "rate_evidence", "weak_coverage"]
+__all__ = ["KINDS", "MAX_WINDOWS", "SIGNIFICANCE", "Evidence", "evidence", "evidence_for",
+           "rate_evidence"]
 
 KINDS = ("measured", "estimated", "weak")
 """The kinds of :class:`Evidence`, from the most direct to the most filtered."""
@@ -243,45 +243,6 @@ def rate_evidence(data: Trajectories, max_samples: int | None = None, seed: int 
     return Evidence("measured" if measured else "estimated", q, q[:, :0], rate, None, zero,
                     "the data carries rates" if measured else
                     "rates estimated from the positions by Savitzky-Golay", ids, t=times)
-
-
-COVERED = 0.5
-"""Share of the full window weight below which a sample counts as not covered by the weak
-form (:func:`weak_coverage`): the first and last half window of every trajectory."""
-
-
-def weak_coverage(data: Trajectories, order: int = 2) -> np.ndarray:
-    """How much weight the weak-form windows of ``data`` (:func:`evidence`'s, every start)
-    put on each sample, over the weight of a sample deep inside a trajectory.
-
-    A whole window's bump vanishes at its ends, so the samples near a trajectory's first and
-    last are barely tested: a model trained on weak-form averages is free there, and a law
-    fitted to it there fits what the data never pinned (on Lotka-Volterra trajectories one
-    period long, a KAN within 0.2 % of the rates inside was 24 % off in their first half
-    time unit). First-order windows also hang over the ends
-    (:func:`pikan.train.losses.weak_windows`), which covers them.
-
-    Parameters
-    ----------
-    data : Trajectories
-    order : {1, 2}
-        The system's order (which windows the weak form has).
-
-    Returns
-    -------
-    ndarray, shape (N,)
-        Per sample, in :meth:`~pikan.data.trajectories.Trajectories.states` order, over the
-        median sample's: about 1 inside, falling to 0 at both ends of whole windows
-        (:data:`COVERED` marks the half window).
-    """
-    full = data if data.has_velocities else data.with_derivatives()
-    length, every, _ = weak_window(full, order=order)
-    w = weak_windows(full, length, every, order)
-    first = np.concatenate([[0], np.cumsum(full.lengths)[:-1]])
-    weight = np.zeros(int(np.sum(full.lengths)))
-    np.add.at(weight, first[w.trajectory][:, None] + w.points, w.weights)
-    inside = float(np.median(weight)) if weight.size else 0.0  # most samples are inside
-    return weight / inside if inside > 0 else weight
 
 
 def evidence_for(system, data: Trajectories, max_samples: int | None = None, seed: int = 0

@@ -90,7 +90,7 @@ from pikan.laws.candidates import (
     select,
     tidy,
 )
-from pikan.laws.evidence import COVERED, Evidence, evidence_for, weak_coverage
+from pikan.laws.evidence import Evidence, evidence_for
 from pikan.laws.find_law import check_search_options
 from pikan.laws.generators.additive_model import AdditiveModel
 from pikan.laws.generators.base import Generator, Options, propose
@@ -708,7 +708,7 @@ def extract(model, data, modules: Sequence[str] | None = None,
         proof = evidence_for(model, data, max_samples, seed)
     except DataError:
         proof = None
-    rows = _covered_rows(data, proof, 1 if first_order else 2, max_samples, seed)
+    rows = sample_rows(q.shape[0], max_samples, seed)
     q, v, t = q[rows], v[rows], data.times()[rows]
     if first_order:
         v = v[:, :0]  # a first-order state has no velocities
@@ -734,22 +734,6 @@ def extract(model, data, modules: Sequence[str] | None = None,
                   f"{time.perf_counter() - start:.1f} s)", file=sys.stderr)
     laws = _constant_forces_to_potentials(laws, model.spec)
     return Laws([_with_units(law, model.spec) for law in laws], spec=model.spec)
-
-
-def _covered_rows(data, proof: Evidence | None, order: int, max_samples: int, seed: int
-                  ) -> np.ndarray:
-    """A seeded subset of at most ``max_samples`` rows of ``data.states()`` where a module's
-    law is fitted to its KAN: every sample, or on weak-form evidence the samples the windows
-    cover (:func:`pikan.laws.evidence.weak_coverage` at least
-    :data:`~pikan.laws.evidence.COVERED`), where the KAN was trained at all (all samples
-    when fewer than a tenth are)."""
-    n = len(data.times())
-    keep = np.arange(n)
-    if proof is not None and proof.kind == "weak":
-        inside = np.flatnonzero(weak_coverage(data, order) >= COVERED)
-        if inside.size >= n // 10:
-            keep = inside
-    return keep[sample_rows(keep.size, max_samples, seed)]
 
 
 def _constant_forces_to_potentials(laws: list[Law], spec) -> list[Law]:

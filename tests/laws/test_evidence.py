@@ -143,16 +143,3 @@ def test_first_order_evidence_is_weak_on_noisy_positions_and_tells_a_wrong_rate(
     wrong = pikan.compile(KINETICS.with_laws({"fa": ["-0.83*a*b + 0.2*b"]}))
     assert proof.worse(proof.row_errors(wrong), proof.row_errors(truth))
     assert not proof.worse(proof.row_errors(truth), proof.row_errors(wrong))
-
-
-def test_weak_coverage_is_low_only_where_no_whole_window_reaches(kinetics):
-    from pikan.laws.evidence import COVERED, weak_coverage
-
-    noisy = positions(kinetics).with_noise(0.01, seed=4)
-    second = weak_coverage(noisy.with_derivatives(), order=2)
-    first = weak_coverage(noisy, order=1)
-    n = len(noisy[0])
-    assert second.shape == first.shape == (len(noisy) * n,)
-    assert second[0] < 0.05 and second[n - 1] < 0.05 and second[n // 2] == pytest.approx(1, 0.1)
-    assert np.mean(second >= COVERED) < 0.97
-    assert np.mean(first >= COVERED) > 0.97 and first[0] > 0.2  # cut windows reach the ends
