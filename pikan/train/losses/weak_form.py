@@ -342,7 +342,7 @@ def _cut_windows(record, index: int, span: int, offsets: np.ndarray, degree: int
     every = int(offsets[1] - offsets[0]) if offsets.size > 1 else 1
     # windows at successive shifts start one sample further in, so that every sample near
     # the ends is a point of some of them
-    skip = (shifts % every)[:, None] if n >= span + every - 1 else 0 * shifts[:, None]
+    skip = (shifts % every if n >= span + every - 1 else np.zeros_like(shifts))[:, None]
     points = np.concatenate([skip + offsets[None], n - span - skip + offsets[None]])
     lo = np.concatenate([record.t[0] - shifts * step,
                          record.t[-1] + shifts * step - duration])[:, None]
@@ -387,9 +387,8 @@ def weak_window(data: Trajectories, length: int | None = None, order: int = 2
     r"""The default weak-form window for ``data``: how many points, how many samples apart.
 
     A window spans :data:`SPAN` (first order: :data:`RATE_SPAN`) of the data's time scale,
-    at least :data:`MIN_POINTS`
-    samples, at most the shortest trajectory; it keeps every sample up to
-    :data:`MAX_POINTS` points and every k-th beyond. The time scale:
+    at least :data:`MIN_POINTS` samples, at most the shortest trajectory; it keeps every
+    sample up to :data:`MAX_POINTS` points and every k-th beyond. The time scale:
 
     - second order: the fastest :math:`2\pi\,\mathrm{std}(q) / \mathrm{std}(v)` (velocities
       estimated when the data has none), the period of an oscillator;
