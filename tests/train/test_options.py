@@ -90,7 +90,7 @@ def test_resolved_options_are_the_flat_dict_a_checkpoint_stores(data):
 
 
 def test_the_loss_kinds_are_the_registry_and_the_config_names_one(data):
-    assert LOSSES == ("auto", "acceleration", "rollout", "weak", "rate") == (
+    assert LOSSES == ("auto", "acceleration", "rollout", "weak", "rate", "weak_rate") == (
         "auto", *losses.LOSS_KINDS)
     config, _ = resolve(learned(), data, gather(), torch.device("cpu"))
     assert loss_kind_of(config) == losses.AccelerationLoss()
@@ -103,7 +103,8 @@ def test_the_loss_kinds_are_the_registry_and_the_config_names_one(data):
     assert loss_kind_of(config) == losses.WeakFormLoss(length=11, every=config["every"])
     assert config["rollout_method"] is None and "time scale" in config["reasons"]["window"]
     with pytest.raises(ValueError, match=r"loss must be one of \('auto', 'acceleration', "
-                                         r"'rollout', 'weak', 'rate'\), got 'energy'"):
+                                         r"'rollout', 'weak', 'rate', 'weak_rate'\), "
+                                         r"got 'energy'"):
         LossOptions("energy")
 
 
