@@ -298,7 +298,7 @@ def _weak_evidence(data: Trajectories, max_samples: int | None, rng, order: int)
     """The ``"weak"`` evidence of noisy positions: weak-form averages of the accelerations
     (``order=2``) or of a first-order system's rates (``order=1``, no velocities), on a
     seeded subset of the windows (:func:`evidence`)."""
-    full = data if data.has_velocities else data.with_derivatives()
+    full = data if data.has_velocities or order == 1 else data.with_derivatives()
     length, every, why = weak_window(full, order=order)
     w = weak_windows(full, length, every, order)
     t, q, v = w.t, w.q, w.v
