@@ -49,8 +49,8 @@ model's own force error on the data relative to the module's scale (a law cannot
 to match the KAN better than the KAN matches the physics). The front is kept as
 ``law.alternatives``. The simplest front member that explains the data as well is then
 preferred (:func:`simplest_on_data`; for a vector law, a Flow's or a Dynamics', output by
-output, the others held at their expressions), and a passive Dissipation's terms are chosen by the
-data's dissipative force (:func:`pikan.laws.generators.passive.passive_on_data`).
+output, the others held at their expressions), and a passive Dissipation's terms are
+chosen by the data's dissipative force (:func:`pikan.laws.generators.passive.passive_on_data`).
 
 :func:`pikan.laws.find_law.find_law` is the static-regression path, for samples ``(X, y)``
 that are not trajectories.
@@ -704,14 +704,14 @@ def extract(model, data, modules: Sequence[str] | None = None,
     if first_order and not data.has_velocities:
         data = data.with_derivatives()  # the rates
     q, v, _ = data.states()
-    try:
-        proof = evidence_for(model, data, max_samples, seed)
-    except DataError:
-        proof = None
     rows = sample_rows(q.shape[0], max_samples, seed)
     q, v, t = q[rows], v[rows], data.times()[rows]
     if first_order:
         v = v[:, :0]  # a first-order state has no velocities
+    try:
+        proof = evidence_for(model, data, max_samples, seed)
+    except DataError:
+        proof = None
     judge_by = proof
     if held_out is not None and proof is not None and proof.kind == "weak":
         try:

@@ -64,12 +64,12 @@ def accelerations(model, q: Tensor, v: Tensor, t: Tensor | None = None) -> Tenso
 
 
 def time_derivatives(model, q: Tensor, v: Tensor, t: Tensor | None = None) -> Tensor:
-    """What a model's equations give: ``model.rate(q)`` for a first-order model (``order ==
-    1``), :func:`accelerations` for any other."""
+    """What a model's equations give: its rates ``Model.derivative`` for a first-order model
+    (``order == 1``), :func:`accelerations` for any other (anything with
+    ``acceleration(q, v)``)."""
     if getattr(model, "order", 2) != 1:
         return accelerations(model, q, v, t)
-    t = driven_times(model, t)
-    return model.rate(q) if t is None else model.rate(q, t)
+    return model.derivative(q, v, driven_times(model, t))
 
 
 def relative_error(prediction: Tensor, target: Tensor) -> float:
