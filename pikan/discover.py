@@ -187,7 +187,7 @@ def refine_constants(model: Model, laws, data, steps: int = 200, seed: int = 0,
             distributed=False, time_limit=time_limit)  # runs on rank 0 alone
     refined = {}
     for name in laws:
-        exprs = [law.expr() for law in law_model.blocks[name].core]
+        exprs = law_model.blocks[name].law_exprs()
         refined[name] = exprs if law_model.blocks[name].kind in VECTOR_KINDS \
             else exprs[0]
     return law_model, refined

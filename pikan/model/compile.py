@@ -319,6 +319,9 @@ class Block(nn.Module):
         self.scalar = isinstance(module, _SCALAR_KINDS)
         self.output_names = (module.name,) if self.scalar else tuple(module.outputs)
         self.gyroscopic = isinstance(module, Dynamics) and module.gyroscopic
+        self.output_velocities = tuple(
+            system.velocities[system.coords.index(c)] for c in module.outputs
+        ) if self.gyroscopic else ()
         self.params = dict(system.params)
         self.bindings = _Bindings(module, system)
         self._state_size = 2 * len(system.coords)
@@ -371,8 +374,32 @@ class Block(nn.Module):
 
     # ------------------------------------------------------------------ construction
     def _law_core(self, laws: Sequence[sympy.Expr], trainable: bool) -> nn.Module:
+        if self.gyroscopic and set(self.output_velocities) <= set(self.input_names):
+            velocities = [sympy.Symbol(v) for v in self.output_velocities]
+            entries = field_entries(laws, velocities)
+            if entries is not None:  # F = B v: B's constants, once for every output
+                return _LawField([to_module(b, self.input_names, self.params,
+                                            trainable_constants=trainable) for b in entries],
+                                 [self.input_names.index(v) for v in self.output_velocities],
+                                 velocities)
         return nn.ModuleList([to_module(law, self.input_names, self.params,
                                         trainable_constants=trainable) for law in laws])
+
+    def law_exprs(self) -> list[sympy.Expr]:
+        """The fixed law's expression per output, with its current constants."""
+        if isinstance(self.core, _LawField):
+            return self.core.compose([entry.expr() for entry in self.core])
+        return [piece.expr() for piece in self.core]
+
+    def law_templates(self) -> tuple[list[sympy.Expr], list[sympy.Dummy]]:
+        """The fixed law's expression per output with its trainable constants as dummies,
+        and the dummies in the order of the constants' parameters (a gyroscopic law's
+        field constants appear in every output they enter, as one dummy)."""
+        pieces = list(self.core)
+        lifted = [piece._lifted for piece in pieces]
+        if isinstance(self.core, _LawField):
+            lifted = self.core.compose(lifted)
+        return lifted, [d for piece in pieces for d in piece._dummies]
 
     def _kan_core(self, module: Module, system: System, seed: int | None) -> nn.Module:
         self.gyroscopic_learned = self.gyroscopic
@@ -467,6 +494,8 @@ class Block(nn.Module):
     # ------------------------------------------------------------------ evaluation
     def _raw(self, z: Tensor) -> Tensor:
         """Core on inputs ``(batch, n_inputs)`` -> ``(batch, n_outputs)``."""
+        if isinstance(self.core, _LawField):
+            return self.core(z)
         if isinstance(self.core, nn.ModuleList):
             columns = z.unbind(-1)
             return torch.stack([law(*columns) for law in self.core], dim=-1)
@@ -552,6 +581,78 @@ class _ConstantField(nn.Module):
 
     def forward(self, z: Tensor) -> Tensor:
         return self.values.expand(z.shape[0], -1)
+
+
+def field_entries(exprs: Sequence[sympy.Expr], velocities: Sequence[sympy.Symbol]
+                  ) -> list[sympy.Expr] | None:
+    """The entries ``B_ij`` (i < j, row by row) of a force ``F = B v`` with ``B``
+    antisymmetric and free of the velocities, read off the law's outputs ``exprs`` (one per
+    velocity); None when the law is not of that form."""
+    n = len(velocities)
+    if len(exprs) != n:
+        return None
+    moving = set(velocities)
+    entries = {}
+    for i in range(n):
+        for j in range(i + 1, n):
+            entry = sympy.diff(exprs[i], velocities[j])
+            if entry.free_symbols & moving:
+                return None
+            entries[i, j] = entry
+    for i in range(n):
+        rebuilt = sum((entries[i, j] * velocities[j] for j in range(i + 1, n)),
+                      sympy.Integer(0))
+        rebuilt -= sum((entries[j, i] * velocities[j] for j in range(i)), sympy.Integer(0))
+        if sympy.expand(exprs[i] - rebuilt) != 0:
+            return None
+    return [entries[i, j] for i in range(n) for j in range(i + 1, n)]
+
+
+class _LawField(nn.Module):
+    """A gyroscopic Dynamics law held as its field, ``F = B v`` with ``B`` antisymmetric:
+    one compiled expression per entry ``B_ij`` (i < j). Each constant of the field is one
+    parameter however many outputs it enters, so a refit or an estimate of the constants
+    moves them together and the law keeps doing no work (fitted output by output, the
+    two components of ``(1.37 + 0.41 x) (v_y, -v_x)`` drift apart).
+
+    Iterating gives the entries' modules (their ``constants`` are the law's).
+    """
+
+    def __init__(self, entries: Sequence[nn.Module], velocity_slots: Sequence[int],
+                 velocities: Sequence[sympy.Symbol]) -> None:
+        super().__init__()
+        self.entries = nn.ModuleList(entries)
+        self.velocity_slots = list(velocity_slots)
+        self.velocities = list(velocities)
+
+    def __iter__(self):
+        return iter(self.entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def forward(self, z: Tensor) -> Tensor:
+        columns = z.unbind(-1)
+        upper = torch.stack([entry(*columns).expand(z.shape[0]) for entry in self.entries],
+                            dim=-1)
+        return _antisymmetric_apply(upper, z[:, self.velocity_slots])
+
+    def compose(self, fields: Sequence[sympy.Expr]) -> list[sympy.Expr]:
+        """The outputs ``F_i = sum_j B_ij v_j`` from the entries' expressions, each entry's
+        terms times its velocity (one term per field term: a term can be weighed alone)."""
+        n = len(self.velocities)
+        upper = dict(zip([(i, j) for i in range(n) for j in range(i + 1, n)], fields))
+        out = []
+        for i in range(n):
+            terms = []
+            for j in range(n):
+                if j == i:
+                    continue
+                sign, entry = (1, upper[i, j]) if i < j else (-1, upper[j, i])
+                terms += [sign * term * self.velocities[j]
+                          for term in sympy.Add.make_args(entry)]
+            out.append(sympy.Add(*terms))
+        return out
 
 
 def _antisymmetric_apply(upper: Tensor, v: Tensor) -> Tensor:

@@ -25,7 +25,7 @@ import torch
 from pikan.errors import SpecError
 from pikan.spec.expr import did_you_mean, overflowing_part, parse, shorten, symbol, to_string
 
-__all__ = ["CompiledExpr", "ExprModule", "to_module", "to_torch"]
+__all__ = ["CompiledExpr", "ExprModule", "lift_constants", "to_module", "to_torch"]
 
 # the sympy functions that pikan.spec.expr's grammar admits (its _SYMPY_FUNCTIONS, less atan2,
 # which takes two arguments), and their torch counterparts
@@ -276,7 +276,7 @@ def to_torch(expr: sympy.Expr | str, inputs: Sequence[str],
     return CompiledExpr(expr, inputs, params)
 
 
-def _lift_constants(expr: sympy.Expr) -> tuple[sympy.Expr, list[sympy.Dummy], list[sympy.Number]]:
+def lift_constants(expr: sympy.Expr) -> tuple[sympy.Expr, list[sympy.Dummy], list[sympy.Number]]:
     """Replace trainable numbers by dummy symbols, keeping the tree's structure.
 
     Trainable: every Float, the numeric term of a sum, and the numeric coefficient of
@@ -334,7 +334,7 @@ class ExprModule(torch.nn.Module):
         expr, self.inputs, self.params = _prepare(expr, inputs, params, label)
         self._label = label
         if trainable_constants:
-            self._lifted, self._dummies, self._originals = _lift_constants(expr)
+            self._lifted, self._dummies, self._originals = lift_constants(expr)
         else:
             self._lifted, self._dummies, self._originals = expr, [], []
         values = torch.tensor([float(v) for v in self._originals], dtype=torch.get_default_dtype())

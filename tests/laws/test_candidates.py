@@ -124,6 +124,23 @@ def test_fit_candidates_dedupes_refits_and_snaps(rng):
     assert sum(f.source == "b" for f in fits) == 0  # a duplicate of "a"
 
 
+def test_fit_candidates_refit_the_simple_front_however_many_are_more_accurate(rng):
+    # kept by accuracy alone, the shortlist lost 1.37 + 0.41 x to series that fit a wiggle
+    z = rng.uniform(-1, 1, size=(300, 2))
+    target = Target(("x", "y"), z, "values",
+                    1.37 + 0.41 * z[:, 0] + 0.03 * np.sin(5 * z[:, 1]))
+    x, y = sympy.symbols("x y")
+    simple = Candidate(sympy.Float(1.3) + sympy.Float(0.4) * x, math.nan, "simple")
+    series = [Candidate(sympy.Float(1.37) + sympy.Float(0.41) * x + sympy.Float(0.03)
+                        * sympy.sin(sympy.Integer(5) * y) + sympy.Float(0.001 * k) * y**k,
+                        math.nan, f"series{k}") for k in range(2, 10)]
+    fits = fit_candidates([*series, simple], target, max_refit=4)
+    assert sum(f.source == "simple" for f in fits) >= 1
+    refit_simple = min((f for f in fits if f.source == "simple"), key=lambda f: f.error)
+    assert abs(float(refit_simple.expr.coeff(x)) - 0.41) < 0.02
+    assert len([f for f in fits if not f.snapped]) <= 4 + 1  # the front, then the best
+
+
 def test_search_deadline_validates_a_time_limit():
     assert not search_deadline(None, "f").limited
     deadline = search_deadline(10, "f")

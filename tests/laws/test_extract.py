@@ -322,6 +322,37 @@ def test_noisy_data_refit_a_simple_law_far_from_a_biased_kan_and_take_it():
     assert evidence(held).error(refitted) < 0.2 * before
 
 
+def test_noisy_data_judge_a_law_again_beside_the_other_modules_laws():
+    """The second look of :func:`extract` on noisy data: the form chosen beside the other
+    modules' KANs (here an untrained friction KAN, as far off as a KAN gets) is weighed
+    again beside their laws, and the simple law the data support replaces a series."""
+    from pikan.laws.extract import _judged_beside_laws
+    from pikan.laws.law import Law
+
+    k, c = 0.83, 0.13
+    truth = System("dho", coords=["x"], modules=[
+        Potential("V", inputs=["x"], law=f"{k}*x**2/2"),
+        Dissipation("D", inputs=["v_x"], law=f"{c}*v_x**2/2")])
+    clean = pikan.simulate(truth, n_trajectories=10, t=(0.0, 10.0), dt=0.05, seed=3,
+                           initial=lambda rng: (rng.uniform(-1.5, 1.5, 1),
+                                                rng.uniform(-0.7, 0.7, 1)))
+    positions = pikan.Trajectories.from_arrays([r.t for r in clean], [r.q for r in clean],
+                                               coords=["x"]).with_noise(0.01, seed=4)
+    train, held = positions.subset(np.arange(8)), positions.subset(np.arange(8, 10))
+    model = pikan.compile(truth.learn("V").learn("D"), seed=0)
+    x, v = sympy.symbols("x v_x")
+    simple = Fit(sympy.Float(1.03 * k / 2) * x**2, 0.03, 0.03, 5, "test")
+    series = Fit(sympy.Float(k / 2) * x**2 + sympy.Float(0.004) * sympy.sin(3 * x)
+                 + sympy.Float(0.002) * x**4, 0.01, 0.01, 20, "test")
+    laws = [Law("V", "Potential", ("x",), series.expr, series.expr, 1.0, 0.01, 0.01, 20),
+            Law("D", "Dissipation", ("v_x",), c / 2 * v**2, c / 2 * v**2, 1.0, 0.0, 0.0, 5)]
+    out = _judged_beside_laws(model, laws, {"V": ([simple, series], series)},
+                              evidence(train), evidence(held))
+    assert out[0].expr == simple.expr and out[1] is laws[1]
+    # a module without a recorded decision is left as it is
+    assert _judged_beside_laws(model, laws, {}, evidence(train), evidence(held)) == laws
+
+
 def test_noisy_data_choose_one_output_of_a_vector_law_beside_the_others():
     """A Flow's output is weighed on the data like a scalar law, the other outputs held at
     their expressions: at 1 % noise on Lotka-Volterra a series that follows the KAN gives

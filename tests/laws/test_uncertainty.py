@@ -131,6 +131,31 @@ def test_dynamics_laws_get_a_template_per_output():
     assert low.shape == (3, 2) and np.all(low < high)
 
 
+def test_noisy_data_move_a_gyroscopic_field_as_one():
+    # each constant of B in F = B (v_y, -v_x) enters both outputs: estimated output by
+    # output they drift apart, the law would do work, and the snapped 4/9 for 0.41 stayed
+    spec = System("drift", coords=["x", "y"], modules=[
+        Potential("V", inputs=["x", "y"], law="0.6*(x**2 + y**2)"),
+        Dynamics("F", inputs=["x", "y", "v_x", "v_y"], outputs=["x", "y"], gyroscopic=True,
+                 law=["(1.37 + 0.41*x)*v_y", "-(1.37 + 0.41*x)*v_x"])])
+    clean = pikan.simulate(spec, n_trajectories=10, t=(0, 10), dt=0.05, seed=2)
+    positions = Trajectories.from_arrays([r.t for r in clean], [r.q for r in clean],
+                                         coords=["x", "y"]).with_noise(0.01, seed=4)
+    learn = spec.learn("F")
+    x, vx, vy = sympy.symbols("x v_x v_y")
+    field = sympy.Rational(7, 5) + sympy.Rational(4, 9) * x
+    found = Laws([Law("F", "Dynamics", ("x", "y", "v_x", "v_y"), [field * vy, -field * vx],
+                      outputs=("x", "y"))], spec=learn)
+    out = with_error_bars(learn, found, positions.with_derivatives())
+    law = out["F"]
+    assert len(law.constants) == 2 and not law.caveats
+    fx, fy = law.expr
+    assert sympy.expand(fx * vx + fy * vy) == 0  # still no work
+    gradient = float(sympy.expand(fx).coeff(vy).coeff(x))
+    assert gradient == pytest.approx(0.41, rel=0.03)
+    assert float(sympy.expand(fx).coeff(vy).subs(x, 0)) == pytest.approx(1.37, rel=0.03)
+
+
 def test_refit_constants_moves_a_law_to_the_data_and_never_away(clean):
     data = noisy(clean, 0.01, seed=11)
     proof = evidence(data)

@@ -279,6 +279,38 @@ def test_learned_gyroscopic_dynamics_conserves_energy_exactly():
     assert float(model.forces(q, v)["F"].abs().max()) > 0
 
 
+def test_a_fixed_gyroscopic_law_holds_its_field_constants_once():
+    from pikan.laws.uncertainty import law_constants
+    from pikan.model.compile import field_entries
+
+    import sympy
+
+    x, vx, vy = sympy.symbols("x v_x v_y")
+    field = sympy.Rational(137, 100) + sympy.Float(0.41) * x
+    assert field_entries([field * vy, -field * vx], [vx, vy]) == [field]
+    assert field_entries([field * vy, -2 * field * vx], [vx, vy]) is None  # does work
+    assert field_entries([vy * vx, -vx * vx], [vx, vy]) is None  # B depends on v
+    spec = System("lorentz", coords=["x", "y"],
+                  modules=[Potential("V", inputs=["x", "y"], law="(x**2 + y**2)/2"),
+                           Dynamics("F", inputs=["x", "y", "v_x", "v_y"], outputs=["x", "y"],
+                                    gyroscopic=True)])
+    model = compile(spec)
+    model.fix("F", ["(1.37 + 0.41*x)*v_y", "-(1.37 + 0.41*x)*v_x"], trainable=True)
+    constants = law_constants(model, ["F"])
+    assert len(constants) == 2  # 1.37 and 0.41, shared by both outputs
+    q, v = _states(2)
+    expected = (1.37 + 0.41 * q[:, :1]) * torch.stack([v[:, 1], -v[:, 0]], -1)
+    _close(model.forces(q, v)["F"], expected)
+    with torch.no_grad():  # a moved constant moves in both outputs: still no work
+        constants[1][2].data[constants[1][1]] = 0.5
+        assert float((v * model.forces(q, v)["F"]).sum(-1).abs().max()) < 1e-14
+    exprs = model.blocks["F"].law_exprs()
+    assert sympy.simplify(exprs[0] - (1.37 + 0.5 * x) * vy) == 0
+    assert sympy.simplify(exprs[1] + (1.37 + 0.5 * x) * vx) == 0
+    templates, dummies = model.blocks["F"].law_templates()
+    assert len(dummies) == 2 and all(t.free_symbols >= set(dummies) for t in templates)
+
+
 def test_learned_masses_are_positive_parameters():
     spec = System("h", coords=["x"], masses="learn", modules=[Potential("V", inputs=["x"], law="x**2/2")])
     model = compile(spec)

@@ -89,6 +89,11 @@ def _savgol_table(window: int, polyorder: int, deriv: int):
     return rows, gain, m1, m2
 
 
+LINE_LOBE = 4
+"""Half-width in bins of the Blackman--Harris window's main lobe: the power of a spectral
+line lies within this many bins of its peak."""
+
+
 def _derivative_scales(y: np.ndarray, dt: float, sigma: float, orders: Sequence[int]) -> np.ndarray:
     """RMS size of the k-th time derivatives of the signal in ``y`` (T,), read from its spectrum.
 
@@ -97,8 +102,12 @@ def _derivative_scales(y: np.ndarray, dt: float, sigma: float, orders: Sequence[
     first bin above the dominant one where the power falls below ten times the noise floor
     (biased high by the width of the window's main lobe on short records); (2) spectral lines:
     peaks of the Blackman–Harris periodogram above that floor, each at its frequency refined by
-    a parabola through the log power, carrying its lobe's power (biased high by side lobes
-    and overlapping lobes).
+    a parabola through the log power, carrying its main lobe's power (biased high by side
+    lobes and overlapping lobes); the other bins above the floor between the peak's
+    neighbouring minima count at their own frequencies. (Taken at the peak's frequency, the
+    whole slope from a slow drift's peak down to the floor hid a cyclotron motion's
+    frequencies behind it: the window grew to 53 samples and the velocities were 11 % off
+    at 1 % noise, against 2 % with these bins counted.)
     """
     x = y - y.mean()
     T, total_std = x.shape[0], x.std()
@@ -122,10 +131,21 @@ def _derivative_scales(y: np.ndarray, dt: float, sigma: float, orders: Sequence[
                 continue
             left, mid, right = (np.log(power[peaks + k]) for k in (-1, 0, 1))
             offset = 0.5 * (left - right) / np.minimum(left - 2 * mid + right, -1e-12)
-            omega = (peaks + offset) * bin_width
+            lines = (peaks + offset) * bin_width
             minima = np.concatenate([[0], scipy.signal.find_peaks(-power)[0], [power.shape[0]]])
             cells = np.searchsorted(minima, peaks, side="right")
-            weights = np.array([power[minima[c - 1] : minima[c]].sum() for c in cells])
+            weights, omega = [], []
+            for peak, line, cell in zip(peaks, lines, cells):
+                bins = np.arange(minima[cell - 1], minima[cell])
+                lobe = np.abs(bins - peak) <= LINE_LOBE
+                weights.append(power[bins[lobe]].sum())
+                omega.append(line)
+                # a cell wider than the line's lobe holds more than the line (a shoulder on
+                # a slow drift's peak): those bins count at their own frequencies
+                rest = bins[~lobe & (power[bins] >= floor) & (bins > 0)]
+                weights += list(power[rest])
+                omega += list(rest * bin_width)
+            weights, omega = np.array(weights), np.array(omega)
         moments = (weights[:, None] * omega[:, None] ** (2 * orders)).sum(axis=0) / total
         estimates.append(total_std * np.sqrt(moments))
     return np.min(estimates, axis=0)
