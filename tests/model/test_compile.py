@@ -280,10 +280,10 @@ def test_learned_gyroscopic_dynamics_conserves_energy_exactly():
 
 
 def test_a_fixed_gyroscopic_law_holds_its_field_constants_once():
+    import sympy
+
     from pikan.laws.uncertainty import law_constants
     from pikan.model.compile import field_entries
-
-    import sympy
 
     x, vx, vy = sympy.symbols("x v_x v_y")
     field = sympy.Rational(137, 100) + sympy.Float(0.41) * x
