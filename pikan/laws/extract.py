@@ -307,7 +307,10 @@ def _data_contenders(fits: Sequence[Fit], chosen: Fit, reach: int) -> list[Fit]:
     chosen law's, the most accurate per complexity first; and the whole Pareto front up to
     ``reach`` however far from the KAN (a KAN trained beside a learned friction can carry
     a 12 % error that the data, with the law's constants refitted, put right: ``x**2`` of
-    a spring beside a quadratic drag at 1 % noise). At most :data:`NOISY_CONTENDERS`."""
+    a spring beside a quadratic drag at 1 % noise), and the front by
+    :func:`free_complexity` (snapped, ``4 x**2/7 + 107/11 - 1077/(8 (y**2 + 46/3))``
+    hid ``0.58 x**2 + 0.51 y**2 + 0.96`` of the same complexity behind it), taken first.
+    At most :data:`NOISY_CONTENDERS`."""
     bound = 3.0 * max(chosen.error, 1e-12)
     seen, out = set(), []
 
@@ -317,6 +320,11 @@ def _data_contenders(fits: Sequence[Fit], chosen: Fit, reach: int) -> list[Fit]:
             seen.add(key)
             out.append(fit)
 
+    best = math.inf  # the front by free complexity, the order the data's choice ranks in
+    for fit in sorted(fits, key=lambda f: (free_complexity(f.expr), f.error)):
+        if math.isfinite(fit.error) and fit.error < best and fit.complexity <= reach:
+            take(fit)
+            best = fit.error
     for fit in pareto(fits):
         if math.isfinite(fit.error) and fit.complexity <= reach:
             take(fit)

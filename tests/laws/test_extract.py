@@ -355,6 +355,27 @@ def test_noisy_data_judge_a_law_again_beside_the_other_modules_laws():
     assert _judged_beside_laws(model, laws, {}, evidence(train), evidence(held)) == laws
 
 
+def test_noisy_contenders_include_the_front_with_constants_freed():
+    """A snapped rational as complex as a polynomial, and closer to the KAN, hides it from
+    the Pareto front; with its constants freed it is the more complex, and the polynomial
+    is weighed on the data however many series fit the KAN better."""
+    from pikan.laws.extract import NOISY_CONTENDERS, _data_contenders, free_complexity
+
+    x, y = sympy.symbols("x y")
+    rational = 4 * x**2 / 7 + sympy.Rational(107, 11) - sympy.Rational(1077, 8) / (
+        y**2 + sympy.Rational(46, 3))
+    polynomial = (sympy.Float(0.576) * x**2 + sympy.Float(0.514) * y**2
+                  + sympy.Float(0.955))
+    assert free_complexity(polynomial) < free_complexity(rational)
+    snapped = Fit(rational, 0.146, 0.146, 14, "test")
+    plain = Fit(polynomial, 0.149, 0.149, 14, "test")
+    series = [Fit(polynomial + sympy.Float(0.01 * k) * x**k * y, 0.09 - 0.001 * k,
+                  0.09, 20 + k, "test") for k in range(1, NOISY_CONTENDERS + 5)]
+    contenders = _data_contenders([snapped, plain, *series], series[0], reach=200)
+    assert plain in contenders and snapped in contenders
+    assert len(contenders) <= NOISY_CONTENDERS
+
+
 def test_noisy_data_choose_one_output_of_a_vector_law_beside_the_others():
     """A Flow's output is weighed on the data like a scalar law, the other outputs held at
     their expressions: at 1 % noise on Lotka-Volterra a series that follows the KAN gives
