@@ -66,8 +66,8 @@ import copy
 import math
 import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 import sympy
@@ -547,9 +547,7 @@ def _module_law(model, name: str, q: np.ndarray, v: np.ndarray, library,
             fits = [*fits, passive]
             chosen = passive
         elif decisions is not None and proof is not None and proof.kind == "weak":
-            decisions[name] = _Decision(
-                [(fits, proposed)], [chosen], lambda exprs: exprs[0],
-                lambda picked: _scalar_law(name, block, picked[0], fits, caveats))
+            decisions[name] = (fits, proposed, chosen)
         return _scalar_law(name, block, chosen, fits, caveats)
     exprs, front, errors, rmses, solved = [], [], [], [], []
     for k, output in enumerate(block.output_names):
@@ -581,23 +579,16 @@ def _module_law(model, name: str, q: np.ndarray, v: np.ndarray, library,
                 fit_on=proof if held_out else None,
                 compose=lambda expr, k=k: [*exprs[:k], expr, *exprs[k + 1:]])
             exprs[k], errors[k], rmses[k] = best.expr, best.error, best.rmse
-    return _vector_law(name, block, exprs, [_Err(e, r) for e, r in zip(errors, rmses)], front)
+    return _vector_law(name, block, exprs, errors, rmses, front)
 
 
-class _Err:
-    """An output's errors, where no Fit holds them."""
-
-    def __init__(self, error: float, rmse: float) -> None:
-        self.error, self.rmse = error, rmse
-
-
-def _vector_law(name: str, block, exprs: list, fits: Sequence, front: list) -> Law:
-    """A vector law (Flow, Dynamics) from its outputs' expressions and their fits' errors."""
-    error = max(f.error for f in fits)
-    rmse = float(np.sqrt(np.mean(np.square([f.rmse for f in fits]))))
+def _vector_law(name: str, block, exprs: list, errors: list, rmses: list, front: list) -> Law:
+    """A vector law (Flow, Dynamics) from its outputs' expressions and their errors."""
+    error = max(errors)
     return Law(name, block.kind, tuple(block.input_names), exprs,
-               [in_state(e, block.spec) for e in exprs], 1.0 - error**2, rmse, error,
-               complexity(exprs), tuple(front), tuple(block.output_names))
+               [in_state(e, block.spec) for e in exprs], 1.0 - error**2,
+               float(np.sqrt(np.mean(np.square(rmses)))), error, complexity(exprs),
+               tuple(front), tuple(block.output_names))
 
 
 def _scalar_law(name: str, block, chosen: Fit, fits: Sequence[Fit], caveats=()) -> Law:
@@ -605,18 +596,6 @@ def _scalar_law(name: str, block, chosen: Fit, fits: Sequence[Fit], caveats=()) 
     return Law(name, block.kind, tuple(block.input_names), expr,
                in_state(expr, block.spec), chosen.r2, chosen.rmse, chosen.error,
                complexity(expr), tuple(alternatives(fits)), caveats=caveats)
-
-
-@dataclass
-class _Decision:
-    """The data's choice of a law's form, kept for a second look (:func:`_judged_beside_laws`):
-    per part of the law its fits and the KAN's pick, the parts the data picked, how the
-    parts make the law's expression(s), and how the picked fits make the Law."""
-
-    choices: list
-    picked: list
-    build: Callable
-    make: Callable
 
 
 def _judged_beside_laws(model, laws: list[Law], decisions: dict, proof: Evidence,
@@ -634,13 +613,10 @@ def _judged_beside_laws(model, laws: list[Law], decisions: dict, proof: Evidence
     too: the generalization suite did not change at 1 % noise and lost one potential's
     constants at 5 %, so they keep their first choice.
     """
-    if not decisions:
-        return laws
     out = list(laws)
     held_out = judge_by is not proof
     for k, law in enumerate(out):
-        decision = decisions.get(law.module)
-        if decision is None:
+        if law.module not in decisions:
             continue
         beside = copy.deepcopy(model)
         try:
@@ -649,16 +625,12 @@ def _judged_beside_laws(model, laws: list[Law], decisions: dict, proof: Evidence
                     beside.fix(other.module, other.expr, trainable=False)
         except (SpecError, ValueError):
             continue
-        picked = list(decision.picked)
-        for i, (fits, proposed) in enumerate(decision.choices):
-            exprs = [f.expr for f in picked]
-            picked[i] = simplest_on_data(
-                beside, law.module, fits, proposed, judge_by,
-                fit_on=proof if held_out else None,
-                compose=lambda expr, i=i, exprs=exprs, build=decision.build: build(
-                    [*exprs[:i], expr, *exprs[i + 1:]]))
-        if any(a is not b for a, b in zip(picked, decision.picked)):
-            out[k] = decision.make(picked)
+        fits, proposed, first = decisions[law.module]
+        chosen = simplest_on_data(beside, law.module, fits, proposed, judge_by,
+                                  fit_on=proof if held_out else None)
+        if chosen is not first:
+            out[k] = _scalar_law(law.module, model.blocks[law.module], chosen, fits,
+                                 law.caveats)
     return out
 
 
@@ -731,8 +703,7 @@ def _gyroscopic_law(block, z: np.ndarray, library, tolerance: float | None,
                 fit_on=proof if held_out else None,
                 compose=lambda expr, key=key: outputs({**entries, key: expr}))
             entries[key], errors[k], rmses[k] = best.expr, best.error, best.rmse
-    return _vector_law(block.name, block, outputs(entries),
-                       [_Err(e, r) for e, r in zip(errors, rmses)], front)
+    return _vector_law(block.name, block, outputs(entries), errors, rmses, front)
 
 
 @with_call_threads

@@ -326,7 +326,7 @@ def test_noisy_data_judge_a_law_again_beside_the_other_modules_laws():
     """The second look of :func:`extract` on noisy data: the form chosen beside the other
     modules' KANs (here an untrained friction KAN, as far off as a KAN gets) is weighed
     again beside their laws, and the simple law the data support replaces a series."""
-    from pikan.laws.extract import _Decision, _judged_beside_laws, _scalar_law
+    from pikan.laws.extract import _judged_beside_laws
     from pikan.laws.law import Law
 
     k, c = 0.83, 0.13
@@ -346,10 +346,8 @@ def test_noisy_data_judge_a_law_again_beside_the_other_modules_laws():
                  + sympy.Float(0.002) * x**4, 0.01, 0.01, 20, "test")
     laws = [Law("V", "Potential", ("x",), series.expr, series.expr, 1.0, 0.01, 0.01, 20),
             Law("D", "Dissipation", ("v_x",), c / 2 * v**2, c / 2 * v**2, 1.0, 0.0, 0.0, 5)]
-    block = model.blocks["V"]
-    decision = _Decision([([simple, series], series)], [series], lambda exprs: exprs[0],
-                         lambda picked: _scalar_law("V", block, picked[0], [simple, series]))
-    out = _judged_beside_laws(model, laws, {"V": decision}, evidence(train), evidence(held))
+    out = _judged_beside_laws(model, laws, {"V": ([simple, series], series, series)},
+                              evidence(train), evidence(held))
     assert out[0].expr == simple.expr and out[1] is laws[1]
     # a module without a recorded decision is left as it is
     assert _judged_beside_laws(model, laws, {}, evidence(train), evidence(held)) == laws
