@@ -370,7 +370,7 @@ def _fits_no_worse(moved, kept, proof: Evidence) -> bool:
     as well as with the constants it had (``kept``). The estimates are one linear step from
     those constants: on a law whose constants the data barely fix (``-24200/(y**2 + 202)``
     for ``0.59 y**2``) the whole step left the linear range and the law missed the data by
-    40 %; two exponentials of a Morse wall need a shorter step."""
+    40 %."""
     with torch.no_grad():
         after = proof.error(moved.double())
         before = proof.error(kept.double())
