@@ -425,7 +425,7 @@ def with_error_bars(spec, laws: Laws, data, level: float = LEVEL, seed: int = 0)
     for name, (templates, constants, covariance, estimates) in list(results.items()):
         if proof.kind != "weak":
             continue
-        kept = compile_spec(spec.with_laws(out))
+        kept = None  # the law model as it is, compiled once a step is to be weighed
         for step in ESTIMATE_STEPS:
             values = dict(constants)
             for key, (estimate, loose) in estimates.items():
@@ -448,6 +448,8 @@ def with_error_bars(spec, laws: Laws, data, level: float = LEVEL, seed: int = 0)
                                    f"data's {level:.0%} intervals and cannot move to the "
                                    "data's estimates without breaking the law's structure")
                 break
+            if kept is None:
+                kept = compile_spec(spec.with_laws(out))
             if _fits_no_worse(moved, kept, proof):
                 out = trial
                 results[name] = (templates, values, covariance, estimates)

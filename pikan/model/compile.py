@@ -628,9 +628,6 @@ class _LawField(nn.Module):
     def __iter__(self):
         return iter(self.entries)
 
-    def __len__(self) -> int:
-        return len(self.entries)
-
     def forward(self, z: Tensor) -> Tensor:
         columns = z.unbind(-1)
         upper = torch.stack([entry(*columns).expand(z.shape[0]) for entry in self.entries],
