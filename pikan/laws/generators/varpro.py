@@ -7,7 +7,10 @@ Some common laws of one input are linear in all their constants but one:
   Yukawa potential :math:`-g e^{-r/\lambda}/r` all lie in the span of
   :math:`\{e^{-kz}, e^{-2kz}, e^{-kz}/z, z\}` for one signed rate :math:`k`;
 - **shifted inverse powers** :math:`(z^2 + c)^{-p}` (a soft core :math:`A/(r^2 + c)`, a
-  Plummer sphere :math:`-g/\sqrt{r^2 + c^2}`) with the shift :math:`c`.
+  Plummer sphere :math:`-g/\sqrt{r^2 + c^2}`) with the shift :math:`c`;
+- **Gaussians with a width** :math:`e^{-kz^2}` (a Gaussian-core pair law :math:`A e^{-br^2}`,
+  the intensity profile of an optical trap, a Gaussian bump on a harmonic well: the span of
+  :math:`\{e^{-kz^2}, z^2\}`) with the inverse squared width :math:`k`.
 
 No fixed term library holds them (the rate or the shift is a continuous unknown), and a
 polynomial fit of such a curve needs five terms. For each input :math:`z_k` (of at most
@@ -92,6 +95,17 @@ def _exp_terms(k: float, x: np.ndarray) -> list[_Term]:
     return terms
 
 
+def _gaussian_terms(k: float, x: np.ndarray) -> list[_Term]:
+    """``exp(-k z**2)`` and ``z**2``; the Gaussian normalized at the samples' median square
+    ``m`` (``exp(-k (z**2 - m))``), as the exponentials of :func:`_exp_terms` are."""
+    m = float(np.median(x * x))
+    f = math.exp(k * m)
+    return [_Term(lambda z: np.exp(-k * (z * z - m)),
+                  lambda z: -2 * k * z * np.exp(-k * (z * z - m)),
+                  lambda s: sympy.Float(f) * sympy.exp(sympy.Float(-k) * s**2)),
+            _Term(lambda z: z * z, lambda z: 2 * z, lambda s: s**2)]
+
+
 def _shift_terms(p: sympy.Expr, c: float) -> list[_Term]:
     """``(z**2 + c)**-p`` alone (a soft core or a Plummer sphere)."""
     q = float(p)
@@ -119,6 +133,14 @@ def _families(x: np.ndarray) -> list[_Family]:
     rates = rates[rates * max(float(np.max(np.abs(x - m))), 2 * abs(m)) < 300]
     if rates.size:
         out.append(_Family("exp-rate", rates, (1, -1), lambda k: _exp_terms(k, x)))
+    squares = x * x
+    span2, m2 = float(np.ptp(squares)), float(np.median(squares))
+    if span2 > 1e-12 * top**2:
+        widths = np.geomspace(_RATE_RANGE[0] / span2, _RATE_RANGE[1] / span2, _GRID)
+        widths = widths[widths * max(float(np.max(np.abs(squares - m2))), 2 * m2) < 300]
+        if widths.size:
+            out.append(_Family("gaussian-width", widths, (1,),
+                               lambda k: _gaussian_terms(k, x)))
     shifts = np.geomspace(_SHIFT_RANGE[0] * top**2, _SHIFT_RANGE[1] * top**2, _GRID)
     for p in _POWERS:
         out.append(_Family(f"shifted-power:{p}", shifts, (1,),
@@ -222,7 +244,8 @@ class _Scan:
         return out
 
 
-_PRIMITIVES = {"exp-rate": {"exp"}, "shifted-power": {"1/x", "1/sqrt"}}
+_PRIMITIVES = {"exp-rate": {"exp"}, "gaussian-width": {"exp", "gaussian"},
+               "shifted-power": {"1/x", "1/sqrt"}}
 """The symbolic-library primitives that allow each family (any one of them)."""
 
 
@@ -237,7 +260,7 @@ def varpro_candidates(target: Target, library: Sequence[str] | None = None,
         Values or (projected) gradients; see :class:`pikan.laws.candidates.Target`.
     library : sequence of str, optional
         Allowed primitive names (default all): exponentials with a rate need ``exp``,
-        shifted powers ``(z**2 + c)**-p`` need ``1/x`` or ``1/sqrt``.
+        Gaussians with a width ``exp`` or ``gaussian``, shifted powers ``(z**2 + c)**-p`` need ``1/x`` or ``1/sqrt``.
     max_inputs : int
         Targets with more inputs get no candidates (the subsets grow quickly, and such
         laws of many inputs are rarely a single curve).

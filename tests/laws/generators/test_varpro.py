@@ -22,6 +22,8 @@ def _best(cands, target, tolerance=1e-9):
     ("-1.21*exp(-0.37*x)/x", 0.8, 1.4),  # Yukawa
     ("0.61/(x**2 + 0.43)", 0.87, 1.21),  # soft core
     ("-1.31/sqrt(x**2 + 0.2209)", 0.5, 1.5),  # Plummer
+    ("0.93*exp(-1.27*x**2)", 0.3, 2.5),  # Gaussian core
+    ("0.41*x**2 + 1.7*exp(-2.3*x**2)", -2.0, 2.0),  # Gaussian bump on a harmonic well
 ])
 def test_varpro_recovers_a_scanned_rate_or_shift_from_forces(rng, law, low, high):
     """The scan plus the 1-D refinement of the projected residual land on the true rate
@@ -50,4 +52,6 @@ def test_varpro_generator_gates_its_families_by_the_library(rng):
     target = Target(("x",), s, "values", np.exp(-1.5 * s[:, 0]))
     assert VarPro().generate(target, Options(library=["sin"])) == []
     sources = {c.source for c in VarPro().generate(target, Options(library=["exp"]))}
-    assert sources == {"varpro:exp-rate"}
+    assert sources == {"varpro:exp-rate", "varpro:gaussian-width"}
+    sources = {c.source for c in VarPro().generate(target, Options(library=["gaussian"]))}
+    assert sources == {"varpro:gaussian-width"}
