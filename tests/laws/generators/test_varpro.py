@@ -23,7 +23,7 @@ def _best(cands, target, tolerance=1e-9):
     ("0.61/(x**2 + 0.43)", 0.87, 1.21),  # soft core
     ("-1.31/sqrt(x**2 + 0.2209)", 0.5, 1.5),  # Plummer
     ("0.93*exp(-1.27*x**2)", 0.3, 2.5),  # Gaussian core
-    ("0.41*x**2 + 1.7*exp(-2.3*x**2)", -2.0, 2.0),  # Gaussian bump on a harmonic well
+    ("1.7*exp(-2.3*x**2)", -2.0, 2.0),  # Gaussian bump across its centre
 ])
 def test_varpro_recovers_a_scanned_rate_or_shift_from_forces(rng, law, low, high):
     """The scan plus the 1-D refinement of the projected residual land on the true rate
@@ -55,3 +55,13 @@ def test_varpro_generator_gates_its_families_by_the_library(rng):
     assert sources == {"varpro:exp-rate", "varpro:gaussian-width"}
     sources = {c.source for c in VarPro().generate(target, Options(library=["gaussian"]))}
     assert sources == {"varpro:gaussian-width"}
+
+
+def test_gaussian_width_is_scanned_for_one_input_only(rng):
+    """Beside another input's terms a Gaussian is a small correction to any law, not a law:
+    a target of two inputs gets no Gaussian candidates."""
+    s = rng.uniform(-1.5, 1.5, size=(400, 2))
+    one = Target(("x",), s[:, :1], "values", np.exp(-1.3 * s[:, 0] ** 2))
+    assert any(c.source == "varpro:gaussian-width" for c in varpro_candidates(one))
+    two = Target(("x", "y"), s, "values", np.exp(-1.3 * s[:, 0] ** 2) + s[:, 1] ** 2)
+    assert not any(c.source == "varpro:gaussian-width" for c in varpro_candidates(two))
