@@ -122,6 +122,7 @@ class _Family:
     signs: tuple[int, ...]  # the constant is sign * grid value
     terms: Callable[[float], list[_Term]]
     alone: bool = False  # scanned without the other input's terms, and only for one input
+    square: tuple[int, int] | None = None  # the terms exp(-k z), exp(-2 k z), if any
 
 
 def _families(x: np.ndarray) -> list[_Family]:
@@ -135,7 +136,8 @@ def _families(x: np.ndarray) -> list[_Family]:
     m = float(np.median(x))
     rates = rates[rates * max(float(np.max(np.abs(x - m))), 2 * abs(m)) < 300]
     if rates.size:
-        out.append(_Family("exp-rate", rates, (1, -1), lambda k: _exp_terms(k, x)))
+        out.append(_Family("exp-rate", rates, (1, -1), lambda k: _exp_terms(k, x),
+                           square=(0, 1)))
     squares = x * x
     span2, m2 = float(np.ptp(squares)), float(np.median(squares))
     if span2 > 1e-12 * top**2:
@@ -237,14 +239,40 @@ class _Scan:
     def expr(self, theta: float, subset, coef: np.ndarray,
              symbols: list[sympy.Symbol]) -> sympy.Expr:
         terms = self.family.terms(self.sign * theta)
-        out = sympy.Integer(0)
+        s = symbols[self.k]
+        out, offset = self._square(theta, subset, coef, s)
         for c, j in zip(coef, subset):
-            e = terms[j].expr(symbols[self.k]) if j < self.n_family \
-                else self.others[j - self.n_family][1]
+            if out != 0 and j in (self.family.square or ()):
+                continue
+            e = terms[j].expr(s) if j < self.n_family else self.others[j - self.n_family][1]
             out = out + sympy.Float(float(c)) * e
         if self.target.kind == "values":
-            out = out + sympy.Float(float(coef[-1]))
+            out = out + sympy.Float(float(coef[-1]) + offset)
         return out
+
+    def _square(self, theta: float, subset, coef: np.ndarray,
+                s: sympy.Symbol) -> tuple[sympy.Expr, float]:
+        """``a2 exp(-2 k z) + a1 exp(-k z)`` written ``a2 (exp(-k z) + a1/(2 a2))**2`` (and
+        the constant ``-a1**2/(4 a2)`` it leaves) when the subset holds both terms; else
+        ``(0, 0)``.
+
+        The two terms share one rate (a Morse well's ``D (1 - exp(-a (x - x0)))**2``), but
+        as a sum of two exponentials each with its own Float rate the law reads as two
+        free rates: refitted on noisy data they drift apart (``18.3 exp(-2.66 x) - 12.3
+        exp(-1.44 x)`` for a Morse well at 1 % noise), and the tied law costs as much as
+        the untied one. As a square, the rate is one constant.
+        """
+        if self.family.square is None or not set(self.family.square) <= set(subset):
+            return sympy.Integer(0), 0.0
+        terms = self.family.terms(self.sign * theta)
+        a = {j: float(c) * float(terms[j].expr(s).subs(s, 0))
+             for c, j in zip(coef, subset) if j in self.family.square}
+        a1, a2 = (a[j] for j in self.family.square)
+        if a2 == 0 or not math.isfinite(a1 / a2):
+            return sympy.Integer(0), 0.0
+        rate = sympy.Float(-self.sign * theta)
+        return (sympy.Float(a2) * (sympy.exp(rate * s) + sympy.Float(a1 / (2 * a2)))**2,
+                -a1 * a1 / (4 * a2))
 
 
 _PRIMITIVES = {"exp-rate": {"exp"}, "gaussian-width": {"exp", "gaussian"},

@@ -65,3 +65,15 @@ def test_gaussian_width_is_scanned_for_one_input_only(rng):
     assert any(c.source == "varpro:gaussian-width" for c in varpro_candidates(one))
     two = Target(("x", "y"), s, "values", np.exp(-1.3 * s[:, 0] ** 2) + s[:, 1] ** 2)
     assert not any(c.source == "varpro:gaussian-width" for c in varpro_candidates(two))
+
+
+def test_two_exponentials_of_one_rate_are_written_with_the_rate_once(rng):
+    """A Morse well's ``exp(-a x)`` and ``exp(-2 a x)`` share the rate: the candidate is a
+    square with one rate constant, so a refit on noisy data cannot pull two rates apart."""
+    s = rng.uniform(0.62, 1.35, size=(500, 1))
+    target = Target(("x",), s, "values", 1.73 * (1 - np.exp(-1.37 * (s[:, 0] - 0.83))) ** 2)
+    cands = varpro_candidates(target)
+    assert min(c.error for c in cands) < 1e-7
+    best = _best(cands, target)
+    assert len(best.expr.atoms(sympy.exp)) == 1, str(best.expr)
+    assert equivalent(best.expr, "1.73*(1 - exp(-1.37*(x - 0.83)))**2", up_to_constant=False)
