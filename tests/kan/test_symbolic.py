@@ -161,6 +161,21 @@ def test_fit_edge_recovers_known_affine_transforms(name, params, span, rng):
     assert best.r2 > 1 - 1e-12 and best.rmse < 1e-6
 
 
+@pytest.mark.parametrize("s", [1e-9, 1e-6, 1e-3, 1.0, 1e3, 1e9])
+def test_fit_edge_is_the_same_in_any_units(s, rng):
+    """x and y in other units: ``y = s**2 cos(x / s)`` on x up to 1.2 s. The refinement's
+    gradient tolerance is absolute: on y of size 1e-6 (and below) it stopped at the grid's
+    frequency (R² 0.99997) and a Gaussian came first; y is now refined in units of its
+    size when that is far from 1."""
+    x = s * rng.uniform(-1.2, 1.2, 300)
+    ranked = fit_edge(x, s * s * np.cos(x / s))
+    fits = {f.name: f for f in ranked}
+    assert ranked[0].name in ("cos", "sin"), [(f.name, 1 - f.r2) for f in ranked[:4]]
+    assert fits["cos"].b * s == pytest.approx(1.0, rel=1e-8)
+    assert fits["cos"].a / (s * s) == pytest.approx(1.0, rel=1e-8)
+    assert fits["cos"].r2 > 1 - 1e-12
+
+
 def test_equivalent_parametrizations_of_sin_and_cos(rng):
     x = rng.uniform(-1, 1, 300)
     fits = {f.name: f for f in fit_edge(x, 2 * np.sin(3 * x + 0.5) - 1, ["cos", "sin"])}
