@@ -53,11 +53,13 @@ from pikan.laws.law import Laws
 from pikan.laws.uncertainty import with_error_bars
 from pikan.laws.verify import TIE_FORCE, TIE_ROLLOUT, judge, verify
 from pikan.model.compile import Model, compile
+from pikan.model.torch_expr import lift_constants
 from pikan.spec.system import VECTOR_KINDS, System
 from pikan.train.batches import check_data
 from pikan.train.checkpoint import read_checkpoint
 from pikan.train.distributed import is_main_process
 from pikan.train.loop import TrainingError, fit, load_model
+from pikan.train.normalise import NORMAL_RANGE, scalings
 from pikan.train.options import SEED_LIMIT
 from pikan.train.threads import with_call_threads
 
@@ -177,11 +179,22 @@ def refine_constants(model: Model, laws, data, steps: int = 200, seed: int = 0,
     -------
     (Model, dict)
         The law model and ``{module: refined expression(s)}``.
+
+    When fit normalised ``model`` (its data are far from unit size,
+    :mod:`pikan.train.normalise`), a law's constants far from 1 are trained as a number of
+    order 1 times a fixed power of ten (:func:`in_decades`): the optimizer's steps are then
+    relative, as they are for constants of order 1, instead of leaving ``2.5e-19`` as it
+    was or moving it by 1e-2.
     """
 
     law_model = copy.deepcopy(model)
+    decades = bool(scalings(model))
     for name in laws:
-        law_model.fix(name, laws[name].expr, trainable=True)
+        expr = laws[name].expr
+        if decades:
+            expr = [in_decades(e) for e in expr] if isinstance(expr, (list, tuple)) \
+                else in_decades(expr)
+        law_model.fix(name, expr, trainable=True)
     if steps > 0 and any(p.requires_grad and p.numel() for p in law_model.parameters()):
         fit(law_model, data, steps=steps, recipe="plain", seed=seed, progress=progress,
             distributed=False, time_limit=time_limit)  # runs on rank 0 alone
@@ -202,6 +215,35 @@ use is left to the next."""
 _RESERVE = 0.2
 """Share of the limit kept for the verification: the rollouts of the laws and of the KAN
 on the held-out trajectories, and the term pruning in what they leave."""
+
+
+def in_decades(expr: sympy.Expr) -> sympy.Expr:
+    """``expr`` with each constant that a compiled law trains (:func:`lift_constants`) and
+    whose size is outside :data:`~pikan.train.normalise.NORMAL_RANGE` written as a number
+    of order 1 times a power of ten kept unevaluated: ``2.5e-19*x**4`` becomes
+    ``(2.5/10**19)*x**4``, whose trained constant is ``2.5``. The value is unchanged; a
+    compiled law's :meth:`expr` evaluates it back to one number."""
+    lifted, dummies, originals = lift_constants(expr)
+    low, high = NORMAL_RANGE
+    replace = {}
+    for dummy, number in zip(dummies, originals):
+        value = float(number)
+        if value == 0 or not math.isfinite(value) or low <= abs(value) <= high:
+            replace[dummy] = number
+            continue
+        power = round(math.log10(abs(value)))
+        replace[dummy] = sympy.Mul(sympy.Float(value / 10.0 ** power),
+                                   sympy.Pow(sympy.Integer(10), power, evaluate=False),
+                                   evaluate=False)
+
+    def rebuild(node):
+        if node in replace:
+            return replace[node]
+        if node.is_Atom:
+            return node
+        return node.func(*(rebuild(a) for a in node.args), evaluate=False)
+
+    return rebuild(lifted)
 
 
 def _whole(value, least: int) -> bool:
@@ -305,10 +347,12 @@ def discover(spec: System, data, out=None, *, steps: int | None = None, seed: in
         A ``device`` this machine does not have (``TypeError``: not a device at all).
     DataError
         ``resume`` names no file; resuming a run with data other than its ``data.h5``; data
-        that show no motion (:func:`pikan.train.batches.check_data`), before anything is
-        written. Its warnings about doubtful data (positions far from unit size, a single
-        sample per trajectory) are in ``report["warnings"]`` (with fit's other warnings) and
-        in every law's ``verdict_reason``.
+        that show no motion, or sizes whose squares leave float64
+        (:func:`pikan.train.batches.check_data`), before anything is written. Its warnings
+        about doubtful data (a single sample per trajectory; values far from unit size,
+        which fit normalises, :mod:`pikan.train.normalise`, and says how) are in
+        ``report["warnings"]`` (with fit's other warnings) and in every law's
+        ``verdict_reason``.
     """
 
     if not isinstance(spec, System):

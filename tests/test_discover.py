@@ -9,8 +9,11 @@ import numpy as np
 import pikan.systems
 import pytest
 import sympy
+import torch
+from pikan.constraints import Even
 
 import pikan
+from pikan.model.torch_expr import to_module
 
 
 def test_discover_positions_only_data_and_constant_free_law(tmp_path):
@@ -424,17 +427,87 @@ def test_data_without_motion_are_refused_before_writing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def _scaled(data, s, tau=1.0):
+    """``data`` in other units: positions times ``s``, times times ``tau``."""
+    return pikan.Trajectories.from_arrays(
+        [tau * r.t for r in data], [s * r.q for r in data], [s / tau * r.v for r in data],
+        [s / tau ** 2 * r.a for r in data], coords=data.coords)
+
+
 def test_a_warning_about_the_data_reaches_the_report_and_every_verdict(harmonic_data):
-    small = pikan.Trajectories.from_arrays(
-        [r.t for r in harmonic_data], [1e-3 * r.q for r in harmonic_data],
-        [1e-3 * r.v for r in harmonic_data], [1e-3 * r.a for r in harmonic_data], coords=["x"])
-    with pytest.warns(UserWarning, match="data: positions of x have a typical size"):
-        run = pikan.discover(pikan.systems.get("harmonic").model(), small, steps=30,
-                             progress=False, plots=False, time_limit=20, seed=0)
-    notes = [w for w in run.report["warnings"] if w.startswith("data: positions of x")]
-    assert len(notes) == 1
+    with pytest.warns(UserWarning, match="data: values far from unit size"):
+        run = pikan.discover(pikan.systems.get("harmonic").model(),
+                             _scaled(harmonic_data, 1e-3), steps=30, progress=False,
+                             plots=False, time_limit=20, seed=0)
+    notes = [w for w in run.report["warnings"] if w.startswith("data: values far from")]
+    assert notes == [("data: values far from unit size, so fit trained in rescaled units: "
+                      "module 'V': its KAN reads x/0.001; V = 1e-06*KAN. The model and its "
+                      "law are in the data's units")]
     assert notes[0] in run.laws["V"].verdict_reason
     assert notes[0] in run.report["laws"]["V"]["verdict_reason"]
+
+
+_PENDULUM = pikan.System("pendulum", coords=["x"], modules=[
+    pikan.Potential("V", inputs=["x"], law="-cos(x)")])
+
+
+@pytest.mark.parametrize("s", [1e-6, 1e-3, 1e9, 1e30])
+@pytest.mark.parametrize("system", ["harmonic", "pendulum, time scaled too"])
+def test_positions_far_from_unit_size_are_normalised_and_the_law_recovered(harmonic_data, s,
+                                                                            system):
+    """Positions at 1e-6 ... 1e30: the harmonic oscillator with time as it is (v and a scale
+    with x, V = x**2/2 stays), the pendulum with time scaled by s as well (V = -cos(x/s)).
+    Before the KAN was normalised (pikan.train.normalise) the first was lost at 1e-3 (an
+    approximate 0.5*x**2), 1e9 and 1e30 (V = 0), the second at 1e-3 and 1e-6; now each run
+    is the unit-size run in other units: recovered, with the constants of the truth."""
+    x = sympy.Symbol("x")
+    if system == "harmonic":
+        spec, data, tau = pikan.systems.get("harmonic").model(), harmonic_data, 1.0
+        unit = "x**2/2"
+    else:
+        spec = _PENDULUM.learn("V", constraints=[Even("x")])
+        data, tau = pikan.simulate(_PENDULUM, n_trajectories=4, t=(0, 10), dt=0.05, seed=0), s
+        unit = "-cos(x)"
+    with pytest.warns(UserWarning, match="data: values far from unit size, so fit trained in "
+                                         "rescaled units: module 'V': its KAN reads x/"):
+        run = pikan.discover(spec, _scaled(data, s, tau), steps=150, progress=False,
+                             plots=False, seed=0)
+    law = run.laws["V"]
+    assert law.verdict == "recovered", law.verdict_reason
+    energy = (s / tau) ** 2  # V(x) = energy * V_unit(x / s)
+    back = sympy.expand(law.expr.subs(x, s * x) / energy)
+    assert pikan.equivalent(back, unit, rtol=1e-4), (str(law), back)
+    assert "data: values far from unit size" in law.verdict_reason
+    event = next(e for e in run.report["fit"]["events"] if e["kind"] == "normalise")
+    assert event["modules"]["V"]["inputs"] == {"x": pytest.approx(10.0 ** round(np.log10(s)))}
+
+
+@pytest.mark.parametrize("s, what", [(1e200, "positions of x reach a magnitude of 8.69e\\+199"),
+                                     (1e-200, "positions of x reach a magnitude of 8.69e-201")])
+def test_sizes_whose_squares_leave_float64_are_refused_before_writing(tmp_path, harmonic_data,
+                                                                       s, what):
+    with pytest.raises(pikan.DataError, match=what + ": their squares"):
+        pikan.discover(pikan.systems.get("harmonic").model(), _scaled(harmonic_data, s),
+                       out=tmp_path / "runA", steps=30, progress=False, plots=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_in_decades_keeps_the_value_and_trains_constants_of_order_one():
+    """Constant refinement after a normalised fit trains 2.5e-19 as 2.5 times 10**-19: an
+    optimizer step of 1e-2 then moves it by 0.4 %, not by 4e16 times its size."""
+    in_decades = sys.modules["pikan.discover"].in_decades
+    x = sympy.Symbol("x")
+    law = sympy.sympify("2.5e-19*x**4 + x**2/2 + 3e8*x")
+    module = to_module(in_decades(law), ["x"])
+    assert sorted(module.constants.tolist()) == pytest.approx([0.5, 2.5, 3.0])
+    points = [-2e9, 1e3, 7e9]
+    expected = [float(law.subs(x, p)) for p in points]
+    assert module(torch.tensor(points)).tolist() == pytest.approx(expected, rel=1e-14)
+    assert [float(module.expr().subs(x, p)) for p in points] == pytest.approx(expected,
+                                                                            rel=1e-14)
+    ordinary = to_module(in_decades(sympy.sympify("x**2/2 + 7*x")),
+                                                ["x"])
+    assert ordinary.constants.tolist() == [0.5, 7.0]  # sizes near 1 are left as they are
 
 
 # ------------------------------------------------------------------ a driven oscillator

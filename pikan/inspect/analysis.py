@@ -138,7 +138,7 @@ def importance(model, data, max_samples: int = 2000, seed: int = 0) -> Importanc
         z = model.module_inputs(name, q, v, t).detach()
         kan = block.kan
         if kan is not None and not block.gyroscopic_learned and not block.wrappers:
-            raw = kan_scores(kan, z).inputs
+            raw = kan_scores(kan, z / block.input_scale).inputs
             values = dict(zip(block.input_names, raw.values()))
         else:
             values = dict(zip(block.input_names, _sensitivity(block.function, z).tolist()))

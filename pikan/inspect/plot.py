@@ -165,8 +165,9 @@ def activations(model, data, module: str, fits: bool = True, max_points: int = 2
                         "activations exist only for KAN blocks.")
     q, v, t = model_states(model, data)
     z = model.module_inputs(module, q, v, t).detach()
-    if block.gyroscopic_learned:
-        z = block.field_inputs(z)
+    # what the KAN reads: field inputs, or the inputs in the units fit normalised them to
+    divisors = [1.0] * kan.in_dim if block.gyroscopic_learned else block.input_scale.tolist()
+    z = block.field_inputs(z) if block.gyroscopic_learned else z / block.input_scale
     if z.shape[0] > max_points:
         z = z[torch.randperm(z.shape[0], generator=torch.Generator().manual_seed(0))[:max_points]]
     with torch.no_grad():
@@ -202,7 +203,8 @@ def activations(model, data, module: str, fits: bool = True, max_points: int = 2
                         label=f"{shown.name} (R²={shown.r2:.4f}{tag})")
                 title += f"\n{shown.name}"
         ax.set_title(title, fontsize=9)
-        ax.set_xlabel(_tex(name) if layer == 0 else name)
+        unit = f" / {divisors[i]:g}" if layer == 0 and divisors[i] != 1 else ""
+        ax.set_xlabel((_tex(name) if layer == 0 else name) + unit)
         ax.legend(fontsize=7)
     fig.tight_layout()
     return fig

@@ -64,6 +64,9 @@ from pikan.spec.system import (
 
 _SCALAR_KINDS = (Potential, Dissipation, Lagrangian)
 
+_SCALES = ("input_scale", "output_scale")
+"""The buffers of a KAN block's normalisation (see :class:`Block`)."""
+
 
 def _softplus_inverse(value: float) -> float:
     return float(torch.log(torch.expm1(torch.tensor(value, dtype=torch.float64))))
@@ -308,6 +311,13 @@ class Block(nn.Module):
         For a learned gyroscopic Dynamics: the positions in ``input_names`` of the field
         inputs (what its KAN reads, see :meth:`field_inputs`) and of its outputs'
         velocities. Unset for other blocks.
+    input_scale, output_scale : Tensor, shapes (kan in_dim,) and (kan out_dim,)
+        Buffers of a block learned by a KAN (absent once it holds a law): the KAN reads its
+        inputs divided by ``input_scale`` and its outputs are multiplied by
+        ``output_scale``, ``F(z) = output_scale * KAN(z / input_scale)``, so that data in
+        any units train a KAN that works at order 1 while the block stays a function of
+        the data's units. Ones (no change) unless fit normalised the block
+        (:func:`pikan.train.normalise.normalise`); a gyroscopic field keeps ones.
     """
 
     def __init__(self, module: Module, system: System, dtype: torch.dtype,
@@ -333,6 +343,10 @@ class Block(nn.Module):
             self.gyroscopic_learned = False
         else:
             self.core = self._kan_core(module, system, seed)
+            if isinstance(self.core, KAN):
+                self.register_buffer("input_scale", torch.ones(self.core.in_dim, dtype=dtype))
+                self.register_buffer("output_scale",
+                                     torch.ones(self.core.out_dim, dtype=dtype))
         self.core.to(dtype)
         hard = [c for c in module.constraints if getattr(c, "mode", "hard") == "hard"]
         self.wrappers = [c for c in hard if hasattr(c, "wrap")]
@@ -458,6 +472,8 @@ class Block(nn.Module):
         if self.passive and self.kan is not None:
             r2 = (z * z).sum(-1, keepdim=True)
             return self._grid_point(z / torch.where(r2 > 0, r2, torch.ones_like(r2)).sqrt())
+        if self.kan is not None:
+            return z / self.input_scale
         return z
 
     def field_inputs(self, z):
@@ -490,6 +506,15 @@ class Block(nn.Module):
         dtype = next(iter(self.bindings.buffers()), torch.zeros((), dtype=torch.float64)).dtype
         self.core = self._law_core(laws, trainable).to(dtype)
         self.gyroscopic_learned = False
+        for name in _SCALES:  # a law is in the data's units: the block of a compiled law
+            self._buffers.pop(name, None)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        # weights saved before blocks had scales (an older pikan) trained without them
+        for name in _SCALES:
+            if name in self._buffers and prefix + name not in state_dict:
+                state_dict[prefix + name] = torch.ones_like(self._buffers[name])
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # ------------------------------------------------------------------ evaluation
     def _raw(self, z: Tensor) -> Tensor:
@@ -503,7 +528,7 @@ class Block(nn.Module):
             field = self.core(z[:, self.field_slots]) if self.field_slots else \
                 self.core(z[:, :0])
             return _antisymmetric_apply(field, z[:, self.velocity_slots])
-        return self.core(z)
+        return self.core(z / self.input_scale) * self.output_scale
 
     def function(self, z: Tensor) -> Tensor:
         """The module function with hard constraints applied: ``(batch, n_in) -> (batch, n_out)``."""
@@ -561,7 +586,10 @@ class Block(nn.Module):
                              "module with a spline-only KAN and no hard output constraint")
         z, pullback = self.bindings.forward_and_pullback(state)
         n_bind, batch = z.shape[0], z.shape[1]
-        value, gradient = self.kan.value_and_input_gradient(z.reshape(n_bind * batch, -1))
+        value, gradient = self.kan.value_and_input_gradient(
+            z.reshape(n_bind * batch, -1) / self.input_scale)
+        value = value * self.output_scale
+        gradient = gradient * (self.output_scale / self.input_scale)
         return value.reshape(n_bind, batch).sum(0), pullback(gradient.reshape(z.shape))
 
     def evaluate(self, state: Tensor) -> Tensor:

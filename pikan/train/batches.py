@@ -15,17 +15,15 @@ import torch
 from pikan.errors import DataError
 from pikan.train.losses import LossKind
 
-__all__ = ["SCALE_RANGE", "FitData", "check_data", "to_device"]
+__all__ = ["SIZE_LIMIT", "FitData", "check_data", "to_device"]
 
 _PIN_BYTES = 1 << 20
 
-SCALE_RANGE = (1e-2, 1e6)
-"""Typical sizes (RMS over every sample) of a coordinate's positions that fit is known to
-handle. Measured on the harmonic oscillator, positions scaled by s (v and a with them, the
-same law): the potential was recovered from s = 1e-2 (RMS 5e-3, after a divergence
-recovery) to s = 1e6 (RMS 5e5); at s = 1e-3 training diverged (law x**2/10) and at s = 1e9
-it returned V = 0. fit does not rescale units (a law is in the data's units), so data
-outside this range get a warning."""
+SIZE_LIMIT = 1e150
+"""The largest magnitude of a position, velocity or acceleration that fit accepts (and the
+inverse of the smallest nonzero one): squares of larger values (in losses, norms, energies)
+overflow float64 (about 1.8e308), those of smaller ones underflow to zero. Inside, data far
+from unit size are normalised (:mod:`pikan.train.normalise`), not refused."""
 
 
 def check_data(data) -> list[str]:
@@ -39,20 +37,21 @@ def check_data(data) -> list[str]:
     Returns
     -------
     list of str
-        Warnings, each starting with ``"data: "``: a coordinate that never moves, positions
-        whose typical size is outside :data:`SCALE_RANGE` (rescale the units), every
-        trajectory a single sample.
+        Warnings, each starting with ``"data: "``: a coordinate that never moves, every
+        trajectory a single sample. (Sizes far from 1 are no warning here: fit normalises
+        them, :mod:`pikan.train.normalise`, and warns with what it did.)
 
     Raises
     ------
     DataError
         No motion at all: in every trajectory the positions stay where they start (there
         are no forces to learn but "zero at these points"); given velocities (or
-        accelerations) that are all zero while the positions (velocities) change.
+        accelerations) that are all zero while the positions (velocities) change; positions,
+        velocities or accelerations whose squares leave float64 (:data:`SIZE_LIMIT`).
     """
     records = list(data)
     coords = list(data.coords)
-    q = np.concatenate([r.q for r in records])
+    _check_sizes(records, coords)
     spread = np.max([np.ptp(r.q, axis=0) for r in records], axis=0)  # (n,)
     moving_v = data.has_velocities and any(np.any(r.v != 0) for r in records)
     if not np.any(spread > 0) and not moving_v:
@@ -76,19 +75,28 @@ def check_data(data) -> list[str]:
             if moved == 0:
                 out.append(f"data: coordinate {name} does not move in any trajectory: the "
                            f"forces along {name} are not seen by the fit")
-    low, high = SCALE_RANGE
-    rms = np.sqrt(np.mean(np.square(q), axis=0))
-    for name, size in zip(coords, rms):
-        if 0 < size < low or size > high:
-            out.append(f"data: positions of {name} have a typical size (RMS) of {size:.3g}, "
-                       f"far from 1; fit was measured to work for sizes in [{low:g}, {high:g}] "
-                       f"and does not rescale units, so training may diverge or return a "
-                       f"wrong law; hint: express {name} in units where it is of order 1")
     if all(len(r) == 1 for r in records):
         out.append(f"data: every trajectory holds a single sample ({len(records)} states in "
                    "all): the fit sees isolated states, not motion, and a law read from so "
                    "few states may be wrong; hint: give time series")
     return out
+
+
+def _check_sizes(records, coords) -> None:
+    """A DataError for positions, velocities or accelerations beyond :data:`SIZE_LIMIT`."""
+    for given, what in (("q", "positions"), ("v", "velocities"), ("a", "accelerations")):
+        arrays = [getattr(r, given) for r in records]
+        if arrays[0] is None:
+            continue
+        top = np.max([np.max(np.abs(x), axis=0) for x in arrays], axis=0)  # (n,)
+        for name, size in zip(coords, top):
+            if size > SIZE_LIMIT or 0 < size < 1 / SIZE_LIMIT:
+                raise DataError(f"the {what} of {name} reach a magnitude of {size:.3g}: their "
+                                "squares (in losses, norms and energies) leave float64, whose "
+                                f"range ends near 1.8e308, so fit accepts magnitudes from "
+                                f"{1 / SIZE_LIMIT:g} to {SIZE_LIMIT:g}; hint: express the data "
+                                "in other units (fit normalises sizes far from 1 inside this "
+                                "range)")
 
 
 def to_device(x, dtype, device) -> torch.Tensor:

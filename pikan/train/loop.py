@@ -23,9 +23,11 @@ A fit runs a :class:`Recipe`, a list of :class:`Stage` records. The default is t
 progressive recipe: fit the coarse grid with sparsity regularization -> prune edges by
 attribution -> adapt the grids to the data -> refine the grids -> fit again (Adam, then
 L-BFGS). Every stage reports what it did (edges pruned, inputs removed, grid sizes) as an
-event in the history. Before the first stage the grids of every learned KAN are placed on
-the training data (the initial grids span (-1, 1), the data usually does not; see
-:func:`_initial_grids`).
+event in the history. Before the first stage a KAN whose data are far from unit size is
+normalised (:mod:`pikan.train.normalise`: it reads its inputs and returns its outputs
+rescaled to order 1, the block staying in the data's units), and the grids of every learned
+KAN are placed on the training data (the initial grids span (-1, 1), the data usually does
+not; see :func:`initial_grids`).
 
 Checkpoints (:mod:`pikan.train.checkpoint`) hold everything a resume needs and are written
 atomically. Resuming gives the same parameters as a run that was never stopped (same ops,
@@ -83,6 +85,8 @@ from pikan.train.checkpoint import (
 )
 from pikan.train.checkpoint_checks import check_resumable, damaged, load_optimizer_state
 from pikan.train.history import FitResult, History
+from pikan.train.normalise import describe as describe_scales
+from pikan.train.normalise import left_as_they_are, normalise
 from pikan.train.optim import lbfgs_closure
 from pikan.train.options import (
     LOSSES,
@@ -798,6 +802,20 @@ class _Trainer:
                 self._event("refine", module=name, grid_from=before,
                             grid_to=[layer.grid for layer in kan.layers])
 
+    def _normalise(self) -> None:
+        """Rescale the fresh KANs whose data are far from unit size (before the first
+        step, before their grids are placed); an event records what and why."""
+        fresh = [name for name, kan in losses.learned_kans(self.model).items()
+                 if all(_never_adapted(layer) for layer in kan.layers)]
+        done = normalise(self.model, self.data, fresh)
+        if done:
+            self._event("normalise", modules={
+                s.module: {"inputs": s.inputs, "outputs": s.outputs, "sizes": s.sizes}
+                for s in done})
+        for text in left_as_they_are(self.model, self.data, fresh):
+            warnings.warn(text, UserWarning, stacklevel=4)
+            self.warnings.append(text)
+
     # ------------------------------------------------------------------ run
     def run(self) -> bool:
         """Run the recipe from the current position; True when interrupted."""
@@ -810,6 +828,7 @@ class _Trainer:
             events_from = len(self.history.events)
             if not self.started:
                 if self.is_main:
+                    self._normalise()
                     initial_grids(self.model, *self.data.states())
                     self._event("adapt", modules=_grid_report(self.model), initial=True)
                 self.started = True
@@ -1010,8 +1029,10 @@ def fit(model, data, *, loss: str | LossOptions | None = None,
         Coordinates of data and model differ; unusable data, such as data without any
         motion or with velocities that are all zero while the positions change
         (:func:`pikan.train.batches.check_data`, which also puts warnings about doubtful
-        data, e.g. positions far from unit size, in ``result.warnings``, each starting with
-        ``"data: "``); a checkpoint of another spec or
+        data, e.g. a single sample per trajectory, in ``result.warnings``, each starting
+        with ``"data: "``; so does a KAN normalised because its data are far from unit size,
+        :mod:`pikan.train.normalise`); sizes whose squares leave float64; a checkpoint of
+        another spec or
         of other data (without ``resume_other_data``); a damaged checkpoint (truncated, or a
         key, type or shape that does not fit: the message names the file).
     ValueError
@@ -1084,6 +1105,10 @@ def fit(model, data, *, loss: str | LossOptions | None = None,
             trainer.warnings.append(text)
         trainer.resume(ck, resume, other_data)
     interrupted = trainer.run()
+    for text in describe_scales(model):  # also for a resumed fit of a normalised model
+        if text not in trainer.warnings:
+            warnings.warn(text, UserWarning, stacklevel=2)
+            trainer.warnings.append(text)
     choices = {k: v for k, v in config.items() if k != "reasons"}
     choices.update(device=str(device), n_train=prepared.n_train, validation=prepared.has_val,
                    compile=compile, reasons=dict(config["reasons"]),

@@ -53,6 +53,19 @@ def test_module_importance_ranks_inputs_and_drops_irrelevant(trained_xyz):
     assert abs(sum(scores.values()) - 1) < 1e-12
 
 
+def test_module_importance_of_a_normalised_block_is_that_of_its_kan(trained_xyz):
+    """The same KAN in a block normalised for inputs 1e-6 times smaller (fit does this for
+    data far from unit size): the same scores on the data in those units."""
+    import copy
+
+    model, q, v = trained_xyz
+    small = copy.deepcopy(model)
+    small.blocks["V"].input_scale.fill_(1e-6)
+    small.blocks["V"].output_scale.fill_(1e-12)
+    expected = importance(model, (q, v))["V"]
+    assert importance(small, (1e-6 * q, 1e-6 * v))["V"] == pytest.approx(expected, rel=1e-9)
+
+
 def test_system_importance_matches_finite_differences():
     model = _module("x**2/2 + 0.2*x*y**2 + y**2")
     q, v = _states(2)

@@ -50,6 +50,23 @@ def test_activations_one_axes_per_live_edge_with_parabolas(trained, tmp_path):
     assert [ax.get_xlabel() for ax in fig.axes] == ["$x$", "$y$"]
 
 
+def test_activations_of_a_normalised_block_show_what_its_kan_reads(trained, tmp_path):
+    """The same KAN in a block normalised for data in units 1e9 times larger (fit does this
+    for data far from unit size): the same edges, on x / 1e9, so labelled."""
+    import copy
+
+    _, model, data = trained
+    far = copy.deepcopy(model)
+    far.blocks["V"].input_scale.fill_(1e9)
+    far.blocks["V"].output_scale.fill_(1e18)
+    moved = pikan.Trajectories.from_arrays([r.t for r in data], [1e9 * r.q for r in data],
+                                           [1e9 * r.v for r in data], coords=data.coords)
+    fig = _save(plot.activations(far, moved, "V"), tmp_path, "acts_far")
+    assert [ax.get_title() for ax in fig.axes] == [ax.get_title() for ax in
+                                                   plot.activations(model, data, "V").axes]
+    assert [ax.get_xlabel() for ax in fig.axes] == ["$x$ / 1e+09", "$y$ / 1e+09"]
+
+
 def test_activations_of_law_block_is_an_error(trained):
     truth, _, data = trained
     with pytest.raises(SpecError, match="not a learned KAN"):

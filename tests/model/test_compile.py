@@ -353,6 +353,33 @@ def test_fix_replaces_kan_with_trainable_law():
 
 
 
+def test_a_normalised_block_is_its_kan_on_rescaled_inputs_and_outputs():
+    """A block's scales (set by fit's normalisation): F(z) = c * KAN(z / s) on every route,
+    the written-out potential gradient included; they travel in the state dict; weights
+    saved without them (an older pikan) load as ones; a law fixed in the block drops them."""
+    model = compile(_learned())
+    block = model.blocks["V"]
+    assert block.input_scale.tolist() == [1.0, 1.0] and block.output_scale.tolist() == [1.0]
+    plain = {k: v.clone() for k, v in model.state_dict().items()}
+    block.input_scale.copy_(torch.tensor([1e3, 1e-2]))
+    block.output_scale.copy_(torch.tensor([1e5]))
+    q, v = _states(2, batch=16)
+    q = q * torch.tensor([1e3, 1e-2])
+    _close(block(q), 1e5 * block.kan(q / torch.tensor([1e3, 1e-2]))[:, 0])
+    fast, slow = model.acceleration(q, v), _autograd_acceleration(model, q, v)
+    torch.testing.assert_close(fast, slow, rtol=1e-10, atol=0.0)
+    again = compile(_learned())
+    again.load_state_dict(model.state_dict())
+    _close(again.acceleration(q, v), fast)
+    older = {k: w for k, w in plain.items() if not k.endswith(("input_scale", "output_scale"))}
+    again.load_state_dict(older)
+    assert again.blocks["V"].input_scale.tolist() == [1.0, 1.0]
+    model.fix("V", "0.4*x**2 + 1.1*y**2")
+    assert [k for k in model.state_dict() if k.endswith("_scale")] == [
+        "blocks.F.input_scale", "blocks.F.output_scale"]
+    _close(model.potential(q), 0.4 * q[:, 0] ** 2 + 1.1 * q[:, 1] ** 2)
+
+
 def test_linear_dynamics_term_is_read_exactly_from_the_jump_path():
     import sympy
 

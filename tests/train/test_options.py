@@ -2,6 +2,7 @@
 keywords train alike, each group checks its fields, and the resolved options are the flat
 dict a checkpoint stores."""
 
+import re
 import warnings
 
 import numpy as np
@@ -313,13 +314,32 @@ def test_fit_refuses_derivatives_that_are_all_zero_while_the_motion_is_not(data,
         fit(learned(), wrong, steps=2, progress=False)
 
 
-@pytest.mark.parametrize("scale, size", [(1e-3, r"0\.000"), (1e9, r"[0-9.]+e\+0[89]")])
-def test_positions_far_from_unit_size_give_a_warning_in_the_result(data, scale, size):
-    with pytest.warns(UserWarning, match=f"data: positions of x have a typical size .RMS. "
-                                         f"of {size}"):
+@pytest.mark.parametrize("scale, reads", [(1e-3, "x/0.001; V = 1e-06"), (1e9, "x/1e+09; V = 1e+18")])
+def test_positions_far_from_unit_size_are_normalised_and_the_result_says_so(data, scale,
+                                                                            reads):
+    with pytest.warns(UserWarning, match=re.escape("data: values far from unit size, so fit "
+                                                   "trained in rescaled units: module 'V': "
+                                                   f"its KAN reads {reads}*KAN.")):
         result = fit(learned(), _arrays(data, scale), steps=4, progress=False)
     notes = [w for w in result.warnings if w.startswith("data: ")]
-    assert len(notes) == 1 and "hint: express x in units where it is of order 1" in notes[0]
+    assert len(notes) == 1 and "The model and its law are in the data's units" in notes[0]
+
+
+@pytest.mark.parametrize("given, scale, match", [
+    ("q", 1e200, "the positions of x reach a magnitude of 1.*e\\+200: their squares"),
+    ("v", 1e-160, "the velocities of x reach a magnitude of .*e-160: their squares"),
+    ("a", 1e170, "the accelerations of x reach a magnitude of .*e\\+170"),
+])
+def test_sizes_whose_squares_leave_float64_are_refused(data, given, scale, match):
+    arrays = {k: [getattr(r, k) for r in data] for k in "qva"}
+    arrays[given] = [scale * x for x in arrays[given]]
+    huge = Trajectories.from_arrays([r.t for r in data], arrays["q"], arrays["v"], arrays["a"],
+                                    coords=["x"])
+    model = learned()
+    before = state(model)
+    with pytest.raises(DataError, match=match):
+        fit(model, huge, steps=2, progress=False)
+    assert_same_state(before, state(model))
 
 
 def test_data_of_unit_size_give_no_warning_and_the_same_numbers(data):

@@ -19,13 +19,14 @@ def kan_inputs(model, name: str, q: Tensor, v: Tensor, t: Tensor | None = None) 
     systems): ``(n_bindings * batch, in_dim)``.
 
     A learned gyroscopic block's KAN sees only its field inputs (positions), as in
-    ``Model.adapt_grids``.
+    ``Model.adapt_grids``; other KANs see their inputs divided by the block's
+    ``input_scale`` (ones unless fit normalised the block).
     """
     z = model.module_inputs(name, q, v, t)
     block = model.blocks[name]
     if getattr(block, "gyroscopic_learned", False):
-        z = block.field_inputs(z)
-    return z
+        return block.field_inputs(z)
+    return z / block.input_scale
 
 
 def learned_kans(model) -> dict:
