@@ -16,7 +16,9 @@ run, left untouched when anything fails or the process is killed). An existing n
 ``RUN`` is replaced only when asked: ``overwrite=True``, or ``resume`` of a checkpoint of
 that run (which keeps its ``data.h5``). Training checkpoints go to ``RUN.partial/model.pt``:
 a killed run is continued with ``resume="RUN.partial/model.pt"``, and the next run into
-``RUN`` that does not resume it removes it.
+``RUN`` that does not resume it removes it. One process at a time writes a run: from its
+first check to the last rename ``discover`` holds ``RUN.lock`` (:mod:`pikan.run_lock`), and a
+second ``discover`` into the same ``RUN`` meanwhile fails at once, naming the holder.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from pikan.laws.uncertainty import with_error_bars
 from pikan.laws.verify import TIE_FORCE, TIE_ROLLOUT, judge, verify
 from pikan.model.compile import Model, compile
 from pikan.model.torch_expr import lift_constants
+from pikan.run_lock import RunLock
 from pikan.spec.system import VECTOR_KINDS, System
 from pikan.train.batches import check_data
 from pikan.train.checkpoint import read_checkpoint
@@ -338,11 +341,12 @@ def discover(spec: System, data, out=None, *, steps: int | None = None, seed: in
     Raises
     ------
     SpecError
-        ``out`` exists and is not empty (without ``overwrite`` or a ``resume`` of it); an
-        option out of its range, before anything is trained or written (``steps`` a whole
-        number >= 1 or None, ``refine_steps`` >= 0, ``seed`` in [0, 2**64 - 1),
-        ``time_limit`` > 0 or None, ``progress``, ``plots``, ``verify_laws`` and
-        ``overwrite`` True or False).
+        ``out`` exists and is not empty (without ``overwrite`` or a ``resume`` of it);
+        another process is writing ``out`` (:class:`pikan.run_lock.RunLock`: the message
+        names its process id); an option out of its range, before anything is trained or
+        written (``steps`` a whole number >= 1 or None, ``refine_steps`` >= 0, ``seed`` in
+        [0, 2**64 - 1), ``time_limit`` > 0 or None, ``progress``, ``plots``,
+        ``verify_laws`` and ``overwrite`` True or False).
     ValueError
         A ``device`` this machine does not have (``TypeError``: not a device at all).
     DataError
@@ -376,17 +380,18 @@ def discover(spec: System, data, out=None, *, steps: int | None = None, seed: in
                          progress=progress, resume=resume, refine_steps=refine_steps,
                          plots=plots, verify_laws=verify_laws, distributed=distributed,
                          clock=clock, main=main, say=say)
-    staging = _stage(out, data, resume, overwrite, say)
-    try:
-        _atomic_write_text(staging.folder / "spec.json", spec.to_json())
-        run = _pipeline(spec, data, staging.folder, Path(out), steps=steps, seed=seed,
-                        device=device, progress=progress, resume=resume,
-                        refine_steps=refine_steps, plots=plots, verify_laws=verify_laws,
-                        distributed=distributed, clock=clock, main=main, say=say)
-        _commit(staging)
-    except BaseException:
-        _abandon(staging, say)
-        raise
+    with RunLock(_run_path(out)):  # one discover per run directory, from check to rename
+        staging = _stage(out, data, resume, overwrite, say)
+        try:
+            _atomic_write_text(staging.folder / "spec.json", spec.to_json())
+            run = _pipeline(spec, data, staging.folder, Path(out), steps=steps, seed=seed,
+                            device=device, progress=progress, resume=resume,
+                            refine_steps=refine_steps, plots=plots, verify_laws=verify_laws,
+                            distributed=distributed, clock=clock, main=main, say=say)
+            _commit(staging)
+        except BaseException:
+            _abandon(staging, say)
+            raise
     run.plots = [run.path / "plots" / p.name for p in run.plots]
     say(f"[pikan] run written to {run.path}")
     return run

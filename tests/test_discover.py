@@ -337,7 +337,9 @@ def test_overwrite_replaces_a_run_whole_and_cleans_a_stale_partial(tmp_path, har
 def test_a_killed_run_leaves_the_old_run_and_resumes_from_its_partial_folder(tmp_path,
                                                                              harmonic_data):
     """SIGKILL in the middle of training (right after the first checkpoint): runA is the
-    old run, byte for byte; runA.partial/model.pt resumes and the run lands in runA."""
+    old run, byte for byte; runA.partial/model.pt resumes and the run lands in runA. While
+    the first process runs, a second discover of runA is refused at once (the lock
+    runA.lock names its process); after the kill its lock is stale and taken over."""
     import signal
     import subprocess
     import time
@@ -367,6 +369,14 @@ def test_a_killed_run_leaves_the_old_run_and_resumes_from_its_partial_folder(tmp
             assert time.monotonic() < deadline, "no checkpoint written"
             time.sleep(0.05)
         assert process.poll() is None
+        # a second discover of runA while the first runs fails at once, naming the holder
+        start = time.monotonic()
+        with pytest.raises(pikan.SpecError, match=f"run directory {run} is in use: process "
+                                                  f"{process.pid} on .* holds its lock"):
+            pikan.discover(pikan.systems.get("harmonic").model(), harmonic_data, out=run,
+                           overwrite=True, steps=300, progress=False, plots=False)
+        assert time.monotonic() - start < 5
+        assert (partial / "model.pt").is_file()  # the first run's partial folder untouched
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()
@@ -374,11 +384,13 @@ def test_a_killed_run_leaves_the_old_run_and_resumes_from_its_partial_folder(tmp
     assert _contents(run) == old
     (partial / "model.pt.written").unlink()
     assert (partial / "model.pt").is_file() and (partial / "data.h5").is_file()
+    stale = tmp_path / "runA.lock"  # the killed run's lock: its process is gone
+    assert stale.read_text().split()[0] == str(process.pid)
 
     resumed = pikan.discover(pikan.systems.get("harmonic").model(), harmonic_data, out=run,
                              steps=300, progress=False, plots=False,
                              resume=partial / "model.pt")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.h5", "runA"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.h5", "runA"]  # lock gone
     events = resumed.report["fit"]["events"]
     assert [e["step"] for e in events if e["kind"] == "resume"] == [100]
     assert resumed.laws["V"].verdict == "recovered"
