@@ -29,7 +29,9 @@ Candidates come from the generators of :data:`EXTRACT_GENERATORS`
    (:mod:`~pikan.laws.generators.regression`): polynomials with cross terms, unary library
    functions and their products, inverse powers down to ``1/z**12``; for 1-2 inputs, laws
    with one scanned nonlinear constant (:mod:`~pikan.laws.generators.varpro`): exponentials
-   with a rate ``exp(-k z)``, shifted powers ``(z**2 + c)**-p``; for value targets, an
+   with a rate ``exp(-k z)`` (a well's ``exp(-k z)`` and ``exp(-2 k z)`` as one square),
+   Gaussians with a width ``exp(-k z**2)`` (one input), shifted powers
+   ``(z**2 + c)**-p``; for value targets, an
    additive spline model of the samples (:mod:`~pikan.laws.generators.additive_model`);
    structure tests (:mod:`~pikan.laws.generators.separability`): additive and
    multiplicative separability from mixed second derivatives of the block, which split it

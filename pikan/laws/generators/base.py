@@ -26,7 +26,7 @@ The families, one file each in :mod:`pikan.laws.generators`:
 - :mod:`~pikan.laws.generators.rational`: rational functions :math:`P/Q`;
 - :mod:`~pikan.laws.generators.power_law`: power laws, their exponentials, and power laws
   split off a product (the rest solved by other generators);
-- :mod:`~pikan.laws.generators.varpro`: one scanned nonlinear constant (a rate, a shift);
+- :mod:`~pikan.laws.generators.varpro`: one scanned nonlinear constant (a rate, a width, a shift);
 - :mod:`~pikan.laws.generators.additive_model`: an additive spline model of the samples;
 - :mod:`~pikan.laws.generators.separability`: structure tests on a differentiable function;
 - :mod:`~pikan.laws.generators.curve`: the edge library's forms of a one-input curve;
