@@ -17,7 +17,7 @@ run, left untouched when anything fails or the process is killed). An existing n
 that run (which keeps its ``data.h5``). Training checkpoints go to ``RUN.partial/model.pt``:
 a killed run is continued with ``resume="RUN.partial/model.pt"``, and the next run into
 ``RUN`` that does not resume it removes it. One process at a time writes a run: from its
-first check to the last rename ``discover`` holds ``RUN.lock`` (:mod:`pikan.run_lock`), and a
+first check to the last rename ``discover`` holds ``RUN.lock`` (:mod:`pikan.data.run_lock`), and a
 second ``discover`` into the same ``RUN`` meanwhile fails at once, naming the holder.
 """
 
@@ -56,7 +56,7 @@ from pikan.laws.uncertainty import with_error_bars
 from pikan.laws.verify import TIE_FORCE, TIE_ROLLOUT, judge, verify
 from pikan.model.compile import Model, compile
 from pikan.model.torch_expr import lift_constants
-from pikan.run_lock import RunLock
+from pikan.data.run_lock import RunLock
 from pikan.spec.system import VECTOR_KINDS, System
 from pikan.train.batches import check_data
 from pikan.train.checkpoint import read_checkpoint
@@ -342,7 +342,7 @@ def discover(spec: System, data, out=None, *, steps: int | None = None, seed: in
     ------
     SpecError
         ``out`` exists and is not empty (without ``overwrite`` or a ``resume`` of it);
-        another process is writing ``out`` (:class:`pikan.run_lock.RunLock`: the message
+        another process is writing ``out`` (:class:`pikan.data.run_lock.RunLock`: the message
         names its process id); an option out of its range, before anything is trained or
         written (``steps`` a whole number >= 1 or None, ``refine_steps`` >= 0, ``seed`` in
         [0, 2**64 - 1), ``time_limit`` > 0 or None, ``progress``, ``plots``,

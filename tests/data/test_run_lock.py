@@ -1,4 +1,4 @@
-"""RunLock (pikan/run_lock.py): one discover per run directory; a second fails at once naming
+"""RunLock (pikan/data/run_lock.py): one discover per run directory; a second fails at once naming
 the holder; the lock of a killed process is taken over; nothing is left on release."""
 
 import os
@@ -10,14 +10,14 @@ import time
 
 import pytest
 
-from pikan import run_lock
+from pikan.data import run_lock
 from pikan.errors import SpecError
-from pikan.run_lock import RunLock
+from pikan.data.run_lock import RunLock
 
 pytestmark = pytest.mark.skipif(run_lock.fcntl is None, reason="advisory locks are POSIX")
 
 _HOLD = ("import sys, time\n"
-         "from pikan.run_lock import RunLock\n"
+         "from pikan.data.run_lock import RunLock\n"
          "with RunLock(sys.argv[1]):\n"
          "    print('held', flush=True)\n"
          "    time.sleep(600)\n")
