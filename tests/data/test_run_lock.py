@@ -11,8 +11,8 @@ import time
 import pytest
 
 from pikan.data import run_lock
-from pikan.errors import SpecError
 from pikan.data.run_lock import RunLock
+from pikan.errors import SpecError
 
 pytestmark = pytest.mark.skipif(run_lock.fcntl is None, reason="advisory locks are POSIX")
 
