@@ -786,11 +786,64 @@ def _round_to(expr: sympy.Expr, references: Sequence[float], rtol: float) -> sym
     return expr.xreplace(rep)
 
 
+_NEGLIGIBLE = 1e-9
+"""A coefficient of a rational form below this share of the largest one of its polynomial is
+numerical noise (:func:`_rational_match`)."""
+
+
+def _normal_rational(expr: sympy.Expr, symbols: list) -> tuple[dict, dict] | None:
+    """``expr`` as ``P/Q`` with ``Q``'s lowest monomial (graded) scaled to 1: the monomials
+    and coefficients of both, negligible ones dropped; None when not a rational function."""
+    if not expr.is_rational_function(*symbols):
+        return None
+    num, den = sympy.fraction(sympy.together(expr))
+    try:
+        p, q = sympy.Poly(num, *symbols), sympy.Poly(den, *symbols)
+    except sympy.PolynomialError:
+        return None
+    lowest = min(q.monoms(), key=lambda m: (sum(m), tuple(-e for e in m)))
+    unit = complex(q.coeff_monomial(lowest))
+    if unit == 0 or unit.imag != 0:
+        return None
+
+    def terms(poly):
+        coeffs = {m: float(c) / unit.real for m, c in zip(poly.monoms(), poly.coeffs())}
+        top = max((abs(c) for c in coeffs.values()), default=0.0)
+        return {m: c for m, c in coeffs.items() if abs(c) > _NEGLIGIBLE * top}
+
+    return terms(p), terms(q)
+
+
+def _rational_match(a: sympy.Expr, b: sympy.Expr, rtol: float, up_to_constant: bool) -> bool:
+    """Whether two rational functions of the inputs are equal with every coefficient within
+    ``rtol``, each written ``P/Q`` with the denominator's lowest term 1 (up to a constant:
+    their partial derivatives are). ``y (0.351 x - 0.37)/(1 + 0.7 x)`` is ``0.61 x y/(1 +
+    0.7 x) - 0.37 y`` (Holling's predation), though neither its tree nor its rounded
+    constants show it. The comparison is complete, so it needs no numeric check: near a
+    pole inside the checked box (``x = -1.43`` here) the values of two such laws differ by
+    any amount."""
+    symbols = sorted(a.free_symbols | b.free_symbols, key=lambda s: s.name)
+    if not symbols:
+        return False
+    pairs = [(sympy.diff(a, s), sympy.diff(b, s)) for s in symbols] if up_to_constant \
+        else [(a, b)]
+    for x, y in pairs:
+        nx, ny = _normal_rational(x, symbols), _normal_rational(y, symbols)
+        if nx is None or ny is None:
+            return False
+        for px, py in zip(nx, ny):
+            if set(px) != set(py) or not all(_close(px[m], py[m], rtol) for m in px):
+                return False
+    return True
+
+
 def _equivalent_one(expr, truth, up_to_constant: bool, rtol: float, positive: bool) -> bool:
     a = _prepare(expr, up_to_constant)
     b = _prepare(truth, up_to_constant)
     if {s.name for s in a.free_symbols} != {s.name for s in b.free_symbols}:
         return False
+    if _rational_match(a, b, rtol, up_to_constant):  # complete: no numeric check needed
+        return True
     numeric = _numeric(a, b, up_to_constant, rtol)
     boxes = ("positive",) if positive else ("mixed", "positive")
     if any(numeric[box] is False for box in boxes) or all(numeric[b] is None for b in boxes):
@@ -828,7 +881,10 @@ def equivalent(expr, truth, up_to_constant: bool = True, rtol: float = 0.01,
        products compared as unordered), or, after rounding the law's constants to the
        reference's numbers or simple rationals within ``rtol``, their difference
        simplifies to 0: equal laws written differently, such as
-       ``(m1*r1 + m2*r2)/(m1 + m2)`` and ``(-m1*r1 - m2*r2)/(-m1 - m2)``.
+       ``(m1*r1 + m2*r2)/(m1 + m2)`` and ``(-m1*r1 - m2*r2)/(-m1 - m2)``, or both are
+       rational functions of the inputs whose coefficients, each written ``P/Q`` with the
+       denominator's lowest term 1, agree within ``rtol`` (``y (0.351 x - 0.37)/(1 +
+       0.7 x)`` and ``0.61 x y/(1 + 0.7 x) - 0.37 y``).
 
     With ``positive=True`` the inputs are taken as positive (masses, lengths): only the
     positive box is checked and the symbolic test uses positive symbols, so

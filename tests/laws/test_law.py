@@ -306,3 +306,22 @@ def test_constant_units_of_a_law_with_units():
                units={"y": "m", "r": "m"}).constant_units() == []
     with pytest.raises(SpecError, match="'units' must map"):
         Law.from_dict({**law.to_dict(), "units": {"V": 3}})
+
+
+@pytest.mark.parametrize("law, truth, up_to_constant, same", [
+    # Holling's predation over a common denominator, and scaled top and bottom
+    ("y*(0.351*x - 0.37)/(1 + 0.7*x)", "0.61*x*y/(1 + 0.7*x) - 0.37*y", False, True),
+    ("(-7.2846*x*y + 7.663*y)/(-14.382*x - 20.738)", "0.61*x*y/(1 + 0.7*x) - 0.37*y", False,
+     True),
+    ("y*(0.351*x - 0.37)/(1 + 0.75*x)", "0.61*x*y/(1 + 0.7*x) - 0.37*y", False, False),
+    ("y*(0.351*x - 0.37)/(1 + 0.7*x) + 0.05*x", "0.61*x*y/(1 + 0.7*x) - 0.37*y", False, False),
+    # a soft core up to its constant
+    ("5 + 0.6/(r**2 + 0.43)", "0.6/(r**2 + 0.43)", True, True),
+    ("5 + 0.6/(r**2 + 0.45)", "0.6/(r**2 + 0.43)", True, False),
+])
+def test_rational_laws_compare_by_their_normalized_coefficients(law, truth, up_to_constant,
+                                                                 same):
+    """Equal rational functions written over other denominators are equivalent, whatever a
+    pole inside the numeric check's box does to their values; a coefficient off by more
+    than the tolerance, or an extra term, is not."""
+    assert equivalent(law, truth, up_to_constant=up_to_constant, rtol=0.01) is same
