@@ -52,6 +52,7 @@ from pikan.errors import DataError, SpecError
 from pikan.laws.evidence import Evidence, evidence_for
 from pikan.laws.law import Laws
 from pikan.model.compile import compile as compile_spec
+from pikan.model.torch_expr import free_scaled
 from pikan.spec.system import VECTOR_KINDS
 
 __all__ = ["BOOTSTRAP", "ESTIMATE_STEPS", "LEVEL", "RANK_RTOL", "REFIT_STEPS",
@@ -295,13 +296,17 @@ def _explicit_coefficients(expr):
     number in the expression: it escaped the error bars, and ``1.6 r**2 - 3.4 r + y`` for
     a spring under a weight of 0.96 was called recovered at 5 % noise. Sums nested inside
     a term keep theirs: their scale is the term's coefficient (``c0 v_y (x + c1)``), and a
-    second one would be a direction the data cannot fix.
+    second one would be a direction the data cannot fix. For the same reason a term with a
+    factor whose every term has a constant (the numerator of ``(0.35 x y - 0.37
+    y)/(0.7 x + 1)``) gets none: that factor carries the term's scale.
     """
     if isinstance(expr, (list, tuple)):
         return [_explicit_coefficients(e) for e in expr]
 
     def explicit(term):
         coefficient, rest = term.as_coeff_Mul()
+        if any(free_scaled(f) for f in sympy.Mul.make_args(rest)):
+            return term  # a sum with a constant on every term carries the scale already
         if coefficient in (1, -1) and not rest.is_Number:
             return sympy.Mul(sympy.Float(float(coefficient)), rest, evaluate=False)
         return term

@@ -276,11 +276,52 @@ def to_torch(expr: sympy.Expr | str, inputs: Sequence[str],
     return CompiledExpr(expr, inputs, params)
 
 
+def free_scaled(node: sympy.Expr) -> bool:
+    """Whether a sum has a constant on every term, a number or a coefficient other than a
+    sign (its scale is a free constant)."""
+    return isinstance(node, sympy.Add) and _all_free(node.args)
+
+
+def _all_free(terms) -> bool:
+    return bool(terms) and all(t.is_Number or t.as_coeff_Mul()[0] not in (1, -1)
+                               for t in terms)
+
+
+def _scaled_quotient(node: sympy.Mul) -> sympy.Pow | None:
+    """The denominator ``(sum)**-1`` of a product whose numerator carries a free scale (a
+    coefficient other than a sign, or a factor :func:`free_scaled`) and whose denominator
+    is an exact number plus terms with such coefficients; None if there is none."""
+    dens = [a for a in node.args if isinstance(a, sympy.Pow) and a.args[1] == -1
+            and isinstance(a.args[0], sympy.Add)]
+    if len(dens) != 1:
+        return None
+    terms = dens[0].args[0].args
+    exact = [t for t in terms if t.is_Number and not t.is_Float]
+    rest = [t for t in terms if not (t.is_Number and not t.is_Float)]
+    if len(exact) != 1 or exact[0] == 0 or not _all_free(rest):
+        return None
+    others = [a for a in node.args if a is not dens[0]]
+    if not any((a.is_Number and a not in (1, -1)) or free_scaled(a) for a in others):
+        return None
+    return dens[0]
+
+
+def _walk_denominator(pow_node: sympy.Pow, walk) -> sympy.Pow:
+    """A denominator of :func:`_scaled_quotient` lifted but for its exact number."""
+    base = pow_node.args[0]
+    args = [t if t.is_Number and not t.is_Float else walk(t) for t in base.args]
+    return sympy.Pow(sympy.Add(*args, evaluate=False), -1, evaluate=False)
+
+
 def lift_constants(expr: sympy.Expr) -> tuple[sympy.Expr, list[sympy.Dummy], list[sympy.Number]]:
     """Replace trainable numbers by dummy symbols, keeping the tree's structure.
 
     Trainable: every Float, the numeric term of a sum, and the numeric coefficient of
     a product unless it is +-1 (a sign). Integer and rational exponents (``x**2``, ``sqrt``) and pi, E stay fixed.
+    So does the exact numeric term of a denominator whose other terms all have
+    coefficients, in a quotient whose numerator is such a sum too (or has a coefficient):
+    ``(a x y + b y)/(q x + 1)`` scaled top and bottom alike is the same law,
+    and a free ``1`` there is a constant no data can fix (:func:`free_scaled`).
     """
     dummies: list[sympy.Dummy] = []
     originals: list[sympy.Number] = []
@@ -296,6 +337,11 @@ def lift_constants(expr: sympy.Expr) -> tuple[sympy.Expr, list[sympy.Dummy], lis
             return lift(node)
         if node.is_Atom:
             return node
+        if isinstance(node, sympy.Mul) and _scaled_quotient(node) is not None:
+            args = [_walk_denominator(a, walk) if a is _scaled_quotient(node)
+                    else lift(a) if a.is_Number and not a.is_Float and a not in (1, -1)
+                    else walk(a) for a in node.args]
+            return node.func(*args, evaluate=False)
         if isinstance(node, (sympy.Add, sympy.Mul)):
             # a sign (-x) is structure, an additive 1 or a factor 2 is a constant
             fixed = (1, -1) if isinstance(node, sympy.Mul) else ()

@@ -12,7 +12,7 @@ import pikan.spec.expr
 import pikan.model.torch_expr
 from pikan.errors import SpecError
 from pikan.spec.expr import parse, symbol
-from pikan.model.torch_expr import to_module, to_torch
+from pikan.model.torch_expr import lift_constants, to_module, to_torch
 
 x, y, z, k = (symbol(n) for n in "xyzk")
 
@@ -208,3 +208,23 @@ def test_constants_from_params_fold_as_before():
     value = f(torch.tensor([1.0], dtype=torch.float64))
     expected = math.exp(700.0) + float(sympy.sin(sympy.exp(sympy.Float(700.0))).evalf(30))
     assert value.item() == pytest.approx(expected, rel=1e-15)
+
+
+@pytest.mark.parametrize("law, free", [
+    ("(0.349*x*y - 0.366*y)/(0.685*x + 1)", 3),  # scaled top and bottom alike: the 1 fixed
+    ("y*(0.351*x - 0.37)/(1 + 0.7*x)", 3),
+    ("2.5*x/(0.3*x + 1)", 2),
+    ("x/(1.0 + 0.5*x)", 2),  # no scale on top: both constants below are free
+    ("1/(2 + 3.0*x)", 2),
+    ("0.6/(r**2 + 1)", 2),  # r**2 has no free coefficient: the shift is free
+])
+def test_a_quotient_scaled_top_and_bottom_lifts_one_constant_less(law, free):
+    """The exact number of a denominator is not a constant when numerator and denominator
+    both carry a free scale: the law is the same scaled top and bottom."""
+    _, dummies, _ = lift_constants(sympy.sympify(law))
+    assert len(dummies) == free
+
+
+def test_a_snapped_quotient_lifts_one_constant_less_too():
+    _, dummies, _ = lift_constants(sympy.sympify("(-2*y/5 + 7*x*y/20)/(7*x/10 + 1)"))
+    assert len(dummies) == 3

@@ -107,13 +107,17 @@ def _rational_fits(z: np.ndarray, yy: np.ndarray, symbols, max_degree: int, max_
             seen.add(support)
             coef = full / scale
             n_p = len(p_terms)
+            # the denominator's lowest term (the constant, where there is one) is exactly 1:
+            # scaled top and bottom alike, P/Q has one constant too many, which no data fix
+            unit = next(k for k, c in enumerate(coef[n_p:]) if c != 0)
+            coef = coef / coef[n_p + unit]
             num = sum((sympy.Float(float(c)) * t.expr(symbols)
                        for c, t in zip(coef[:n_p], p_terms) if c != 0), sympy.Integer(0))
-            den = sum((sympy.Float(float(c)) * t.expr(symbols)
-                       for c, t in zip(coef[n_p:], q_terms) if c != 0), sympy.Integer(0))
-            lead = max((abs(float(c)) for c in coef[n_p:] if c != 0), default=1.0)
-            expr = (num / lead) / (den / lead)
-            out.append((expr, err, f"rational:{p_deg}/{q_deg}"))
+            den = sum(((sympy.Integer(1) if k == unit else sympy.Float(float(c)))
+                       * t.expr(symbols)
+                       for k, (c, t) in enumerate(zip(coef[n_p:], q_terms)) if c != 0),
+                      sympy.Integer(0))
+            out.append((num / den, err, f"rational:{p_deg}/{q_deg}"))
     return out
 
 

@@ -41,3 +41,17 @@ def test_square_roots_of_rational_functions(rng):
     assert equivalent(best.expr, "-sqrt((c - v)/(c + v))", up_to_constant=False), best.expr
     plain = rational_candidates(target, transforms=("identity",))
     assert all(":square" not in c.source for c in plain)
+
+
+def test_the_denominators_lowest_term_is_exactly_one(rng):
+    """Holling's predation ``0.61 x y/(1 + 0.7 x) - 0.37 y`` comes back with the constant
+    of its denominator an exact 1: P/Q scaled top and bottom alike has one constant that no
+    data can fix (its error bar was ``1 +- ?``)."""
+    z = rng.uniform(0.5, 4.0, size=(800, 2))
+    x, y = z.T
+    target = Target(("x", "y"), z, "values", 0.61 * x * y / (1 + 0.7 * x) - 0.37 * y)
+    best = min(rational_candidates(target), key=lambda c: c.error)
+    assert best.error < 1e-9
+    _, den = sympy.fraction(best.expr)
+    assert sympy.Integer(1) in sympy.Add.make_args(den), str(best.expr)
+    assert equivalent(best.expr, "0.61*x*y/(1 + 0.7*x) - 0.37*y", up_to_constant=False)
