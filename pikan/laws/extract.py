@@ -99,6 +99,8 @@ from pikan.laws.generators.base import Generator, Options, propose
 from pikan.laws.generators.euler_lagrange import euler_lagrange_fits
 from pikan.laws.generators.kan_edges import KanEdges, KanReading
 from pikan.laws.generators.passive import Passive, passive_degrees, passive_on_data
+from pikan.laws.generators.power_law import PowerLawSplit
+from pikan.laws.generators.rational import Rational
 from pikan.laws.generators.regression import SparseRegression
 from pikan.laws.generators.separability import Separability
 from pikan.laws.generators.varpro import VarPro
@@ -123,6 +125,16 @@ EXTRACT_GENERATORS: tuple[tuple[Generator, ...], ...] = (
 before left every candidate above the tolerance (and the time is not up). The KAN edge
 formulas are the slowest (one ``fit_edge`` over the library per live edge) and rarely the
 simplest law, so they come last."""
+
+FLOW_GENERATORS: tuple[tuple[Generator, ...], ...] = (
+    (*EXTRACT_GENERATORS[0], Rational(), PowerLawSplit()), *EXTRACT_GENERATORS[1:])
+"""What a first-order system's ``Flow`` outputs get instead of :data:`EXTRACT_GENERATORS`
+(when the caller did not choose): rational functions too, alone and times a power law split
+off (:class:`~pikan.laws.generators.power_law.PowerLawSplit`). Rates of populations and
+reactions saturate (Holling's predation ``a x y/(1 + h x)``, Michaelis--Menten ``V s/(K +
+s)``), which no term library holds; their KAN's rate was otherwise read as a six-term
+polynomial within the KAN's own error. Forces keep the default: their rational shapes are
+the shifted powers of :mod:`~pikan.laws.generators.varpro`."""
 
 
 def solve(target: Target, options: Options,
@@ -552,6 +564,8 @@ def _module_law(model, name: str, q: np.ndarray, v: np.ndarray, library,
             decisions[name] = (fits, proposed, chosen)
         return _scalar_law(name, block, chosen, fits, caveats)
     exprs, front, errors, rmses, solved = [], [], [], [], []
+    if block.kind == "Flow" and generators is EXTRACT_GENERATORS:
+        generators = FLOW_GENERATORS
     for k, output in enumerate(block.output_names):
         target = _block_target(block, z, k)
 
