@@ -463,3 +463,44 @@ def test_solve_runs_a_later_stage_only_when_the_earlier_ones_fall_short(rng):
     assert len(calls) == 2 and equivalent(chosen.expr, "2*x**2 + x", up_to_constant=False)
     assert {f.source for f in fits} == {"fixed"}
     assert [type(g).__name__ for g in EXTRACT_GENERATORS[-1]] == ["KanEdges"]
+
+
+def test_flow_rates_get_rational_candidates(rng):
+    """A saturating rate (Holling's predation, ``y (0.61 x/(1 + 0.7 x) - 0.37)``) is a
+    rational function no term library holds: a Flow's generators find it, exact."""
+    from pikan.laws.extract import FLOW_GENERATORS
+
+    s = rng.uniform(0.5, 4.0, size=(800, 2))
+    x, y = s.T
+    target = Target(("x", "y"), s, "values", 0.61 * x * y / (1 + 0.7 * x) - 0.37 * y)
+    chosen, _ = solve(target, Options(tolerance=1e-6), FLOW_GENERATORS)
+    assert equivalent(chosen.expr, "0.61*x*y/(1 + 0.7*x) - 0.37*y", up_to_constant=False), \
+        str(chosen.expr)
+
+
+def test_a_flow_is_extracted_with_the_flow_generators_unless_the_caller_chose(monkeypatch):
+    import pikan.laws.extract as extract_module
+
+    spec = System("pp", coords=["x", "y"], order=1, modules=[
+        pikan.Flow("f", inputs=["x", "y"], outputs=["x", "y"])])
+    t = np.linspace(0.0, 2.0, 41)
+    data = pikan.Trajectories.from_arrays(
+        [t, t], [np.stack([1 + 0.2 * t, 2 - 0.1 * t], 1), np.stack([2 - 0.3 * t, 1 + t], 1)],
+        coords=["x", "y"])
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def record(target, options, generators=EXTRACT_GENERATORS):
+        seen.append(generators)
+        raise Stop
+
+    monkeypatch.setattr(extract_module, "solve", record)
+    model = pikan.compile(spec, seed=0)
+    for chosen, expected in ((EXTRACT_GENERATORS, extract_module.FLOW_GENERATORS),
+                             (((SparseRegression(),),), ((SparseRegression(),),))):
+        seen.clear()
+        with pytest.raises(Stop):
+            extract(model, data, generators=chosen)
+        assert seen == [expected]
