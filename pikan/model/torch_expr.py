@@ -337,8 +337,9 @@ def lift_constants(expr: sympy.Expr) -> tuple[sympy.Expr, list[sympy.Dummy], lis
             return lift(node)
         if node.is_Atom:
             return node
-        if isinstance(node, sympy.Mul) and _scaled_quotient(node) is not None:
-            args = [_walk_denominator(a, walk) if a is _scaled_quotient(node)
+        denominator = _scaled_quotient(node) if isinstance(node, sympy.Mul) else None
+        if denominator is not None:
+            args = [_walk_denominator(a, walk) if a is denominator
                     else lift(a) if a.is_Number and not a.is_Float and a not in (1, -1)
                     else walk(a) for a in node.args]
             return node.func(*args, evaluate=False)
