@@ -881,10 +881,12 @@ def equivalent(expr, truth, up_to_constant: bool = True, rtol: float = 0.01,
        products compared as unordered), or, after rounding the law's constants to the
        reference's numbers or simple rationals within ``rtol``, their difference
        simplifies to 0: equal laws written differently, such as
-       ``(m1*r1 + m2*r2)/(m1 + m2)`` and ``(-m1*r1 - m2*r2)/(-m1 - m2)``, or both are
-       rational functions of the inputs whose coefficients, each written ``P/Q`` with the
-       denominator's lowest term 1, agree within ``rtol`` (``y (0.351 x - 0.37)/(1 +
-       0.7 x)`` and ``0.61 x y/(1 + 0.7 x) - 0.37 y``).
+       ``(m1*r1 + m2*r2)/(m1 + m2)`` and ``(-m1*r1 - m2*r2)/(-m1 - m2)``.
+
+    Rational functions of the inputs also match, without step 1, when their coefficients,
+    each written ``P/Q`` with the denominator's lowest term 1, agree within ``rtol``
+    (``y (0.351 x - 0.37)/(1 + 0.7 x)`` and ``0.61 x y/(1 + 0.7 x) - 0.37 y``): a complete
+    test, and near a pole inside the boxes two such laws differ by any amount.
 
     With ``positive=True`` the inputs are taken as positive (masses, lengths): only the
     positive box is checked and the symbolic test uses positive symbols, so
