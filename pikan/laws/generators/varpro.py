@@ -240,9 +240,10 @@ class _Scan:
              symbols: list[sympy.Symbol]) -> sympy.Expr:
         terms = self.family.terms(self.sign * theta)
         s = symbols[self.k]
-        out, offset = self._square(theta, subset, coef, s)
+        out, offset = self._square(theta, terms, subset, coef, s)
+        squared = self.family.square if out != 0 else ()
         for c, j in zip(coef, subset):
-            if out != 0 and j in (self.family.square or ()):
+            if j in squared:
                 continue
             e = terms[j].expr(s) if j < self.n_family else self.others[j - self.n_family][1]
             out = out + sympy.Float(float(c)) * e
@@ -250,7 +251,7 @@ class _Scan:
             out = out + sympy.Float(float(coef[-1]) + offset)
         return out
 
-    def _square(self, theta: float, subset, coef: np.ndarray,
+    def _square(self, theta: float, terms: list[_Term], subset, coef: np.ndarray,
                 s: sympy.Symbol) -> tuple[sympy.Expr, float]:
         """``a2 exp(-2 k z) + a1 exp(-k z)`` written ``a2 (exp(-k z) + a1/(2 a2))**2`` (and
         the constant ``-a1**2/(4 a2)`` it leaves) when the subset holds both terms; else
@@ -264,7 +265,6 @@ class _Scan:
         """
         if self.family.square is None or not set(self.family.square) <= set(subset):
             return sympy.Integer(0), 0.0
-        terms = self.family.terms(self.sign * theta)
         a = {j: float(c) * float(terms[j].expr(s).subs(s, 0))
              for c, j in zip(coef, subset) if j in self.family.square}
         a1, a2 = (a[j] for j in self.family.square)
@@ -291,7 +291,8 @@ def varpro_candidates(target: Target, library: Sequence[str] | None = None,
         Values or (projected) gradients; see :class:`pikan.laws.candidates.Target`.
     library : sequence of str, optional
         Allowed primitive names (default all): exponentials with a rate need ``exp``,
-        Gaussians with a width ``exp`` or ``gaussian``, shifted powers ``(z**2 + c)**-p`` need ``1/x`` or ``1/sqrt``.
+        Gaussians with a width ``exp`` or ``gaussian``, shifted powers ``(z**2 + c)**-p``
+        ``1/x`` or ``1/sqrt``.
     max_inputs : int
         Targets with more inputs get no candidates (the subsets grow quickly, and such
         laws of many inputs are rarely a single curve).
