@@ -146,6 +146,21 @@ def test_a_spec_that_does_not_match_its_data_is_never_recovered():
     assert "KAN model itself does not fit" in str(report)
 
 
+def test_an_exact_law_stands_without_a_kan_that_fits_and_a_near_one_does_not(data):
+    # the "KAN" misses the data by far (as KANs do off the curves a 3-D rate was learned on)
+    bad_kan = pikan.compile(_oscillator(k=1.6))
+    exact = verify(_oscillator(), data, model=bad_kan, n_initial=4)
+    assert not exact.model_fits and exact.laws_stand_alone
+    law = judge(_laws("(x**2 + 2*y**2)/2"), exact)["V"]
+    assert law.verdict == "recovered", law.verdict_reason
+    assert "stand on their own" in str(exact)
+    # 3 % off fits the data within rule 1, but not closely enough to stand alone
+    near = verify(_oscillator(k=1.03), data, model=bad_kan, n_initial=4)
+    assert near.laws_fit and not near.laws_stand_alone
+    law = judge(_laws("1.03*(x**2 + 2*y**2)/2"), near)["V"]
+    assert law.verdict == "approximate" and "KAN model it was read from" in law.verdict_reason
+
+
 def test_a_long_series_or_a_law_that_can_trade_terms_is_approximate(data):
     from types import SimpleNamespace
 
