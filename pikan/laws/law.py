@@ -15,6 +15,7 @@ criterion "recovered symbolically with constants within ``rtol``".
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
@@ -767,23 +768,47 @@ def _numeric(a: sympy.Expr, b: sympy.Expr, up_to_constant: bool, rtol: float) ->
     return out
 
 
-def _round_to(expr: sympy.Expr, references: Sequence[float], rtol: float) -> sympy.Expr:
-    """Replace each float by a reference number, or a simple rational, within ``rtol``."""
-    rep = {}
-    for f in expr.atoms(sympy.Float):
-        v = float(f)
-        best = None
-        for r in references:
-            if _close(v, r, rtol):
-                best = sympy.nsimplify(r, [sympy.pi], rational=False, tolerance=1e-12)
-                break
-        if best is None:
-            frac = sympy.nsimplify(v, [sympy.pi], tolerance=rtol * abs(v), rational=False)
-            if _close(float(frac), v, rtol):
-                best = frac
-        if best is not None:
-            rep[f] = best
-    return expr.xreplace(rep)
+ROUNDINGS = 8
+"""Most ways of rounding a law's constants the symbolic zero test of :func:`equivalent`
+tries (the simplest first)."""
+
+
+def _simple_values(v: float, references: Sequence[float], rtol: float) -> list[sympy.Expr]:
+    """Exact numbers within ``rtol`` of ``v``, the likeliest first: the reference's own
+    numbers, sympy's simplest guess (rationals and multiples of pi), then fractions ``p/q``
+    and ``p pi/q`` with small ``q`` (a phase fitted as ``19/12`` is ``pi/2`` within 1 %)."""
+    out = [sympy.nsimplify(r, [sympy.pi], rational=False, tolerance=1e-12)
+           for r in references if _close(v, r, rtol)][:1]
+    guess = sympy.nsimplify(v, [sympy.pi], tolerance=rtol * abs(v), rational=False)
+    if _close(float(guess), v, rtol):
+        out.append(guess)
+    for unit, denominators in ((sympy.pi, (1, 2, 3, 4, 6)), (sympy.Integer(1), range(1, 13))):
+        for q in denominators:
+            p = round(v * q / float(unit))
+            candidate = sympy.Rational(p, q) * unit
+            if p and _close(float(candidate), v, rtol):
+                out.append(candidate)
+    return list(dict.fromkeys(out))
+
+
+def _roundings(expr: sympy.Expr, references: Sequence[float], rtol: float
+               ) -> Iterator[sympy.Expr]:
+    """``expr`` with every constant replaced by an exact number within ``rtol``
+    (:func:`_simple_values`), in up to :data:`ROUNDINGS` ways, the simplest first; nothing
+    when a constant has no such number. The law's exact fractions count as constants too
+    (a snapped ``5/8`` may be the reference's 0.63), not its integers or exponents."""
+    fractions = {n: sympy.Float(n) for n in expr.atoms(sympy.Rational)
+                 if not n.is_Integer and not any(isinstance(p, sympy.Pow) and p.exp == n
+                                                 for p in expr.atoms(sympy.Pow))}
+    expr = expr.xreplace(fractions)
+    floats = sorted(expr.atoms(sympy.Float), key=float)
+    choices = [_simple_values(float(f), references, rtol) for f in floats]
+    if any(not c for c in choices):
+        return
+    ranks = sorted(itertools.product(*(range(len(c)) for c in choices)),
+                   key=lambda pick: (sum(pick), pick))
+    for pick in ranks[:ROUNDINGS]:
+        yield expr.xreplace({f: c[i] for f, c, i in zip(floats, choices, pick)})
 
 
 _NEGLIGIBLE = 1e-9
@@ -854,16 +879,17 @@ def _equivalent_one(expr, truth, up_to_constant: bool, rtol: float, positive: bo
     # different but equal forms: round the law's constants, then a symbolic zero test
     references = sorted({float(n) for n in fb.atoms(sympy.Number)}
                         | {-float(n) for n in fb.atoms(sympy.Number)})
-    rounded = _round_to(a, references, rtol)
-    if rounded.atoms(sympy.Float):
-        return False
-    difference = rounded - b
-    if sympy.simplify(difference) == 0:
-        return True
-    if not positive:
-        return False
-    symbols = {s: sympy.Symbol(s.name, positive=True) for s in difference.free_symbols}
-    return bool(sympy.simplify(difference.xreplace(symbols)) == 0)
+    exact = b.xreplace({f: sympy.nsimplify(f, [sympy.pi], rational=False, tolerance=1e-12)
+                        for f in b.atoms(sympy.Float)})  # 1.17 as 117/100, as rounded
+    for rounded in _roundings(a, references, rtol):
+        difference = rounded - exact
+        if sympy.simplify(difference) == 0:
+            return True
+        if positive:
+            symbols = {s: sympy.Symbol(s.name, positive=True) for s in difference.free_symbols}
+            if sympy.simplify(difference.xreplace(symbols)) == 0:
+                return True
+    return False
 
 
 def equivalent(expr, truth, up_to_constant: bool = True, rtol: float = 0.01,

@@ -325,3 +325,14 @@ def test_rational_laws_compare_by_their_normalized_coefficients(law, truth, up_t
     pole inside the numeric check's box does to their values; a coefficient off by more
     than the tolerance, or an extra term, is not."""
     assert equivalent(law, truth, up_to_constant=up_to_constant, rtol=0.01) is same
+
+
+def test_a_snapped_phase_and_amplitude_match_the_reference_within_the_tolerance():
+    # a sinusoid fitted as sin(w t + 19/12) with amplitude 5/8 is 0.63 cos(1.17 t) within 3 %
+    # (19/12 is pi/2 to 0.8 %, 5/8 is 0.63 to 0.8 %): the law's exact fractions round too
+    t = sympy.Symbol("t")
+    law = sympy.Rational(5, 8) * sympy.sin(1.16857612453034 * t + sympy.Rational(19, 12))
+    assert equivalent(law, "0.63*cos(1.17*t)", rtol=0.03, up_to_constant=False)
+    assert not equivalent(law, "0.63*cos(1.17*t)", rtol=0.005, up_to_constant=False)
+    shifted = sympy.Rational(5, 8) * sympy.sin(1.16857612453034 * t + sympy.Rational(17, 12))
+    assert not equivalent(shifted, "0.63*cos(1.17*t)", rtol=0.03, up_to_constant=False)
