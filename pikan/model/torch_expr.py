@@ -358,6 +358,28 @@ def lift_constants(expr: sympy.Expr) -> tuple[sympy.Expr, list[sympy.Dummy], lis
     return walk(expr), dummies, originals
 
 
+def fold_irrational_factors(expr: sympy.Expr) -> sympy.Expr:
+    """Products of a decimal constant and exact irrational numbers as one decimal.
+
+    ``pi/4 a b`` is trained as ``c pi a b`` (pi stays fixed, :func:`lift_constants`); once
+    ``c`` has moved off ``1/4`` the pi means nothing, and ``pi*0.2546*a*b`` reads as the
+    ``0.8*a*b`` it is. Products without a decimal (``pi r**2/4``) stay exact.
+    """
+    def irrational(arg: sympy.Expr) -> bool:
+        return arg.is_number and not arg.is_Rational and not arg.is_Float
+
+    def foldable(node: sympy.Expr) -> bool:
+        return isinstance(node, sympy.Mul) and any(a.is_Float for a in node.args) \
+            and any(irrational(a) for a in node.args)
+
+    def fold(node: sympy.Mul) -> sympy.Expr:
+        numbers = [a for a in node.args if a.is_Float or irrational(a)]
+        value = sympy.Float(float(sympy.Mul(*numbers)))
+        return sympy.Mul(value, *[a for a in node.args if a not in numbers])
+
+    return expr.replace(foldable, fold)
+
+
 class ExprModule(torch.nn.Module):
     """An expression as a ``torch.nn.Module`` whose numeric constants are parameters.
 
@@ -398,14 +420,15 @@ class ExprModule(torch.nn.Module):
 
     def expr(self) -> sympy.Expr:
         """The expression with the current constant values (unchanged ones keep their
-        original exact form, e.g. the integer 2)."""
+        original exact form, e.g. the integer 2; a changed one absorbs the fixed irrational
+        factors beside it, :func:`fold_irrational_factors`)."""
         values = self.constants.detach().cpu()
         replace = {}
         for dummy, original, value in zip(self._dummies, self._originals, values):
             # unchanged: the original rounded to the parameter's dtype (float32 too)
             unchanged = torch.tensor(float(original), dtype=value.dtype) == value
             replace[dummy] = original if unchanged else sympy.Float(value.item())
-        return self._lifted.xreplace(replace)
+        return fold_irrational_factors(self._lifted.xreplace(replace))
 
     def extra_repr(self) -> str:
         return f"{to_string(self.expr())!r}, inputs={list(self.inputs)}"

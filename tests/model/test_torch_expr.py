@@ -228,3 +228,14 @@ def test_a_quotient_scaled_top_and_bottom_lifts_one_constant_less(law, free):
 def test_a_snapped_quotient_lifts_one_constant_less_too():
     _, dummies, _ = lift_constants(sympy.sympify("(-2*y/5 + 7*x*y/20)/(7*x/10 + 1)"))
     assert len(dummies) == 3
+
+
+def test_a_refined_constant_absorbs_the_fixed_pi_beside_it():
+    a, b, r = sympy.symbols("a b r")
+    module = to_module(sympy.pi / 4 * a * b + sympy.pi * r**2 / 3, ["a", "b", "r"])
+    assert sorted(module._originals) == [sympy.Rational(1, 4), sympy.Rational(1, 3)]
+    with torch.no_grad():  # a b's 1/4 refined
+        module.constants[module._originals.index(sympy.Rational(1, 4))] = 0.8 / math.pi
+    expr = module.expr()
+    assert sympy.pi not in expr.coeff(a * b).atoms() and abs(float(expr.coeff(a * b)) - 0.8) < 1e-12
+    assert expr.coeff(r**2) == sympy.pi / 3  # unchanged: exact
