@@ -11,7 +11,8 @@ names, with one set of keyword parameters (the system's physical constants, e.g.
     inputs (features, bindings) and constraints.
 ``sample_initial(rng, **params) -> (q0, v0)``
     One initial state, numpy arrays of shape ``(n_coords,)`` each, drawn with a numpy
-    ``Generator`` (what :func:`pikan.simulate` calls with ``initial=``).
+    ``Generator`` (what :func:`pikan.simulate` calls with ``initial=``); ``q0`` alone for
+    a first-order system (``truth().order == 1``: no velocities).
 ``SIMULATION``
     Default ``simulate`` settings: ``n_trajectories``, ``t`` and ``dt``, sized so that a
     simulation plus a quick discovery fit on two CPU cores (a few thousand states).
@@ -39,12 +40,16 @@ from pikan.systems import (
     anisotropic,
     charged_particle,
     double_pendulum,
+    double_well_flow,
     duffing,
     harmonic,
     kepler,
+    lotka_volterra,
+    mass_action,
     pendulum,
     spring_chain,
     two_body,
+    van_der_pol,
 )
 
 import pikan
@@ -52,7 +57,7 @@ from pikan import SpecError, System
 
 _SOURCES = {source.__name__.rpartition(".")[2]: source for source in (
     harmonic, pendulum, anisotropic, duffing, kepler, two_body, spring_chain, double_pendulum,
-    charged_particle)}
+    charged_particle, lotka_volterra, van_der_pol, double_well_flow, mass_action)}
 """System name -> its file ``systems/<name>.py``, in catalogue order."""
 
 _CATALOGUE = tuple(_SOURCES)
@@ -72,7 +77,8 @@ class CatalogueEntry:
     model : callable ``(**options) -> System``
         Learning spec (KAN options such as ``hidden``, ``grid`` and the truth's params).
     sample_initial : callable ``(rng, **params) -> (q0, v0)``
-        One initial state, two arrays of shape ``(n_coords,)``.
+        One initial state, two arrays of shape ``(n_coords,)`` (``q0`` alone for a
+        first-order system).
     simulation : mapping
         Default :func:`pikan.simulate` settings (``n_trajectories``, ``t``, ``dt``).
     laws : callable ``(**params) -> dict``
