@@ -1,4 +1,5 @@
-r"""System-level conservation laws: energy, momentum, angular momentum.
+r"""System-level conservation laws: energy, momentum, angular momentum, and a linear
+combination of a first-order system's coordinates (a total population, a total amount).
 
 ``Conserved("energy")``: :math:`dE/dt = v \cdot Q = 0`, with :math:`Q` the forces of the
 Dynamics and Dissipation modules (Potentials and Lagrangians conserve by construction).
@@ -22,6 +23,15 @@ invariant under rotating all listed vectors together (positions and their veloci
 or has a law with zero torque, or does not act on them; Newtonian systems also need one
 fixed mass per vector.
 
+``Conserved("linear", weights={"a": 1, "c": 1})`` (first-order systems only, ``order=1``):
+:math:`\frac{d}{dt}\sum_i w_i q_i = \sum_i w_i \dot q_i = 0`. Hard when every module keeps
+it by construction: a law whose rates have a zero weighted sum; a learned Flow, whose output
+is projected onto the rates that keep every such sum (:class:`Projected`, added when the
+model is compiled; a Flow with one output among the weighted coordinates would be forced to
+zero, so it is refused); a learned Potential whose inputs do not change when the coordinates
+move along ``w``. (In mechanics a fixed linear combination of positions is a holonomic
+constraint on the coordinates, not a law of motion: second-order systems refuse it.)
+
 :math:`p = m v` (Newtonian) or :math:`p = \partial L / \partial v` (Lagrangian, with
 :math:`F = \partial L/\partial q + Q`). When ``groups``/``vectors`` are omitted they are
 read from the coordinate names: coordinates that differ only in trailing digits form a
@@ -29,14 +39,17 @@ group (``x1, x2, x3``), and groups of equal size zip into vectors (``(x1, y1), (
 
 Measures (see :mod:`pikan.constraints.base`): the rate divided by the sum of the
 magnitudes that make it up (``|v| sum_m |F_m|`` for energy, ``sum_{G} sum_m |F_m,i|`` for
-momentum, ``sum_k |r_k| sum_m |F_m,k| + |v_k||p_k|`` for angular momentum), so each is in
-[0, 1]. On data, the drift of the conserved quantity along each trajectory (its standard
-deviation over time) relative to the typical size of its terms.
+momentum, ``sum_k |r_k| sum_m |F_m,k| + |v_k||p_k|`` for angular momentum, ``sum_i |w_i|
+|dq_i/dt|`` for a linear combination), so each is in [0, 1]. On data, the drift of the
+conserved quantity along each trajectory (its standard deviation over time) relative to the
+typical size of its terms.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,7 +72,7 @@ from .base import (
     trajectories,
 )
 
-QUANTITIES = ("energy", "momentum", "angular_momentum")
+QUANTITIES = ("energy", "momentum", "angular_momentum", "linear")
 
 
 @register_constraint
@@ -69,11 +82,14 @@ class Conserved(Constraint):
 
     Parameters
     ----------
-    quantity : "energy", "momentum" or "angular_momentum"
+    quantity : "energy", "momentum", "angular_momentum" or "linear"
     groups : list of tuples of coordinate names, optional
         Momentum only: coordinates that translate together (one momentum per group).
     vectors : list of tuples of coordinate names, optional
         Angular momentum only: position vectors (2 or 3 components) rotated together.
+    weights : mapping of coordinate name to number, or a list of coordinate names
+        ``"linear"`` only (and required there): the conserved ``sum_i w_i q_i`` of a
+        first-order system; a list of names means weights 1 (a total).
     mode : "hard" or "soft"
         Hard: checked to hold by construction (SpecError with a hint otherwise). Soft:
         penalty on the rate of change along the training states.
@@ -83,6 +99,9 @@ class Conserved(Constraint):
     --------
     >>> System("two_body", coords=["x1", "y1", "x2", "y2"], modules=[...],
     ...        constraints=[Conserved("energy"), Conserved("momentum")])
+    >>> System("binding", coords=["a", "b", "c"], order=1, modules=[...],
+    ...        constraints=[Conserved("linear", weights=["a", "c"]),
+    ...                     Conserved("linear", weights=["b", "c"])])
     """
 
     scope = "system"
@@ -90,11 +109,13 @@ class Conserved(Constraint):
     quantity: str
     groups: tuple | None = None
     vectors: tuple | None = None
+    weights: tuple | None = None
 
     def __post_init__(self) -> None:
         if self.quantity not in QUANTITIES:
             raise SpecError(f"Conserved: unknown quantity {self.quantity!r}; expected one of "
                             f"{', '.join(QUANTITIES)}.")
+        object.__setattr__(self, "weights", _weights(self.quantity, self.weights))
         for field, wanted in (("groups", "momentum"), ("vectors", "angular_momentum")):
             value = getattr(self, field)
             if value is None:
@@ -120,6 +141,8 @@ class Conserved(Constraint):
             parts += ["(" + ", ".join(g) + ")" for g in self.groups]
         if self.vectors is not None:
             parts += ["(" + ", ".join(u) + ")" for u in self.vectors]
+        if self.weights is not None:
+            parts.append(_weighted_sum(self.weights))
         return parts
 
     # --------------------------------------------------------------- which coordinates
@@ -151,8 +174,19 @@ class Conserved(Constraint):
             raise SpecError(f"{where}: Conserved('energy') contradicts the Dissipation module(s) "
                             f"{', '.join(map(repr, dissipations))}, which remove energy. Hint: "
                             "drop one of them.")
+        first_order = getattr(system, "order", 2) == 1
+        if (self.quantity == "linear") != first_order:
+            raise SpecError(
+                f"{where}: Conserved('linear') belongs to first-order systems (order=1), where "
+                "the rates are the equations; in mechanics a fixed combination of positions "
+                "is a constraint on the coordinates, not a law of motion."
+                if first_order is False else
+                f"{where}: Conserved({self.quantity!r}) needs velocities and forces; a "
+                "first-order system has rates only. Conserved('linear', weights=...) keeps a "
+                "weighted sum of its coordinates.")
         coords = set(system.coords)
-        listed = (self.groups or ()) + (self.vectors or ())
+        listed = (self.groups or ()) + (self.vectors or ()) \
+            + ((tuple(n for n, _ in self.weights),) if self.weights else ())
         for name in (n for g in listed for n in g):
             if name not in coords:
                 raise SpecError(f"{where}: {self.label} names {name!r}, which is not a "
@@ -169,7 +203,8 @@ class Conserved(Constraint):
                 raise SpecError(f"{where}: {self.label}: a coordinate is in two vectors.")
         if self.mode == "hard":
             problem = {"energy": _energy_problem, "momentum": _momentum_problem,
-                       "angular_momentum": _angular_problem}[self.quantity](self, system)
+                       "angular_momentum": _angular_problem,
+                       "linear": _linear_problem}[self.quantity](self, system)
             if problem:
                 raise SpecError(f"{where}: {self.label} cannot hold by construction: {problem} "
                                 f"Or use Conserved({self.quantity!r}, mode='soft') for a "
@@ -178,6 +213,10 @@ class Conserved(Constraint):
     # --------------------------------------------------------------- measures
     def residual(self, model, q, v, module=None):
         """The rate of change of the quantity and the magnitudes it is made of."""
+        if self.quantity == "linear":
+            w = _weight_vector(self, model.spec.coords).to(q)
+            rate = model.rate(q)
+            return (rate @ w)[:, None], (rate.abs() @ w.abs())[:, None]
         forces, momentum, kinds = _generalized_forces(model, q, v)
         spec = model.spec
         if self.quantity == "energy":
@@ -209,7 +248,10 @@ class Conserved(Constraint):
         function); momenta use ``model``'s masses (or ``data.masses``, else 1). None when
         the data has no time order (a plain set of states).
         """
-        runs = trajectories(data)
+        if self.quantity == "linear" and hasattr(data, "coords") and hasattr(data, "__iter__"):
+            runs = [(np.asarray(r.q), None) for r in data]  # positions suffice (order 1)
+        else:
+            runs = trajectories(data)
         if runs is None or (self.quantity == "energy" and model is None):
             return None
         values, sizes = [], []
@@ -224,8 +266,33 @@ class Conserved(Constraint):
             return 0.0
         return drift / float(scale) if scale > 0 else float("inf")
 
+    def for_laws(self) -> Conserved:
+        """This constraint in a spec whose learned modules got found laws
+        (:meth:`pikan.System.with_laws`): a hard ``"linear"`` one turns soft, since the
+        projection that kept a learned Flow's sum is not part of its law; the others as
+        they are (their checks read the laws exactly)."""
+        if self.quantity == "linear" and self.mode == "hard":
+            return dataclasses.replace(self, mode="soft")
+        return self
+
+    def rewrite_module(self, module, system):
+        """A learned Flow with the projection that keeps every hard ``Conserved('linear')``
+        of ``system`` (one :class:`Projected` for all of them); other modules unchanged."""
+        if self.quantity != "linear" or module.kind != "Flow" or module.law is not None:
+            return module
+        rows = [_weight_vector(c, module.outputs).tolist() for c in system.constraints
+                if isinstance(c, Conserved) and c.quantity == "linear" and c.mode == "hard"]
+        rows = tuple(tuple(r) for r in rows if any(r))
+        if not rows or any(isinstance(c, Projected) for c in module.constraints):
+            return module
+        return module.replace(constraints=(*module.constraints, Projected(rows)))
+
     def _quantity(self, model, data, q, v) -> tuple[np.ndarray, np.ndarray]:
         """The conserved quantity ``(T, k)`` along one trajectory and its size ``(T,)``."""
+        if self.quantity == "linear":
+            coords = list(model.spec.coords) if model is not None else list(data.coords)
+            w = _weight_vector(self, coords).numpy()
+            return (np.asarray(q) @ w)[:, None], np.abs(np.asarray(q)) @ np.abs(w)
         momentum = _data_momentum(model, data, q, v)
         if self.quantity == "energy":
             qt, vt = _tensors(model, q, v)
@@ -245,7 +312,85 @@ class Conserved(Constraint):
         return quantity, size
 
 
+@dataclass(frozen=True)
+class Projected(Constraint):
+    """A learned Flow's rates projected so that every weighted sum in ``rows`` stays fixed:
+    ``f -> f P``, ``P = I - W^+ W`` (``W`` the rows, each the weights of one
+    ``Conserved("linear")`` on the Flow's outputs). Added by :meth:`Conserved.rewrite_module`
+    when a model is compiled; not a spec element of its own."""
+
+    rows: tuple = ()
+
+    def wrap(self, fn, input_names):
+        """The hard version: the block's outputs times ``P``."""
+        weights = torch.tensor(self.rows, dtype=torch.float64)
+        projector = torch.eye(weights.shape[1], dtype=torch.float64) \
+            - torch.linalg.pinv(weights) @ weights
+
+        def projected(z: Tensor) -> Tensor:
+            out = fn(z)
+            return out @ projector.to(dtype=out.dtype, device=out.device)
+
+        return projected
+
+    def project(self, exprs) -> list:
+        """Laws of the Flow's outputs projected the same way (exactly, in sympy): refined
+        constants that moved apart output by output agree again, and every weighted sum
+        of the rates is zero."""
+        weights = sympy.Matrix([[sympy.nsimplify(w) for w in row] for row in self.rows])
+        projector = sympy.eye(weights.cols) - weights.pinv() * weights
+        return [sympy.expand(sum((e * projector[j, k] for j, e in enumerate(exprs)),
+                                 sympy.Integer(0))) for k in range(weights.cols)]
+
+    def _label_parts(self) -> list[str]:
+        return [str(list(r)) for r in self.rows]
+
+
 # ------------------------------------------------------------------------- helpers
+
+
+def _weights(quantity: str, weights) -> tuple | None:
+    """``weights`` as ``((name, value), ...)``; checked against the quantity."""
+    if quantity != "linear":
+        if weights is not None:
+            raise SpecError("Conserved: weights= belongs to Conserved('linear').")
+        return None
+    if weights is None or isinstance(weights, str):
+        raise SpecError("Conserved('linear'): give weights={'a': 1, 'c': 1} (or a list of "
+                        f"coordinate names for a plain total), got {weights!r}.")
+    if isinstance(weights, Mapping):
+        pairs = list(weights.items())
+    else:
+        pairs = [(w, 1.0) if isinstance(w, str) else tuple(w) for w in weights]
+    out = []
+    for pair in pairs:
+        if len(pair) != 2 or not isinstance(pair[0], str) or isinstance(pair[1], (bool, str)):
+            raise SpecError(f"Conserved('linear') weights: expected coordinate names and "
+                            f"numbers, got {weights!r}.")
+        try:
+            value = float(pair[1])
+        except (TypeError, ValueError):
+            raise SpecError(f"Conserved('linear') weights: {pair[1]!r} for {pair[0]!r} is not "
+                            "a number.") from None
+        if not np.isfinite(value):
+            raise SpecError(f"Conserved('linear') weights: {pair[0]!r} has weight {value}.")
+        out.append((pair[0], value))
+    names = [n for n, _ in out]
+    if not out or not any(v for _, v in out) or len(set(names)) != len(names):
+        raise SpecError(f"Conserved('linear') weights: expected distinct coordinates with at "
+                        f"least one nonzero weight, got {weights!r}.")
+    return tuple(out)
+
+
+def _weighted_sum(weights) -> str:
+    return " + ".join(name if value == 1 else f"{value:g}*{name}" for name, value in weights)
+
+
+def _weight_vector(constraint: Conserved, names) -> Tensor:
+    """The weights on ``names`` (zero for a name without one), float64."""
+    given = dict(constraint.weights)
+    return torch.tensor([given.get(n, 0.0) for n in names], dtype=torch.float64)
+
 
 
 class _CoordsOnly:
@@ -405,6 +550,50 @@ def _shift(system, names, velocities: bool):
         columns = list(y.unbind(-1))
         for i in index:
             columns[i] = columns[i] + s
+        return torch.stack(columns, dim=-1)
+
+    return transform
+
+
+def _linear_problem(constraint: Conserved, system) -> str | None:
+    w = dict(constraint.weights)
+    for m in system.modules:
+        expressions, is_law = _module_expressions(m, system)
+        if is_law:
+            if isinstance(m, Potential):
+                rates = [-sympy.diff(expressions[0], symbol(c)) for c in system.coords]
+                total = sum((w.get(c, 0.0) * r for c, r in zip(system.coords, rates)),
+                            sympy.Integer(0))
+            else:
+                total = sum((w.get(c, 0.0) * e for c, e in zip(m.outputs, expressions)),
+                            sympy.Integer(0))
+            if _vanishes([total], system):
+                continue
+            return (f"the law of {m.name!r} changes {_weighted_sum(constraint.weights)}.")
+        if m.kind == "Flow":
+            touched = [c for c in m.outputs if w.get(c, 0.0)]
+            if touched and len(m.outputs) == 1:
+                return (f"the learned Flow {m.name!r} has the one output {m.outputs[0]!r}, "
+                        "whose rate the projection would force to zero. Hint: learn the rates "
+                        "that exchange the amount as one Flow with all of them as outputs, "
+                        f"outputs={sorted(w)}.")
+            continue
+        shift = _shift_along(system, w)
+        if not _invariant(expressions, system, shift):
+            return (f"the learned {m.kind} {m.name!r} has inputs that change when the "
+                    f"coordinates move along the weights of {_weighted_sum(constraint.weights)}, "
+                    "so its gradient changes that sum.")
+    return None
+
+
+def _shift_along(system, weights: dict):
+    index = {system.state_names.index(c): value for c, value in weights.items()}
+
+    def transform(y: Tensor) -> Tensor:
+        s = torch.linspace(-0.7, 0.9, y.shape[0], dtype=y.dtype)
+        columns = list(y.unbind(-1))
+        for i, value in index.items():
+            columns[i] = columns[i] + value * s
         return torch.stack(columns, dim=-1)
 
     return transform

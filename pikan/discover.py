@@ -204,6 +204,9 @@ def refine_constants(model: Model, laws, data, steps: int = 200, seed: int = 0,
     refined = {}
     for name in laws:
         exprs = law_model.blocks[name].law_exprs()
+        for constraint in law_model.blocks[name].spec.constraints:
+            if hasattr(constraint, "project"):  # a conserved sum the outputs keep together
+                exprs = constraint.project(exprs)
         refined[name] = exprs if law_model.blocks[name].kind in VECTOR_KINDS \
             else exprs[0]
     return law_model, refined

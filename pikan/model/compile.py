@@ -16,7 +16,9 @@ Hard constraints hook in here. A module constraint object may define
 - ``wrap(fn, input_names) -> fn``: an output-level change of the block function
   ``fn(z: (batch, n_inputs)) -> (batch, n_outputs)`` (e.g. symmetrize, softplus).
 
-Both are used only when ``constraint.mode == "hard"``.
+Both are used only when ``constraint.mode == "hard"``. A system constraint may define
+``rewrite_module(module, system) -> module`` to be kept module by module (a conserved
+weighted sum of a first-order system projects each learned Flow's rates).
 
 Identifiability
 ---------------
@@ -725,6 +727,10 @@ class Model(nn.Module):
             for constraint in module.constraints:
                 if getattr(constraint, "mode", "hard") == "hard" and hasattr(constraint, "rewrite"):
                     module = constraint.rewrite(module, spec)
+            for constraint in spec.constraints:  # a system constraint kept module by module
+                if getattr(constraint, "mode", "hard") == "hard" \
+                        and hasattr(constraint, "rewrite_module"):
+                    module = constraint.rewrite_module(module, spec)
             blocks[module.name] = Block(module, spec, dtype,
                                         seed=None if seed is None else seed + index)
         self.blocks = nn.ModuleDict(blocks)

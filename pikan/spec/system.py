@@ -903,13 +903,23 @@ class System:
             A law is expression text, a sympy expression, a list of those (one per
             output, for Dynamics) or an object with an ``.expr`` attribute (a pikan Law).
             None makes the module learned.
+
+        A system constraint that held a learned module by construction and cannot be
+        checked on a found law exactly (a conserved weighted sum whose projection kept a
+        learned Flow's rates) turns soft in the copy (its ``for_laws()``): found laws are
+        simulated and judged as they are.
         """
         items = laws.items() if hasattr(laws, "items") else laws
         new = {}
         for name, law in items:
             module = self.module(name)
             new[name] = module.replace(law=_in_original_inputs(_unwrap_law(law), module, self))
-        return self.replace(modules=tuple(new.get(m.name, m) for m in self.modules))
+        changes = {"modules": tuple(new.get(m.name, m) for m in self.modules)}
+        if any(self.module(name).law is None and law.law is not None
+               for name, law in new.items()):
+            changes["constraints"] = tuple(c.for_laws() if hasattr(c, "for_laws") else c
+                                           for c in self.constraints)
+        return self.replace(**changes)
 
     # ----------------------------------------------------------- validation
 
@@ -974,9 +984,7 @@ class System:
         if self.masses != 1.0:
             raise SpecError(f"{where} masses: a first-order system has no masses; leave "
                             f"masses at its default (got {self.masses!r}).")
-        if self.constraints:
-            raise SpecError(f"{where}: system constraints are not supported on a first-order "
-                            "system yet.")
+        # system constraints check their own fit (Conserved('linear') is the first-order one)
 
     def _validate_module(self, m: Module) -> None:
         where = f"module {m.name!r}"

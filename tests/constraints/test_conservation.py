@@ -1,12 +1,15 @@
 import numpy as np
 import pytest
+import sympy
 import torch
 from pikan.constraints import Conserved, RotationInvariant, TranslationInvariant, soft_penalty
 
 from pikan.data.trajectories import Trajectories
 from pikan.errors import SpecError
-from pikan.data.integrate import rk4, rk4_step
-from pikan.spec.system import Dissipation, Dynamics, Lagrangian, Potential, System
+from pikan.data.integrate import rk4, rk4_step, simulate
+from pikan.spec.system import Dissipation, Dynamics, Flow, Lagrangian, Potential, System
+from pikan.constraints.conservation import Projected
+from pikan.model.compile import compile as compile_spec
 
 ENERGY = Conserved("energy")
 MOMENTUM = Conserved("momentum")
@@ -317,3 +320,94 @@ def test_data_violation_of_momentum_from_trajectories(build):
                                                law="(x2 - x1)**2/2 + x1**2")])
     model, data = _simulate(pulled, build)
     assert momentum.data_violation(data, model=model) > 1e-2
+
+
+# ------------------------------------------------------- a conserved sum of a first-order system
+
+TOTALS = [Conserved("linear", weights=["a", "c"]), Conserved("linear", weights={"b": 1, "c": 1})]
+BINDING_LAWS = ["0.3*c - 0.8*a*b", "0.3*c - 0.8*a*b", "0.8*a*b - 0.3*c"]
+
+
+def _binding(law=None, constraints=TOTALS, outputs=("a", "b", "c")):
+    """A + B <-> C as one Flow (learned unless ``law``), both totals conserved."""
+    return System("binding", coords=["a", "b", "c"], order=1, constraints=list(constraints),
+                  modules=[Flow("reaction", inputs=["a", "b", "c"], outputs=list(outputs),
+                                law=law, hidden=[3], grid=3)])
+
+
+def _concentrations(seed=0):
+    return torch.rand(64, 3, generator=torch.Generator().manual_seed(seed),
+                      dtype=torch.float64) + 0.2
+
+
+def test_a_learned_flow_keeps_both_totals_by_construction():
+    model = compile_spec(_binding())
+    q = _concentrations()
+    rate = model.rate(q).detach()
+    assert rate.abs().max() > 1e-3  # a random KAN, not zero
+    torch.testing.assert_close(rate[:, 0] + rate[:, 2], torch.zeros(64), atol=1e-14, rtol=0)
+    torch.testing.assert_close(rate[:, 1] + rate[:, 2], torch.zeros(64), atol=1e-14, rtol=0)
+    assert any(isinstance(c, Projected) for c in model.blocks["reaction"].spec.constraints)
+    assert TOTALS[0].violation(model, q, torch.zeros_like(q)) < 1e-12
+
+
+def test_the_sum_spec_checks_and_round_trips():
+    assert TOTALS[0].label == "Conserved(linear, a + c)"
+    assert System.from_json(_binding().to_json()) == _binding()
+    _binding(law=BINDING_LAWS)  # a law that keeps both sums passes the hard check
+    with pytest.raises(SpecError, match="changes a \\+ c"):
+        _binding(law=["0.3*c - 0.8*a*b", "0.3*c - 0.8*a*b", "0.8*a*b - 0.2*c"])
+    with pytest.raises(SpecError, match="one output 'c'.*outputs="):
+        System("binding", coords=["a", "b", "c"], order=1, constraints=TOTALS[:1],
+               modules=[Flow("f", inputs=["a", "b", "c"], outputs=["c"])])
+    with pytest.raises(SpecError, match="belongs to first-order systems"):
+        System("spring", coords=["a"], constraints=[Conserved("linear", weights=["a"])],
+               modules=[Potential("V", inputs=["a"])])
+    with pytest.raises(SpecError, match="first-order system has rates only"):
+        _binding(constraints=[Conserved("energy")])
+    for weights in (None, "a", {"a": 0}, ["a", "a"], {"a": "x"}):
+        with pytest.raises(SpecError, match="weights"):
+            Conserved("linear", weights=weights)
+    with pytest.raises(SpecError, match="weights= belongs"):
+        Conserved("energy", weights=["a"])
+
+
+def test_a_gradient_flow_keeps_a_sum_only_when_its_potential_ignores_that_direction():
+    shifted = [Conserved("linear", weights=["x", "y"])]
+    ok = System("flow", coords=["x", "y"], order=1, constraints=shifted,
+                modules=[Potential("V", inputs={"d": "x - y"})])
+    rate = compile_spec(ok).rate(_concentrations()[:, :2]).detach()
+    torch.testing.assert_close(rate.sum(-1), torch.zeros(64), atol=1e-13, rtol=0)
+    with pytest.raises(SpecError, match="move along the weights"):
+        System("flow", coords=["x", "y"], order=1, constraints=shifted,
+               modules=[Potential("V", inputs=["x", "y"])])
+
+
+def test_soft_sum_penalizes_a_flow_that_breaks_it_and_data_show_none():
+    soft = [Conserved("linear", weights=["a", "c"], mode="soft")]
+    model = compile_spec(_binding(constraints=soft))
+    q = _concentrations()
+    assert soft[0].penalty(model, q, torch.zeros_like(q)) > 0
+    truth = compile_spec(_binding(law=BINDING_LAWS, constraints=soft))
+    assert float(soft[0].penalty(truth, q, torch.zeros_like(q))) < 1e-28
+    # data from the truth keep a + c; data that grow c alone do not
+    t = np.linspace(0.0, 2.0, 41)
+    data = simulate(truth, t=(0.0, 2.0), dt=0.05, n_trajectories=3, seed=0,
+                    initial=np.array([[1.0, 0.5, 0.2], [0.4, 1.2, 0.9], [1.5, 1.5, 0.3]]))
+    assert soft[0].data_violation(data) < 1e-10
+    growing = Trajectories.from_arrays([t], [np.stack([1 + 0 * t, 1 + 0 * t, 1 + t], -1)],
+                                       coords=["a", "b", "c"])
+    assert soft[0].data_violation(growing) > 0.1
+
+
+def test_found_laws_are_judged_as_they_are_and_their_projection_agrees():
+    spec = _binding()
+    near = ["0.3*c - 0.8*a*b", "0.2999*c - 0.8002*a*b", "0.7999*a*b - 0.3001*c"]
+    with_laws = spec.with_laws({"reaction": near})  # breaks a + c by 1e-4: soft, not refused
+    assert all(c.mode == "soft" for c in with_laws.constraints)
+    assert spec.with_laws({}).constraints == spec.constraints
+    projected = Projected(((1.0, 0.0, 1.0), (0.0, 1.0, 1.0))).project(
+        [sympy.sympify(e) for e in near])
+    assert sympy.expand(projected[0] + projected[2]) == 0
+    assert sympy.expand(projected[1] + projected[2]) == 0
+    assert sympy.expand(projected[0] - projected[1]) == 0
