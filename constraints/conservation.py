@@ -51,6 +51,7 @@ import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 
 import numpy as np
 import sympy
@@ -109,7 +110,7 @@ class Conserved(Constraint):
     quantity: str
     groups: tuple | None = None
     vectors: tuple | None = None
-    weights: tuple | None = None
+    weights: tuple | None = dataclass_field(default=None, metadata={"json_omit_none": True})
 
     def __post_init__(self) -> None:
         if self.quantity not in QUANTITIES:
@@ -337,10 +338,14 @@ class Projected(Constraint):
         """Laws of the Flow's outputs projected the same way (exactly, in sympy): refined
         constants that moved apart output by output agree again, and every weighted sum
         of the rates is zero."""
-        weights = sympy.Matrix([[sympy.nsimplify(w) for w in row] for row in self.rows])
-        projector = sympy.eye(weights.cols) - weights.pinv() * weights
+        projector = self.projector()
         return [sympy.expand(sum((e * projector[j, k] for j, e in enumerate(exprs)),
-                                 sympy.Integer(0))) for k in range(weights.cols)]
+                                 sympy.Integer(0))) for k in range(projector.cols)]
+
+    def projector(self) -> sympy.Matrix:
+        """``P`` exactly (symmetric): the rows' weights as exact numbers."""
+        weights = sympy.Matrix([[sympy.nsimplify(w) for w in row] for row in self.rows])
+        return sympy.eye(weights.cols) - weights.pinv() * weights
 
     def _label_parts(self) -> list[str]:
         return [str(list(r)) for r in self.rows]

@@ -65,6 +65,7 @@ loops; when the time is up the law is selected from the candidates fitted so far
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import sys
 import time
@@ -835,7 +836,50 @@ def extract(model, data, modules: Sequence[str] | None = None,
     if len(names) > 1:
         laws = _judged_beside_laws(model, laws, decisions, proof, judge_by)
     laws = _constant_forces_to_potentials(laws, model.spec)
-    return Laws([_with_units(law, model.spec) for law in laws], spec=model.spec)
+    out = Laws([_with_units(law, model.spec) for law in laws], spec=model.spec)
+    tied = {law.module: exprs for law in laws
+            if (exprs := _tied_outputs(model, law, judge_by)) is not None}
+    return out.with_exprs(tied) if tied else out
+
+
+def _tied_outputs(model, law: Law, proof: Evidence | None) -> list | None:
+    """The laws of a learned Flow whose rates a conserved sum projects, made one law.
+
+    Such a Flow's outputs are tied (``a' = b' = -c'`` for ``A + B <-> C``), but each is
+    read on its own and, on noisy data, may come back in another form. For every set
+    ``S`` of as many outputs as the projection's rank whose block of ``P`` is invertible,
+    the laws of ``S`` give all the others (``f = P[:, S] P[S, S]^-1 f_S``); the set whose
+    whole law fits the data's evidence best is kept (the first set without evidence).
+    None when the Flow has no such projection.
+    """
+    block = model.blocks[law.module]
+    projectors = [c.projector() for c in block.spec.constraints if hasattr(c, "projector")]
+    if not projectors or not isinstance(law.expr, (list, tuple)):
+        return None
+    projector = projectors[0]
+    n, rank = projector.rows, projector.rank()
+    options = []
+    for chosen in itertools.combinations(range(n), rank):
+        square = projector.extract(list(chosen), list(chosen))
+        if square.det() == 0:
+            continue
+        mixing = projector.extract(list(range(n)), list(chosen)) * square.inv()
+        options.append([sympy.expand(sum((mixing[i, j] * law.expr[k]
+                                          for j, k in enumerate(chosen)), sympy.Integer(0)))
+                        for i in range(n)])
+    if not options:
+        return None
+    if proof is None or len(options) == 1:
+        return options[0]
+    errors = []
+    for exprs in options:
+        trial = copy.deepcopy(model)
+        try:
+            trial.fix(law.module, exprs, trainable=False)
+            errors.append(proof.error(trial))
+        except (SpecError, ValueError, RuntimeError):
+            errors.append(math.inf)
+    return options[int(np.argmin(errors))]
 
 
 def _constant_forces_to_potentials(laws: list[Law], spec) -> list[Law]:

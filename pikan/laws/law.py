@@ -773,12 +773,35 @@ ROUNDINGS = 8
 tries (the simplest first)."""
 
 
-def _simple_values(v: float, references: Sequence[float], rtol: float) -> list[sympy.Expr]:
+def _exact_numbers(expr: sympy.Expr) -> list[sympy.Expr]:
+    """The numbers a reference law is written with, exactly, and their negatives: every
+    numeric part of it (``log(2)``, ``sqrt(2)``, ``2*pi``, ``1.17`` as ``117/100``) and the
+    numeric factor of every product (``-log(2)`` in ``-log(2)*t/t_half``)."""
+    found = set()
+    for node in sympy.preorder_traversal(expr):
+        if node.is_number:
+            found.add(node)
+        if isinstance(node, sympy.Mul):
+            factor = sympy.Mul(*[a for a in node.args if a.is_number])
+            if factor != 1:
+                found.add(factor)
+    out = []
+    for number in found | {-n for n in found}:
+        exact = number.xreplace({f: sympy.nsimplify(f, rational=True)
+                                 for f in number.atoms(sympy.Float)})
+        value = complex(exact.evalf())
+        if value.imag == 0 and math.isfinite(value.real) and value.real != 0:
+            out.append(exact)
+    return sorted(set(out), key=lambda n: (float(n), sympy.count_ops(n)))
+
+
+def _simple_values(v: float, references: Sequence[sympy.Expr], rtol: float
+                   ) -> list[sympy.Expr]:
     """Exact numbers within ``rtol`` of ``v``, the likeliest first: the reference's own
-    numbers, sympy's simplest guess (rationals and multiples of pi), then fractions ``p/q``
-    and ``p pi/q`` with small ``q`` (a phase fitted as ``19/12`` is ``pi/2`` within 1 %)."""
-    out = [sympy.nsimplify(r, [sympy.pi], rational=False, tolerance=1e-12)
-           for r in references if _close(v, r, rtol)][:1]
+    numbers (:func:`_exact_numbers`), sympy's simplest guess (rationals and multiples of
+    pi), then fractions ``p/q`` and ``p pi/q`` with small ``q`` (a phase fitted as ``19/12``
+    is ``pi/2`` within 1 %)."""
+    out = [r for r in references if _close(v, float(r), rtol)][:1]
     guess = sympy.nsimplify(v, [sympy.pi], tolerance=rtol * abs(v), rational=False)
     if _close(float(guess), v, rtol):
         out.append(guess)
@@ -791,7 +814,7 @@ def _simple_values(v: float, references: Sequence[float], rtol: float) -> list[s
     return list(dict.fromkeys(out))
 
 
-def _roundings(expr: sympy.Expr, references: Sequence[float], rtol: float
+def _roundings(expr: sympy.Expr, references: Sequence[sympy.Expr], rtol: float
                ) -> Iterator[sympy.Expr]:
     """``expr`` with every constant replaced by an exact number within ``rtol``
     (:func:`_simple_values`), in up to :data:`ROUNDINGS` ways, the simplest first; nothing
@@ -877,9 +900,8 @@ def _equivalent_one(expr, truth, up_to_constant: bool, rtol: float, positive: bo
     if _match(fa, fb, rtol):
         return True
     # different but equal forms: round the law's constants, then a symbolic zero test
-    references = sorted({float(n) for n in fb.atoms(sympy.Number)}
-                        | {-float(n) for n in fb.atoms(sympy.Number)})
-    exact = b.xreplace({f: sympy.nsimplify(f, [sympy.pi], rational=False, tolerance=1e-12)
+    references = _exact_numbers(b)
+    exact = b.xreplace({f: sympy.nsimplify(f, rational=True)
                         for f in b.atoms(sympy.Float)})  # 1.17 as 117/100, as rounded
     for rounded in _roundings(a, references, rtol):
         difference = rounded - exact

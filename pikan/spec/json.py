@@ -104,8 +104,11 @@ def _constraint_to_dict(constraint: Any, where: str) -> dict:
                         "its class with @pikan.spec.system.register_constraint to write it to JSON.")
     out = {"type": cls.__name__}
     for f in dataclasses.fields(constraint):
+        value = getattr(constraint, f.name)
+        if value is None and f.metadata.get("json_omit_none"):
+            continue  # a field added later: the JSON of specs without it stays as it was
         if f.init:
-            out[f.name] = _json_value(getattr(constraint, f.name), f"{where} {cls.__name__}")
+            out[f.name] = _json_value(value, f"{where} {cls.__name__}")
     return out
 
 

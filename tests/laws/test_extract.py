@@ -504,3 +504,29 @@ def test_a_flow_is_extracted_with_the_flow_generators_unless_the_caller_chose(mo
         with pytest.raises(Stop):
             extract(model, data, generators=chosen)
         assert seen == [expected]
+
+
+def test_a_projected_flows_outputs_are_tied_into_one_law_chosen_on_the_data():
+    # A + B <-> C learned as one Flow whose rates keep a + c and b + c: outputs read apart
+    # (here c's wrong) are rebuilt from the outputs whose law fits the data best
+    from pikan import Flow
+    from pikan.constraints import Conserved
+    from pikan.laws.extract import _tied_outputs
+    from pikan.laws.law import Law
+
+    totals = [Conserved("linear", weights=["a", "c"]), Conserved("linear", weights=["b", "c"])]
+    truth = ["0.3*c - 0.8*a*b", "0.3*c - 0.8*a*b", "0.8*a*b - 0.3*c"]
+    spec = System("binding", coords=["a", "b", "c"], order=1, constraints=totals,
+                  modules=[Flow("reaction", inputs=["a", "b", "c"], outputs=["a", "b", "c"])])
+    data = pikan.simulate(spec.with_laws({"reaction": truth}), n_trajectories=6,
+                          t=(0.0, 4.0), dt=0.05, seed=0,
+                          initial=lambda rng: rng.uniform(0.2, 2.0, size=3))
+    model = pikan.compile(spec)
+    a, b, c = sympy.symbols("a b c")
+    read = [0.3 * c - 0.8 * a * b, 0.31 * c - 0.79 * a * b, 0.113 * a * b**2]
+    law = Law("reaction", "Flow", ("a", "b", "c"), read, outputs=("a", "b", "c"))
+    tied = _tied_outputs(model, law, evidence_for(model, data))
+    assert equivalent(tied, truth, rtol=1e-9)  # from a's law, the one that fits best
+    assert sympy.expand(tied[0] + tied[2]) == 0 and sympy.expand(tied[1] - tied[0]) == 0
+    plain = System("binding", coords=["a", "b", "c"], order=1, modules=spec.modules)
+    assert _tied_outputs(pikan.compile(plain), law, None) is None  # nothing to tie

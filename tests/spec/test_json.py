@@ -157,3 +157,16 @@ def test_bad_kan_options_and_laws_in_json_are_spec_errors(change, match):
     change(data["modules"][0])
     with pytest.raises(SpecError, match=match):
         System.from_json(json.dumps(data))
+
+
+def test_a_field_added_later_leaves_the_json_of_older_specs_unchanged():
+    # Conserved gained `weights` (first-order sums); checkpoints compare spec JSON as text,
+    # so specs without it must write what they wrote before
+    from pikan.constraints import Conserved
+
+    energy = System("h", coords=["x"], constraints=[Conserved("energy")],
+                    modules=[Potential("V", inputs=["x"], law="x**2/2")])
+    data = json.loads(energy.to_json())
+    assert data["constraints"][0] == {"type": "Conserved", "mode": "hard", "weight": 1.0,
+                                      "quantity": "energy", "groups": None, "vectors": None}
+    assert System.from_json(energy.to_json()) == energy
