@@ -217,7 +217,7 @@ def sindy_row(system: FirstOrder, noise: float) -> dict:
 
     data = simulate(system, noise)
     xs = [np.asarray(r.q) for r in data]
-    dt = SIMULATION["dt"]
+    dt = float(np.diff(np.asarray(data[0].t))[0])  # the catalogue rows have their own step
     symbols = _symbols(system)
     truths = list(system.rates)
     best, best_count = None, -1

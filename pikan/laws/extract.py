@@ -101,7 +101,7 @@ from pikan.laws.generators.euler_lagrange import euler_lagrange_fits
 from pikan.laws.generators.kan_edges import KanEdges, KanReading
 from pikan.laws.generators.passive import Passive, passive_degrees, passive_on_data
 from pikan.laws.generators.power_law import PowerLawSplit
-from pikan.laws.generators.rational import Rational
+from pikan.laws.generators.rational import DEGREES, Rational
 from pikan.laws.generators.regression import SparseRegression
 from pikan.laws.generators.separability import Separability
 from pikan.laws.generators.varpro import VarPro
@@ -127,8 +127,13 @@ before left every candidate above the tolerance (and the time is not up). The KA
 formulas are the slowest (one ``fit_edge`` over the library per live edge) and rarely the
 simplest law, so they come last."""
 
+FLOW_DEGREES = (*DEGREES, (3, 1))
+"""A Flow's rational degree pairs: also a cubic over a linear denominator, the shape of a
+logistic growth beside a saturating response (``x (1 - x/K) - a x y/(1 + h x)`` over one
+denominator)."""
 FLOW_GENERATORS: tuple[tuple[Generator, ...], ...] = (
-    (*EXTRACT_GENERATORS[0], Rational(), PowerLawSplit()), *EXTRACT_GENERATORS[1:])
+    (*EXTRACT_GENERATORS[0], Rational(degrees=FLOW_DEGREES), PowerLawSplit()),
+    *EXTRACT_GENERATORS[1:])
 """What a first-order system's ``Flow`` outputs get instead of :data:`EXTRACT_GENERATORS`
 (when the caller did not choose): rational functions too, alone and times a power law split
 off (:class:`~pikan.laws.generators.power_law.PowerLawSplit`). Rates of populations and

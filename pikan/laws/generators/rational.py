@@ -29,14 +29,19 @@ RATIONAL_TRANSFORMS = ("identity", "square")
 """Targets :func:`rational_candidates` fits: ``y`` and ``y**2`` (for ``sign*sqrt(P/Q)``)."""
 
 
-def rational_candidates(target: Target, max_degree: int = 2, max_keep: int = 4,
+DEGREES = ((1, 1), (2, 1), (1, 2), (2, 2))
+"""Degree pairs ``(p, q)`` of ``P/Q`` that :func:`rational_candidates` fits by default."""
+
+
+def rational_candidates(target: Target, max_keep: int = 4,
                         max_rows: int = 2500, seed: int = 0,
                         deadline: Deadline | None = None,
-                        transforms: tuple[str, ...] = RATIONAL_TRANSFORMS) -> list[Candidate]:
+                        transforms: tuple[str, ...] = RATIONAL_TRANSFORMS,
+                        degrees: tuple[tuple[int, int], ...] = DEGREES) -> list[Candidate]:
     r"""Rational candidates :math:`y = P(z)/Q(z)` for a value target.
 
     :math:`yQ - P = 0` is linear and homogeneous in the coefficients of :math:`P` and
-    :math:`Q` (polynomials of degree ``(p, q)`` up to ``max_degree``): the right singular
+    :math:`Q` (polynomials of the degree pairs ``degrees``): the right singular
     vector of the smallest singular value is the fit; small coefficients are thresholded
     away (a ladder of thresholds), each support re-solved. ``deadline`` (optional) is
     checked between degree pairs. Each name in ``transforms`` (of
@@ -55,19 +60,19 @@ def rational_candidates(target: Target, max_degree: int = 2, max_keep: int = 4,
     sign = 1 if np.all(y >= 0) else -1
     out = []
     for tname, ty, inverse in transformed(y, transforms):
-        for expr, err, source in _rational_fits(z, ty, symbols, max_degree, max_keep,
+        for expr, err, source in _rational_fits(z, ty, symbols, degrees, max_keep,
                                                 deadline):
             tag = "" if tname == "identity" else f":{tname}"
             out.append(Candidate(inverse(expr, sign), err, f"{source}{tag}"))
     return out
 
 
-def _rational_fits(z: np.ndarray, yy: np.ndarray, symbols, max_degree: int, max_keep: int,
+def _rational_fits(z: np.ndarray, yy: np.ndarray, symbols, degrees, max_keep: int,
                    deadline: Deadline) -> list[tuple[sympy.Expr, float, str]]:
     """The rational fits ``P/Q ~ yy`` of every degree pair: (expr, error, source)."""
     d = z.shape[1]
     out = []
-    for p_deg, q_deg in ((1, 1), (2, 1), (1, 2), (2, 2)):
+    for p_deg, q_deg in degrees:
         p_terms = [Term(())] + monomials(d, p_deg)
         q_terms = [Term(())] + monomials(d, q_deg)
         if len(p_terms) + len(q_terms) > 80:
@@ -129,8 +134,10 @@ class Rational(Generator):
 
     max_keep: int = 4
     max_rows: int = 2500
+    degrees: tuple[tuple[int, int], ...] = DEGREES
     name = "rational"
 
     def generate(self, target: Target, options: Options) -> list[Candidate]:
         return rational_candidates(target, max_keep=self.max_keep, max_rows=self.max_rows,
-                                   seed=options.seed, deadline=options.deadline)
+                                   seed=options.seed, deadline=options.deadline,
+                                   degrees=self.degrees)

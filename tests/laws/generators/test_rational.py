@@ -55,3 +55,17 @@ def test_the_denominators_lowest_term_is_exactly_one(rng):
     _, den = sympy.fraction(best.expr)
     assert sympy.Integer(1) in sympy.Add.make_args(den), str(best.expr)
     assert equivalent(best.expr, "0.61*x*y/(1 + 0.7*x) - 0.37*y", up_to_constant=False)
+
+
+def test_a_logistic_growth_beside_a_saturating_response_needs_a_cubic_numerator(rng):
+    # Rosenzweig-MacArthur prey: x (1 - x/6.3) - 1.3 x y/(1 + 0.7 x) is a cubic over 1 + 0.7 x
+    s = rng.uniform(0.5, 4.0, size=(600, 2))
+    x, y = s.T
+    truth = "x*(1 - x/6.3) - 1.3*x*y/(1 + 0.7*x)"
+    target = Target(("x", "y"), s, "values", x * (1 - x / 6.3) - 1.3 * x * y / (1 + 0.7 * x))
+    default = _best(rational_candidates(target), target)
+    assert not equivalent(default.expr, truth, rtol=0.01, up_to_constant=False)
+    cubic = rational_candidates(target, degrees=((3, 1),))
+    best = _best(cubic, target)
+    assert best.error < 1e-9 and equivalent(best.expr, truth, rtol=1e-6, up_to_constant=False)
+    assert any(c.source == "rational:3/1" for c in cubic)
