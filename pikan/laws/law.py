@@ -771,6 +771,10 @@ def _numeric(a: sympy.Expr, b: sympy.Expr, up_to_constant: bool, rtol: float) ->
 ROUNDINGS = 8
 """Most ways of rounding a law's constants the symbolic zero test of :func:`equivalent`
 tries (the simplest first)."""
+SMALL_LAW = 40
+"""Operations (``sympy.count_ops``) up to which a law gets more than the one simplest
+rounding: ``simplify`` of a large law's difference can take minutes and gigabytes, and
+each further rounding is another such call."""
 
 
 def _exact_numbers(expr: sympy.Expr) -> list[sympy.Expr]:
@@ -817,7 +821,8 @@ def _simple_values(v: float, references: Sequence[sympy.Expr], rtol: float
 def _roundings(expr: sympy.Expr, references: Sequence[sympy.Expr], rtol: float
                ) -> Iterator[sympy.Expr]:
     """``expr`` with every constant replaced by an exact number within ``rtol``
-    (:func:`_simple_values`), in up to :data:`ROUNDINGS` ways, the simplest first; nothing
+    (:func:`_simple_values`), in up to :data:`ROUNDINGS` ways (one for a law larger than
+    :data:`SMALL_LAW`), the simplest first; nothing
     when a constant has no such number. The law's exact fractions count as constants too
     (a snapped ``5/8`` may be the reference's 0.63), not its integers or exponents."""
     fractions = {n: sympy.Float(n) for n in expr.atoms(sympy.Rational)
@@ -828,9 +833,20 @@ def _roundings(expr: sympy.Expr, references: Sequence[sympy.Expr], rtol: float
     choices = [_simple_values(float(f), references, rtol) for f in floats]
     if any(not c for c in choices):
         return
-    ranks = sorted(itertools.product(*(range(len(c)) for c in choices)),
-                   key=lambda pick: (sum(pick), pick))
-    for pick in ranks[:ROUNDINGS]:
+    # the simplest rounding, then each constant alone on its next choice, then pairs (the
+    # full product of the choices has too many members for a law of many constants)
+    picks = [(0,) * len(floats)]
+    for size in (1, 2):
+        for moved in itertools.combinations(range(len(floats)), size):
+            pick = tuple(1 if k in moved else 0 for k in range(len(floats)))
+            if all(pick[k] < len(choices[k]) for k in moved):
+                picks.append(pick)
+            if len(picks) >= ROUNDINGS:
+                break
+        if len(picks) >= ROUNDINGS:
+            break
+    tries = ROUNDINGS if sympy.count_ops(expr) <= SMALL_LAW else 1
+    for pick in picks[:tries]:
         yield expr.xreplace({f: c[i] for f, c, i in zip(floats, choices, pick)})
 
 
