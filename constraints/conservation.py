@@ -324,9 +324,7 @@ class Projected(Constraint):
 
     def wrap(self, fn, input_names):
         """The hard version: the block's outputs times ``P``."""
-        weights = torch.tensor(self.rows, dtype=torch.float64)
-        projector = torch.eye(weights.shape[1], dtype=torch.float64) \
-            - torch.linalg.pinv(weights) @ weights
+        projector = torch.tensor(np.array(self.projector(), dtype=float))
 
         def projected(z: Tensor) -> Tensor:
             out = fn(z)
@@ -547,17 +545,9 @@ def _forces_of_law(module, system) -> dict[str, sympy.Expr]:
 
 
 def _shift(system, names, velocities: bool):
-    index = [system.state_names.index(_velocity_of(system)[n] if velocities else n)
-             for n in names]
-
-    def transform(y: Tensor) -> Tensor:
-        s = torch.linspace(-0.7, 0.9, y.shape[0], dtype=y.dtype)
-        columns = list(y.unbind(-1))
-        for i in index:
-            columns[i] = columns[i] + s
-        return torch.stack(columns, dim=-1)
-
-    return transform
+    """Translate the coordinates ``names`` (or their velocities) together."""
+    velocity = _velocity_of(system)
+    return _shift_along(system, {velocity[n] if velocities else n: 1.0 for n in names})
 
 
 def _linear_problem(constraint: Conserved, system) -> str | None:
@@ -592,7 +582,9 @@ def _linear_problem(constraint: Conserved, system) -> str | None:
 
 
 def _shift_along(system, weights: dict):
-    index = {system.state_names.index(c): value for c, value in weights.items()}
+    """Translate the state along ``weights`` (state name -> component), by a different
+    amount in each state of the batch."""
+    index = {system.state_names.index(name): value for name, value in weights.items()}
 
     def transform(y: Tensor) -> Tensor:
         s = torch.linspace(-0.7, 0.9, y.shape[0], dtype=y.dtype)
