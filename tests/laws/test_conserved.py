@@ -146,3 +146,28 @@ def test_positions_only_data_get_estimated_velocities():
                                                coords=["x"])
     laws = find_conserved(positions)
     assert _found(laws, "v_x**2/2 + 0.6*x**2", rtol=1e-3)
+
+
+def test_first_order_data_give_both_totals_of_a_reaction():
+    # A + B <-> C from positions alone (a first-order system: q is the state): a + c and
+    # b + c are conserved, so every quantity found is a function of them, and two are found
+    import pikan.systems
+
+    made = pikan.systems.get("mass_action").simulate(seed=0, n_trajectories=8)
+    data = pikan.Trajectories.from_arrays([np.asarray(r.t) for r in made],
+                                          [np.asarray(r.q) for r in made], coords=["a", "b", "c"])
+    laws = find_conserved(data, inputs=["a", "b", "c"], time_limit=60)
+    recovered = [law for law in laws.values() if law.verdict == "recovered"]
+    assert len(recovered) == 2, laws
+    a, b, c = sympy.symbols("a b c")
+    points = np.random.default_rng(0).uniform(0.3, 1.5, size=(20, 3))
+    gradients = []
+    for law in recovered:
+        grad = [sympy.lambdify((a, b, c), sympy.diff(law.expr, s))(*points.T) * np.ones(20)
+                for s in (a, b, c)]
+        grad = np.stack(grad, -1)
+        along = grad @ np.array([-1.0, -1.0, 1.0])  # the reaction's direction
+        assert np.abs(along).max() <= 1e-6 * np.abs(grad).max(), law
+        gradients.append(grad)
+    cross = np.linalg.norm(np.cross(gradients[0], gradients[1]), axis=-1)
+    assert cross.min() > 1e-3 * np.linalg.norm(gradients[0], axis=-1).max()  # independent
