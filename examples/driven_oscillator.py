@@ -13,7 +13,7 @@ comes back as ``A cos(w t)``.
 Run it::
 
     python examples/driven_oscillator.py             # about two minutes
-    python examples/driven_oscillator.py --quick     # a shorter fit, no re-simulation
+    python examples/driven_oscillator.py --quick     # a shorter fit, no re-simulation, constants to 3 %
     python examples/driven_oscillator.py --out runs/driven   # keep the run and its plots
 """
 
@@ -61,15 +61,18 @@ def main(argv=None) -> int:
         pikan.Dissipation("D", inputs=["v_x"]),
         pikan.Dynamics("drive", inputs=["t"], outputs=["x"])])
     steps, refine = (None, 100) if args.quick else (None, 200)
+    # the quick run's shorter refinement is held to the benchmarks' rule (constants within
+    # 3 %); the full run to 1 %
+    rtol = 0.03 if args.quick else 0.01
     with tempfile.TemporaryDirectory() as scratch:  # the lab's file (the run keeps a copy)
         data = shaker_data(Path(scratch) / "shaker.h5", 8, args.seed)
     print(f"data: {data}")
     with _story.discovery(args, "driven", spec, data, steps, refine) as run:
         truths = {"V": f"{A_ / 2}*x**2 + {B_ / 4}*x**4", "D": f"{C_ / 2}*v_x**2"}
-        found = [_story.compare(run.laws[name], truth, f"{name}") for name, truth in
+        found = [_story.compare(run.laws[name], truth, f"{name}", rtol) for name, truth in
                  truths.items()]
         drive = pikan.equivalent(run.laws["drive"], [f"{AMPLITUDE}*cos({OMEGA}*t)"],
-                                 up_to_constant=False)
+                                 up_to_constant=False, rtol=rtol)
         print(f"found:  {run.laws['drive']}")
         print(f"truth:  drive = {AMPLITUDE}*cos({OMEGA}*t)   "
               f"[{'recovered' if drive else 'NOT recovered'}]")

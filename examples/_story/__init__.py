@@ -56,9 +56,10 @@ def discovery(args: argparse.Namespace, name: str, spec, data, steps, refine_ste
         where(out, args)
 
 
-def compare(law, truth: str, label: str) -> bool:
-    """Print the law found and the truth; whether they are equivalent."""
-    recovered = pikan.equivalent(law.expr, truth)
+def compare(law, truth: str, label: str, rtol: float = 0.01) -> bool:
+    """Print the law found and the truth; whether they are equivalent (constants within
+    ``rtol``)."""
+    recovered = pikan.equivalent(law.expr, truth, rtol=rtol)
     print(f"found:  {law}")
     print(f"truth:  {label} = {truth}   [{'recovered' if recovered else 'NOT recovered'}]")
     return recovered
