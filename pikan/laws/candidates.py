@@ -216,6 +216,11 @@ class Target:
         ``y = P(x) g(pi)`` on ``w = y / P`` with weights ``P``, so that the residuals are
         those of ``y`` itself (unweighted, noise on ``y`` would swamp ``w`` where ``P`` is
         small). Generators propose from ``y`` unweighted.
+    average : ndarray, shape (M, N), optional
+        For values: ``y`` (M,) holds weighted means of the law's values on the samples,
+        ``y ~ average @ e(z)``, each row's weights summing to 1: a law fitted to the data's
+        weak-form averages (:func:`pikan.laws.extract.data_target`), whose rates are known
+        only as averages over windows of the trajectories, not sample by sample.
     """
 
     names: tuple[str, ...]
@@ -225,6 +230,7 @@ class Target:
     columns: tuple[int, ...] = ()
     projection: np.ndarray | None = None
     weights: np.ndarray | None = None
+    average: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "names", tuple(self.names))
@@ -242,7 +248,15 @@ class Target:
         elif self.kind == "gradient" and self.y.shape != (self.z.shape[0], len(self.columns)):
             raise ValueError(f"gradient target has shape {self.y.shape}, expected "
                              f"{(self.z.shape[0], len(self.columns))}")
-        if self.kind == "values" and self.y.shape != (self.z.shape[0],):
+        if self.average is not None:
+            a = np.asarray(self.average, dtype=np.float64)
+            if self.kind != "values" or a.shape != (self.y.size, self.z.shape[0]):
+                raise ValueError(f"an average {a.shape} needs a value target: (M, N) for y "
+                                 f"{self.y.shape} and z {self.z.shape}")
+            if not np.allclose(a.sum(axis=1), 1.0, rtol=0.0, atol=1e-9):
+                raise ValueError("each row of a target's average must sum to 1")
+            object.__setattr__(self, "average", a)
+        elif self.kind == "values" and self.y.shape != (self.z.shape[0],):
             raise ValueError(f"value target has shape {self.y.shape}, "
                              f"expected ({self.z.shape[0]},)")
         if self.weights is not None:
@@ -262,7 +276,10 @@ class Target:
         return max(float(np.sqrt(np.mean(self.y**2))), 1e-300)
 
     def project(self, gradients: np.ndarray) -> np.ndarray:
-        """Gradients (B * N, len(columns)) -> the target's layout (N, m) or unchanged."""
+        """Per-sample values (N,) or gradients (B * N, len(columns)) -> the target's layout:
+        averaged values (M,), projected gradients (N, m), or unchanged."""
+        if self.kind == "values":
+            return gradients if self.average is None else self.average @ gradients
         if self.projection is None:
             return gradients
         b, n, d, _ = self.projection.shape
@@ -282,7 +299,7 @@ class Target:
             out = [np.broadcast_to(np.asarray(fn(*cols, *constants), dtype=np.float64), (n,))
                    for fn in fns]
             if self.kind == "values":
-                return out[0]
+                return self.project(out[0])
             return self.project(np.stack(out, axis=1)).ravel()
 
         return predict

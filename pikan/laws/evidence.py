@@ -163,15 +163,19 @@ class Evidence:
         rms = self.target_scale()
         return float(np.sqrt(np.mean(np.mean((pred - self.target) ** 2, axis=0) / rms**2)))
 
-    def row_errors(self, model) -> np.ndarray | None:
-        """Each target row's squared error of the model, each coordinate over its RMS target
-        (as :meth:`relative`), summed over the coordinates: shape (rows,); None when the
-        model cannot be evaluated or its predictions are not finite."""
+    def coordinate_errors(self, model) -> np.ndarray | None:
+        """Each target row's squared error of the model per coordinate, over the
+        coordinate's RMS target (as :meth:`relative`): shape (rows, n); None when the model
+        cannot be evaluated or its predictions are not finite."""
         pred = self.predict(model)
         if pred is None or not np.all(np.isfinite(pred)):
             return None
-        rms = self.target_scale()
-        return np.sum(((pred - self.target) / rms) ** 2, axis=1)
+        return ((pred - self.target) / self.target_scale()) ** 2
+
+    def row_errors(self, model) -> np.ndarray | None:
+        """:meth:`coordinate_errors` summed over the coordinates: shape (rows,)."""
+        errors = self.coordinate_errors(model)
+        return None if errors is None else errors.sum(axis=1)
 
     def worse(self, errors: np.ndarray, than: np.ndarray) -> bool:
         """Whether a model with row errors ``errors`` (:meth:`row_errors`) fits these data

@@ -111,8 +111,8 @@ from pikan.model.torch_expr import lift_constants
 from pikan.spec.system import TIME, VECTOR_KINDS
 from pikan.train.threads import with_call_threads
 
-__all__ = ["EXTRACT_GENERATORS", "OCCAM_SLACK", "REFIT_CONSTANTS", "extract", "simplest_on_data",
-           "solve"]
+__all__ = ["DATA_GENERATORS", "EXTRACT_GENERATORS", "OCCAM_SLACK", "REFIT_CONSTANTS", "data_fits",
+           "data_target", "extract", "simplest_on_data", "solve"]
 
 _SCALAR = ("Potential", "Dissipation", "Lagrangian")
 _TOLERANCE_RANGE = (1e-7, 0.2)
@@ -290,6 +290,95 @@ def _force_target(block, q: np.ndarray, v: np.ndarray, wrt: str,
                   force.numpy().astype(float), projection=projection.numpy().astype(float))
 
 
+DATA_GENERATORS: tuple[tuple[Generator, ...], ...] = ((SparseRegression(),),)
+"""What :func:`data_fits` proposes from the data's own averages: sparse regression over the
+term libraries, whose design averages each term like the data (no generator that reads a
+KAN or a differentiable function)."""
+
+
+def data_target(model, name: str, output: int, proof: Evidence) -> Target | None:
+    r"""What the data say one output of a first-order system's Flow is, with every other
+    module held as it is: the data's rates of the output's coordinate minus the other
+    modules' (the module itself removed), on the evidence's states.
+
+    On weak-form evidence the rates are known as window averages only, so the target is
+    those averages (``Target.average`` holds each window's weights) and a candidate is
+    judged by its own average on each window: sparse regression on it is weak-form sparse
+    regression, which reads no KAN. None when the module is not a Flow of a first-order
+    system read through one binding, or it cannot be removed.
+
+    Parameters
+    ----------
+    model : Model
+    name : str
+        A Flow module.
+    output : int
+        Which of its outputs.
+    proof : Evidence
+        The data's evidence (:func:`pikan.laws.evidence.rate_evidence`).
+
+    Returns
+    -------
+    Target or None
+    """
+    block = model.blocks[name]
+    if (getattr(model, "order", 2) != 1 or block.kind != "Flow"
+            or len(block.spec.input_bindings) != 1):
+        return None
+    coord = model.coords.index(block.output_names[output])
+    without = copy.deepcopy(model)
+    try:
+        without.fix(name, ["0"] * len(block.output_names), trainable=False)
+    except (SpecError, ValueError):
+        return None
+    others = proof.predict(without)
+    if others is None or not np.all(np.isfinite(others)):
+        return None
+    q, v, t = proof.states(model)
+    with torch.no_grad():
+        z = model.module_inputs(name, q, v, t if model.driven else None)
+    z = z.detach().cpu().numpy().astype(np.float64)
+    y = proof.target[:, coord] - others[:, coord]
+    if proof.weights is None:
+        return Target(tuple(block.input_names), z, "values", y)
+    windows, length = proof.weights.shape
+    average = np.zeros((windows, windows * length))
+    rows = np.repeat(np.arange(windows), length)
+    average[rows, np.arange(windows * length)] = proof.weights.ravel()
+    return Target(tuple(block.input_names), z, "values", y, average=average)
+
+
+DATA_CONTENDERS = 12
+"""The most laws fitted to the data's own averages (:func:`data_fits`) that
+:func:`simplest_on_data` weighs beside the KAN's."""
+
+
+def data_fits(model, name: str, output: int, proof: Evidence | None, options: Options
+              ) -> list[Fit]:
+    """Laws of one Flow output fitted to the data directly (:func:`data_target`), not to
+    the KAN: the Pareto front of sparse regression on the data's weak-form averages, at
+    most :data:`DATA_CONTENDERS`, simplest first; empty without weak-form evidence.
+
+    A KAN trained on noisy positions of trajectories that each trace one curve (a reaction
+    relaxing to its equilibrium) can miss the rates between them by half, and every law
+    read from it inherits that (at 1 % noise a mass-action rate came back as ``-0.022 c``),
+    while the data's averages hold ``0.83 a b - 0.27 c`` to their noise. These laws only
+    join the contenders the data judge (held-out trajectories where there are some): they
+    are never taken on the KAN's word.
+    """
+    if proof is None or proof.kind != "weak":
+        return []
+    target = data_target(model, name, output, proof)
+    if target is None:
+        return []
+    floor = float(proof.floor[model.coords.index(model.blocks[name].output_names[output])])
+    tol = float(np.clip(floor / target.scale, *_TOLERANCE_RANGE))
+    _, fits = solve(target, options.replace(tolerance=tol, function=None, kan=None),
+                    DATA_GENERATORS)
+    front = [f for f in pareto(fits) if math.isfinite(f.error)]
+    return sorted(front, key=lambda f: (f.complexity, f.error))[:DATA_CONTENDERS]
+
+
 def _kan_reading(block, z: np.ndarray, deadline: Deadline) -> KanReading | None:
     """The block's KAN to read edge by edge, when the KAN alone is the block function (not
     wrapped by a hard constraint, not a gyroscopic field); read within ``deadline``."""
@@ -372,7 +461,7 @@ def free_complexity(expr) -> int:
 
 def simplest_on_data(model, name: str, fits: Sequence[Fit], chosen: Fit,
                      proof: Evidence | None, fit_on: Evidence | None = None,
-                     compose=None) -> Fit:
+                     compose=None, from_data: Sequence[Fit] = ()) -> Fit:
     """The simplest front member that explains the data as well as the chosen law.
 
     The selection compares laws with the trained block, which carries the fit's own errors
@@ -420,6 +509,9 @@ def simplest_on_data(model, name: str, fits: Sequence[Fit], chosen: Fit,
         The module's whole law from a candidate's expression: one output of a vector law
         (a Flow, a Dynamics) beside the other outputs' expressions. Default: the
         expression is the law.
+    from_data : sequence of Fit, optional
+        Laws fitted to the data rather than to the KAN (:func:`data_fits`): on noisy
+        positions they are contenders too, whatever their error against the KAN.
 
     Returns
     -------
@@ -430,6 +522,8 @@ def simplest_on_data(model, name: str, fits: Sequence[Fit], chosen: Fit,
     if noisy:
         simpler = [f for f in _data_contenders(fits, chosen, NOISY_REACH * chosen.complexity
                                                + 10) if f is not chosen]
+        known = {rounded_key(f.expr) for f in simpler}
+        simpler += [f for f in from_data if rounded_key(f.expr) not in known]
     else:
         simpler = [f for f in pareto(fits) if f.complexity < chosen.complexity]
     if not simpler or proof is None:
@@ -443,6 +537,7 @@ def simplest_on_data(model, name: str, fits: Sequence[Fit], chosen: Fit,
                 rows[id(fit)] = errors
         if id(chosen) not in rows:
             return chosen
+        rows = _where_they_differ(rows, rows[id(chosen)])
         best = min(rows.values(), key=np.mean)
         members = sorted((f for f in [*simpler, chosen] if id(f) in rows),
                          key=lambda f: (free_complexity(f.expr), float(np.mean(rows[id(f)]))))
@@ -467,11 +562,27 @@ def simplest_on_data(model, name: str, fits: Sequence[Fit], chosen: Fit,
     return chosen
 
 
+def _where_they_differ(errors: dict, reference: np.ndarray) -> dict:
+    """Row errors (:meth:`~pikan.laws.evidence.Evidence.row_errors`) from errors per row and
+    coordinate, summed over the coordinates where some law's differ from ``reference``'s
+    (all when none do). The laws compared differ in one module, and a coordinate it does not
+    move adds the same error to every law: beside three Flows of a reaction, the other two
+    Flows' errors (their KANs barely trained) drowned the difference between ``0.8 a b -
+    0.3 c`` and ``0.195 - 0.117 c`` as a Flow of ``c``."""
+    moved = np.zeros(reference.shape[1], dtype=bool)
+    for e in errors.values():
+        moved |= np.any(e != reference, axis=0)
+    if not moved.any():
+        moved[:] = True
+    return {key: e[:, moved].sum(axis=1) for key, e in errors.items()}
+
+
 def _rows_on_data(trial, name: str, law, proof: Evidence,
                   fit_on: Evidence | None) -> np.ndarray | None:
-    """The evidence's row errors (:meth:`~pikan.laws.evidence.Evidence.row_errors`) of
-    ``trial`` with ``law`` as module ``name``, its constants refitted on ``fit_on`` when
-    there are at most :data:`REFIT_CONSTANTS`; None when it cannot be evaluated."""
+    """The evidence's errors per row and coordinate
+    (:meth:`~pikan.laws.evidence.Evidence.coordinate_errors`) of ``trial`` with ``law`` as
+    module ``name``, its constants refitted on ``fit_on`` when there are at most
+    :data:`REFIT_CONSTANTS`; None when it cannot be evaluated."""
     try:
         trial.fix(name, law, trainable=fit_on is not None)
         if fit_on is not None:
@@ -480,7 +591,7 @@ def _rows_on_data(trial, name: str, law, proof: Evidence,
             else:
                 trial.fix(name, law, trainable=False)
         with torch.no_grad():
-            return proof.row_errors(trial)
+            return proof.coordinate_errors(trial)
     except (SpecError, ValueError, RuntimeError):
         return None
 
@@ -596,10 +707,13 @@ def _module_law(model, name: str, q: np.ndarray, v: np.ndarray, library,
         # outputs held at their current expressions
         held_out = judge_by is not None and judge_by is not proof
         for k, (fits, chosen) in enumerate(solved):
+            share = deadline.share(1.0 / (len(solved) - k))
+            from_data = data_fits(model, name, k, proof, options.replace(deadline=share))
             best = simplest_on_data(
                 model, name, fits, chosen, judge_by or proof,
                 fit_on=proof if held_out else None,
-                compose=lambda expr, k=k: [*exprs[:k], expr, *exprs[k + 1:]])
+                compose=lambda expr, k=k: [*exprs[:k], expr, *exprs[k + 1:]],
+                from_data=from_data)
             exprs[k], errors[k], rmses[k] = best.expr, best.error, best.rmse
     return _vector_law(name, block, exprs, errors, rmses, front)
 

@@ -26,6 +26,8 @@ from pikan.laws.candidates import (
     tidy,
 )
 from pikan.laws.generators.base import Candidate
+from pikan.laws.generators.regression import regression_candidates
+from pikan.laws.law import equivalent
 
 x, y = sympy.symbols("x y")
 
@@ -192,3 +194,24 @@ def test_weighted_targets_measure_the_residuals_of_the_original_values():
     assert fit.error == pytest.approx(err_y, rel=0.05)
     with pytest.raises(ValueError, match="weights"):
         Target(("x",), x, "values", y, weights=np.ones(3))
+
+
+def test_a_target_of_window_averages_fits_a_law_through_its_averages(rng):
+    # y holds weighted means of 0.8 a b - 0.3 c over windows of 5 samples: the refit and the
+    # regression design see each candidate averaged the same way
+    z = rng.uniform(0.2, 2.0, size=(200, 3))
+    weights = rng.uniform(0.1, 1.0, size=(40, 5))
+    weights /= weights.sum(axis=1, keepdims=True)
+    average = np.zeros((40, 200))
+    average[np.repeat(np.arange(40), 5), np.arange(200)] = weights.ravel()
+    values = 0.8 * z[:, 0] * z[:, 1] - 0.3 * z[:, 2]
+    target = Target(("a", "b", "c"), z, "values", average @ values, average=average)
+    exact = target.evaluator(sympy.sympify("0.8*a*b - 0.3*c"))(())
+    assert np.allclose(exact, target.y, rtol=1e-12, atol=1e-12)
+    found = regression_candidates(target, max_terms=3)
+    assert any(c.error < 1e-9 and equivalent(c.expr, "0.8*a*b - 0.3*c", rtol=1e-6)
+               for c in found)
+    with pytest.raises(ValueError, match="sum to 1"):
+        Target(("a", "b", "c"), z, "values", average @ values, average=2 * average)
+    with pytest.raises(ValueError, match="value target"):
+        Target(("a", "b", "c"), z, "values", values, average=average)

@@ -348,7 +348,7 @@ def _backward(r: np.ndarray, bt: np.ndarray, support: tuple[int, ...]) -> set[tu
 
 def _design(terms: Sequence[Term], target: Target) -> np.ndarray:
     if target.kind == "values":
-        cols = [t.values(target.z) for t in terms]
+        cols = [target.project(t.values(target.z)) for t in terms]
     else:
         cols = [target.project(t.gradient(target.z, target.columns)).ravel() for t in terms]
     with np.errstate(all="ignore"):
