@@ -103,6 +103,7 @@ from pikan.laws.generators.passive import Passive, passive_degrees, passive_on_d
 from pikan.laws.generators.power_law import PowerLawSplit
 from pikan.laws.generators.rational import DEGREES, Rational
 from pikan.laws.generators.regression import SparseRegression
+from pikan.laws.generators.saturating import Saturating
 from pikan.laws.generators.separability import Separability
 from pikan.laws.generators.varpro import VarPro
 from pikan.laws.law import Law, Laws, in_state
@@ -132,11 +133,13 @@ FLOW_DEGREES = (*DEGREES, (3, 1))
 logistic growth beside a saturating response (``x (1 - x/K) - a x y/(1 + h x)`` over one
 denominator)."""
 FLOW_GENERATORS: tuple[tuple[Generator, ...], ...] = (
-    (*EXTRACT_GENERATORS[0], Rational(degrees=FLOW_DEGREES), PowerLawSplit()),
+    (*EXTRACT_GENERATORS[0], Rational(degrees=FLOW_DEGREES), PowerLawSplit(), Saturating()),
     *EXTRACT_GENERATORS[1:])
 """What a first-order system's ``Flow`` outputs get instead of :data:`EXTRACT_GENERATORS`
 (when the caller did not choose): rational functions too, alone and times a power law split
-off (:class:`~pikan.laws.generators.power_law.PowerLawSplit`). Rates of populations and
+off (:class:`~pikan.laws.generators.power_law.PowerLawSplit`), and polynomial terms over a
+saturating denominator ``1 + h z`` (:class:`~pikan.laws.generators.saturating.
+Saturating`). Rates of populations and
 reactions saturate (Holling's predation ``a x y/(1 + h x)``, Michaelis--Menten ``V s/(K +
 s)``), which no term library holds; their KAN's rate was otherwise read as a six-term
 polynomial within the KAN's own error. Forces keep the default: their rational shapes are
@@ -290,10 +293,10 @@ def _force_target(block, q: np.ndarray, v: np.ndarray, wrt: str,
                   force.numpy().astype(float), projection=projection.numpy().astype(float))
 
 
-DATA_GENERATORS: tuple[tuple[Generator, ...], ...] = ((SparseRegression(),),)
+DATA_GENERATORS: tuple[tuple[Generator, ...], ...] = ((SparseRegression(), Saturating()),)
 """What :func:`data_fits` proposes from the data's own averages: sparse regression over the
-term libraries, whose design averages each term like the data (no generator that reads a
-KAN or a differentiable function)."""
+term libraries and polynomial terms over a saturating denominator, whose designs average
+each term like the data (no generator that reads a KAN or a differentiable function)."""
 
 
 def data_target(model, name: str, output: int, proof: Evidence) -> Target | None:
