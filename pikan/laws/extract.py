@@ -73,6 +73,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 import numpy as np
+import scipy.sparse
 import sympy
 import torch
 
@@ -112,7 +113,7 @@ from pikan.model.torch_expr import lift_constants
 from pikan.spec.system import TIME, VECTOR_KINDS
 from pikan.train.threads import with_call_threads
 
-__all__ = ["DATA_GENERATORS", "EXTRACT_GENERATORS", "OCCAM_SLACK", "REFIT_CONSTANTS", "data_fits",
+__all__ = ["DATA_GENERATORS", "DATA_SHARE", "EXTRACT_GENERATORS", "OCCAM_SLACK", "REFIT_CONSTANTS", "data_fits",
            "data_target", "extract", "simplest_on_data", "solve"]
 
 _SCALAR = ("Potential", "Dissipation", "Lagrangian")
@@ -345,11 +346,15 @@ def data_target(model, name: str, output: int, proof: Evidence) -> Target | None
     if proof.weights is None:
         return Target(tuple(block.input_names), z, "values", y)
     windows, length = proof.weights.shape
-    average = np.zeros((windows, windows * length))
     rows = np.repeat(np.arange(windows), length)
-    average[rows, np.arange(windows * length)] = proof.weights.ravel()
+    average = scipy.sparse.csr_array((proof.weights.ravel(), (rows, np.arange(rows.size))),
+                                     shape=(windows, rows.size))
     return Target(tuple(block.input_names), z, "values", y, average=average)
 
+
+DATA_SHARE = 0.3
+"""The share of a module's extraction time that :func:`data_fits` has, before the KAN's
+candidates are sought (it only uses it for a first-order Flow on noisy positions)."""
 
 DATA_CONTENDERS = 12
 """The most laws fitted to the data's own averages (:func:`data_fits`) that
@@ -538,9 +543,11 @@ def simplest_on_data(model, name: str, fits: Sequence[Fit], chosen: Fit,
             errors = _rows_on_data(trial, name, compose(fit.expr), proof, fit_on)
             if errors is not None:
                 rows[id(fit)] = errors
-        if id(chosen) not in rows:
+        if not rows:
             return chosen
-        rows = _where_they_differ(rows, rows[id(chosen)])
+        # a chosen law the data cannot evaluate (not finite on the held-out states: an
+        # asin of the KAN's wiggles outside its domain) leaves the choice to the others
+        rows = _where_they_differ(rows, rows.get(id(chosen), next(iter(rows.values()))))
         best = min(rows.values(), key=np.mean)
         members = sorted((f for f in [*simpler, chosen] if id(f) in rows),
                          key=lambda f: (free_complexity(f.expr), float(np.mean(rows[id(f)]))))
@@ -686,6 +693,14 @@ def _module_law(model, name: str, q: np.ndarray, v: np.ndarray, library,
     exprs, front, errors, rmses, solved = [], [], [], [], []
     if block.kind == "Flow" and generators is EXTRACT_GENERATORS:
         generators = FLOW_GENERATORS
+    # laws read from the data come first, with their own part of the time: the KAN's
+    # candidates take whatever time they are given, and a module whose KAN is poor is the
+    # one that needs the data's
+    reserve = deadline.share(DATA_SHARE)
+    outputs = len(block.output_names)
+    from_data = [data_fits(model, name, k, proof,
+                           options.replace(deadline=reserve.share(1.0 / (outputs - k))))
+                 for k in range(outputs)]
     for k, output in enumerate(block.output_names):
         target = _block_target(block, z, k)
 
@@ -710,13 +725,11 @@ def _module_law(model, name: str, q: np.ndarray, v: np.ndarray, library,
         # outputs held at their current expressions
         held_out = judge_by is not None and judge_by is not proof
         for k, (fits, chosen) in enumerate(solved):
-            share = deadline.share(1.0 / (len(solved) - k))
-            from_data = data_fits(model, name, k, proof, options.replace(deadline=share))
             best = simplest_on_data(
                 model, name, fits, chosen, judge_by or proof,
                 fit_on=proof if held_out else None,
                 compose=lambda expr, k=k: [*exprs[:k], expr, *exprs[k + 1:]],
-                from_data=from_data)
+                from_data=from_data[k])
             exprs[k], errors[k], rmses[k] = best.expr, best.error, best.rmse
     return _vector_law(name, block, exprs, errors, rmses, front)
 

@@ -57,3 +57,14 @@ def test_no_candidates_where_the_family_cannot_apply(rng):
                                  library=["sin", "exp"]) == []  # the library has no 1/x
     signed = z - 2.0  # no input keeps one sign: no denominator stays away from 0
     assert saturating_candidates(Target(("x", "y"), signed, "values", values)) == []
+
+
+def test_a_positive_input_measured_with_noise_near_zero_still_takes_a_denominator(rng):
+    # a prey population near extinction: noise takes a few samples just below 0
+    z = np.concatenate([_samples(rng, 1500), rng.uniform(0.0, 0.1, size=(100, 2))])
+    y = z[:, 1]
+    noisy = z + rng.normal(0, 0.03, size=z.shape) * np.array([1.0, 0.0])
+    assert noisy[:, 0].min() < 0
+    values = 0.61 * noisy[:, 0] * y / (1 + 0.7 * noisy[:, 0]) - 0.37 * y
+    found = saturating_candidates(Target(("x", "y"), noisy, "values", values))
+    assert any(c.source == "saturating:x" and c.error < 1e-6 for c in found)
