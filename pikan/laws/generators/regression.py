@@ -59,6 +59,7 @@ __all__ = [
     "max_terms_for",
     "monomials",
     "regression_candidates",
+    "sparse_fits",
     "transform_ok",
     "transformed",
 ]
@@ -355,10 +356,13 @@ def _design(terms: Sequence[Term], target: Target) -> np.ndarray:
         return np.stack(cols, axis=1)
 
 
-def _regress(theta: np.ndarray, y: np.ndarray, intercept: bool,
+def sparse_fits(theta: np.ndarray, y: np.ndarray, intercept: bool,
              max_terms: int, exhaustive: int = 0
              ) -> list[tuple[tuple[int, ...], np.ndarray, float, float]]:
-    """Sparse fits of ``y ~ theta @ xi (+ c0)``: list of (support, xi, c0, relative error)."""
+    """Sparse fits of ``y ~ theta @ xi (+ c0)``: list of (support, xi, c0, relative error),
+    from STLSQ over a ladder of thresholds, orthogonal matching pursuit and backward
+    elimination (every support of at most ``exhaustive`` columns too); ``support`` indexes
+    the columns of ``theta``."""
     good = np.all(np.isfinite(theta), axis=0)
     norms = np.linalg.norm(theta, axis=0)
     good &= norms > 1e-300
@@ -496,7 +500,7 @@ def regression_candidates(target: Target, library: Sequence[str] | None = None,
             if out and deadline.expired():  # the first library always runs: a law to return
                 return out
             theta = _design(terms, target)
-            fits = _regress(theta, ty, target.kind == "values", max_terms,
+            fits = sparse_fits(theta, ty, target.kind == "values", max_terms,
                             _EXHAUSTIVE_SIZE if lname == "inverse-powers" else 0)
             for support, coef, c0, err in front(fits, max_keep):
                 h = sum((sympy.Float(float(c)) * terms[i].expr(symbols)

@@ -8,7 +8,7 @@ polynomial terms, some of them over :math:`1 + h z_k` for one positive input
 x)``. For a fixed :math:`h` the law is linear in its coefficients, so :math:`h` is scanned
 over a log-spaced grid sized by the input's range and, at each grid point, the design of
 the monomials of degree at most :data:`DEGREE` (and a constant) alone and over the
-denominator is sparse-regressed (:func:`pikan.laws.generators.regression._regress`); the
+denominator is sparse-regressed (:func:`pikan.laws.generators.regression.sparse_fits`); the
 best :math:`h` of each support is refined by a bounded one-dimensional minimization of the
 projected residual (variable projection, as :mod:`~pikan.laws.generators.varpro` does for
 one input).
@@ -37,7 +37,7 @@ import sympy
 
 from pikan.laws.candidates import Deadline, Target, as_deadline
 from pikan.laws.generators.base import Candidate, Generator, Options
-from pikan.laws.generators.regression import Term, _regress, front, monomials
+from pikan.laws.generators.regression import Term, front, monomials, sparse_fits
 
 __all__ = ["DEGREE", "Saturating", "saturating_candidates"]
 
@@ -130,7 +130,7 @@ def saturating_candidates(target: Target, library: Sequence[str] | None = None,
         for i, h in enumerate(grid):
             if out and deadline.expired():
                 return out
-            for support, _, _, err in _regress(design(h), y, True, max_terms):
+            for support, _, _, err in sparse_fits(design(h), y, True, max_terms):
                 if all(j < len(plain) for j in support) or not math.isfinite(err):
                     continue  # no term over the denominator: the plain libraries' law
                 if support not in best or err < best[support][0]:
