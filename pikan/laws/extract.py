@@ -113,8 +113,8 @@ from pikan.model.torch_expr import lift_constants
 from pikan.spec.system import TIME, VECTOR_KINDS
 from pikan.train.threads import with_call_threads
 
-__all__ = ["DATA_GENERATORS", "DATA_SHARE", "EXTRACT_GENERATORS", "OCCAM_SLACK", "REFIT_CONSTANTS", "data_fits",
-           "data_target", "extract", "simplest_on_data", "solve"]
+__all__ = ["DATA_GENERATORS", "DATA_SHARE", "EXTRACT_GENERATORS", "OCCAM_SLACK", "REFIT_CONSTANTS",
+           "data_fits", "data_target", "extract", "simplest_on_data", "solve"]
 
 _SCALAR = ("Potential", "Dissipation", "Lagrangian")
 _TOLERANCE_RANGE = (1e-7, 0.2)
