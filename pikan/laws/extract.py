@@ -54,6 +54,13 @@ preferred (:func:`simplest_on_data`; for a vector law, a Flow's or a Dynamics', 
 output, the others held at their expressions), and a passive Dissipation's terms are
 chosen by the data's dissipative force (:func:`pikan.laws.generators.passive.passive_on_data`).
 
+On noisy positions a first-order system's Flow is also read from the data directly
+(:func:`data_fits`): the data's weak-form averages of the rates, less the other modules',
+are sparse-regressed with every term averaged over the same windows (weak-form sparse
+regression, with saturating denominators too), and those laws join the contenders the
+held-out data judge. A KAN learned from trajectories that each trace one curve can miss
+the rates between them by half; the data's own averages do not depend on it.
+
 :func:`pikan.laws.find_law.find_law` is the static-regression path, for samples ``(X, y)``
 that are not trajectories.
 
