@@ -91,14 +91,17 @@ def test_a_constant_the_data_cannot_see_has_no_interval(clean):
     assert "± ?" in out["V"].formula_with_errors()
 
 
-def test_noisy_data_replace_a_snapped_constant_they_reject_and_clean_data_do_not(clean):
+def test_data_replace_a_snapped_constant_they_reject_and_clean_data_keep_one_they_hold(clean):
     snapped = laws(sympy.Rational(4, 5), sympy.Float(C))  # 0.8 for 0.85
-    out = with_error_bars(SPEC, snapped, noisy(clean, 0.02, 3))
-    (value, low, high), = out["V"].constants.values()
-    assert value == pytest.approx(K, rel=0.01) and low < value < high
-    assert float(out["V"].expr.coeff(X**2)) == pytest.approx(value)
-    kept = with_error_bars(SPEC, snapped, clean)
-    assert kept["V"].expr == sympy.Rational(4, 5) * X**2
+    for data in (noisy(clean, 0.02, 3), clean):
+        out = with_error_bars(SPEC, snapped, data)
+        (value, low, high), = out["V"].constants.values()
+        assert value == pytest.approx(K, rel=0.01) and low <= value <= high
+        assert float(out["V"].expr.coeff(X**2)) == pytest.approx(value)
+        assert not out["V"].caveats
+    exact = laws(sympy.Rational(17, 20), sympy.Float(C))  # 0.85 itself, inside its interval
+    kept = with_error_bars(SPEC, exact, clean)
+    assert kept["V"].expr == sympy.Rational(17, 20) * X**2
     with pytest.raises(SpecError, match="level"):
         with_error_bars(SPEC, snapped, clean, level=0)
 
@@ -205,5 +208,8 @@ def test_noisy_data_drop_a_term_whose_coefficient_they_cannot_tell_from_zero(cle
     quartic = pikan.simulate(truth, n_trajectories=10, t=(0, 10), dt=0.05, seed=0)
     kept = with_error_bars(SPEC, strong, noisy(quartic, 0.02, 3))
     assert sympy.Poly(kept["V"].expr, X).degree() == 4
-    # clean data keep every term
-    assert with_error_bars(SPEC, padded, clean)["V"].expr == padded["V"].expr
+    # clean data keep every term (its coefficient moves to the data's estimate, ~0, as it
+    # lies outside its own interval)
+    kept = with_error_bars(SPEC, padded, clean)["V"].expr
+    assert sympy.Poly(kept, X).degree() == 4 and abs(float(kept.coeff(X**4))) < 1e-6
+    assert float(kept.coeff(X**2)) == pytest.approx(K, rel=1e-6)
