@@ -90,6 +90,60 @@ def _outside(constants: dict, slack: float = 0.0) -> set[str]:
     return out
 
 
+def _projections(spec) -> dict:
+    """``module -> constraint`` for each learned Flow of ``spec`` whose rates a hard
+    conserved sum projects (:class:`pikan.constraints.conservation.Projected`, added when
+    the spec is compiled)."""
+    try:
+        model = compile_spec(spec)
+    except (SpecError, ValueError):
+        return {}
+    return {name: c for name, block in model.blocks.items()
+            for c in block.spec.constraints if hasattr(c, "project")}
+
+
+def _tied(constraint, templates: list, constants: dict) -> dict | None:
+    """The constants of a projected Flow's law moved so that its outputs agree again.
+
+    A hard conserved sum ties the Flow's outputs (``a' = b' = -c'``), but each output's
+    constants are estimated on their own and drift apart by their noise. The law is
+    projected back (``constraint.project``, as the refinement does) and the constants that
+    give it are found by least squares on the template, which must be linear in them (else
+    None: the law stays as it is). Each interval moves with its constant.
+    """
+    names = sorted(constants, key=lambda k: int(k[1:]) if k[1:].isdigit() else k)
+    symbols = [sympy.Symbol(k) for k in names]
+    values = np.array([constants[k][0] for k in names], dtype=float)
+    if not symbols:
+        return None
+    zero = {s: 0 for s in symbols}
+    jacobian = [[sympy.diff(t, s) for s in symbols] for t in templates]
+    if any(sympy.diff(d, s) != 0 for row in jacobian for d in row for s in symbols):
+        return None  # not linear in its constants
+    exprs = [t.xreplace(dict(zip(symbols, map(sympy.Float, values)))) for t in templates]
+    projected = constraint.project(exprs)
+    inputs = sorted(set().union(*(t.free_symbols for t in templates)) - set(symbols), key=str)
+    points = np.random.default_rng(0).uniform(0.5, 2.0, size=(16 + 4 * len(symbols),
+                                                             len(inputs)))
+    rows, rhs = [], []
+    try:
+        for t, row, target in zip(templates, jacobian, projected):
+            at = [dict(zip(inputs, p)) for p in points]
+            rows += [[float(d.subs(x)) for d in row] for x in at]
+            rhs += [float((target - t.xreplace(zero)).subs(x)) for x in at]
+    except (TypeError, ValueError):
+        return None  # not a real number at some point
+    a, b = np.array(rows), np.array(rhs)
+    solved, *_ = np.linalg.lstsq(a, b, rcond=None)
+    if not np.all(np.isfinite(solved)) or \
+            np.linalg.norm(a @ solved - b) > 1e-9 * max(np.linalg.norm(b), 1e-300):
+        return None
+    solved = [float(f"{c:.12g}") for c in solved]  # tied constants equal, not 1e-16 apart
+    return {k: (c, low + c - v, high + c - v)
+            for k, c, v, (_, low, high) in zip(names, solved, values,
+                                               (constants[k] for k in names))}
+
+
 def law_constants(model, names) -> list[tuple[str, int, torch.nn.Parameter]]:
     """Every trainable constant of the laws of ``names``: (module, index, parameter)."""
     out = []
@@ -486,6 +540,14 @@ def with_error_bars(spec, laws: Laws, data, level: float = LEVEL, seed: int = 0)
             stuck[name] = (f"its constants {', '.join(sorted(far))} lie "
                            f"outside the data's {level:.0%} intervals, and the data's "
                            "estimates do not fit them better")
+    for name, constraint in _projections(spec).items():
+        if name in results and out[name].kind in VECTOR_KINDS:
+            templates, constants, covariance, estimates = results[name]
+            tied = _tied(constraint, templates, constants)
+            if tied is not None:
+                swap = {sympy.Symbol(k): sympy.Float(v[0]) for k, v in tied.items()}
+                out = out.with_exprs({name: [t.xreplace(swap) for t in templates]})
+                results[name] = (templates, tied, covariance, estimates)
     updates = {}
     for name, (templates, constants, covariance, _) in results.items():
         template = templates if out[name].kind in VECTOR_KINDS else templates[0]

@@ -9,6 +9,7 @@ import pytest
 import sympy
 
 import pikan
+import pikan.systems
 from pikan.data.trajectories import Trajectories
 from pikan.errors import SpecError
 from pikan.laws.evidence import evidence
@@ -213,3 +214,25 @@ def test_noisy_data_drop_a_term_whose_coefficient_they_cannot_tell_from_zero(cle
     kept = with_error_bars(SPEC, padded, clean)["V"].expr
     assert sympy.Poly(kept, X).degree() == 4 and abs(float(kept.coeff(X**4))) < 1e-6
     assert float(kept.coeff(X**2)) == pytest.approx(K, rel=1e-6)
+
+
+def test_a_projected_flows_outputs_keep_one_set_of_constants():
+    # A + B <-> C with both totals conserved by construction: each output's constants are
+    # estimated on their own, and the law comes back tied again (a' = b' = -c')
+    entry = pikan.systems.get("mass_action")
+    spec = entry.model()
+    clean = pikan.simulate(entry.truth(), n_trajectories=8, t=(0.0, 6.0), dt=0.025, seed=0,
+                           initial=lambda rng: rng.uniform(0.2, 2.0, size=3))
+    data = Trajectories.from_arrays([r.t for r in clean], [r.q for r in clean],
+                                    coords=["a", "b", "c"]).with_noise(0.01, seed=1)
+    a, b, c = sympy.symbols("a b c")
+    apart = [-0.79 * a * b + 0.31 * c, -0.81 * a * b + 0.29 * c, 0.8 * a * b - 0.3 * c]
+    found = Laws([Law("reaction", "Flow", ("a", "b", "c"), apart, outputs=("a", "b", "c"))],
+                 spec=spec)
+    out = with_error_bars(spec, found, data)["reaction"]
+    first, second, third = out.expr
+    assert sympy.expand(first - second) == 0 and sympy.expand(first + third) == 0
+    assert float(third.coeff(a * b)) == pytest.approx(0.8, rel=0.03)
+    assert float(third.coeff(c)) == pytest.approx(-0.3, rel=0.03)
+    for value, low, high in out.constants.values():
+        assert low <= value <= high
