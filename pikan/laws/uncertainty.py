@@ -93,7 +93,10 @@ def _outside(constants: dict, slack: float = 0.0) -> set[str]:
 def _projections(spec) -> dict:
     """``module -> constraint`` for each learned Flow of ``spec`` whose rates a hard
     conserved sum projects (:class:`pikan.constraints.conservation.Projected`, added when
-    the spec is compiled)."""
+    the spec is compiled); empty without a hard linear conserved sum, uncompiled."""
+    if not any(getattr(c, "quantity", None) == "linear" and getattr(c, "mode", None) == "hard"
+               for c in getattr(spec, "constraints", ())):
+        return {}
     try:
         model = compile_spec(spec)
     except (SpecError, ValueError):
