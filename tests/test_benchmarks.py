@@ -114,6 +114,7 @@ def test_speed_scaling(results):
         assert "error" not in data["parts"][part], data["parts"][part]
 
 
+@pytest.mark.slow  # 45 s: the first-order suite end to end beside PySINDy
 def test_first_order_suite_runs_beside_pysindy(tmp_path):
     out = tmp_path / "first_order.json"
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "first_order.py"),

@@ -48,6 +48,7 @@ def test_discover_gives_every_law_a_verdict_checked_on_held_out_trajectories(tmp
     assert run.report["verdicts"] == {"V": "recovered"}
 
 
+@pytest.mark.slow  # 60-100 s; the default run keeps smaller end-to-end runs
 def test_noisy_positions_give_the_law_with_error_bars_that_hold_the_truth(tmp_path):
     """Measured positions with 2 % noise, no velocities: the weak-form loss, extraction
     read through the weak form, error bars on the constants, windowed verification."""
@@ -550,6 +551,7 @@ def _driven_spec():
         pikan.Dynamics("drive", inputs=["t"], outputs=["x"])])
 
 
+@pytest.mark.slow  # 60-100 s; the default run keeps smaller end-to-end runs
 def test_a_driven_oscillator_from_a_scipy_file_gives_its_forcing_law(tmp_path):
     data = _driven_duffing_file(tmp_path / "driven.h5")
     model = pikan.compile(_driven_spec())
@@ -610,6 +612,7 @@ def _flows():
         Flow("predator", inputs=["x", "y"], outputs=["y"])])
 
 
+@pytest.mark.slow  # 60-100 s; the default run keeps smaller end-to-end runs
 def test_lotka_volterra_from_positions_in_a_file_is_recovered_exactly(tmp_path):
     data = _lotka_volterra_file(tmp_path / "lv.h5")
     assert not data.has_velocities

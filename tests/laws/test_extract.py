@@ -577,6 +577,8 @@ def test_a_noisy_flow_is_read_from_the_data_when_its_kan_missed_the_rates():
     model = pikan.compile(spec)
     train, held = data.split(0.75, seed=0)
     pikan.fit(model, train, steps=30, seed=0, progress=False)
-    laws = extract(model, train, held_out=held, seed=0, time_limit=30)
+    # the KAN's own candidates from the quickest family only, no time limit: the data's
+    # laws do not depend on either, and the test on no machine's speed
+    laws = extract(model, train, held_out=held, seed=0, generators=((SparseRegression(),),))
     for name, expected in truth.items():
         assert equivalent(laws[name].expr[0], expected, rtol=0.03), (name, laws[name])
