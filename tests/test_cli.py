@@ -39,12 +39,11 @@ def test_systems_lists_the_catalogue():
     assert {"harmonic", "kepler", "double_pendulum", "charged_particle"} <= set(names)
 
 
-def test_demo_quick_recovers_and_writes_a_run(tmp_path):
-    out = tmp_path / "demo"
-    result = _run("demo", "--quick", "-o", str(out))
+def test_demo_quick_recovers_writes_a_run_and_redoes_its_own_folder(tmp_path):
+    # the README's first command may be run twice: runs/<system> is the demo's own folder
+    out = tmp_path / "runs" / "anisotropic"
+    result = _run("demo", "--quick", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    again = _run("demo", "--quick", "-o", str(out))  # a folder the user named: kept
-    assert again.returncode == 2 and "--overwrite" in again.stderr
     assert "[matches the truth]" in result.stdout and "DIFFERS" not in result.stdout
     assert "[recovered]" in result.stdout  # the verdict, checked against held-out data
     for name in ("spec.json", "model.pt", "laws.json", "laws.md", "report.json", "data.h5"):
@@ -52,6 +51,11 @@ def test_demo_quick_recovers_and_writes_a_run(tmp_path):
     assert (out / "plots" / "activations_V.png").stat().st_size > 1000
     report = json.loads((out / "report.json").read_text())
     assert {"fit", "laws", "verification", "importance", "timings", "versions"} <= set(report)
+    again = _run("demo", "--quick", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert (out / "laws.json").is_file() and not (out.parent / "anisotropic.partial").exists()
+    named = _run("demo", "--quick", "-o", str(out))  # a folder the user named: kept
+    assert named.returncode == 2 and "--overwrite" in named.stderr
 
 
 def test_simulate_discover_laws_plot_round_trip(tmp_path):
@@ -95,12 +99,12 @@ def test_strict_exits_nonzero_when_a_law_is_not_recovered(tmp_path):
     assert _run("simulate", "duffing", "-o", str(data), "--n", "5", "--t-end", "6").returncode == 0
     run = tmp_path / "r"
     result = _run("discover", str(spec_file), str(data), "-o", str(run), "--steps", "80",
-                  "--quiet", "--no-plots", "--strict", "--time-limit", "60")
+                  "--quiet", "--no-plots", "--strict", "--time-limit", "20")
     assert result.returncode == 3, result.stdout + result.stderr
     assert "WARNING: law 'V' is" in result.stderr and "--strict" in result.stderr
     report = json.loads((run / "report.json").read_text())
     assert report["verdicts"]["V"] in ("approximate", "not found")
-    assert report["time_limit"] == 60
+    assert report["time_limit"] == 20
 
 
 @pytest.mark.parametrize("value", ["-3", "soon"])
@@ -176,15 +180,6 @@ def test_simulate_replaces_a_file_only_with_overwrite(tmp_path):
     assert result.returncode == 0, result.stderr
     assert notes.read_bytes()[:8] == b"\x89HDF\r\n\x1a\n"
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
-
-
-def test_demo_redoes_its_own_default_folder(tmp_path):
-    # the README's first command may be run twice: runs/<system> is the demo's own folder
-    for _ in range(2):
-        result = _run("demo", "--quick", cwd=tmp_path)
-        assert result.returncode == 0, result.stderr
-    assert (tmp_path / "runs" / "anisotropic" / "laws.json").is_file()
-    assert not (tmp_path / "runs" / "anisotropic.partial").exists()
 
 
 # ------------------------------------------------------------------ issue 22: numbers

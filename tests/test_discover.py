@@ -97,7 +97,12 @@ def test_time_limit_is_honoured():
     start = time.perf_counter()
     run = pikan.discover(entry.model(), data, progress=False, plots=False, time_limit=6.0)
     elapsed = time.perf_counter() - start
-    assert elapsed < 6.0 * 1.2 + 1.0, elapsed  # verification comes after the bounded stages
+    # the limit bounds training, extraction and refinement; verification comes after them
+    # and takes what re-simulation takes (on a loaded machine, seconds more)
+    timings = run.report["timings"]
+    bounded = timings["fit_s"] + timings["extract_s"] + timings["refine_s"]
+    assert bounded < 6.0 + 1.0, timings
+    assert bounded < elapsed and timings["verify_s"] > 0, timings
     assert run.laws["V"].verdict in ("recovered", "approximate", "not found")
     assert run.report["time_limit"] == 6.0
 
