@@ -221,7 +221,8 @@ class Target:
         For values: ``y`` (M,) holds weighted means of the law's values on the samples,
         ``y ~ average @ e(z)``, each row's weights summing to 1: a law fitted to the data's
         weak-form averages (:func:`pikan.laws.extract.data_target`), whose rates are known
-        only as averages over windows of the trajectories, not sample by sample.
+        only as averages over windows of the trajectories, not sample by sample. For
+        projected gradients, ``y`` (M, m) holds the means of the generalized forces.
     """
 
     names: tuple[str, ...]
@@ -243,7 +244,8 @@ class Target:
             p = np.asarray(self.projection, dtype=np.float64)
             object.__setattr__(self, "projection", p)
             b, n, d, m = p.shape
-            if self.z.shape != (b * n, d) or self.y.shape != (n, m):
+            rows = n if self.average is None else np.shape(self.average)[0]
+            if self.z.shape != (b * n, d) or self.y.shape != (rows, m):
                 raise ValueError(f"projected target: z {self.z.shape}, y {self.y.shape} and "
                                  f"projection {p.shape} disagree")
         elif self.kind == "gradient" and self.y.shape != (self.z.shape[0], len(self.columns)):
@@ -253,9 +255,16 @@ class Target:
             # sparse: each window averages its own few samples, and every candidate's
             # refit multiplies by it (dense, it took 6 of 8 s of a Flow's data fits)
             a = scipy.sparse.csr_array(self.average, dtype=np.float64)
-            if self.kind != "values" or a.shape != (self.y.size, self.z.shape[0]):
-                raise ValueError(f"an average {a.shape} needs a value target: (M, N) for y "
-                                 f"{self.y.shape} and z {self.z.shape}")
+            samples = self.z.shape[0] if self.projection is None else self.projection.shape[1]
+            if self.kind == "values":
+                fits = a.shape == (self.y.size, samples)
+            else:
+                fits = (self.projection is not None and a.shape[1] == samples
+                        and self.y.shape == (a.shape[0], self.projection.shape[3]))
+            if not fits:
+                raise ValueError(f"an average {a.shape} does not fit y {self.y.shape} and z "
+                                 f"{self.z.shape} (values: (M, N); gradients: a projection "
+                                 "too, y (M, m))")
             if not np.allclose(np.asarray(a.sum(axis=1)).ravel(), 1.0, rtol=0.0, atol=1e-9):
                 raise ValueError("each row of a target's average must sum to 1")
             object.__setattr__(self, "average", a)
@@ -286,7 +295,8 @@ class Target:
         if self.projection is None:
             return gradients
         b, n, d, _ = self.projection.shape
-        return np.einsum("bnk,bnkm->nm", gradients.reshape(b, n, d), self.projection)
+        forces = np.einsum("bnk,bnkm->nm", gradients.reshape(b, n, d), self.projection)
+        return forces if self.average is None else self.average @ forces
 
     def evaluator(self, expr: sympy.Expr, params: Sequence[sympy.Symbol] = ()) -> Callable:
         """``f(constants) -> predictions`` in the target's layout, flattened."""

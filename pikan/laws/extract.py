@@ -301,10 +301,12 @@ def _force_target(block, q: np.ndarray, v: np.ndarray, wrt: str,
                   force.numpy().astype(float), projection=projection.numpy().astype(float))
 
 
-DATA_GENERATORS: tuple[tuple[Generator, ...], ...] = ((SparseRegression(), Saturating()),)
+DATA_GENERATORS: tuple[tuple[Generator, ...], ...] = ((SparseRegression(), Saturating(),
+                                                       VarPro()),)
 """What :func:`data_fits` proposes from the data's own averages: sparse regression over the
-term libraries and polynomial terms over a saturating denominator, whose designs average
-each term like the data (no generator that reads a KAN or a differentiable function)."""
+term libraries, polynomial terms over a saturating denominator (rates) and laws with one
+scanned nonlinear constant (forces), whose designs average each term like the data (no
+generator that reads a KAN or a differentiable function)."""
 
 
 def data_target(model, name: str, output: int, proof: Evidence) -> Target | None:
@@ -333,6 +335,8 @@ def data_target(model, name: str, output: int, proof: Evidence) -> Target | None
     Target or None
     """
     block = model.blocks[name]
+    if block.kind in ("Potential", "Dissipation"):
+        return _force_data_target(model, name, proof)
     if (getattr(model, "order", 2) != 1 or block.kind != "Flow"
             or len(block.spec.input_bindings) != 1):
         return None
@@ -352,11 +356,42 @@ def data_target(model, name: str, output: int, proof: Evidence) -> Target | None
     y = proof.target[:, coord] - others[:, coord]
     if proof.weights is None:
         return Target(tuple(block.input_names), z, "values", y)
-    windows, length = proof.weights.shape
+    return Target(tuple(block.input_names), z, "values", y,
+                  average=_window_average(proof.weights))
+
+
+def _window_average(weights: np.ndarray) -> scipy.sparse.csr_array:
+    """The sparse (windows, windows * length) matrix of each window's weights."""
+    windows, length = weights.shape
     rows = np.repeat(np.arange(windows), length)
-    average = scipy.sparse.csr_array((proof.weights.ravel(), (rows, np.arange(rows.size))),
-                                     shape=(windows, rows.size))
-    return Target(tuple(block.input_names), z, "values", y, average=average)
+    return scipy.sparse.csr_array((weights.ravel(), (rows, np.arange(rows.size))),
+                                  shape=(windows, rows.size))
+
+
+def _force_data_target(model, name: str, proof: Evidence) -> Target | None:
+    """:func:`data_target` of a Potential or Dissipation of a second-order Newtonian system:
+    the generalized force the data leave to the module, ``m (a_data - a_others)`` averaged
+    over the evidence's windows, against the averages of the module's projected gradient
+    (as :func:`_force_target` reads a trained block, sign included)."""
+    block = model.blocks[name]
+    if (getattr(model, "order", 2) != 2 or getattr(model, "formulation", "") == "lagrangian"
+            or proof.weights is None):
+        return None
+    without = copy.deepcopy(model)
+    try:
+        without.fix(name, "0", trainable=False)
+    except (SpecError, ValueError):
+        return None
+    others = proof.predict(without)
+    if others is None or not np.all(np.isfinite(others)):
+        return None
+    masses = model.masses.detach().cpu().numpy().astype(float)
+    q, v, t = proof.states()
+    shape = _force_target(block, q, v, "q" if block.kind == "Potential" else "v",
+                          t if model.driven else None)
+    y = -masses * (proof.target - others)  # the module's force is minus its gradient
+    return Target(shape.names, shape.z, "gradient", y, projection=shape.projection,
+                  average=_window_average(proof.weights))
 
 
 DATA_SHARE = 0.3
@@ -386,7 +421,12 @@ def data_fits(model, name: str, output: int, proof: Evidence | None, options: Op
     target = data_target(model, name, output, proof)
     if target is None:
         return []
-    floor = float(proof.floor[model.coords.index(model.blocks[name].output_names[output])])
+    block = model.blocks[name]
+    if block.kind == "Flow":
+        floor = float(proof.floor[model.coords.index(block.output_names[output])])
+    else:
+        masses = model.masses.detach().cpu().numpy().astype(float)
+        floor = float(np.sqrt(np.mean((masses * proof.floor) ** 2)))
     tol = float(np.clip(floor / target.scale, *_TOLERANCE_RANGE))
     _, fits = solve(target, options.replace(tolerance=tol, function=None, kan=None),
                     DATA_GENERATORS)
@@ -680,6 +720,8 @@ def _module_law(model, name: str, q: np.ndarray, v: np.ndarray, library,
             return b.function(zt)[:, 0]
 
         tol = _tolerance(tolerance, force_error, target, block.kind)
+        from_data = [] if block.kind == "Lagrangian" else data_fits(
+            model, name, 0, proof, options.replace(deadline=deadline.share(DATA_SHARE)))
         chosen, fits = solve(target, options.replace(tolerance=tol, function=fn), generators)
         if chosen is None:
             raise DataError(f"module {name!r}: no candidate law is finite on the module's "
@@ -687,7 +729,7 @@ def _module_law(model, name: str, q: np.ndarray, v: np.ndarray, library,
         held_out = judge_by is not None and judge_by is not proof
         proposed = chosen
         chosen = simplest_on_data(model, name, fits, chosen, judge_by or proof,
-                                  fit_on=proof if held_out else None)
+                                  fit_on=proof if held_out else None, from_data=from_data)
         passive = passive_on_data(model, name, proof, target, tol, z)
         caveats = ()
         if passive is not None:
@@ -695,7 +737,7 @@ def _module_law(model, name: str, q: np.ndarray, v: np.ndarray, library,
             fits = [*fits, passive]
             chosen = passive
         elif decisions is not None and proof is not None and proof.kind == "weak":
-            decisions[name] = (fits, proposed, chosen)
+            decisions[name] = (fits, proposed, chosen, from_data)
         return _scalar_law(name, block, chosen, fits, caveats)
     exprs, front, errors, rmses, solved = [], [], [], [], []
     if block.kind == "Flow" and generators is EXTRACT_GENERATORS:
@@ -784,9 +826,9 @@ def _judged_beside_laws(model, laws: list[Law], decisions: dict, proof: Evidence
                     beside.fix(other.module, other.expr, trainable=False)
         except (SpecError, ValueError):
             continue
-        fits, proposed, first = decisions[law.module]
+        fits, proposed, first, from_data = decisions[law.module]
         chosen = simplest_on_data(beside, law.module, fits, proposed, judge_by,
-                                  fit_on=proof if held_out else None)
+                                  fit_on=proof if held_out else None, from_data=from_data)
         if chosen is not first:
             out[k] = _scalar_law(law.module, model.blocks[law.module], chosen, fits,
                                  law.caveats)

@@ -582,3 +582,20 @@ def test_a_noisy_flow_is_read_from_the_data_when_its_kan_missed_the_rates():
     laws = extract(model, train, held_out=held, seed=0, generators=((SparseRegression(),),))
     for name, expected in truth.items():
         assert equivalent(laws[name].expr[0], expected, rtol=0.03), (name, laws[name])
+
+
+@pytest.mark.parametrize("law", ["0.65*x**2 + 0.0925*x**4", "-1.2/sqrt(x**2 + 0.7)"])
+def test_data_fits_read_a_potential_from_the_datas_averaged_forces(law):
+    # second order: the data's weak-form accelerations, times the masses, are the force the
+    # potential leaves; regression (and the one-constant scans) on them need no KAN
+    truth = System("well", coords=["x"], modules=[Potential("V", inputs=["x"], law=law)])
+    spec = System("well", coords=["x"], modules=[Potential("V", inputs=["x"])])
+    clean = pikan.simulate(truth, n_trajectories=8, t=(0, 10), dt=0.02, seed=0)
+    data = pikan.Trajectories.from_arrays([r.t for r in clean], [r.q for r in clean],
+                                          coords=["x"]).with_noise(0.01, seed=1)
+    model = pikan.compile(spec)  # untrained
+    proof = evidence_for(model, data)
+    target = data_target(model, "V", 0, proof)
+    assert target.kind == "gradient" and target.y.shape == (proof.target.shape[0], 1)
+    fits = data_fits(model, "V", 0, proof, Options(seed=0))
+    assert any(equivalent(f.expr, law, up_to_constant=True, rtol=0.03) for f in fits)

@@ -156,7 +156,7 @@ def _families(x: np.ndarray) -> list[_Family]:
 def _column(target: Target, k: int, value: np.ndarray, deriv: np.ndarray) -> np.ndarray:
     """A term of input ``k`` as a design column in the target's (flattened) layout."""
     if target.kind == "values":
-        return value
+        return target.project(value)  # averaged where the target is (Target.average)
     g = np.zeros((target.z.shape[0], len(target.columns)))
     g[:, target.columns.index(k)] = deriv
     return target.project(g).ravel()
