@@ -312,21 +312,23 @@ generator that reads a KAN or a differentiable function)."""
 def data_target(model, name: str, output: int, proof: Evidence) -> Target | None:
     r"""What the data say one output of a first-order system's Flow is, with every other
     module held as it is: the data's rates of the output's coordinate minus the other
-    modules' (the module itself removed), on the evidence's states.
+    modules' (the module itself removed), on the evidence's states. For a Potential or
+    Dissipation of a second-order Newtonian system, the generalized force the data leave
+    to it (:func:`_force_data_target`).
 
     On weak-form evidence the rates are known as window averages only, so the target is
     those averages (``Target.average`` holds each window's weights) and a candidate is
     judged by its own average on each window: sparse regression on it is weak-form sparse
-    regression, which reads no KAN. None when the module is not a Flow of a first-order
-    system read through one binding, or it cannot be removed.
+    regression, which reads no KAN. None when the module is neither such a Flow read
+    through one binding nor such a force, or it cannot be removed.
 
     Parameters
     ----------
     model : Model
     name : str
-        A Flow module.
+        A Flow, Potential or Dissipation module.
     output : int
-        Which of its outputs.
+        Which of its outputs (0 for a Potential or Dissipation).
     proof : Evidence
         The data's evidence (:func:`pikan.laws.evidence.rate_evidence`).
 
@@ -396,7 +398,7 @@ def _force_data_target(model, name: str, proof: Evidence) -> Target | None:
 
 DATA_SHARE = 0.3
 """The share of a module's extraction time that :func:`data_fits` has, before the KAN's
-candidates are sought (it only uses it for a first-order Flow on noisy positions)."""
+candidates are sought (it only uses it on weak-form evidence: noisy positions)."""
 
 DATA_CONTENDERS = 12
 """The most laws fitted to the data's own averages (:func:`data_fits`) that
@@ -405,16 +407,18 @@ DATA_CONTENDERS = 12
 
 def data_fits(model, name: str, output: int, proof: Evidence | None, options: Options
               ) -> list[Fit]:
-    """Laws of one Flow output fitted to the data directly (:func:`data_target`), not to
-    the KAN: the Pareto front of sparse regression on the data's weak-form averages, at
-    most :data:`DATA_CONTENDERS`, simplest first; empty without weak-form evidence.
+    """Laws of one Flow output, Potential or Dissipation fitted to the data directly
+    (:func:`data_target`), not to the KAN: the Pareto front of :data:`DATA_GENERATORS` on
+    the data's weak-form averages, at most :data:`DATA_CONTENDERS`, simplest first; empty
+    without weak-form evidence.
 
     A KAN trained on noisy positions of trajectories that each trace one curve (a reaction
     relaxing to its equilibrium) can miss the rates between them by half, and every law
     read from it inherits that (at 1 % noise a mass-action rate came back as ``-0.022 c``),
-    while the data's averages hold ``0.83 a b - 0.27 c`` to their noise. These laws only
-    join the contenders the data judge (held-out trajectories where there are some): they
-    are never taken on the KAN's word.
+    while the data's averages hold ``0.83 a b - 0.27 c`` to their noise; a
+    Lennard-Jones wall's KAN at 1 % noise gave a near form, the data's averaged forces the
+    law. These laws only join the contenders the data judge (held-out trajectories where
+    there are some): they are never taken on the KAN's word.
     """
     if proof is None or proof.kind != "weak":
         return []
