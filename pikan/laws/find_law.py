@@ -32,6 +32,7 @@ from pikan.errors import DataError, SpecError
 from pikan.kan import symbolic
 from pikan.kan.network import KAN
 from pikan.laws.candidates import (
+    SELECT_FACTOR,
     Deadline,
     Fit,
     Target,
@@ -240,15 +241,37 @@ MAX_NOISE_CHECKS = 4
 """Fits within the tolerance (simplest first) :func:`_explained` tests for noise residuals."""
 
 
+NOISY_TOLERANCE = 1e-4
+"""A tolerance above this relative error is a noise level: given, :func:`find_law` then
+searches the direct generators even when a power law explains the data; given or raised
+to it by :func:`_settle`, it selects with :func:`noise_factor`."""
+
+NOISE_SPREAD = 3.0
+"""Standard errors of a noise's mean square that :func:`noise_factor` allows a law's."""
+
+
+def noise_factor(samples: int) -> float:
+    r"""How much larger than the best a law's relative error may be on noisy data (in place
+    of :data:`~pikan.laws.candidates.SELECT_FACTOR`): the mean square of ``samples``
+    Gaussian residuals varies by :math:`\sqrt{2/N}` of itself, so a law whose mean square
+    exceeds the best one's by more than :data:`NOISE_SPREAD` of those leaves something
+    the noise cannot, :math:`\sqrt{1 + 3\sqrt{2/N}}`: 1.06 on 1,000 samples (1.5 at
+    most)."""
+    return min(math.sqrt(1.0 + NOISE_SPREAD * math.sqrt(2.0 / max(samples, 1))),
+               SELECT_FACTOR)
+
+
 def _select(fits: Sequence[Fit], tolerance: float, target: Target) -> Fit | None:
     """:func:`select`, but among the Pareto front's fits whose residuals are noise when
     there are any: a simpler law within the tolerance that leaves structure behind is an
-    approximation, not the law."""
-    chosen = select(fits, tolerance)
+    approximation, not the law. On noisy data (:data:`NOISY_TOLERANCE`) a law must come
+    as close as the noise allows (:func:`noise_factor`)."""
+    factor = noise_factor(target.y.size) if tolerance > NOISY_TOLERANCE else SELECT_FACTOR
+    chosen = select(fits, tolerance, factor)
     if chosen is None or residuals_are_noise(target, chosen):
         return chosen
     clean = [f for f in pareto(fits) if residuals_are_noise(target, f)]
-    return select(clean, tolerance) if clean else chosen
+    return select(clean, tolerance, factor) if clean else chosen
 
 
 def _settle(fits: Sequence[Fit], target: Target, tolerance: float
@@ -270,15 +293,20 @@ STRONG_REDUCTION = 0.1
 before the direct generators, with most of the time (a weaker one after them)."""
 
 
-def _search(target: Target, stages, options: Options, steps: int, depth: int = 0
-            ) -> tuple[list[Fit], float]:
+def _search(target: Target, stages, options: Options, steps: int, depth: int = 0,
+            noisy: bool | None = None) -> tuple[list[Fit], float]:
     """The four stages of :func:`find_law` on ``target``, with the pair reductions of
     :mod:`pikan.laws.reductions` (``depth`` of them already applied) searched before stage
     1 when the samples clearly support one (:data:`STRONG_REDUCTION`), else between stages
     1 and 2: every fit, and the tolerance (raised to the noise level when the residuals
-    are noise, :func:`_settle`)."""
+    are noise, :func:`_settle`). ``noisy``: whether the caller's tolerance is a noise level
+    (:data:`NOISY_TOLERANCE`; None: ``options.tolerance`` says), so that stage 1 runs even
+    when a power law is within it; a tolerance raised here is not one (a reduction that
+    loses an input's dependence leaves residuals that pass for noise too)."""
     x, yy, names = target.z, target.y, list(target.names)
     tolerance, seed, deadline = options.tolerance, options.seed, as_deadline(options.deadline)
+    if noisy is None:
+        noisy = tolerance > NOISY_TOLERANCE
     fits = fit_candidates(propose(stages[0], target, options), target, tolerance,
                           deadline=deadline)
     _, tolerance = _settle(fits, target, tolerance)
@@ -287,9 +315,9 @@ def _search(target: Target, stages, options: Options, steps: int, depth: int = 0
     strong = bool(found) and found[0].relative <= STRONG_REDUCTION
     if strong:  # the problem has fewer inputs than it was given: search that one first
         reduced = options.replace(tolerance=tolerance, deadline=deadline.share(0.6))
-        fits += _reduced_fits(target, found, stages, reduced, steps, depth)
+        fits += _reduced_fits(target, found, stages, reduced, steps, depth, noisy)
         _, tolerance = _settle(fits, target, tolerance)
-    if not _explained(fits, tolerance, target) and not deadline.expired():
+    if (noisy or not _explained(fits, tolerance, target)) and not deadline.expired():
         stage1 = deadline.share(0.5)
         cands = propose(stages[1], target, options.replace(tolerance=tolerance,
                                                            deadline=stage1))
@@ -298,7 +326,7 @@ def _search(target: Target, stages, options: Options, steps: int, depth: int = 0
     if found and not strong and not _explained(fits, tolerance, target) \
             and not deadline.expired():
         reduced = options.replace(tolerance=tolerance, deadline=deadline.share(0.5))
-        fits += _reduced_fits(target, found, stages, reduced, steps, depth)
+        fits += _reduced_fits(target, found, stages, reduced, steps, depth, noisy)
         _, tolerance = _settle(fits, target, tolerance)
     if steps > 0 and not _explained(fits, tolerance, target) and not deadline.expired():
         kan, mean, std = fit_surrogate(x, yy, names, seed, steps, deadline.share(0.35))
@@ -324,7 +352,7 @@ most accurate first, the Pareto front always)."""
 
 
 def _reduced_fits(target: Target, found: Sequence, stages, options: Options, steps: int,
-                  depth: int) -> list[Fit]:
+                  depth: int, noisy: bool) -> list[Fit]:
     """Fits found in the pair reductions the samples support (:func:`reductions`), mapped
     back to the target's inputs and evaluated on it; each reduction gets an equal share of
     the deadline, and the rest are skipped once one explains the data (but for the other
@@ -339,7 +367,7 @@ def _reduced_fits(target: Target, found: Sequence, stages, options: Options, ste
             break  # a ratio is tried both ways up: atan(n2/n1) beats pi/2 - atan(n1/n2)
         share = deadline.share(1.0 / (len(found) - k))
         inner, _ = _search(reduction.reduce(target, name), stages,
-                           options.replace(deadline=share), steps, depth + 1)
+                           options.replace(deadline=share), steps, depth + 1, noisy)
         u = {sympy.Symbol(name): reduction.expr(target.names)}
         out += _mapped(inner, target, lambda g, u=u: g.xreplace(u),
                        f"reduced:{reduction.operation}")

@@ -13,18 +13,29 @@ import torch
 from pikan.data.integrate import simulate
 from pikan.errors import DataError, SpecError
 from pikan.kan import KAN
-from pikan.laws.candidates import Deadline, Fit, Target, complexity, evaluate, select
+from pikan.laws.candidates import (
+    SELECT_FACTOR,
+    Deadline,
+    Fit,
+    Target,
+    complexity,
+    evaluate,
+    select,
+)
 from pikan.laws.extract import extract
 from pikan.laws.find_law import (
     FIND_LAW_GENERATORS,
+    NOISE_SPREAD,
     _explained,
     _select,
     check_search_options,
     find_law,
     fit_static,
     fit_surrogate,
+    noise_factor,
     residuals_are_noise,
 )
+from pikan.laws.generators.base import Generator
 from pikan.laws.generators.power_law import PowerLaw
 from pikan.laws.law import Law, equivalent
 from pikan.laws.numpy_expr import numpy_function
@@ -413,3 +424,58 @@ def test_on_noisy_data_an_approximation_that_leaves_structure_is_not_the_law():
     assert _explained([constant], tolerance, target) is False
     assert _explained([truth], tolerance, target) is True
 
+
+
+def test_noise_factor_is_what_the_noise_lets_a_mean_square_vary():
+    # N Gaussian residuals: their mean square varies by sqrt(2/N) of itself
+    assert noise_factor(1000) == pytest.approx(np.sqrt(1 + NOISE_SPREAD * np.sqrt(2 / 1000)))
+    assert 1.05 < noise_factor(1000) < 1.08
+    assert noise_factor(4000) < noise_factor(1000) < noise_factor(100) <= SELECT_FACTOR
+    assert noise_factor(10) == SELECT_FACTOR  # few samples: the factor of exact data
+
+
+class _Counted(Generator):
+    """A stage-1 generator that proposes nothing and counts its calls."""
+
+    name = "counted"
+
+    def __init__(self):
+        self.calls = 0
+
+    def generate(self, target, options):
+        self.calls += 1
+        return []
+
+
+@pytest.mark.parametrize("tolerance, searched", [(1e-6, False), (0.01, True)])
+def test_a_noise_level_given_searches_past_a_power_law_within_it(tolerance, searched):
+    # exact products: the power law explains them; under a noise level the direct
+    # generators still run, since a power law within 1 % may be a polynomial in disguise
+    rng = np.random.default_rng(0)
+    x = rng.uniform(1, 3, size=(500, 2))
+    counted = _Counted()
+    law = find_law(x, 1.5 * x[:, 0] * x[:, 1], ["p", "v"], steps=0, tolerance=tolerance,
+                   generators=[(PowerLaw(),), (counted,), (), ()])
+    assert equivalent(law.expr, "3*p*v/2", up_to_constant=False), law.expr
+    assert (counted.calls > 0) is searched
+
+
+@pytest.mark.parametrize("formula, units, output, ranges", [
+    ("k*(T1 - T0)/T1", {"k": "J", "T1": "K", "T0": "K"}, "J", [(1, 3), (4, 8), (1, 3)]),
+    ("a*b/(a + 2*b)", {"a": "m", "b": "m"}, "m", [(1, 3), (1, 3)]),
+])
+def test_at_one_percent_noise_a_law_must_come_as_close_as_the_noise_allows(
+        formula, units, output, ranges):
+    """Measured before: ``k (7 exp(-0.154 (T0/T1)**(pi/3)) - 6)`` and ``a (0.114 + 0.4
+    exp(-0.6 (a/b)**(6/7)))``, an exponential of a power law within the 1.5 x tolerance
+    that the power-law stage ended the search with."""
+    names = list(units)
+    rng = np.random.default_rng(3)
+    x = np.column_stack([rng.uniform(lo, hi, 1000) for lo, hi in ranges])
+    y = numpy_function(parse(formula, names), names)(*x.T)
+    sigma = 0.01 * np.sqrt(np.mean(y**2))
+    y = y + sigma * np.random.default_rng(1).standard_normal(1000)
+    law = find_law(x, y, names, units=units, output_units=output,
+                   tolerance=sigma / np.std(y), time_limit=None)
+    assert equivalent(law.expr, formula, up_to_constant=False, rtol=0.03, positive=True), \
+        law.expr
