@@ -807,6 +807,9 @@ def _judged_beside_laws(model, laws: list[Law], decisions: dict, proof: Evidence
                         judge_by: Evidence) -> list[Law]:
     """On noisy positions, each scalar law's form chosen again by the data
     (:func:`simplest_on_data`) with the other modules at their laws instead of their KANs.
+    ``decisions`` maps a module to ``(fits, proposed, chosen, from_data)``: its candidates,
+    the law its KAN proposed, the first choice, and the laws fitted to the data alone
+    (:func:`data_fits`).
 
     The first choice of a module's form is made beside the other modules' KANs, and their
     errors leave room a flexible form fills: at 1 % noise a potential ``0.59 (x**2 +

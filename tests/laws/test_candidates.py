@@ -213,5 +213,27 @@ def test_a_target_of_window_averages_fits_a_law_through_its_averages(rng):
                for c in found)
     with pytest.raises(ValueError, match="sum to 1"):
         Target(("a", "b", "c"), z, "values", average @ values, average=2 * average)
-    with pytest.raises(ValueError, match="value target"):
+    with pytest.raises(ValueError, match="does not fit"):  # y not averaged
         Target(("a", "b", "c"), z, "values", values, average=average)
+    with pytest.raises(ValueError, match="a projection too"):  # gradients averaged per force
+        Target(("a", "b", "c"), z, "gradient", np.ones((200, 3)), average=average)
+
+
+def test_a_gradient_target_of_window_averages_fits_a_potential_through_its_forces(rng):
+    # y holds window means of the generalized force of V = 0.65 x**2 + 0.09 x**4 (projected
+    # onto one coordinate, sign included): each candidate's gradient is projected and
+    # averaged the same way
+    x = rng.uniform(-1.5, 1.5, size=(200, 1))
+    weights = rng.uniform(0.1, 1.0, size=(40, 5))
+    weights /= weights.sum(axis=1, keepdims=True)
+    average = np.zeros((40, 200))
+    average[np.repeat(np.arange(40), 5), np.arange(200)] = weights.ravel()
+    projection = -np.ones((1, 200, 1, 1))
+    force = -(1.3 * x[:, 0] + 0.36 * x[:, 0] ** 3)
+    target = Target(("x",), x, "gradient", (average @ force)[:, None], projection=projection,
+                    average=average)
+    exact = target.evaluator(sympy.sympify("0.65*x**2 + 0.09*x**4"))(())
+    assert np.allclose(exact, target.y.ravel(), rtol=1e-12, atol=1e-12)
+    found = regression_candidates(target, max_terms=2)
+    assert any(c.error < 1e-6 and equivalent(c.expr, "0.65*x**2 + 0.09*x**4", rtol=1e-6,
+                                             up_to_constant=True) for c in found)

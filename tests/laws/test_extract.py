@@ -350,7 +350,7 @@ def test_noisy_data_judge_a_law_again_beside_the_other_modules_laws():
                  + sympy.Float(0.002) * x**4, 0.01, 0.01, 20, "test")
     laws = [Law("V", "Potential", ("x",), series.expr, series.expr, 1.0, 0.01, 0.01, 20),
             Law("D", "Dissipation", ("v_x",), c / 2 * v**2, c / 2 * v**2, 1.0, 0.0, 0.0, 5)]
-    out = _judged_beside_laws(model, laws, {"V": ([simple, series], series, series)},
+    out = _judged_beside_laws(model, laws, {"V": ([simple, series], series, series, [])},
                               evidence(train), evidence(held))
     assert out[0].expr == simple.expr and out[1] is laws[1]
     # a module without a recorded decision is left as it is
