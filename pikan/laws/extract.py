@@ -343,13 +343,8 @@ def data_target(model, name: str, output: int, proof: Evidence) -> Target | None
             or len(block.spec.input_bindings) != 1):
         return None
     coord = model.coords.index(block.output_names[output])
-    without = copy.deepcopy(model)
-    try:
-        without.fix(name, ["0"] * len(block.output_names), trainable=False)
-    except (SpecError, ValueError):
-        return None
-    others = proof.predict(without)
-    if others is None or not np.all(np.isfinite(others)):
+    others = _others(model, name, ["0"] * len(block.output_names), proof)
+    if others is None:
         return None
     q, v, t = proof.states(model)
     with torch.no_grad():
@@ -360,6 +355,19 @@ def data_target(model, name: str, output: int, proof: Evidence) -> Target | None
         return Target(tuple(block.input_names), z, "values", y)
     return Target(tuple(block.input_names), z, "values", y,
                   average=_window_average(proof.weights))
+
+
+def _others(model, name: str, zero, proof: Evidence) -> np.ndarray | None:
+    """What the model without module ``name`` (fixed to ``zero``) predicts on the evidence:
+    the other modules' part of the target; None when the module cannot be removed or the
+    prediction is not finite."""
+    without = copy.deepcopy(model)
+    try:
+        without.fix(name, zero, trainable=False)
+    except (SpecError, ValueError):
+        return None
+    others = proof.predict(without)
+    return None if others is None or not np.all(np.isfinite(others)) else others
 
 
 def _window_average(weights: np.ndarray) -> scipy.sparse.csr_array:
@@ -379,13 +387,8 @@ def _force_data_target(model, name: str, proof: Evidence) -> Target | None:
     if (getattr(model, "order", 2) != 2 or getattr(model, "formulation", "") == "lagrangian"
             or proof.weights is None):
         return None
-    without = copy.deepcopy(model)
-    try:
-        without.fix(name, "0", trainable=False)
-    except (SpecError, ValueError):
-        return None
-    others = proof.predict(without)
-    if others is None or not np.all(np.isfinite(others)):
+    others = _others(model, name, "0", proof)
+    if others is None:
         return None
     masses = model.masses.detach().cpu().numpy().astype(float)
     q, v, t = proof.states()
