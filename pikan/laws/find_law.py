@@ -250,6 +250,13 @@ NOISE_SPREAD = 3.0
 """Standard errors of a noise's mean square that :func:`noise_factor` allows a law's."""
 
 
+NOISY_LOOK = 0.75
+"""On noisy data (a given tolerance above :data:`NOISY_TOLERANCE`), the part of the time
+left that the KAN surrogate's stages get when a law already explains the samples: a
+polynomial within 1 % of ``sin(2*theta)`` leaves residuals that are noise too, so the
+surrogate looks further, but the rest is kept for snapping the chosen law's constants."""
+
+
 def noise_factor(samples: int) -> float:
     r"""How much larger than the best a law's relative error may be on noisy data (in place
     of :data:`~pikan.laws.candidates.SELECT_FACTOR`): the mean square of ``samples``
@@ -261,6 +268,13 @@ def noise_factor(samples: int) -> float:
                SELECT_FACTOR)
 
 
+ROUNDING = 1e-12
+"""A relative error at most this is the rounding of an exact law, whose residuals may well
+be smooth (the rounding of a smooth function is): :func:`_select` takes such a law without
+testing its residuals for noise (a Morse well at 7e-16 lost to a 34-node law at 6.8e-16
+whose rounding looked like noise)."""
+
+
 def _select(fits: Sequence[Fit], tolerance: float, target: Target) -> Fit | None:
     """:func:`select`, but among the Pareto front's fits whose residuals are noise when
     there are any: a simpler law within the tolerance that leaves structure behind is an
@@ -268,7 +282,7 @@ def _select(fits: Sequence[Fit], tolerance: float, target: Target) -> Fit | None
     as close as the noise allows (:func:`noise_factor`)."""
     factor = noise_factor(target.y.size) if tolerance > NOISY_TOLERANCE else SELECT_FACTOR
     chosen = select(fits, tolerance, factor)
-    if chosen is None or residuals_are_noise(target, chosen):
+    if chosen is None or chosen.error <= ROUNDING or residuals_are_noise(target, chosen):
         return chosen
     clean = [f for f in pareto(fits) if residuals_are_noise(target, f)]
     return select(clean, tolerance, factor) if clean else chosen
@@ -328,7 +342,10 @@ def _search(target: Target, stages, options: Options, steps: int, depth: int = 0
         reduced = options.replace(tolerance=tolerance, deadline=deadline.share(0.5))
         fits += _reduced_fits(target, found, stages, reduced, steps, depth, noisy)
         _, tolerance = _settle(fits, target, tolerance)
-    if steps > 0 and not _explained(fits, tolerance, target) and not deadline.expired():
+    explained = _explained(fits, tolerance, target)
+    if steps > 0 and ((noisy and depth == 0) or not explained) and not deadline.expired():
+        if explained:  # noisy: a series may explain it, so look further, leaving time to
+            deadline = deadline.share(NOISY_LOOK)  # snap the law chosen (find_law)
         kan, mean, std = fit_surrogate(x, yy, names, seed, steps, deadline.share(0.35))
 
         def fn(zt, kan=kan, mean=mean, std=std):
@@ -442,9 +459,9 @@ def _dimensionless_search(target: Target, stages, options: Options, steps: int, 
     variants = [v for v in _variants(forms) if v.groups]
     # every variant without the KAN surrogate in QUICK_SHARE of the time (the first half
     # of it, the others equal shares), then the surrogate on the variant that came closest,
-    # unless one explained its own
-    # problem (a 7-term series within the tolerance of y is no answer where sin(2*theta)
-    # needs the surrogate: its error in the group's problem is still above it)
+    # unless one explained its own problem (a 7-term series within the tolerance of y is no
+    # answer where sin(2*theta) needs the surrogate: its error in the group's problem is
+    # still above it); under a given noise level the surrogate runs on that one anyway
     quick, closest, explained = deadline.share(QUICK_SHARE), [], False
     for k, variant in enumerate(variants):
         if explained or (mapped and quick.expired()):
@@ -456,9 +473,12 @@ def _dimensionless_search(target: Target, stages, options: Options, steps: int, 
         found = _mapped(fits, target, variant.law, "units")
         closest.append((min((f.error for f in found), default=math.inf), k))
         mapped += found
-    if closest and steps > 0 and not explained and not deadline.expired():
+    noisy = options.tolerance > NOISY_TOLERANCE
+    if closest and steps > 0 and (noisy or not explained) and not deadline.expired():
         best = min(closest)[0]  # within a factor 3 of the closest, the earlier variant
         variant = variants[min(k for err, k in closest if err <= 3 * best)]
+        if explained:  # noisy: look further in the problem of the variant that explained it
+            variant = variants[closest[-1][1]]
         fits, _ = _search(variant.target(target), stages, options, steps)
         mapped += _mapped(fits, target, variant.law, "units")
     consistent = [f for f in mapped if check_dimensions(
@@ -558,7 +578,11 @@ def find_law(X, y, names: Sequence[str], output: str = "y", seed: int = 0, steps
     :data:`FIND_LAW_GENERATORS`). The law is selected from the Pareto front of all
     candidates (see :mod:`pikan.laws.candidates`).
     A KAN is never fitted when stage 1 already explains the data (exact data from a law
-    the libraries can express): it could only add more complex alternatives.
+    the libraries can express): it could only add more complex alternatives. Under a
+    given noise level (``tolerance`` above :data:`NOISY_TOLERANCE`) it is: a polynomial
+    within 1 % of ``sin(2*theta)`` explains the samples as well as the law, and only the
+    surrogate proposes the law; it then gets :data:`NOISY_LOOK` of the time left, the rest
+    kept for snapping the chosen law's constants.
 
     Anytime: with a ``time_limit`` the stages check the clock between candidate families
     and inside their long loops (sparse regression over the libraries, the surrogate's
@@ -580,7 +604,8 @@ def find_law(X, y, names: Sequence[str], output: str = "y", seed: int = 0, steps
     library : sequence of str, optional
         Symbolic primitives allowed (default: all).
     tolerance : float
-        Relative error treated as negligible (raise it to the noise level of ``y``).
+        Relative error treated as negligible: give the noise level of ``y`` as
+        ``sigma / std(y)`` (the stages then run as described above for noisy samples).
     max_samples : int
         Samples used (a seeded subset).
     time_limit : float or None

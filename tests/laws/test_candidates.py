@@ -209,7 +209,9 @@ def test_a_target_of_window_averages_fits_a_law_through_its_averages(rng):
     exact = target.evaluator(sympy.sympify("0.8*a*b - 0.3*c"))(())
     assert np.allclose(exact, target.y, rtol=1e-12, atol=1e-12)
     found = regression_candidates(target, max_terms=3)
-    assert any(c.error < 1e-9 and equivalent(c.expr, "0.8*a*b - 0.3*c", rtol=1e-6)
+    # 1e-7: the least squares on 40 averaged rows leave 1.3e-8 on an AMD EPYC (below 1e-9
+    # on an Intel Xeon); a wrong law is off by far more
+    assert any(c.error < 1e-7 and equivalent(c.expr, "0.8*a*b - 0.3*c", rtol=1e-6)
                for c in found)
     with pytest.raises(ValueError, match="sum to 1"):
         Target(("a", "b", "c"), z, "values", average @ values, average=2 * average)

@@ -479,3 +479,35 @@ def test_at_one_percent_noise_a_law_must_come_as_close_as_the_noise_allows(
                    tolerance=sigma / np.std(y), time_limit=None)
     assert equivalent(law.expr, formula, up_to_constant=False, rtol=0.03, positive=True), \
         law.expr
+
+
+@pytest.mark.parametrize("tolerance, looked", [(1e-6, False), (0.01, True)])
+def test_a_noise_level_given_looks_past_a_law_that_explains_it_with_the_surrogate(
+        tolerance, looked):
+    # a power law explains exact products; under a noise level the surrogate's stages run
+    # anyway (a series within the noise leaves residuals that pass for noise too), and at
+    # the default tolerance they do not
+    rng = np.random.default_rng(0)
+    x = rng.uniform(1, 3, size=(300, 2))
+    counted = _Counted()
+    law = find_law(x, 1.5 * x[:, 0] * x[:, 1], ["p", "v"], steps=20, tolerance=tolerance,
+                   generators=[(PowerLaw(),), (), (counted,), ()])
+    assert equivalent(law.expr, "3*p*v/2", up_to_constant=False), law.expr
+    assert (counted.calls > 0) is looked
+
+
+@pytest.mark.parametrize("formula", ["L*sin(2*phi)", "L*tan(phi)"])
+def test_at_one_percent_noise_a_series_within_the_noise_is_not_the_trigonometric_law(formula):
+    """Measured before: ``L (0.479 phi**4 - 19 phi**3/12 + 2.016 phi)`` and ``L (0.0154 + 1/(9/(8
+    phi) - 1/6 - 0.114 exp(phi)))``, within the noise and leaving residuals that are noise,
+    so the surrogate, which proposes the law, never ran."""
+    units = {"L": "m", "phi": "1"}
+    rng = np.random.default_rng(3)
+    x = np.column_stack([rng.uniform(1, 3, 1000), rng.uniform(0.2, 1.3, 1000)])
+    y = numpy_function(parse(formula, list(units)), list(units))(*x.T)
+    sigma = 0.01 * np.sqrt(np.mean(y**2))
+    y = y + sigma * np.random.default_rng(1).standard_normal(1000)
+    law = find_law(x, y, list(units), units=units, output_units="m",
+                   tolerance=sigma / np.std(y), time_limit=None)
+    assert equivalent(law.expr, formula, up_to_constant=False, rtol=0.03, positive=True), \
+        law.expr
