@@ -53,7 +53,7 @@ DATA = Path(__file__).resolve().parent / "data" / "static_laws.json"
 METHODS = ("pikan_units", "pikan", "operon", "gplearn")
 FULL = {"ids": None, "noises": (0.0, 0.01, 0.1), "samples": 1000, "seconds": 30.0,
         "peer_seconds": 10.0, "peer_every": 4, "methods": METHODS}
-QUICK = {"ids": ("M01", "T01"), "noises": (0.0,), "samples": 300, "seconds": 10.0,
+QUICK = {"ids": ("M01", "T01"), "noises": (0.0,), "samples": 300, "seconds": 30.0,
          "peer_seconds": 2.0, "peer_every": 1, "methods": METHODS}
 
 

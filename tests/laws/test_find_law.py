@@ -496,11 +496,12 @@ def test_a_noise_level_given_looks_past_a_law_that_explains_it_with_the_surrogat
     assert (counted.calls > 0) is looked
 
 
-@pytest.mark.parametrize("formula", ["L*sin(2*phi)", "L*tan(phi)"])
-def test_at_one_percent_noise_a_series_within_the_noise_is_not_the_trigonometric_law(formula):
-    """Measured before: ``L (0.479 phi**4 - 19 phi**3/12 + 2.016 phi)`` and ``L (0.0154 + 1/(9/(8
-    phi) - 1/6 - 0.114 exp(phi)))``, within the noise and leaving residuals that are noise,
-    so the surrogate, which proposes the law, never ran."""
+def test_at_one_percent_noise_a_series_within_the_noise_is_not_the_trigonometric_law():
+    """Measured before: ``L (0.479 phi**4 - 19 phi**3/12 + 2.016 phi)``, within the noise and
+    leaving residuals that are noise, so the surrogate, which proposes the law, never ran
+    (``L tan(phi)`` had ended as ``L (0.0154 + 1/(9/(8 phi) - 1/6 - 0.114 exp(phi)))``, and
+    is found now too: not a test, to keep the suite short)."""
+    formula = "L*sin(2*phi)"
     units = {"L": "m", "phi": "1"}
     rng = np.random.default_rng(3)
     x = np.column_stack([rng.uniform(1, 3, 1000), rng.uniform(0.2, 1.3, 1000)])
