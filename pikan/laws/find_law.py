@@ -270,9 +270,11 @@ def noise_factor(samples: int) -> float:
 
 ROUNDING = 1e-12
 """A relative error at most this is the rounding of an exact law, whose residuals may well
-be smooth (the rounding of a smooth function is): :func:`_select` takes such a law without
-testing its residuals for noise (a Morse well at 7e-16 lost to a 34-node law at 6.8e-16
-whose rounding looked like noise)."""
+be smooth (the rounding of a smooth function is): :func:`_select` then takes, without
+testing residuals for noise, the law at this error with the fewest fitted constants, then
+the simplest (a Morse well at 7e-16 lost to a 34-node law at 6.8e-16 whose rounding looked
+like noise; ``n (Cv log(T2/T1) + R log(V2/V1))`` must not lose to the same law with a
+fitted ``2.2e-16`` in it)."""
 
 
 def _select(fits: Sequence[Fit], tolerance: float, target: Target) -> Fit | None:
@@ -282,7 +284,10 @@ def _select(fits: Sequence[Fit], tolerance: float, target: Target) -> Fit | None
     as close as the noise allows (:func:`noise_factor`)."""
     factor = noise_factor(target.y.size) if tolerance > NOISY_TOLERANCE else SELECT_FACTOR
     chosen = select(fits, tolerance, factor)
-    if chosen is None or chosen.error <= ROUNDING or residuals_are_noise(target, chosen):
+    if chosen is not None and chosen.error <= ROUNDING:  # exact: fewest fitted constants
+        return min((f for f in fits if f.error <= ROUNDING),
+                   key=lambda f: (len(f.expr.atoms(sympy.Float)), f.complexity))
+    if chosen is None or residuals_are_noise(target, chosen):
         return chosen
     clean = [f for f in pareto(fits) if residuals_are_noise(target, f)]
     return select(clean, tolerance, factor) if clean else chosen
@@ -342,7 +347,7 @@ def _search(target: Target, stages, options: Options, steps: int, depth: int = 0
         reduced = options.replace(tolerance=tolerance, deadline=deadline.share(0.5))
         fits += _reduced_fits(target, found, stages, reduced, steps, depth, noisy)
         _, tolerance = _settle(fits, target, tolerance)
-    explained = _explained(fits, tolerance, target)
+    explained = steps > 0 and _explained(fits, tolerance, target)
     if steps > 0 and ((noisy and depth == 0) or not explained) and not deadline.expired():
         if explained:  # noisy: a series may explain it, so look further, leaving time to
             deadline = deadline.share(NOISY_LOOK)  # snap the law chosen (find_law)
