@@ -281,7 +281,8 @@ def _select(fits: Sequence[Fit], tolerance: float, target: Target) -> Fit | None
     """:func:`select`, but among the Pareto front's fits whose residuals are noise when
     there are any: a simpler law within the tolerance that leaves structure behind is an
     approximation, not the law. On noisy data (:data:`NOISY_TOLERANCE`) a law must come
-    as close as the noise allows (:func:`noise_factor`)."""
+    as close as the noise allows (:func:`noise_factor`). A law at rounding error is exact
+    whatever its residuals look like (:data:`ROUNDING`)."""
     factor = noise_factor(target.y.size) if tolerance > NOISY_TOLERANCE else SELECT_FACTOR
     chosen = select(fits, tolerance, factor)
     if chosen is not None and chosen.error <= ROUNDING:  # exact: fewest fitted constants
@@ -347,6 +348,8 @@ def _search(target: Target, stages, options: Options, steps: int, depth: int = 0
         reduced = options.replace(tolerance=tolerance, deadline=deadline.share(0.5))
         fits += _reduced_fits(target, found, stages, reduced, steps, depth, noisy)
         _, tolerance = _settle(fits, target, tolerance)
+    # under a noise level the surrogate looks past a law that explains the samples, at the
+    # top level only (inside a pair reduction it would spend the time the others need)
     explained = steps > 0 and _explained(fits, tolerance, target)
     if steps > 0 and ((noisy and depth == 0) or not explained) and not deadline.expired():
         if explained:  # noisy: a series may explain it, so look further, leaving time to

@@ -26,6 +26,7 @@ from pikan.laws.extract import extract
 from pikan.laws.find_law import (
     FIND_LAW_GENERATORS,
     NOISE_SPREAD,
+    ROUNDING,
     _explained,
     _select,
     check_search_options,
@@ -512,3 +513,20 @@ def test_at_one_percent_noise_a_series_within_the_noise_is_not_the_trigonometric
                    tolerance=sigma / np.std(y), time_limit=None)
     assert equivalent(law.expr, formula, up_to_constant=False, rtol=0.03, positive=True), \
         law.expr
+
+
+def test_an_exact_law_is_taken_with_its_fewest_fitted_constants_whatever_its_rounding():
+    # residuals of 1e-13 that are smooth (as the rounding of a smooth law is) do not make
+    # the exact law an approximation: the same law with a fitted 1e-13 term is not better
+    rng = np.random.default_rng(0)
+    x = rng.uniform(1, 2, size=(500, 1))
+    target = Target(("x",), x, "values", 2 * x[:, 0] ** 2 + 1e-13 * x[:, 0])
+    fits = []
+    for text in ("2*x**2", "2*x**2 + 1.0e-13*x"):
+        expr = sympy.sympify(text)
+        err, rmse = evaluate(target, expr)
+        fits.append(Fit(expr, err, rmse, complexity(expr)))
+    exact, padded = fits
+    assert padded.error < exact.error <= ROUNDING
+    assert not residuals_are_noise(target, exact)  # the old rule took the padded law
+    assert _select(fits, 1e-6, target).expr == exact.expr
