@@ -270,11 +270,10 @@ def noise_factor(samples: int) -> float:
 
 ROUNDING = 1e-12
 """A relative error at most this is the rounding of an exact law, whose residuals may well
-be smooth (the rounding of a smooth function is): :func:`_select` then takes, without
-testing residuals for noise, the law at this error with the fewest fitted constants, then
-the simplest (a Morse well at 7e-16 lost to a 34-node law at 6.8e-16 whose rounding looked
-like noise; ``n (Cv log(T2/T1) + R log(V2/V1))`` must not lose to the same law with a
-fitted ``2.2e-16`` in it)."""
+be smooth (the rounding of a smooth function is): :func:`_select` then takes the law it
+chose without testing its residuals for noise, its numbers at most this size dropped when
+it stays as close (a Morse well at 7e-16 lost to a 34-node law at 6.8e-16 whose rounding
+looked like noise; ``n (Cv log(T2/T1) + R log(V2/V1))`` came with a fitted ``2.2e-16``)."""
 
 
 def _select(fits: Sequence[Fit], tolerance: float, target: Target) -> Fit | None:
@@ -285,9 +284,15 @@ def _select(fits: Sequence[Fit], tolerance: float, target: Target) -> Fit | None
     whatever its residuals look like (:data:`ROUNDING`)."""
     factor = noise_factor(target.y.size) if tolerance > NOISY_TOLERANCE else SELECT_FACTOR
     chosen = select(fits, tolerance, factor)
-    if chosen is not None and chosen.error <= ROUNDING:  # exact: fewest fitted constants
-        return min((f for f in fits if f.error <= ROUNDING),
-                   key=lambda f: (len(f.expr.atoms(sympy.Float)), f.complexity))
+    if chosen is not None and chosen.error <= ROUNDING:  # exact, but for negligible numbers
+        tiny = {f: sympy.Integer(0) for f in chosen.expr.atoms(sympy.Float)
+                if abs(float(f)) <= ROUNDING}
+        if tiny:
+            expr = chosen.expr.xreplace(tiny)
+            err, rmse = evaluate(target, expr)
+            if err <= ROUNDING:
+                return Fit(expr, err, rmse, complexity(expr), chosen.source, chosen.snapped)
+        return chosen
     if chosen is None or residuals_are_noise(target, chosen):
         return chosen
     clean = [f for f in pareto(fits) if residuals_are_noise(target, f)]

@@ -515,7 +515,7 @@ def test_at_one_percent_noise_a_series_within_the_noise_is_not_the_trigonometric
         law.expr
 
 
-def test_an_exact_law_is_taken_with_its_fewest_fitted_constants_whatever_its_rounding():
+def test_an_exact_law_is_taken_whatever_its_rounding_looks_like():
     # residuals of 1e-13 that are smooth (as the rounding of a smooth law is) do not make
     # the exact law an approximation: the same law with a fitted 1e-13 term is not better
     rng = np.random.default_rng(0)
