@@ -462,6 +462,7 @@ def _dimensionless_search(target: Target, stages, options: Options, steps: int, 
     out_unit = parse_units(output_units)
     forms = pi_forms(parsed, names, out_unit, PI_FORMS)
     form = forms[0]
+    options = options.replace(dimensionless=True)  # each variant's values are pure numbers
     deadline = as_deadline(options.deadline)
     mapped: list[Fit] = []
     if not form.groups:  # the law is a constant times the prefactor

@@ -406,6 +406,21 @@ def test_units_choose_the_reference_scales_that_make_a_law_simple():
                       up_to_constant=False), law.expr
 
 
+@pytest.mark.parametrize("ranges, units, output_units, truth", [
+    ([(1, 5), (0, 0.5), (1, 2), (1, 3)], {"En": "J", "mu": "J", "kb": "J/K", "T": "K"}, "1",
+     "1/(exp((En - mu)/(kb*T)) - 1)"),  # Bose-Einstein: log(1/y + 1) is linear
+    ([(1.5, 2), (1, 1.4)], {"n1": "1", "n2": "1"}, "rad", "asin(n2/n1)"),  # sin(y): a ratio
+], ids=["bose-einstein", "critical-angle"])
+def test_a_pure_number_is_read_through_a_transform_with_a_unit_offset(ranges, units,
+                                                                      output_units, truth):
+    truth = sympy.sympify(truth)
+    f = sympy.lambdify([sympy.Symbol(n) for n in units], truth, "numpy")
+    x, y = _samples(ranges, f)
+    law = find_law(x, y, list(units), units=units, output_units=output_units, time_limit=30)
+    assert law.error < 1e-9
+    assert equivalent(law.expr, truth, up_to_constant=False, positive=True), law.expr
+
+
 def test_on_noisy_data_an_approximation_that_leaves_structure_is_not_the_law():
     rng = np.random.default_rng(0)
     theta = rng.uniform(0.2, 1.3, (1000, 1))

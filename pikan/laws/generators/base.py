@@ -97,6 +97,11 @@ class Options:
     passive_degrees : tuple of float
         The degrees of a passive Dissipation block
         (:func:`pikan.model.compile.passive_dissipation`); empty for any other function.
+    dimensionless : bool
+        The target's values are pure numbers (:func:`pikan.find_law` with units searches a
+        dimensionless group), so 1 is a natural offset: sparse regression also tries
+        ``log(1 - y)``, ``log(1/y + 1)``, ``sin(y)``, ...
+        (:data:`pikan.laws.generators.regression.UNIT_TRANSFORMS`).
     """
 
     library: Sequence[str] | None = None
@@ -107,6 +112,7 @@ class Options:
     kan: object = None
     output: int = 0
     passive_degrees: tuple[float, ...] = ()
+    dimensionless: bool = False
 
     def replace(self, **changes) -> Options:
         """A copy with some fields changed."""

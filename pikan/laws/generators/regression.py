@@ -31,7 +31,9 @@ potential is defined up to one).
 
 For static data (:func:`pikan.laws.find_law.find_law`) the values may first be transformed
 (``y^2, 1/y, 1/y^2, log|y|, sqrt(y)``; with the small libraries ``poly1``, ``poly2``,
-``laurent``, ``laurent-log`` and ``unary``) and the candidate inverted.
+``laurent``, ``laurent-log`` and ``unary``) and the candidate inverted; values that are
+pure numbers (a dimensionless group) also as ``log(1 - y)``, ``log(1 + y)``,
+``log(1/y -+ 1)``, ``(1 + y)**-2``, ``sin y`` and ``tan y`` (:data:`UNIT_TRANSFORMS`).
 
 :class:`SparseRegression` is this family behind the generator interface
 (:mod:`pikan.laws.generators.base`).
@@ -52,6 +54,7 @@ from pikan.laws.generators.base import Candidate, Generator, Options
 
 __all__ = [
     "TRANSFORMS",
+    "UNIT_TRANSFORMS",
     "SparseRegression",
     "Term",
     "front",
@@ -419,13 +422,43 @@ TRANSFORMS: dict[str, tuple[Callable, Callable, str]] = {  # the transformed tar
     "sqrt": (lambda y: np.sqrt(y), lambda h, s: h**2, "positive"),
 }
 
+UNIT_TRANSFORMS: dict[str, tuple[Callable, Callable, str]] = {
+    # for values that are pure numbers (options.dimensionless), where 1 is not an arbitrary
+    # offset: occupation numbers 1/(exp(h) -+ 1), charging curves 1 - exp(h), a Lorentz
+    # factor less one 1/sqrt(h) - 1, and angles whose sine or tangent is a simple law
+    "log-one-minus": (lambda y: np.log(1 - y), lambda h, s: 1 - sympy.exp(h), "below-one"),
+    "log-one-plus": (lambda y: np.log(1 + y), lambda h, s: sympy.exp(h) - 1,
+                     "above-minus-one"),
+    "log-inverse-minus-one": (lambda y: np.log(1 / y - 1),
+                              lambda h, s: 1 / (1 + sympy.exp(h)), "unit-interval"),
+    "log-inverse-plus-one": (lambda y: np.log(1 / y + 1),
+                             lambda h, s: 1 / (sympy.exp(h) - 1), "positive"),
+    "inverse-square-one-plus": (lambda y: 1 / (1 + y) ** 2, lambda h, s: 1 / sympy.sqrt(h) - 1,
+                                "above-minus-one"),
+    "sin": (np.sin, lambda h, s: sympy.asin(h), "half-turn"),
+    "tan": (np.tan, lambda h, s: sympy.atan(h), "half-turn"),
+}
+"""Transforms of pure-number values with a unit offset (:func:`regression_candidates`
+``unit_offsets``): ``name: (forward, inverse, condition)`` as in :data:`TRANSFORMS`;
+``"half-turn"``: every ``|y| < pi/2``, where ``asin`` and ``atan`` invert ``sin`` and
+``tan``."""
+
+
+_BOUNDS = {"below-one": (-math.inf, 1.0), "above-minus-one": (-1.0, math.inf),
+           "unit-interval": (0.0, 1.0), "half-turn": (-math.pi / 2, math.pi / 2)}
+
 
 def transform_ok(y: np.ndarray, condition: str) -> bool:
-    """Whether ``y`` meets a transform's condition (:data:`TRANSFORMS`): ``"any"``,
-    ``"positive"``, ``"one-sign"``, ``"nonzero"`` or ``"signed"`` (nonzero and one sign)."""
+    """Whether ``y`` meets a transform's condition (:data:`TRANSFORMS`,
+    :data:`UNIT_TRANSFORMS`): ``"any"``, ``"positive"``, ``"one-sign"``, ``"nonzero"``,
+    ``"signed"`` (nonzero and one sign), ``"below-one"``, ``"above-minus-one"``,
+    ``"unit-interval"`` (strictly between 0 and 1) or ``"half-turn"``."""
     span = float(np.max(np.abs(y)))
     if condition == "any":
         return True
+    if condition in _BOUNDS:
+        low, high = _BOUNDS[condition]
+        return bool(np.all(y > low) and np.all(y < high))
     if span == 0:
         return False
     if condition == "positive":
@@ -444,7 +477,7 @@ def transformed(y: np.ndarray, names: Sequence[str]) -> Iterator[tuple[str, np.n
     condition ``y`` meets and whose values stay finite (``inverse(h, sign)`` maps a law
     ``h`` of the transformed values back)."""
     for name in names:
-        forward, inverse, condition = TRANSFORMS[name]
+        forward, inverse, condition = {**TRANSFORMS, **UNIT_TRANSFORMS}[name]
         if not transform_ok(y, condition):
             continue
         with np.errstate(all="ignore"):
@@ -456,7 +489,8 @@ def transformed(y: np.ndarray, names: Sequence[str]) -> Iterator[tuple[str, np.n
 def regression_candidates(target: Target, library: Sequence[str] | None = None,
                           transforms: bool = False, max_terms: int = 8,
                           max_keep: int = 6, deadline: Deadline | None = None,
-                          log_near_zero: bool = False) -> list[Candidate]:
+                          log_near_zero: bool = False, unit_offsets: bool = False
+                          ) -> list[Candidate]:
     """Sparse-regression candidates for a target, from every library (and transform).
 
     Parameters
@@ -476,6 +510,8 @@ def regression_candidates(target: Target, library: Sequence[str] | None = None,
         returned once it has passed (the first library always runs).
     log_near_zero : bool
         See :func:`libraries`.
+    unit_offsets : bool
+        With ``transforms``, also :data:`UNIT_TRANSFORMS` (values that are pure numbers).
 
     Returns
     -------
@@ -489,14 +525,16 @@ def regression_candidates(target: Target, library: Sequence[str] | None = None,
     out: list[Candidate] = []
     libs = libraries(target.z, library, log_near_zero=log_near_zero)
     names = ["identity"] if (target.kind != "values" or not transforms) else list(TRANSFORMS)
+    if len(names) > 1 and unit_offsets:
+        names += list(UNIT_TRANSFORMS)
     sign = 1 if np.all(y >= 0) else -1
     small = {"poly1", "poly2", "laurent", "laurent-log", "unary"}
     for tname, ty, inverse in transformed(y, names):
         for lname, terms in libs:
             if tname != "identity" and lname not in small:
                 continue
-            if lname == "laurent-log" and tname != "log":
-                continue  # its log terms are for log y only (see the module docstring)
+            if lname == "laurent-log" and not tname.startswith("log"):
+                continue  # its log terms are for a log of y only (see the module docstring)
             if out and deadline.expired():  # the first library always runs: a law to return
                 return out
             theta = _design(terms, target)
@@ -547,4 +585,5 @@ class SparseRegression(Generator):
         return regression_candidates(target, options.library, transforms=self.transforms,
                                      max_terms=max_terms, max_keep=self.max_keep,
                                      deadline=options.deadline,
-                                     log_near_zero=self.log_near_zero)
+                                     log_near_zero=self.log_near_zero,
+                                     unit_offsets=options.dimensionless)

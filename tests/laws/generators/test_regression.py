@@ -6,6 +6,7 @@ import sympy
 from pikan.laws.candidates import Target, fit_candidates, select
 from pikan.laws.generators.base import Options
 from pikan.laws.generators.regression import (
+    UNIT_TRANSFORMS,
     SparseRegression,
     Term,
     libraries,
@@ -66,6 +67,37 @@ def test_transforms_invert_a_square_root_of_a_polynomial(rng):
     best = _best(regression_candidates(target, transforms=True), target)
     assert best.error < 1e-10
     assert sympy.simplify(best.expr**2 - ((x - y) ** 2 + 1)) == 0
+
+
+def _occupation(rng):
+    """Fermi-Dirac occupations 1/(exp(e - m) + 1) of two pure numbers."""
+    s = np.column_stack([rng.uniform(-3, 3, 400), rng.uniform(-1, 1, 400)])
+    return Target(("e", "m"), s, "values", 1 / (np.exp(s[:, 0] - s[:, 1]) + 1))
+
+
+def test_unit_transforms_give_an_occupation_number_of_pure_numbers(rng):
+    e, m = sympy.symbols("e m")
+    target = _occupation(rng)
+    best = _best(regression_candidates(target, transforms=True, unit_offsets=True), target)
+    assert best.error < 1e-10
+    assert sympy.simplify(best.expr - 1 / (sympy.exp(e - m) + 1)) == 0
+    sources = {c.source.split(":")[-1] for c in SparseRegression(transforms=True).generate(
+        target, Options(dimensionless=True))}
+    assert "log-inverse-minus-one" in sources
+    # values with units: 1 is an arbitrary offset there, so no such transform is tried
+    plain = SparseRegression(transforms=True).generate(target, Options())
+    assert not {c.source.split(":")[-1] for c in plain} & set(UNIT_TRANSFORMS)
+
+
+def test_each_unit_transform_inverts_its_forward_map_inside_its_condition(rng):
+    h = sympy.Symbol("h")
+    for name, (forward, inverse, condition) in UNIT_TRANSFORMS.items():
+        low, high = {"below-one": (-2.0, 0.9), "above-minus-one": (-0.9, 3.0),
+                     "unit-interval": (0.05, 0.95), "positive": (0.05, 3.0),
+                     "half-turn": (-1.5, 1.5)}[condition]
+        y = rng.uniform(low, high, 50)
+        back = sympy.lambdify(h, inverse(h, 1), "numpy")(forward(y))
+        np.testing.assert_allclose(back, y, rtol=1e-12, atol=1e-12, err_msg=name)
 
 
 def test_inverse_powers_find_a_lennard_jones_wall_on_its_forces(rng):
