@@ -683,7 +683,8 @@ def fit_candidates(candidates: Sequence[Candidate], target: Target,
     deadline : Deadline, optional
         Anytime: once it has passed, the candidates not yet evaluated are dropped (as soon
         as one finite candidate was evaluated; generators list the cheapest families
-        first), the shortlisted ones keep their proposed constants (their first error) and
+        first; those whose own error is within ``tolerance`` are evaluated before the
+        others), the shortlisted ones keep their proposed constants (their first error) and
         nothing more is snapped.
 
     Returns
@@ -693,7 +694,10 @@ def fit_candidates(candidates: Sequence[Candidate], target: Target,
     """
     deadline = as_deadline(deadline)
     seen: dict[str, tuple[sympy.Expr, str]] = {}
-    for candidate in candidates:
+    # those whose own error claims the tolerance first: under a deadline they are the ones
+    # worth evaluating (an exact law among five hundred series, most of them never reached)
+    claims = [c for c in candidates if c.error <= tolerance]
+    for candidate in claims + [c for c in candidates if not c.error <= tolerance]:
         expr, source = sympy.sympify(candidate.expr), candidate.source
         if expr.has(sympy.nan, sympy.zoo, sympy.oo, -sympy.oo) or not expr.free_symbols:
             continue

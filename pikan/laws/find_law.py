@@ -230,10 +230,13 @@ def _explained(fits: Sequence[Fit], tolerance: float, target: Target | None = No
     complex alternatives: within the tolerance and leaving residuals that are noise
     (:func:`residuals_are_noise`, with ``target``): on noisy data a quadratic within 1 % of
     ``sin(2*theta)`` does not, nor on exact data a 7-term series within 1e-6 of it, while
-    an exact law leaves rounding errors (or nothing)."""
+    an exact law leaves rounding errors (or nothing), which count as noise whatever they
+    look like (:data:`ROUNDING`)."""
     within = sorted((f for f in fits if f.error <= tolerance), key=lambda f: f.complexity)
-    if not within or target is None:
+    if not within or target is None or within[0].error <= ROUNDING:
         return bool(within)
+    if any(f.error <= ROUNDING for f in within):
+        return True
     return any(residuals_are_noise(target, f) for f in within[:MAX_NOISE_CHECKS])
 
 

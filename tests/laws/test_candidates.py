@@ -10,6 +10,7 @@ import sympy
 from pikan.errors import SpecError
 from pikan.laws.candidates import (
     SEARCH_SHARE,
+    Deadline,
     Fit,
     Target,
     alternatives,
@@ -239,3 +240,15 @@ def test_a_gradient_target_of_window_averages_fits_a_potential_through_its_force
     found = regression_candidates(target, max_terms=2)
     assert any(c.error < 1e-6 and equivalent(c.expr, "0.65*x**2 + 0.09*x**4", rtol=1e-6,
                                              up_to_constant=True) for c in found)
+
+
+def test_past_the_deadline_a_candidate_claiming_the_tolerance_is_still_evaluated(rng):
+    x = rng.uniform(1, 2, size=(200, 1))
+    target = Target(("x",), x, "values", 3 * x[:, 0] ** 2)
+    X = sympy.Symbol("x")
+    series = [Candidate(sympy.Float(c) * X + sympy.Float(0.2), 0.1, "series")
+              for c in (1.5, 2.5, 3.5)]
+    exact = Candidate(sympy.Float(3.0) * X**2, 1e-16, "exact")
+    fits = fit_candidates([*series, exact], target, 1e-6, deadline=Deadline(0))
+    assert min(f.error for f in fits) < 1e-12  # in the given order only one series is
+    assert {f.source for f in fits} == {"exact"}  # evaluated before the deadline stops it

@@ -545,3 +545,6 @@ def test_an_exact_law_is_taken_whatever_its_rounding_looks_like():
     assert padded.error < exact.error <= ROUNDING
     assert not residuals_are_noise(target, exact)  # the old rule took the padded law
     assert _select(fits, 1e-6, target).expr == exact.expr
+    # and it ends the search there: the stages after it would only add longer laws
+    assert _explained([exact], 1e-6, target)
+    assert not _explained([exact], 1e-14, target)  # not within a tolerance below it

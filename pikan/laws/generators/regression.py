@@ -31,7 +31,8 @@ potential is defined up to one).
 
 For static data (:func:`pikan.laws.find_law.find_law`) the values may first be transformed
 (``y^2, 1/y, 1/y^2, log|y|, sqrt(y)``; with the small libraries ``poly1``, ``poly2``,
-``laurent``, ``laurent-log`` and ``unary``) and the candidate inverted; values that are
+``laurent``, ``laurent-log`` and ``unary``, and for up to two inputs ``poly3`` and
+``poly4``) and the candidate inverted; values that are
 pure numbers (a dimensionless group) also as ``log(1 - y)``, ``log(1 + y)``,
 ``log(1/y -+ 1)``, ``(1 + y)**-2``, ``sin y`` and ``tan y`` (:data:`UNIT_TRANSFORMS`).
 
@@ -53,6 +54,7 @@ from pikan.laws.candidates import Deadline, Target, as_deadline
 from pikan.laws.generators.base import Candidate, Generator, Options
 
 __all__ = [
+    "EXACT",
     "TRANSFORMS",
     "UNIT_TRANSFORMS",
     "SparseRegression",
@@ -444,6 +446,16 @@ UNIT_TRANSFORMS: dict[str, tuple[Callable, Callable, str]] = {
 ``tan``."""
 
 
+_UNIT_LIBRARIES = ("poly1", "poly2", "unary")
+"""The libraries :data:`UNIT_TRANSFORMS` are fitted with: ``log(1/y + 1)`` of an occupation
+number is linear, ``(1 + y)**-2`` of a Lorentz factor less one quadratic, ``log(1 - y)`` of
+``1 - r**(1 - gam)`` the product ``(1 - gam) log r``."""
+
+EXACT = 1e-10
+"""A (library, transform) whose fits include one within this relative error (a law to
+rounding, noise-free data) ends :func:`regression_candidates`: the rest would only add
+longer series and their refits, in the time the next stages need."""
+
 _BOUNDS = {"below-one": (-math.inf, 1.0), "above-minus-one": (-1.0, math.inf),
            "unit-interval": (0.0, 1.0), "half-turn": (-math.pi / 2, math.pi / 2)}
 
@@ -511,7 +523,10 @@ def regression_candidates(target: Target, library: Sequence[str] | None = None,
     log_near_zero : bool
         See :func:`libraries`.
     unit_offsets : bool
-        With ``transforms``, also :data:`UNIT_TRANSFORMS` (values that are pure numbers).
+        With ``transforms``, also :data:`UNIT_TRANSFORMS` (values that are pure numbers),
+        with the libraries ``poly1``, ``poly2`` and ``unary``.
+
+    The search ends after a (library, transform) pair with a fit within :data:`EXACT`.
 
     Returns
     -------
@@ -529,9 +544,13 @@ def regression_candidates(target: Target, library: Sequence[str] | None = None,
         names += list(UNIT_TRANSFORMS)
     sign = 1 if np.all(y >= 0) else -1
     small = {"poly1", "poly2", "laurent", "laurent-log", "unary"}
+    if target.z.shape[1] <= 2:  # a few terms each: 1/y**2 of a resonance is a quartic
+        small |= {"poly3", "poly4"}
     for tname, ty, inverse in transformed(y, names):
         for lname, terms in libs:
             if tname != "identity" and lname not in small:
+                continue
+            if tname in UNIT_TRANSFORMS and lname not in _UNIT_LIBRARIES:
                 continue
             if lname == "laurent-log" and not tname.startswith("log"):
                 continue  # its log terms are for a log of y only (see the module docstring)
@@ -540,13 +559,16 @@ def regression_candidates(target: Target, library: Sequence[str] | None = None,
             theta = _design(terms, target)
             fits = sparse_fits(theta, ty, target.kind == "values", max_terms,
                             _EXHAUSTIVE_SIZE if lname == "inverse-powers" else 0)
-            for support, coef, c0, err in front(fits, max_keep):
+            kept = front(fits, max_keep)
+            for support, coef, c0, err in kept:
                 h = sum((sympy.Float(float(c)) * terms[i].expr(symbols)
                          for i, c in zip(support, coef)), sympy.Integer(0))
                 if target.kind == "values" and c0 != 0:
                     h = h + sympy.Float(c0)
                 expr = inverse(h, sign)
                 out.append(Candidate(expr, err, f"regression:{lname}:{tname}"))
+            if any(f[3] <= EXACT for f in kept):
+                return out  # a law to rounding: the other libraries would only add series
     return out
 
 

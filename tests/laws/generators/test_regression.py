@@ -6,6 +6,7 @@ import sympy
 from pikan.laws.candidates import Target, fit_candidates, select
 from pikan.laws.generators.base import Options
 from pikan.laws.generators.regression import (
+    EXACT,
     UNIT_TRANSFORMS,
     SparseRegression,
     Term,
@@ -87,6 +88,19 @@ def test_unit_transforms_give_an_occupation_number_of_pure_numbers(rng):
     # values with units: 1 is an arbitrary offset there, so no such transform is tried
     plain = SparseRegression(transforms=True).generate(target, Options())
     assert not {c.source.split(":")[-1] for c in plain} & set(UNIT_TRANSFORMS)
+
+
+def test_a_law_to_rounding_ends_the_regression(rng):
+    s = rng.uniform(1, 2, size=(300, 2))
+    target = Target(("x", "y"), s, "values", s[:, 0] ** 2 - 3 * s[:, 1])
+    cands = regression_candidates(target, transforms=True)
+    assert min(c.error for c in cands) <= EXACT
+    # poly2 fits it: no later library (unary, laurent, ...) nor transform was run
+    assert {c.source for c in cands} <= {"regression:poly1:identity",
+                                         "regression:poly2:identity"}
+    noisy = Target(("x", "y"), s, "values", target.y + 1e-3 * rng.standard_normal(300))
+    assert "regression:unary:identity" in {c.source for c in
+                                           regression_candidates(noisy, transforms=True)}
 
 
 def test_each_unit_transform_inverts_its_forward_map_inside_its_condition(rng):
