@@ -927,6 +927,12 @@ def _equivalent_one(expr, truth, up_to_constant: bool, rtol: float, positive: bo
             symbols = {s: sympy.Symbol(s.name, positive=True) for s in difference.free_symbols}
             if sympy.simplify(difference.xreplace(symbols)) == 0:
                 return True
+            # equal squares, and equal on the positive box (the numeric check): the same
+            # law there, with a sign sympy cannot settle alone
+            # (2*sqrt(g*l)*sin(theta/2) and sqrt(2*g*l*(1 - cos(theta))))
+            squares = (rounded**2 - exact**2).xreplace(symbols)
+            if not squares.has(sympy.I) and sympy.simplify(squares) == 0:
+                return True
     return False
 
 
@@ -955,7 +961,10 @@ def equivalent(expr, truth, up_to_constant: bool = True, rtol: float = 0.01,
     With ``positive=True`` the inputs are taken as positive (masses, lengths): only the
     positive box is checked and the symbolic test uses positive symbols, so
     ``1/sqrt(m0**-2 - v**2/(c**2*m0**2))`` matches ``m0/sqrt(1 - v**2/c**2)`` (they differ
-    in sign for ``m0 < 0``); by default it does not, nor ``x*abs(x)`` and ``x**2``.
+    in sign for ``m0 < 0``); by default it does not, nor ``x*abs(x)`` and ``x**2``. Two laws
+    whose squares simplify to the same expression match there too, the numeric check on
+    the positive box settling the sign: ``2*sqrt(g*l)*sin(theta/2)`` and
+    ``sqrt(2*g*l*(1 - cos(theta)))``.
 
     Parameters
     ----------

@@ -60,6 +60,17 @@ def test_equivalent_recognizes_equal_forms_written_differently():
     assert not equivalent(x * abs(x), "x**2")  # equal for x > 0 only, not a symmetric law
 
 
+def test_equivalent_settles_a_square_root_of_a_square_by_the_positive_box():
+    speed = "sqrt(2*g*l*(1 - cos(theta)))"  # a pendulum's speed at the bottom
+    assert equivalent(sympy.sympify("2*sqrt(g)*sqrt(l)*sin(theta/2)"), speed,
+                      up_to_constant=False, positive=True)
+    # the same square with the other sign is a different law
+    assert not equivalent(sympy.sympify("-2*sqrt(g)*sqrt(l)*sin(theta/2)"), speed,
+                          up_to_constant=False, positive=True)
+    assert not equivalent(sympy.sympify("2*sqrt(g)*sqrt(l)*sin(theta/3)"), speed,
+                          up_to_constant=False, positive=True)
+
+
 def test_equivalent_compares_lists_elementwise_and_takes_laws():
     assert equivalent([-0.5 * x, 2.0 * y], ["-x/2", "2*y"], up_to_constant=False)
     assert not equivalent([-0.5 * x, 2.0 * y], ["2*y", "-x/2"], up_to_constant=False)
