@@ -249,6 +249,12 @@ NOISY_TOLERANCE = 1e-4
 searches the direct generators even when a power law explains the data; given or raised
 to it by :func:`_settle`, it selects with :func:`noise_factor`."""
 
+
+def _noisy(tolerance: float) -> bool:
+    """Whether ``tolerance`` is a noise level (:data:`NOISY_TOLERANCE`)."""
+    return tolerance > NOISY_TOLERANCE
+
+
 NOISE_SPREAD = 3.0
 """Standard errors of a noise's mean square that :func:`noise_factor` allows a law's."""
 
@@ -285,7 +291,7 @@ def _select(fits: Sequence[Fit], tolerance: float, target: Target) -> Fit | None
     approximation, not the law. On noisy data (:data:`NOISY_TOLERANCE`) a law must come
     as close as the noise allows (:func:`noise_factor`). A law at rounding error is exact
     whatever its residuals look like (:data:`ROUNDING`)."""
-    factor = noise_factor(target.y.size) if tolerance > NOISY_TOLERANCE else SELECT_FACTOR
+    factor = noise_factor(target.y.size) if _noisy(tolerance) else SELECT_FACTOR
     chosen = select(fits, tolerance, factor)
     if chosen is not None and chosen.error <= ROUNDING:  # exact, but for negligible numbers
         tiny = {f: sympy.Integer(0) for f in chosen.expr.atoms(sympy.Float)
@@ -321,8 +327,28 @@ STRONG_REDUCTION = 0.1
 before the direct generators, with most of the time (a weaker one after them)."""
 
 
+def _fitted(stage: int, stages, target: Target, options: Options, deadline: Deadline,
+            cache: dict | None) -> list[Fit]:
+    """The fits of one stage's candidates (``options.tolerance``), from ``cache`` when the
+    same stage of the same problem at the same tolerance ran to its end before: a variant
+    of :func:`_dimensionless_search` is searched without the surrogate, then again with it,
+    and its first stages and pair reductions need not be fitted twice."""
+    key = None
+    if cache is not None:
+        key = (stage, target.names, hash(target.z.tobytes()), hash(target.y.tobytes()),
+               options.tolerance)
+        if key in cache:
+            return list(cache[key])
+    cands = propose(stages[stage], target, options.replace(deadline=deadline))
+    fits = fit_candidates(cands, target, options.tolerance, deadline=deadline)
+    if key is not None and not deadline.expired():  # complete: worth keeping
+        cache[key] = list(fits)
+    return fits
+
+
 def _search(target: Target, stages, options: Options, steps: int, depth: int = 0,
-            noisy: bool | None = None) -> tuple[list[Fit], float]:
+            noisy: bool | None = None, cache: dict | None = None
+            ) -> tuple[list[Fit], float]:
     """The four stages of :func:`find_law` on ``target``, with the pair reductions of
     :mod:`pikan.laws.reductions` (``depth`` of them already applied) searched before stage
     1 when the samples clearly support one (:data:`STRONG_REDUCTION`), else between stages
@@ -330,36 +356,35 @@ def _search(target: Target, stages, options: Options, steps: int, depth: int = 0
     are noise, :func:`_settle`). ``noisy``: whether the caller's tolerance is a noise level
     (:data:`NOISY_TOLERANCE`; None: ``options.tolerance`` says), so that stage 1 runs even
     when a power law is within it; a tolerance raised here is not one (a reduction that
-    loses an input's dependence leaves residuals that pass for noise too)."""
+    loses an input's dependence leaves residuals that pass for noise too). ``cache``: see
+    :func:`_fitted`."""
     x, yy, names = target.z, target.y, list(target.names)
     tolerance, seed, deadline = options.tolerance, options.seed, as_deadline(options.deadline)
     if noisy is None:
-        noisy = tolerance > NOISY_TOLERANCE
-    fits = fit_candidates(propose(stages[0], target, options), target, tolerance,
-                          deadline=deadline)
+        noisy = _noisy(tolerance)
+    fits = _fitted(0, stages, target, options, deadline, cache)
     _, tolerance = _settle(fits, target, tolerance)
     found = reductions(target, seed=seed) if depth < MAX_REDUCTIONS and x.shape[1] >= 2 \
         and not _explained(fits, tolerance, target) else []
     strong = bool(found) and found[0].relative <= STRONG_REDUCTION
     if strong:  # the problem has fewer inputs than it was given: search that one first
         reduced = options.replace(tolerance=tolerance, deadline=deadline.share(0.6))
-        fits += _reduced_fits(target, found, stages, reduced, steps, depth, noisy)
+        fits += _reduced_fits(target, found, stages, reduced, steps, depth, noisy, cache)
         _, tolerance = _settle(fits, target, tolerance)
     if (noisy or not _explained(fits, tolerance, target)) and not deadline.expired():
-        stage1 = deadline.share(0.5)
-        cands = propose(stages[1], target, options.replace(tolerance=tolerance,
-                                                           deadline=stage1))
-        fits += fit_candidates(cands, target, tolerance, deadline=stage1)
+        fits += _fitted(1, stages, target, options.replace(tolerance=tolerance),
+                        deadline.share(0.5), cache)
         _, tolerance = _settle(fits, target, tolerance)
     if found and not strong and not _explained(fits, tolerance, target) \
             and not deadline.expired():
         reduced = options.replace(tolerance=tolerance, deadline=deadline.share(0.5))
-        fits += _reduced_fits(target, found, stages, reduced, steps, depth, noisy)
+        fits += _reduced_fits(target, found, stages, reduced, steps, depth, noisy, cache)
         _, tolerance = _settle(fits, target, tolerance)
     # under a noise level the surrogate looks past a law that explains the samples, at the
     # top level only (inside a pair reduction it would spend the time the others need)
-    explained = steps > 0 and _explained(fits, tolerance, target)
-    if steps > 0 and ((noisy and depth == 0) or not explained) and not deadline.expired():
+    surrogate_may_run = steps > 0 and not deadline.expired()
+    explained = surrogate_may_run and _explained(fits, tolerance, target)
+    if surrogate_may_run and ((noisy and depth == 0) or not explained):
         if explained:  # noisy: a series may explain it, so look further, leaving time to
             deadline = deadline.share(NOISY_LOOK)  # snap the law chosen (find_law)
         kan, mean, std = fit_surrogate(x, yy, names, seed, steps, deadline.share(0.35))
@@ -385,7 +410,7 @@ most accurate first, the Pareto front always)."""
 
 
 def _reduced_fits(target: Target, found: Sequence, stages, options: Options, steps: int,
-                  depth: int, noisy: bool) -> list[Fit]:
+                  depth: int, noisy: bool, cache: dict | None = None) -> list[Fit]:
     """Fits found in the pair reductions the samples support (:func:`reductions`), mapped
     back to the target's inputs and evaluated on it; each reduction gets an equal share of
     the deadline, and the rest are skipped once one explains the data (but for the other
@@ -400,7 +425,7 @@ def _reduced_fits(target: Target, found: Sequence, stages, options: Options, ste
             break  # a ratio is tried both ways up: atan(n2/n1) beats pi/2 - atan(n1/n2)
         share = deadline.share(1.0 / (len(found) - k))
         inner, _ = _search(reduction.reduce(target, name), stages,
-                           options.replace(deadline=share), steps, depth + 1, noisy)
+                           options.replace(deadline=share), steps, depth + 1, noisy, cache)
         u = {sympy.Symbol(name): reduction.expr(target.names)}
         out += _mapped(inner, target, lambda g, u=u: g.xreplace(u),
                        f"reduced:{reduction.operation}")
@@ -480,23 +505,25 @@ def _dimensionless_search(target: Target, stages, options: Options, steps: int, 
     # answer where sin(2*theta) needs the surrogate: its error in the group's problem is
     # still above it); under a given noise level the surrogate runs on that one anyway
     quick, closest, explained = deadline.share(QUICK_SHARE), [], False
+    cache: dict = {}  # the variant searched again with the surrogate reuses its first stages
     for k, variant in enumerate(variants):
         if explained or (mapped and quick.expired()):
             break
         share = quick.share(0.5 if k == 0 and len(variants) > 1 else 1.0 / (len(variants) - k))
         inner = variant.target(target)
-        fits, inner_tolerance = _search(inner, stages, options.replace(deadline=share), 0)
+        fits, inner_tolerance = _search(inner, stages, options.replace(deadline=share), 0,
+                                        cache=cache)
         explained = _explained(fits, inner_tolerance, inner)
         found = _mapped(fits, target, variant.law, "units")
         closest.append((min((f.error for f in found), default=math.inf), k))
         mapped += found
-    noisy = options.tolerance > NOISY_TOLERANCE
+    noisy = _noisy(options.tolerance)
     if closest and steps > 0 and (noisy or not explained) and not deadline.expired():
         best = min(closest)[0]  # within a factor 3 of the closest, the earlier variant
         variant = variants[min(k for err, k in closest if err <= 3 * best)]
         if explained:  # noisy: look further in the problem of the variant that explained it
             variant = variants[closest[-1][1]]
-        fits, _ = _search(variant.target(target), stages, options, steps)
+        fits, _ = _search(variant.target(target), stages, options, steps, cache=cache)
         mapped += _mapped(fits, target, variant.law, "units")
     consistent = [f for f in mapped if check_dimensions(
         f.expr, parsed, out_unit, pure_numbers=True).consistent]

@@ -28,6 +28,7 @@ from pikan.laws.find_law import (
     NOISE_SPREAD,
     ROUNDING,
     _explained,
+    _fitted,
     _select,
     check_search_options,
     find_law,
@@ -36,7 +37,7 @@ from pikan.laws.find_law import (
     noise_factor,
     residuals_are_noise,
 )
-from pikan.laws.generators.base import Generator
+from pikan.laws.generators.base import Generator, Options
 from pikan.laws.generators.power_law import PowerLaw
 from pikan.laws.law import Law, equivalent
 from pikan.laws.numpy_expr import numpy_function
@@ -474,6 +475,27 @@ def test_a_noise_level_given_searches_past_a_power_law_within_it(tolerance, sear
                    generators=[(PowerLaw(),), (counted,), (), ()])
     assert equivalent(law.expr, "3*p*v/2", up_to_constant=False), law.expr
     assert (counted.calls > 0) is searched
+
+
+def test_a_variant_searched_again_with_the_surrogate_reuses_its_first_stages():
+    # with units each variant is searched without the surrogate, then the closest again
+    # with it: its stages 0 and 1 are fitted once (they ran to their end the first time)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(1, 3, size=(300, 2))
+    calls = []
+    for steps in (0, 20):  # without the surrogate there is no second search
+        counted = _Counted()
+        find_law(x, np.sin(x[:, 0] / x[:, 1]) * x[:, 0], ["a", "b"],
+                 units={"a": "m", "b": "m"}, output_units="m", steps=steps, time_limit=None,
+                 generators=[(PowerLaw(),), (counted,), (), ()])
+        calls.append(counted.calls)
+    assert calls[0] >= 2 and calls[1] == calls[0]  # the second search added no call
+    cache = {}
+    target = Target(("u",), x[:, :1], "values", x[:, 0] ** 2)
+    gens = [(counted,), (), (), ()]
+    for expired in (True, False, False):
+        _fitted(0, gens, target, Options(), Deadline(0 if expired else None), cache)
+    assert counted.calls == calls[1] + 2  # cut short by the deadline, it was not kept
 
 
 @pytest.mark.parametrize("formula, units, output, ranges", [
