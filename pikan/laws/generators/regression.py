@@ -67,6 +67,7 @@ __all__ = [
     "sparse_fits",
     "transform_ok",
     "transformed",
+    "unit_transformed",
 ]
 
 
@@ -434,21 +435,24 @@ UNIT_TRANSFORMS: dict[str, tuple[Callable, Callable, str]] = {
     "log-inverse-minus-one": (lambda y: np.log(1 / y - 1),
                               lambda h, s: 1 / (1 + sympy.exp(h)), "unit-interval"),
     "log-inverse-plus-one": (lambda y: np.log(1 / y + 1),
-                             lambda h, s: 1 / (sympy.exp(h) - 1), "positive"),
+                             lambda h, s: 1 / (sympy.exp(h) - 1), "above-zero"),
     "inverse-square-one-plus": (lambda y: 1 / (1 + y) ** 2, lambda h, s: 1 / sympy.sqrt(h) - 1,
                                 "above-minus-one"),
     "sin": (np.sin, lambda h, s: sympy.asin(h), "half-turn"),
     "tan": (np.tan, lambda h, s: sympy.atan(h), "half-turn"),
 }
 """Transforms of pure-number values with a unit offset (:func:`regression_candidates`
-``unit_offsets``): ``name: (forward, inverse, condition)`` as in :data:`TRANSFORMS`;
-``"half-turn"``: every ``|y| < pi/2``, where ``asin`` and ``atan`` invert ``sin`` and
-``tan``."""
+``unit_offsets``): ``name: (forward, inverse, domain)`` as in :data:`TRANSFORMS`, the
+domain an open interval of ``y`` (``"half-turn"``: ``|y| < pi/2``, where ``asin`` and
+``atan`` invert ``sin`` and ``tan``). Noisy samples near its ends leave it, or come so
+close that the transform magnifies their noise without bound: :func:`unit_transformed`
+fits on the rows away from the ends."""
 
 
-_UNIT_LIBRARIES = ("poly1", "poly2", "unary")
+_UNIT_LIBRARIES = ("poly1", "poly2", "unary", "laurent")
 """The libraries :data:`UNIT_TRANSFORMS` are fitted with: ``log(1/y + 1)`` of an occupation
-number is linear, ``(1 + y)**-2`` of a Lorentz factor less one quadratic, ``log(1 - y)`` of
+number is linear (in ``En/(kb*T)`` and ``mu/(kb*T)``; a Laurent polynomial in ``mu/En`` and
+``kb*T/En``), ``(1 + y)**-2`` of a Lorentz factor less one quadratic, ``log(1 - y)`` of
 ``1 - r**(1 - gam)`` the product ``(1 - gam) log r``."""
 
 EXACT = 1e-10
@@ -457,20 +461,25 @@ rounding, noise-free data) ends :func:`regression_candidates`: the rest would on
 longer series and their refits, in the time the next stages need."""
 
 _BOUNDS = {"below-one": (-math.inf, 1.0), "above-minus-one": (-1.0, math.inf),
-           "unit-interval": (0.0, 1.0), "half-turn": (-math.pi / 2, math.pi / 2)}
+           "unit-interval": (0.0, 1.0), "above-zero": (0.0, math.inf),
+           "half-turn": (-math.pi / 2, math.pi / 2)}
+
+UNIT_MARGIN = (3.0, 3.0)
+"""Noise standard deviations from the ends of a unit transform's domain: every sample must
+lie within the domain widened by the first (it is there, but for its noise), and the fit
+uses those at least the second inside (the transform magnifies their noise by at most
+about a third of their distance)."""
+
+MIN_UNIT_ROWS = 0.5
+"""The part of the samples a unit transform must keep to be fitted."""
 
 
 def transform_ok(y: np.ndarray, condition: str) -> bool:
-    """Whether ``y`` meets a transform's condition (:data:`TRANSFORMS`,
-    :data:`UNIT_TRANSFORMS`): ``"any"``, ``"positive"``, ``"one-sign"``, ``"nonzero"``,
-    ``"signed"`` (nonzero and one sign), ``"below-one"``, ``"above-minus-one"``,
-    ``"unit-interval"`` (strictly between 0 and 1) or ``"half-turn"``."""
+    """Whether ``y`` meets a transform's condition (:data:`TRANSFORMS`): ``"any"``,
+    ``"positive"``, ``"one-sign"``, ``"nonzero"`` or ``"signed"`` (nonzero and one sign)."""
     span = float(np.max(np.abs(y)))
     if condition == "any":
         return True
-    if condition in _BOUNDS:
-        low, high = _BOUNDS[condition]
-        return bool(np.all(y > low) and np.all(y < high))
     if span == 0:
         return False
     if condition == "positive":
@@ -489,7 +498,7 @@ def transformed(y: np.ndarray, names: Sequence[str]) -> Iterator[tuple[str, np.n
     condition ``y`` meets and whose values stay finite (``inverse(h, sign)`` maps a law
     ``h`` of the transformed values back)."""
     for name in names:
-        forward, inverse, condition = {**TRANSFORMS, **UNIT_TRANSFORMS}[name]
+        forward, inverse, condition = TRANSFORMS[name]
         if not transform_ok(y, condition):
             continue
         with np.errstate(all="ignore"):
@@ -498,11 +507,31 @@ def transformed(y: np.ndarray, names: Sequence[str]) -> Iterator[tuple[str, np.n
             yield name, ty, inverse
 
 
+def unit_transformed(y: np.ndarray, sigma: float = 0.0) -> Iterator[
+        tuple[str, np.ndarray, Callable, np.ndarray]]:
+    """``(name, transformed y on the rows kept, inverse, rows kept)`` for each of
+    :data:`UNIT_TRANSFORMS` whose domain holds every sample up to ``sigma`` (the noise's
+    standard deviation; :data:`UNIT_MARGIN`), fitted on the samples well inside it (at
+    least :data:`MIN_UNIT_ROWS` of them)."""
+    admit, inside = (m * sigma for m in UNIT_MARGIN)
+    for name, (forward, inverse, domain) in UNIT_TRANSFORMS.items():
+        low, high = _BOUNDS[domain]
+        if not (np.all(y > low - admit) and np.all(y < high + admit)):
+            continue
+        rows = (y > low + inside) & (y < high - inside)
+        if rows.mean() < MIN_UNIT_ROWS:
+            continue
+        with np.errstate(all="ignore"):
+            ty = forward(y[rows])
+        if np.all(np.isfinite(ty)):
+            yield name, ty, inverse, rows
+
+
 def regression_candidates(target: Target, library: Sequence[str] | None = None,
                           transforms: bool = False, max_terms: int = 8,
                           max_keep: int = 6, deadline: Deadline | None = None,
-                          log_near_zero: bool = False, unit_offsets: bool = False
-                          ) -> list[Candidate]:
+                          log_near_zero: bool = False, unit_offsets: bool = False,
+                          noise: float = 0.0) -> list[Candidate]:
     """Sparse-regression candidates for a target, from every library (and transform).
 
     Parameters
@@ -524,7 +553,10 @@ def regression_candidates(target: Target, library: Sequence[str] | None = None,
         See :func:`libraries`.
     unit_offsets : bool
         With ``transforms``, also :data:`UNIT_TRANSFORMS` (values that are pure numbers),
-        with the libraries ``poly1``, ``poly2`` and ``unary``.
+        with the libraries of :data:`_UNIT_LIBRARIES` (:func:`unit_transformed`).
+    noise : float
+        The values' noise relative to their spread (a tolerance), for the rows the unit
+        transforms are fitted on.
 
     The search ends after a (library, transform) pair with a fit within :data:`EXACT`.
 
@@ -540,13 +572,15 @@ def regression_candidates(target: Target, library: Sequence[str] | None = None,
     out: list[Candidate] = []
     libs = libraries(target.z, library, log_near_zero=log_near_zero)
     names = ["identity"] if (target.kind != "values" or not transforms) else list(TRANSFORMS)
+    spaces = [(*t, None) for t in transformed(y, names)]
     if len(names) > 1 and unit_offsets:
-        names += list(UNIT_TRANSFORMS)
+        spaces += list(unit_transformed(y, noise * float(np.std(y))))
     sign = 1 if np.all(y >= 0) else -1
     small = {"poly1", "poly2", "laurent", "laurent-log", "unary"}
     if target.z.shape[1] <= 2:  # a few terms each: 1/y**2 of a resonance is a quartic
         small |= {"poly3", "poly4"}
-    for tname, ty, inverse in transformed(y, names):
+    designs: dict[str, np.ndarray] = {}
+    for tname, ty, inverse, rows in spaces:
         for lname, terms in libs:
             if tname != "identity" and lname not in small:
                 continue
@@ -556,7 +590,9 @@ def regression_candidates(target: Target, library: Sequence[str] | None = None,
                 continue  # its log terms are for a log of y only (see the module docstring)
             if out and deadline.expired():  # the first library always runs: a law to return
                 return out
-            theta = _design(terms, target)
+            if lname not in designs:
+                designs[lname] = _design(terms, target)
+            theta = designs[lname] if rows is None else designs[lname][rows]
             fits = sparse_fits(theta, ty, target.kind == "values", max_terms,
                             _EXHAUSTIVE_SIZE if lname == "inverse-powers" else 0)
             kept = front(fits, max_keep)
@@ -608,4 +644,5 @@ class SparseRegression(Generator):
                                      max_terms=max_terms, max_keep=self.max_keep,
                                      deadline=options.deadline,
                                      log_near_zero=self.log_near_zero,
-                                     unit_offsets=options.dimensionless)
+                                     unit_offsets=options.dimensionless,
+                                     noise=options.tolerance)

@@ -13,6 +13,7 @@ from pikan.laws.generators.regression import (
     libraries,
     max_terms_for,
     regression_candidates,
+    unit_transformed,
 )
 from pikan.laws.law import equivalent
 
@@ -70,9 +71,9 @@ def test_transforms_invert_a_square_root_of_a_polynomial(rng):
     assert sympy.simplify(best.expr**2 - ((x - y) ** 2 + 1)) == 0
 
 
-def _occupation(rng):
+def _occupation(rng, width=3.0):
     """Fermi-Dirac occupations 1/(exp(e - m) + 1) of two pure numbers."""
-    s = np.column_stack([rng.uniform(-3, 3, 400), rng.uniform(-1, 1, 400)])
+    s = np.column_stack([rng.uniform(-width, width, 400), rng.uniform(-1, 1, 400)])
     return Target(("e", "m"), s, "values", 1 / (np.exp(s[:, 0] - s[:, 1]) + 1))
 
 
@@ -103,11 +104,30 @@ def test_a_law_to_rounding_ends_the_regression(rng):
                                            regression_candidates(noisy, transforms=True)}
 
 
+def test_noisy_samples_past_a_unit_transforms_domain_are_left_out_of_its_fit(rng):
+    e, m = sympy.symbols("e m")
+    target = _occupation(rng, width=6.0)  # occupations within 0.002 of 0 and 1
+    sigma = 0.01 * float(np.std(target.y))
+    noisy = Target(target.names, target.z, "values",
+                   target.y + sigma * rng.standard_normal(target.y.size))
+    assert noisy.y.min() < 0 or noisy.y.max() > 1  # log(1/y - 1) is not defined everywhere
+    spaces = {name: rows for name, _, _, rows in unit_transformed(noisy.y, sigma)}
+    rows = spaces["log-inverse-minus-one"]  # fitted away from 0 and 1, where it magnifies
+    assert 0.5 <= rows.mean() < 1 and np.all(np.abs(noisy.y[rows] - 0.5) < 0.5 - 2.9 * sigma)
+    # a sample past an end by more than the noise allows: not a value of this transform
+    assert "log-inverse-minus-one" not in {
+        n for n, *_ in unit_transformed(np.append(noisy.y, 1 + 4 * sigma), sigma)}
+    relative = sigma / float(np.std(noisy.y))
+    cands = regression_candidates(noisy, transforms=True, unit_offsets=True, noise=relative)
+    best = _best(cands, noisy, relative)
+    assert equivalent(best.expr, 1 / (sympy.exp(e - m) + 1), up_to_constant=False, rtol=0.03)
+
+
 def test_each_unit_transform_inverts_its_forward_map_inside_its_condition(rng):
     h = sympy.Symbol("h")
     for name, (forward, inverse, condition) in UNIT_TRANSFORMS.items():
         low, high = {"below-one": (-2.0, 0.9), "above-minus-one": (-0.9, 3.0),
-                     "unit-interval": (0.05, 0.95), "positive": (0.05, 3.0),
+                     "unit-interval": (0.05, 0.95), "above-zero": (0.05, 3.0),
                      "half-turn": (-1.5, 1.5)}[condition]
         y = rng.uniform(low, high, 50)
         back = sympy.lambdify(h, inverse(h, 1), "numpy")(forward(y))
