@@ -380,43 +380,87 @@ def _sindy_feature(name: str, symbols) -> sympy.Expr:
     return out
 
 
+SINDY_VARIANTS = ("standard", "weak", "ensemble")
+"""How :func:`sindy_candidates` fits: Savitzky-Golay derivatives and STLSQ (``standard``);
+the weak (integral) form, no derivative of the data taken (``weak``); bagged STLSQ on
+the Savitzky-Golay derivatives, the median of 20 models (``ensemble``)."""
+
+SINDY_TEST_FUNCTIONS = 200
+"""Test-function windows of the weak form (pysindy's ``K``), spread over each trajectory."""
+
+
+def _sindy_library(ps, degree: int, trig: bool):
+    library = ps.PolynomialLibrary(degree=degree)
+    return library + ps.FourierLibrary(n_frequencies=1) if trig else library
+
+
+def _sindy_model(ps, variant: str, threshold: float, window: int, degree: int, trig: bool,
+                 t: np.ndarray):
+    """One PySINDy model of a sweep (see :data:`SINDY_VARIANTS`): the Savitzky-Golay
+    ``window`` (samples) is, for the weak form, the test functions' width."""
+    smoother = ps.SmoothedFiniteDifference(smoother_kws={"window_length": window,
+                                                         "polyorder": 3})
+    if variant == "weak":
+        dt = float(t[1] - t[0])
+        library = ps.WeakPDELibrary(function_library=_sindy_library(ps, degree, trig),
+                                    spatiotemporal_grid=t,
+                                    K=SINDY_TEST_FUNCTIONS, H_xt=[window * dt / 2])
+        return ps.SINDy(optimizer=ps.STLSQ(threshold=threshold), feature_library=library)
+    optimizer = ps.STLSQ(threshold=threshold)
+    if variant == "ensemble":
+        optimizer = ps.EnsembleOptimizer(optimizer, bagging=True, n_models=20)
+    return ps.SINDy(optimizer=optimizer, feature_library=_sindy_library(ps, degree, trig),
+                    differentiation_method=smoother)
+
+
 def sindy_candidates(data, trig: bool, thresholds=SINDY_THRESHOLDS, windows=SINDY_WINDOWS,
-                     degree: int = 3) -> list[dict]:
+                     degree: int = 3, variant: str = "standard") -> list[dict]:
     """PySINDy models over a threshold x window sweep: ``[{threshold, window, accelerations}]``.
 
-    The state is ``(q, v)`` of every trajectory; PySINDy differentiates it with a
-    Savitzky-Golay smoother (polynomial order 3) and fits ``d(q, v)/dt`` with STLSQ over a
+    The state is ``(q, v)`` of every trajectory; PySINDy fits ``d(q, v)/dt`` over a
     polynomial library of ``degree`` (plus ``sin``/``cos`` of every state variable when
-    ``trig``). ``accelerations`` are the fitted ``dv/dt`` equations as sympy expressions
-    in the state names.
+    ``trig``), as ``variant`` says (:data:`SINDY_VARIANTS`): on Savitzky-Golay derivatives
+    (polynomial order 3, ``window`` samples) with STLSQ or a bagged ensemble of it, or in
+    the weak form (test functions ``window`` samples wide, which needs every trajectory on
+    one time grid). ``accelerations`` are the fitted ``dv/dt`` equations as sympy
+    expressions in the state names.
     """
     import pysindy as ps
 
+    if variant not in SINDY_VARIANTS:
+        raise ValueError(f"variant must be one of {SINDY_VARIANTS}, got {variant!r}")
     coords = list(data.coords)
     n = len(coords)
     names = coords + [f"v_{c}" for c in coords]
     symbols = [sympy.Symbol(s) for s in names]
     xs = [np.concatenate([data[i].q, data[i].v], axis=1) for i in range(len(data))]
-    dt = float(data[0].t[1] - data[0].t[0])
+    t = np.asarray(data[0].t, dtype=float)
+    if variant == "weak":  # one grid for all: the trajectories' common length
+        size = min(len(x) for x in xs)
+        xs, t = [x[:size] for x in xs], t[:size]
+    dt = float(t[1] - t[0])
     out = []
     for window in windows:
         for threshold in thresholds:
-            library = ps.PolynomialLibrary(degree=degree)
-            if trig:
-                library = library + ps.FourierLibrary(n_frequencies=1)
-            smoother = ps.SmoothedFiniteDifference(
-                smoother_kws={"window_length": window, "polyorder": 3})
-            model = ps.SINDy(optimizer=ps.STLSQ(threshold=threshold), feature_library=library,
-                             differentiation_method=smoother)
+            model = _sindy_model(ps, variant, threshold, window, degree, trig, t)
             with _quiet():
-                model.fit(xs, t=dt)
-            features = [_sindy_feature(f, symbols) for f in model.get_feature_names()]
+                model.fit(xs, t=t if variant == "weak" else dt)
+            # the weak library's features are its function library's, in the same order
+            library = _sindy_library(ps, degree, trig) if variant == "weak" \
+                else model.feature_library
+            if variant == "weak":
+                library.fit(xs[0])
+                if list(library.get_feature_names()) != list(model.get_feature_names()):
+                    raise RuntimeError("pysindy's weak features are not its function "
+                                       "library's (library layout changed?)")
+            features = [_sindy_feature(f, symbols) for f in library.get_feature_names()]
             coef = model.coefficients()
             accelerations = [sympy.Add(*[sympy.Float(c) * f for c, f in
                                          zip(coef[n + i], features) if c != 0])
                              for i in range(n)]
             out.append({"threshold": threshold, "window": window,
-                        "accelerations": accelerations, "_check": (model, xs[0][:5], features)})
+                        "accelerations": accelerations,
+                        "_check": (library, xs[0][:5], features)})
     _check_features(out[0]["_check"], symbols)
     for c in out:
         del c["_check"]
@@ -425,8 +469,8 @@ def sindy_candidates(data, trig: bool, thresholds=SINDY_THRESHOLDS, windows=SIND
 
 def _check_features(check, symbols) -> None:
     """The parsed feature names must reproduce pysindy's library on real states."""
-    model, x, features = check
-    library = model.feature_library.transform(x)
+    library, x, features = check
+    library = library.transform(x)
     mine = np.column_stack([np.asarray(sympy.lambdify(symbols, f, "numpy")(*x.T), dtype=float)
                             * np.ones(len(x)) for f in features])
     if not np.allclose(np.asarray(library), mine, rtol=1e-8, atol=1e-10):
