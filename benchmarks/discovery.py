@@ -15,7 +15,9 @@ For every catalogue system, noise level and seed (sizes below and in the table h
 3. **PySINDy** (state ``(q, v)``, Savitzky-Golay derivatives, polynomial library of
    degree 3, plus ``sin``/``cos`` for the angle systems, STLSQ): threshold and smoothing
    window swept, best model chosen by an oracle that knows the truth (its best case).
-   Recovered when every acceleration equation is equivalent to the truth's.
+   Recovered when every acceleration equation is equivalent to the truth's. The same for
+   its weak (integral) form and for a bagged ensemble of 20 models
+   (:data:`_peers.SINDY_VARIANTS`).
 4. **pykan** (``fit``/``prune``/``auto_symbolic``, same KAN layout as pikan's module): on
    the same samples pikan's extractor reads: each learned module's inputs on the data's
    states and the trained pikan module's values there.
