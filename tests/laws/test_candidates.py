@@ -20,6 +20,7 @@ from pikan.laws.candidates import (
     lift,
     pareto,
     refit,
+    rounded_key,
     sample_rows,
     search_deadline,
     select,
@@ -252,3 +253,16 @@ def test_past_the_deadline_a_candidate_claiming_the_tolerance_is_still_evaluated
     fits = fit_candidates([*series, exact], target, 1e-6, deadline=Deadline(0))
     assert min(f.error for f in fits) < 1e-12  # in the given order only one series is
     assert {f.source for f in fits} == {"exact"}  # evaluated before the deadline stops it
+
+
+def test_rounded_key_is_the_law_up_to_small_changes_of_its_constants():
+    x, y = sympy.symbols("x y")
+    law = sympy.Float(1.2345) * x**2 + sympy.Float(0.5) * sympy.sin(y)
+    assert rounded_key(law) == rounded_key(sympy.Float(1.2346) * x**2
+                                           + sympy.Float(0.50001) * sympy.sin(y))
+    assert rounded_key(law) != rounded_key(sympy.Float(1.3) * x**2 + sympy.Float(0.5) * sympy.sin(y))
+    assert rounded_key(law) != rounded_key(sympy.Float(1.2345) * x**2
+                                           + sympy.Float(0.5) * sympy.cos(y))
+    # the order of a sum's or product's terms does not matter
+    assert rounded_key(sympy.Add(x, y, evaluate=False)) == rounded_key(sympy.Add(y, x,
+                                                                                 evaluate=False))
