@@ -233,10 +233,8 @@ def _explained(fits: Sequence[Fit], tolerance: float, target: Target | None = No
     an exact law leaves rounding errors (or nothing), which count as noise whatever they
     look like (:data:`ROUNDING`)."""
     within = sorted((f for f in fits if f.error <= tolerance), key=lambda f: f.complexity)
-    if not within or target is None or within[0].error <= ROUNDING:
+    if not within or target is None or any(f.error <= ROUNDING for f in within):
         return bool(within)
-    if any(f.error <= ROUNDING for f in within):
-        return True
     return any(residuals_are_noise(target, f) for f in within[:MAX_NOISE_CHECKS])
 
 
