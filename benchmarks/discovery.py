@@ -50,6 +50,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _coverage
 import _peers
 import _report
 
@@ -127,6 +128,19 @@ def compare_module(block, expr, truth_spec, truth_law, z: np.ndarray) -> dict:
     error = _peers.constant_error(candidate, truth, up_to_constant=up_to_constant)
     return {"recovered": error is not None and error <= _peers.RTOL, "constant_error": error,
             "law": [str(e) for e in expr] if isinstance(expr, (list, tuple)) else str(expr)}
+
+
+def law_coverage(block, law, truth_spec, truth_law, z: np.ndarray) -> dict | None:
+    """How the intervals of ``law``'s constants hold the truth's
+    (:func:`_coverage.constant_coverage`); None for a Lagrangian (defined up to a factor)
+    or a law compared in the state variables."""
+    if block.kind == "Lagrangian":
+        return None
+    truth, _ = _module_truth(block, truth_spec, truth_law)
+    if truth is not truth_law:
+        return None
+    return _coverage.constant_coverage(law, truth_law, list(block.input_names), z,
+                                       block.kind != "Dynamics")
 
 
 @functools.lru_cache(maxsize=16)
@@ -230,6 +244,8 @@ def run_pikan(entry, data, seed, config, truth_laws, truth_spec, scoring):
         block = run.model.blocks[name]
         z = _samples(run.model, data, name, 2000, seed)
         modules[name] = compare_module(block, law.expr, truth_spec, truth_laws[name], z)
+        modules[name]["coverage"] = law_coverage(block, law, truth_spec, truth_laws[name], z)
+        modules[name]["verdict"] = law.verdict
     out["modules"] = modules
     out["recovered"] = all(m["recovered"] for m in modules.values())
     errors = [m["constant_error"] for m in modules.values()]
@@ -480,6 +496,9 @@ def targets(rows: list, n_laws: dict) -> list[str]:
                  f"{roll}/{len(both)} runs; energy drift in {drift}/{len(conservative)} runs "
                  "of energy-conserving systems (target: 0 and 0; a dissipative system's "
                  "energy should drift as the truth's does, see the 'drift truth' column).")
+    lines += _coverage.target_lines(_coverage.summary(
+        (m.get("coverage"), m.get("verdict")) for r in _ran(rows, "pikan") if r["noise"] > 0
+        for m in (r["pikan"].get("modules") or {}).values()))
     return lines
 
 

@@ -53,6 +53,7 @@ from scipy.integrate import solve_ivp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _coverage
 import _gen_systems
 import _peers
 import _report
@@ -68,6 +69,8 @@ TARGETS = {0.0: 0.95, 0.01: 0.85, 0.05: 0.60}
 MEDIAN_SECONDS = 60.0
 ROW_SECONDS = 900.0
 """A row whose ``discover`` runs longer is stopped and recorded as a timeout."""
+COVERAGE_SAMPLES = 2000
+"""States of the data on which a law's template is matched to the truth (``_coverage``)."""
 
 
 # ------------------------------------------------------------------ data
@@ -171,19 +174,22 @@ def _free_names(expr) -> set:
     return {str(s) for e in exprs for s in getattr(e, "free_symbols", ())}
 
 
-def compare_law(law, truth_spec: "pikan.System") -> dict:
+def compare_law(law, truth_spec: "pikan.System", z: np.ndarray | None = None) -> dict:
     """Score one extracted law against the truth module of the same name.
 
     As written when the law uses only the module's input names, otherwise (an input the
     law was rewritten to) in the state variables: ``law.in_state`` against the truth's law
-    with features and bindings substituted.
+    with features and bindings substituted. With ``z``, samples of the module's inputs,
+    also how its constants' intervals hold the true constants
+    (:func:`_coverage.constant_coverage`; a law as written only).
 
     Returns
     -------
     dict
         ``law`` (text), ``exact`` (bool), ``constant_error`` (largest relative constant
         error of a law of the right form, None for a wrong form), ``verdict`` and
-        ``verdict_reason`` (None when pikan gives none).
+        ``verdict_reason`` (None when pikan gives none), ``coverage`` (None without ``z``
+        or true constants).
     """
     import sympy
 
@@ -192,6 +198,10 @@ def compare_law(law, truth_spec: "pikan.System") -> dict:
     module = truth_spec.module(law.module)
     truth = _truth_law(module, truth_spec.params)
     candidate = law.expr
+    coverage = None
+    if z is not None and _free_names(candidate) <= set(module.input_names):
+        coverage = _coverage.constant_coverage(law, truth, module.input_names, z,
+                                               module.kind != "Dynamics")
     if not _free_names(candidate) <= set(module.input_names):
         candidate = law.in_state
         values = {sympy.Symbol(k): v for k, v in truth_spec.params.items()}
@@ -204,7 +214,7 @@ def compare_law(law, truth_spec: "pikan.System") -> dict:
     text = law.formula() if hasattr(law, "formula") else str(law)
     return {"law": text, "exact": error is not None and error <= _peers.RTOL,
             "constant_error": error, "verdict": getattr(law, "verdict", None),
-            "verdict_reason": getattr(law, "verdict_reason", None)}
+            "verdict_reason": getattr(law, "verdict_reason", None), "coverage": coverage}
 
 
 # ------------------------------------------------------------------ one row
@@ -227,6 +237,8 @@ def run_row(name: str, noise: float, path: str, time_limit: float | None,
     ``discover`` running over ``row_seconds`` (a guard against a hang, far above any time
     limit) is such a failure.
     """
+    import torch
+
     import pikan
 
     _report.single_thread()
@@ -249,8 +261,13 @@ def run_row(name: str, noise: float, path: str, time_limit: float | None,
         row["rollout_error"] = verification.get("rollout_error")
         row["kan_rollout_error"] = verification.get("model_rollout_error")
         row["verification"] = verification.get("summary")
+        states = data if data.has_velocities else data.with_derivatives()
+        q, v, _ = states.states()
         for law_name, law in run.laws.items():
-            row["laws"][law_name] = compare_law(law, system.truth)
+            z = run.model.module_inputs(law_name, torch.as_tensor(q), torch.as_tensor(v))
+            rows = np.random.default_rng(0).permutation(len(z))[:COVERAGE_SAMPLES]
+            row["laws"][law_name] = compare_law(law, system.truth,
+                                                z.detach().numpy()[np.sort(rows)])
     except _peers.Timeout:
         row["wall_s"] = time.perf_counter() - start
         row["error"] = f"Timeout: discover ran over {row_seconds:g} s"
@@ -339,6 +356,9 @@ def summary(rows: list[dict]) -> dict:
     out["confident_wrong_laws"] = [f"{s} (noise {n:g}): {k}" for s, n, k in wrong]
     verdicts = [m.get("verdict") for r in rows for m in r["laws"].values()]
     out["verdicts_given"] = any(v is not None for v in verdicts)
+    out["coverage"] = _coverage.summary((m.get("coverage"), m.get("verdict"))
+                                        for r in rows if r["noise"] > 0
+                                        for m in r["laws"].values())
     return out
 
 
@@ -368,6 +388,8 @@ def targets(result: dict) -> list[str]:
                      f"(target 0){which}")
     else:
         lines.append("- confident wrong laws: not measurable (no law carries a verdict)")
+    if "coverage" in result:
+        lines += _coverage.target_lines(result["coverage"])
     return lines
 
 

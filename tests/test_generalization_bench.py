@@ -143,6 +143,33 @@ def test_scoring_in_the_state_variables(name):
         assert generalization.compare_law(law, system.truth)["exact"] is exact
 
 
+@pytest.mark.parametrize("name", ["morse", "spring_weight", "magnetic_gradient"])
+def test_scoring_reports_how_the_intervals_hold_the_truth(name):
+    """With samples of the module's inputs, a law whose template is the truth's form gets
+    each constant's true value and whether its interval holds it."""
+    system = _gen_systems.SYSTEMS[name]
+    module = system.truth.modules[-1]
+    truth = generalization._truth_law(module, system.truth.params)
+    exprs = truth if isinstance(truth, list) else [truth]
+    numbers = sorted({f for e in exprs for f in e.atoms(sympy.Float)}, key=float)
+    names = {f: sympy.Symbol(f"c{i}") for i, f in enumerate(numbers)}
+    template = [e.xreplace(names) for e in exprs]
+    rng = np.random.default_rng(0)
+    q, v = (np.array(a) for a in zip(*[system.sample(rng) for _ in range(50)]))
+    z = pikan.compile(system.truth).module_inputs(module.name, torch.as_tensor(q),
+                                                  torch.as_tensor(v)).detach().numpy()
+    for shift, inside in ((0.0, True), (0.05, False)):  # intervals of +-1 %, moved by 5 %
+        constants = {str(s): (float(f) * (1 + shift), *sorted((float(f) * (0.99 + shift),
+                                                              float(f) * (1.01 + shift))))
+                     for f, s in names.items()}
+        law = pikan.Law(module=module.name, kind=module.kind, inputs=module.input_names,
+                        expr=truth, template=template if isinstance(truth, list)
+                        else template[0], constants=constants)
+        cover = generalization.compare_law(law, system.truth, z)["coverage"]
+        assert set(cover) == {str(s) for s in names.values()}, name
+        assert all(c["inside_90"] is inside for c in cover.values()), (name, cover)
+
+
 def test_summary_counts_confident_wrong_laws():
     rows = [
         {"system": "morse", "noise": 0.0, "wall_s": 10.0, "error": None,
