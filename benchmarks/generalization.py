@@ -27,7 +27,7 @@ user takes:
 
 Run: ``python benchmarks/generalization.py [--quick] [--jobs N] [--noise 0 0.01]
 [--systems morse,pendulum_large] [--time-limit S] [--row-seconds S] [--data-dir DIR]``.
-The full suite is 75 rows (25 systems x 3 noise levels): about 75 CPU-minutes at the
+The full suite is 100 rows (25 systems x 4 noise levels): about 100 CPU-minutes at the
 issue's 60 s per discover call, divided among ``--jobs`` processes. Prints a markdown
 table and a summary and writes ``benchmarks/results/generalization.json`` (``results/quick/`` with
 ``--quick``). Data files go to a temporary folder that is removed afterwards, unless
@@ -58,14 +58,15 @@ import _gen_systems
 import _peers
 import _report
 
-NOISES = (0.0, 0.01, 0.05)
+NOISES = (0.0, 0.01, 0.05, 0.1)
 SIMULATION = {"n_trajectories": 12, "t": (0.0, 10.0), "dt": 0.05}
 """One data setting for every system (the issue's: 12 trajectories, t in (0, 10), dt 0.05)."""
 TOLERANCES = {"method": "DOP853", "rtol": 1e-10, "atol": 1e-12}
 QUICK_SYSTEMS = ("morse", "pendulum_large", "spring_weight")
 """``--quick``: three one-coordinate systems of different families, at noise 0."""
-TARGETS = {0.0: 0.95, 0.01: 0.85, 0.05: 0.60}
-"""The issue's targets: fraction of laws exact at each noise level."""
+TARGETS = {0.0: 0.95, 0.01: 0.85, 0.05: 0.60, 0.1: 0.70}
+"""The issues' targets: fraction of laws exact at each noise level (10 %: issue 17, whose
+5 % target, 90 %, is above the generalization issue's 60 %)."""
 MEDIAN_SECONDS = 60.0
 ROW_SECONDS = 900.0
 """A row whose ``discover`` runs longer is stopped and recorded as a timeout."""
@@ -429,7 +430,7 @@ def main(argv=None) -> dict:
                         help=f"{', '.join(QUICK_SYSTEMS)} at noise 0 (smoke test)")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes (1 thread each)")
     parser.add_argument("--noise", type=float, nargs="+", default=None,
-                        help="noise levels (default 0 0.01 0.05; 0 with --quick)")
+                        help="noise levels (default 0 0.01 0.05 0.1; 0 with --quick)")
     parser.add_argument("--systems", default=None,
                         help="comma-separated system names (default: all 25)")
     parser.add_argument("--time-limit", type=float, default=None,
