@@ -26,8 +26,8 @@ weights, and :meth:`Evidence.excess` removes it from a model's error.
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -51,7 +51,7 @@ MAX_WINDOWS = 400
 """Windows a weak-form evidence keeps (a seeded subset of every window of the data)."""
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Evidence:
     """The data's accelerations, or their weak-form averages, and where to compare a model.
 
@@ -77,6 +77,13 @@ class Evidence:
         evidence, not many (:meth:`worse`); None: every row is its own.
     t : ndarray, shape (N,) or (W, L), or None
         The time of every state (what a driven model reads).
+    coefficients : ndarray, shape (W, L), or None
+        For ``"weak"``: the data's side of each window, ``target = sum_l c_l q_l``.
+    points : ndarray of int, shape (W, L), or None
+        For ``"weak"``: the sample of its trajectory each point of a window is.
+    noise : ndarray, shape (trajectories, n), or None
+        For ``"weak"``: the estimated position noise of each trajectory and coordinate
+        (absolute), which :meth:`renoised` adds more of.
     """
 
     kind: str
@@ -89,6 +96,9 @@ class Evidence:
     groups: np.ndarray | None = None
     blocks: np.ndarray | None = None
     t: np.ndarray | None = None
+    coefficients: np.ndarray | None = None
+    points: np.ndarray | None = None
+    noise: np.ndarray | None = None
 
     @property
     def measured(self) -> bool:
@@ -201,12 +211,41 @@ class Evidence:
 
     def subset(self, rows: np.ndarray) -> Evidence:
         """The evidence on the samples (or windows) ``rows`` only."""
-        weights = None if self.weights is None else self.weights[rows]
-        groups = None if self.groups is None else self.groups[rows]
-        blocks = None if self.blocks is None else self.blocks[rows]
-        return Evidence(self.kind, self.q[rows], self.v[rows], self.target[rows], weights,
-                        self.floor, self.reason, groups, blocks,
-                        None if self.t is None else self.t[rows])
+
+        def cut(x):
+            return None if x is None else x[rows]
+
+        return Evidence(self.kind, self.q[rows], self.v[rows], self.target[rows],
+                        cut(self.weights), self.floor, self.reason, cut(self.groups),
+                        cut(self.blocks), cut(self.t), cut(self.coefficients),
+                        cut(self.points), self.noise)
+
+    @property
+    def renoisable(self) -> bool:
+        """Whether :meth:`renoised` applies: weak-form evidence with its noise level known."""
+        return self.noise is not None and self.points is not None \
+            and self.coefficients is not None and self.groups is not None
+
+    def renoised(self, extra: float, rng: np.random.Generator) -> Evidence:
+        """The same windows on positions with more noise: Gaussian, of variance ``extra``
+        times the data's own (:attr:`noise`), one draw per sample of each trajectory, so a
+        sample shared by overlapping windows moves alike in all of them and in the data's
+        side. Velocities stay as they are. What errors in the positions do to an estimate
+        (:func:`pikan.laws.uncertainty.constant_intervals`) is read from how it changes.
+
+        Raises
+        ------
+        ValueError
+            Not :attr:`renoisable`.
+        """
+        if not self.renoisable:
+            raise ValueError("only weak-form evidence with a noise level can be renoised")
+        n = self.q.shape[-1]
+        draws = rng.standard_normal((self.noise.shape[0], int(self.points.max()) + 1, n))
+        shake = math.sqrt(extra) * draws * self.noise[:, None, :]
+        moved = shake[self.groups[:, None], self.points]  # (W, L, n)
+        target = self.target + np.einsum("bl,bln->bn", self.coefficients, moved)
+        return dataclasses.replace(self, q=self.q + moved, target=target)
 
 
 def _noise_sigma(q: np.ndarray) -> np.ndarray:
@@ -323,4 +362,4 @@ def _weak_evidence(data: Trajectories, max_samples: int | None, rng, order: int)
                           axis=0, return_inverse=True)
     return Evidence("weak", q[rows], v[rows], target, weights, floor,
                     f"positions are noisy: weak-form averages on windows of {why}",
-                    w.trajectory[rows], blocks.reshape(-1), t[rows])
+                    w.trajectory[rows], blocks.reshape(-1), t[rows], c, w.points[rows], sigma)

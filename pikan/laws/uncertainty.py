@@ -37,6 +37,13 @@ every float, numeric term and coefficient; exponents stay structure) an interval
    coefficient snapped to ``1/11`` was shown as ``0.0909090909 ± 8.1e-09``, the estimate
    being 0.0925), and a constant that cannot move is a caveat on its law.
 
+5. On noisy positions the estimates are corrected for the errors in the positions the
+   forces are evaluated at (``sin(theta + e)`` is ``sin(theta) exp(-s**2/2)`` on average),
+   which the bootstrap, resampling the same noisy positions, cannot see: the estimate is
+   taken again with more noise added and extrapolated back to none
+   (:func:`_errors_in_positions`, simulation-extrapolation), and the intervals are about
+   the corrected estimate, widened by the extrapolation's own uncertainty.
+
 Lagrangian laws get no error bars: a Lagrangian is defined up to a scale, so its constants
 are determined only relative to each other.
 """
@@ -267,7 +274,9 @@ def constant_intervals(spec, laws: Laws, proof: Evidence, groups: np.ndarray,
     dict
         ``module -> (template, {name: (value, low, high)}, covariance, estimates)`` for each
         law that has constants (``estimates``: ``{name: (the data's estimate, whether the
-        data leave it undetermined)}``).
+        data leave it undetermined, the estimate's correction for the errors in noisy
+        positions)}``, :func:`_errors_in_positions`; the intervals are about the corrected
+        estimate).
     """
     names = [n for n in laws if laws[n].kind != "Lagrangian"]
     model = compile_spec(spec.with_laws(laws))
@@ -293,17 +302,20 @@ def constant_intervals(spec, laws: Laws, proof: Evidence, groups: np.ndarray,
         w = np.sqrt(weights)[:, None, None]
         a = (design * w).reshape(rows * n, count)
         b = (residual * w[..., 0]).reshape(rows * n)
-        u, s, vt = np.linalg.svd(a, full_matrices=False)
-        keep = s > RANK_RTOL * s.max() if s.size and s.max() > 0 else np.zeros_like(s, bool)
-        return (vt[keep].T @ ((u[:, keep].T @ b) / s[keep])) / scale
+        return _least_squares(a, b) / scale
 
     full = np.ones(rows)
     shift = solve(full)
+    correction, simulated = np.zeros(count), np.zeros(count)
+    if proof.renoisable:
+        correction, simulated = _errors_in_positions(model, entries, proof, rms, scale, shift,
+                                                     seed)
     # directions the data do not fix: constants loading on small singular values
     _, s, vt = np.linalg.svd(design.reshape(rows * n, count), full_matrices=False)
     weak = s <= RANK_RTOL * s.max() if s.size and s.max() > 0 else np.ones_like(s, bool)
     loose = np.any(np.abs(vt[weak]) > 1e-6, axis=0) if weak.any() else np.zeros(count, bool)
     loose |= ~determined
+    correction = np.where(loose, 0.0, correction)
     rng = np.random.default_rng(seed)
     labels, index = np.unique(groups, return_inverse=True)
     samples = []
@@ -316,26 +328,28 @@ def constant_intervals(spec, laws: Laws, proof: Evidence, groups: np.ndarray,
     # the bootstrap spread of a mean over G groups is sqrt((G-1)/G) of the sampling spread,
     # and G is small (trajectories): Student's t with G-1 degrees of freedom
     spread = np.std(samples, axis=0) * math.sqrt(groups_n / max(groups_n - 1, 1))
-    low, high = _t_interval(estimates, spread, level, groups_n - 1)
+    spread = np.sqrt(spread**2 + simulated)
+    low, high = _t_interval(estimates + correction, spread, level, groups_n - 1)
     if groups_n < 2:  # one trajectory: the bootstrap cannot vary; use the curvature
         z = NormalDist().inv_cdf(0.5 + level / 2)
         dof = max(rows * n - count, 1)
         sigma2 = float(np.sum((residual - design @ (shift * scale)) ** 2)) / dof
         a = design.reshape(rows * n, count)
         cov = sigma2 * np.linalg.pinv(a.T @ a) / np.outer(scale, scale)
+        cov = cov + np.diag(simulated)
         half = z * np.sqrt(np.maximum(np.diag(cov), 0))
-        low, high = estimates - half, estimates + half
+        low, high = estimates + correction - half, estimates + correction + half
         samples = None
-    covariance = np.cov(samples, rowvar=False).reshape(count, count) if samples is not None \
-        else cov
+    covariance = np.cov(samples, rowvar=False).reshape(count, count) + np.diag(simulated) \
+        if samples is not None else cov
     out = {}
     position = 0
     for name in names:
         mine = [i for i, e in enumerate(entries) if e[0] == name]
         if not mine:
             continue
-        out[name] = _module_result(model, name, mine, values, estimates, low, high, loose,
-                                   covariance)
+        out[name] = _module_result(model, name, mine, values, estimates, correction, low,
+                                   high, loose, covariance)
         position += len(mine)
     return out
 
@@ -348,8 +362,10 @@ def _t_interval(center: np.ndarray, spread: np.ndarray, level: float,
     return center - half, center + half
 
 
-def _module_result(model, name, mine, values, estimates, low, high, loose, covariance):
-    """One module's template, constants with intervals, covariance and data estimates."""
+def _module_result(model, name, mine, values, estimates, correction, low, high, loose,
+                   covariance):
+    """One module's template, constants with intervals, covariance and data estimates
+    (``{name: (estimate, loose, correction for the errors in the positions)}``)."""
     offset = mine[0]
     lifted, dummies = model.blocks[name].law_templates()
     symbols = [sympy.Symbol(f"c{k}") for k in range(len(dummies))]
@@ -359,7 +375,7 @@ def _module_result(model, name, mine, values, estimates, low, high, loose, covar
     for symbol, i in zip(symbols, range(offset, offset + len(symbols))):
         interval = (math.nan, math.nan) if loose[i] else (float(low[i]), float(high[i]))
         constants[str(symbol)] = (float(values[i]), *interval)
-        data[str(symbol)] = (float(estimates[i]), bool(loose[i]))
+        data[str(symbol)] = (float(estimates[i]), bool(loose[i]), float(correction[i]))
     block = covariance[np.ix_(mine, mine)]
     block = np.where(np.isfinite(block), block, 0.0)
     return templates, constants, tuple(tuple(float(x) for x in row) for row in block), data
@@ -417,8 +433,8 @@ def _drop_null_terms(spec, laws: Laws, results: dict, proof: Evidence, level: fl
     """
     reduced = {}
     for name, (templates, constants, _, estimates) in results.items():
-        values = {sympy.Symbol(k): estimates[k][0] if not estimates[k][1] else v[0]
-                  for k, v in constants.items()}
+        values = {sympy.Symbol(k): estimates[k][0] + estimates[k][2] if not estimates[k][1]
+                  else v[0] for k, v in constants.items()}
         exprs, dropped = [], False
         for template in templates:
             terms = sympy.Add.make_args(template)
@@ -446,6 +462,86 @@ ESTIMATE_STEPS = (1.0, 0.5, 0.25, 0.125)
 """On noisy positions, the shares of the step from a law's constants to the data's estimates
 that :func:`with_error_bars` tries, largest first; the first that fits the data no worse
 (:func:`_fits_no_worse`) is taken, none: the constants stay."""
+
+
+def _with_constants(laws: Laws, name: str, templates: list, constants: dict,
+                    vector: bool) -> Laws:
+    """``laws`` with module ``name``'s law its ``templates`` at ``constants`` (values first)."""
+    swap = {sympy.Symbol(k): sympy.Float(v[0]) for k, v in constants.items()}
+    exprs = [t.xreplace(swap) for t in templates]
+    return laws.with_exprs({name: exprs if vector else exprs[0]})
+
+
+SIMEX_LEVELS = (0.5, 1.0, 1.5, 2.0)
+"""Extra position noise, as multiples of the data's own noise variance, at which
+:func:`_errors_in_positions` re-estimates the constants."""
+SIMEX_DRAWS = 8
+"""Draws of extra noise per level."""
+
+
+def _errors_in_positions(model, entries, proof: Evidence, rms: np.ndarray, scale: np.ndarray,
+                         shift: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """How the errors in noisy positions bias the constants' estimates, and its variance.
+
+    A force evaluated at a noisy position is not the force at the true one: on average
+    ``sin(theta + e)`` is ``sin(theta) exp(-s**2/2)``, and ``1/r`` is larger near the
+    centre. The estimates inherit that bias; the bootstrap, which resamples the same noisy
+    positions, does not see it (a pendulum's ``g`` came out 0.9 % high at 5 % position
+    noise and 2 % high at 10 %, outside its own 99 % interval). Simulation-extrapolation
+    (SIMEX, Cook and Stefanski 1994) measures it on the data themselves: the same estimate
+    is taken again with more noise added to the positions (:meth:`Evidence.renoised`;
+    variance :data:`SIMEX_LEVELS` times the data's own, :data:`SIMEX_DRAWS` draws each),
+    a line through the estimates against the noise variance is extended back to no noise
+    at all (level -1), and the difference from the data's estimate is the correction.
+    The variance of that extrapolation from the draws is returned with it, to widen the
+    intervals. Velocities are left as they are, so a velocity-dependent force's bias from
+    velocities estimated on noisy positions is not corrected.
+
+    Returns
+    -------
+    (correction, variance) : ndarrays, shape (K,)
+    """
+    count = len(entries)
+    rng = np.random.default_rng([seed, 20_260_406])
+    levels = np.array((0.0, *SIMEX_LEVELS))
+    # least-squares line through (levels, estimates), read at -1: sum_i w_i * estimate_i
+    design = np.stack([np.ones_like(levels), levels], axis=1)
+    weights = np.array([1.0, -1.0]) @ np.linalg.pinv(design)
+    means, variances = [shift], [np.zeros(count)]
+    for extra in SIMEX_LEVELS:
+        draws = []
+        for _ in range(SIMEX_DRAWS):
+            noisy = proof.renoised(extra, rng)
+            try:
+                draws.append(_one_step(model, entries, noisy, rms, scale))
+            except (DataError, np.linalg.LinAlgError):
+                continue
+        if len(draws) < 2:
+            return np.zeros(count), np.zeros(count)
+        draws = np.array(draws)
+        means.append(draws.mean(axis=0))
+        variances.append(draws.var(axis=0, ddof=1) / len(draws))
+    extrapolated = weights @ np.array(means)
+    variance = (weights**2) @ np.array(variances)
+    return extrapolated - shift, variance
+
+
+def _one_step(model, entries, proof: Evidence, rms: np.ndarray,
+              scale: np.ndarray) -> np.ndarray:
+    """The Gauss-Newton step from the model's constants to the estimate on ``proof``, all
+    rows weighted alike (the step :func:`constant_intervals` takes on the data)."""
+    base, jac = _linearized(model, entries, proof, rms)
+    rows, n, count = jac.shape
+    a = (jac / scale).reshape(rows * n, count)
+    return _least_squares(a, (proof.target / rms - base).reshape(rows * n)) / scale
+
+
+def _least_squares(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The least-squares solution of ``a x = b`` in the directions the data determine
+    (singular values above :data:`RANK_RTOL` of the largest); 0 in the others."""
+    u, s, vt = np.linalg.svd(a, full_matrices=False)
+    keep = s > RANK_RTOL * s.max() if s.size and s.max() > 0 else np.zeros_like(s, bool)
+    return vt[keep].T @ ((u[:, keep].T @ b) / s[keep])
 
 
 def _fits_no_worse(moved, kept, proof: Evidence) -> bool:
@@ -512,19 +608,23 @@ def with_error_bars(spec, laws: Laws, data, level: float = LEVEL, seed: int = 0)
         movable = set(estimates) if proof.kind == "weak" else outside
         kept = None  # the law model as it is, compiled once a step is to be weighed
         for step in ESTIMATE_STEPS:
-            values = dict(constants)
-            for key, (estimate, loose) in estimates.items():
-                if key in movable and not loose and estimate != values[key][0]:
+            values, fixed = dict(constants), dict(constants)
+            for key, (estimate, loose, correction) in estimates.items():
+                if key in movable and not loose and estimate + correction != values[key][0]:
                     start = values[key][0]
                     values[key] = (start + step * (estimate - start), *values[key][1:])
-            if values == constants:
+                    fixed[key] = (values[key][0] + step * correction, *values[key][1:])
+            if values == constants and fixed == constants:
                 break
-            swap = {sympy.Symbol(k): sympy.Float(v[0]) for k, v in values.items()}
-            exprs = [t.xreplace(swap) for t in templates]
+            vector = laws[name].kind in VECTOR_KINDS
             try:
-                trial = out.with_exprs({name: exprs if laws[name].kind in VECTOR_KINDS
-                                        else exprs[0]})
+                # the step is weighed on the data as they are (which favour the estimate
+                # the errors in their positions bias); the law takes it corrected
+                trial = _with_constants(out, name, templates, values, vector)
                 moved = compile_spec(spec.with_laws(trial))  # gyroscopic: still no work
+                if fixed != values:
+                    trial = _with_constants(out, name, templates, fixed, vector)
+                    compile_spec(spec.with_laws(trial))
             except (SpecError, ValueError):
                 if outside:
                     stuck[name] = (f"its constants {', '.join(sorted(outside))} lie outside "
@@ -535,7 +635,7 @@ def with_error_bars(spec, laws: Laws, data, level: float = LEVEL, seed: int = 0)
                 kept = compile_spec(spec.with_laws(out))
             if _fits_no_worse(moved, kept, proof):
                 out = trial
-                results[name] = (templates, values, covariance, estimates)
+                results[name] = (templates, fixed, covariance, estimates)
                 break
     for name, (_, constants, _, _) in results.items():
         far = _outside(constants, CLEAN_SLACK)

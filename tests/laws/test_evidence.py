@@ -143,3 +143,28 @@ def test_first_order_evidence_is_weak_on_noisy_positions_and_tells_a_wrong_rate(
     wrong = pikan.compile(KINETICS.with_laws({"fa": ["-0.83*a*b + 0.2*b"]}))
     assert proof.worse(proof.row_errors(wrong), proof.row_errors(truth))
     assert not proof.worse(proof.row_errors(truth), proof.row_errors(wrong))
+
+
+def test_renoised_evidence_moves_each_sample_alike_in_every_window(clean):
+    proof = evidence(positions(clean).with_noise(0.01, seed=1))
+    assert proof.renoisable and proof.noise.shape == (len(clean), 2)
+    more = proof.renoised(2.0, np.random.default_rng(0))
+    moved = more.q - proof.q
+    # one draw per sample: wherever two windows share a sample of a trajectory, it moved
+    # alike in both
+    first = {}
+    for w, l in np.ndindex(proof.points.shape):
+        key = (int(proof.groups[w]), int(proof.points[w, l]))
+        first.setdefault(key, moved[w, l])
+        np.testing.assert_array_equal(moved[w, l], first[key])
+    assert len(first) < proof.points.size  # the windows do overlap
+    # the data's side moved with its own positions
+    np.testing.assert_allclose(more.target - proof.target,
+                               np.einsum("bl,bln->bn", proof.coefficients, moved))
+    # the extra noise has twice the data's variance
+    spread = np.std(np.array(list(first.values())), axis=0)
+    np.testing.assert_allclose(spread, math.sqrt(2.0) * np.median(proof.noise, axis=0),
+                               rtol=0.1)
+    np.testing.assert_array_equal(more.v, proof.v)
+    with pytest.raises(ValueError):
+        evidence(clean).renoised(1.0, np.random.default_rng(0))
