@@ -163,19 +163,27 @@ def summary(records) -> dict:
     -------
     dict
         ``constants`` (counted), ``inside_90``, ``rate_90`` (None without constants),
-        ``laws`` (with true constants), and ``recovered_outside_99``: laws whose verdict is
-        "recovered" with a constant outside its 99 % interval.
+        ``laws`` (with true constants), the same three of the laws pikan calls found
+        (verdict "recovered" or "approximate": ``found_constants``, ``found_inside_90``,
+        ``found_rate_90``), and ``recovered_outside_99``: laws whose verdict is "recovered"
+        with a constant outside its 99 % interval.
     """
-    constants = inside = laws = wrong = 0
+    constants = inside = laws = wrong = found = found_inside = 0
     for cover, verdict in records:
         if not cover:
             continue
         laws += 1
         constants += len(cover)
-        inside += sum(c["inside_90"] for c in cover.values())
+        hits = sum(c["inside_90"] for c in cover.values())
+        inside += hits
+        if verdict in ("recovered", "approximate"):
+            found += len(cover)
+            found_inside += hits
         wrong += verdict == "recovered" and not all(c["inside_99"] for c in cover.values())
     return {"constants": constants, "inside_90": inside,
             "rate_90": inside / constants if constants else None, "laws": laws,
+            "found_constants": found, "found_inside_90": found_inside,
+            "found_rate_90": found_inside / found if found else None,
             "recovered_outside_99": wrong}
 
 
@@ -194,7 +202,9 @@ def target_lines(counts: dict) -> list[str]:
         met = " (**met**)" if low <= rate <= high else " (not met)"
         first = (f"- 90 % intervals holding the true constant (noisy runs): "
                  f"{counts['inside_90']}/{counts['constants']} ({100 * rate:.0f} %; target "
-                 f"{100 * low:.0f}-{100 * high:.0f} %, over {counts['laws']} laws){met}")
+                 f"{100 * low:.0f}-{100 * high:.0f} %, over {counts['laws']} laws){met}; of "
+                 f"the laws pikan calls found: {counts['found_inside_90']}/"
+                 f"{counts['found_constants']}")
     wrong = counts["recovered_outside_99"]
     second = (f"- laws 'recovered' with a constant outside its 99 % interval: {wrong} "
               f"(target 0){' (**met**)' if wrong == 0 else ' (not met)'}")

@@ -89,8 +89,12 @@ def test_summary_and_target_lines():
                (None, "recovered"), ({"c0": inside}, "recovered")]
     counts = _coverage.summary(records)
     assert counts == {"constants": 4, "inside_90": 2, "rate_90": 0.5, "laws": 3,
+                      "found_constants": 4, "found_inside_90": 2, "found_rate_90": 0.5,
                       "recovered_outside_99": 1}
     first, second = _coverage.target_lines(counts)
-    assert "2/4 (50 %" in first and "(not met)" in first
+    assert "2/4 (50 %" in first and "(not met)" in first and first.endswith("found: 2/4")
+    lost = _coverage.summary([({"c0": inside}, "recovered"), ({"c0": outside}, "not found")])
+    assert (lost["inside_90"], lost["constants"]) == (1, 2)
+    assert (lost["found_inside_90"], lost["found_constants"]) == (1, 1)
     assert second.startswith("- laws 'recovered' with a constant outside its 99 % interval: 1")
     assert "no law" in _coverage.target_lines(_coverage.summary([]))[0]
