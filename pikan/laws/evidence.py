@@ -84,6 +84,10 @@ class Evidence:
     noise : ndarray, shape (trajectories, n), or None
         For ``"weak"``: the estimated position noise of each trajectory and coordinate
         (absolute), which :meth:`renoised` adds more of.
+    offset : ndarray, shape (states, n), or None
+        Accelerations (rates) added to every model's at :meth:`states`, before they are
+        averaged: the part of modules held apart from the models compared (set by
+        :meth:`apart`).
     """
 
     kind: str
@@ -99,6 +103,7 @@ class Evidence:
     coefficients: np.ndarray | None = None
     points: np.ndarray | None = None
     noise: np.ndarray | None = None
+    offset: np.ndarray | None = None
 
     @property
     def measured(self) -> bool:
@@ -128,6 +133,12 @@ class Evidence:
     def predict(self, model) -> np.ndarray | None:
         """The model's counterpart of :attr:`target` (same shape); None when the model
         cannot be evaluated there (e.g. a singular mass matrix)."""
+        a = self.at_states(model)
+        return None if a is None else self.average(a)
+
+    def at_states(self, model) -> np.ndarray | None:
+        """The model's accelerations (rates) at :meth:`states`, :attr:`offset` added, before
+        any averaging: shape (states, n); None when the model cannot be evaluated there."""
         try:
             q, v, t = self.states(model)
             if t is None or not getattr(model, "driven", False):
@@ -139,7 +150,35 @@ class Evidence:
             a = a.detach().cpu().numpy().astype(float)
         except (RuntimeError, ValueError):
             return None
-        return self.average(a)
+        return a if self.offset is None else a + self.offset
+
+    def apart(self, model, part, check: tuple | None = None) -> Evidence | None:
+        """This evidence for ``part``, a copy of ``model`` with some modules set to zero:
+        what those modules add to ``model``'s prediction becomes the :attr:`offset`, so
+        ``part`` with any law of a module it kept predicts what ``model`` with that law
+        would, at the cost of ``part``'s forward passes alone.
+
+        That holds when the modules' accelerations add up (Newtonian forces over a mass
+        matrix no learned module sets, first-order rates). ``check``, the pair ``(model,
+        part)`` with the kept module changed (set to zero), tests it: the offset must come
+        out the same. None when it does not, or when a model cannot be evaluated here.
+        """
+        full, kept = self.at_states(model), self.at_states(part)
+        if full is None or kept is None:
+            return None
+        offset = full - kept
+        if not np.all(np.isfinite(offset)):
+            return None
+        if check is not None:
+            full_changed, kept_changed = (self.at_states(m) for m in check)
+            if full_changed is None or kept_changed is None:
+                return None
+            scale = max(float(np.max(np.abs(full))), 1e-300)
+            if not np.allclose(offset, full_changed - kept_changed, rtol=0.0,
+                               atol=1e-9 * scale):
+                return None
+        return dataclasses.replace(self, offset=offset if self.offset is None
+                                   else offset + self.offset)
 
     def error(self, model, masses=None) -> float:
         """Absolute RMS error of the model's forces ``m * a`` against the targets (``inf``
@@ -240,6 +279,9 @@ class Evidence:
         """
         if not self.renoisable:
             raise ValueError("only weak-form evidence with a noise level can be renoised")
+        if self.offset is not None:
+            raise ValueError("evidence with an offset cannot be renoised: the offset is "
+                             "the held modules' part at these positions")
         n = self.q.shape[-1]
         draws = rng.standard_normal((self.noise.shape[0], int(self.points.max()) + 1, n))
         shake = math.sqrt(extra) * draws * self.noise[:, None, :]

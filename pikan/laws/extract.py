@@ -370,6 +370,46 @@ def _others(model, name: str, zero, proof: Evidence) -> np.ndarray | None:
     return None if others is None or not np.all(np.isfinite(others)) else others
 
 
+def _zero(block) -> str | list[str]:
+    """The law that sets ``block`` to zero (one per output of a vector module)."""
+    return "0" if block.kind in _SCALAR else ["0"] * len(block.output_names)
+
+
+def _alone(model, name: str, proofs: Sequence[Evidence | None]) -> tuple:
+    """A copy of ``model`` in which module ``name``'s laws are tried, and ``proofs`` for it:
+    every other learned module set to zero in the copy, its part of the model's prediction
+    on each evidence held as the evidence's offset (:meth:`Evidence.apart`). Trying a law
+    then costs that law's forward passes, not the other modules' KANs': beside the six
+    bindings of a pair potential's KAN, weighing 37 laws of a trap on the data took 31 s
+    of a 23 s share, and the pair had 0.9 s left for its own law.
+
+    Where the parts do not add up (checked on every evidence), or a module cannot be set
+    to zero, the copy is the whole model and the proofs are as given."""
+    whole = copy.deepcopy(model), tuple(proofs)
+    others = [n for n, b in model.blocks.items() if n != name and b.is_learned]
+    if not others or all(p is None for p in proofs):
+        return whole
+    part = copy.deepcopy(model)
+    try:
+        for other in others:
+            part.fix(other, _zero(model.blocks[other]), trainable=False)
+        model_zero, part_zero = copy.deepcopy(model), copy.deepcopy(part)
+        for trial in (model_zero, part_zero):
+            trial.fix(name, _zero(model.blocks[name]), trainable=False)
+    except (SpecError, ValueError):
+        return whole
+    apart = []
+    with torch.no_grad():
+        for proof in proofs:
+            if proof is None:
+                apart.append(None)
+                continue
+            apart.append(proof.apart(model, part, check=(model_zero, part_zero)))
+            if apart[-1] is None:
+                return whole
+    return part, tuple(apart)
+
+
 def _window_average(weights: np.ndarray) -> scipy.sparse.csr_array:
     """The sparse (windows, windows * length) matrix of each window's weights."""
     windows, length = weights.shape
@@ -590,7 +630,8 @@ def simplest_on_data(model, name: str, fits: Sequence[Fit], chosen: Fit,
         simpler = [f for f in pareto(fits) if f.complexity < chosen.complexity]
     if not simpler or proof is None:
         return chosen
-    trial = copy.deepcopy(model)  # each candidate in turn replaces the block's core
+    # each candidate in turn replaces the block's core, the other modules held apart
+    trial, (proof, fit_on) = _alone(model, name, (proof, fit_on))
     if noisy:
         rows = {}
         for fit in [chosen, *simpler]:

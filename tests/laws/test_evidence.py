@@ -2,6 +2,7 @@
 the weak-form noise floor, and that the weak kind tells laws apart where pointwise estimates
 of noisy accelerations cannot."""
 
+import copy
 import math
 
 import numpy as np
@@ -168,3 +169,33 @@ def test_renoised_evidence_moves_each_sample_alike_in_every_window(clean):
     np.testing.assert_array_equal(more.v, proof.v)
     with pytest.raises(ValueError):
         evidence(clean).renoised(1.0, np.random.default_rng(0))
+
+
+def test_evidence_apart_predicts_what_the_whole_model_would(clean):
+    """A module held apart as an offset: the part's prediction with any law of the kept
+    module is the whole model's with that law; a check that does not add up is refused."""
+    spec = System("split", coords=["x", "y"],
+                  modules=[Potential("V", inputs=["x"], law="0.73*(x**2 - 1.21)**2"),
+                           Potential("W", inputs=["y"], law="0.685*y**2")])
+    model = pikan.compile(spec.learn("V").learn("W"), seed=0).double()
+    part = pikan.compile(spec.learn("V").learn("W"), seed=0).double()
+    part.fix("W", "0", trainable=False)
+    changed = [copy.deepcopy(m) for m in (model, part)]
+    for m in changed:
+        m.fix("V", "0", trainable=False)
+    proof = evidence(positions(clean).with_noise(0.01, seed=6))
+    apart = proof.apart(model, part, check=tuple(changed))
+    assert apart is not None and apart.offset.shape == (proof.q[..., 0].size, 2)
+    for law in ("0.73*(x**2 - 1.21)**2", "x**4 + sin(x)"):
+        whole, alone = copy.deepcopy(model), copy.deepcopy(part)
+        whole.fix("V", law, trainable=False)
+        alone.fix("V", law, trainable=False)
+        np.testing.assert_allclose(apart.predict(alone), proof.predict(whole),
+                                   rtol=1e-10, atol=1e-12)
+    assert np.abs(apart.predict(part) - proof.predict(part)).max() > 1e-3  # W's part held
+    # a check whose offset differs (W's KAN retrained in between) is refused
+    other = pikan.compile(spec.learn("V").learn("W"), seed=1).double()
+    other.fix("V", "0", trainable=False)
+    assert proof.apart(model, part, check=(other, changed[1])) is None
+    with pytest.raises(ValueError, match="offset"):
+        apart.renoised(1.0, np.random.default_rng(0))

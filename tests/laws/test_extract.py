@@ -357,6 +357,33 @@ def test_noisy_data_judge_a_law_again_beside_the_other_modules_laws():
     assert _judged_beside_laws(model, laws, {}, evidence(train), evidence(held)) == laws
 
 
+@pytest.mark.filterwarnings("ignore:modules 'L' and 'D' can exchange")
+def test_a_module_is_weighed_on_noisy_data_with_the_other_modules_held_apart():
+    """Laws of one module are tried on a copy whose other learned modules are an offset of
+    the evidence (no KAN forward passes): the errors per row are the whole model's, refitted
+    constants included; where the parts cannot be held apart, the whole model is used."""
+    from pikan.laws.extract import _alone, _rows_on_data
+
+    k, _, truth, train, held = _noisy_damped_oscillator()
+    model = pikan.compile(truth.learn("V").learn("D"), seed=0).double()
+    proofs = (evidence(held), evidence(train))
+    part, apart = _alone(model, "V", proofs)
+    assert part.blocks["V"].is_learned and not part.blocks["D"].is_learned
+    assert all(p.offset is not None for p in apart)
+    x = sympy.Symbol("x")
+    for law in (sympy.Float(1.08 * k / 2) * x**2, sympy.Float(k / 2) * x**2 + x**4 / 50):
+        whole = _rows_on_data(copy.deepcopy(model), "V", law, *proofs)
+        alone = _rows_on_data(copy.deepcopy(part), "V", law, *apart)
+        np.testing.assert_allclose(alone, whole, rtol=1e-7, atol=1e-12)
+    # a learned Lagrangian set to zero leaves no equations of motion: nothing held apart
+    spec = System("lagrangian_friction", coords=["x"], modules=[
+        Lagrangian("L", inputs=["x", "v_x"], law="v_x**2/2 - 0.83*x**2/2"),
+        Dissipation("D", inputs=["v_x"], law="0.13*v_x**2/2")])
+    both = pikan.compile(spec.learn("L").learn("D"), seed=0).double()
+    part, kept = _alone(both, "D", proofs)
+    assert part.blocks["L"].is_learned and kept == proofs
+
+
 def test_noisy_contenders_include_the_front_with_constants_freed():
     """A snapped rational as complex as a polynomial, and closer to the KAN, hides it from
     the Pareto front; with its constants freed it is the more complex, and the polynomial
