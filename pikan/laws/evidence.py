@@ -254,10 +254,12 @@ class Evidence:
         def cut(x):
             return None if x is None else x[rows]
 
+        offset = None if self.offset is None else self.offset.reshape(
+            *self.q.shape[:-1], -1)[rows].reshape(-1, self.offset.shape[-1])
         return Evidence(self.kind, self.q[rows], self.v[rows], self.target[rows],
                         cut(self.weights), self.floor, self.reason, cut(self.groups),
                         cut(self.blocks), cut(self.t), cut(self.coefficients),
-                        cut(self.points), self.noise)
+                        cut(self.points), self.noise, offset)
 
     @property
     def renoisable(self) -> bool:

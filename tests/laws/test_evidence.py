@@ -193,6 +193,9 @@ def test_evidence_apart_predicts_what_the_whole_model_would(clean):
         np.testing.assert_allclose(apart.predict(alone), proof.predict(whole),
                                    rtol=1e-10, atol=1e-12)
     assert np.abs(apart.predict(part) - proof.predict(part)).max() > 1e-3  # W's part held
+    rows = np.arange(3, 40, 4)  # a subset keeps each window's part
+    np.testing.assert_allclose(apart.subset(rows).predict(part), apart.predict(part)[rows],
+                               rtol=1e-12)
     # a check whose offset differs (W's KAN retrained in between) is refused
     other = pikan.compile(spec.learn("V").learn("W"), seed=1).double()
     other.fix("V", "0", trainable=False)
