@@ -45,6 +45,24 @@ def single_thread() -> None:
             pass
 
 
+def memory_share(jobs: int) -> None:
+    """Cap this process's address space at its share of the machine's memory (nine tenths
+    of it over ``jobs`` workers), so a task that runs away fails with a MemoryError in its
+    own row instead of drawing the kernel's out-of-memory killer on the worker, which breaks
+    the pool and every row still to run with it. A no-op where the limit cannot be set."""
+    try:
+        import resource
+
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        share = int(0.9 * total / max(1, jobs))
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        if hard != resource.RLIM_INFINITY:
+            share = min(share, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (share, hard))
+    except (ImportError, ValueError, OSError):
+        pass
+
+
 def machine(jobs: int = 1) -> dict:
     """What ran the benchmark: cores, CPU model, library versions, date (UTC)."""
     import numpy
@@ -80,8 +98,9 @@ def output(path, name: str, quick: bool) -> Path:
     return (RESULTS / "quick" if quick else RESULTS) / f"{name}.json"
 
 
-def _init_worker() -> None:
+def _init_worker(jobs: int = 1) -> None:
     single_thread()
+    memory_share(jobs)
 
 
 def run_tasks(fn: Callable, tasks: Sequence, jobs: int = 1) -> list:
@@ -94,7 +113,8 @@ def run_tasks(fn: Callable, tasks: Sequence, jobs: int = 1) -> list:
         return [fn(*task) for task in tasks]
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context,
-                                                initializer=_init_worker) as pool:
+                                                initializer=_init_worker,
+                                                initargs=(jobs,)) as pool:
         futures = [pool.submit(fn, *task) for task in tasks]
         return [f.result() for f in futures]
 

@@ -279,35 +279,57 @@ def run_row(name: str, noise: float, path: str, time_limit: float | None,
     return row
 
 
-def _init_worker() -> None:
+def _init_worker(jobs: int = 1) -> None:
     _report.single_thread()
+    _report.memory_share(jobs)
 
 
-def run_rows(tasks: list[tuple], jobs: int) -> list[dict]:
-    """``run_row`` on every task, each in a fresh spawned process (one torch thread).
+TRIES = 2
+"""How many pools a row may be running in when a worker dies before its row is an error:
+every row still to run when a pool breaks runs again in a fresh one."""
 
-    A worker that dies (killed, out of memory) gives a row with the error instead of
-    stopping the suite.
+
+def run_rows(tasks: list[tuple], jobs: int, fn=None) -> list[dict]:
+    """``fn`` (default :func:`run_row`) on every task, each in a fresh spawned process (one torch thread, its
+    share of the memory, :func:`_report.memory_share`).
+
+    A worker that dies (killed, out of memory) breaks its pool and fails every row not yet
+    done with it; those rows run again in a fresh pool, and a row caught in :data:`TRIES`
+    broken pools gives a row with the error instead of stopping the suite.
     """
     context = multiprocessing.get_context("spawn")
-    rows = []
-    with concurrent.futures.ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=context,
-                                                initializer=_init_worker,
-                                                max_tasks_per_child=1) as pool:
-        futures = [pool.submit(run_row, *task) for task in tasks]
-        for task, future in zip(tasks, futures):
-            try:
-                rows.append(future.result())
-            except Exception as error:  # noqa: BLE001 (a dead worker is a result too)
-                name, noise = task[0], task[1]
-                rows.append({"system": name, "family": _gen_systems.SYSTEMS[name].family,
-                             "noise": noise, "error": f"{type(error).__name__}: {error}",
-                             "laws": {}, "rollout_error": None, "kan_rollout_error": None,
-                             "wall_s": None})
-            row = rows[-1]
-            _report.say(f"[generalization] {row['system']} noise {row['noise']:g}: "
-                        f"{_exact_cell(row)} ({_report.fmt(row['wall_s'])} s)")
-    return rows
+    rows, tries, pending = {}, {}, list(range(len(tasks)))
+    while pending:
+        broken = []
+        with concurrent.futures.ProcessPoolExecutor(
+                max_workers=max(1, jobs), mp_context=context, initializer=_init_worker,
+                initargs=(jobs,), max_tasks_per_child=1) as pool:
+            futures = {i: pool.submit(fn or run_row, *tasks[i]) for i in pending}
+            for i in pending:
+                try:
+                    rows[i] = futures[i].result()
+                except concurrent.futures.process.BrokenProcessPool as error:
+                    tries[i] = tries.get(i, 0) + 1
+                    if tries[i] < TRIES:
+                        broken.append(i)
+                        continue
+                    rows[i] = _error_row(tasks[i], error)
+                except Exception as error:  # noqa: BLE001 (a dead worker is a result too)
+                    rows[i] = _error_row(tasks[i], error)
+                row = rows[i]
+                _report.say(f"[generalization] {row['system']} noise {row['noise']:g}: "
+                            f"{_exact_cell(row)} ({_report.fmt(row['wall_s'])} s)")
+        if broken:
+            _report.say(f"[generalization] a worker died; {len(broken)} row(s) run again")
+        pending = broken
+    return [rows[i] for i in range(len(tasks))]
+
+
+def _error_row(task: tuple, error: Exception) -> dict:
+    name, noise = task[0], task[1]
+    return {"system": name, "family": _gen_systems.SYSTEMS[name].family, "noise": noise,
+            "error": f"{type(error).__name__}: {error}", "laws": {}, "rollout_error": None,
+            "kan_rollout_error": None, "wall_s": None}
 
 
 # ------------------------------------------------------------------ tables

@@ -9,6 +9,7 @@ write (every module learned, no constraints). The end-to-end run of one system i
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -188,6 +189,31 @@ def test_summary_counts_confident_wrong_laws():
 
 
 @pytest.mark.slow
+def _row_or_death(name: str, noise: float, marker: str) -> dict:
+    """A worker's row; the first worker given the row at 5 % dies (no exception: killed),
+    and every one with ``marker`` "always"."""
+    if marker == "always":
+        os._exit(9)
+    if noise == 0.05 and not os.path.exists(marker):
+        Path(marker).touch()
+        os._exit(9)
+    return {"system": name, "noise": noise, "error": None, "wall_s": 1.0,
+            "laws": {"V": {"exact": True, "verdict": "recovered"}}}
+
+
+def test_a_dying_worker_costs_its_rows_a_rerun_not_the_suite(tmp_path):
+    marker = str(tmp_path / "died")
+    tasks = [("morse", noise, marker) for noise in (0.01, 0.05, 0.1)]
+    rows = generalization.run_rows(tasks, jobs=2, fn=_row_or_death)
+    assert os.path.exists(marker)  # a worker did die
+    assert [r["noise"] for r in rows] == [0.01, 0.05, 0.1]
+    assert all(r["error"] is None for r in rows)
+    # a row that kills every worker it runs in is an error row, after TRIES pools
+    always = [("morse", 0.05, "always")]
+    (row,) = generalization.run_rows(always, jobs=1, fn=_row_or_death)
+    assert "BrokenProcessPool" in row["error"] and row["system"] == "morse"
+
+
 def test_one_system_end_to_end(tmp_path):
     out = generalization.main(["--systems", "spring_weight", "--noise", "0", "--jobs", "1",
                                "--out", str(tmp_path / "g.json")])
