@@ -36,6 +36,7 @@ import signal
 import tempfile
 import threading
 import time
+import traceback
 
 import numpy as np
 import sympy
@@ -76,6 +77,35 @@ def time_limit(seconds: float):
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
+
+
+def attempt(fn, seconds: float, judge, failed: dict | None = None) -> dict:
+    """One method's try at a formula, as the static suites record it.
+
+    ``fn()`` runs under :func:`time_limit` ``(seconds)`` and ``judge(raw)`` turns its formula
+    into the row's fields (``expr``, ``recovered``, ...). The method's own time is
+    ``wall_s`` and the verdict's ``check_s``: a symbolic check with its own time limit is
+    not read as the method running over its limit. A timeout or an exception (in the method
+    or the verdict) gives ``{"expr": None, "recovered": False, **failed, "error": ...}``
+    (and a short traceback for an exception), timed whole as ``wall_s``.
+    """
+    start = found = time.perf_counter()
+    try:
+        with time_limit(seconds):
+            raw = fn()
+        found = time.perf_counter()
+        out = {**judge(raw), "error": None}
+    except Timeout:
+        out = {"expr": None, "recovered": False, **(failed or {}),
+               "error": f"Timeout: no formula after {seconds:g} s"}
+    except Exception as error:  # noqa: BLE001 (a failure is a result)
+        out = {"expr": None, "recovered": False, **(failed or {}),
+               "error": f"{type(error).__name__}: {error}",
+               "traceback": traceback.format_exc(limit=3)}
+    end = time.perf_counter()
+    out["wall_s"] = (found if out["error"] is None else end) - start
+    out["check_s"] = end - found if out["error"] is None else 0.0
+    return out
 
 
 def _match(expr, truth, up_to_constant: bool, rtol: float, positive: bool,

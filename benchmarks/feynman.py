@@ -35,7 +35,6 @@ import argparse
 import json
 import sys
 import time
-import traceback
 from pathlib import Path
 
 import numpy as np
@@ -105,28 +104,14 @@ def run_formula(record: dict, noise: float, config: dict) -> dict:
     row = {"id": record["id"], "formula": f"{record['output']} = {record['formula']}",
            "noise": noise, "d": len(names)}
 
+    def judge(raw):
+        expr = drop_offset(raw, scale)
+        error = _peers.constant_error(expr, truth, up_to_constant=False, positive=True)
+        return {"expr": str(expr), "raw": str(raw),
+                "recovered": error is not None and error <= _peers.RTOL, "constant_error": error}
+
     def attempt(method, fn, seconds):
-        start = found = time.perf_counter()
-        try:
-            with _peers.time_limit(seconds):
-                raw = fn()
-            found = time.perf_counter()
-            expr = drop_offset(raw, scale)
-            error = _peers.constant_error(expr, truth, up_to_constant=False, positive=True)
-            out = {"expr": str(expr), "raw": str(raw), "recovered": error is not None and error <= _peers.RTOL,
-                   "constant_error": error, "error": None}
-        except _peers.Timeout:
-            out = {"expr": None, "recovered": False, "constant_error": None,
-                   "error": f"Timeout: no formula after {seconds:g} s"}
-        except Exception as error:  # noqa: BLE001 (a failure is a result)
-            out = {"expr": None, "recovered": False, "constant_error": None,
-                   "error": f"{type(error).__name__}: {error}",
-                   "traceback": traceback.format_exc(limit=3)}
-        # The method's own time; the verdict (symbolic checks with their own limits) apart.
-        end = time.perf_counter()
-        out["wall_s"] = (found if out["error"] is None else end) - start
-        out["check_s"] = end - found if out["error"] is None else 0.0
-        row[method] = out
+        row[method] = _peers.attempt(fn, seconds, judge, failed={"constant_error": None})
 
     def pikan_law():
         from pikan.laws.find_law import find_law

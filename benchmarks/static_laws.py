@@ -36,7 +36,6 @@ import argparse
 import json
 import sys
 import time
-import traceback
 from pathlib import Path
 
 import numpy as np
@@ -76,28 +75,13 @@ def run_formula(record: dict, noise: float, config: dict, index: int) -> dict:
     row = {"id": record["id"], "domain": record["domain"], "noise": noise, "d": len(names),
            "formula": f"{record['output']} = {record['formula']}"}
 
+    def judge(raw):
+        expr = feynman.drop_offset(raw, scale)
+        return {"expr": str(expr), "raw": str(raw),
+                "recovered": _peers.matches(expr, truth, up_to_constant=False, positive=True)}
+
     def attempt(method, fn, seconds):
-        start = found = time.perf_counter()
-        try:
-            with _peers.time_limit(2 * seconds + 30):
-                raw = fn()
-            found = time.perf_counter()
-            expr = feynman.drop_offset(raw, scale)
-            out = {"expr": str(expr), "raw": str(raw), "error": None,
-                   "recovered": _peers.matches(expr, truth, up_to_constant=False,
-                                               positive=True)}
-        except _peers.Timeout:
-            out = {"expr": None, "recovered": False,
-                   "error": f"Timeout: no formula after {2 * seconds + 30:g} s"}
-        except Exception as error:  # noqa: BLE001 (a failure is a result)
-            out = {"expr": None, "recovered": False, "error": f"{type(error).__name__}: {error}",
-                   "traceback": traceback.format_exc(limit=3)}
-        # The method's own time; the verdict (a symbolic check with its own 20 s limit) is
-        # timed apart, so that a slow check is not read as a time limit overrun.
-        end = time.perf_counter()
-        out["wall_s"] = (found if out["error"] is None else end) - start
-        out["check_s"] = end - found if out["error"] is None else 0.0
-        row[method] = out
+        row[method] = _peers.attempt(fn, 2 * seconds + 30, judge)
 
     def pikan_law(with_units):
         from pikan.laws.find_law import find_law

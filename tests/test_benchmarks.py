@@ -132,3 +132,30 @@ def test_first_order_suite_runs_beside_pysindy(tmp_path):
     else:
         assert "skipped" in row["pysindy"]
     assert "laws right" in proc.stdout
+
+
+def test_an_attempt_times_the_method_and_its_verdict_apart():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import time
+
+    import _peers
+
+    def slow_judge(raw):
+        time.sleep(1.0)
+        return {"expr": str(raw), "recovered": raw == 2}
+
+    out = _peers.attempt(lambda: 1 + 1, 5.0, slow_judge)
+    assert out["recovered"] is True and out["error"] is None
+    assert out["check_s"] >= 1.0 > out["wall_s"]  # the verdict's sleep is not the method's
+
+    def slow_method():
+        time.sleep(3.0)
+
+    out = _peers.attempt(slow_method, 0.2, slow_judge, failed={"constant_error": None})
+    assert out["error"].startswith("Timeout") and out["recovered"] is False
+    assert out["constant_error"] is None and out["check_s"] == 0.0
+    assert out["wall_s"] >= 0.2  # a failure is timed whole
+
+    out = _peers.attempt(lambda: 1 / 0, 5.0, slow_judge)
+    assert out["error"].startswith("ZeroDivisionError") and "traceback" in out
+    assert out["expr"] is None and out["check_s"] == 0.0
