@@ -343,7 +343,7 @@ def data_target(model, name: str, output: int, proof: Evidence) -> Target | None
             or len(block.spec.input_bindings) != 1):
         return None
     coord = model.coords.index(block.output_names[output])
-    others = _others(model, name, ["0"] * len(block.output_names), proof)
+    others = _others(model, name, _zero(block), proof)
     if others is None:
         return None
     q, v, t = proof.states(model)
@@ -385,10 +385,9 @@ def _alone(model, name: str, proofs: Sequence[Evidence | None]) -> tuple:
 
     Where the parts do not add up (checked on every evidence), or a module cannot be set
     to zero, the copy is the whole model and the proofs are as given."""
-    whole = copy.deepcopy(model), tuple(proofs)
     others = [n for n, b in model.blocks.items() if n != name and b.is_learned]
     if not others or all(p is None for p in proofs):
-        return whole
+        return copy.deepcopy(model), tuple(proofs)
     part = copy.deepcopy(model)
     try:
         for other in others:
@@ -397,17 +396,13 @@ def _alone(model, name: str, proofs: Sequence[Evidence | None]) -> tuple:
         for trial in (model_zero, part_zero):
             trial.fix(name, _zero(model.blocks[name]), trainable=False)
     except (SpecError, ValueError):
-        return whole
-    apart = []
+        return copy.deepcopy(model), tuple(proofs)
     with torch.no_grad():
-        for proof in proofs:
-            if proof is None:
-                apart.append(None)
-                continue
-            apart.append(proof.apart(model, part, check=(model_zero, part_zero)))
-            if apart[-1] is None:
-                return whole
-    return part, tuple(apart)
+        apart = tuple(None if p is None else p.apart(model, part, check=(model_zero, part_zero))
+                      for p in proofs)
+    if any(a is None and p is not None for a, p in zip(apart, proofs)):
+        return copy.deepcopy(model), tuple(proofs)
+    return part, apart
 
 
 def _window_average(weights: np.ndarray) -> scipy.sparse.csr_array:
@@ -427,7 +422,7 @@ def _force_data_target(model, name: str, proof: Evidence) -> Target | None:
     if (getattr(model, "order", 2) != 2 or getattr(model, "formulation", "") == "lagrangian"
             or proof.weights is None):
         return None
-    others = _others(model, name, "0", proof)
+    others = _others(model, name, _zero(block), proof)
     if others is None:
         return None
     masses = model.masses.detach().cpu().numpy().astype(float)
