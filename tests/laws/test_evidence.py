@@ -10,7 +10,8 @@ import pytest
 
 import pikan
 from pikan.data.trajectories import Trajectories
-from pikan.laws.evidence import MAX_WINDOWS, evidence
+from pikan.data.derivatives import savgol_derivative
+from pikan.laws.evidence import MAX_WINDOWS, POLYORDER, evidence
 from pikan.spec.system import Potential, System
 
 WELL = System("well", coords=["x", "y"], params={"g": 0.29},
@@ -166,9 +167,38 @@ def test_renoised_evidence_moves_each_sample_alike_in_every_window(clean):
     spread = np.std(np.array(list(first.values())), axis=0)
     np.testing.assert_allclose(spread, math.sqrt(2.0) * np.median(proof.noise, axis=0),
                                rtol=0.1)
-    np.testing.assert_array_equal(more.v, proof.v)
     with pytest.raises(ValueError):
         evidence(clean).renoised(1.0, np.random.default_rng(0))
+
+
+def test_renoised_velocities_move_by_the_filters_estimate_of_the_added_noise(clean):
+    """Velocities estimated from the positions are a linear filter of them: more noise on the
+    positions moves them by the same filter applied to that noise. Given velocities stay."""
+    proof = evidence(positions(clean).with_noise(0.01, seed=1), windows=None)
+    assert proof.smoothing is not None and len(proof.smoothing) == len(clean)
+    more = proof.renoised(2.0, np.random.default_rng(0))
+    moved = more.q - proof.q
+    for k, (step, windows, length) in enumerate(proof.smoothing):
+        mine = proof.groups == k
+        shake = np.full((length, 2), np.nan)
+        shake[proof.points[mine]] = moved[mine]
+        assert np.all(np.isfinite(shake))  # every sample is a point of some window
+        expected = np.stack([savgol_derivative(shake[:, j], step, 1, w, POLYORDER)
+                             for j, w in enumerate(windows)], axis=1)
+        np.testing.assert_allclose((more.v - proof.v)[mine], expected[proof.points[mine]],
+                                   rtol=1e-10, atol=1e-12)
+    given = Trajectories.from_arrays([r.t for r in clean], [r.q for r in clean],
+                                     v=[r.v for r in clean], coords=["x", "y"])
+    kept = evidence(given.with_noise(0.01, seed=1))
+    assert kept.kind == "weak" and kept.smoothing is None
+    np.testing.assert_array_equal(kept.renoised(2.0, np.random.default_rng(0)).v, kept.v)
+
+
+def test_every_window_is_kept_when_asked(clean):
+    noisy = positions(clean).with_noise(0.01, seed=1)
+    capped, every = evidence(noisy), evidence(noisy, windows=None)
+    assert capped.target.shape[0] == MAX_WINDOWS < every.target.shape[0]
+    assert evidence(noisy, windows=50).target.shape[0] == 50
 
 
 def test_evidence_apart_predicts_what_the_whole_model_would(clean):
