@@ -455,7 +455,7 @@ def evidence_velocities(data: Trajectories, share: float = VELOCITY_SHARE
         step = uniform_step(record.t)
         windows = []
         for column in record.q.T:
-            window = int(round(share * savgol_window(column, step, 1, POLYORDER))) | 1
+            window = round(share * savgol_window(column, step, 1, POLYORDER)) | 1
             windows.append(max(window, smallest))
         v = np.stack([savgol_derivative(column, step, 1, window, POLYORDER)
                       for column, window in zip(record.q.T, windows)], axis=1)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import pikan
-from pikan.data.trajectories import Trajectories
 from pikan.data.derivatives import savgol_derivative
+from pikan.data.trajectories import Trajectories
 from pikan.laws.evidence import MAX_WINDOWS, POLYORDER, evidence
 from pikan.spec.system import Potential, System
 

@@ -5,11 +5,11 @@ reject, and the law's own interval."""
 import math
 
 import numpy as np
+import pikan.systems
 import pytest
 import sympy
 
 import pikan
-import pikan.systems
 from pikan.data.trajectories import Trajectories
 from pikan.errors import SpecError
 from pikan.laws import uncertainty
