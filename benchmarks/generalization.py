@@ -161,7 +161,7 @@ def write_data(system: _gen_systems.GenSystem, noises, folder: Path,
 # ------------------------------------------------------------------ scoring
 
 
-def _truth_law(module, params: dict):
+def truth_law(module, params: dict):
     """The truth module's law with the params' values: one expression, or a list."""
     import sympy
 
@@ -197,7 +197,7 @@ def compare_law(law, truth_spec: "pikan.System", z: np.ndarray | None = None) ->
     from pikan.laws.law import in_state
 
     module = truth_spec.module(law.module)
-    truth = _truth_law(module, truth_spec.params)
+    truth = truth_law(module, truth_spec.params)
     candidate = law.expr
     coverage = None
     if z is not None and _free_names(candidate) <= set(module.input_names):
@@ -435,7 +435,9 @@ def table(rows: list[dict]) -> str:
 # ------------------------------------------------------------------ main
 
 
-def _system_list(text: str | None, quick: bool) -> list[str]:
+def system_list(text: str | None, quick: bool) -> list[str]:
+    """The systems named in ``text`` (comma-separated; exits on an unknown name), else the
+    quick ones or all."""
     if text:
         names = [n.strip() for n in text.split(",") if n.strip()]
         unknown = [n for n in names if n not in _gen_systems.SYSTEMS]
@@ -469,7 +471,7 @@ def main(argv=None) -> dict:
                              "benchmarks/results/quick/ with --quick)")
     args = parser.parse_args(argv)
     _report.single_thread()
-    names = _system_list(args.systems, args.quick)
+    names = system_list(args.systems, args.quick)
     noises = tuple(args.noise) if args.noise else ((0.0,) if args.quick else NOISES)
     start = time.perf_counter()
     folder = Path(args.data_dir) if args.data_dir else Path(

@@ -117,7 +117,7 @@ def _scaled(expr, factor):
 @pytest.mark.parametrize("system", SYSTEMS, ids=lambda s: s.name)
 def test_scoring_accepts_the_truth_and_rejects_wrong_constants(system):
     for module in system.truth.modules:
-        truth = generalization._truth_law(module, system.truth.params)
+        truth = generalization.truth_law(module, system.truth.params)
         # an energy is scored up to its additive constant; a force is not
         right = truth if module.kind == "Dynamics" else truth + 0.37
         law = pikan.Law(module=module.name, kind=module.kind, inputs=module.input_names,
@@ -135,7 +135,7 @@ def test_scoring_in_the_state_variables(name):
     (features substituted, summed over bindings)."""
     system = _gen_systems.SYSTEMS[name]
     module = system.truth.modules[-1]
-    truth = generalization._truth_law(module, system.truth.params)
+    truth = generalization.truth_law(module, system.truth.params)
     state = ([in_state(e, module) for e in truth] if isinstance(truth, list)
              else in_state(truth, module))
     for factor, exact in ((1.0, True), (1.1, False)):
@@ -150,7 +150,7 @@ def test_scoring_reports_how_the_intervals_hold_the_truth(name):
     each constant's true value and whether its interval holds it."""
     system = _gen_systems.SYSTEMS[name]
     module = system.truth.modules[-1]
-    truth = generalization._truth_law(module, system.truth.params)
+    truth = generalization.truth_law(module, system.truth.params)
     exprs = truth if isinstance(truth, list) else [truth]
     numbers = sorted({f for e in exprs for f in e.atoms(sympy.Float)}, key=float)
     names = {f: sympy.Symbol(f"c{i}") for i, f in enumerate(numbers)}
