@@ -272,7 +272,7 @@ def test_velocities_estimated_from_noisy_positions_bias_no_constant():
     # a trap in a magnetic field of constant gradient at 5 % position noise: the field acts
     # through velocities estimated from the positions. On Savitzky-Golay windows of least
     # error their smoothing made the trap's y constant 4.5 % and the field 2.3 % too large,
-    # and SIMEX, moving only the positions, did not see it; on half windows, moved with the
+    # and SIMEX, moving only the positions, did not see it; on narrower windows, moved with the
     # positions, every constant is within 2 % and inside its interval (the gradient was
     # 5.5 % high)
     spec = System("drift", coords=["x", "y"], modules=[
