@@ -464,6 +464,19 @@ ESTIMATE_STEPS = (1.0, 0.5, 0.25, 0.125)
 that :func:`with_error_bars` tries, largest first; the first that fits the data no worse
 (:func:`_fits_no_worse`) is taken, none: the constants stay."""
 
+ESTIMATE_ROUNDS = 3
+"""How often :func:`with_error_bars` at most linearizes the law model again, where the
+last step was shortened or longer than :data:`CONVERGED` half-widths of an interval: the
+estimates are one Gauss-Newton step from the law's constants, not yet the data's own
+where the law is far from linear over that step. From a gas's soft-core pair law 3.7 % off,
+the step overshot, half of it was taken, and the law kept constants outside their own
+intervals, whose centres were within 0.2 % of the truth; from ``-0.5/(x**2 + 0.3)`` for
+``-0.61/(x**2 + 0.43)`` the one step stopped 10 % short."""
+
+CONVERGED = 0.25
+"""A step to the data's estimates shorter than this share of a constant's interval
+half-width (for every constant) needs no further round (:data:`ESTIMATE_ROUNDS`)."""
+
 
 def _with_constants(laws: Laws, name: str, templates: list, constants: dict,
                     vector: bool) -> Laws:
@@ -603,49 +616,63 @@ def with_error_bars(spec, laws: Laws, data, level: float = LEVEL, seed: int = 0)
     if proof.kind == "weak":  # a snapped unit coefficient is a constant the data must weigh
         laws = laws.with_exprs({name: _explicit_coefficients(law.expr)
                                 for name, law in laws.items() if law.kind != "Lagrangian"})
-    try:
-        results = constant_intervals(spec, laws, proof, groups, float(level), seed)
-    except (DataError, SpecError, ValueError, RuntimeError, np.linalg.LinAlgError):
-        return laws
-    if proof.kind == "weak":
-        laws, results = _drop_null_terms(spec, laws, results, proof, float(level), seed)
-    out, stuck = laws, {}
-    for name, (templates, constants, covariance, estimates) in list(results.items()):
-        outside = _outside(constants, 0.0 if proof.kind == "weak" else CLEAN_SLACK)
-        if proof.kind != "weak" and not outside:
-            continue  # clean data: a snapped constant inside its interval is kept
-        movable = set(estimates) if proof.kind == "weak" else outside
-        kept = None  # the law model as it is, compiled once a step is to be weighed
-        for step in ESTIMATE_STEPS:
-            values, fixed = dict(constants), dict(constants)
-            for key, (estimate, loose, correction) in estimates.items():
-                if key in movable and not loose and estimate + correction != values[key][0]:
-                    start = values[key][0]
-                    values[key] = (start + step * (estimate - start), *values[key][1:])
-                    fixed[key] = (values[key][0] + step * correction, *values[key][1:])
-            if values == constants and fixed == constants:
-                break
-            vector = laws[name].kind in VECTOR_KINDS
-            try:
-                # the step is weighed on the data as they are (which favour the estimate
-                # the errors in their positions bias); the law takes it corrected
-                trial = _with_constants(out, name, templates, values, vector)
-                moved = compile_spec(spec.with_laws(trial))  # gyroscopic: still no work
-                if fixed != values:
-                    trial = _with_constants(out, name, templates, fixed, vector)
-                    compile_spec(spec.with_laws(trial))
-            except (SpecError, ValueError):
-                if outside:
-                    stuck[name] = (f"its constants {', '.join(sorted(outside))} lie outside "
-                                   f"the data's {level:.0%} intervals and cannot move to the "
-                                   "data's estimates without breaking the law's structure")
-                break
-            if kept is None:
-                kept = compile_spec(spec.with_laws(out))
-            if _fits_no_worse(moved, kept, proof):
-                out = trial
-                results[name] = (templates, fixed, covariance, estimates)
-                break
+    out, stuck, first, previous = laws, {}, True, {}
+    for _ in range(ESTIMATE_ROUNDS):
+        try:
+            results = constant_intervals(spec, laws, proof, groups, float(level), seed)
+        except (DataError, SpecError, ValueError, RuntimeError, np.linalg.LinAlgError):
+            if first:
+                return laws
+            results = previous  # a later round's linearization failed: keep the last one
+            break
+        if proof.kind == "weak":
+            laws, results = _drop_null_terms(spec, laws, results, proof, float(level), seed)
+        out, stuck, shortened = laws, {}, False
+        for name, (templates, constants, covariance, estimates) in list(results.items()):
+            outside = _outside(constants, 0.0 if proof.kind == "weak" else CLEAN_SLACK)
+            if proof.kind != "weak" and not outside:
+                continue  # clean data: a snapped constant inside its interval is kept
+            movable = set(estimates) if proof.kind == "weak" else outside
+            kept = None  # the law model as it is, compiled once a step is to be weighed
+            far = any(abs(estimate + correction - constants[key][0])
+                      > CONVERGED * (constants[key][2] - constants[key][1]) / 2
+                      for key, (estimate, loose, correction) in estimates.items()
+                      if key in movable and not loose)
+            for step in ESTIMATE_STEPS:
+                values, fixed = dict(constants), dict(constants)
+                for key, (estimate, loose, correction) in estimates.items():
+                    if key in movable and not loose and estimate + correction != values[key][0]:
+                        start = values[key][0]
+                        values[key] = (start + step * (estimate - start), *values[key][1:])
+                        fixed[key] = (values[key][0] + step * correction, *values[key][1:])
+                if values == constants and fixed == constants:
+                    break
+                vector = laws[name].kind in VECTOR_KINDS
+                try:
+                    # the step is weighed on the data as they are (which favour the estimate
+                    # the errors in their positions bias); the law takes it corrected
+                    trial = _with_constants(out, name, templates, values, vector)
+                    moved = compile_spec(spec.with_laws(trial))  # gyroscopic: still no work
+                    if fixed != values:
+                        trial = _with_constants(out, name, templates, fixed, vector)
+                        compile_spec(spec.with_laws(trial))
+                except (SpecError, ValueError):
+                    if outside:
+                        stuck[name] = (f"its constants {', '.join(sorted(outside))} lie outside "
+                                       f"the data's {level:.0%} intervals and cannot move to the "
+                                       "data's estimates without breaking the law's structure")
+                    break
+                if kept is None:
+                    kept = compile_spec(spec.with_laws(out))
+                if _fits_no_worse(moved, kept, proof):
+                    out = trial
+                    results[name] = (templates, fixed, covariance, estimates)
+                    shortened |= step < 1.0 or far
+                    break
+        if not shortened:
+            break
+        # a shortened or long step: linearize again where the constants are now
+        laws, first, previous = out, False, results
     for name, (_, constants, _, _) in results.items():
         far = _outside(constants, CLEAN_SLACK)
         if proof.kind != "weak" and name not in stuck and far:

@@ -296,3 +296,28 @@ def test_velocities_estimated_from_noisy_positions_bias_no_constant():
         for (value, low, high), true in zip(values, sorted(truth, key=lambda c: -abs(c))):
             assert value == pytest.approx(true, rel=0.02) and low <= true <= high
     assert float(fx.coeff(vy).coeff(x)) == pytest.approx(0.41, rel=0.02)
+
+
+def test_noisy_data_estimates_do_not_depend_on_where_the_law_starts():
+    # a soft-core well in a trap, -0.61/(x**2 + 0.43) + 0.435 x**2, at 5 % noise: one
+    # Gauss-Newton step from -0.5/(x**2 + 0.3) stopped 10 % short of the data's estimate;
+    # linearized again where it lands, the estimate is the same from either start
+    truth = System("soft", coords=["x"], modules=[
+        Potential("V", inputs=["x"], law="-0.61/(x**2 + 0.43) + 0.435*x**2")])
+    spec = System("soft", coords=["x"], modules=[Potential("V", inputs=["x"])])
+    clean = pikan.simulate(truth, n_trajectories=10, t=(0, 10), dt=0.05, seed=0)
+    data = Trajectories.from_arrays([r.t for r in clean], [r.q for r in clean],
+                                    coords=["x"]).with_noise(0.05, seed=1)
+    ends = []
+    for a, b, k in ((0.5, 0.3, 0.4), (0.8, 0.6, 0.42)):
+        start = -sympy.Float(a) / (X**2 + sympy.Float(b)) + sympy.Float(k) * X**2
+        law = with_error_bars(spec, Laws([Law("V", "Potential", ("x",), start)], spec=spec),
+                              data)["V"]
+        ends.append(law.constants)
+    for name, (value, low, high) in ends[0].items():
+        assert abs(ends[1][name][0] - value) < 0.1 * (high - low) / 2
+    trap = str(sympy.expand(law.template).coeff(X**2))  # the last start's names
+    depth = next(k for k, c in ends[0].items() if c[0] < 0)
+    core = next(k for k in ends[0] if k not in (trap, depth))
+    for name, true in ((trap, 0.435), (depth, -0.61), (core, 0.43)):
+        assert ends[0][name][1] <= true <= ends[0][name][2]
