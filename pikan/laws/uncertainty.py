@@ -29,7 +29,8 @@ every float, numeric term and coefficient; exponents stay structure) an interval
    noise (``4/9`` for a field gradient of 0.41; the estimate was 0.412). The estimates are
    one linear step; where the whole step fits the data worse (it left the linear range) a
    shorter one is taken (:data:`ESTIMATE_STEPS`), where none fits better the constants
-   stay. A gyroscopic law's field constants are one parameter each, shared by the outputs
+   stay; after a shortened or long step the model is linearized again where it landed
+   (:data:`ESTIMATE_ROUNDS`). A gyroscopic law's field constants are one parameter each, shared by the outputs
    they enter, so the law keeps doing no work. On clean data a constant is left as it is
    while it lies inside its own interval, or within :data:`CLEAN_SLACK` of it (a snapped
    ``1/2`` there is usually the truth);
