@@ -136,17 +136,26 @@ def test_dynamics_laws_get_a_template_per_output():
     assert low.shape == (3, 2) and np.all(low < high)
 
 
-def test_noisy_data_move_a_gyroscopic_field_as_one():
+DRIFT = System("drift", coords=["x", "y"], modules=[
+    Potential("V", inputs=["x", "y"], law="0.6*(x**2 + y**2)"),
+    Dynamics("F", inputs=["x", "y", "v_x", "v_y"], outputs=["x", "y"], gyroscopic=True,
+             law=["(1.37 + 0.41*x)*v_y", "-(1.37 + 0.41*x)*v_x"])])
+"""A trap in a magnetic field of constant gradient."""
+
+
+@pytest.fixture(scope="module")
+def drift():
+    """Positions of :data:`DRIFT`, no velocities."""
+    clean = pikan.simulate(DRIFT, n_trajectories=10, t=(0, 10), dt=0.05, seed=2)
+    return Trajectories.from_arrays([r.t for r in clean], [r.q for r in clean],
+                                    coords=["x", "y"])
+
+
+def test_noisy_data_move_a_gyroscopic_field_as_one(drift):
     # each constant of B in F = B (v_y, -v_x) enters both outputs: estimated output by
     # output they drift apart, the law would do work, and the snapped 4/9 for 0.41 stayed
-    spec = System("drift", coords=["x", "y"], modules=[
-        Potential("V", inputs=["x", "y"], law="0.6*(x**2 + y**2)"),
-        Dynamics("F", inputs=["x", "y", "v_x", "v_y"], outputs=["x", "y"], gyroscopic=True,
-                 law=["(1.37 + 0.41*x)*v_y", "-(1.37 + 0.41*x)*v_x"])])
-    clean = pikan.simulate(spec, n_trajectories=10, t=(0, 10), dt=0.05, seed=2)
-    positions = Trajectories.from_arrays([r.t for r in clean], [r.q for r in clean],
-                                         coords=["x", "y"]).with_noise(0.01, seed=4)
-    learn = spec.learn("F")
+    positions = drift.with_noise(0.01, seed=4)
+    learn = DRIFT.learn("F")
     x, vx, vy = sympy.symbols("x v_x v_y")
     field = sympy.Rational(7, 5) + sympy.Rational(4, 9) * x
     found = Laws([Law("F", "Dynamics", ("x", "y", "v_x", "v_y"), [field * vy, -field * vx],
@@ -268,21 +277,15 @@ def test_the_errors_in_noisy_positions_are_corrected(monkeypatch):
         assert abs(value - a) < 0.5 * abs(old - a)
 
 
-def test_velocities_estimated_from_noisy_positions_bias_no_constant():
+def test_velocities_estimated_from_noisy_positions_bias_no_constant(drift):
     # a trap in a magnetic field of constant gradient at 5 % position noise: the field acts
     # through velocities estimated from the positions. On Savitzky-Golay windows of least
     # error their smoothing made the trap's y constant 4.5 % and the field 2.3 % too large,
     # and SIMEX, moving only the positions, did not see it; on narrower windows, moved with the
     # positions, every constant is within 2 % and inside its interval (the gradient was
     # 5.5 % high)
-    spec = System("drift", coords=["x", "y"], modules=[
-        Potential("V", inputs=["x", "y"], law="0.6*(x**2 + y**2)"),
-        Dynamics("F", inputs=["x", "y", "v_x", "v_y"], outputs=["x", "y"], gyroscopic=True,
-                 law=["(1.37 + 0.41*x)*v_y", "-(1.37 + 0.41*x)*v_x"])])
-    clean = pikan.simulate(spec, n_trajectories=10, t=(0, 10), dt=0.05, seed=2)
-    positions = Trajectories.from_arrays([r.t for r in clean], [r.q for r in clean],
-                                         coords=["x", "y"]).with_noise(0.05, seed=2)
-    learn = spec.learn("V").learn("F")
+    positions = drift.with_noise(0.05, seed=2)
+    learn = DRIFT.learn("V").learn("F")
     x, y, vx, vy = sympy.symbols("x y v_x v_y")
     field = sympy.Float(1.37) + sympy.Float(0.41) * x
     found = Laws([Law("V", "Potential", ("x", "y"), sympy.Float(0.6) * (x**2 + y**2)),
