@@ -466,7 +466,8 @@ that :func:`with_error_bars` tries, largest first; the first that fits the data 
 (:func:`_fits_no_worse`) is taken, none: the constants stay."""
 
 ESTIMATE_ROUNDS = 3
-"""How often :func:`with_error_bars` at most linearizes the law model again, where the
+"""How often :func:`with_error_bars` at most linearizes the law model again on noisy
+positions, where the
 last step was shortened or longer than :data:`CONVERGED` half-widths of an interval: the
 estimates are one Gauss-Newton step from the law's constants, not yet the data's own
 where the law is far from linear over that step. From a gas's soft-core pair law 3.7 % off,
@@ -670,8 +671,8 @@ def with_error_bars(spec, laws: Laws, data, level: float = LEVEL, seed: int = 0)
                     results[name] = (templates, fixed, covariance, estimates)
                     shortened |= step < 1.0 or far
                     break
-        if not shortened:
-            break
+        if not shortened or proof.kind != "weak":
+            break  # clean data move a constant only outside its interval: one round
         # a shortened or long step: linearize again where the constants are now
         laws, first, previous = out, False, results
     for name, (_, constants, _, _) in results.items():
