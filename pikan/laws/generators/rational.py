@@ -100,10 +100,13 @@ def _rational_fits(z: np.ndarray, yy: np.ndarray, symbols, degrees, max_keep: in
                 v = vt[-1]
             full = np.zeros(a.shape[1])
             full[support] = v
-            err = float(s[-1] / (np.linalg.norm(a[:, support] @ np.abs(v)) + 1e-300))
             n_p = len(p_terms)
             if not np.any(full[n_p:] != 0) or not np.any(full[:n_p] != 0):
                 continue
+            # |yQ - P| relative to |P|: P's own size, not that of the terms' sum with the
+            # signs dropped, which vanishes with yQ - P when every coefficient has one sign
+            # (P = a + b, Q = 1 + a*b: the exact velocity addition came out at 0.73)
+            err = float(s[-1] / (np.linalg.norm(a[:, :n_p] @ full[:n_p]) + 1e-300))
             fits.append((tuple(support), full, 0.0, err))
         seen = set()
         for support, full, _, err in front(fits, max_keep):

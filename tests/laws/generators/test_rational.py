@@ -23,6 +23,17 @@ def test_rational_candidates_fit_a_weighted_mean(rng):
     assert sympy.simplify(best.expr - (a * c + b * d) / (a + b)) == 0
 
 
+def test_an_exact_fit_claims_an_error_at_rounding_whatever_its_signs(rng):
+    # P = a + b and Q = 1 + a*b: every coefficient of yQ - P has one sign, where the error
+    # once measured against the terms' sum with the signs dropped (0.73 for an exact law)
+    z = rng.uniform(0.1, 0.7, size=(300, 2))
+    added = (z[:, 0] + z[:, 1]) / (1 + z[:, 0] * z[:, 1])
+    cands = rational_candidates(Target(("a", "b"), z, "values", added))
+    exact = [c for c in cands if equivalent(c.expr, "(a + b)/(1 + a*b)", up_to_constant=False)]
+    assert exact and all(c.error < 1e-12 for c in exact)
+    assert all(c.error > 1e-6 for c in cands if c not in exact)
+
+
 def test_rational_generator_needs_values(rng):
     s = rng.uniform(1, 5, size=(100, 1))
     gradient = Target(("x",), s, "gradient", (1 / s[:, 0] ** 2)[:, None])
