@@ -422,7 +422,8 @@ def evaluate(target: Target, expr: sympy.Expr) -> tuple[float, float]:
 
 
 def refit(expr: sympy.Expr, target: Target, source: str = "", max_nfev: int = 200,
-          offset: bool = True, deadline: Deadline | None = None) -> Fit:
+          offset: bool = True, deadline: Deadline | None = None,
+          tolerance: float = 0.0) -> Fit:
     """Refit the Float constants of ``expr`` to ``target`` by nonlinear least squares.
 
     Parameters
@@ -441,6 +442,10 @@ def refit(expr: sympy.Expr, target: Target, source: str = "", max_nfev: int = 20
     deadline : Deadline, optional
         When it passes during the optimization, the best constants evaluated so far are
         kept (anytime).
+    tolerance : float
+        The relative error the data's noise causes, if known: an offset within
+        :data:`OFFSET_SPREAD` standard errors of the mean of such noise is not added
+        (:func:`_with_offset`).
 
     Returns
     -------
@@ -451,7 +456,7 @@ def refit(expr: sympy.Expr, target: Target, source: str = "", max_nfev: int = 20
     if target.kind == "gradient":
         expr = drop_constant(expr)
     elif offset:
-        expr = _with_offset(expr, target)
+        expr = _with_offset(expr, target, tolerance)
     try:
         lifted, params, x0 = lift(expr)
     except (TypeError, ValueError):
@@ -499,10 +504,18 @@ def refit(expr: sympy.Expr, target: Target, source: str = "", max_nfev: int = 20
     return Fit(fitted, err, err * target.scale, complexity(fitted), source)
 
 
-def _with_offset(expr: sympy.Expr, target: Target) -> sympy.Expr:
+OFFSET_SPREAD = 3.0
+"""Standard errors of the noise's mean that a candidate's mean residual must exceed for
+:func:`refit` to give it a free offset: a smaller one is noise, and a free offset beside
+constants it is nearly collinear with lets them drift along the noise
+(``sqrt(1 - 1/u**2)`` refit to ``sqrt(0.73 - 0.85/u**2) + 0.15`` on 1 % noise)."""
+
+
+def _with_offset(expr: sympy.Expr, target: Target, tolerance: float = 0.0) -> sympy.Expr:
     """Add a free additive constant to a value candidate that lacks one, when its mean
-    residual is more than 1e-6 of the target's spread (sympy drops a literal ``+ 0.0``, so
-    generators cannot leave one at zero)."""
+    residual is more than 1e-6 of the target's spread and more than :data:`OFFSET_SPREAD`
+    standard errors of the mean of noise at ``tolerance`` (relative to the spread; sympy
+    drops a literal ``+ 0.0``, so generators cannot leave one at zero)."""
     if any(t.is_Number for t in sympy.Add.make_args(expr)):
         return expr
     try:
@@ -511,7 +524,8 @@ def _with_offset(expr: sympy.Expr, target: Target) -> sympy.Expr:
         return expr
     w2 = np.ones_like(target.y) if target.weights is None else target.weights**2
     offset = float(np.sum(w2 * (target.y - pred)) / np.sum(w2))
-    if not math.isfinite(offset) or abs(offset) <= 1e-6 * target.scale:
+    floor = max(1e-6, OFFSET_SPREAD * tolerance / math.sqrt(target.y.size))
+    if not math.isfinite(offset) or abs(offset) <= floor * target.scale:
         return expr
     return expr + sympy.Float(offset)
 
@@ -740,7 +754,7 @@ def fit_candidates(candidates: Sequence[Candidate], target: Target,
             kept = drop_constant(expr) if target.kind == "gradient" else expr
             fits.append(Fit(kept, err, err * target.scale, complexity(kept), source))
         else:
-            fits.append(refit(expr, target, source, deadline=deadline))
+            fits.append(refit(expr, target, source, deadline=deadline, tolerance=tolerance))
     front = pareto(fits)
     if not front:
         return fits

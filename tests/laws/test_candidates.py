@@ -58,6 +58,25 @@ def test_refit_recovers_nonlinear_constants(rng):
     np.testing.assert_allclose(consts, [-0.8, 0.3, 1.7], rtol=1e-8)
 
 
+def test_refit_gives_no_offset_that_is_within_the_noise(rng):
+    # a Lorentz contraction on 1 % noise: a free offset beside sqrt(c0 + c1/u**2) is nearly
+    # collinear with c0 and drifts along the noise (to sqrt(0.73 - 0.85/u**2) + 0.15)
+    u = rng.uniform(1.5, 10.0, size=(1000, 1))
+    clean = np.sqrt(1 - 1 / u[:, 0] ** 2)
+    noise = 0.01 * float(np.std(clean))
+    target = Target(("u",), u, "values", clean + rng.normal(0, noise, 1000))
+    law = sympy.sqrt(sympy.Float(1.0) - sympy.Float(1.0) / sympy.Symbol("u") ** 2)
+    fit = refit(law, target, tolerance=noise / float(np.std(clean)))
+    assert not any(t.is_Number for t in sympy.Add.make_args(fit.expr))  # no offset added
+    consts = sorted(float(c) for c in fit.expr.atoms(sympy.Float))
+    np.testing.assert_allclose(consts, [-1.0, 1.0], rtol=0.03)
+    # an offset the noise cannot make is still added
+    shifted = Target(("u",), u, "values", target.y + 0.5)
+    fit = refit(law, shifted, tolerance=noise / float(np.std(clean)))
+    assert fit.error < 0.02
+    assert any(t.is_Number for t in sympy.Add.make_args(fit.expr))
+
+
 def test_gradient_target_ignores_the_constant_and_fits_forces(rng):
     z = rng.uniform(-2, 2, size=(300, 2))
     grad = np.stack([z[:, 0] + 0.5 * z[:, 0] * z[:, 1] ** 2, 2 * z[:, 1] + 0.5 * z[:, 0] ** 2
