@@ -75,12 +75,13 @@ DEFAULT_TIME_LIMIT = 30.0
 
 FIND_LAW_GENERATORS: tuple[tuple[Generator, ...], ...] = (
     (PowerLaw(), ExpPowerLaw()),
-    (SparseRegression(transforms=True, max_terms=None, log_near_zero=True), Rational(), VarPro(), PowerLawSplit(),
-     AdditiveModel()),
+    (Rational(), SparseRegression(transforms=True, max_terms=None, log_near_zero=True),
+     VarPro(), PowerLawSplit(), AdditiveModel()),
     (Separability(),),
     (KanEdges(),),
 )
-"""The generators of :func:`find_law`'s four stages, cheapest families first within each:
+"""The generators of :func:`find_law`'s four stages, cheapest families first within each
+(rational functions take a few SVDs, sparse regression seconds on three inputs):
 (0) power laws and their exponentials; (1) on the data directly; (2) on the KAN surrogate
 (``options.function``); (3) the surrogate's edges (``options.kan``)."""
 
@@ -602,12 +603,14 @@ def find_law(X, y, names: Sequence[str], output: str = "y", seed: int = 0, steps
     0. power laws ``C * prod z_k^e_k`` by least squares on logarithms, and the same for
        ``log|y|`` (``exp(-m*g*h/(kb*T))``); milliseconds, and the common product laws
        such as ``T*kb*mob`` end here;
-    1. on the data directly: sparse regression over term libraries (also on transformed
-       targets ``y^2, 1/y, 1/y^2, log|y|, sqrt(y)``), rational functions ``P/Q``, a power
-       law in the one-signed inputs split off the rest (``G m1 m2 / r**2``: the rest
-       ``1/r**2`` is a problem in the coordinates alone), laws with a scanned rate or shift
-       for 1-2 inputs (:mod:`pikan.laws.generators.varpro`) and the additive spline model
-       (:mod:`pikan.laws.generators.additive_model`);
+    1. on the data directly: rational functions ``P/Q`` (a few SVDs), sparse regression
+       over term libraries (also on transformed targets ``y^2, 1/y, 1/y^2, log|y|,
+       sqrt(y)``), laws with a scanned rate or shift for 1-2 inputs
+       (:mod:`pikan.laws.generators.varpro`), a power law in the one-signed inputs split
+       off the rest (``G m1 m2 / r**2``: the rest ``1/r**2`` is a problem in the
+       coordinates alone) and the additive spline model
+       (:mod:`pikan.laws.generators.additive_model`), in that order, up to the first that
+       proposes a law to rounding (:func:`pikan.laws.generators.base.propose`);
     2. a small KAN ``[d, 2d + 1, 1]`` is fitted by :meth:`Recipe.surrogate
        <pikan.train.recipe.Recipe.surrogate>` (L-BFGS on the spline coefficients, then
        with a sparsity penalty, pruning, L-BFGS, grid refinement 5 -> 10 -> 20 with

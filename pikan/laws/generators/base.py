@@ -47,7 +47,7 @@ from dataclasses import dataclass
 
 import sympy
 
-__all__ = ["Candidate", "Generator", "Options", "propose"]
+__all__ = ["EXACT", "Candidate", "Generator", "Options", "propose"]
 
 
 @dataclass(frozen=True)
@@ -133,10 +133,21 @@ class Generator(abc.ABC):
         """Candidates for ``target`` (a :class:`pikan.laws.candidates.Target`)."""
 
 
+EXACT = 1e-10
+"""A candidate whose own error is within this (relative, in the space its generator
+fitted) is a law to rounding: :func:`propose` asks no later generator, and sparse regression
+tries no further library (:func:`pikan.laws.generators.regression.regression_candidates`);
+the others would only add longer forms and their refits, in the time the search needs."""
+
+
 def propose(generators: Sequence[Generator], target, options: Options) -> list[Candidate]:
     """The candidates of every generator in turn, in their order (cheapest families first:
-    under a deadline, :func:`pikan.laws.candidates.fit_candidates` keeps the first ones)."""
+    under a deadline, :func:`pikan.laws.candidates.fit_candidates` keeps the first ones),
+    up to the first generator that proposes a law to rounding (:data:`EXACT`)."""
     out: list[Candidate] = []
     for generator in generators:
-        out += generator.generate(target, options)
+        found = generator.generate(target, options)
+        out += found
+        if any(c.error <= EXACT for c in found):  # NaN (not measured) claims nothing
+            break
     return out

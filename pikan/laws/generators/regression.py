@@ -51,7 +51,7 @@ import numpy as np
 import sympy
 
 from pikan.laws.candidates import Deadline, Target, as_deadline
-from pikan.laws.generators.base import Candidate, Generator, Options
+from pikan.laws.generators.base import EXACT, Candidate, Generator, Options
 
 __all__ = [
     "EXACT",
@@ -455,11 +455,6 @@ number is linear (in ``En/(kb*T)`` and ``mu/(kb*T)``; a Laurent polynomial in ``
 ``kb*T/En``), ``(1 + y)**-2`` of a Lorentz factor less one quadratic, ``log(1 - y)`` of
 ``1 - r**(1 - gam)`` the product ``(1 - gam) log r``."""
 
-EXACT = 1e-10
-"""A (library, transform) whose fits include one within this relative error (a law to
-rounding, noise-free data) ends :func:`regression_candidates`: the rest would only add
-longer series and their refits, in the time the next stages need."""
-
 _BOUNDS = {"below-one": (-math.inf, 1.0), "above-minus-one": (-1.0, math.inf),
            "unit-interval": (0.0, 1.0), "above-zero": (0.0, math.inf),
            "half-turn": (-math.pi / 2, math.pi / 2)}
@@ -558,7 +553,8 @@ def regression_candidates(target: Target, library: Sequence[str] | None = None,
         The values' noise relative to their spread (a tolerance), for the rows the unit
         transforms are fitted on.
 
-    The search ends after a (library, transform) pair with a fit within :data:`EXACT`.
+    The search ends after a (library, transform) pair with a fit within
+    :data:`~pikan.laws.generators.base.EXACT`.
 
     Returns
     -------

@@ -9,7 +9,7 @@ import torch
 from pikan.laws.candidates import Deadline, Target
 from pikan.laws.extract import EXTRACT_GENERATORS
 from pikan.laws.find_law import FIND_LAW_GENERATORS
-from pikan.laws.generators.base import Candidate, Generator, Options, propose
+from pikan.laws.generators.base import EXACT, Candidate, Generator, Options, propose
 from pikan.laws.generators.curve import Curve
 from pikan.laws.generators.power_law import PowerLawSplit
 
@@ -71,3 +71,20 @@ def test_propose_keeps_the_generators_order(rng):
     assert pooled[:len(first)] == first and len(pooled) == len(first) + 1
     assert all(math.isnan(c.error) and c.source.startswith("edge:") for c in pooled)
     assert Options().replace(seed=3, tolerance=1e-3) == Options(seed=3, tolerance=1e-3)
+
+
+def test_propose_asks_no_generator_after_a_law_to_rounding(rng):
+    """A rational law found exactly (velocity addition) ends the stage: sparse regression
+    after it is never asked; on noisy values nothing is exact and every generator is."""
+    from pikan.laws.generators.rational import Rational
+    from pikan.laws.generators.regression import SparseRegression
+
+    z = rng.uniform(0.1, 0.7, size=(300, 2))
+    added = (z[:, 0] + z[:, 1]) / (1 + z[:, 0] * z[:, 1])
+    stage = [Rational(), SparseRegression(transforms=True)]
+    exact = propose(stage, Target(("a", "b"), z, "values", added), Options())
+    assert exact and all(c.source.startswith("rational") for c in exact)
+    assert min(c.error for c in exact) <= EXACT
+    noisy = added + rng.normal(0, 0.01 * added.std(), added.size)
+    pooled = propose(stage, Target(("a", "b"), z, "values", noisy), Options())
+    assert any(c.source.startswith("regression") for c in pooled)
