@@ -30,13 +30,13 @@ every float, numeric term and coefficient; exponents stay structure) an interval
    one linear step; where the whole step fits the data worse (it left the linear range) a
    shorter one is taken (:data:`ESTIMATE_STEPS`), where none fits better the constants
    stay; after a shortened or long step the model is linearized again where it landed
-   (:data:`ESTIMATE_ROUNDS`). A gyroscopic law's field constants are one parameter each, shared by the outputs
-   they enter, so the law keeps doing no work. On clean data a constant is left as it is
-   while it lies inside its own interval, or within :data:`CLEAN_SLACK` of it (a snapped
-   ``1/2`` there is usually the truth);
-   outside it, it moves to the estimate the same way (a driven oscillator's ``x**4``
-   coefficient snapped to ``1/11`` was shown as ``0.0909090909 ± 8.1e-09``, the estimate
-   being 0.0925), and a constant that cannot move is a caveat on its law.
+   (:data:`ESTIMATE_ROUNDS`). A gyroscopic law's field constants are one parameter each,
+   shared by the outputs they enter, so the law keeps doing no work. On clean data a
+   constant is left as it is while it lies inside its own interval, or within
+   :data:`CLEAN_SLACK` of it (a snapped ``1/2`` there is usually the truth); outside it,
+   it moves to the estimate the same way (a driven oscillator's ``x**4`` coefficient
+   snapped to ``1/11`` was shown as ``0.0909090909 ± 8.1e-09``, the estimate being
+   0.0925), and a constant that cannot move is a caveat on its law.
 
 5. On noisy positions the estimates are corrected for the errors in the positions (and the
    velocities estimated from them) the forces are evaluated at (``sin(theta + e)`` is
@@ -467,13 +467,12 @@ that :func:`with_error_bars` tries, largest first; the first that fits the data 
 
 ESTIMATE_ROUNDS = 3
 """How often :func:`with_error_bars` at most linearizes the law model again on noisy
-positions, where the
-last step was shortened or longer than :data:`CONVERGED` half-widths of an interval: the
-estimates are one Gauss-Newton step from the law's constants, not yet the data's own
-where the law is far from linear over that step. From a gas's soft-core pair law 3.7 % off,
-the step overshot, half of it was taken, and the law kept constants outside their own
-intervals, whose centres were within 0.2 % of the truth; from ``-0.5/(x**2 + 0.3)`` for
-``-0.61/(x**2 + 0.43)`` the one step stopped 10 % short."""
+positions, where the last step was shortened or longer than :data:`CONVERGED`
+half-widths of an interval: the estimates are one Gauss-Newton step from the law's
+constants, not yet the data's own where the law is far from linear over that step. From
+a gas's soft-core pair law 3.7 % off, the step overshot, half of it was taken, and the law
+kept constants outside their own intervals, whose centres were within 0.2 % of the truth;
+from ``-0.5/(x**2 + 0.3)`` for ``-0.61/(x**2 + 0.43)`` the one step stopped 10 % short."""
 
 CONVERGED = 0.25
 """A step to the data's estimates shorter than this share of a constant's interval
@@ -515,11 +514,11 @@ def _errors_in_positions(model, entries, proof: Evidence, rms: np.ndarray, scale
     under-corrects: a quartic well's constant at 20 % noise stays about 1.5 % low, outside
     its interval half the time. A parabola through the same estimates corrects that case
     but is noisier: over the generalization suite's systems at 10 % noise it held fewer
-    constants within 3 % (77 of 118 laws against 87 of 120), so the line stays. Velocities estimated from the positions move with them (the evidence's
-    Savitzky--Golay filter applied to the added noise), so the errors of the velocities a
-    drag or a magnetic force is evaluated at are corrected alike; the smoothing of those
-    velocities is not, which is why the evidence takes them on narrow windows
-    (:data:`pikan.laws.evidence.VELOCITY_SHARE`).
+    constants within 3 % (77 of 118 laws against 87 of 120), so the line stays. Velocities
+    estimated from the positions move with them (the evidence's Savitzky--Golay filter
+    applied to the added noise), so the errors of the velocities a drag or a magnetic force
+    is evaluated at are corrected alike; the smoothing of those velocities is not, which is
+    why the evidence takes them on narrow windows (:data:`pikan.laws.evidence.VELOCITY_SHARE`).
 
     Returns
     -------

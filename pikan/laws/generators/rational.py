@@ -75,6 +75,7 @@ def _rational_fits(z: np.ndarray, yy: np.ndarray, symbols, degrees, max_keep: in
     for p_deg, q_deg in degrees:
         p_terms = [Term(())] + monomials(d, p_deg)
         q_terms = [Term(())] + monomials(d, q_deg)
+        n_p = len(p_terms)
         if len(p_terms) + len(q_terms) > 80:
             continue
         if deadline.expired():
@@ -100,7 +101,6 @@ def _rational_fits(z: np.ndarray, yy: np.ndarray, symbols, degrees, max_keep: in
                 v = vt[-1]
             full = np.zeros(a.shape[1])
             full[support] = v
-            n_p = len(p_terms)
             if not np.any(full[n_p:] != 0) or not np.any(full[:n_p] != 0):
                 continue
             # |yQ - P| relative to |P|: P's own size, not that of the terms' sum with the
@@ -114,7 +114,6 @@ def _rational_fits(z: np.ndarray, yy: np.ndarray, symbols, degrees, max_keep: in
                 continue
             seen.add(support)
             coef = full / scale
-            n_p = len(p_terms)
             # the denominator's lowest term (the constant, where there is one) is exactly 1:
             # scaled top and bottom alike, P/Q has one constant too many, which no data fix
             unit = next(k for k, c in enumerate(coef[n_p:]) if c != 0)

@@ -12,6 +12,8 @@ from pikan.laws.find_law import FIND_LAW_GENERATORS
 from pikan.laws.generators.base import EXACT, Candidate, Generator, Options, propose
 from pikan.laws.generators.curve import Curve
 from pikan.laws.generators.power_law import PowerLawSplit
+from pikan.laws.generators.rational import Rational
+from pikan.laws.generators.regression import SparseRegression
 
 
 def _generators():
@@ -76,9 +78,6 @@ def test_propose_keeps_the_generators_order(rng):
 def test_propose_asks_no_generator_after_a_law_to_rounding(rng):
     """A rational law found exactly (velocity addition) ends the stage: sparse regression
     after it is never asked; on noisy values nothing is exact and every generator is."""
-    from pikan.laws.generators.rational import Rational
-    from pikan.laws.generators.regression import SparseRegression
-
     z = rng.uniform(0.1, 0.7, size=(300, 2))
     added = (z[:, 0] + z[:, 1]) / (1 + z[:, 0] * z[:, 1])
     stage = [Rational(), SparseRegression(transforms=True)]
