@@ -43,7 +43,7 @@ from pikan.errors import DataError
 from pikan.train.losses import CLEAN_NOISE, position_noise, weak_window, weak_windows
 
 __all__ = ["KINDS", "MAX_WINDOWS", "SIGNIFICANCE", "VELOCITY_SHARE", "Evidence", "evidence",
-           "evidence_for", "evidence_velocities", "rate_evidence"]
+           "evidence_for", "evidence_velocities", "rate_evidence", "worse_in_blocks"]
 
 KINDS = ("measured", "estimated", "weak")
 """The kinds of :class:`Evidence`, from the most direct to the most filtered."""
@@ -269,16 +269,12 @@ class Evidence:
         difference, and a t-test on the differences themselves let ``0.9 x**2`` pass for
         ``x**2/2 + x**4/4`` (Duffing at 1 % noise, 1000 times the error).
         """
-        blocks = self.blocks if self.blocks is not None else np.arange(len(errors))
-        _, index = np.unique(blocks, return_inverse=True)
-        counts = np.bincount(index)
-        mine = np.bincount(index, weights=np.asarray(errors, float)) / counts
-        theirs = np.bincount(index, weights=np.asarray(than, float)) / counts
-        ratios = np.log((mine + 1e-300) / (theirs + 1e-300))
-        if ratios.size < 2:
-            return bool(ratios.sum() > 0)
-        spread = float(np.std(ratios, ddof=1)) / math.sqrt(ratios.size)
-        return bool(ratios.mean() > SIGNIFICANCE * spread)
+        return worse_in_blocks(errors, than, self.row_blocks())
+
+    def row_blocks(self) -> np.ndarray:
+        """The piece of evidence each target row belongs to (:attr:`blocks`; each row its
+        own when there are none)."""
+        return self.blocks if self.blocks is not None else np.arange(len(self.target))
 
     def subset(self, rows: np.ndarray) -> Evidence:
         """The evidence on the samples (or windows) ``rows`` only."""
@@ -504,3 +500,19 @@ def _weak_evidence(data: Trajectories, max_samples: int | None, rng, order: int,
                     f"positions are noisy: weak-form averages on windows of {why}",
                     w.trajectory[rows], blocks.reshape(-1), t[rows], c, w.points[rows], sigma,
                     smoothing=smoothing)
+
+
+def worse_in_blocks(errors: np.ndarray, than: np.ndarray, blocks: np.ndarray) -> bool:
+    """:meth:`Evidence.worse` for row errors whose rows belong to ``blocks`` (one id per
+    row, shape (rows,)): the mean log ratio of the two models' mean errors per block beyond
+    :data:`SIGNIFICANCE` standard errors of it. Rows of several evidences are judged
+    together by giving their blocks distinct ids."""
+    _, index = np.unique(blocks, return_inverse=True)
+    counts = np.bincount(index)
+    mine = np.bincount(index, weights=np.asarray(errors, float)) / counts
+    theirs = np.bincount(index, weights=np.asarray(than, float)) / counts
+    ratios = np.log((mine + 1e-300) / (theirs + 1e-300))
+    if ratios.size < 2:
+        return bool(ratios.sum() > 0)
+    spread = float(np.std(ratios, ddof=1)) / math.sqrt(ratios.size)
+    return bool(ratios.mean() > SIGNIFICANCE * spread)

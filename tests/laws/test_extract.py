@@ -335,6 +335,44 @@ def test_noisy_data_refit_a_simple_law_far_from_a_biased_kan_and_take_it():
     assert evidence(held).error(refitted) < 0.2 * before
 
 
+def test_noisy_data_judge_a_law_on_every_trajectory_each_half_fitted_on_the_other():
+    """Two held-out trajectories of a Mexican hat at 5 % noise do not resolve ``r**5, r``
+    (one node simpler) from ``r**4, r**2``; with each half's constants fitted on the other
+    half, the training trajectories join the judgment and the wrong form is rejected.
+    Laws of more than :data:`REFIT_CONSTANTS` constants are judged on the held-out data
+    alone (:func:`_crossed` leaves them out)."""
+    from pikan.laws.extract import REFIT_CONSTANTS, _alone, _crossed, _rows_on_data
+
+    truth = System("hat", coords=["x", "y"], masses=0.93, modules=[
+        Potential("V", inputs={"r": "sqrt(x**2 + y**2)"}, law="0.57*r**4/4 - 1.13*r**2/2")])
+    clean = pikan.simulate(truth, n_trajectories=12, t=(0.0, 10.0), dt=0.05, seed=0,
+                           initial=lambda rng: (rng.uniform(-1.6, 1.6, 2),
+                                                rng.uniform(-0.5, 0.5, 2)))
+    positions = pikan.Trajectories.from_arrays([c.t for c in clean], [c.q for c in clean],
+                                               coords=["x", "y"]).with_noise(0.05, seed=1)
+    held, train = evidence(positions.subset(np.arange(10, 12))), evidence(
+        positions.subset(np.arange(10)))
+    model = pikan.compile(truth.learn("V"), seed=0).double()
+    r = sympy.Symbol("r")
+    right = Fit(r**4 / 7 - 4 * r**2 / 7, 0.06, 0.06, 11, "test")
+    wrong = Fit(sympy.Float(0.0374) * r**5 - sympy.Float(0.708) * r, 0.11, 0.11, 10, "test")
+    rows = {id(f): _rows_on_data(copy.deepcopy(model), "V", f.expr, held, train).sum(axis=1)
+            for f in (right, wrong)}
+    assert not held.worse(rows[id(wrong)], rows[id(right)])  # the held-out data alone
+    assert simplest_on_data(model, "V", [wrong, right], right, held, fit_on=train) is right
+    # the judgment on every trajectory: the held-out rows, then the training ones
+    trial, (h, t) = _alone(model, "V", (held, train))
+    crossed, blocks = _crossed(trial, "V", [right, wrong], lambda e: e, h, t, rows)
+    assert blocks.shape == (len(h.target) + len(t.target),)
+    assert len(np.unique(blocks)) == len(np.unique(h.blocks)) + len(np.unique(t.blocks))
+    for f in (right, wrong):
+        np.testing.assert_array_equal(crossed[id(f)][:len(h.target)], rows[id(f)])
+    series = Fit(sum(sympy.Float(0.01 * k) * r**k for k in range(1, REFIT_CONSTANTS + 2)),
+                 0.05, 0.05, 40, "test")
+    assert _crossed(trial, "V", [right, series], lambda e: e, h, t,
+                    {**rows, id(series): rows[id(right)]}) is None  # one law left: none
+
+
 def test_noisy_data_judge_a_law_again_beside_the_other_modules_laws():
     """The second look of :func:`extract` on noisy data: the form chosen beside the other
     modules' KANs (here an untrained friction KAN, as far off as a KAN gets) is weighed
