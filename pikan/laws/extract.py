@@ -644,8 +644,10 @@ def simplest_on_data(model, name: str, fits: Sequence[Fit], chosen: Fit,
         # asin of the KAN's wiggles outside its domain) leaves the choice to the others
         rows = _where_they_differ(rows, rows.get(id(chosen), next(iter(rows.values()))))
         held = (rows, proof.row_blocks())
-        crossed = _crossed(trial, name, [f for f in [chosen, *simpler] if id(f) in rows],
-                           compose, proof, fit_on, rows) if held_out else None
+        # only laws the held-out data leave in the running are weighed on every trajectory
+        holders = [f for f in [chosen, *simpler] if id(f) in rows and _holds(f, held)]
+        crossed = _crossed(trial, name, holders, compose, proof, fit_on,
+                           rows) if held_out else None
         members = sorted((f for f in [*simpler, chosen] if id(f) in rows),
                          key=lambda f: (free_complexity(f.expr), float(np.mean(rows[id(f)]))))
         return next((f for f in members if _holds(f, held) and _holds(f, crossed)),
@@ -684,10 +686,11 @@ def _holds(fit: Fit, judged: tuple | None) -> bool:
 
 def _crossed(trial, name: str, fits: Sequence[Fit], compose, held: Evidence,
              train: Evidence, held_rows: dict) -> tuple | None:
-    """The laws of ``fits`` judged on all the data, each half with constants fitted on the
-    other: the held-out rows as given (``held_rows``, constants fitted on ``train``) and the
-    training rows with the constants refitted on ``held``; ``(row errors by law id,
-    blocks)`` as :func:`_holds` reads it, or None when fewer than two laws can be judged so.
+    """The laws of ``fits`` (those the held-out data leave in the running) judged on all the
+    data, each half with constants fitted on the other: the held-out rows as given
+    (``held_rows``, constants fitted on ``train``) and the training rows with the constants
+    refitted on ``held``; ``(row errors by law id, blocks)`` as :func:`_holds` reads it, or
+    None when fewer than two laws can be judged so.
 
     Only laws of at most :data:`REFIT_CONSTANTS` constants take part: one with more keeps
     the constants it was read with, fitted (through the KAN) to the training data, and
