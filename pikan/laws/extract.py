@@ -546,6 +546,11 @@ most this many to the training data before the held-out data judge them (a serie
 of constants is judged with the constants it has: Gauss-Newton steps on it diverge)."""
 
 
+UNMOVED = 1e-6
+"""A refit that moves no constant by more than this (relative) left the law where it was
+fitted: float32 copies of its numbers differ from the exact ones by about 6e-8."""
+
+
 def free_complexity(expr) -> int:
     """The complexity of ``expr`` with every constant a refit frees counted as a fitted
     float (:func:`pikan.model.torch_expr.lift_constants`): what a law costs once the data
@@ -747,8 +752,9 @@ def _rows_on_data(trial, name: str, law, proof: Evidence,
             if 0 < len(entries) <= REFIT_CONSTANTS:
                 before = [float(p.data[k]) for _, k, p in entries]
                 refit_constants(trial, name, fit_on)
-                if math.isfinite(within) and before == [float(p.data[k])
-                                                        for _, k, p in entries]:
+                after = [float(p.data[k]) for _, k, p in entries]
+                # unmoved: only the law's exact numbers put back (float32 copies differ)
+                if math.isfinite(within) and np.allclose(after, before, rtol=UNMOVED, atol=0):
                     return None
             else:
                 trial.fix(name, law, trainable=False)

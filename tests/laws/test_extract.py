@@ -373,6 +373,32 @@ def test_noisy_data_judge_a_law_on_every_trajectory_each_half_fitted_on_the_othe
                     {**rows, id(series): rows[id(right)]}) is None  # one law left: none
 
 
+def test_a_law_whose_refit_does_not_move_is_not_judged_where_it_was_fitted(monkeypatch):
+    """A refit that accepts no Gauss-Newton step leaves the constants where they were
+    fitted (only their exact numbers put back, which float32 copies in a float64 model
+    differ from): judged on the other half of the data, that law would be judged
+    in-sample, so :func:`_rows_on_data` with ``within`` leaves it out."""
+    from pikan.laws import extract as module
+    from pikan.laws.uncertainty import _exact_constants
+
+    _, _, truth, train, held = _noisy_damped_oscillator()
+    model = pikan.compile(truth.learn("V"), seed=0).double()
+    law = sympy.Float(0.4287) * sympy.Symbol("x")**2
+    proofs = (evidence(train), evidence(held))
+    moved = module._rows_on_data(copy.deepcopy(model), "V", law, *proofs, within=8)
+    assert moved is not None and moved.shape == (len(proofs[0].target), 1)
+    monkeypatch.setattr(module, "refit_constants",
+                        lambda trial, name, proof: _exact_constants(trial, [name]))
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)  # as in a user's session: float32 copies
+    try:
+        assert module._rows_on_data(copy.deepcopy(model), "V", law, *proofs, within=8) is None
+    finally:
+        torch.set_default_dtype(previous)
+    assert module._rows_on_data(copy.deepcopy(model), "V", law, *proofs) is not None
+    assert module._rows_on_data(copy.deepcopy(model), "V", law, *proofs, within=0) is None
+
+
 def test_noisy_data_judge_a_law_again_beside_the_other_modules_laws():
     """The second look of :func:`extract` on noisy data: the form chosen beside the other
     modules' KANs (here an untrained friction KAN, as far off as a KAN gets) is weighed
