@@ -69,7 +69,8 @@ from pikan.model.torch_expr import free_scaled
 from pikan.spec.system import VECTOR_KINDS
 
 __all__ = ["BOOTSTRAP", "CLEAN_SLACK", "ESTIMATE_STEPS", "LEVEL", "RANK_RTOL", "REFIT_STEPS",
-           "constant_intervals", "law_constants", "refit_constants", "with_error_bars"]
+           "constant_intervals", "law_constants", "refit_constants", "remaining_step",
+           "with_error_bars"]
 
 LEVEL = 0.9
 """Default confidence level of the intervals."""
@@ -254,6 +255,28 @@ def refit_constants(model, name: str, proof: Evidence, steps: int = REFIT_STEPS)
             break
         current = error
     return current
+
+
+def remaining_step(model, name: str, proof: Evidence) -> float:
+    """The size of the next Gauss-Newton step of module ``name``'s constants on the evidence,
+    relative to each constant (floored at 1e-3 as the finite differences are): about zero
+    where :func:`refit_constants` converged, the distance still to go where it stopped
+    short (a step that did not lower the error, or its steps ran out); ``inf`` when the law
+    cannot be evaluated, 0 without constants."""
+    entries = law_constants(model, [name])
+    if not entries:
+        return 0.0
+    rms = proof.target_scale()
+    try:
+        base, jac = _linearized(model, entries, proof, rms)
+    except DataError:
+        return math.inf
+    a = jac.reshape(-1, len(entries))
+    if not np.all(np.isfinite(a)):
+        return math.inf
+    shift, *_ = np.linalg.lstsq(a, (proof.target / rms - base).reshape(-1), rcond=None)
+    values = np.array([float(p.data[k]) for _, k, p in entries])
+    return float(np.max(np.abs(shift) / np.maximum(np.abs(values), 1e-3)))
 
 
 def constant_intervals(spec, laws: Laws, proof: Evidence, groups: np.ndarray,
