@@ -212,6 +212,20 @@ def _linearized(model, entries, proof: Evidence, rms: np.ndarray):
     return base, np.stack(columns, axis=-1)
 
 
+def _gauss_newton_step(model, entries, proof: Evidence, rms: np.ndarray) -> np.ndarray | None:
+    """The least-squares shift of the constants ``entries`` that the linearized model
+    (:func:`_linearized`) gives on the evidence; None where it cannot be evaluated."""
+    try:
+        base, jac = _linearized(model, entries, proof, rms)
+    except DataError:
+        return None
+    a = jac.reshape(-1, len(entries))
+    if not np.all(np.isfinite(a)):
+        return None
+    shift, *_ = np.linalg.lstsq(a, (proof.target / rms - base).reshape(-1), rcond=None)
+    return shift
+
+
 REFIT_STEPS = 3
 """Gauss-Newton steps of :func:`refit_constants`."""
 
@@ -235,14 +249,9 @@ def refit_constants(model, name: str, proof: Evidence, steps: int = REFIT_STEPS)
         return current
     rms = proof.target_scale()
     for _ in range(steps):
-        try:
-            base, jac = _linearized(model, entries, proof, rms)
-        except DataError:
+        shift = _gauss_newton_step(model, entries, proof, rms)
+        if shift is None:
             break
-        a = jac.reshape(-1, len(entries))
-        if not np.all(np.isfinite(a)):
-            break
-        shift, *_ = np.linalg.lstsq(a, (proof.target / rms - base).reshape(-1), rcond=None)
         before = [float(p.data[k]) for _, k, p in entries]
         with torch.no_grad():
             for (_, k, parameter), value, delta in zip(entries, before, shift):
@@ -266,15 +275,9 @@ def remaining_step(model, name: str, proof: Evidence) -> float:
     entries = law_constants(model, [name])
     if not entries:
         return 0.0
-    rms = proof.target_scale()
-    try:
-        base, jac = _linearized(model, entries, proof, rms)
-    except DataError:
+    shift = _gauss_newton_step(model, entries, proof, proof.target_scale())
+    if shift is None:
         return math.inf
-    a = jac.reshape(-1, len(entries))
-    if not np.all(np.isfinite(a)):
-        return math.inf
-    shift, *_ = np.linalg.lstsq(a, (proof.target / rms - base).reshape(-1), rcond=None)
     values = np.array([float(p.data[k]) for _, k, p in entries])
     return float(np.max(np.abs(shift) / np.maximum(np.abs(values), 1e-3)))
 
