@@ -49,6 +49,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import sympy
+from sympy.core.add import _args_sortkey
 
 from pikan.laws.candidates import Deadline, Target, as_deadline
 from pikan.laws.generators.base import EXACT, Candidate, Generator, Options
@@ -413,15 +414,86 @@ def front(fits: list, max_keep: int) -> list:
     return front[:max_keep]
 
 
+def exp_of(h: sympy.Expr) -> sympy.Expr:
+    """``exp(h)`` as sympy evaluates it, built without its per-term assumption queries: of a
+    sum only the numbers and the terms with a ``log`` (``exp(2 log x) = x**2``) can leave
+    the exponential, the others stay in it as they are (sympy's own rule for a sum); the
+    inverses of the transformed targets build one per candidate, hundreds per search."""
+    if not isinstance(h, sympy.Add):
+        return sympy.exp(h)
+    out, kept, changed = [], [], False
+    for a in h.args:
+        if a.is_Mul and len(a.args) == 2 and a.args[0].is_Float \
+                and isinstance(a.args[1], sympy.log):
+            out.append(sympy.Pow(a.args[1].args[0], a.args[0]))  # exp(c log u) = u**c
+        elif a.is_Number or a.has(sympy.log):
+            e = sympy.exp(a)
+            if isinstance(e, sympy.exp):
+                kept.append(e.args[0])
+                changed = changed or e.args[0] != a
+            else:
+                out.append(e)
+        else:
+            kept.append(a)
+    if not kept:
+        return sympy.Mul(*out)
+    # the arguments kept, in the sum's order, are a sum already in sympy's order
+    rest = sympy.Add(*kept) if changed else sympy.Add._from_args(kept)
+    return product_of(out, sympy.exp(rest, evaluate=False))
+
+
+def product_of(out: Sequence[sympy.Expr], factor: sympy.Expr) -> sympy.Expr:
+    """``Mul(*out, factor)`` for at most one number and powers of distinct symbols with
+    float exponents in ``out``: sympy's product has these arguments, the number first and
+    the others in sympy's order; built directly (the evaluation asks the factors'
+    assumptions, milliseconds for an exponential of a long sum)."""
+    numbers = [o for o in out if o.is_Number]
+    powers = [o for o in out if not o.is_Number]
+    bases = {p.base for p in powers if p.is_Pow and p.base.is_Symbol and p.exp.is_Float}
+    if len(numbers) > 1 or any(n.is_zero or not n.is_Float for n in numbers) \
+            or len(bases) < len(powers) or factor.is_Number or factor.is_Mul:
+        return sympy.Mul(*out, factor)
+    return sympy.Mul._from_args([*numbers, *sorted([*powers, factor], key=_args_sortkey)])
+
+
+def power_of(h: sympy.Expr, p: sympy.Rational) -> sympy.Expr:
+    """``h**p`` (``sqrt(h)``, ``1/h``); of a sum with symbols, left as the power it is
+    (sympy evaluates such a power to itself, after assumption queries that cost
+    milliseconds, tens of them with an ``exp`` of a long sum inside)."""
+    if isinstance(h, sympy.Add) and h.free_symbols:
+        return sympy.Pow(h, p, evaluate=False)
+    return h**p
+
+
+def root_of(h: sympy.Expr) -> sympy.Expr:
+    """``sqrt(h)`` (:func:`power_of`)."""
+    return power_of(h, sympy.S.Half)
+
+
+def _odd(fn: type[sympy.Function]) -> Callable[[sympy.Expr], sympy.Expr]:
+    """An odd function of a sum with symbols as sympy evaluates it (the minus sign taken
+    out, ``asin(-h) = -asin(h)``) without its assumption queries."""
+    def of(h: sympy.Expr) -> sympy.Expr:
+        if not (isinstance(h, sympy.Add) and h.free_symbols):
+            return fn(h)
+        if h.could_extract_minus_sign():
+            return -fn(-h, evaluate=False)
+        return fn(h, evaluate=False)
+    return of
+
+
+asin_of, atan_of = _odd(sympy.asin), _odd(sympy.atan)
+
+
 TRANSFORMS: dict[str, tuple[Callable, Callable, str]] = {  # the transformed targets
     # name: (forward on y, inverse on a sympy h with the sign s, condition)
     "identity": (lambda y: y, lambda h, s: h, "any"),
-    "square": (lambda y: y * y, lambda h, s: s * sympy.sqrt(h), "signed"),
+    "square": (lambda y: y * y, lambda h, s: s * root_of(h), "signed"),
     "inverse": (lambda y: 1 / y, lambda h, s: 1 / h, "nonzero"),
-    "inverse-square": (lambda y: 1 / (y * y), lambda h, s: s / sympy.sqrt(h), "signed"),
+    "inverse-square": (lambda y: 1 / (y * y), lambda h, s: s / root_of(h), "signed"),
     # log only needs one strict sign: a Gaussian tail comes within 1e-8 of 0 and its log
     # is still exact (and the candidate is refit on y itself)
-    "log": (lambda y: np.log(np.abs(y)), lambda h, s: s * sympy.exp(h), "one-sign"),
+    "log": (lambda y: np.log(np.abs(y)), lambda h, s: s * exp_of(h), "one-sign"),
     "sqrt": (lambda y: np.sqrt(y), lambda h, s: h**2, "positive"),
 }
 
@@ -429,17 +501,19 @@ UNIT_TRANSFORMS: dict[str, tuple[Callable, Callable, str]] = {
     # for values that are pure numbers (options.dimensionless), where 1 is not an arbitrary
     # offset: occupation numbers 1/(exp(h) -+ 1), charging curves 1 - exp(h), a Lorentz
     # factor less one 1/sqrt(h) - 1, and angles whose sine or tangent is a simple law
-    "log-one-minus": (lambda y: np.log(1 - y), lambda h, s: 1 - sympy.exp(h), "below-one"),
-    "log-one-plus": (lambda y: np.log(1 + y), lambda h, s: sympy.exp(h) - 1,
+    "log-one-minus": (lambda y: np.log(1 - y), lambda h, s: 1 - exp_of(h), "below-one"),
+    "log-one-plus": (lambda y: np.log(1 + y), lambda h, s: exp_of(h) - 1,
                      "above-minus-one"),
     "log-inverse-minus-one": (lambda y: np.log(1 / y - 1),
-                              lambda h, s: 1 / (1 + sympy.exp(h)), "unit-interval"),
+                              lambda h, s: power_of(1 + exp_of(h), -sympy.S.One),
+                              "unit-interval"),
     "log-inverse-plus-one": (lambda y: np.log(1 / y + 1),
-                             lambda h, s: 1 / (sympy.exp(h) - 1), "above-zero"),
-    "inverse-square-one-plus": (lambda y: 1 / (1 + y) ** 2, lambda h, s: 1 / sympy.sqrt(h) - 1,
+                             lambda h, s: power_of(exp_of(h) - 1, -sympy.S.One),
+                             "above-zero"),
+    "inverse-square-one-plus": (lambda y: 1 / (1 + y) ** 2, lambda h, s: 1 / root_of(h) - 1,
                                 "above-minus-one"),
-    "sin": (np.sin, lambda h, s: sympy.asin(h), "half-turn"),
-    "tan": (np.tan, lambda h, s: sympy.atan(h), "half-turn"),
+    "sin": (np.sin, lambda h, s: asin_of(h), "half-turn"),
+    "tan": (np.tan, lambda h, s: atan_of(h), "half-turn"),
 }
 """Transforms of pure-number values with a unit offset (:func:`regression_candidates`
 ``unit_offsets``): ``name: (forward, inverse, domain)`` as in :data:`TRANSFORMS`, the
@@ -576,6 +650,7 @@ def regression_candidates(target: Target, library: Sequence[str] | None = None,
     if target.z.shape[1] <= 2:  # a few terms each: 1/y**2 of a resonance is a quartic
         small |= {"poly3", "poly4"}
     designs: dict[str, np.ndarray] = {}
+    term_exprs: dict[Term, sympy.Expr] = {}  # built once: hundreds of candidates share them
     for tname, ty, inverse, rows in spaces:
         for lname, terms in libs:
             if tname != "identity" and lname not in small:
@@ -593,15 +668,49 @@ def regression_candidates(target: Target, library: Sequence[str] | None = None,
                             _EXHAUSTIVE_SIZE if lname == "inverse-powers" else 0)
             kept = front(fits, max_keep)
             for support, coef, c0, err in kept:
-                h = sum((sympy.Float(float(c)) * terms[i].expr(symbols)
-                         for i, c in zip(support, coef)), sympy.Integer(0))
+                parts = [scaled(float(c), _term_expr(terms[i], symbols, term_exprs))
+                         for i, c in zip(support, coef)]
                 if target.kind == "values" and c0 != 0:
-                    h = h + sympy.Float(c0)
+                    parts.append(sympy.Float(c0))
+                h = sum_of(parts)
                 expr = inverse(h, sign)
                 out.append(Candidate(expr, err, f"regression:{lname}:{tname}"))
             if any(f[3] <= EXACT for f in kept):
                 return out  # a law to rounding: the other libraries would only add series
     return out
+
+
+def scaled(c: float, term: sympy.Expr) -> sympy.Expr:
+    """``Float(c) * term`` for a term with no number in it (a symbol, a power, a function, a
+    product of them): the product's arguments are the term's, the number first, as sympy
+    orders them; built directly, as evaluating it costs a tenth of a millisecond and sparse
+    regression builds thousands."""
+    if c != 0 and math.isfinite(c):
+        if term.is_Mul and not term.args[0].is_Number:
+            return sympy.Mul._from_args((sympy.Float(c), *term.args))
+        if term.is_Symbol or term.is_Pow or term.is_Function:
+            return sympy.Mul._from_args((sympy.Float(c), term))
+    return sympy.Float(c) * term
+
+
+def sum_of(parts: Sequence[sympy.Expr]) -> sympy.Expr:
+    """``Add(*parts)`` for products of a number and distinct terms (:func:`scaled`) and at
+    most one number: sympy's sum of them has these arguments, the number first and the
+    others in sympy's order; built directly (evaluating it costs most of a millisecond)."""
+    numbers = [p for p in parts if p.is_Number]
+    products = [p for p in parts if not p.is_Number]
+    rests = [p.args[1:] if p.is_Mul and p.args[0].is_Float else None for p in products]
+    if len(numbers) > 1 or any(n.is_zero or not n.is_Float for n in numbers) \
+            or None in rests or len(set(rests)) < len(rests):
+        return sympy.Add(*parts)
+    return sympy.Add._from_args([*numbers, *sorted(products, key=_args_sortkey)])
+
+
+def _term_expr(term: Term, symbols: Sequence[sympy.Symbol],
+               cache: dict[Term, sympy.Expr]) -> sympy.Expr:
+    if term not in cache:
+        cache[term] = term.expr(symbols)
+    return cache[term]
 
 
 def max_terms_for(d: int) -> int:

@@ -7,12 +7,15 @@ from pikan.laws.candidates import Target, fit_candidates, select
 from pikan.laws.generators.base import Options
 from pikan.laws.generators.regression import (
     EXACT,
+    TRANSFORMS,
     UNIT_TRANSFORMS,
     SparseRegression,
     Term,
     libraries,
     max_terms_for,
     regression_candidates,
+    scaled,
+    sum_of,
     unit_transformed,
 )
 from pikan.laws.law import equivalent
@@ -132,6 +135,58 @@ def test_each_unit_transform_inverts_its_forward_map_inside_its_condition(rng):
         y = rng.uniform(low, high, 50)
         back = sympy.lambdify(h, inverse(h, 1), "numpy")(forward(y))
         np.testing.assert_allclose(back, y, rtol=1e-12, atol=1e-12, err_msg=name)
+
+
+def test_candidates_built_directly_are_the_expressions_sympy_evaluates(rng):
+    """Sums of scaled terms and their inverse transforms are built without sympy's
+    evaluation (it costs most of a search's sympy time); they must be the very expressions
+    it builds: the same arguments in the same order, so forms, keys and complexities do
+    not change."""
+    z3 = sympy.symbols("a b c")
+    samples = rng.uniform(0.5, 2.0, size=(50, 3))
+    samples[:, 0] -= 1.2  # one input of both signs: fewer terms, other forms
+    libs = [(n, t) for n, t in libraries(samples, None)] + \
+        [(n, t) for n, t in libraries(samples[:, 1:], None)]
+    log_terms = [Term(((k, "log"),)) for k in (1, 2)]
+    inverses = {**{k: v[1] for k, v in TRANSFORMS.items()},
+                **{k: v[1] for k, v in UNIT_TRANSFORMS.items()}}
+    built = 0
+    for trial in range(240):
+        _, terms = libs[trial % len(libs)]
+        if trial % 3 == 0:
+            terms = [*terms, *log_terms]  # laurent-log: exp of c log b is b**c
+        pick = rng.choice(len(terms), size=min(len(terms), 1 + trial % 7), replace=False)
+        coef = rng.normal(size=pick.size) * 10.0 ** rng.integers(-3, 3, size=pick.size)
+        exprs = [terms[i].expr(z3) for i in pick]
+        parts = [scaled(float(c), e) for c, e in zip(coef, exprs)]
+        want = [sympy.Float(float(c)) * e for c, e in zip(coef, exprs)]
+        assert [p.args for p in parts] == [w.args for w in want]
+        if trial % 2:
+            parts.append(sympy.Float(float(rng.normal())))
+            want.append(parts[-1])
+        h = sum_of(parts)
+        reference = sum(want, sympy.Integer(0))
+        assert h.args == reference.args and h == reference
+        name = list(inverses)[trial % len(inverses)]
+        for sign in (1, -1):
+            got, evaluated = inverses[name](h, sign), _evaluated(name, reference, sign)
+            assert sympy.srepr(got) == sympy.srepr(evaluated), name
+            built += 1
+    assert built == 480
+    assert scaled(0.0, z3[0]) == 0 and sum_of([scaled(2.0, z3[0])]) == 2.0 * z3[0]
+
+
+def _evaluated(name: str, h: sympy.Expr, s: int) -> sympy.Expr:
+    """The inverse transforms as plain sympy writes them (evaluated at every step)."""
+    return {"identity": lambda: h, "square": lambda: s * sympy.sqrt(h),
+            "inverse": lambda: 1 / h, "inverse-square": lambda: s / sympy.sqrt(h),
+            "log": lambda: s * sympy.exp(h), "sqrt": lambda: h**2,
+            "log-one-minus": lambda: 1 - sympy.exp(h),
+            "log-one-plus": lambda: sympy.exp(h) - 1,
+            "log-inverse-minus-one": lambda: 1 / (1 + sympy.exp(h)),
+            "log-inverse-plus-one": lambda: 1 / (sympy.exp(h) - 1),
+            "inverse-square-one-plus": lambda: 1 / sympy.sqrt(h) - 1,
+            "sin": lambda: sympy.asin(h), "tan": lambda: sympy.atan(h)}[name]()
 
 
 def test_inverse_powers_find_a_lennard_jones_wall_on_its_forces(rng):
