@@ -42,6 +42,7 @@ pure numbers (a dimensionless group) also as ``log(1 - y)``, ``log(1 + y)``,
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Callable, Iterator, Sequence
@@ -49,7 +50,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import sympy
-from sympy.core.add import _args_sortkey
 
 from pikan.laws.candidates import Deadline, Target, as_deadline
 from pikan.laws.generators.base import EXACT, Candidate, Generator, Options
@@ -414,6 +414,10 @@ def front(fits: list, max_keep: int) -> list:
     return front[:max_keep]
 
 
+_CANONICAL = functools.cmp_to_key(sympy.Basic.compare)
+"""The order sympy keeps the arguments of a sum or a product in."""
+
+
 def exp_of(h: sympy.Expr) -> sympy.Expr:
     """``exp(h)`` as sympy evaluates it, built without its per-term assumption queries: of a
     sum only the numbers and the terms with a ``log`` (``exp(2 log x) = x**2``) can leave
@@ -453,7 +457,7 @@ def product_of(out: Sequence[sympy.Expr], factor: sympy.Expr) -> sympy.Expr:
     if len(numbers) > 1 or any(n.is_zero or not n.is_Float for n in numbers) \
             or len(bases) < len(powers) or factor.is_Number or factor.is_Mul:
         return sympy.Mul(*out, factor)
-    return sympy.Mul._from_args([*numbers, *sorted([*powers, factor], key=_args_sortkey)])
+    return sympy.Mul._from_args([*numbers, *sorted([*powers, factor], key=_CANONICAL)])
 
 
 def power_of(h: sympy.Expr, p: sympy.Rational) -> sympy.Expr:
@@ -703,7 +707,7 @@ def sum_of(parts: Sequence[sympy.Expr]) -> sympy.Expr:
     if len(numbers) > 1 or any(n.is_zero or not n.is_Float for n in numbers) \
             or None in rests or len(set(rests)) < len(rests):
         return sympy.Add(*parts)
-    return sympy.Add._from_args([*numbers, *sorted(products, key=_args_sortkey)])
+    return sympy.Add._from_args([*numbers, *sorted(products, key=_CANONICAL)])
 
 
 def _term_expr(term: Term, symbols: Sequence[sympy.Symbol],
