@@ -446,6 +446,12 @@ def exp_of(h: sympy.Expr) -> sympy.Expr:
     return product_of(out, sympy.exp(rest, evaluate=False))
 
 
+def _one_float(numbers: Sequence[sympy.Expr]) -> bool:
+    """Whether ``numbers`` are at most one nonzero float: the coefficient a sum or a product
+    built in sympy's order (:func:`sum_of`, :func:`product_of`) puts first as it is."""
+    return len(numbers) <= 1 and all(n.is_Float and not n.is_zero for n in numbers)
+
+
 def product_of(out: Sequence[sympy.Expr], factor: sympy.Expr) -> sympy.Expr:
     """``Mul(*out, factor)`` for at most one number and powers of distinct symbols with
     float exponents in ``out``: sympy's product has these arguments, the number first and
@@ -454,8 +460,8 @@ def product_of(out: Sequence[sympy.Expr], factor: sympy.Expr) -> sympy.Expr:
     numbers = [o for o in out if o.is_Number]
     powers = [o for o in out if not o.is_Number]
     bases = {p.base for p in powers if p.is_Pow and p.base.is_Symbol and p.exp.is_Float}
-    if len(numbers) > 1 or any(n.is_zero or not n.is_Float for n in numbers) \
-            or len(bases) < len(powers) or factor.is_Number or factor.is_Mul:
+    if not _one_float(numbers) or len(bases) < len(powers) or factor.is_Number \
+            or factor.is_Mul:
         return sympy.Mul(*out, factor)
     return sympy.Mul._from_args([*numbers, *sorted([*powers, factor], key=_CANONICAL)])
 
@@ -704,8 +710,7 @@ def sum_of(parts: Sequence[sympy.Expr]) -> sympy.Expr:
     numbers = [p for p in parts if p.is_Number]
     products = [p for p in parts if not p.is_Number]
     rests = [p.args[1:] if p.is_Mul and p.args[0].is_Float else None for p in products]
-    if len(numbers) > 1 or any(n.is_zero or not n.is_Float for n in numbers) \
-            or None in rests or len(set(rests)) < len(rests):
+    if not _one_float(numbers) or None in rests or len(set(rests)) < len(rests):
         return sympy.Add(*parts)
     return sympy.Add._from_args([*numbers, *sorted(products, key=_CANONICAL)])
 
